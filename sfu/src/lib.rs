@@ -1,0 +1,1 @@
+//! The shangliang SFU (placeholder; see issue 3).

@@ -1,0 +1,263 @@
+//! Frames to messages and back, in both forms, under the protocol's limits.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ActivityId, Epoch, Seq};
+use crate::limits::MAX_CLIENT_FRAME_BYTES;
+use crate::messages::{ClientMsg, Item, ServerMsg};
+
+/// The two forms of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// Binary websocket frames holding MessagePack (maps with string keys). The normal form.
+    MsgPack,
+    /// Text websocket frames holding JSON. For debugging and hand-written clients.
+    Json,
+}
+
+/// Why a client frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame is larger than [`MAX_CLIENT_FRAME_BYTES`].
+    #[error("frame of {0} bytes is larger than the limit of {MAX_CLIENT_FRAME_BYTES}")]
+    TooLarge(usize),
+    /// The frame names a message type this protocol does not have.
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// The frame is not a well-formed message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+const CLIENT_TYPES: &[&str] = &["auth", "sub", "unsub", "post", "ping"];
+
+#[derive(Deserialize)]
+struct TagOnly {
+    t: String,
+}
+
+fn from_form<'a, T: Deserialize<'a>>(form: Form, frame: &'a [u8]) -> Result<T, String> {
+    match form {
+        Form::MsgPack => rmp_serde::from_slice(frame).map_err(|e| e.to_string()),
+        Form::Json => serde_json::from_slice(frame).map_err(|e| e.to_string()),
+    }
+}
+
+fn to_form<T: Serialize>(form: Form, msg: &T) -> Bytes {
+    // Serialising these types cannot fail: every map key is a string and no type has a
+    // custom serializer that errors.
+    match form {
+        Form::MsgPack => rmp_serde::to_vec_named(msg).expect("msgpack encoding").into(),
+        Form::Json => serde_json::to_vec(msg).expect("json encoding").into(),
+    }
+}
+
+/// Decodes one client frame. Checks the size limit before parsing.
+pub fn decode_client(form: Form, frame: &[u8]) -> Result<ClientMsg, DecodeError> {
+    if frame.len() > MAX_CLIENT_FRAME_BYTES {
+        return Err(DecodeError::TooLarge(frame.len()));
+    }
+    from_form::<ClientMsg>(form, frame).map_err(|err| match from_form::<TagOnly>(form, frame) {
+        Ok(tag) if !CLIENT_TYPES.contains(&tag.t.as_str()) => {
+            let mut t = tag.t;
+            t.truncate(t.floor_char_boundary(64));
+            DecodeError::UnknownType(t)
+        }
+        _ => DecodeError::Malformed(err),
+    })
+}
+
+/// Encodes a client message (for clients, tests and the load harness).
+pub fn encode_client(form: Form, msg: &ClientMsg) -> Bytes {
+    to_form(form, msg)
+}
+
+/// Encodes a server message.
+pub fn encode_server(form: Form, msg: &ServerMsg) -> Bytes {
+    to_form(form, msg)
+}
+
+/// Decodes a server frame (for clients, tests and the load harness). No size limit.
+pub fn decode_server(form: Form, frame: &[u8]) -> Result<ServerMsg, DecodeError> {
+    from_form(form, frame).map_err(DecodeError::Malformed)
+}
+
+/// Encodes one item on its own, to be spliced into `batch` frames by [`encode_batch`].
+pub fn encode_item(form: Form, item: &Item) -> Bytes {
+    to_form(form, item)
+}
+
+/// Builds a `batch` frame out of items already encoded by [`encode_item`] in the same form,
+/// without decoding or re-encoding them: this is how one frame per topic per flush is made
+/// for every subscriber at the cost of a copy. The result decodes as [`ServerMsg::Batch`].
+pub fn encode_batch<'a, I>(
+    form: Form,
+    topic: &ActivityId,
+    epoch: Epoch,
+    from: Seq,
+    to: Seq,
+    thinned: u32,
+    items: I,
+) -> Bytes
+where
+    I: IntoIterator<Item = &'a [u8]>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let items = items.into_iter();
+    let mut buf = Vec::with_capacity(96 + topic.as_str().len());
+    match form {
+        Form::MsgPack => {
+            use rmp::encode::{write_array_len, write_map_len, write_str, write_uint};
+            // Writing into a Vec cannot fail.
+            let w = &mut buf;
+            write_map_len(w, 7).unwrap();
+            write_str(w, "t").unwrap();
+            write_str(w, "batch").unwrap();
+            write_str(w, "topic").unwrap();
+            write_str(w, topic.as_str()).unwrap();
+            write_str(w, "epoch").unwrap();
+            write_uint(w, epoch.0.into()).unwrap();
+            write_str(w, "from").unwrap();
+            write_uint(w, from.0).unwrap();
+            write_str(w, "to").unwrap();
+            write_uint(w, to.0).unwrap();
+            write_str(w, "thinned").unwrap();
+            write_uint(w, thinned.into()).unwrap();
+            write_str(w, "items").unwrap();
+            write_array_len(w, items.len() as u32).unwrap();
+            for item in items {
+                buf.extend_from_slice(item);
+            }
+        }
+        Form::Json => {
+            use std::io::Write;
+            // Topic ids are restricted to [A-Za-z0-9_-], so they need no escaping.
+            write!(
+                buf,
+                r#"{{"t":"batch","topic":"{}","epoch":{},"from":{},"to":{},"thinned":{},"items":["#,
+                topic.as_str(),
+                epoch.0,
+                from.0,
+                to.0,
+                thinned
+            )
+            .unwrap();
+            for (i, item) in items.enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(item);
+            }
+            buf.extend_from_slice(b"]}");
+        }
+    }
+    buf.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::*;
+
+    fn sample_item(seq: u64) -> Item {
+        Item {
+            seq: Seq(seq),
+            ts: 1_700_000_000_000 + seq,
+            body: ItemBody::Comment {
+                author: Author {
+                    id: "u1".into(),
+                    name: "张三".into(),
+                    role: Role::Viewer,
+                    verified: false,
+                },
+                text: format!("评论 {seq} \"quoted\""),
+            },
+        }
+    }
+
+    #[test]
+    fn spliced_batch_decodes_as_the_batch_message_in_both_forms() {
+        let topic = ActivityId::new("demo").unwrap();
+        for form in [Form::MsgPack, Form::Json] {
+            let items: Vec<Item> = (5..=7).map(sample_item).collect();
+            let encoded: Vec<Bytes> = items.iter().map(|i| encode_item(form, i)).collect();
+            let frame = encode_batch(
+                form,
+                &topic,
+                Epoch(9),
+                Seq(5),
+                Seq(8),
+                1,
+                encoded.iter().map(|b| b.as_ref()),
+            );
+            let expected = ServerMsg::Batch {
+                topic: topic.clone(),
+                epoch: Epoch(9),
+                from: Seq(5),
+                to: Seq(8),
+                thinned: 1,
+                items,
+            };
+            assert_eq!(decode_server(form, &frame).unwrap(), expected);
+            assert_eq!(frame, encode_server(form, &expected), "{form:?} splice matches serde");
+        }
+    }
+
+    #[test]
+    fn client_messages_round_trip_in_both_forms() {
+        let msgs = vec![
+            ClientMsg::Auth { v: 1, token: "x.y.z".into() },
+            ClientMsg::Sub {
+                topic: ActivityId::new("a-1").unwrap(),
+                resume: Some(Position { epoch: Epoch(3), offset: Seq(10) }),
+            },
+            ClientMsg::Sub { topic: ActivityId::new("a").unwrap(), resume: None },
+            ClientMsg::Unsub { topic: ActivityId::new("a").unwrap() },
+            ClientMsg::Post { id: 7, topic: ActivityId::new("a").unwrap(), text: "你好".into() },
+            ClientMsg::Ping { id: 1 },
+        ];
+        for form in [Form::MsgPack, Form::Json] {
+            for m in &msgs {
+                assert_eq!(&decode_client(form, &encode_client(form, m)).unwrap(), m);
+            }
+        }
+    }
+
+    #[test]
+    fn json_form_is_the_documented_shape() {
+        let json = br#"{"t":"post","id":3,"topic":"demo","text":"hi"}"#;
+        assert_eq!(
+            decode_client(Form::Json, json).unwrap(),
+            ClientMsg::Post { id: 3, topic: ActivityId::new("demo").unwrap(), text: "hi".into() }
+        );
+    }
+
+    #[test]
+    fn unknown_type_is_told_apart_from_malformed() {
+        assert_eq!(
+            decode_client(Form::Json, br#"{"t":"launch","x":1}"#),
+            Err(DecodeError::UnknownType("launch".into()))
+        );
+        assert!(matches!(
+            decode_client(Form::Json, br#"{"t":"post","id":"nope"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(decode_client(Form::MsgPack, b"\xc1\xc1"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode_client(Form::Json, b"not json"), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_before_parsing() {
+        let big = vec![b' '; MAX_CLIENT_FRAME_BYTES + 1];
+        assert_eq!(decode_client(Form::Json, &big), Err(DecodeError::TooLarge(big.len())));
+    }
+
+    #[test]
+    fn invalid_topic_id_is_malformed() {
+        assert!(matches!(
+            decode_client(Form::Json, br#"{"t":"sub","topic":"../etc"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+}

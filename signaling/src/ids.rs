@@ -1,0 +1,92 @@
+//! Typed identifiers shared by every part of the hub.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+use crate::limits::MAX_ID_LEN;
+
+/// Identifier of an activity (a video consultation, a livestreamed deliberation ...).
+/// Its comment stream is the topic of the same name.
+///
+/// 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 _ -`; cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ActivityId(Arc<str>);
+
+/// The identifier was empty, too long or held a character outside `A-Z a-z 0-9 _ -`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an id is 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 _ -")]
+pub struct InvalidId;
+
+impl ActivityId {
+    /// Validates and wraps an identifier.
+    pub fn new(s: &str) -> Result<Self, InvalidId> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_ID_LEN
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok { Ok(Self(Arc::from(s))) } else { Err(InvalidId) }
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ActivityId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        Self::new(&s)
+    }
+}
+
+impl From<ActivityId> for String {
+    fn from(id: ActivityId) -> String {
+        id.0.to_string()
+    }
+}
+
+impl fmt::Display for ActivityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ActivityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActivityId({})", self.0)
+    }
+}
+
+/// Position of an item in a topic: the first item has `Seq(1)`; `Seq(0)` means "before the
+/// first item". Sequence numbers of a topic never repeat within one [`Epoch`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    /// The sequence number after this one.
+    pub fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A topic's history generation. It changes only when the topic's history is lost (for example
+/// the record was deleted); a resume position from another epoch cannot be honoured.
+/// Kept below 2^31 so that JavaScript clients hold it exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Epoch(pub u32);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

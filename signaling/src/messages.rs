@@ -1,0 +1,300 @@
+//! Message types. Each enum is tagged by the field `t` (snake_case variant names); items of a
+//! topic are tagged by the field `k`. Optional fields may be omitted by either side.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ActivityId, Epoch, Seq};
+
+/// Where a subscriber stands in a topic: the epoch it saw and the last sequence number it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The topic's epoch the client saw.
+    pub epoch: Epoch,
+    /// The last sequence number the client holds (0 if none).
+    pub offset: Seq,
+}
+
+/// The role a token grants in an activity, from most to least powerful.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Chairs the session: floor, questions, comment moderation.
+    Moderator,
+    /// A member of the consultation body.
+    Member,
+    /// An invited expert.
+    Guest,
+    /// The public.
+    Viewer,
+}
+
+impl Role {
+    /// Whether this role sees everything in a topic, held comments included.
+    pub fn is_moderator(self) -> bool {
+        matches!(self, Role::Moderator)
+    }
+
+    /// The role's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Moderator => "moderator",
+            Role::Member => "member",
+            Role::Guest => "guest",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// Level of an organisation of the consultation body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgLevel {
+    /// 省
+    Province,
+    /// 市
+    City,
+    /// 县
+    County,
+}
+
+/// The organisation a participant belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    /// Province, city or county.
+    pub level: OrgLevel,
+    /// Its name, e.g. "陕西省政协".
+    pub name: String,
+}
+
+/// Who wrote an item, as every reader of the topic sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    /// Stable pseudonymous id of the identity (the token's subject).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role in the activity.
+    pub role: Role,
+    /// Whether the identity is verified (real-name) by the organisers.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// One item of a topic. Encoded once when it is accepted, then shared by every delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Its position in the topic.
+    pub seq: Seq,
+    /// When the hub accepted it, in milliseconds since the Unix epoch.
+    pub ts: u64,
+    /// What it is.
+    pub body: ItemBody,
+}
+
+/// The kinds of item a topic carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum ItemBody {
+    /// A live comment.
+    Comment {
+        /// Who wrote it.
+        author: Author,
+        /// The text: 1 to 500 characters, NFC-normalised, no control characters.
+        text: String,
+    },
+    /// A comment was hidden by a moderator: clients remove it from their screen.
+    Hide {
+        /// The sequence number of the hidden comment.
+        target: Seq,
+    },
+}
+
+/// Messages a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// First message of every connection: proves who the client is.
+    Auth {
+        /// Protocol version, [`crate::PROTOCOL_VERSION`].
+        v: u16,
+        /// A signed token (JWT).
+        token: String,
+    },
+    /// Start receiving a topic (an activity's comment stream).
+    Sub {
+        /// The topic (activity id).
+        topic: ActivityId,
+        /// Resume after this position instead of starting at the live edge.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<Position>,
+    },
+    /// Stop receiving a topic.
+    Unsub {
+        /// The topic.
+        topic: ActivityId,
+    },
+    /// Post a comment. Answered by `ack` (durable) or `error`, both carrying `id`.
+    Post {
+        /// Client-chosen request id, echoed in the answer.
+        id: u32,
+        /// The topic.
+        topic: ActivityId,
+        /// The text.
+        text: String,
+    },
+    /// Keepalive; answered by `pong` with the same id.
+    Ping {
+        /// Echoed.
+        id: u32,
+    },
+}
+
+/// Limits the server announces in `welcome`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnouncedLimits {
+    /// Largest frame the client may send, in bytes.
+    pub max_frame_bytes: u32,
+    /// Longest comment text, in characters.
+    pub max_text_chars: u32,
+    /// Comments one identity may post per minute.
+    pub comments_per_minute: u32,
+    /// The server closes a connection that sent nothing (not even `ping`) for this long.
+    pub idle_timeout_ms: u32,
+}
+
+/// Messages the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Answer to a valid `auth`.
+    Welcome {
+        /// Protocol version the server speaks.
+        v: u16,
+        /// The identity the token names.
+        you: Author,
+        /// The activity the token is for.
+        activity: ActivityId,
+        /// Limits this connection is held to.
+        limits: AnnouncedLimits,
+    },
+    /// Answer to `sub`: from here on `batch` frames for the topic follow.
+    Subscribed {
+        /// The topic.
+        topic: ActivityId,
+        /// The topic's current epoch.
+        epoch: Epoch,
+        /// The last sequence number the client holds now: the resume offset if it was honoured,
+        /// else the live edge. The next `batch` starts right after it.
+        offset: Seq,
+        /// Whether this connection sees the moderators' full view (held comments included).
+        full_view: bool,
+    },
+    /// New items of a topic covering the contiguous range `from..=to`. Items the client may
+    /// not see (held, or thinned for the public view) are left out, so `items` may be shorter
+    /// than the range; `thinned` counts those left out by thinning. If `from` is not one more
+    /// than the previous batch's `to`, frames were lost: resume with `sub`.
+    Batch {
+        /// The topic.
+        topic: ActivityId,
+        /// The topic's epoch.
+        epoch: Epoch,
+        /// First sequence number covered.
+        from: Seq,
+        /// Last sequence number covered.
+        to: Seq,
+        /// Items of the range left out by public-view thinning.
+        thinned: u32,
+        /// The items, in sequence order.
+        items: Vec<Item>,
+    },
+    /// A resume could not be honoured (other epoch, or history no longer kept). The client
+    /// must drop what it shows for the topic and show `snapshot` (the latest items) instead;
+    /// `batch` frames continue after `offset`.
+    Reset {
+        /// The topic.
+        topic: ActivityId,
+        /// The topic's current epoch.
+        epoch: Epoch,
+        /// The last sequence number covered by the snapshot (the live edge).
+        offset: Seq,
+        /// Why the resume failed.
+        reason: ResetReason,
+        /// The latest items visible to this client, at most [`crate::limits::SNAPSHOT_ITEMS`].
+        snapshot: Vec<Item>,
+    },
+    /// A posted comment is durable and has this sequence number.
+    Ack {
+        /// The request id of the `post`.
+        id: u32,
+        /// Its sequence number in the topic.
+        seq: Seq,
+        /// Whether it is held for review (only moderators see it until approved).
+        #[serde(default)]
+        held: bool,
+    },
+    /// A request failed or a frame was refused.
+    Error {
+        /// The request id the error answers, if the frame carried one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        /// Stable, machine-readable code.
+        code: ErrorCode,
+        /// Human-readable detail (English); may change between versions.
+        message: String,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The ping's id.
+        id: u32,
+    },
+}
+
+/// Why a resume became a `reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    /// The client's epoch is not the topic's current epoch.
+    EpochChanged,
+    /// The items after the client's offset are no longer kept.
+    HistoryGone,
+    /// The client's offset is ahead of the topic (it cannot have seen that).
+    OffsetAhead,
+}
+
+/// Stable error codes. Clients switch on these; the message text is for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid MessagePack/JSON of a known message shape.
+    BadFrame,
+    /// The frame's `t` names no message this server knows.
+    UnknownType,
+    /// A message other than `auth` came before `auth`, or `auth` came twice.
+    Unauthenticated,
+    /// The token is malformed or its signature does not verify.
+    InvalidToken,
+    /// The token has expired.
+    TokenExpired,
+    /// The token is for another activity, or the role may not do this.
+    Forbidden,
+    /// The protocol version is not supported.
+    VersionUnsupported,
+    /// The topic (activity) does not exist.
+    NoSuchTopic,
+    /// Too many subscriptions on this connection.
+    TooManySubscriptions,
+    /// The text is empty after trimming.
+    TextEmpty,
+    /// The text is longer than the limit.
+    TextTooLong,
+    /// The text holds control characters or is otherwise unacceptable.
+    TextInvalid,
+    /// Too many requests from this identity; try again later.
+    RateLimited,
+    /// The identity may not post here now (ban, timeout, lockdown, verified-only).
+    NotAllowed,
+    /// The server could not make the comment durable; it was not accepted.
+    Unavailable,
+    /// A bug or an unexpected failure on the server.
+    Internal,
+}

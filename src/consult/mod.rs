@@ -1,0 +1,4 @@
+//! The consultation domain as sans-I/O state machines: no tokio, no I/O; time comes in as an
+//! argument. The server feeds inputs (`handle_*`) and sends what comes out (`poll_*`).
+
+pub mod text;

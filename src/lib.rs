@@ -1,0 +1,15 @@
+//! shangliang: the real-time hub of an online consultation platform.
+//!
+//! - [`fanout`]: the sharded in-memory fan-out core for live comments (no sockets).
+//! - [`consult`]: the domain as sans-I/O state machines (floor, questions, comment policy, audit).
+//! - [`record`]: the durable consultation record (SQLite by default).
+//! - [`bus`]: cross-node delivery (in-process for one node; NATS in a cluster).
+//! - [`server`]: the axum/tokio shell: HTTP API, websocket sessions, auth, metrics.
+//!
+//! Dependency direction: `server` uses all others; `fanout` and `consult` use none of them.
+
+pub mod bus;
+pub mod consult;
+pub mod fanout;
+pub mod record;
+pub mod server;

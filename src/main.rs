@@ -1,0 +1,2 @@
+//! The `shangliang` command line.
+fn main() {}
