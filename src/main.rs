@@ -1,2 +1,180 @@
-//! The `shangliang` command line.
-fn main() {}
+//! The `shangliang` command line: `serve` runs the hub, `token` mints a signed token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use shangliang::fanout::FanoutConfig;
+use shangliang::server::auth::{TokenKeys, now_secs};
+use shangliang::server::{ServeConfig, TokenClaims, parse_ttl};
+use shangliang_signaling::{ActivityId, Org, OrgLevel, Role};
+
+#[derive(Parser)]
+#[command(name = "shangliang", version, about = "Real-time hub of an online consultation platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub (embedded defaults: 127.0.0.1:8080, SQLite and secret under ./data).
+    Serve(ServeArgs),
+    /// Print a signed token for an activity.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "SHANGLIANG_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for the SQLite record and the token secret.
+    #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Comments one identity may post per minute (moderators exempt).
+    #[arg(long, default_value_t = 20)]
+    comments_per_minute: u32,
+    /// Anonymous viewer tokens one address may mint per minute.
+    #[arg(long, default_value_t = 10)]
+    viewer_tokens_per_minute: u32,
+    /// Most concurrent websocket connections on this node.
+    #[arg(long, default_value_t = 19_000)]
+    max_connections: usize,
+    /// Seconds without any frame from a client before it is closed.
+    #[arg(long, default_value_t = 90)]
+    idle_timeout_secs: u64,
+    /// Fan-out shards (default: one per core).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Shortest flush interval in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    flush_ms: u64,
+    /// Longest (adaptive, under load) flush interval in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    max_flush_ms: u64,
+    /// Items of history kept in memory per topic.
+    #[arg(long, default_value_t = 10_000)]
+    ring: usize,
+    /// Frames queued per connection before frames are dropped for it.
+    #[arg(long, default_value_t = 64)]
+    queue_frames: usize,
+    /// Seconds of continuous frame loss before a slow connection is closed (4408).
+    #[arg(long, default_value_t = 5)]
+    lag_close_secs: u64,
+    /// Public view thinning: most viewer comments per second shown to the public (0 = off).
+    #[arg(long, default_value_t = 0)]
+    thinning_max_per_sec: u32,
+    /// SO_SNDBUF in bytes for accepted sockets (default: the kernel's autotuning).
+    #[arg(long)]
+    socket_send_buffer: Option<usize>,
+    /// Do not create the demo activities on first run.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The activity the token is for.
+    #[arg(long)]
+    activity: String,
+    /// Role: moderator, member, guest or viewer.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Subject (stable identity); default: derived from role and name.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Lifetime, e.g. 30m, 8h, 7d.
+    #[arg(long, default_value = "8h")]
+    ttl: String,
+    /// Organisation level: province, city or county.
+    #[arg(long, value_parser = parse_level, requires = "org")]
+    org_level: Option<OrgLevel>,
+    /// Organisation name.
+    #[arg(long)]
+    org: Option<String>,
+    /// Mark the identity as verified (real name).
+    #[arg(long)]
+    verified: bool,
+    /// Directory holding the secret (as given to serve).
+    #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "moderator" => Ok(Role::Moderator),
+        "member" => Ok(Role::Member),
+        "guest" => Ok(Role::Guest),
+        "viewer" => Ok(Role::Viewer),
+        _ => Err("one of moderator, member, guest, viewer".into()),
+    }
+}
+
+fn parse_level(s: &str) -> Result<OrgLevel, String> {
+    match s {
+        "province" => Ok(OrgLevel::Province),
+        "city" => Ok(OrgLevel::City),
+        "county" => Ok(OrgLevel::County),
+        _ => Err("one of province, city, county".into()),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = ServeConfig::new(a.listen, a.data_dir);
+    cfg.comments_per_minute = a.comments_per_minute;
+    cfg.viewer_tokens_per_minute = a.viewer_tokens_per_minute;
+    cfg.max_connections = a.max_connections;
+    cfg.idle_timeout = Duration::from_secs(a.idle_timeout_secs);
+    cfg.demo = !a.no_demo;
+    cfg.socket_send_buffer = a.socket_send_buffer;
+    let defaults = FanoutConfig::default();
+    cfg.fanout = FanoutConfig {
+        shards: a.shards.unwrap_or(defaults.shards),
+        flush_interval: Duration::from_millis(a.flush_ms),
+        max_flush_interval: Duration::from_millis(a.max_flush_ms.max(a.flush_ms)),
+        ring_capacity: a.ring,
+        queue_frames: a.queue_frames,
+        lag_close_after: Duration::from_secs(a.lag_close_secs),
+        public_max_per_sec: a.thinning_max_per_sec,
+        ..defaults
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(shangliang::server::serve(cfg))
+}
+
+fn token(a: TokenArgs) -> anyhow::Result<()> {
+    let act = ActivityId::new(&a.activity)?;
+    let ttl = parse_ttl(&a.ttl).map_err(anyhow::Error::msg)?;
+    let keys = TokenKeys::load_or_create(&a.data_dir)?;
+    let now = now_secs();
+    let claims = TokenClaims {
+        sub: a.subject.unwrap_or_else(|| format!("{}:{}", a.role.as_str(), a.name)),
+        name: a.name,
+        role: a.role,
+        act,
+        org: a.org.map(|name| Org { level: a.org_level.unwrap_or(OrgLevel::Province), name }),
+        verified: a.verified,
+        iat: now,
+        exp: now + ttl,
+    };
+    println!("{}", keys.mint(&claims));
+    Ok(())
+}

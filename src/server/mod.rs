@@ -1,1 +1,257 @@
-//! placeholder
+//! The axum/tokio shell around the core: HTTP API, websocket sessions, auth, metrics.
+//! The only part of the hub that knows about HTTP.
+//!
+//! [`Hub`] holds the shared state (record, fan-out core, token keys, limiters); [`router`]
+//! builds the routes; [`serve`] binds and runs until Ctrl-C or SIGTERM.
+
+pub mod auth;
+mod http;
+pub mod metrics;
+mod session;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+use shangliang_signaling::{ActivityId, Item, Seq};
+
+use crate::fanout::{Fanout, FanoutConfig};
+use crate::record::{ActivityKind, ActivityState, Record, RecordError, RecordOptions};
+use auth::TokenKeys;
+
+pub use http::router;
+
+/// Re-exported for the command line.
+pub use auth::{Claims as TokenClaims, parse_ttl};
+
+/// Everything `shangliang serve` can be told.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the SQLite record and the token secret.
+    pub data_dir: PathBuf,
+    /// Comments one identity may post per minute (moderators are exempt).
+    pub comments_per_minute: u32,
+    /// Viewer tokens one address may mint per minute.
+    pub viewer_tokens_per_minute: u32,
+    /// Lifetime of anonymous viewer tokens, in seconds.
+    pub viewer_token_ttl_secs: u64,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// A write to a client that takes longer than this closes it as a slow consumer.
+    pub write_timeout: Duration,
+    /// Most concurrent websocket connections.
+    pub max_connections: usize,
+    /// SO_SNDBUF for accepted sockets (None: the kernel's autotuning). A small buffer makes a
+    /// stalled client show up as a slow consumer sooner and caps kernel memory per viewer.
+    pub socket_send_buffer: Option<usize>,
+    /// Create the demo activities when the record has none.
+    pub demo: bool,
+    /// The fan-out core's settings.
+    pub fanout: FanoutConfig,
+}
+
+impl ServeConfig {
+    /// Embedded defaults: 127.0.0.1:8080, `./data`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            data_dir,
+            comments_per_minute: 20,
+            viewer_tokens_per_minute: 10,
+            viewer_token_ttl_secs: 4 * 3600,
+            idle_timeout: Duration::from_secs(90),
+            write_timeout: Duration::from_secs(10),
+            max_connections: 19_000,
+            socket_send_buffer: None,
+            demo: true,
+            fanout: FanoutConfig::default(),
+        }
+    }
+}
+
+/// Errors starting the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or secret could not be used.
+    #[error("data directory: {0}")]
+    DataDir(#[from] std::io::Error),
+    /// The record could not be opened.
+    #[error("record: {0}")]
+    Record(#[from] RecordError),
+}
+
+/// The hub's shared state.
+pub struct Hub {
+    /// Configuration in force.
+    pub cfg: ServeConfig,
+    /// Token keys.
+    pub keys: TokenKeys,
+    /// The durable record.
+    pub record: Record,
+    /// The fan-out core.
+    pub fanout: Fanout,
+    comment_limiter: DefaultKeyedRateLimiter<String>,
+    token_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    connections: AtomicUsize,
+}
+
+impl Hub {
+    /// Opens the record, seeds the fan-out core with every activity's topic and creates the
+    /// demo activities on first run. Must run inside a tokio runtime.
+    pub fn start(cfg: ServeConfig) -> Result<Arc<Hub>, StartError> {
+        metrics::install();
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let keys = TokenKeys::load_or_create(&cfg.data_dir)?;
+        let fanout = Fanout::new(cfg.fanout.clone());
+        let hook_fanout = fanout.clone();
+        let record = Record::open_sqlite(
+            &cfg.data_dir.join("shangliang.sqlite3"),
+            RecordOptions::default(),
+            Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
+                if let Err(e) = hook_fanout.publish(activity, item.clone(), public) {
+                    tracing::error!(%activity, seq = %item.seq, "fan-out refused a committed item: {e}");
+                }
+            }),
+        )?;
+        if cfg.demo && record.activities()?.is_empty() {
+            create_demo_activities(&record)?;
+        }
+        for a in record.activities()? {
+            let head = record.head(&a.id)?;
+            fanout.open_topic(a.id.clone(), a.epoch, head);
+        }
+        let per_min = |n: u32| NonZeroU32::new(n.max(1)).unwrap();
+        let comment_quota = Quota::with_period(Duration::from_secs(60) / cfg.comments_per_minute.max(1))
+            .expect("non-zero period")
+            .allow_burst(per_min(cfg.comments_per_minute.min(5)));
+        let token_quota = Quota::per_minute(per_min(cfg.viewer_tokens_per_minute));
+        let hub = Arc::new(Hub {
+            keys,
+            record,
+            fanout,
+            comment_limiter: DefaultKeyedRateLimiter::keyed(comment_quota),
+            token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
+            connections: AtomicUsize::new(0),
+            cfg,
+        });
+        // Keyed limiters keep a cell per key: drop the idle ones now and then.
+        let weak = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(hub) = weak.upgrade() else { break };
+                hub.comment_limiter.retain_recent();
+                hub.token_limiter.retain_recent();
+                hub.comment_limiter.shrink_to_fit();
+                hub.token_limiter.shrink_to_fit();
+            }
+        });
+        Ok(hub)
+    }
+
+    /// Creates an activity and opens its topic.
+    pub fn create_activity(
+        &self,
+        id: ActivityId,
+        title: &str,
+        kind: ActivityKind,
+        state: ActivityState,
+    ) -> Result<(), RecordError> {
+        let a = self.record.create_activity(id, title, kind, state)?;
+        self.fanout.open_topic(a.id, a.epoch, Seq(0));
+        Ok(())
+    }
+
+    /// Current number of websocket connections.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+fn create_demo_activities(record: &Record) -> Result<(), RecordError> {
+    record.create_activity(
+        ActivityId::new("demo").expect("valid id"),
+        "推进城乡融合发展 · 网络协商议政直播（演示）",
+        ActivityKind::Livestream,
+        ActivityState::Live,
+    )?;
+    record.create_activity(
+        ActivityId::new("demo-room").expect("valid id"),
+        "视频会商室（演示）",
+        ActivityKind::Room,
+        ActivityState::Live,
+    )?;
+    Ok(())
+}
+
+/// Binds `cfg.listen` and serves until Ctrl-C or SIGTERM.
+pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let hub = Hub::start(cfg)?;
+    print_banner(&hub, addr);
+    run(listener, hub, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Serves `hub` on an already bound listener until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    hub: Arc<Hub>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let send_buffer = hub.cfg.socket_send_buffer;
+    let listener = listener.tap_io(move |tcp| {
+        let _ = tcp.set_nodelay(true);
+        if let Some(n) = send_buffer {
+            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(n);
+        }
+    });
+    let app = router(hub).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+fn print_banner(hub: &Hub, addr: SocketAddr) {
+    let base = format!("http://{addr}");
+    println!("shangliang listening on {base}");
+    println!("  data directory   {}", hub.cfg.data_dir.display());
+    println!("  websocket        ws://{addr}/ws");
+    println!("  activities       {base}/api/activities");
+    if let Ok(list) = hub.record.activities() {
+        for a in list {
+            println!("  {:<16} {:?} {:?}: {}", a.id.as_str(), a.kind, a.state, a.title);
+            println!("    watch          {base}/live/{}", a.id);
+            println!("    room           {base}/room/{}", a.id);
+            println!("    console        {base}/console/{}", a.id);
+        }
+    }
+    println!("  metrics          {base}/metrics");
+    println!("  mint a token:    shangliang token --data-dir {} --activity demo --role moderator --name 主持人", hub.cfg.data_dir.display());
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

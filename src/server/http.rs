@@ -1,0 +1,186 @@
+//! HTTP routes: health, metrics, the activities API, anonymous viewer tokens, the websocket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shangliang_signaling::{ActivityId, Role, limits};
+
+use super::Hub;
+use super::auth::{Claims, now_secs};
+use crate::consult::text::normalize_line;
+use crate::record::Activity;
+
+/// All routes of the hub.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/activities", get(list_activities))
+        .route("/api/activities/{id}", get(get_activity))
+        .route("/api/activities/{id}/viewer-token", post(viewer_token))
+        .route("/ws", get(websocket))
+        .with_state(hub)
+}
+
+/// An error answer with a stable code, as JSON `{"error": code, "message": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response()
+    }
+}
+
+impl From<crate::record::RecordError> for ApiError {
+    fn from(e: crate::record::RecordError) -> Self {
+        tracing::error!("record: {e}");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the record is unavailable")
+    }
+}
+
+async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
+    match hub.record.activities() {
+        Ok(a) => Json(json!({
+            "status": "ok",
+            "connections": hub.connections(),
+            "activities": a.len(),
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "record": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        super::metrics::render(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct ActivityView {
+    #[serde(flatten)]
+    activity: Activity,
+    viewers: usize,
+}
+
+fn view(hub: &Hub, activity: Activity) -> ActivityView {
+    let viewers = hub.fanout.topic_info(&activity.id).map(|t| t.subscribers).unwrap_or(0);
+    ActivityView { activity, viewers }
+}
+
+async fn list_activities(State(hub): State<Arc<Hub>>) -> Result<Json<Vec<ActivityView>>, ApiError> {
+    let list = hub.record.activities()?;
+    Ok(Json(list.into_iter().map(|a| view(&hub, a)).collect()))
+}
+
+fn parse_id(id: &str) -> Result<ActivityId, ApiError> {
+    ActivityId::new(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_id", e.to_string()))
+}
+
+async fn get_activity(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<String>,
+) -> Result<Json<ActivityView>, ApiError> {
+    let id = parse_id(&id)?;
+    let a = hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
+    Ok(Json(view(&hub, a)))
+}
+
+fn no_such_activity() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_such_topic", "no such activity")
+}
+
+#[derive(Deserialize)]
+struct ViewerTokenRequest {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct ViewerTokenResponse {
+    token: String,
+    subject: String,
+    name: String,
+    expires_in: u64,
+}
+
+async fn viewer_token(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    body: Result<Json<ViewerTokenRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ViewerTokenResponse>, ApiError> {
+    if hub.token_limiter.check_key(&peer.ip()).is_err() {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many viewer tokens from this address; try again in a minute",
+        ));
+    }
+    let id = parse_id(&id)?;
+    let Json(req) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
+    let name = normalize_line(&req.name, limits::MAX_NAME_CHARS)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_name", e.to_string()))?;
+    let subject = format!("v-{}", hex::encode(rand::random::<[u8; 8]>()));
+    let now = now_secs();
+    let ttl = hub.cfg.viewer_token_ttl_secs;
+    let claims = Claims {
+        sub: subject.clone(),
+        name: name.clone(),
+        role: Role::Viewer,
+        act: id,
+        org: None,
+        verified: false,
+        iat: now,
+        exp: now + ttl,
+    };
+    Ok(Json(ViewerTokenResponse { token: hub.keys.mint(&claims), subject, name, expires_in: ttl }))
+}
+
+async fn websocket(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if hub.connections() >= hub.cfg.max_connections {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "this node is at its connection limit; try another node or later",
+        )
+        .into_response();
+    }
+    // Small buffers: tungstenite's defaults (128 KiB each) would cost 256 KiB per viewer.
+    ws.read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(limits::MAX_CLIENT_FRAME_BYTES)
+        .max_frame_size(limits::MAX_CLIENT_FRAME_BYTES)
+        .on_upgrade(move |socket| super::session::run(hub, socket, peer))
+}

@@ -1,0 +1,45 @@
+//! Prometheus metrics: one global recorder, rendered at `GET /metrics`.
+//!
+//! Names (all prefixed `shangliang_`): `connections` (gauge), `connections_total`,
+//! `comments_accepted_total`, `comments_refused_total{code}`, `frames_refused_total{code}`,
+//! `closed_total{code}`, `record_append_seconds`; the fan-out core adds its own
+//! (`fanout_deliveries_total`, `fanout_dropped_frames_total`, `fanout_flush_seconds`,
+//! `fanout_publish_to_send_seconds`, ...).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder once (later calls, e.g. several hubs in one test process,
+/// share it).
+pub fn install() {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
+            .expect("non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests): then ours only renders empty.
+        let _ = metrics::set_global_recorder(recorder);
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            })
+            .expect("spawn metrics upkeep thread");
+        handle
+    });
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}

@@ -1,0 +1,441 @@
+//! One websocket connection: authenticate, then serve subscriptions and posts.
+//!
+//! The session is generic over the socket (`Stream` + `Sink` of [`Message`]) so it can be
+//! driven by channels in tests. One task per connection: it waits at once on the client's
+//! frames, the connection's fan-out queue and the idle timer.
+//!
+//! Refusals (see `docs/protocol.md`): a frame larger than the limit closes with 1009; a
+//! malformed or unknown frame gets an `error` and the connection stays, unless
+//! [`MAX_BAD_FRAMES`] come in a row (close 4400); anything before a valid `auth` closes with
+//! 4401; more than the frame rate limit for [`FLOOD_STRIKES`] seconds closes with 4429.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota};
+use shangliang_signaling::{
+    ActivityId, AnnouncedLimits, ClientMsg, DecodeError, ErrorCode, Form, ItemBody, PROTOCOL_VERSION,
+    Position, ServerMsg, close, decode_client, encode_batch, encode_item, encode_server, limits,
+};
+
+use super::Hub;
+use super::auth::Claims;
+use crate::consult::text::normalize_line;
+use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
+
+/// Time allowed between the upgrade and a valid `auth`.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Malformed or unknown frames in a row before the connection is closed with 4400.
+const MAX_BAD_FRAMES: u32 = 10;
+/// Frames a client may send per second, sustained; bursts up to twice that.
+const FRAMES_PER_SECOND: u32 = 20;
+/// Seconds of flooding (frames refused by the rate limit) before the connection is closed.
+const FLOOD_STRIKES: u32 = 3;
+/// Frames taken from the fan-out queue and written with one flush.
+const MAX_FRAMES_PER_FLUSH: usize = 16;
+
+type SendError = axum::Error;
+
+/// Runs one connection to its end.
+pub async fn run<S>(hub: Arc<Hub>, socket: S, peer: SocketAddr)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
+{
+    hub.connections.fetch_add(1, Ordering::Relaxed);
+    metrics::gauge!("shangliang_connections").increment(1.0);
+    metrics::counter!("shangliang_connections_total").increment(1);
+    let code = Session::start(&hub, socket, peer).await;
+    metrics::counter!("shangliang_closed_total", "code" => code.to_string()).increment(1);
+    metrics::gauge!("shangliang_connections").decrement(1.0);
+    hub.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+struct Session<'h, S> {
+    hub: &'h Hub,
+    socket: S,
+    form: Form,
+    claims: Claims,
+    conn: ConnHandle,
+    subscriptions: Vec<ActivityId>,
+    bad_frames: u32,
+    frame_limiter: DefaultDirectRateLimiter,
+    flood_seconds: u32,
+    last_flood: Option<Instant>,
+}
+
+/// How a session ended: the close code sent (or that would have been sent).
+type CloseCode = u16;
+
+impl<'h, S> Session<'h, S>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
+{
+    async fn start(hub: &'h Hub, mut socket: S, peer: SocketAddr) -> CloseCode {
+        let (form, claims) = match authenticate(hub, &mut socket).await {
+            Ok(ok) => ok,
+            Err((code, reason)) => {
+                tracing::debug!(%peer, code, reason, "refused before auth");
+                let _ = send_close(&mut socket, code, reason).await;
+                return code;
+            }
+        };
+        let (conn, rx) = hub.fanout.connect(form);
+        let burst = NonZeroU32::new(FRAMES_PER_SECOND * 2).unwrap();
+        let mut session = Session {
+            hub,
+            socket,
+            form,
+            claims,
+            conn,
+            subscriptions: Vec::new(),
+            bad_frames: 0,
+            frame_limiter: DefaultDirectRateLimiter::direct(
+                Quota::per_second(NonZeroU32::new(FRAMES_PER_SECOND).unwrap()).allow_burst(burst),
+            ),
+            flood_seconds: 0,
+            last_flood: None,
+        };
+        let welcome = ServerMsg::Welcome {
+            v: PROTOCOL_VERSION,
+            you: session.claims.author(),
+            activity: session.claims.act.clone(),
+            limits: AnnouncedLimits {
+                max_frame_bytes: limits::MAX_CLIENT_FRAME_BYTES as u32,
+                max_text_chars: limits::MAX_TEXT_CHARS as u32,
+                comments_per_minute: hub.cfg.comments_per_minute,
+                idle_timeout_ms: hub.cfg.idle_timeout.as_millis() as u32,
+            },
+        };
+        if session.send_msg(&welcome).await.is_err() {
+            return close::GOING_AWAY;
+        }
+        let (code, reason) = session.serve(rx).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), send_close(&mut session.socket, code, reason)).await;
+        code
+    }
+
+    /// The main loop. Returns the close code and reason to send.
+    async fn serve(&mut self, mut rx: ConnReceiver) -> (CloseCode, &'static str) {
+        let idle_timeout = self.hub.cfg.idle_timeout;
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        loop {
+            tokio::select! {
+                biased;
+                out = rx.recv() => match out {
+                    Some(Outbound::Frame(frame)) => {
+                        if let Err(end) = self.write_frames(frame, &mut rx).await {
+                            return end;
+                        }
+                    }
+                    Some(Outbound::Close { code, reason }) => return (code, reason),
+                    None => return (close::GOING_AWAY, "server shutting down"),
+                },
+                msg = self.socket.next() => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                    match msg {
+                        Some(Ok(msg)) => {
+                            if let Some(end) = self.handle_message(msg).await {
+                                return end;
+                            }
+                        }
+                        Some(Err(e)) => return classify_socket_error(&e),
+                        None => return (close::NORMAL, ""),
+                    }
+                }
+                _ = &mut idle => return (close::NORMAL, "idle timeout"),
+            }
+        }
+    }
+
+    /// Writes one frame and whatever else is queued (up to a limit) with a single flush.
+    /// A flush that outlasts the write timeout ends the session as a slow consumer.
+    async fn write_frames(
+        &mut self,
+        first: Bytes,
+        rx: &mut ConnReceiver,
+    ) -> Result<(), (CloseCode, &'static str)> {
+        let form = self.form;
+        let timeout = self.hub.cfg.write_timeout;
+        let mut close_after: Option<(CloseCode, &'static str)> = None;
+        let write = async {
+            self.socket.feed(frame_message(form, first)).await?;
+            for _ in 1..MAX_FRAMES_PER_FLUSH {
+                match rx.try_recv() {
+                    Some(Outbound::Frame(f)) => self.socket.feed(frame_message(form, f)).await?,
+                    Some(Outbound::Close { code, reason }) => {
+                        close_after = Some((code, reason));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.socket.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => close_after.map_or(Ok(()), Err),
+            Ok(Err(_)) => Err((close::GOING_AWAY, "write failed")),
+            Err(_) => {
+                metrics::counter!("shangliang_fanout_slow_closed_total").increment(1);
+                Err((close::SLOW_CONSUMER, "slow consumer"))
+            }
+        }
+    }
+
+    async fn send_msg(&mut self, msg: &ServerMsg) -> Result<(), SendError> {
+        let frame = encode_server(self.form, msg);
+        self.socket.send(frame_message(self.form, frame)).await
+    }
+
+    async fn send_error(&mut self, id: Option<u32>, code: ErrorCode, message: impl Into<String>) {
+        metrics::counter!("shangliang_frames_refused_total", "code" => format!("{code:?}")).increment(1);
+        let _ = self.send_msg(&ServerMsg::Error { id, code, message: message.into() }).await;
+    }
+
+    /// Handles one frame from the client; `Some` ends the session with that close.
+    async fn handle_message(&mut self, msg: Message) -> Option<(CloseCode, &'static str)> {
+        let (form, data) = match msg {
+            Message::Binary(b) => (Form::MsgPack, b),
+            Message::Text(t) => (Form::Json, Bytes::from(t)),
+            Message::Ping(_) | Message::Pong(_) => return None,
+            Message::Close(_) => return Some((close::NORMAL, "")),
+        };
+        if self.frame_limiter.check().is_err() {
+            // Refuse without processing; close after sustained flooding.
+            let now = Instant::now();
+            if self.last_flood.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                self.last_flood = Some(now);
+                self.flood_seconds += 1;
+                if self.flood_seconds >= FLOOD_STRIKES {
+                    return Some((close::FLOOD, "flood"));
+                }
+                self.send_error(None, ErrorCode::RateLimited, "too many frames; slow down").await;
+            }
+            return None;
+        }
+        if self.last_flood.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+            self.flood_seconds = 0;
+            self.last_flood = None;
+        }
+        let decoded = decode_client(form, &data);
+        let msg = match decoded {
+            Ok(m) => {
+                self.bad_frames = 0;
+                m
+            }
+            Err(DecodeError::TooLarge(_)) => return Some((close::TOO_BIG, "frame too large")),
+            Err(e) => {
+                self.bad_frames += 1;
+                if self.bad_frames >= MAX_BAD_FRAMES {
+                    return Some((close::PROTOCOL, "too many bad frames"));
+                }
+                let code = match e {
+                    DecodeError::UnknownType(_) => ErrorCode::UnknownType,
+                    _ => ErrorCode::BadFrame,
+                };
+                self.send_error(None, code, e.to_string()).await;
+                return None;
+            }
+        };
+        match msg {
+            ClientMsg::Auth { .. } => {
+                self.send_error(None, ErrorCode::Unauthenticated, "already authenticated").await;
+            }
+            ClientMsg::Ping { id } => {
+                let _ = self.send_msg(&ServerMsg::Pong { id }).await;
+            }
+            ClientMsg::Sub { topic, resume } => self.subscribe(topic, resume).await,
+            ClientMsg::Unsub { topic } => {
+                self.hub.fanout.unsubscribe(&self.conn, &topic);
+                self.subscriptions.retain(|t| *t != topic);
+            }
+            ClientMsg::Post { id, topic, text } => self.post(id, topic, text).await,
+        }
+        None
+    }
+
+    fn check_activity(&self, topic: &ActivityId) -> Result<(), (ErrorCode, &'static str)> {
+        if *topic != self.claims.act {
+            return Err((ErrorCode::Forbidden, "your token is for another activity"));
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, topic: ActivityId, resume: Option<Position>) {
+        if let Err((code, m)) = self.check_activity(&topic) {
+            return self.send_error(None, code, m).await;
+        }
+        if !self.subscriptions.contains(&topic) && self.subscriptions.len() >= limits::MAX_SUBSCRIPTIONS {
+            return self.send_error(None, ErrorCode::TooManySubscriptions, "too many subscriptions").await;
+        }
+        let full_view = self.claims.role.is_moderator();
+        let sub = match self.hub.fanout.subscribe(&self.conn, &topic, full_view, resume) {
+            Ok(s) => s,
+            Err(crate::fanout::FanoutError::NoSuchTopic) => {
+                return self.send_error(None, ErrorCode::NoSuchTopic, "no such activity").await;
+            }
+            Err(e) => return self.send_error(None, ErrorCode::Internal, e.to_string()).await,
+        };
+        if !self.subscriptions.contains(&topic) {
+            self.subscriptions.push(topic.clone());
+        }
+        let subscribed = ServerMsg::Subscribed { topic: topic.clone(), epoch: sub.epoch, offset: sub.offset, full_view };
+        if self.send_msg(&subscribed).await.is_err() {
+            return;
+        }
+        let frames = match sub.catch_up {
+            CatchUp::Live => Vec::new(),
+            CatchUp::Frames(frames) => frames,
+            CatchUp::Reset { frame, .. } => vec![frame],
+            CatchUp::FromRecord { from, to, then } => {
+                match self.hub.record.items(&topic, from, to, !full_view).await {
+                    Ok(items) => {
+                        let encoded: Vec<Bytes> = items.iter().map(|i| encode_item(self.form, i)).collect();
+                        let batch = encode_batch(
+                            self.form,
+                            &topic,
+                            sub.epoch,
+                            from,
+                            to,
+                            0,
+                            encoded.iter().map(|b| b.as_ref()),
+                        );
+                        std::iter::once(batch).chain(then).collect()
+                    }
+                    Err(e) => {
+                        // Without the history the client would have a silent gap: refuse the
+                        // subscription instead; it may try again.
+                        self.hub.fanout.unsubscribe(&self.conn, &topic);
+                        self.subscriptions.retain(|t| *t != topic);
+                        return self.send_error(None, ErrorCode::Unavailable, format!("history unavailable: {e}")).await;
+                    }
+                }
+            }
+        };
+        for f in frames {
+            if self.socket.send(frame_message(self.form, f)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn post(&mut self, id: u32, topic: ActivityId, text: String) {
+        let result = accept_comment(self.hub, &self.claims, topic, text).await;
+        match result {
+            Ok(seq) => {
+                metrics::counter!("shangliang_comments_accepted_total").increment(1);
+                let _ = self.send_msg(&ServerMsg::Ack { id, seq, held: false }).await;
+            }
+            Err((code, message)) => {
+                metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
+                let _ = self.send_msg(&ServerMsg::Error { id: Some(id), code, message }).await;
+            }
+        }
+    }
+}
+
+/// Checks a posted comment against the poster's grants and the limits, and makes it durable.
+/// Returns its sequence number once the record has committed it (and the fan-out holds it).
+async fn accept_comment(
+    hub: &Hub,
+    claims: &Claims,
+    topic: ActivityId,
+    text: String,
+) -> Result<shangliang_signaling::Seq, (ErrorCode, String)> {
+    if topic != claims.act {
+        return Err((ErrorCode::Forbidden, "your token is for another activity".into()));
+    }
+    let text = normalize_line(&text, limits::MAX_TEXT_CHARS).map_err(|e| (e.code(), e.to_string()))?;
+    if !claims.role.is_moderator() && hub.comment_limiter.check_key(&claims.sub).is_err() {
+        return Err((ErrorCode::RateLimited, "too many comments; wait a moment".into()));
+    }
+    let body = ItemBody::Comment { author: claims.author(), text };
+    let started = Instant::now();
+    let item = hub.record.append(&topic, body, true).await.map_err(|e| {
+        tracing::warn!("append failed: {e}");
+        (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
+    })?;
+    metrics::histogram!("shangliang_record_append_seconds").record(started.elapsed().as_secs_f64());
+    Ok(item.seq)
+}
+
+/// Waits for the first frame, which must be a valid `auth`; fixes the connection's form.
+async fn authenticate<S>(hub: &Hub, socket: &mut S) -> Result<(Form, Claims), (CloseCode, &'static str)>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    let (form, data) = loop {
+        let msg = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return Err((close::AUTH_TIMEOUT, "auth timeout")),
+            Ok(None) => return Err((close::NORMAL, "")),
+            Ok(Some(Err(e))) => return Err(classify_socket_error(&e)),
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Binary(b) => break (Form::MsgPack, b),
+            Message::Text(t) => break (Form::Json, Bytes::from(t)),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return Err((close::NORMAL, "")),
+        }
+    };
+    let refuse = async |socket: &mut S, code: ErrorCode, message: String| {
+        let frame = encode_server(form, &ServerMsg::Error { id: None, code, message });
+        let _ = socket.send(frame_message(form, frame)).await;
+    };
+    match decode_client(form, &data) {
+        Ok(ClientMsg::Auth { v, token }) => {
+            if v != PROTOCOL_VERSION {
+                refuse(socket, ErrorCode::VersionUnsupported, format!("this server speaks version {PROTOCOL_VERSION}")).await;
+                return Err((close::VERSION, "version unsupported"));
+            }
+            match hub.keys.verify(&token) {
+                Ok(claims) => Ok((form, claims)),
+                Err(e) => {
+                    refuse(socket, e.code(), e.to_string()).await;
+                    Err((close::UNAUTHENTICATED, if e.code() == ErrorCode::TokenExpired { "token expired" } else { "invalid token" }))
+                }
+            }
+        }
+        Ok(_) => {
+            refuse(socket, ErrorCode::Unauthenticated, "the first message must be auth".into()).await;
+            Err((close::UNAUTHENTICATED, "unauthenticated"))
+        }
+        Err(DecodeError::TooLarge(_)) => Err((close::TOO_BIG, "frame too large")),
+        Err(e) => {
+            let code = if matches!(e, DecodeError::UnknownType(_)) { ErrorCode::UnknownType } else { ErrorCode::BadFrame };
+            refuse(socket, code, e.to_string()).await;
+            Err((close::UNAUTHENTICATED, "unauthenticated"))
+        }
+    }
+}
+
+fn frame_message(form: Form, frame: Bytes) -> Message {
+    match form {
+        Form::MsgPack => Message::Binary(frame),
+        // Frames in the JSON form are built from serde_json output: valid UTF-8.
+        Form::Json => Message::Text(Utf8Bytes::try_from(frame).expect("JSON frames are UTF-8")),
+    }
+}
+
+fn classify_socket_error(e: &axum::Error) -> (CloseCode, &'static str) {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("Space limit") || text.contains("capacity") {
+        (close::TOO_BIG, "frame too large")
+    } else {
+        (close::PROTOCOL, "websocket protocol error")
+    }
+}
+
+async fn send_close<S>(socket: &mut S, code: CloseCode, reason: &'static str) -> Result<(), SendError>
+where
+    S: Sink<Message, Error = SendError> + Unpin,
+{
+    socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await
+}

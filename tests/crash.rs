@@ -1,0 +1,147 @@
+//! Durability: what the hub acknowledged survives `kill -9` of the hub process.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Client, demo};
+use shangliang_signaling::{ClientMsg, Form, ItemBody, Position, Seq, ServerMsg};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shangliang");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn_hub(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000"])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hub")
+}
+
+async fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "hub did not become healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn cli_token(dir: &std::path::Path, role: &str, name: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--activity", "demo", "--role", role, "--name", name])
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run token command");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn acknowledged_comment_survives_kill_9_of_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let mut hub = spawn_hub(dir.path(), port);
+    wait_healthy(port).await;
+
+    let mut watcher = Client::connect(&url, Form::MsgPack).await;
+    watcher.auth(&cli_token(dir.path(), "viewer", "w")).await;
+    let epoch = match watcher.sub(&demo(), None).await {
+        ServerMsg::Subscribed { epoch, .. } => epoch,
+        other => panic!("{other:?}"),
+    };
+
+    // Four posters pipeline comments; the hub is killed while many are in flight.
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel::<(Seq, String)>();
+    let mut posters = Vec::new();
+    for p in 0..4 {
+        let token = cli_token(dir.path(), "member", &format!("poster{p}"));
+        let url = url.clone();
+        let ack_tx = ack_tx.clone();
+        posters.push(tokio::spawn(async move {
+            let mut c = Client::connect(&url, Form::MsgPack).await;
+            c.auth(&token).await;
+            let mut texts = BTreeMap::new();
+            let mut next = 0u32;
+            // Keep up to 8 posts in flight; stop when the connection dies.
+            loop {
+                while texts.len() < 8 && next < 100_000 {
+                    let text = format!("poster{p} comment {next}");
+                    c.send(&ClientMsg::Post { id: next, topic: demo(), text: text.clone() }).await;
+                    texts.insert(next, text);
+                    next += 1;
+                }
+                match c.try_recv(Duration::from_secs(5)).await {
+                    Some(Ok(ServerMsg::Ack { id, seq, .. })) => {
+                        let text = texts.remove(&id).expect("ack for a post in flight");
+                        if ack_tx.send((seq, text)).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(other)) => panic!("unexpected {other:?}"),
+                    Some(Err(_)) | None => return,
+                }
+            }
+        }));
+    }
+    drop(ack_tx);
+    let mut acked = BTreeMap::new();
+    while acked.len() < 400 {
+        let (seq, text) = ack_rx.recv().await.expect("acks keep coming");
+        acked.insert(seq, text);
+    }
+    hub.kill().expect("SIGKILL the hub"); // Child::kill is SIGKILL on unix
+    hub.wait().unwrap();
+    // Acks that raced the kill are acknowledged too: collect them all.
+    for p in posters {
+        let _ = p.await;
+    }
+    while let Ok((seq, text)) = ack_rx.try_recv() {
+        acked.insert(seq, text);
+    }
+
+    let mut hub = spawn_hub(dir.path(), port);
+    wait_healthy(port).await;
+    let mut v = Client::connect(&url, Form::MsgPack).await;
+    v.auth(&cli_token(dir.path(), "viewer", "after")).await;
+    match v.sub(&demo(), Some(Position { epoch, offset: Seq(0) })).await {
+        ServerMsg::Subscribed { epoch: e, offset, .. } => {
+            assert_eq!(e, epoch, "the epoch survives a restart");
+            assert_eq!(offset, Seq(0), "resume from the start is honoured from SQLite");
+        }
+        other => panic!("{other:?}"),
+    }
+    let last = *acked.keys().last().unwrap();
+    let mut stored = BTreeMap::new();
+    while stored.len() < last.0 as usize {
+        match v.recv().await {
+            ServerMsg::Batch { items, .. } => {
+                for item in items {
+                    if let ItemBody::Comment { text, .. } = item.body {
+                        stored.insert(item.seq, text);
+                    }
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    for (seq, text) in &acked {
+        assert_eq!(stored.get(seq), Some(text), "acknowledged comment {seq} lost by kill -9");
+    }
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+}
