@@ -7,4 +7,5 @@ pub mod floor;
 pub mod grants;
 pub mod ids;
 pub mod questions;
+pub mod session;
 pub mod text;
