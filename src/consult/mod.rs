@@ -6,6 +6,7 @@ pub mod comments;
 pub mod floor;
 pub mod grants;
 pub mod ids;
+pub mod minutes;
 pub mod questions;
 pub mod session;
 pub mod text;

@@ -829,3 +829,414 @@ pub struct SessionSummary {
     /// The hash of its last entry.
     pub audit_head: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consult::audit::verify_head;
+    use crate::consult::grants::tests::grants;
+    use proptest::prelude::*;
+    use shangliang_signaling::OrgLevel;
+
+    const T0: u64 = 1_726_833_600_000; // 2024-09-20 20:00 Beijing time
+
+    fn setup() -> (Consultation, Grants, Grants, Grants, Grants) {
+        let mut c = Consultation::new(
+            ActivityId::new("act-1").unwrap(),
+            ConsultationConfig { title: "城乡融合发展网络协商".into(), ..Default::default() },
+            T0,
+        );
+        let m = grants("chair", Role::Moderator);
+        let mut a = grants("wang", Role::Member);
+        a.name = "王委员".into();
+        a.org = Some(Org { level: OrgLevel::City, name: "西安市政协".into() });
+        let b = grants("li", Role::Guest);
+        let v = grants("viewer1", Role::Viewer);
+        for g in [&m, &a, &b, &v] {
+            c.handle_join(g, T0).unwrap();
+        }
+        drain(&mut c);
+        (c, m, a, b, v)
+    }
+
+    fn drain(c: &mut Consultation) -> Vec<Outbound> {
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    #[test]
+    fn viewer_cannot_grant_the_floor() {
+        let (mut c, _m, a, _b, v) = setup();
+        let r = c.handle_grant_floor(&v, GrantTarget::Participant(a.subject.clone()), None, T0);
+        assert_eq!(r, Err(ConsultError::Forbidden));
+        assert_eq!(c.handle_raise_hand(&v, T0), Err(ConsultError::Forbidden));
+        assert!(c.audit().entries().is_empty());
+        assert!(drain(&mut c).is_empty());
+    }
+
+    #[test]
+    fn grants_for_another_activity_are_refused() {
+        let (mut c, mut m, ..) = setup();
+        m.activity = ActivityId::new("other").unwrap();
+        assert_eq!(c.handle_mute_all(&m, T0), Err(ConsultError::WrongActivity));
+        let d = c.handle_post_comment(&m, "hi", T0);
+        assert_eq!(d, CommentDecision::Refuse(ConsultError::WrongActivity));
+    }
+
+    #[test]
+    fn member_without_floor_is_not_heard_in_chaired_mode() {
+        let (mut c, m, a, b, v) = setup();
+        assert!(c.may_speak(&m.subject));
+        assert!(!c.may_speak(&a.subject));
+        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), Some(60_000), T0).unwrap();
+        assert!(c.may_speak(&a.subject));
+        assert!(!c.may_speak(&b.subject));
+        assert!(!c.may_speak(&v.subject));
+        c.handle_set_floor_mode(&m, FloorMode::Open, T0).unwrap();
+        assert!(c.may_speak(&b.subject));
+        // Absent participants are never heard.
+        c.handle_leave(&b.subject, T0 + 1);
+        assert!(!c.may_speak(&b.subject));
+    }
+
+    #[test]
+    fn floor_expires_and_next_hand_gets_it() {
+        let (mut c, m, a, b, _) = setup();
+        c.handle_set_auto_advance(&m, Some(120_000), T0).unwrap();
+        c.handle_raise_hand(&a, T0 + 1).unwrap();
+        c.handle_raise_hand(&b, T0 + 2).unwrap();
+        assert_eq!(c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 3), Ok(a.subject.clone()));
+        assert_eq!(c.poll_timeout(), Some(T0 + 60_003));
+        drain(&mut c);
+        c.handle_tick(T0 + 60_003);
+        assert_eq!(c.floor().holder(), Some(&b.subject));
+        let evs: Vec<ConsultEvent> = drain(&mut c).into_iter().map(|o| o.event).collect();
+        assert!(matches!(&evs[0], ConsultEvent::Floor(FloorEvent::FloorEnded { end: TurnEnd::Expired, .. })));
+        assert!(evs.iter().any(|e| matches!(e, ConsultEvent::Floor(FloorEvent::FloorGranted { holder, .. }) if *holder == b.subject)));
+    }
+
+    #[test]
+    fn floor_goes_only_to_present_non_viewers() {
+        let (mut c, m, _a, _b, v) = setup();
+        let ghost = ParticipantId::new("ghost");
+        assert_eq!(c.handle_grant_floor(&m, GrantTarget::Participant(ghost.clone()), None, T0), Err(ConsultError::NotEligible(ghost)));
+        assert_eq!(
+            c.handle_grant_floor(&m, GrantTarget::Participant(v.subject.clone()), None, T0),
+            Err(ConsultError::NotEligible(v.subject.clone()))
+        );
+        assert_eq!(c.handle_grant_floor(&m, GrantTarget::NextHand, None, T0), Err(ConsultError::NoHands));
+    }
+
+    #[test]
+    fn holder_who_leaves_loses_the_floor_and_hands_follow_presence() {
+        let (mut c, m, a, b, _) = setup();
+        c.handle_raise_hand(&b, T0).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), None, T0).unwrap();
+        c.handle_leave(&a.subject, T0 + 5_000);
+        c.handle_leave(&b.subject, T0 + 5_000);
+        assert_eq!(c.floor().holder(), None);
+        assert!(c.floor().hands().is_empty());
+        assert_eq!(c.floor().past_turns()[0].end, Some(TurnEnd::Left));
+        assert_eq!(c.handle_raise_hand(&b, T0 + 6_000), Err(ConsultError::NotEligible(b.subject.clone())));
+    }
+
+    #[test]
+    fn two_connections_of_one_identity_attend_once() {
+        let (mut c, _m, a, _b, v) = setup();
+        c.handle_join(&a, T0 + 10).unwrap();
+        c.handle_join(&v, T0 + 10).unwrap();
+        c.handle_leave(&a.subject, T0 + 20);
+        assert!(c.is_present(&a.subject));
+        c.handle_leave(&a.subject, T0 + 30);
+        assert!(!c.is_present(&a.subject));
+        let s = c.summary(T0 + 40);
+        let row = s.participants.iter().find(|p| p.id == a.subject).unwrap();
+        assert_eq!(row.spans, vec![Span { joined_at_ms: T0, left_at_ms: Some(T0 + 30) }]);
+        assert_eq!(row.present_ms, 30);
+        assert_eq!(s.viewers, ViewerStats { distinct: 1, peak: 1, current: 1 });
+        c.handle_leave(&v.subject, T0 + 50);
+        c.handle_leave(&v.subject, T0 + 50);
+        assert_eq!(c.summary(T0 + 60).viewers.current, 0);
+    }
+
+    #[test]
+    fn anonymous_question_hides_asker_from_viewers_not_moderators() {
+        let (mut c, m, _a, _b, v) = setup();
+        c.handle_set_question_review(&m, false, T0).unwrap();
+        drain(&mut c);
+        let id = c.handle_submit_question(&v, "农村养老怎么保障？", true, T0).unwrap();
+        let out = drain(&mut c);
+        let to_mods = out.iter().find(|o| o.audience == Audience::Moderators).unwrap();
+        let to_public = out.iter().find(|o| o.audience == Audience::NonModerators).unwrap();
+        let ConsultEvent::Question { question: full } = &to_mods.event else { panic!() };
+        let ConsultEvent::Question { question: public } = &to_public.event else { panic!() };
+        assert_eq!(full.asker.as_ref().unwrap().id, "viewer1");
+        assert_eq!(public.asker, None);
+        assert_eq!(public.id, id);
+        assert!(!serde_json::to_string(&to_public).unwrap().contains("viewer1"));
+    }
+
+    #[test]
+    fn pending_question_reaches_only_moderators_and_its_asker() {
+        let (mut c, m, _a, _b, v) = setup();
+        let id = c.handle_submit_question(&v, "q", false, T0).unwrap();
+        let audiences: Vec<Audience> = drain(&mut c).into_iter().map(|o| o.audience).collect();
+        assert_eq!(audiences, vec![Audience::Moderators, Audience::Participant(v.subject.clone())]);
+        assert_eq!(c.handle_vote_question(&v, id, true, T0), Err(ConsultError::NoSuchQuestion(id)));
+        c.handle_moderate_question(&m, id, QuestionOp::Publish, T0 + 1).unwrap();
+        assert_eq!(c.handle_vote_question(&v, id, true, T0 + 2), Ok(1));
+        assert_eq!(c.handle_vote_question(&v, id, true, T0 + 3), Err(ConsultError::AlreadyVoted));
+    }
+
+    #[test]
+    fn answered_question_defaults_to_the_floor_holder() {
+        let (mut c, m, a, _b, v) = setup();
+        let id = c.handle_submit_question(&v, "q", false, T0).unwrap();
+        c.handle_moderate_question(&m, id, QuestionOp::Publish, T0).unwrap();
+        c.handle_moderate_question(&m, id, QuestionOp::Stage, T0).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), None, T0).unwrap();
+        c.handle_moderate_question(&m, id, QuestionOp::Answer { by: None }, T0 + 90_000).unwrap();
+        let q = c.questions().get(id).unwrap();
+        assert_eq!(q.state, QuestionState::Answered);
+        assert_eq!(q.answer.as_ref().unwrap().by.as_ref(), Some(&a.subject));
+        let actions: Vec<&str> = c.audit().entries().iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["question_published", "question_staged", "floor_granted", "question_answered"]);
+    }
+
+    #[test]
+    fn held_comment_is_not_public_until_approved() {
+        let (mut c, m, _a, _b, v) = setup();
+        c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0).unwrap();
+        let d = c.handle_post_comment(&v, "希望多开几条公交", T0);
+        let CommentDecision::Hold { text, .. } = d else { panic!("{d:?}") };
+        c.handle_comment_committed(Seq(1), &v, text, true, T0);
+        drain(&mut c);
+        assert_eq!(c.handle_approve_comment(&v, Seq(1), T0), Err(ConsultError::Forbidden));
+        c.handle_approve_comment(&m, Seq(1), T0 + 1).unwrap();
+        let out = drain(&mut c);
+        assert!(out.iter().any(|o| o.audience == Audience::Everyone && o.event == ConsultEvent::CommentApproved { seq: Seq(1) }));
+    }
+
+    #[test]
+    fn timed_out_viewer_can_post_after_timeout_but_not_during() {
+        let (mut c, m, _a, _b, v) = setup();
+        c.handle_timeout(&m, &v.subject, T0 + 60_000, "刷屏", T0).unwrap();
+        assert_eq!(c.handle_post_comment(&v, "x", T0 + 1), CommentDecision::Refuse(ConsultError::TimedOut { until_ms: T0 + 60_000 }));
+        assert_eq!(c.handle_submit_question(&v, "x", false, T0 + 1), Err(ConsultError::TimedOut { until_ms: T0 + 60_000 }));
+        assert!(matches!(c.handle_post_comment(&v, "x", T0 + 60_000), CommentDecision::Accept { .. }));
+        assert_eq!(c.handle_timeout(&m, &m.subject, T0 + 1, "x", T0), Err(ConsultError::CannotDisciplineModerator));
+    }
+
+    #[test]
+    fn hidden_comment_is_recorded_with_reason_and_original() {
+        let (mut c, m, _a, _b, v) = setup();
+        let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, "原话 | 带竖线", T0) else { panic!() };
+        c.handle_comment_committed(Seq(1), &v, text, false, T0);
+        c.handle_hide_comment(&m, Seq(1), "人身攻击", T0 + 5).unwrap();
+        assert_eq!(c.handle_hide_comment(&m, Seq(1), "x", T0 + 6), Err(ConsultError::AlreadyHidden(Seq(1))));
+        let s = c.summary(T0 + 10);
+        assert_eq!(s.hidden_comments[0].text.as_deref(), Some("原话 | 带竖线"));
+        assert_eq!(s.hidden_comments[0].reason, "人身攻击");
+        assert!(s.to_markdown().contains("原话 \\| 带竖线"));
+    }
+
+    #[test]
+    fn record_renders_minutes_csv_and_json_and_hides_anonymous_askers_when_handed_on() {
+        let (mut c, m, a, b, v) = setup();
+        c.handle_raise_hand(&a, T0).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 1_000).unwrap();
+        c.handle_extend_floor(&m, 30_000, T0 + 50_000).unwrap();
+        c.handle_yield_floor(&a, T0 + 81_000).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::Participant(b.subject.clone()), Some(60_000), T0 + 90_000).unwrap();
+        c.handle_tick(T0 + 150_000);
+        let q = c.handle_submit_question(&v, "城乡融合怎么推进？", true, T0 + 100_000).unwrap();
+        c.handle_moderate_question(&m, q, QuestionOp::Publish, T0 + 100_500).unwrap();
+        c.handle_moderate_question(&m, q, QuestionOp::Answer { by: Some(a.subject.clone()) }, T0 + 160_000).unwrap();
+        c.handle_leave(&a.subject, T0 + 200_000);
+        let s = c.summary(T0 + 300_000);
+        assert_eq!(s.turns.len(), 2);
+        assert_eq!((s.turns[0].spoken_ms, s.turns[0].overtime_ms, s.turns[0].extended_ms), (80_000, 20_000, 30_000));
+        assert_eq!(s.turns[1].end, Some(TurnEnd::Expired));
+        let md = s.to_markdown();
+        for needle in ["# 城乡融合发展网络协商 — 会议纪要 (Minutes)", "## 二、发言记录 (Floor turns)", "| 1 | 王委员 | 20:00:01 | 20:01:21 | 1:20 | 1:00 | 0:30 | 0:20 | 交还 (yielded) |",
+            "匿名 (anonymous)", "已回答 (answered)", "西安市政协（市级）", "校验通过 (chain verified)"] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        assert!(!md.contains("VIEWER1") && !md.contains("viewer1"), "{md}");
+        let csv = s.to_csv();
+        assert!(csv.starts_with("section,ref,participant,name,role,start_ms,end_ms,duration_ms,status,detail\n"));
+        assert!(csv.contains("\nturn,1,wang,王委员,,"));
+        assert!(!csv.contains("viewer1"), "{csv}");
+        let json = s.to_json();
+        assert!(json.contains("\"viewer1\""), "the full record keeps the asker");
+        let back: SessionSummary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(verify_head(&back.audit, &back.audit_head), Ok(()));
+    }
+
+    #[test]
+    fn events_have_a_stable_json_shape() {
+        let out = Outbound {
+            audience: Audience::Everyone,
+            event: ConsultEvent::Floor(FloorEvent::HandsChanged { hands: vec![ParticipantId::new("a")] }),
+        };
+        assert_eq!(serde_json::to_string(&out).unwrap(), r#"{"audience":{"to":"everyone"},"event":{"t":"floor","k":"hands_changed","hands":["a"]}}"#);
+        let back: Outbound = serde_json::from_str(&serde_json::to_string(&out).unwrap()).unwrap();
+        assert_eq!(back, out);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Raise(u8),
+        Lower(u8, u8),
+        Grant(u8, Option<u8>),
+        Extend,
+        Revoke,
+        Yield(u8),
+        Mode(bool),
+        Auto(bool),
+        MuteAll,
+        Leave(u8),
+        Join(u8),
+        Ask(u8, bool),
+        Vote(u8, u8, bool),
+        Moderate(u8, u8, u8),
+        Post(u8),
+        Hide(u8, u8),
+        Approve(u8, u8),
+        Policy(u8, u8),
+        Timeout(u8, u8),
+        Ban(u8, u8),
+        Advance(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let i = || 0u8..6;
+        prop_oneof![
+            i().prop_map(Op::Raise),
+            (i(), i()).prop_map(|(a, b)| Op::Lower(a, b)),
+            (i(), proptest::option::of(i())).prop_map(|(a, b)| Op::Grant(a, b)),
+            Just(Op::Extend),
+            Just(Op::Revoke),
+            i().prop_map(Op::Yield),
+            any::<bool>().prop_map(Op::Mode),
+            any::<bool>().prop_map(Op::Auto),
+            Just(Op::MuteAll),
+            i().prop_map(Op::Leave),
+            i().prop_map(Op::Join),
+            (i(), any::<bool>()).prop_map(|(a, b)| Op::Ask(a, b)),
+            (i(), 1u8..5, any::<bool>()).prop_map(|(a, b, c)| Op::Vote(a, b, c)),
+            (i(), 1u8..5, 0u8..7).prop_map(|(a, b, c)| Op::Moderate(a, b, c)),
+            i().prop_map(Op::Post),
+            (i(), 1u8..8).prop_map(|(a, b)| Op::Hide(a, b)),
+            (i(), 1u8..8).prop_map(|(a, b)| Op::Approve(a, b)),
+            (i(), 0u8..6).prop_map(|(a, b)| Op::Policy(a, b)),
+            (i(), i()).prop_map(|(a, b)| Op::Timeout(a, b)),
+            (i(), i()).prop_map(|(a, b)| Op::Ban(a, b)),
+            (0u16..5000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        #[test]
+        fn session_invariants_hold_and_the_audit_chain_verifies(ops in proptest::collection::vec(op(), 0..60)) {
+            // Six identities: two moderators, two members, a guest and a viewer.
+            let roles = [Role::Moderator, Role::Moderator, Role::Member, Role::Member, Role::Guest, Role::Viewer];
+            let gs: Vec<Grants> = roles.iter().enumerate().map(|(i, r)| grants(&format!("p{i}"), *r)).collect();
+            let mut c = Consultation::new(ActivityId::new("act-1").unwrap(), ConsultationConfig::default(), 0);
+            for g in &gs { c.handle_join(g, 0).unwrap(); }
+            let mut now = 0u64;
+            let mut seq = 0u64;
+            let mut audited_ok = 0usize;
+            for o in ops {
+                let before = c.audit().entries().len();
+                let ok = match o {
+                    Op::Raise(i) => c.handle_raise_hand(&gs[i as usize], now).is_ok(),
+                    Op::Lower(i, t) => c.handle_lower_hand(&gs[i as usize], Some(&gs[t as usize].subject), now).is_ok(),
+                    Op::Grant(i, t) => {
+                        let target = t.map_or(GrantTarget::NextHand, |t| GrantTarget::Participant(gs[t as usize].subject.clone()));
+                        c.handle_grant_floor(&gs[i as usize], target, Some(1_000), now).is_ok()
+                    }
+                    Op::Extend => c.handle_extend_floor(&gs[0], 500, now).is_ok(),
+                    Op::Revoke => c.handle_revoke_floor(&gs[1], Some("时间到"), now).is_ok(),
+                    Op::Yield(i) => c.handle_yield_floor(&gs[i as usize], now).is_ok(),
+                    Op::Mode(open) => c.handle_set_floor_mode(&gs[0], if open { FloorMode::Open } else { FloorMode::Chaired }, now).is_ok(),
+                    Op::Auto(on) => c.handle_set_auto_advance(&gs[0], on.then_some(700), now).is_ok(),
+                    Op::MuteAll => c.handle_mute_all(&gs[1], now).is_ok(),
+                    Op::Leave(i) => { c.handle_leave(&gs[i as usize].subject, now); false }
+                    Op::Join(i) => { c.handle_join(&gs[i as usize], now).unwrap(); false }
+                    Op::Ask(i, anon) => { let _ = c.handle_submit_question(&gs[i as usize], "问题", anon, now); false }
+                    Op::Vote(i, q, up) => { let _ = c.handle_vote_question(&gs[i as usize], QuestionId(q as u64), up, now); false }
+                    Op::Moderate(i, q, k) => {
+                        let op = match k {
+                            0 => QuestionOp::Publish,
+                            1 => QuestionOp::Reject { reason: Some("重复".into()) },
+                            2 => QuestionOp::Stage,
+                            3 => QuestionOp::Answer { by: None },
+                            4 => QuestionOp::Dismiss { reason: None },
+                            5 => QuestionOp::Pin,
+                            _ => QuestionOp::Unpin,
+                        };
+                        c.handle_moderate_question(&gs[i as usize], QuestionId(q as u64), op, now).is_ok()
+                    }
+                    Op::Post(i) => {
+                        let g = &gs[i as usize];
+                        match c.handle_post_comment(g, "评论", now) {
+                            CommentDecision::Accept { text, .. } => { seq += 1; c.handle_comment_committed(Seq(seq), g, text, false, now); }
+                            CommentDecision::Hold { text, .. } => { seq += 1; c.handle_comment_committed(Seq(seq), g, text, true, now); }
+                            CommentDecision::Refuse(_) => {}
+                        }
+                        false
+                    }
+                    Op::Hide(i, s) => c.handle_hide_comment(&gs[i as usize], Seq(s as u64), "不当", now).is_ok(),
+                    Op::Approve(i, s) => c.handle_approve_comment(&gs[i as usize], Seq(s as u64), now).is_ok(),
+                    Op::Policy(i, k) => {
+                        let ch = match k {
+                            0 => PolicyChange::Review(true),
+                            1 => PolicyChange::Review(false),
+                            2 => PolicyChange::SlowMode(Some(1_000)),
+                            3 => PolicyChange::Lockdown(true),
+                            4 => PolicyChange::VerifiedOnly(true),
+                            _ => PolicyChange::HoldWords(vec!["评".into()]),
+                        };
+                        c.handle_set_comment_policy(&gs[i as usize], ch, now).is_ok()
+                    }
+                    Op::Timeout(i, t) => c.handle_timeout(&gs[i as usize], &gs[t as usize].subject.clone(), now + 2_000, "刷屏", now).is_ok(),
+                    Op::Ban(i, t) => c.handle_ban(&gs[i as usize], &gs[t as usize].subject.clone(), "辱骂", now).is_ok(),
+                    Op::Advance(ms) => { now += ms as u64; c.handle_tick(now); false }
+                };
+                let after = c.audit().entries().len();
+                // Only moderators' successful actions are logged, each exactly once (a
+                // successful action that changed nothing, like lowering a lowered hand, may log nothing).
+                prop_assert!(after - before <= 1);
+                if after > before {
+                    prop_assert!(ok);
+                    prop_assert!(c.audit().entries()[before].actor == gs[0].subject || c.audit().entries()[before].actor == gs[1].subject);
+                    audited_ok += 1;
+                }
+                // Every outbound event serializes.
+                for out in std::iter::from_fn(|| c.poll_event()) {
+                    prop_assert!(serde_json::to_vec(&out).is_ok());
+                    if let ConsultEvent::Question { question } = &out.event {
+                        if out.audience == Audience::NonModerators && question.anonymous {
+                            prop_assert!(question.asker.is_none());
+                        }
+                    }
+                }
+                // At most one holder, who is present; only the holder (and moderators) heard when chaired.
+                let speakers: Vec<&Grants> = gs.iter().filter(|g| c.may_speak(&g.subject) && !g.role.is_moderator()).collect();
+                if c.floor().mode() == FloorMode::Chaired {
+                    prop_assert!(speakers.len() <= 1);
+                    if let Some(s) = speakers.first() { prop_assert_eq!(c.floor().holder(), Some(&s.subject)); }
+                }
+                if let Some(h) = c.floor().holder() { prop_assert!(c.is_present(h)); }
+                prop_assert!(c.floor().turns().filter(|t| t.end.is_none()).count() <= 1);
+            }
+            let s = c.summary(now);
+            prop_assert_eq!(s.audit.len(), audited_ok);
+            prop_assert_eq!(verify_head(&s.audit, &s.audit_head), Ok(()));
+            for q in &s.questions { prop_assert_eq!(q.view(false).votes as usize, q.voters.len()); }
+            let _ = (s.to_markdown(), s.to_csv(), s.to_json());
+        }
+    }
+}
