@@ -58,7 +58,15 @@ fn put_str(h: &mut Sha256, s: &str) {
 }
 
 /// The hash of an entry with these fields after `prev`.
-fn entry_hash(prev: &[u8; 32], index: u64, at_ms: u64, actor: &str, action: &str, target: &str, reason: Option<&str>) -> [u8; 32] {
+fn entry_hash(
+    prev: &[u8; 32],
+    index: u64,
+    at_ms: u64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    reason: Option<&str>,
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"shangliang-audit-v1");
     h.update(prev);
@@ -87,7 +95,10 @@ pub struct AuditLog {
 impl AuditLog {
     /// An empty log.
     pub fn new() -> Self {
-        AuditLog { entries: Vec::new(), head: GENESIS }
+        AuditLog {
+            entries: Vec::new(),
+            head: GENESIS,
+        }
     }
 
     /// Appends an entry and returns it.
@@ -100,7 +111,15 @@ impl AuditLog {
         reason: Option<&str>,
     ) -> &AuditEntry {
         let index = self.entries.len() as u64;
-        let hash = entry_hash(&self.head, index, at_ms, actor.as_str(), action, target, reason);
+        let hash = entry_hash(
+            &self.head,
+            index,
+            at_ms,
+            actor.as_str(),
+            action,
+            target,
+            reason,
+        );
         self.entries.push(AuditEntry {
             index,
             at_ms,
@@ -134,7 +153,15 @@ pub fn verify(entries: &[AuditEntry]) -> Result<(), BrokenLink> {
         if e.index != i as u64 || e.prev_hash != hex::encode(prev) {
             return Err(broken);
         }
-        let h = entry_hash(&prev, e.index, e.at_ms, e.actor.as_str(), &e.action, &e.target, e.reason.as_deref());
+        let h = entry_hash(
+            &prev,
+            e.index,
+            e.at_ms,
+            e.actor.as_str(),
+            &e.action,
+            &e.target,
+            e.reason.as_deref(),
+        );
         if e.hash != hex::encode(h) {
             return Err(broken);
         }
@@ -146,8 +173,16 @@ pub fn verify(entries: &[AuditEntry]) -> Result<(), BrokenLink> {
 /// [`verify`], and that the chain ends at `head` (detects entries removed from the end).
 pub fn verify_head(entries: &[AuditEntry], head: &str) -> Result<(), BrokenLink> {
     verify(entries)?;
-    let last = entries.last().map_or_else(|| hex::encode(GENESIS), |e| e.hash.clone());
-    if last == head { Ok(()) } else { Err(BrokenLink { index: entries.len() }) }
+    let last = entries
+        .last()
+        .map_or_else(|| hex::encode(GENESIS), |e| e.hash.clone());
+    if last == head {
+        Ok(())
+    } else {
+        Err(BrokenLink {
+            index: entries.len(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +194,13 @@ mod tests {
         let mut log = AuditLog::new();
         for i in 0..n {
             let reason = (i % 2 == 0).then(|| format!("理由{i}"));
-            log.append(i as u64 * 10, &ParticipantId::new(format!("m{}", i % 3)), "comment_hidden", &format!("#{i}"), reason.as_deref());
+            log.append(
+                i as u64 * 10,
+                &ParticipantId::new(format!("m{}", i % 3)),
+                "comment_hidden",
+                &format!("#{i}"),
+                reason.as_deref(),
+            );
         }
         log
     }

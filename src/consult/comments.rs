@@ -221,15 +221,20 @@ impl CommentPolicy {
     }
 
     /// Whether `who` may take part now (comments, questions, votes): not banned, not timed out.
-    pub fn check_standing(&self, who: &ParticipantId, role: Role, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn check_standing(
+        &self,
+        who: &ParticipantId,
+        role: Role,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         if role.is_moderator() {
             return Ok(());
         }
         match self.sanctions.get(who) {
             Some(Sanction { until_ms: None, .. }) => Err(ConsultError::Banned),
-            Some(Sanction { until_ms: Some(t), .. }) if now_ms < *t => {
-                Err(ConsultError::TimedOut { until_ms: *t })
-            }
+            Some(Sanction {
+                until_ms: Some(t), ..
+            }) if now_ms < *t => Err(ConsultError::TimedOut { until_ms: *t }),
             _ => Ok(()),
         }
     }
@@ -251,7 +256,12 @@ impl CommentPolicy {
         }
     }
 
-    fn decide(&self, g: &Grants, raw_text: &str, now_ms: u64) -> Result<CommentDecision, ConsultError> {
+    fn decide(
+        &self,
+        g: &Grants,
+        raw_text: &str,
+        now_ms: u64,
+    ) -> Result<CommentDecision, ConsultError> {
         let role = g.role;
         if role.is_moderator() {
             let text = normalize_line(raw_text, MAX_TEXT_CHARS)?;
@@ -269,28 +279,53 @@ impl CommentPolicy {
         if self.block_words.iter().any(|w| key.contains(w.as_str())) {
             return Err(ConsultError::Blocked);
         }
-        if let (Some(interval), Some(last)) = (self.modes.slow_mode_ms, self.last_post_ms.get(&g.subject)) {
+        if let (Some(interval), Some(last)) =
+            (self.modes.slow_mode_ms, self.last_post_ms.get(&g.subject))
+        {
             let next = last.saturating_add(interval);
             if now_ms < next {
-                return Err(ConsultError::SlowMode { retry_after_ms: next - now_ms });
+                return Err(ConsultError::SlowMode {
+                    retry_after_ms: next - now_ms,
+                });
             }
         }
         if role != Role::Member {
             if let Some(w) = self.hold_words.iter().find(|w| key.contains(w.as_str())) {
-                return Ok(CommentDecision::Hold { reason: HoldReason::Keyword(w.clone()), text });
+                return Ok(CommentDecision::Hold {
+                    reason: HoldReason::Keyword(w.clone()),
+                    text,
+                });
             }
             if self.modes.review {
-                return Ok(CommentDecision::Hold { reason: HoldReason::Review, text });
+                return Ok(CommentDecision::Hold {
+                    reason: HoldReason::Review,
+                    text,
+                });
             }
         }
         Ok(CommentDecision::Accept { public: true, text })
     }
 
     /// The server stored the comment under `seq` (after an `Accept` or `Hold`).
-    pub fn handle_committed(&mut self, seq: Seq, author: Author, text: String, held: bool, now_ms: u64) {
+    pub fn handle_committed(
+        &mut self,
+        seq: Seq,
+        author: Author,
+        text: String,
+        held: bool,
+        now_ms: u64,
+    ) {
         if held {
             self.counts.held += 1;
-            self.held.insert(seq, HeldComment { seq, author, text, at_ms: now_ms });
+            self.held.insert(
+                seq,
+                HeldComment {
+                    seq,
+                    author,
+                    text,
+                    at_ms: now_ms,
+                },
+            );
         } else {
             self.counts.accepted += 1;
             self.recent.insert(seq, (author, text));
@@ -337,7 +372,14 @@ impl CommentPolicy {
         }
         let (author, text) = original.unzip();
         self.counts.hidden += 1;
-        let h = HiddenComment { seq, author, text, reason, by: by.clone(), at_ms: now_ms };
+        let h = HiddenComment {
+            seq,
+            author,
+            text,
+            reason,
+            by: by.clone(),
+            at_ms: now_ms,
+        };
         Ok(self.hidden.entry(seq).or_insert(h))
     }
 
@@ -416,7 +458,15 @@ impl CommentPolicy {
             return Err(ConsultError::BadTimeLimit);
         }
         let reason = normalize_line(reason, MAX_REASON_CHARS)?;
-        self.sanctions.insert(who.clone(), Sanction { until_ms, by: by.clone(), reason, at_ms: now_ms });
+        self.sanctions.insert(
+            who.clone(),
+            Sanction {
+                until_ms,
+                by: by.clone(),
+                reason,
+                at_ms: now_ms,
+            },
+        );
         Ok(())
     }
 }
@@ -437,9 +487,18 @@ mod tests {
     fn comment_is_accepted_and_normalised() {
         let mut p = CommentPolicy::new();
         let d = p.handle_post(&grants("v", Role::Viewer), "  好  ", 0);
-        assert_eq!(d, CommentDecision::Accept { public: true, text: "好".into() });
+        assert_eq!(
+            d,
+            CommentDecision::Accept {
+                public: true,
+                text: "好".into()
+            }
+        );
         let d = p.handle_post(&grants("v2", Role::Viewer), " \n ", 0);
-        assert_eq!(d.clone(), CommentDecision::Refuse(ConsultError::Text(crate::consult::text::TextError::Empty)));
+        assert_eq!(
+            d.clone(),
+            CommentDecision::Refuse(ConsultError::Text(crate::consult::text::TextError::Empty))
+        );
         assert_eq!(p.counts().refused.get("text_empty"), Some(&1));
     }
 
@@ -449,7 +508,13 @@ mod tests {
         p.handle_change(&PolicyChange::Review(true)).unwrap();
         let v = grants("v", Role::Viewer);
         let d = p.handle_post(&v, "建议增加公交线路", 0);
-        assert_eq!(d, CommentDecision::Hold { reason: HoldReason::Review, text: "建议增加公交线路".into() });
+        assert_eq!(
+            d,
+            CommentDecision::Hold {
+                reason: HoldReason::Review,
+                text: "建议增加公交线路".into()
+            }
+        );
         p.handle_committed(Seq(1), v.author(), text_of(&d).into(), true, 0);
         assert_eq!(p.held().count(), 1);
         assert_eq!(p.handle_approve(Seq(1)).unwrap().text, "建议增加公交线路");
@@ -462,43 +527,84 @@ mod tests {
     fn members_and_moderators_bypass_review() {
         let mut p = CommentPolicy::new();
         p.handle_change(&PolicyChange::Review(true)).unwrap();
-        p.handle_change(&PolicyChange::HoldWords(vec!["拆迁".into()])).unwrap();
+        p.handle_change(&PolicyChange::HoldWords(vec!["拆迁".into()]))
+            .unwrap();
         for role in [Role::Member, Role::Moderator] {
             let d = p.handle_post(&grants("x", role), "关于拆迁补偿", 0);
-            assert!(matches!(d, CommentDecision::Accept { public: true, .. }), "{role:?}: {d:?}");
+            assert!(
+                matches!(d, CommentDecision::Accept { public: true, .. }),
+                "{role:?}: {d:?}"
+            );
         }
         let d = p.handle_post(&grants("g", Role::Guest), "关于拆迁补偿", 0);
-        assert_eq!(d, CommentDecision::Hold { reason: HoldReason::Keyword("拆迁".into()), text: "关于拆迁补偿".into() });
+        assert_eq!(
+            d,
+            CommentDecision::Hold {
+                reason: HoldReason::Keyword("拆迁".into()),
+                text: "关于拆迁补偿".into()
+            }
+        );
     }
 
     #[test]
     fn blocked_word_is_refused_case_insensitively_and_full_width() {
         let mut p = CommentPolicy::new();
-        p.handle_change(&PolicyChange::BlockWords(vec!["SpAm".into()])).unwrap();
+        p.handle_change(&PolicyChange::BlockWords(vec!["SpAm".into()]))
+            .unwrap();
         let v = grants("v", Role::Viewer);
-        assert_eq!(p.handle_post(&v, "buy SPAM now", 0), CommentDecision::Refuse(ConsultError::Blocked));
-        assert_eq!(p.handle_post(&v, "ｓｐａｍ", 0), CommentDecision::Refuse(ConsultError::Blocked));
-        assert!(matches!(p.handle_post(&v, "spa m", 0), CommentDecision::Accept { .. }));
+        assert_eq!(
+            p.handle_post(&v, "buy SPAM now", 0),
+            CommentDecision::Refuse(ConsultError::Blocked)
+        );
+        assert_eq!(
+            p.handle_post(&v, "ｓｐａｍ", 0),
+            CommentDecision::Refuse(ConsultError::Blocked)
+        );
+        assert!(matches!(
+            p.handle_post(&v, "spa m", 0),
+            CommentDecision::Accept { .. }
+        ));
     }
 
     #[test]
     fn slow_mode_spaces_one_identitys_comments() {
         let mut p = CommentPolicy::new();
-        p.handle_change(&PolicyChange::SlowMode(Some(10_000))).unwrap();
+        p.handle_change(&PolicyChange::SlowMode(Some(10_000)))
+            .unwrap();
         let v = grants("v", Role::Viewer);
-        assert!(matches!(p.handle_post(&v, "a", 1_000), CommentDecision::Accept { .. }));
-        assert_eq!(p.handle_post(&v, "b", 4_000), CommentDecision::Refuse(ConsultError::SlowMode { retry_after_ms: 7_000 }));
-        assert!(matches!(p.handle_post(&grants("w", Role::Viewer), "c", 4_000), CommentDecision::Accept { .. }));
-        assert!(matches!(p.handle_post(&v, "d", 11_000), CommentDecision::Accept { .. }));
+        assert!(matches!(
+            p.handle_post(&v, "a", 1_000),
+            CommentDecision::Accept { .. }
+        ));
+        assert_eq!(
+            p.handle_post(&v, "b", 4_000),
+            CommentDecision::Refuse(ConsultError::SlowMode {
+                retry_after_ms: 7_000
+            })
+        );
+        assert!(matches!(
+            p.handle_post(&grants("w", Role::Viewer), "c", 4_000),
+            CommentDecision::Accept { .. }
+        ));
+        assert!(matches!(
+            p.handle_post(&v, "d", 11_000),
+            CommentDecision::Accept { .. }
+        ));
     }
 
     #[test]
     fn lockdown_leaves_only_members_guests_and_moderators() {
         let mut p = CommentPolicy::new();
         p.handle_change(&PolicyChange::Lockdown(true)).unwrap();
-        assert_eq!(p.handle_post(&grants("v", Role::Viewer), "a", 0), CommentDecision::Refuse(ConsultError::Lockdown));
+        assert_eq!(
+            p.handle_post(&grants("v", Role::Viewer), "a", 0),
+            CommentDecision::Refuse(ConsultError::Lockdown)
+        );
         for role in [Role::Member, Role::Guest, Role::Moderator] {
-            assert!(matches!(p.handle_post(&grants("x", role), "a", 0), CommentDecision::Accept { .. }));
+            assert!(matches!(
+                p.handle_post(&grants("x", role), "a", 0),
+                CommentDecision::Accept { .. }
+            ));
         }
     }
 
@@ -507,18 +613,38 @@ mod tests {
         let mut p = CommentPolicy::new();
         p.handle_change(&PolicyChange::VerifiedOnly(true)).unwrap();
         let mut v = grants("v", Role::Viewer);
-        assert_eq!(p.handle_post(&v, "a", 0), CommentDecision::Refuse(ConsultError::VerifiedOnly));
+        assert_eq!(
+            p.handle_post(&v, "a", 0),
+            CommentDecision::Refuse(ConsultError::VerifiedOnly)
+        );
         v.verified = true;
-        assert!(matches!(p.handle_post(&v, "a", 0), CommentDecision::Accept { .. }));
+        assert!(matches!(
+            p.handle_post(&v, "a", 0),
+            CommentDecision::Accept { .. }
+        ));
     }
 
     #[test]
     fn timed_out_viewer_can_post_after_timeout() {
         let mut p = CommentPolicy::new();
         let v = grants("v", Role::Viewer);
-        p.handle_timeout(&v.subject, Some(Role::Viewer), 60_000, "刷屏", &ParticipantId::new("m"), 0).unwrap();
-        assert_eq!(p.handle_post(&v, "a", 59_999), CommentDecision::Refuse(ConsultError::TimedOut { until_ms: 60_000 }));
-        assert!(matches!(p.handle_post(&v, "a", 60_000), CommentDecision::Accept { .. }));
+        p.handle_timeout(
+            &v.subject,
+            Some(Role::Viewer),
+            60_000,
+            "刷屏",
+            &ParticipantId::new("m"),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            p.handle_post(&v, "a", 59_999),
+            CommentDecision::Refuse(ConsultError::TimedOut { until_ms: 60_000 })
+        );
+        assert!(matches!(
+            p.handle_post(&v, "a", 60_000),
+            CommentDecision::Accept { .. }
+        ));
     }
 
     #[test]
@@ -526,11 +652,21 @@ mod tests {
         let mut p = CommentPolicy::new();
         let v = grants("v", Role::Viewer);
         let m = ParticipantId::new("m");
-        p.handle_ban(&v.subject, Some(Role::Viewer), "辱骂", &m, 0).unwrap();
-        assert_eq!(p.handle_post(&v, "a", u64::MAX), CommentDecision::Refuse(ConsultError::Banned));
+        p.handle_ban(&v.subject, Some(Role::Viewer), "辱骂", &m, 0)
+            .unwrap();
+        assert_eq!(
+            p.handle_post(&v, "a", u64::MAX),
+            CommentDecision::Refuse(ConsultError::Banned)
+        );
         assert!(p.handle_unban(&v.subject));
-        assert!(matches!(p.handle_post(&v, "a", 1), CommentDecision::Accept { .. }));
-        assert_eq!(p.handle_ban(&m, Some(Role::Moderator), "x", &m, 0), Err(ConsultError::CannotDisciplineModerator));
+        assert!(matches!(
+            p.handle_post(&v, "a", 1),
+            CommentDecision::Accept { .. }
+        ));
+        assert_eq!(
+            p.handle_ban(&m, Some(Role::Moderator), "x", &m, 0),
+            Err(ConsultError::CannotDisciplineModerator)
+        );
     }
 
     #[test]
@@ -539,10 +675,22 @@ mod tests {
         let v = grants("v", Role::Viewer);
         p.handle_committed(Seq(7), v.author(), "原话".into(), false, 0);
         let m = ParticipantId::new("m");
-        let h = p.handle_hide(Seq(7), "人身攻击", &m, Some(Seq(7)), 5).unwrap().clone();
-        assert_eq!((h.text.as_deref(), h.reason.as_str(), h.by.as_str()), (Some("原话"), "人身攻击", "m"));
-        assert_eq!(p.handle_hide(Seq(7), "again", &m, Some(Seq(7)), 6), Err(ConsultError::AlreadyHidden(Seq(7))));
-        assert_eq!(p.handle_hide(Seq(8), "x", &m, Some(Seq(7)), 6), Err(ConsultError::NoSuchComment(Seq(8))));
+        let h = p
+            .handle_hide(Seq(7), "人身攻击", &m, Some(Seq(7)), 5)
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (h.text.as_deref(), h.reason.as_str(), h.by.as_str()),
+            (Some("原话"), "人身攻击", "m")
+        );
+        assert_eq!(
+            p.handle_hide(Seq(7), "again", &m, Some(Seq(7)), 6),
+            Err(ConsultError::AlreadyHidden(Seq(7)))
+        );
+        assert_eq!(
+            p.handle_hide(Seq(8), "x", &m, Some(Seq(7)), 6),
+            Err(ConsultError::NoSuchComment(Seq(8)))
+        );
         // Older than what is kept in memory, but within the topic: hidden without the original.
         let h = p.handle_hide(Seq(3), "x", &m, Some(Seq(7)), 6).unwrap();
         assert_eq!(h.text, None);

@@ -72,12 +72,16 @@ pub struct Turn {
 impl Turn {
     /// When the floor is due back: grant time + allotted + extensions.
     pub fn deadline_ms(&self) -> u64 {
-        self.granted_at_ms.saturating_add(self.allotted_ms).saturating_add(self.extended_ms)
+        self.granted_at_ms
+            .saturating_add(self.allotted_ms)
+            .saturating_add(self.extended_ms)
     }
 
     /// How long the holder had the floor (up to `now_ms` if the turn is open).
     pub fn spoken_ms(&self, now_ms: u64) -> u64 {
-        self.ended_at_ms.unwrap_or(now_ms).saturating_sub(self.granted_at_ms)
+        self.ended_at_ms
+            .unwrap_or(now_ms)
+            .saturating_sub(self.granted_at_ms)
     }
 
     /// Overtime: time held beyond the **originally allotted** limit. Time granted by an
@@ -294,13 +298,17 @@ impl Floor {
         let turn = self.current.as_mut().ok_or(ConsultError::NoFloorHolder)?;
         turn.extended_ms = turn.extended_ms.saturating_add(extra_ms);
         let (holder, deadline_ms) = (turn.holder.clone(), turn.deadline_ms());
-        self.events.push_back(FloorEvent::FloorExtended { holder, deadline_ms });
+        self.events.push_back(FloorEvent::FloorExtended {
+            holder,
+            deadline_ms,
+        });
         Ok(deadline_ms)
     }
 
     /// Takes the floor back. Auto-advance does not apply: the moderator decides what is next.
     pub fn handle_revoke(&mut self, now_ms: u64) -> Result<ParticipantId, ConsultError> {
-        self.end_current(TurnEnd::Revoked, now_ms).ok_or(ConsultError::NoFloorHolder)
+        self.end_current(TurnEnd::Revoked, now_ms)
+            .ok_or(ConsultError::NoFloorHolder)
     }
 
     /// `who` gives up the floor; with auto-advance on, the next hand gets it.
@@ -328,7 +336,11 @@ impl Floor {
     pub fn handle_tick(&mut self, now_ms: u64) {
         // The turn ends, and the next begins, at the tick: the holder was heard until then
         // (`may_speak` has no clock), so the record says so; lateness shows as overtime.
-        if self.current.as_ref().is_some_and(|t| now_ms >= t.deadline_ms()) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|t| now_ms >= t.deadline_ms())
+        {
             self.end_current(TurnEnd::Expired, now_ms);
             self.advance(now_ms);
         }
@@ -358,7 +370,8 @@ impl Floor {
     pub fn handle_mute_all(&mut self, now_ms: u64) {
         self.end_current(TurnEnd::Revoked, now_ms);
         self.handle_set_mode(FloorMode::Chaired, now_ms);
-        self.events.push_back(FloorEvent::MutedAll { at_ms: now_ms });
+        self.events
+            .push_back(FloorEvent::MutedAll { at_ms: now_ms });
     }
 
     fn advance(&mut self, now_ms: u64) {
@@ -416,7 +429,9 @@ impl Floor {
     }
 
     fn hands_changed(&mut self) {
-        self.events.push_back(FloorEvent::HandsChanged { hands: self.hands.clone() });
+        self.events.push_back(FloorEvent::HandsChanged {
+            hands: self.hands.clone(),
+        });
     }
 }
 
@@ -451,7 +466,8 @@ mod tests {
         f.handle_set_auto_advance(Some(60_000)).unwrap();
         f.handle_raise_hand(&p("a"), 0);
         f.handle_raise_hand(&p("b"), 0);
-        f.handle_grant(&GrantTarget::NextHand, 30_000, Some(&p("mod")), 1_000).unwrap();
+        f.handle_grant(&GrantTarget::NextHand, 30_000, Some(&p("mod")), 1_000)
+            .unwrap();
         assert_eq!(f.holder(), Some(&p("a")));
         assert_eq!(f.poll_timeout(), Some(31_000));
         f.handle_tick(30_999);
@@ -463,10 +479,22 @@ mod tests {
         assert_eq!(t.end, Some(TurnEnd::Expired));
         assert_eq!(t.ended_at_ms, Some(31_005));
         let cur = f.current().unwrap();
-        assert_eq!((cur.granted_at_ms, cur.allotted_ms, cur.granted_by.clone()), (31_005, 60_000, None));
+        assert_eq!(
+            (cur.granted_at_ms, cur.allotted_ms, cur.granted_by.clone()),
+            (31_005, 60_000, None)
+        );
         let evs = drain(&mut f);
-        assert!(matches!(evs[0], FloorEvent::FloorEnded { end: TurnEnd::Expired, .. }));
-        assert!(evs.iter().any(|e| matches!(e, FloorEvent::FloorGranted { holder, .. } if *holder == p("b"))));
+        assert!(matches!(
+            evs[0],
+            FloorEvent::FloorEnded {
+                end: TurnEnd::Expired,
+                ..
+            }
+        ));
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, FloorEvent::FloorGranted { holder, .. } if *holder == p("b")))
+        );
         assert!(f.hands().is_empty());
     }
 
@@ -474,7 +502,8 @@ mod tests {
     fn floor_expires_without_auto_advance_and_nobody_gets_it() {
         let mut f = Floor::default();
         f.handle_raise_hand(&p("b"), 0);
-        f.handle_grant(&GrantTarget::Participant(p("a")), 10, None, 0).unwrap();
+        f.handle_grant(&GrantTarget::Participant(p("a")), 10, None, 0)
+            .unwrap();
         f.handle_tick(10);
         assert_eq!(f.holder(), None);
         assert_eq!(f.hands(), &[p("b")]);
@@ -483,7 +512,8 @@ mod tests {
     #[test]
     fn member_without_floor_is_not_heard_in_chaired_mode() {
         let mut f = Floor::new(FloorMode::Chaired);
-        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0).unwrap();
+        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0)
+            .unwrap();
         assert!(f.may_speak(&p("a"), Role::Member));
         assert!(!f.may_speak(&p("b"), Role::Member));
         assert!(f.may_speak(&p("chair"), Role::Moderator));
@@ -496,13 +526,17 @@ mod tests {
     #[test]
     fn extension_moves_the_deadline_and_counts_as_overtime() {
         let mut f = Floor::default();
-        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0).unwrap();
+        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0)
+            .unwrap();
         assert_eq!(f.handle_extend(500, 900), Ok(1_500));
         f.handle_tick(1_200);
         assert_eq!(f.holder(), Some(&p("a")));
         f.handle_yield(&p("a"), 1_300).unwrap();
         let t = &f.past_turns()[0];
-        assert_eq!((t.spoken_ms(0), t.overtime_ms(0), t.extended_ms), (1_300, 300, 500));
+        assert_eq!(
+            (t.spoken_ms(0), t.overtime_ms(0), t.extended_ms),
+            (1_300, 300, 500)
+        );
         assert_eq!(t.end, Some(TurnEnd::Yielded));
     }
 
@@ -510,15 +544,18 @@ mod tests {
     fn only_the_holder_may_yield() {
         let mut f = Floor::default();
         assert_eq!(f.handle_yield(&p("a"), 0), Err(ConsultError::NotYourTurn));
-        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0).unwrap();
+        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0)
+            .unwrap();
         assert_eq!(f.handle_yield(&p("b"), 0), Err(ConsultError::NotYourTurn));
     }
 
     #[test]
     fn granting_to_another_revokes_the_current_turn() {
         let mut f = Floor::default();
-        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0).unwrap();
-        f.handle_grant(&GrantTarget::Participant(p("b")), 1_000, None, 10).unwrap();
+        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0)
+            .unwrap();
+        f.handle_grant(&GrantTarget::Participant(p("b")), 1_000, None, 10)
+            .unwrap();
         assert_eq!(f.past_turns()[0].end, Some(TurnEnd::Revoked));
         assert_eq!(f.holder(), Some(&p("b")));
     }
@@ -526,21 +563,36 @@ mod tests {
     #[test]
     fn grant_next_hand_with_no_hands_is_refused() {
         let mut f = Floor::default();
-        assert_eq!(f.handle_grant(&GrantTarget::NextHand, 10, None, 0), Err(ConsultError::NoHands));
+        assert_eq!(
+            f.handle_grant(&GrantTarget::NextHand, 10, None, 0),
+            Err(ConsultError::NoHands)
+        );
         assert_eq!(f.handle_revoke(0), Err(ConsultError::NoFloorHolder));
     }
 
     #[test]
     fn mute_all_ends_the_turn_and_chairs_the_room() {
         let mut f = Floor::new(FloorMode::Open);
-        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0).unwrap();
+        f.handle_grant(&GrantTarget::Participant(p("a")), 1_000, None, 0)
+            .unwrap();
         drain(&mut f);
         f.handle_mute_all(5);
         assert_eq!(f.holder(), None);
         assert!(!f.may_speak(&p("a"), Role::Member));
         let evs = drain(&mut f);
-        assert!(matches!(evs[0], FloorEvent::FloorEnded { end: TurnEnd::Revoked, .. }));
-        assert_eq!(evs[1], FloorEvent::ModeChanged { mode: FloorMode::Chaired });
+        assert!(matches!(
+            evs[0],
+            FloorEvent::FloorEnded {
+                end: TurnEnd::Revoked,
+                ..
+            }
+        ));
+        assert_eq!(
+            evs[1],
+            FloorEvent::ModeChanged {
+                mode: FloorMode::Chaired
+            }
+        );
         assert_eq!(evs[2], FloorEvent::MutedAll { at_ms: 5 });
     }
 
@@ -600,9 +652,9 @@ mod tests {
                         let due = f.poll_timeout();
                         f.handle_tick(now);
                         // An expired turn always ends on tick.
-                        if let Some(d) = due { if d <= now {
+                        if let Some(d) = due && d <= now {
                             prop_assert!(f.past_turns().iter().any(|t| t.deadline_ms() == d && t.end == Some(TurnEnd::Expired)));
-                        }}
+                        }
                         if let Some(d) = f.poll_timeout() { prop_assert!(d > now); }
                     }
                     Op::Advance(ms) => now += ms as u64,

@@ -229,7 +229,10 @@ pub struct ErrorReport {
 
 impl From<&ConsultError> for ErrorReport {
     fn from(e: &ConsultError) -> Self {
-        ErrorReport { code: e.code().to_owned(), message: e.to_string() }
+        ErrorReport {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -255,7 +258,11 @@ pub fn authorize(grants: &Grants, action: Action) -> Result<(), ConsultError> {
         | ModerateQuestion | ViewAllQuestions | ModerateComment | SetCommentPolicy | Discipline
         | ReadRecord => grants.role.is_moderator(),
     };
-    if ok { Ok(()) } else { Err(ConsultError::Forbidden) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ConsultError::Forbidden)
+    }
 }
 
 /// [`authorize`], after checking that the grants are for `activity`.
@@ -288,8 +295,14 @@ pub(crate) mod tests {
     #[test]
     fn viewer_cannot_grant_the_floor() {
         let v = grants("v", Role::Viewer);
-        assert_eq!(authorize(&v, Action::GrantFloor), Err(ConsultError::Forbidden));
-        assert_eq!(authorize(&v, Action::RaiseHand), Err(ConsultError::Forbidden));
+        assert_eq!(
+            authorize(&v, Action::GrantFloor),
+            Err(ConsultError::Forbidden)
+        );
+        assert_eq!(
+            authorize(&v, Action::RaiseHand),
+            Err(ConsultError::Forbidden)
+        );
         assert!(authorize(&v, Action::PostComment).is_ok());
         assert!(authorize(&v, Action::VoteQuestion).is_ok());
     }
@@ -308,7 +321,11 @@ pub(crate) mod tests {
                 Action::ReadRecord,
                 Action::MuteAll,
             ] {
-                assert_eq!(authorize(&g, a), Err(ConsultError::Forbidden), "{role:?} {a:?}");
+                assert_eq!(
+                    authorize(&g, a),
+                    Err(ConsultError::Forbidden),
+                    "{role:?} {a:?}"
+                );
             }
         }
         let m = grants("m", Role::Moderator);
@@ -319,7 +336,10 @@ pub(crate) mod tests {
     fn grants_for_another_activity_grant_nothing() {
         let m = grants("m", Role::Moderator);
         let other = ActivityId::new("other").unwrap();
-        assert_eq!(authorize_in(&m, &other, Action::Join), Err(ConsultError::WrongActivity));
+        assert_eq!(
+            authorize_in(&m, &other, Action::Join),
+            Err(ConsultError::WrongActivity)
+        );
     }
 
     #[test]

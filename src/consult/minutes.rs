@@ -30,7 +30,12 @@ fn datetime(ms: u64, offset_ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn bj(ms: u64) -> String {
@@ -91,14 +96,24 @@ fn state_zh(s: QuestionState) -> &'static str {
 
 /// Escapes a Markdown table cell.
 fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace(['\r', '\n'], " ")
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\r', '\n'], " ")
 }
 
 /// Quotes a CSV field when needed (RFC 4180). A leading `= + - @` is prefixed with `'` so a
 /// spreadsheet does not run a comment's text as a formula.
 fn csv(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
 }
 
 impl SessionSummary {
@@ -108,12 +123,17 @@ impl SessionSummary {
     }
 
     fn name_of(&self, id: &str) -> String {
-        self.participants.iter().find(|p| p.id.as_str() == id).map_or_else(|| id.to_owned(), |p| p.name.clone())
+        self.participants
+            .iter()
+            .find(|p| p.id.as_str() == id)
+            .map_or_else(|| id.to_owned(), |p| p.name.clone())
     }
 
     /// One table in long form: `section,ref,participant,name,role,start_ms,end_ms,duration_ms,status,detail`.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("section,ref,participant,name,role,start_ms,end_ms,duration_ms,status,detail\n");
+        let mut out = String::from(
+            "section,ref,participant,name,role,start_ms,end_ms,duration_ms,status,detail\n",
+        );
         let mut row = |f: [&str; 10]| {
             let line: Vec<String> = f.iter().map(|x| csv(x)).collect();
             out.push_str(&line.join(","));
@@ -123,15 +143,45 @@ impl SessionSummary {
         for p in &self.participants {
             let org = p.org.as_ref().map(|o| o.name.clone()).unwrap_or_default();
             for (i, s) in p.spans.iter().enumerate() {
-                let d = s.left_at_ms.map(|l| (l - s.joined_at_ms).to_string()).unwrap_or_default();
-                let status = if s.left_at_ms.is_some() { "left" } else { "present" };
-                row(["attendance", &(i + 1).to_string(), p.id.as_str(), &p.name, p.role.as_str(),
-                    &s.joined_at_ms.to_string(), &opt(s.left_at_ms), &d, status, &org]);
+                let d = s
+                    .left_at_ms
+                    .map(|l| (l - s.joined_at_ms).to_string())
+                    .unwrap_or_default();
+                let status = if s.left_at_ms.is_some() {
+                    "left"
+                } else {
+                    "present"
+                };
+                row([
+                    "attendance",
+                    &(i + 1).to_string(),
+                    p.id.as_str(),
+                    &p.name,
+                    p.role.as_str(),
+                    &s.joined_at_ms.to_string(),
+                    &opt(s.left_at_ms),
+                    &d,
+                    status,
+                    &org,
+                ]);
             }
         }
         let v = &self.viewers;
-        row(["viewers", "", "", "", "viewer", "", "", "", "",
-            &format!("distinct={} peak={} current={}", v.distinct, v.peak, v.current)]);
+        row([
+            "viewers",
+            "",
+            "",
+            "",
+            "viewer",
+            "",
+            "",
+            "",
+            "",
+            &format!(
+                "distinct={} peak={} current={}",
+                v.distinct, v.peak, v.current
+            ),
+        ]);
         for (i, t) in self.turns.iter().enumerate() {
             let status = t.end.map_or("ongoing", |e| match e {
                 TurnEnd::Expired => "expired",
@@ -139,39 +189,131 @@ impl SessionSummary {
                 TurnEnd::Yielded => "yielded",
                 TurnEnd::Left => "left",
             });
-            row(["turn", &(i + 1).to_string(), t.holder.as_str(), &t.holder_name, "",
-                &t.granted_at_ms.to_string(), &opt(t.ended_at_ms), &t.spoken_ms.to_string(), status,
-                &format!("allotted_ms={} extended_ms={} overtime_ms={}", t.allotted_ms, t.extended_ms, t.overtime_ms)]);
+            row([
+                "turn",
+                &(i + 1).to_string(),
+                t.holder.as_str(),
+                &t.holder_name,
+                "",
+                &t.granted_at_ms.to_string(),
+                &opt(t.ended_at_ms),
+                &t.spoken_ms.to_string(),
+                status,
+                &format!(
+                    "allotted_ms={} extended_ms={} overtime_ms={}",
+                    t.allotted_ms, t.extended_ms, t.overtime_ms
+                ),
+            ]);
         }
         for q in &self.questions {
             let (who, name, role) = if q.anonymous {
                 ("", "匿名 (anonymous)".to_owned(), "")
             } else {
-                (q.asker.id.as_str(), q.asker.name.clone(), q.asker.role.as_str())
+                (
+                    q.asker.id.as_str(),
+                    q.asker.name.clone(),
+                    q.asker.role.as_str(),
+                )
             };
-            let answered_by = q.answer.as_ref().and_then(|a| a.by.as_ref()).map(|b| format!(" answered_by={}", self.name_of(b.as_str()))).unwrap_or_default();
-            let reason = q.reason.as_ref().map(|r| format!(" reason={r}")).unwrap_or_default();
-            row(["question", &q.id.to_string(), who, &name, role, &q.submitted_at_ms.to_string(),
-                &opt(q.answer.as_ref().map(|a| a.at_ms).or(q.decided_at_ms)), "", q.state.as_str(),
-                &format!("votes={}{answered_by}{reason} text={}", q.votes(), q.text)]);
+            let answered_by = q
+                .answer
+                .as_ref()
+                .and_then(|a| a.by.as_ref())
+                .map(|b| format!(" answered_by={}", self.name_of(b.as_str())))
+                .unwrap_or_default();
+            let reason = q
+                .reason
+                .as_ref()
+                .map(|r| format!(" reason={r}"))
+                .unwrap_or_default();
+            row([
+                "question",
+                &q.id.to_string(),
+                who,
+                &name,
+                role,
+                &q.submitted_at_ms.to_string(),
+                &opt(q.answer.as_ref().map(|a| a.at_ms).or(q.decided_at_ms)),
+                "",
+                q.state.as_str(),
+                &format!("votes={}{answered_by}{reason} text={}", q.votes(), q.text),
+            ]);
         }
         let c = &self.comments;
         let refused: u64 = c.refused.values().sum();
-        row(["comments", "", "", "", "", "", "", "", "",
-            &format!("accepted={} held={} approved={} hidden={} refused={} awaiting_review={}", c.accepted, c.held, c.approved, c.hidden, refused, self.held_comments)]);
+        row([
+            "comments",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &format!(
+                "accepted={} held={} approved={} hidden={} refused={} awaiting_review={}",
+                c.accepted, c.held, c.approved, c.hidden, refused, self.held_comments
+            ),
+        ]);
         for h in &self.hidden_comments {
-            let (who, name) = h.author.as_ref().map_or(("", ""), |a| (a.id.as_str(), a.name.as_str()));
-            row(["hidden_comment", &h.seq.to_string(), who, name, "", &h.at_ms.to_string(), "", "", &self.name_of(h.by.as_str()),
-                &format!("reason={} original={}", h.reason, h.text.as_deref().unwrap_or("(in the durable record)"))]);
+            let (who, name) = h
+                .author
+                .as_ref()
+                .map_or(("", ""), |a| (a.id.as_str(), a.name.as_str()));
+            row([
+                "hidden_comment",
+                &h.seq.to_string(),
+                who,
+                name,
+                "",
+                &h.at_ms.to_string(),
+                "",
+                "",
+                &self.name_of(h.by.as_str()),
+                &format!(
+                    "reason={} original={}",
+                    h.reason,
+                    h.text.as_deref().unwrap_or("(in the durable record)")
+                ),
+            ]);
         }
         for s in &self.sanctions {
-            row(["sanction", "", s.participant.as_str(), "", "", &s.at_ms.to_string(), &opt(s.until_ms), "",
-                if s.until_ms.is_some() { "timeout" } else { "ban" }, &s.reason]);
+            row([
+                "sanction",
+                "",
+                s.participant.as_str(),
+                "",
+                "",
+                &s.at_ms.to_string(),
+                &opt(s.until_ms),
+                "",
+                if s.until_ms.is_some() {
+                    "timeout"
+                } else {
+                    "ban"
+                },
+                &s.reason,
+            ]);
         }
         for e in &self.audit {
-            row(["audit", &e.index.to_string(), e.actor.as_str(), &self.name_of(e.actor.as_str()), "moderator",
-                &e.at_ms.to_string(), "", "", &e.action,
-                &format!("target={} reason={} hash={}", e.target, e.reason.as_deref().unwrap_or(""), e.hash)]);
+            row([
+                "audit",
+                &e.index.to_string(),
+                e.actor.as_str(),
+                &self.name_of(e.actor.as_str()),
+                "moderator",
+                &e.at_ms.to_string(),
+                "",
+                "",
+                &e.action,
+                &format!(
+                    "target={} reason={} hash={}",
+                    e.target,
+                    e.reason.as_deref().unwrap_or(""),
+                    e.hash
+                ),
+            ]);
         }
         out
     }
@@ -179,25 +321,69 @@ impl SessionSummary {
     /// Minutes a secretary can hand on.
     pub fn to_markdown(&self) -> String {
         let mut m = String::new();
-        let title = if self.title.is_empty() { self.activity.to_string() } else { self.title.clone() };
+        let title = if self.title.is_empty() {
+            self.activity.to_string()
+        } else {
+            self.title.clone()
+        };
         let _ = writeln!(m, "# {} — 会议纪要 (Minutes)\n", cell(&title));
         let _ = writeln!(m, "- 活动 (Activity): `{}`", self.activity);
-        let start = self.participants.iter().flat_map(|p| p.spans.first()).map(|s| s.joined_at_ms).min().unwrap_or(self.created_at_ms);
+        let start = self
+            .participants
+            .iter()
+            .flat_map(|p| p.spans.first())
+            .map(|s| s.joined_at_ms)
+            .min()
+            .unwrap_or(self.created_at_ms);
         let _ = writeln!(m, "- 开始 (Opened): {} 北京时间 (UTC+8)", bj(start));
         let _ = writeln!(m, "- 纪要生成 (Generated): {}", bj(self.generated_at_ms));
-        let members = self.participants.iter().filter(|p| p.role == Role::Member).count();
-        let _ = writeln!(m, "- 出席 (Present): 委员 {members} 人，共 {} 人；群众观看 {} 人（同时最多 {} 人）\n",
-            self.participants.len(), self.viewers.distinct, self.viewers.peak);
+        let members = self
+            .participants
+            .iter()
+            .filter(|p| p.role == Role::Member)
+            .count();
+        let _ = writeln!(
+            m,
+            "- 出席 (Present): 委员 {members} 人，共 {} 人；群众观看 {} 人（同时最多 {} 人）\n",
+            self.participants.len(),
+            self.viewers.distinct,
+            self.viewers.peak
+        );
 
         let _ = writeln!(m, "## 一、出席情况 (Attendance)\n");
         if self.participants.is_empty() {
             let _ = writeln!(m, "（无）\n");
         } else {
-            let _ = writeln!(m, "| 姓名 (Name) | 身份 (Role) | 单位 (Organisation) | 进入—离开 (In—out) | 在场时长 (Present) |\n|---|---|---|---|---|");
+            let _ = writeln!(
+                m,
+                "| 姓名 (Name) | 身份 (Role) | 单位 (Organisation) | 进入—离开 (In—out) | 在场时长 (Present) |\n|---|---|---|---|---|"
+            );
             for p in &self.participants {
-                let org = p.org.as_ref().map(|o| format!("{}（{}级）", o.name, level_zh(o.level))).unwrap_or_default();
-                let spans: Vec<String> = p.spans.iter().map(|s| format!("{}—{}", bj_time(s.joined_at_ms), s.left_at_ms.map(bj_time).unwrap_or_else(|| "在场".into()))).collect();
-                let _ = writeln!(m, "| {} | {} | {} | {} | {} |", cell(&p.name), role_zh(p.role), cell(&org), spans.join("，"), dur(p.present_ms));
+                let org = p
+                    .org
+                    .as_ref()
+                    .map(|o| format!("{}（{}级）", o.name, level_zh(o.level)))
+                    .unwrap_or_default();
+                let spans: Vec<String> = p
+                    .spans
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}—{}",
+                            bj_time(s.joined_at_ms),
+                            s.left_at_ms.map(bj_time).unwrap_or_else(|| "在场".into())
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&p.name),
+                    role_zh(p.role),
+                    cell(&org),
+                    spans.join("，"),
+                    dur(p.present_ms)
+                );
             }
             m.push('\n');
         }
@@ -206,28 +392,68 @@ impl SessionSummary {
         if self.turns.is_empty() {
             let _ = writeln!(m, "（无）\n");
         } else {
-            let _ = writeln!(m, "| # | 发言人 (Speaker) | 开始 (From) | 结束 (To) | 时长 (Spoke) | 限时 (Allotted) | 延时 (Extended) | 超时 (Overtime) | 结束方式 (Ended) |\n|---|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(
+                m,
+                "| # | 发言人 (Speaker) | 开始 (From) | 结束 (To) | 时长 (Spoke) | 限时 (Allotted) | 延时 (Extended) | 超时 (Overtime) | 结束方式 (Ended) |\n|---|---|---|---|---|---|---|---|---|"
+            );
             for (i, t) in self.turns.iter().enumerate() {
-                let _ = writeln!(m, "| {} | {} | {} | {} | {} | {} | {} | {} | {} |", i + 1, cell(&t.holder_name), bj_time(t.granted_at_ms),
-                    t.ended_at_ms.map(bj_time).unwrap_or_default(), dur(t.spoken_ms), dur(t.allotted_ms), dur(t.extended_ms), dur(t.overtime_ms), end_zh(t.end));
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    i + 1,
+                    cell(&t.holder_name),
+                    bj_time(t.granted_at_ms),
+                    t.ended_at_ms.map(bj_time).unwrap_or_default(),
+                    dur(t.spoken_ms),
+                    dur(t.allotted_ms),
+                    dur(t.extended_ms),
+                    dur(t.overtime_ms),
+                    end_zh(t.end)
+                );
             }
             let total: u64 = self.turns.iter().map(|t| t.spoken_ms).sum();
-            let _ = writeln!(m, "\n共 {} 次发言，合计 {}。超时指超出最初限时的发言时间（含主持人批准的延时）。(Overtime is time beyond the limit first given, approved extensions included.)\n", self.turns.len(), dur(total));
+            let _ = writeln!(
+                m,
+                "\n共 {} 次发言，合计 {}。超时指超出最初限时的发言时间（含主持人批准的延时）。(Overtime is time beyond the limit first given, approved extensions included.)\n",
+                self.turns.len(),
+                dur(total)
+            );
         }
 
         let _ = writeln!(m, "## 三、群众提问 (Questions)\n");
         if self.questions.is_empty() {
             let _ = writeln!(m, "（无）\n");
         } else {
-            let _ = writeln!(m, "| 编号 (No.) | 问题 (Question) | 提问人 (Asked by) | 点赞 (Votes) | 结果 (Outcome) | 回答人 (Answered by) |\n|---|---|---|---|---|---|");
+            let _ = writeln!(
+                m,
+                "| 编号 (No.) | 问题 (Question) | 提问人 (Asked by) | 点赞 (Votes) | 结果 (Outcome) | 回答人 (Answered by) |\n|---|---|---|---|---|---|"
+            );
             for q in &self.questions {
-                let asker = if q.anonymous { "匿名 (anonymous)".to_owned() } else { q.asker.name.clone() };
+                let asker = if q.anonymous {
+                    "匿名 (anonymous)".to_owned()
+                } else {
+                    q.asker.name.clone()
+                };
                 let mut outcome = state_zh(q.state).to_owned();
                 if let Some(r) = &q.reason {
                     let _ = write!(outcome, "：{r}");
                 }
-                let by = q.answer.as_ref().and_then(|a| a.by.as_ref()).map(|b| self.name_of(b.as_str())).unwrap_or_default();
-                let _ = writeln!(m, "| {} | {} | {} | {} | {} | {} |", q.id, cell(&q.text), cell(&asker), q.votes(), cell(&outcome), cell(&by));
+                let by = q
+                    .answer
+                    .as_ref()
+                    .and_then(|a| a.by.as_ref())
+                    .map(|b| self.name_of(b.as_str()))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    q.id,
+                    cell(&q.text),
+                    cell(&asker),
+                    q.votes(),
+                    cell(&outcome),
+                    cell(&by)
+                );
             }
             m.push('\n');
         }
@@ -235,29 +461,62 @@ impl SessionSummary {
         let _ = writeln!(m, "## 四、评论情况 (Comments)\n");
         let c = &self.comments;
         let refused: u64 = c.refused.values().sum();
-        let _ = writeln!(m, "- 直接发布 (Published at once): {}\n- 先审后发 (Held for review): {}，其中通过 (approved) {}，仍待审 (awaiting) {}\n- 隐藏 (Hidden): {}\n- 拒收 (Refused): {}",
-            c.accepted, c.held, c.approved, self.held_comments, c.hidden, refused);
+        let _ = writeln!(
+            m,
+            "- 直接发布 (Published at once): {}\n- 先审后发 (Held for review): {}，其中通过 (approved) {}，仍待审 (awaiting) {}\n- 隐藏 (Hidden): {}\n- 拒收 (Refused): {}",
+            c.accepted, c.held, c.approved, self.held_comments, c.hidden, refused
+        );
         for (code, n) in &c.refused {
             let _ = writeln!(m, "  - `{code}`: {n}");
         }
         m.push('\n');
         if !self.hidden_comments.is_empty() {
-            let _ = writeln!(m, "### 被隐藏的评论 (Hidden comments)\n\n| 序号 (Seq) | 作者 (Author) | 原文 (Original) | 理由 (Reason) | 操作人 (By) | 时间 (At) |\n|---|---|---|---|---|---|");
+            let _ = writeln!(
+                m,
+                "### 被隐藏的评论 (Hidden comments)\n\n| 序号 (Seq) | 作者 (Author) | 原文 (Original) | 理由 (Reason) | 操作人 (By) | 时间 (At) |\n|---|---|---|---|---|---|"
+            );
             for h in &self.hidden_comments {
-                let author = h.author.as_ref().map(|a| a.name.clone()).unwrap_or_default();
-                let text = h.text.clone().unwrap_or_else(|| "（见存档 / in the durable record）".into());
-                let _ = writeln!(m, "| {} | {} | {} | {} | {} | {} |", h.seq, cell(&author), cell(&text), cell(&h.reason), cell(&self.name_of(h.by.as_str())), bj_time(h.at_ms));
+                let author = h
+                    .author
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_default();
+                let text = h
+                    .text
+                    .clone()
+                    .unwrap_or_else(|| "（见存档 / in the durable record）".into());
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    h.seq,
+                    cell(&author),
+                    cell(&text),
+                    cell(&h.reason),
+                    cell(&self.name_of(h.by.as_str())),
+                    bj_time(h.at_ms)
+                );
             }
             m.push('\n');
         }
         if !self.sanctions.is_empty() {
-            let _ = writeln!(m, "### 禁言 (Timeouts and bans)\n\n| 对象 (Who) | 类型 (Kind) | 至 (Until) | 理由 (Reason) | 操作人 (By) |\n|---|---|---|---|---|");
+            let _ = writeln!(
+                m,
+                "### 禁言 (Timeouts and bans)\n\n| 对象 (Who) | 类型 (Kind) | 至 (Until) | 理由 (Reason) | 操作人 (By) |\n|---|---|---|---|---|"
+            );
             for s in &self.sanctions {
                 let (kind, until) = match s.until_ms {
                     Some(u) => ("限时禁言 (timeout)", bj(u)),
                     None => ("禁止参与 (ban)", String::new()),
                 };
-                let _ = writeln!(m, "| {} | {} | {} | {} | {} |", cell(s.participant.as_str()), kind, until, cell(&s.reason), cell(&self.name_of(s.by.as_str())));
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(s.participant.as_str()),
+                    kind,
+                    until,
+                    cell(&s.reason),
+                    cell(&self.name_of(s.by.as_str()))
+                );
             }
             m.push('\n');
         }
@@ -267,11 +526,29 @@ impl SessionSummary {
             Ok(()) => "校验通过 (chain verified)".to_owned(),
             Err(b) => format!("校验失败：第 {} 条 (BROKEN at entry {})", b.index, b.index),
         };
-        let _ = writeln!(m, "共 {} 条，{}；末条哈希 (head) `{}`\n", self.audit.len(), check, self.audit_head);
+        let _ = writeln!(
+            m,
+            "共 {} 条，{}；末条哈希 (head) `{}`\n",
+            self.audit.len(),
+            check,
+            self.audit_head
+        );
         if !self.audit.is_empty() {
-            let _ = writeln!(m, "| # | 时间 (At) | 操作人 (By) | 操作 (Action) | 对象 (Target) | 理由 (Reason) |\n|---|---|---|---|---|---|");
+            let _ = writeln!(
+                m,
+                "| # | 时间 (At) | 操作人 (By) | 操作 (Action) | 对象 (Target) | 理由 (Reason) |\n|---|---|---|---|---|---|"
+            );
             for e in &self.audit {
-                let _ = writeln!(m, "| {} | {} | {} | `{}` | {} | {} |", e.index, bj_time(e.at_ms), cell(&self.name_of(e.actor.as_str())), e.action, cell(&e.target), cell(e.reason.as_deref().unwrap_or("")));
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | `{}` | {} | {} |",
+                    e.index,
+                    bj_time(e.at_ms),
+                    cell(&self.name_of(e.actor.as_str())),
+                    e.action,
+                    cell(&e.target),
+                    cell(e.reason.as_deref().unwrap_or(""))
+                );
             }
         }
         m

@@ -61,7 +61,10 @@ impl QuestionState {
 
     /// Whether every viewer sees it.
     pub fn is_public(self) -> bool {
-        matches!(self, QuestionState::Published | QuestionState::OnStage | QuestionState::Answered)
+        matches!(
+            self,
+            QuestionState::Published | QuestionState::OnStage | QuestionState::Answered
+        )
     }
 }
 
@@ -211,17 +214,26 @@ impl Questions {
 
     /// Published questions (not the one on stage), most votes first, then earliest first.
     pub fn published_by_votes(&self) -> Vec<&Question> {
-        let mut v: Vec<&Question> =
-            self.items.values().filter(|q| q.state == QuestionState::Published).collect();
+        let mut v: Vec<&Question> = self
+            .items
+            .values()
+            .filter(|q| q.state == QuestionState::Published)
+            .collect();
         v.sort_by(|a, b| {
-            b.votes().cmp(&a.votes()).then(a.submitted_at_ms.cmp(&b.submitted_at_ms)).then(a.id.cmp(&b.id))
+            b.votes()
+                .cmp(&a.votes())
+                .then(a.submitted_at_ms.cmp(&b.submitted_at_ms))
+                .then(a.id.cmp(&b.id))
         });
         v
     }
 
     /// Pinned questions, in the order they were pinned.
     pub fn pinned(&self) -> Vec<&Question> {
-        self.pins.iter().filter_map(|id| self.items.get(id)).collect()
+        self.pins
+            .iter()
+            .filter_map(|id| self.items.get(id))
+            .collect()
     }
 
     /// The id of the next changed question (to send its new view).
@@ -269,7 +281,11 @@ impl Questions {
     }
 
     /// Upvotes a published (or on-stage) question, once per identity.
-    pub fn handle_vote(&mut self, voter: &ParticipantId, id: QuestionId) -> Result<usize, ConsultError> {
+    pub fn handle_vote(
+        &mut self,
+        voter: &ParticipantId,
+        id: QuestionId,
+    ) -> Result<usize, ConsultError> {
         let q = self.votable(id)?;
         if !q.voters.insert(voter.clone()) {
             return Err(ConsultError::AlreadyVoted);
@@ -280,7 +296,11 @@ impl Questions {
     }
 
     /// Withdraws an upvote.
-    pub fn handle_unvote(&mut self, voter: &ParticipantId, id: QuestionId) -> Result<usize, ConsultError> {
+    pub fn handle_unvote(
+        &mut self,
+        voter: &ParticipantId,
+        id: QuestionId,
+    ) -> Result<usize, ConsultError> {
         let q = self.votable(id)?;
         if !q.voters.remove(voter) {
             return Err(ConsultError::NotVoted);
@@ -291,8 +311,20 @@ impl Questions {
     }
 
     /// A moderator publishes a pending question.
-    pub fn handle_publish(&mut self, id: QuestionId, by: &ParticipantId, now_ms: u64) -> Result<(), ConsultError> {
-        self.transition(id, "publish", &[QuestionState::Pending], QuestionState::Published, by, now_ms)?;
+    pub fn handle_publish(
+        &mut self,
+        id: QuestionId,
+        by: &ParticipantId,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        self.transition(
+            id,
+            "publish",
+            &[QuestionState::Pending],
+            QuestionState::Published,
+            by,
+            now_ms,
+        )?;
         Ok(())
     }
 
@@ -304,8 +336,17 @@ impl Questions {
         reason: Option<&str>,
         now_ms: u64,
     ) -> Result<(), ConsultError> {
-        let reason = reason.map(|r| normalize_line(r, MAX_REASON_CHARS)).transpose()?;
-        let q = self.transition(id, "reject", &[QuestionState::Pending], QuestionState::Rejected, by, now_ms)?;
+        let reason = reason
+            .map(|r| normalize_line(r, MAX_REASON_CHARS))
+            .transpose()?;
+        let q = self.transition(
+            id,
+            "reject",
+            &[QuestionState::Pending],
+            QuestionState::Rejected,
+            by,
+            now_ms,
+        )?;
         q.reason = reason;
         Ok(())
     }
@@ -325,7 +366,14 @@ impl Questions {
             q.state = QuestionState::Published;
             self.changed.push_back(prev);
         }
-        let q = self.transition(id, "stage", &[QuestionState::Published], QuestionState::OnStage, by, now_ms)?;
+        let q = self.transition(
+            id,
+            "stage",
+            &[QuestionState::Published],
+            QuestionState::OnStage,
+            by,
+            now_ms,
+        )?;
         q.staged_at_ms = Some(now_ms);
         self.on_stage = Some(id);
         Ok(previous)
@@ -341,7 +389,11 @@ impl Questions {
     ) -> Result<(), ConsultError> {
         let from = [QuestionState::Published, QuestionState::OnStage];
         let q = self.transition(id, "answer", &from, QuestionState::Answered, by, now_ms)?;
-        q.answer = Some(Answer { by: answered_by, marked_by: by.clone(), at_ms: now_ms });
+        q.answer = Some(Answer {
+            by: answered_by,
+            marked_by: by.clone(),
+            at_ms: now_ms,
+        });
         self.leave_queue(id);
         Ok(())
     }
@@ -354,7 +406,9 @@ impl Questions {
         reason: Option<&str>,
         now_ms: u64,
     ) -> Result<(), ConsultError> {
-        let reason = reason.map(|r| normalize_line(r, MAX_REASON_CHARS)).transpose()?;
+        let reason = reason
+            .map(|r| normalize_line(r, MAX_REASON_CHARS))
+            .transpose()?;
         let from = [QuestionState::Published, QuestionState::OnStage];
         let q = self.transition(id, "dismiss", &from, QuestionState::Dismissed, by, now_ms)?;
         q.reason = reason;
@@ -390,21 +444,37 @@ impl Questions {
     }
 
     fn votable(&mut self, id: QuestionId) -> Result<&mut Question, ConsultError> {
-        let q = self.items.get_mut(&id).ok_or(ConsultError::NoSuchQuestion(id))?;
+        let q = self
+            .items
+            .get_mut(&id)
+            .ok_or(ConsultError::NoSuchQuestion(id))?;
         match q.state {
             QuestionState::Published | QuestionState::OnStage => Ok(q),
             // Not visible to voters: as if it did not exist.
-            QuestionState::Pending | QuestionState::Rejected => Err(ConsultError::NoSuchQuestion(id)),
-            s => Err(ConsultError::BadQuestionState { id, state: s.as_str().into(), op: "vote".into() }),
+            QuestionState::Pending | QuestionState::Rejected => {
+                Err(ConsultError::NoSuchQuestion(id))
+            }
+            s => Err(ConsultError::BadQuestionState {
+                id,
+                state: s.as_str().into(),
+                op: "vote".into(),
+            }),
         }
     }
 
     fn check(&self, id: QuestionId, op: &str, from: &[QuestionState]) -> Result<(), ConsultError> {
-        let q = self.items.get(&id).ok_or(ConsultError::NoSuchQuestion(id))?;
+        let q = self
+            .items
+            .get(&id)
+            .ok_or(ConsultError::NoSuchQuestion(id))?;
         if from.contains(&q.state) {
             Ok(())
         } else {
-            Err(ConsultError::BadQuestionState { id, state: q.state.as_str().into(), op: op.into() })
+            Err(ConsultError::BadQuestionState {
+                id,
+                state: q.state.as_str().into(),
+                op: op.into(),
+            })
         }
     }
 
@@ -434,7 +504,12 @@ mod tests {
     use shangliang_signaling::Role;
 
     fn author(id: &str) -> Author {
-        Author { id: id.into(), name: id.to_uppercase(), role: Role::Viewer, verified: false }
+        Author {
+            id: id.into(),
+            name: id.to_uppercase(),
+            role: Role::Viewer,
+            verified: false,
+        }
     }
     fn p(s: &str) -> ParticipantId {
         ParticipantId::new(s)
@@ -444,13 +519,21 @@ mod tests {
     #[test]
     fn pending_question_is_published_by_a_moderator() {
         let mut qs = Questions::new(true);
-        let id = qs.handle_submit(author("a"), "  城乡融合怎么推进？ ", false, false, 10).unwrap();
+        let id = qs
+            .handle_submit(author("a"), "  城乡融合怎么推进？ ", false, false, 10)
+            .unwrap();
         assert_eq!(qs.get(id).unwrap().state, QuestionState::Pending);
         assert_eq!(qs.get(id).unwrap().text, "城乡融合怎么推进？");
-        assert_eq!(qs.handle_vote(&p("b"), id), Err(ConsultError::NoSuchQuestion(id)));
+        assert_eq!(
+            qs.handle_vote(&p("b"), id),
+            Err(ConsultError::NoSuchQuestion(id))
+        );
         qs.handle_publish(id, &p(M), 20).unwrap();
         assert_eq!(qs.handle_vote(&p("b"), id), Ok(1));
-        assert!(matches!(qs.handle_publish(id, &p(M), 21), Err(ConsultError::BadQuestionState { .. })));
+        assert!(matches!(
+            qs.handle_publish(id, &p(M), 21),
+            Err(ConsultError::BadQuestionState { .. })
+        ));
     }
 
     #[test]
@@ -462,7 +545,10 @@ mod tests {
         assert_eq!(qs.handle_vote(&p("c"), id), Ok(2));
         assert_eq!(qs.handle_unvote(&p("b"), id), Ok(1));
         assert_eq!(qs.handle_unvote(&p("b"), id), Err(ConsultError::NotVoted));
-        assert_eq!(qs.handle_vote(&p("b"), QuestionId(99)), Err(ConsultError::NoSuchQuestion(QuestionId(99))));
+        assert_eq!(
+            qs.handle_vote(&p("b"), QuestionId(99)),
+            Err(ConsultError::NoSuchQuestion(QuestionId(99)))
+        );
     }
 
     #[test]
@@ -501,15 +587,23 @@ mod tests {
         let b = qs.handle_submit(author("b"), "b", false, false, 2).unwrap();
         qs.handle_pin(b, true).unwrap();
         qs.handle_pin(a, true).unwrap();
-        assert_eq!(qs.pinned().iter().map(|q| q.id).collect::<Vec<_>>(), vec![b, a]);
+        assert_eq!(
+            qs.pinned().iter().map(|q| q.id).collect::<Vec<_>>(),
+            vec![b, a]
+        );
         qs.handle_answer(b, None, &p(M), 3).unwrap();
-        assert_eq!(qs.pinned().iter().map(|q| q.id).collect::<Vec<_>>(), vec![a]);
+        assert_eq!(
+            qs.pinned().iter().map(|q| q.id).collect::<Vec<_>>(),
+            vec![a]
+        );
     }
 
     #[test]
     fn anonymous_question_hides_asker_from_viewers_not_moderators() {
         let mut qs = Questions::new(false);
-        let id = qs.handle_submit(author("alice"), "q", true, false, 1).unwrap();
+        let id = qs
+            .handle_submit(author("alice"), "q", true, false, 1)
+            .unwrap();
         let q = qs.get(id).unwrap();
         assert_eq!(q.view(false).asker, None);
         assert!(q.view(false).anonymous);

@@ -32,7 +32,10 @@ use serde::{Deserialize, Serialize};
 use shangliang_signaling::{ActivityId, Org, Role, Seq};
 
 use super::audit::{AuditEntry, AuditLog};
-use super::comments::{CommentCounts, CommentDecision, CommentModes, CommentPolicy, HeldComment, HiddenComment, PolicyChange};
+use super::comments::{
+    CommentCounts, CommentDecision, CommentModes, CommentPolicy, HeldComment, HiddenComment,
+    PolicyChange,
+};
 use super::floor::{Floor, FloorEvent, FloorMode, GrantTarget, TurnEnd};
 use super::grants::{Action, ConsultError, Grants, authorize_in};
 use super::ids::{ParticipantId, QuestionId};
@@ -290,25 +293,34 @@ impl Consultation {
             }
             return Ok(());
         }
-        let a = self.people.entry(g.subject.clone()).or_insert_with(|| Attendee {
-            name: g.name.clone(),
-            role: g.role,
-            org: g.org.clone(),
-            connections: 0,
-            spans: Vec::new(),
-        });
+        let a = self
+            .people
+            .entry(g.subject.clone())
+            .or_insert_with(|| Attendee {
+                name: g.name.clone(),
+                role: g.role,
+                org: g.org.clone(),
+                connections: 0,
+                spans: Vec::new(),
+            });
         a.name.clone_from(&g.name);
         a.role = g.role;
         a.org.clone_from(&g.org);
         a.connections += 1;
         if a.connections == 1 {
-            a.spans.push(Span { joined_at_ms: now_ms, left_at_ms: None });
-            self.push(Audience::Everyone, ConsultEvent::Presence {
-                participant: g.subject.clone(),
-                name: g.name.clone(),
-                role: g.role,
-                present: true,
+            a.spans.push(Span {
+                joined_at_ms: now_ms,
+                left_at_ms: None,
             });
+            self.push(
+                Audience::Everyone,
+                ConsultEvent::Presence {
+                    participant: g.subject.clone(),
+                    name: g.name.clone(),
+                    role: g.role,
+                    present: true,
+                },
+            );
         }
         Ok(())
     }
@@ -324,7 +336,9 @@ impl Consultation {
             }
             return;
         }
-        let Some(a) = self.people.get_mut(who) else { return };
+        let Some(a) = self.people.get_mut(who) else {
+            return;
+        };
         if a.connections == 0 {
             return;
         }
@@ -336,7 +350,15 @@ impl Consultation {
             s.left_at_ms = Some(now_ms.max(s.joined_at_ms));
         }
         let (name, role) = (a.name.clone(), a.role);
-        self.push(Audience::Everyone, ConsultEvent::Presence { participant: who.clone(), name, role, present: false });
+        self.push(
+            Audience::Everyone,
+            ConsultEvent::Presence {
+                participant: who.clone(),
+                name,
+                role,
+                present: false,
+            },
+        );
         self.floor.handle_left(who, now_ms);
         self.flush();
     }
@@ -356,7 +378,12 @@ impl Consultation {
     }
 
     /// Lowers a hand: one's own (`target` `None` or oneself), or, for a moderator, anyone's.
-    pub fn handle_lower_hand(&mut self, g: &Grants, target: Option<&ParticipantId>, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_lower_hand(
+        &mut self,
+        g: &Grants,
+        target: Option<&ParticipantId>,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         match target {
             Some(t) if *t != g.subject => {
                 authorize_in(g, &self.activity, Action::LowerHandOf)?;
@@ -384,34 +411,69 @@ impl Consultation {
     ) -> Result<ParticipantId, ConsultError> {
         authorize_in(g, &self.activity, Action::GrantFloor)?;
         if let GrantTarget::Participant(p) = &target {
-            let eligible = self.people.get(p).is_some_and(|a| a.connections > 0 && a.role != Role::Viewer);
+            let eligible = self
+                .people
+                .get(p)
+                .is_some_and(|a| a.connections > 0 && a.role != Role::Viewer);
             if !eligible {
                 return Err(ConsultError::NotEligible(p.clone()));
             }
         }
         let limit = limit_ms.unwrap_or(self.config.default_turn_ms);
-        let holder = self.floor.handle_grant(&target, limit, Some(&g.subject), now_ms)?;
-        self.log(g, now_ms, "floor_granted", &format!("{holder} {limit}ms"), None);
+        let holder = self
+            .floor
+            .handle_grant(&target, limit, Some(&g.subject), now_ms)?;
+        self.log(
+            g,
+            now_ms,
+            "floor_granted",
+            &format!("{holder} {limit}ms"),
+            None,
+        );
         self.flush();
         Ok(holder)
     }
 
     /// A moderator gives the speaker `extra_ms` more.
-    pub fn handle_extend_floor(&mut self, g: &Grants, extra_ms: u64, now_ms: u64) -> Result<u64, ConsultError> {
+    pub fn handle_extend_floor(
+        &mut self,
+        g: &Grants,
+        extra_ms: u64,
+        now_ms: u64,
+    ) -> Result<u64, ConsultError> {
         authorize_in(g, &self.activity, Action::ExtendFloor)?;
         let deadline = self.floor.handle_extend(extra_ms, now_ms)?;
         let holder = self.floor.holder().cloned().expect("extended an open turn");
-        self.log(g, now_ms, "floor_extended", &format!("{holder} +{extra_ms}ms"), None);
+        self.log(
+            g,
+            now_ms,
+            "floor_extended",
+            &format!("{holder} +{extra_ms}ms"),
+            None,
+        );
         self.flush();
         Ok(deadline)
     }
 
     /// A moderator takes the floor back.
-    pub fn handle_revoke_floor(&mut self, g: &Grants, reason: Option<&str>, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_revoke_floor(
+        &mut self,
+        g: &Grants,
+        reason: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::RevokeFloor)?;
-        let reason = reason.map(|r| normalize_line(r, shangliang_signaling::limits::MAX_REASON_CHARS)).transpose()?;
+        let reason = reason
+            .map(|r| normalize_line(r, shangliang_signaling::limits::MAX_REASON_CHARS))
+            .transpose()?;
         let holder = self.floor.handle_revoke(now_ms)?;
-        self.log(g, now_ms, "floor_revoked", holder.as_str(), reason.as_deref());
+        self.log(
+            g,
+            now_ms,
+            "floor_revoked",
+            holder.as_str(),
+            reason.as_deref(),
+        );
         self.flush();
         Ok(())
     }
@@ -425,7 +487,12 @@ impl Consultation {
     }
 
     /// A moderator sets chaired or open mode.
-    pub fn handle_set_floor_mode(&mut self, g: &Grants, mode: FloorMode, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_set_floor_mode(
+        &mut self,
+        g: &Grants,
+        mode: FloorMode,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::SetFloorMode)?;
         if self.floor.handle_set_mode(mode, now_ms) {
             let m = match mode {
@@ -439,7 +506,12 @@ impl Consultation {
     }
 
     /// A moderator turns auto-advance on (each turn `limit_ms`) or off.
-    pub fn handle_set_auto_advance(&mut self, g: &Grants, limit_ms: Option<u64>, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_set_auto_advance(
+        &mut self,
+        g: &Grants,
+        limit_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::SetFloorMode)?;
         self.floor.handle_set_auto_advance(limit_ms)?;
         let target = limit_ms.map_or_else(|| "off".to_owned(), |l| format!("{l}ms"));
@@ -465,16 +537,34 @@ impl Consultation {
     // ---- questions --------------------------------------------------------------------
 
     /// `g` submits a question (moderators' questions skip review).
-    pub fn handle_submit_question(&mut self, g: &Grants, text: &str, anonymous: bool, now_ms: u64) -> Result<QuestionId, ConsultError> {
+    pub fn handle_submit_question(
+        &mut self,
+        g: &Grants,
+        text: &str,
+        anonymous: bool,
+        now_ms: u64,
+    ) -> Result<QuestionId, ConsultError> {
         authorize_in(g, &self.activity, Action::SubmitQuestion)?;
         self.comments.check_standing(&g.subject, g.role, now_ms)?;
-        let id = self.questions.handle_submit(g.author(), text, anonymous, g.role.is_moderator(), now_ms)?;
+        let id = self.questions.handle_submit(
+            g.author(),
+            text,
+            anonymous,
+            g.role.is_moderator(),
+            now_ms,
+        )?;
         self.flush();
         Ok(id)
     }
 
     /// `g` upvotes (`up`) or withdraws their vote.
-    pub fn handle_vote_question(&mut self, g: &Grants, id: QuestionId, up: bool, now_ms: u64) -> Result<usize, ConsultError> {
+    pub fn handle_vote_question(
+        &mut self,
+        g: &Grants,
+        id: QuestionId,
+        up: bool,
+        now_ms: u64,
+    ) -> Result<usize, ConsultError> {
         authorize_in(g, &self.activity, Action::VoteQuestion)?;
         self.comments.check_standing(&g.subject, g.role, now_ms)?;
         let n = if up {
@@ -487,7 +577,13 @@ impl Consultation {
     }
 
     /// A moderator moves a question.
-    pub fn handle_moderate_question(&mut self, g: &Grants, id: QuestionId, op: QuestionOp, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_moderate_question(
+        &mut self,
+        g: &Grants,
+        id: QuestionId,
+        op: QuestionOp,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::ModerateQuestion)?;
         let by = &g.subject;
         let (action, reason) = match &op {
@@ -496,8 +592,12 @@ impl Consultation {
                 ("question_published", None)
             }
             QuestionOp::Reject { reason } => {
-                self.questions.handle_reject(id, by, reason.as_deref(), now_ms)?;
-                ("question_rejected", self.questions.get(id).and_then(|q| q.reason.clone()))
+                self.questions
+                    .handle_reject(id, by, reason.as_deref(), now_ms)?;
+                (
+                    "question_rejected",
+                    self.questions.get(id).and_then(|q| q.reason.clone()),
+                )
             }
             QuestionOp::Stage => {
                 self.questions.handle_stage(id, by, now_ms)?;
@@ -509,8 +609,12 @@ impl Consultation {
                 ("question_answered", None)
             }
             QuestionOp::Dismiss { reason } => {
-                self.questions.handle_dismiss(id, by, reason.as_deref(), now_ms)?;
-                ("question_dismissed", self.questions.get(id).and_then(|q| q.reason.clone()))
+                self.questions
+                    .handle_dismiss(id, by, reason.as_deref(), now_ms)?;
+                (
+                    "question_dismissed",
+                    self.questions.get(id).and_then(|q| q.reason.clone()),
+                )
             }
             QuestionOp::Pin => {
                 self.questions.handle_pin(id, true)?;
@@ -527,10 +631,21 @@ impl Consultation {
     }
 
     /// A moderator turns question review on or off.
-    pub fn handle_set_question_review(&mut self, g: &Grants, review: bool, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_set_question_review(
+        &mut self,
+        g: &Grants,
+        review: bool,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::ModerateQuestion)?;
         self.questions.set_review(review);
-        self.log(g, now_ms, "question_review_set", if review { "on" } else { "off" }, None);
+        self.log(
+            g,
+            now_ms,
+            "question_review_set",
+            if review { "on" } else { "off" },
+            None,
+        );
         Ok(())
     }
 
@@ -538,7 +653,12 @@ impl Consultation {
 
     /// Decides on a posted comment. On `Accept`/`Hold` the server stores it, gets its seq and
     /// calls [`Consultation::handle_comment_committed`].
-    pub fn handle_post_comment(&mut self, g: &Grants, raw_text: &str, now_ms: u64) -> CommentDecision {
+    pub fn handle_post_comment(
+        &mut self,
+        g: &Grants,
+        raw_text: &str,
+        now_ms: u64,
+    ) -> CommentDecision {
         if let Err(e) = authorize_in(g, &self.activity, Action::PostComment) {
             return CommentDecision::Refuse(e);
         }
@@ -546,9 +666,17 @@ impl Consultation {
     }
 
     /// The comment decided on was stored under `seq` (`held` after a `Hold`).
-    pub fn handle_comment_committed(&mut self, seq: Seq, g: &Grants, text: String, held: bool, now_ms: u64) {
+    pub fn handle_comment_committed(
+        &mut self,
+        seq: Seq,
+        g: &Grants,
+        text: String,
+        held: bool,
+        now_ms: u64,
+    ) {
         self.last_seq = self.last_seq.max(Some(seq));
-        self.comments.handle_committed(seq, g.author(), text, held, now_ms);
+        self.comments
+            .handle_committed(seq, g.author(), text, held, now_ms);
     }
 
     /// The topic's last sequence number, for comments not posted through this object (so a
@@ -558,7 +686,12 @@ impl Consultation {
     }
 
     /// A moderator approves a held comment.
-    pub fn handle_approve_comment(&mut self, g: &Grants, seq: Seq, now_ms: u64) -> Result<HeldComment, ConsultError> {
+    pub fn handle_approve_comment(
+        &mut self,
+        g: &Grants,
+        seq: Seq,
+        now_ms: u64,
+    ) -> Result<HeldComment, ConsultError> {
         authorize_in(g, &self.activity, Action::ModerateComment)?;
         let c = self.comments.handle_approve(seq)?;
         self.log(g, now_ms, "comment_approved", &format!("#{seq}"), None);
@@ -567,28 +700,59 @@ impl Consultation {
     }
 
     /// A moderator hides a comment, with a reason.
-    pub fn handle_hide_comment(&mut self, g: &Grants, seq: Seq, reason: &str, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_hide_comment(
+        &mut self,
+        g: &Grants,
+        seq: Seq,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::ModerateComment)?;
-        let reason = self.comments.handle_hide(seq, reason, &g.subject, self.last_seq, now_ms)?.reason.clone();
-        self.log(g, now_ms, "comment_hidden", &format!("#{seq}"), Some(&reason));
+        let reason = self
+            .comments
+            .handle_hide(seq, reason, &g.subject, self.last_seq, now_ms)?
+            .reason
+            .clone();
+        self.log(
+            g,
+            now_ms,
+            "comment_hidden",
+            &format!("#{seq}"),
+            Some(&reason),
+        );
         self.push(Audience::Everyone, ConsultEvent::CommentHidden { seq });
         Ok(())
     }
 
     /// A moderator changes a comment mode or keyword list.
-    pub fn handle_set_comment_policy(&mut self, g: &Grants, change: PolicyChange, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_set_comment_policy(
+        &mut self,
+        g: &Grants,
+        change: PolicyChange,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::SetCommentPolicy)?;
         self.comments.handle_change(&change)?;
         let target = match &change {
             PolicyChange::Review(b) => format!("review={b}"),
-            PolicyChange::SlowMode(ms) => format!("slow_mode={}", ms.map_or("off".into(), |m| format!("{m}ms"))),
+            PolicyChange::SlowMode(ms) => format!(
+                "slow_mode={}",
+                ms.map_or("off".into(), |m| format!("{m}ms"))
+            ),
             PolicyChange::VerifiedOnly(b) => format!("verified_only={b}"),
             PolicyChange::Lockdown(b) => format!("lockdown={b}"),
-            PolicyChange::BlockWords(_) => format!("block_words={}", self.comments.block_words().join("|")),
-            PolicyChange::HoldWords(_) => format!("hold_words={}", self.comments.hold_words().join("|")),
+            PolicyChange::BlockWords(_) => {
+                format!("block_words={}", self.comments.block_words().join("|"))
+            }
+            PolicyChange::HoldWords(_) => {
+                format!("hold_words={}", self.comments.hold_words().join("|"))
+            }
         };
         self.log(g, now_ms, "comment_policy_set", &target, None);
-        if !matches!(change, PolicyChange::BlockWords(_) | PolicyChange::HoldWords(_)) {
+        if !matches!(
+            change,
+            PolicyChange::BlockWords(_) | PolicyChange::HoldWords(_)
+        ) {
             // Keyword lists are not announced: telling the public what is filtered helps evade it.
             let modes = self.comments.modes().clone();
             self.push(Audience::Everyone, ConsultEvent::CommentModes { modes });
@@ -597,23 +761,53 @@ impl Consultation {
     }
 
     fn role_of(&self, who: &ParticipantId) -> Option<Role> {
-        self.people.get(who).map(|a| a.role).or_else(|| self.viewers_seen.contains(who).then_some(Role::Viewer))
+        self.people
+            .get(who)
+            .map(|a| a.role)
+            .or_else(|| self.viewers_seen.contains(who).then_some(Role::Viewer))
     }
 
     /// A moderator times `who` out until `until_ms` (no comments, questions, votes or hands).
-    pub fn handle_timeout(&mut self, g: &Grants, who: &ParticipantId, until_ms: u64, reason: &str, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_timeout(
+        &mut self,
+        g: &Grants,
+        who: &ParticipantId,
+        until_ms: u64,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::Discipline)?;
-        self.comments.handle_timeout(who, self.role_of(who), until_ms, reason, &g.subject, now_ms)?;
+        self.comments.handle_timeout(
+            who,
+            self.role_of(who),
+            until_ms,
+            reason,
+            &g.subject,
+            now_ms,
+        )?;
         let reason = normalize_line(reason, shangliang_signaling::limits::MAX_REASON_CHARS)?;
-        self.log(g, now_ms, "participant_timed_out", &format!("{who} until {until_ms}"), Some(&reason));
+        self.log(
+            g,
+            now_ms,
+            "participant_timed_out",
+            &format!("{who} until {until_ms}"),
+            Some(&reason),
+        );
         self.sanction_consequences(who, now_ms);
         Ok(())
     }
 
     /// A moderator bans `who` from taking part (they may still watch).
-    pub fn handle_ban(&mut self, g: &Grants, who: &ParticipantId, reason: &str, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_ban(
+        &mut self,
+        g: &Grants,
+        who: &ParticipantId,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::Discipline)?;
-        self.comments.handle_ban(who, self.role_of(who), reason, &g.subject, now_ms)?;
+        self.comments
+            .handle_ban(who, self.role_of(who), reason, &g.subject, now_ms)?;
         let reason = normalize_line(reason, shangliang_signaling::limits::MAX_REASON_CHARS)?;
         self.log(g, now_ms, "participant_banned", who.as_str(), Some(&reason));
         self.sanction_consequences(who, now_ms);
@@ -621,7 +815,12 @@ impl Consultation {
     }
 
     /// A moderator lifts a ban or timeout.
-    pub fn handle_unban(&mut self, g: &Grants, who: &ParticipantId, now_ms: u64) -> Result<(), ConsultError> {
+    pub fn handle_unban(
+        &mut self,
+        g: &Grants,
+        who: &ParticipantId,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::Discipline)?;
         if self.comments.handle_unban(who) {
             self.log(g, now_ms, "participant_unbanned", who.as_str(), None);
@@ -643,7 +842,10 @@ impl Consultation {
     }
 
     fn log(&mut self, g: &Grants, now_ms: u64, action: &str, target: &str, reason: Option<&str>) {
-        let entry = self.audit.append(now_ms, &g.subject, action, target, reason).clone();
+        let entry = self
+            .audit
+            .append(now_ms, &g.subject, action, target, reason)
+            .clone();
         self.push(Audience::Moderators, ConsultEvent::Audit { entry });
     }
 
@@ -659,15 +861,29 @@ impl Consultation {
             }
         }
         for id in changed {
-            let Some(q) = self.questions.get(id) else { continue };
-            let (full, public, state, asker) = (q.view(true), q.view(false), q.state, q.asker.id.clone());
-            self.push(Audience::Moderators, ConsultEvent::Question { question: full.clone() });
+            let Some(q) = self.questions.get(id) else {
+                continue;
+            };
+            let (full, public, state, asker) =
+                (q.view(true), q.view(false), q.state, q.asker.id.clone());
+            self.push(
+                Audience::Moderators,
+                ConsultEvent::Question {
+                    question: full.clone(),
+                },
+            );
             match state {
                 QuestionState::Pending | QuestionState::Rejected => {
                     // Only the asker and the moderators know of it.
-                    self.push(Audience::Participant(ParticipantId(asker)), ConsultEvent::Question { question: full });
+                    self.push(
+                        Audience::Participant(ParticipantId(asker)),
+                        ConsultEvent::Question { question: full },
+                    );
                 }
-                _ => self.push(Audience::NonModerators, ConsultEvent::Question { question: public }),
+                _ => self.push(
+                    Audience::NonModerators,
+                    ConsultEvent::Question { question: public },
+                ),
             }
         }
     }
@@ -677,7 +893,12 @@ impl Consultation {
     /// Everything the session record keeps. The server checks [`Action::ReadRecord`] before
     /// handing it out: it names the askers of anonymous questions.
     pub fn summary(&self, now_ms: u64) -> SessionSummary {
-        let name_of = |p: &ParticipantId| self.people.get(p).map(|a| a.name.clone()).unwrap_or_else(|| p.to_string());
+        let name_of = |p: &ParticipantId| {
+            self.people
+                .get(p)
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| p.to_string())
+        };
         let participants = self
             .people
             .iter()
@@ -687,7 +908,15 @@ impl Consultation {
                 role: a.role,
                 org: a.org.clone(),
                 spans: a.spans.clone(),
-                present_ms: a.spans.iter().map(|s| s.left_at_ms.unwrap_or(now_ms).saturating_sub(s.joined_at_ms)).sum(),
+                present_ms: a
+                    .spans
+                    .iter()
+                    .map(|s| {
+                        s.left_at_ms
+                            .unwrap_or(now_ms)
+                            .saturating_sub(s.joined_at_ms)
+                    })
+                    .sum(),
             })
             .collect();
         let turns = self
@@ -843,13 +1072,19 @@ mod tests {
     fn setup() -> (Consultation, Grants, Grants, Grants, Grants) {
         let mut c = Consultation::new(
             ActivityId::new("act-1").unwrap(),
-            ConsultationConfig { title: "城乡融合发展网络协商".into(), ..Default::default() },
+            ConsultationConfig {
+                title: "城乡融合发展网络协商".into(),
+                ..Default::default()
+            },
             T0,
         );
         let m = grants("chair", Role::Moderator);
         let mut a = grants("wang", Role::Member);
         a.name = "王委员".into();
-        a.org = Some(Org { level: OrgLevel::City, name: "西安市政协".into() });
+        a.org = Some(Org {
+            level: OrgLevel::City,
+            name: "西安市政协".into(),
+        });
         let b = grants("li", Role::Guest);
         let v = grants("viewer1", Role::Viewer);
         for g in [&m, &a, &b, &v] {
@@ -887,7 +1122,13 @@ mod tests {
         let (mut c, m, a, b, v) = setup();
         assert!(c.may_speak(&m.subject));
         assert!(!c.may_speak(&a.subject));
-        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), Some(60_000), T0).unwrap();
+        c.handle_grant_floor(
+            &m,
+            GrantTarget::Participant(a.subject.clone()),
+            Some(60_000),
+            T0,
+        )
+        .unwrap();
         assert!(c.may_speak(&a.subject));
         assert!(!c.may_speak(&b.subject));
         assert!(!c.may_speak(&v.subject));
@@ -904,13 +1145,22 @@ mod tests {
         c.handle_set_auto_advance(&m, Some(120_000), T0).unwrap();
         c.handle_raise_hand(&a, T0 + 1).unwrap();
         c.handle_raise_hand(&b, T0 + 2).unwrap();
-        assert_eq!(c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 3), Ok(a.subject.clone()));
+        assert_eq!(
+            c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 3),
+            Ok(a.subject.clone())
+        );
         assert_eq!(c.poll_timeout(), Some(T0 + 60_003));
         drain(&mut c);
         c.handle_tick(T0 + 60_003);
         assert_eq!(c.floor().holder(), Some(&b.subject));
         let evs: Vec<ConsultEvent> = drain(&mut c).into_iter().map(|o| o.event).collect();
-        assert!(matches!(&evs[0], ConsultEvent::Floor(FloorEvent::FloorEnded { end: TurnEnd::Expired, .. })));
+        assert!(matches!(
+            &evs[0],
+            ConsultEvent::Floor(FloorEvent::FloorEnded {
+                end: TurnEnd::Expired,
+                ..
+            })
+        ));
         assert!(evs.iter().any(|e| matches!(e, ConsultEvent::Floor(FloorEvent::FloorGranted { holder, .. }) if *holder == b.subject)));
     }
 
@@ -918,25 +1168,35 @@ mod tests {
     fn floor_goes_only_to_present_non_viewers() {
         let (mut c, m, _a, _b, v) = setup();
         let ghost = ParticipantId::new("ghost");
-        assert_eq!(c.handle_grant_floor(&m, GrantTarget::Participant(ghost.clone()), None, T0), Err(ConsultError::NotEligible(ghost)));
+        assert_eq!(
+            c.handle_grant_floor(&m, GrantTarget::Participant(ghost.clone()), None, T0),
+            Err(ConsultError::NotEligible(ghost))
+        );
         assert_eq!(
             c.handle_grant_floor(&m, GrantTarget::Participant(v.subject.clone()), None, T0),
             Err(ConsultError::NotEligible(v.subject.clone()))
         );
-        assert_eq!(c.handle_grant_floor(&m, GrantTarget::NextHand, None, T0), Err(ConsultError::NoHands));
+        assert_eq!(
+            c.handle_grant_floor(&m, GrantTarget::NextHand, None, T0),
+            Err(ConsultError::NoHands)
+        );
     }
 
     #[test]
     fn holder_who_leaves_loses_the_floor_and_hands_follow_presence() {
         let (mut c, m, a, b, _) = setup();
         c.handle_raise_hand(&b, T0).unwrap();
-        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), None, T0).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), None, T0)
+            .unwrap();
         c.handle_leave(&a.subject, T0 + 5_000);
         c.handle_leave(&b.subject, T0 + 5_000);
         assert_eq!(c.floor().holder(), None);
         assert!(c.floor().hands().is_empty());
         assert_eq!(c.floor().past_turns()[0].end, Some(TurnEnd::Left));
-        assert_eq!(c.handle_raise_hand(&b, T0 + 6_000), Err(ConsultError::NotEligible(b.subject.clone())));
+        assert_eq!(
+            c.handle_raise_hand(&b, T0 + 6_000),
+            Err(ConsultError::NotEligible(b.subject.clone()))
+        );
     }
 
     #[test]
@@ -950,9 +1210,22 @@ mod tests {
         assert!(!c.is_present(&a.subject));
         let s = c.summary(T0 + 40);
         let row = s.participants.iter().find(|p| p.id == a.subject).unwrap();
-        assert_eq!(row.spans, vec![Span { joined_at_ms: T0, left_at_ms: Some(T0 + 30) }]);
+        assert_eq!(
+            row.spans,
+            vec![Span {
+                joined_at_ms: T0,
+                left_at_ms: Some(T0 + 30)
+            }]
+        );
         assert_eq!(row.present_ms, 30);
-        assert_eq!(s.viewers, ViewerStats { distinct: 1, peak: 1, current: 1 });
+        assert_eq!(
+            s.viewers,
+            ViewerStats {
+                distinct: 1,
+                peak: 1,
+                current: 1
+            }
+        );
         c.handle_leave(&v.subject, T0 + 50);
         c.handle_leave(&v.subject, T0 + 50);
         assert_eq!(c.summary(T0 + 60).viewers.current, 0);
@@ -963,16 +1236,32 @@ mod tests {
         let (mut c, m, _a, _b, v) = setup();
         c.handle_set_question_review(&m, false, T0).unwrap();
         drain(&mut c);
-        let id = c.handle_submit_question(&v, "农村养老怎么保障？", true, T0).unwrap();
+        let id = c
+            .handle_submit_question(&v, "农村养老怎么保障？", true, T0)
+            .unwrap();
         let out = drain(&mut c);
-        let to_mods = out.iter().find(|o| o.audience == Audience::Moderators).unwrap();
-        let to_public = out.iter().find(|o| o.audience == Audience::NonModerators).unwrap();
-        let ConsultEvent::Question { question: full } = &to_mods.event else { panic!() };
-        let ConsultEvent::Question { question: public } = &to_public.event else { panic!() };
+        let to_mods = out
+            .iter()
+            .find(|o| o.audience == Audience::Moderators)
+            .unwrap();
+        let to_public = out
+            .iter()
+            .find(|o| o.audience == Audience::NonModerators)
+            .unwrap();
+        let ConsultEvent::Question { question: full } = &to_mods.event else {
+            panic!()
+        };
+        let ConsultEvent::Question { question: public } = &to_public.event else {
+            panic!()
+        };
         assert_eq!(full.asker.as_ref().unwrap().id, "viewer1");
         assert_eq!(public.asker, None);
         assert_eq!(public.id, id);
-        assert!(!serde_json::to_string(&to_public).unwrap().contains("viewer1"));
+        assert!(
+            !serde_json::to_string(&to_public)
+                .unwrap()
+                .contains("viewer1")
+        );
     }
 
     #[test]
@@ -980,59 +1269,120 @@ mod tests {
         let (mut c, m, _a, _b, v) = setup();
         let id = c.handle_submit_question(&v, "q", false, T0).unwrap();
         let audiences: Vec<Audience> = drain(&mut c).into_iter().map(|o| o.audience).collect();
-        assert_eq!(audiences, vec![Audience::Moderators, Audience::Participant(v.subject.clone())]);
-        assert_eq!(c.handle_vote_question(&v, id, true, T0), Err(ConsultError::NoSuchQuestion(id)));
-        c.handle_moderate_question(&m, id, QuestionOp::Publish, T0 + 1).unwrap();
+        assert_eq!(
+            audiences,
+            vec![
+                Audience::Moderators,
+                Audience::Participant(v.subject.clone())
+            ]
+        );
+        assert_eq!(
+            c.handle_vote_question(&v, id, true, T0),
+            Err(ConsultError::NoSuchQuestion(id))
+        );
+        c.handle_moderate_question(&m, id, QuestionOp::Publish, T0 + 1)
+            .unwrap();
         assert_eq!(c.handle_vote_question(&v, id, true, T0 + 2), Ok(1));
-        assert_eq!(c.handle_vote_question(&v, id, true, T0 + 3), Err(ConsultError::AlreadyVoted));
+        assert_eq!(
+            c.handle_vote_question(&v, id, true, T0 + 3),
+            Err(ConsultError::AlreadyVoted)
+        );
     }
 
     #[test]
     fn answered_question_defaults_to_the_floor_holder() {
         let (mut c, m, a, _b, v) = setup();
         let id = c.handle_submit_question(&v, "q", false, T0).unwrap();
-        c.handle_moderate_question(&m, id, QuestionOp::Publish, T0).unwrap();
-        c.handle_moderate_question(&m, id, QuestionOp::Stage, T0).unwrap();
-        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), None, T0).unwrap();
-        c.handle_moderate_question(&m, id, QuestionOp::Answer { by: None }, T0 + 90_000).unwrap();
+        c.handle_moderate_question(&m, id, QuestionOp::Publish, T0)
+            .unwrap();
+        c.handle_moderate_question(&m, id, QuestionOp::Stage, T0)
+            .unwrap();
+        c.handle_grant_floor(&m, GrantTarget::Participant(a.subject.clone()), None, T0)
+            .unwrap();
+        c.handle_moderate_question(&m, id, QuestionOp::Answer { by: None }, T0 + 90_000)
+            .unwrap();
         let q = c.questions().get(id).unwrap();
         assert_eq!(q.state, QuestionState::Answered);
         assert_eq!(q.answer.as_ref().unwrap().by.as_ref(), Some(&a.subject));
-        let actions: Vec<&str> = c.audit().entries().iter().map(|e| e.action.as_str()).collect();
-        assert_eq!(actions, ["question_published", "question_staged", "floor_granted", "question_answered"]);
+        let actions: Vec<&str> = c
+            .audit()
+            .entries()
+            .iter()
+            .map(|e| e.action.as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "question_published",
+                "question_staged",
+                "floor_granted",
+                "question_answered"
+            ]
+        );
     }
 
     #[test]
     fn held_comment_is_not_public_until_approved() {
         let (mut c, m, _a, _b, v) = setup();
-        c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0).unwrap();
+        c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0)
+            .unwrap();
         let d = c.handle_post_comment(&v, "希望多开几条公交", T0);
-        let CommentDecision::Hold { text, .. } = d else { panic!("{d:?}") };
+        let CommentDecision::Hold { text, .. } = d else {
+            panic!("{d:?}")
+        };
         c.handle_comment_committed(Seq(1), &v, text, true, T0);
         drain(&mut c);
-        assert_eq!(c.handle_approve_comment(&v, Seq(1), T0), Err(ConsultError::Forbidden));
+        assert_eq!(
+            c.handle_approve_comment(&v, Seq(1), T0),
+            Err(ConsultError::Forbidden)
+        );
         c.handle_approve_comment(&m, Seq(1), T0 + 1).unwrap();
         let out = drain(&mut c);
-        assert!(out.iter().any(|o| o.audience == Audience::Everyone && o.event == ConsultEvent::CommentApproved { seq: Seq(1) }));
+        assert!(out.iter().any(|o| o.audience == Audience::Everyone
+            && o.event == ConsultEvent::CommentApproved { seq: Seq(1) }));
     }
 
     #[test]
     fn timed_out_viewer_can_post_after_timeout_but_not_during() {
         let (mut c, m, _a, _b, v) = setup();
-        c.handle_timeout(&m, &v.subject, T0 + 60_000, "刷屏", T0).unwrap();
-        assert_eq!(c.handle_post_comment(&v, "x", T0 + 1), CommentDecision::Refuse(ConsultError::TimedOut { until_ms: T0 + 60_000 }));
-        assert_eq!(c.handle_submit_question(&v, "x", false, T0 + 1), Err(ConsultError::TimedOut { until_ms: T0 + 60_000 }));
-        assert!(matches!(c.handle_post_comment(&v, "x", T0 + 60_000), CommentDecision::Accept { .. }));
-        assert_eq!(c.handle_timeout(&m, &m.subject, T0 + 1, "x", T0), Err(ConsultError::CannotDisciplineModerator));
+        c.handle_timeout(&m, &v.subject, T0 + 60_000, "刷屏", T0)
+            .unwrap();
+        assert_eq!(
+            c.handle_post_comment(&v, "x", T0 + 1),
+            CommentDecision::Refuse(ConsultError::TimedOut {
+                until_ms: T0 + 60_000
+            })
+        );
+        assert_eq!(
+            c.handle_submit_question(&v, "x", false, T0 + 1),
+            Err(ConsultError::TimedOut {
+                until_ms: T0 + 60_000
+            })
+        );
+        assert!(matches!(
+            c.handle_post_comment(&v, "x", T0 + 60_000),
+            CommentDecision::Accept { .. }
+        ));
+        assert_eq!(
+            c.handle_timeout(&m, &m.subject, T0 + 1, "x", T0),
+            Err(ConsultError::CannotDisciplineModerator)
+        );
     }
 
     #[test]
     fn hidden_comment_is_recorded_with_reason_and_original() {
         let (mut c, m, _a, _b, v) = setup();
-        let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, "原话 | 带竖线", T0) else { panic!() };
+        let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, "原话 | 带竖线", T0)
+        else {
+            panic!()
+        };
         c.handle_comment_committed(Seq(1), &v, text, false, T0);
-        c.handle_hide_comment(&m, Seq(1), "人身攻击", T0 + 5).unwrap();
-        assert_eq!(c.handle_hide_comment(&m, Seq(1), "x", T0 + 6), Err(ConsultError::AlreadyHidden(Seq(1))));
+        c.handle_hide_comment(&m, Seq(1), "人身攻击", T0 + 5)
+            .unwrap();
+        assert_eq!(
+            c.handle_hide_comment(&m, Seq(1), "x", T0 + 6),
+            Err(ConsultError::AlreadyHidden(Seq(1)))
+        );
         let s = c.summary(T0 + 10);
         assert_eq!(s.hidden_comments[0].text.as_deref(), Some("原话 | 带竖线"));
         assert_eq!(s.hidden_comments[0].reason, "人身攻击");
@@ -1043,31 +1393,68 @@ mod tests {
     fn record_renders_minutes_csv_and_json_and_hides_anonymous_askers_when_handed_on() {
         let (mut c, m, a, b, v) = setup();
         c.handle_raise_hand(&a, T0).unwrap();
-        c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 1_000).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 1_000)
+            .unwrap();
         c.handle_extend_floor(&m, 30_000, T0 + 50_000).unwrap();
         c.handle_yield_floor(&a, T0 + 81_000).unwrap();
-        c.handle_grant_floor(&m, GrantTarget::Participant(b.subject.clone()), Some(60_000), T0 + 90_000).unwrap();
+        c.handle_grant_floor(
+            &m,
+            GrantTarget::Participant(b.subject.clone()),
+            Some(60_000),
+            T0 + 90_000,
+        )
+        .unwrap();
         c.handle_tick(T0 + 150_000);
-        let q = c.handle_submit_question(&v, "城乡融合怎么推进？", true, T0 + 100_000).unwrap();
-        c.handle_moderate_question(&m, q, QuestionOp::Publish, T0 + 100_500).unwrap();
-        c.handle_moderate_question(&m, q, QuestionOp::Answer { by: Some(a.subject.clone()) }, T0 + 160_000).unwrap();
+        let q = c
+            .handle_submit_question(&v, "城乡融合怎么推进？", true, T0 + 100_000)
+            .unwrap();
+        c.handle_moderate_question(&m, q, QuestionOp::Publish, T0 + 100_500)
+            .unwrap();
+        c.handle_moderate_question(
+            &m,
+            q,
+            QuestionOp::Answer {
+                by: Some(a.subject.clone()),
+            },
+            T0 + 160_000,
+        )
+        .unwrap();
         c.handle_leave(&a.subject, T0 + 200_000);
         let s = c.summary(T0 + 300_000);
         assert_eq!(s.turns.len(), 2);
-        assert_eq!((s.turns[0].spoken_ms, s.turns[0].overtime_ms, s.turns[0].extended_ms), (80_000, 20_000, 30_000));
+        assert_eq!(
+            (
+                s.turns[0].spoken_ms,
+                s.turns[0].overtime_ms,
+                s.turns[0].extended_ms
+            ),
+            (80_000, 20_000, 30_000)
+        );
         assert_eq!(s.turns[1].end, Some(TurnEnd::Expired));
         let md = s.to_markdown();
-        for needle in ["# 城乡融合发展网络协商 — 会议纪要 (Minutes)", "## 二、发言记录 (Floor turns)", "| 1 | 王委员 | 20:00:01 | 20:01:21 | 1:20 | 1:00 | 0:30 | 0:20 | 交还 (yielded) |",
-            "匿名 (anonymous)", "已回答 (answered)", "西安市政协（市级）", "校验通过 (chain verified)"] {
+        for needle in [
+            "# 城乡融合发展网络协商 — 会议纪要 (Minutes)",
+            "## 二、发言记录 (Floor turns)",
+            "| 1 | 王委员 | 20:00:01 | 20:01:21 | 1:20 | 1:00 | 0:30 | 0:20 | 交还 (yielded) |",
+            "匿名 (anonymous)",
+            "已回答 (answered)",
+            "西安市政协（市级）",
+            "校验通过 (chain verified)",
+        ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }
         assert!(!md.contains("VIEWER1") && !md.contains("viewer1"), "{md}");
         let csv = s.to_csv();
-        assert!(csv.starts_with("section,ref,participant,name,role,start_ms,end_ms,duration_ms,status,detail\n"));
+        assert!(csv.starts_with(
+            "section,ref,participant,name,role,start_ms,end_ms,duration_ms,status,detail\n"
+        ));
         assert!(csv.contains("\nturn,1,wang,王委员,,"));
         assert!(!csv.contains("viewer1"), "{csv}");
         let json = s.to_json();
-        assert!(json.contains("\"viewer1\""), "the full record keeps the asker");
+        assert!(
+            json.contains("\"viewer1\""),
+            "the full record keeps the asker"
+        );
         let back: SessionSummary = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
         assert_eq!(verify_head(&back.audit, &back.audit_head), Ok(()));
@@ -1077,9 +1464,14 @@ mod tests {
     fn events_have_a_stable_json_shape() {
         let out = Outbound {
             audience: Audience::Everyone,
-            event: ConsultEvent::Floor(FloorEvent::HandsChanged { hands: vec![ParticipantId::new("a")] }),
+            event: ConsultEvent::Floor(FloorEvent::HandsChanged {
+                hands: vec![ParticipantId::new("a")],
+            }),
         };
-        assert_eq!(serde_json::to_string(&out).unwrap(), r#"{"audience":{"to":"everyone"},"event":{"t":"floor","k":"hands_changed","hands":["a"]}}"#);
+        assert_eq!(
+            serde_json::to_string(&out).unwrap(),
+            r#"{"audience":{"to":"everyone"},"event":{"t":"floor","k":"hands_changed","hands":["a"]}}"#
+        );
         let back: Outbound = serde_json::from_str(&serde_json::to_string(&out).unwrap()).unwrap();
         assert_eq!(back, out);
     }
@@ -1217,10 +1609,11 @@ mod tests {
                 // Every outbound event serializes.
                 for out in std::iter::from_fn(|| c.poll_event()) {
                     prop_assert!(serde_json::to_vec(&out).is_ok());
-                    if let ConsultEvent::Question { question } = &out.event {
-                        if out.audience == Audience::NonModerators && question.anonymous {
-                            prop_assert!(question.asker.is_none());
-                        }
+                    if let ConsultEvent::Question { question } = &out.event
+                        && out.audience == Audience::NonModerators
+                        && question.anonymous
+                    {
+                        prop_assert!(question.asker.is_none());
                     }
                 }
                 // At most one holder, who is present; only the holder (and moderators) heard when chaired.
