@@ -890,6 +890,50 @@ impl Consultation {
 
     // ---- the record -------------------------------------------------------------------
 
+    /// What a client that just joined (or reconnected) needs to draw the room: the floor,
+    /// the questions it may see, the comment modes and who is present. Moderators get full
+    /// question views (pending ones and anonymous askers included); others get public views
+    /// plus their own pending or rejected questions.
+    pub fn snapshot(&self, g: &Grants) -> Result<Snapshot, ConsultError> {
+        authorize_in(g, &self.activity, Action::Join)?;
+        let full = g.role.is_moderator();
+        let questions = self
+            .questions
+            .all()
+            .filter(|q| {
+                full || q.state.is_public()
+                    || q.state == QuestionState::Dismissed
+                    || q.asker.id == g.subject.0
+            })
+            .map(|q| q.view(full || q.asker.id == g.subject.0))
+            .collect();
+        let present = self
+            .people
+            .iter()
+            .filter(|(_, a)| a.connections > 0)
+            .map(|(id, a)| PresentRow {
+                id: id.clone(),
+                name: a.name.clone(),
+                role: a.role,
+            })
+            .collect();
+        Ok(Snapshot {
+            floor: FloorSnapshot {
+                mode: self.floor.mode(),
+                hands: self.floor.hands().to_vec(),
+                holder: self.floor.holder().cloned(),
+                granted_at_ms: self.floor.current().map(|t| t.granted_at_ms),
+                deadline_ms: self.floor.poll_timeout(),
+            },
+            questions,
+            on_stage: self.questions.on_stage().map(|q| q.id),
+            pinned: self.questions.pinned().iter().map(|q| q.id).collect(),
+            comment_modes: self.comments.modes().clone(),
+            present,
+            viewers: self.viewer_stats.current,
+        })
+    }
+
     /// Everything the session record keeps. The server checks [`Action::ReadRecord`] before
     /// handing it out: it names the askers of anonymous questions.
     pub fn summary(&self, now_ms: u64) -> SessionSummary {
@@ -965,6 +1009,51 @@ impl Consultation {
             audit_head: self.audit.head(),
         }
     }
+}
+
+/// The floor as a joining client needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloorSnapshot {
+    /// Chaired or open.
+    pub mode: FloorMode,
+    /// Raised hands, oldest first.
+    pub hands: Vec<ParticipantId>,
+    /// Who holds the floor.
+    pub holder: Option<ParticipantId>,
+    /// When their turn began.
+    pub granted_at_ms: Option<u64>,
+    /// When it is due back.
+    pub deadline_ms: Option<u64>,
+}
+
+/// A member, guest or moderator who is present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentRow {
+    /// Who.
+    pub id: ParticipantId,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// The state of an activity as one client may see it; see [`Consultation::snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The floor.
+    pub floor: FloorSnapshot,
+    /// Questions visible to this client, in order of submission.
+    pub questions: Vec<QuestionView>,
+    /// The question on stage.
+    pub on_stage: Option<QuestionId>,
+    /// Pinned questions in pin order.
+    pub pinned: Vec<QuestionId>,
+    /// Comment modes.
+    pub comment_modes: CommentModes,
+    /// Members, guests and moderators present.
+    pub present: Vec<PresentRow>,
+    /// Viewers present.
+    pub viewers: u64,
 }
 
 /// Attendance of one member, guest or moderator.
@@ -1461,6 +1550,41 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_shows_each_role_what_it_may_see() {
+        let (mut c, m, a, _b, v) = setup();
+        let v2 = grants("viewer2", Role::Viewer);
+        let mine = c.handle_submit_question(&v, "我的问题", true, T0).unwrap();
+        let other = c
+            .handle_submit_question(&v2, "别人的问题", false, T0)
+            .unwrap();
+        let anon = c
+            .handle_submit_question(&v2, "匿名的问题", true, T0)
+            .unwrap();
+        c.handle_moderate_question(&m, anon, QuestionOp::Publish, T0)
+            .unwrap();
+        c.handle_raise_hand(&a, T0).unwrap();
+        let sv = c.snapshot(&v).unwrap();
+        let ids: Vec<QuestionId> = sv.questions.iter().map(|q| q.id).collect();
+        assert_eq!(
+            ids,
+            vec![mine, anon],
+            "own pending question and published ones only"
+        );
+        assert_eq!(
+            sv.questions[0].asker.as_ref().unwrap().id,
+            "viewer1",
+            "one sees oneself"
+        );
+        assert_eq!(sv.questions[1].asker, None);
+        assert_eq!(sv.floor.hands, vec![a.subject.clone()]);
+        assert_eq!(sv.viewers, 1);
+        let sm = c.snapshot(&m).unwrap();
+        assert_eq!(sm.questions.len(), 3);
+        assert!(sm.questions.iter().all(|q| q.asker.is_some()));
+        let _ = other;
+    }
+
+    #[test]
     fn events_have_a_stable_json_shape() {
         let out = Outbound {
             audience: Audience::Everyone,
@@ -1531,7 +1655,10 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
         #[test]
-        fn session_invariants_hold_and_the_audit_chain_verifies(ops in proptest::collection::vec(op(), 0..60)) {
+        fn session_invariants_hold_and_the_audit_chain_verifies(
+            ops in proptest::collection::vec(op(), 0..60),
+            tamper in (0u8..6, any::<usize>(), any::<usize>()),
+        ) {
             // Six identities: two moderators, two members, a guest and a viewer.
             let roles = [Role::Moderator, Role::Moderator, Role::Member, Role::Member, Role::Guest, Role::Viewer];
             let gs: Vec<Grants> = roles.iter().enumerate().map(|(i, r)| grants(&format!("p{i}"), *r)).collect();
@@ -1628,6 +1755,23 @@ mod tests {
             let s = c.summary(now);
             prop_assert_eq!(s.audit.len(), audited_ok);
             prop_assert_eq!(verify_head(&s.audit, &s.audit_head), Ok(()));
+            // Any single edit, removal or swap of the log this session produced is caught.
+            if !s.audit.is_empty() {
+                let n = s.audit.len();
+                let mut e = s.audit.clone();
+                let (i, j) = (tamper.1 % n, tamper.2 % n);
+                match tamper.0 {
+                    0 => e[i].at_ms ^= 1,
+                    1 => e[i].target.push('x'),
+                    2 => e[i].reason = Some(format!("{:?}x", e[i].reason)),
+                    3 => e[i].actor = ParticipantId::new("someone-else"),
+                    4 => { e.remove(i); }
+                    _ => e.swap(i, j),
+                }
+                if tamper.0 < 5 || i != j {
+                    prop_assert!(verify_head(&e, &s.audit_head).is_err());
+                }
+            }
             for q in &s.questions { prop_assert_eq!(q.view(false).votes as usize, q.voters.len()); }
             let _ = (s.to_markdown(), s.to_csv(), s.to_json());
         }
