@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! "shangliang-audit-v1" || prev_hash (32 bytes) || index (u64 BE) || at_ms (u64 BE)
-//!   || str(actor) || str(action) || str(target) || opt(reason)
+//!   || str(actor) || str(action) || str(target) || str(detail) || opt(reason)
 //! str(s) = len(s) as u32 BE || UTF-8 bytes
 //! opt(None) = 0x00;  opt(Some(s)) = 0x01 || str(s)
 //! ```
@@ -31,8 +31,11 @@ pub struct AuditEntry {
     pub actor: ParticipantId,
     /// What was done, snake_case (e.g. `floor_granted`, `comment_hidden`).
     pub action: String,
-    /// What it was done to (a participant, `Q3`, a comment seq `#12`, a setting), or empty.
+    /// What it was done to (a participant id, a question `Q3`, a comment `#12`, a setting
+    /// name), or empty.
     pub target: String,
+    /// The action's parameters (`limit=60000ms`, `until=...`, a setting's new value), or empty.
+    pub detail: String,
     /// The reason given, if any.
     pub reason: Option<String>,
     /// Hex SHA-256 of the previous entry (64 zeros for the first).
@@ -57,25 +60,18 @@ fn put_str(h: &mut Sha256, s: &str) {
     h.update(s.as_bytes());
 }
 
-/// The hash of an entry with these fields after `prev`.
-fn entry_hash(
-    prev: &[u8; 32],
-    index: u64,
-    at_ms: u64,
-    actor: &str,
-    action: &str,
-    target: &str,
-    reason: Option<&str>,
-) -> [u8; 32] {
+/// The hash of `e`'s content (not its `prev_hash`/`hash` text) chained after `prev`.
+fn entry_hash(prev: &[u8; 32], e: &AuditEntry) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"shangliang-audit-v1");
     h.update(prev);
-    h.update(index.to_be_bytes());
-    h.update(at_ms.to_be_bytes());
-    put_str(&mut h, actor);
-    put_str(&mut h, action);
-    put_str(&mut h, target);
-    match reason {
+    h.update(e.index.to_be_bytes());
+    h.update(e.at_ms.to_be_bytes());
+    put_str(&mut h, e.actor.as_str());
+    put_str(&mut h, &e.action);
+    put_str(&mut h, &e.target);
+    put_str(&mut h, &e.detail);
+    match &e.reason {
         None => h.update([0u8]),
         Some(r) => {
             h.update([1u8]);
@@ -108,28 +104,23 @@ impl AuditLog {
         actor: &ParticipantId,
         action: &str,
         target: &str,
+        detail: &str,
         reason: Option<&str>,
     ) -> &AuditEntry {
-        let index = self.entries.len() as u64;
-        let hash = entry_hash(
-            &self.head,
-            index,
-            at_ms,
-            actor.as_str(),
-            action,
-            target,
-            reason,
-        );
-        self.entries.push(AuditEntry {
-            index,
+        let mut e = AuditEntry {
+            index: self.entries.len() as u64,
             at_ms,
             actor: actor.clone(),
             action: action.to_owned(),
             target: target.to_owned(),
+            detail: detail.to_owned(),
             reason: reason.map(str::to_owned),
             prev_hash: hex::encode(self.head),
-            hash: hex::encode(hash),
-        });
+            hash: String::new(),
+        };
+        let hash = entry_hash(&self.head, &e);
+        e.hash = hex::encode(hash);
+        self.entries.push(e);
         self.head = hash;
         self.entries.last().expect("just pushed")
     }
@@ -153,15 +144,7 @@ pub fn verify(entries: &[AuditEntry]) -> Result<(), BrokenLink> {
         if e.index != i as u64 || e.prev_hash != hex::encode(prev) {
             return Err(broken);
         }
-        let h = entry_hash(
-            &prev,
-            e.index,
-            e.at_ms,
-            e.actor.as_str(),
-            &e.action,
-            &e.target,
-            e.reason.as_deref(),
-        );
+        let h = entry_hash(&prev, e);
         if e.hash != hex::encode(h) {
             return Err(broken);
         }
@@ -199,6 +182,7 @@ mod tests {
                 &ParticipantId::new(format!("m{}", i % 3)),
                 "comment_hidden",
                 &format!("#{i}"),
+                if i % 3 == 0 { "" } else { "detail" },
                 reason.as_deref(),
             );
         }
@@ -228,10 +212,15 @@ mod tests {
         // "ab"+"c" and "a"+"bc" must not hash alike.
         let p = ParticipantId::new("m");
         let mut a = AuditLog::new();
-        a.append(0, &p, "ab", "c", None);
+        a.append(0, &p, "ab", "c", "", None);
         let mut b = AuditLog::new();
-        b.append(0, &p, "a", "bc", None);
+        b.append(0, &p, "a", "bc", "", None);
         assert_ne!(a.head(), b.head());
+        let mut c = AuditLog::new();
+        c.append(0, &p, "a", "b", "c", None);
+        let mut d = AuditLog::new();
+        d.append(0, &p, "a", "bc", "", None);
+        assert_ne!(c.head(), d.head());
     }
 
     #[derive(Clone, Debug)]
@@ -246,7 +235,7 @@ mod tests {
         fn audit_chain_verifies_and_fails_after_any_single_tamper(
             n in 1usize..12,
             t in prop_oneof![
-                ((0usize..12), (0u8..6)).prop_map(|(i, f)| Tamper::Edit(i, f)),
+                ((0usize..12), (0u8..7)).prop_map(|(i, f)| Tamper::Edit(i, f)),
                 (0usize..12).prop_map(Tamper::Remove),
                 ((0usize..12), (0usize..12)).prop_map(|(a, b)| Tamper::Swap(a, b)),
             ],
@@ -262,6 +251,7 @@ mod tests {
                         1 => x.actor = ParticipantId::new(format!("{}x", x.actor)),
                         2 => x.action.push('x'),
                         3 => x.target.push('x'),
+                        6 => x.detail.push('x'),
                         4 => x.reason = match x.reason.take() { Some(_) => None, None => Some(String::new()) },
                         _ => x.index += 1,
                     }

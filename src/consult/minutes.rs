@@ -308,8 +308,9 @@ impl SessionSummary {
                 "",
                 &e.action,
                 &format!(
-                    "target={} reason={} hash={}",
+                    "target={} detail={} reason={} hash={}",
                     e.target,
+                    e.detail,
                     e.reason.as_deref().unwrap_or(""),
                     e.hash
                 ),
@@ -536,17 +537,18 @@ impl SessionSummary {
         if !self.audit.is_empty() {
             let _ = writeln!(
                 m,
-                "| # | 时间 (At) | 操作人 (By) | 操作 (Action) | 对象 (Target) | 理由 (Reason) |\n|---|---|---|---|---|---|"
+                "| # | 时间 (At) | 操作人 (By) | 操作 (Action) | 对象 (Target) | 参数 (Detail) | 理由 (Reason) |\n|---|---|---|---|---|---|---|"
             );
             for e in &self.audit {
                 let _ = writeln!(
                     m,
-                    "| {} | {} | {} | `{}` | {} | {} |",
+                    "| {} | {} | {} | `{}` | {} | {} | {} |",
                     e.index,
                     bj_time(e.at_ms),
                     cell(&self.name_of(e.actor.as_str())),
                     e.action,
-                    cell(&e.target),
+                    cell(&self.name_of(&e.target)),
+                    cell(&e.detail),
                     cell(e.reason.as_deref().unwrap_or(""))
                 );
             }

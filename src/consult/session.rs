@@ -388,7 +388,7 @@ impl Consultation {
             Some(t) if *t != g.subject => {
                 authorize_in(g, &self.activity, Action::LowerHandOf)?;
                 if self.floor.handle_lower_hand(t, now_ms) {
-                    self.log(g, now_ms, "hand_lowered", t.as_str(), None);
+                    self.log(g, now_ms, "hand_lowered", t.as_str(), "", None);
                 }
             }
             _ => {
@@ -427,7 +427,8 @@ impl Consultation {
             g,
             now_ms,
             "floor_granted",
-            &format!("{holder} {limit}ms"),
+            holder.as_str(),
+            &format!("limit={limit}ms"),
             None,
         );
         self.flush();
@@ -448,7 +449,8 @@ impl Consultation {
             g,
             now_ms,
             "floor_extended",
-            &format!("{holder} +{extra_ms}ms"),
+            holder.as_str(),
+            &format!("+{extra_ms}ms"),
             None,
         );
         self.flush();
@@ -472,6 +474,7 @@ impl Consultation {
             now_ms,
             "floor_revoked",
             holder.as_str(),
+            "",
             reason.as_deref(),
         );
         self.flush();
@@ -499,7 +502,7 @@ impl Consultation {
                 FloorMode::Chaired => "chaired",
                 FloorMode::Open => "open",
             };
-            self.log(g, now_ms, "floor_mode_set", m, None);
+            self.log(g, now_ms, "floor_mode_set", "", m, None);
         }
         self.flush();
         Ok(())
@@ -515,7 +518,7 @@ impl Consultation {
         authorize_in(g, &self.activity, Action::SetFloorMode)?;
         self.floor.handle_set_auto_advance(limit_ms)?;
         let target = limit_ms.map_or_else(|| "off".to_owned(), |l| format!("{l}ms"));
-        self.log(g, now_ms, "floor_auto_advance_set", &target, None);
+        self.log(g, now_ms, "floor_auto_advance_set", "", &target, None);
         Ok(())
     }
 
@@ -523,7 +526,7 @@ impl Consultation {
     pub fn handle_mute_all(&mut self, g: &Grants, now_ms: u64) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::MuteAll)?;
         self.floor.handle_mute_all(now_ms);
-        self.log(g, now_ms, "muted_all", "", None);
+        self.log(g, now_ms, "muted_all", "", "", None);
         self.flush();
         Ok(())
     }
@@ -625,7 +628,7 @@ impl Consultation {
                 ("question_unpinned", None)
             }
         };
-        self.log(g, now_ms, action, &id.to_string(), reason.as_deref());
+        self.log(g, now_ms, action, &id.to_string(), "", reason.as_deref());
         self.flush();
         Ok(())
     }
@@ -643,6 +646,7 @@ impl Consultation {
             g,
             now_ms,
             "question_review_set",
+            "",
             if review { "on" } else { "off" },
             None,
         );
@@ -694,7 +698,7 @@ impl Consultation {
     ) -> Result<HeldComment, ConsultError> {
         authorize_in(g, &self.activity, Action::ModerateComment)?;
         let c = self.comments.handle_approve(seq)?;
-        self.log(g, now_ms, "comment_approved", &format!("#{seq}"), None);
+        self.log(g, now_ms, "comment_approved", &format!("#{seq}"), "", None);
         self.push(Audience::Everyone, ConsultEvent::CommentApproved { seq });
         Ok(c)
     }
@@ -718,6 +722,7 @@ impl Consultation {
             now_ms,
             "comment_hidden",
             &format!("#{seq}"),
+            "",
             Some(&reason),
         );
         self.push(Audience::Everyone, ConsultEvent::CommentHidden { seq });
@@ -748,7 +753,8 @@ impl Consultation {
                 format!("hold_words={}", self.comments.hold_words().join("|"))
             }
         };
-        self.log(g, now_ms, "comment_policy_set", &target, None);
+        let (setting, value) = target.split_once('=').expect("setting=value");
+        self.log(g, now_ms, "comment_policy_set", setting, value, None);
         if !matches!(
             change,
             PolicyChange::BlockWords(_) | PolicyChange::HoldWords(_)
@@ -790,7 +796,8 @@ impl Consultation {
             g,
             now_ms,
             "participant_timed_out",
-            &format!("{who} until {until_ms}"),
+            who.as_str(),
+            &format!("until={until_ms}"),
             Some(&reason),
         );
         self.sanction_consequences(who, now_ms);
@@ -809,7 +816,14 @@ impl Consultation {
         self.comments
             .handle_ban(who, self.role_of(who), reason, &g.subject, now_ms)?;
         let reason = normalize_line(reason, shangliang_signaling::limits::MAX_REASON_CHARS)?;
-        self.log(g, now_ms, "participant_banned", who.as_str(), Some(&reason));
+        self.log(
+            g,
+            now_ms,
+            "participant_banned",
+            who.as_str(),
+            "",
+            Some(&reason),
+        );
         self.sanction_consequences(who, now_ms);
         Ok(())
     }
@@ -823,7 +837,7 @@ impl Consultation {
     ) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::Discipline)?;
         if self.comments.handle_unban(who) {
-            self.log(g, now_ms, "participant_unbanned", who.as_str(), None);
+            self.log(g, now_ms, "participant_unbanned", who.as_str(), "", None);
         }
         Ok(())
     }
@@ -841,10 +855,18 @@ impl Consultation {
         self.events.push_back(Outbound { audience, event });
     }
 
-    fn log(&mut self, g: &Grants, now_ms: u64, action: &str, target: &str, reason: Option<&str>) {
+    fn log(
+        &mut self,
+        g: &Grants,
+        now_ms: u64,
+        action: &str,
+        target: &str,
+        detail: &str,
+        reason: Option<&str>,
+    ) {
         let entry = self
             .audit
-            .append(now_ms, &g.subject, action, target, reason)
+            .append(now_ms, &g.subject, action, target, detail, reason)
             .clone();
         self.push(Audience::Moderators, ConsultEvent::Audit { entry });
     }
