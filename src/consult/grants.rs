@@ -122,6 +122,9 @@ pub enum ConsultError {
         /// What was asked.
         op: String,
     },
+    /// The asker has too many questions waiting for review.
+    #[error("you have {0} questions waiting for review already")]
+    TooManyQuestions(usize),
     /// The identity already upvoted this question.
     #[error("you already voted for this question")]
     AlreadyVoted,
@@ -182,6 +185,7 @@ impl ConsultError {
             ConsultError::BadTimeLimit => "bad_time_limit",
             ConsultError::NoSuchQuestion(_) => "no_such_question",
             ConsultError::BadQuestionState { .. } => "bad_question_state",
+            ConsultError::TooManyQuestions(_) => "too_many_questions",
             ConsultError::AlreadyVoted => "already_voted",
             ConsultError::NotVoted => "not_voted",
             ConsultError::Banned => "banned",
@@ -206,7 +210,9 @@ impl ConsultError {
     pub fn wire_code(&self) -> ErrorCode {
         match self {
             ConsultError::Text(e) => e.code(),
-            ConsultError::SlowMode { .. } => ErrorCode::RateLimited,
+            ConsultError::SlowMode { .. } | ConsultError::TooManyQuestions(_) => {
+                ErrorCode::RateLimited
+            }
             ConsultError::Banned
             | ConsultError::TimedOut { .. }
             | ConsultError::Lockdown

@@ -175,6 +175,10 @@ impl Default for Questions {
 }
 
 impl Questions {
+    /// Most questions one identity may have waiting for review: a flood of questions would
+    /// bury everyone else's in the moderators' queue.
+    pub const MAX_PENDING_PER_ASKER: usize = 5;
+
     /// An empty queue; with `review`, questions wait for a moderator before anyone sees them.
     pub fn new(review: bool) -> Self {
         Questions {
@@ -251,6 +255,18 @@ impl Questions {
         now_ms: u64,
     ) -> Result<QuestionId, ConsultError> {
         let text = normalize_line(raw_text, MAX_TEXT_CHARS)?;
+        if self.review && !bypass_review {
+            let waiting = self
+                .items
+                .values()
+                .rev()
+                .filter(|q| q.state == QuestionState::Pending && q.asker.id == asker.id)
+                .take(Self::MAX_PENDING_PER_ASKER)
+                .count();
+            if waiting >= Self::MAX_PENDING_PER_ASKER {
+                return Err(ConsultError::TooManyQuestions(waiting));
+            }
+        }
         let id = QuestionId(self.next_id);
         self.next_id += 1;
         let state = if self.review && !bypass_review {
@@ -534,6 +550,21 @@ mod tests {
             qs.handle_publish(id, &p(M), 21),
             Err(ConsultError::BadQuestionState { .. })
         ));
+    }
+
+    #[test]
+    fn an_asker_may_have_only_a_few_questions_waiting() {
+        let mut qs = Questions::new(true);
+        for _ in 0..Questions::MAX_PENDING_PER_ASKER {
+            qs.handle_submit(author("a"), "q", false, false, 0).unwrap();
+        }
+        assert_eq!(
+            qs.handle_submit(author("a"), "q", false, false, 0),
+            Err(ConsultError::TooManyQuestions(5))
+        );
+        assert!(qs.handle_submit(author("b"), "q", false, false, 0).is_ok());
+        qs.handle_publish(QuestionId(1), &p(M), 1).unwrap();
+        assert!(qs.handle_submit(author("a"), "q", false, false, 0).is_ok());
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub enum Audience {
 pub enum ConsultEvent {
     /// A floor event (`k` says which).
     Floor(FloorEvent),
-    /// A question is new or changed; the view fits the audience.
+    /// A question is new or changed; the view fits the audience. Each vote produces one, so
+    /// under load the server should coalesce them per question id (the latest view wins)
+    /// before broadcasting to viewers.
     Question {
         /// The question as this audience sees it.
         question: QuestionView,
