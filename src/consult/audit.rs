@@ -263,11 +263,18 @@ mod tests {
                     e.swap(a, b);
                 }
             }
-            // Any change is caught by the chain alone, except removing the last entry, which
-            // only the head catches.
+            // Any change is caught by the chain alone, at the first touched entry, except
+            // removing the last entry, which only the head catches.
             prop_assert!(verify_head(&e, &log.head()).is_err());
-            if !matches!(t, Tamper::Remove(i) if i % n == n - 1) {
-                prop_assert!(verify(&e).is_err());
+            let first = match t {
+                Tamper::Edit(i, _) | Tamper::Remove(i) => i % n,
+                Tamper::Swap(a, b) => (a % n).min(b % n),
+            };
+            if matches!(t, Tamper::Remove(i) if i % n == n - 1) {
+                prop_assert_eq!(verify(&e), Ok(()));
+                prop_assert_eq!(verify_head(&e, &log.head()), Err(BrokenLink { index: n - 1 }));
+            } else {
+                prop_assert_eq!(verify(&e), Err(BrokenLink { index: first }));
             }
         }
     }
