@@ -5,6 +5,7 @@
 //! - [`session::Consultation`]: one per activity, the only object the server needs to drive.
 //!   It authorises every input ([`grants`]), routes it to the parts below, appends moderator
 //!   actions to the [`audit`] log and queues [`session::Outbound`] events.
+//! - [`command`]: every request as one serde enum, for a driver fed by a channel.
 //! - [`floor`]: the hand queue and who may speak ([`floor::Floor::may_speak`] is the SFU's hook).
 //! - [`questions`]: the public's questions, votes and their fate.
 //! - [`comments`]: what happens to a posted comment; holds, hides, bans, modes.
@@ -21,6 +22,7 @@
 //! ```
 
 pub mod audit;
+pub mod command;
 pub mod comments;
 pub mod floor;
 pub mod grants;
@@ -31,6 +33,7 @@ pub mod session;
 pub mod text;
 
 pub use audit::{AuditEntry, AuditLog, BrokenLink, verify, verify_head};
+pub use command::{Command, Reply};
 pub use comments::{CommentDecision, CommentModes, HoldReason, PolicyChange};
 pub use floor::{FloorEvent, FloorMode, GrantTarget, TurnEnd};
 pub use grants::{Action, ConsultError, ErrorReport, Grants, authorize};
