@@ -270,7 +270,8 @@ impl Floor {
     }
 
     /// Gives the floor to `target` for `limit_ms`, ending an open turn as
-    /// [`TurnEnd::Revoked`]. Returns the new holder.
+    /// [`TurnEnd::Revoked`] (even the same holder's: a re-grant starts a new turn with a fresh
+    /// limit, so the record shows it). Returns the new holder.
     pub fn handle_grant(
         &mut self,
         target: &GrantTarget,
@@ -356,7 +357,9 @@ impl Floor {
         true
     }
 
-    /// Turns auto-advance on (with the limit for each auto-granted turn) or off.
+    /// Turns auto-advance on (with the limit for each auto-granted turn) or off. It acts when
+    /// a turn expires or is yielded (or its holder leaves), not at once and not after a revoke:
+    /// an idle floor stays idle until a moderator grants it.
     pub fn handle_set_auto_advance(&mut self, limit_ms: Option<u64>) -> Result<(), ConsultError> {
         if limit_ms == Some(0) {
             return Err(ConsultError::BadTimeLimit);
