@@ -42,7 +42,10 @@ pub fn normalize_line(raw: &str, max_chars: usize) -> Result<String, TextError> 
     if text.is_empty() {
         return Err(TextError::Empty);
     }
-    if text.chars().any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')) {
+    if text
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+    {
         return Err(TextError::Control);
     }
     if text.chars().count() > max_chars {
@@ -69,6 +72,9 @@ mod tests {
         assert_eq!(normalize_line("a\nb", 10), Err(TextError::Control));
         assert_eq!(normalize_line("a\u{0}b", 10), Err(TextError::Control));
         assert_eq!(normalize_line("a\u{202E}b", 10), Err(TextError::Control));
-        assert_eq!(normalize_line(&"x".repeat(10_000), 500), Err(TextError::TooLong(500)));
+        assert_eq!(
+            normalize_line(&"x".repeat(10_000), 500),
+            Err(TextError::TooLong(500))
+        );
     }
 }

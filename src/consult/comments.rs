@@ -1,0 +1,699 @@
+//! Comment policy: what happens to a posted live comment, and the moderation of comments.
+//!
+//! Two steps, because the sequence number comes from the fan-out core:
+//!
+//! ```text
+//! let decision = policy.handle_post(&grants, raw_text, now_ms);   // Accept / Hold / Refuse
+//! // server: record + fanout assign the Seq (held ones go to moderators only)
+//! policy.handle_committed(seq, author, text, held, now_ms);       // now approve/hide know it
+//! policy.handle_approve(seq, ..) / handle_hide(seq, ..)           // moderator actions
+//! ```
+//!
+//! Order of checks for a non-moderator: ban → timeout → lockdown → verified-only → text
+//! normalisation → blocked words → slow mode → review (review mode 先审后发 or a hold word).
+//! Moderators bypass every rule but text normalisation; members bypass review and hold words
+//! (the body trusts its own members) but not blocked words or slow mode.
+//!
+//! Keyword matching is a case-insensitive substring match on the NFKC form of the normalised
+//! text (so full-width `ＡＢＣ` matches `abc`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use shangliang_signaling::{Author, Role, Seq, limits::MAX_REASON_CHARS, limits::MAX_TEXT_CHARS};
+use unicode_normalization::UnicodeNormalization;
+
+use super::grants::{ConsultError, Grants};
+use super::ids::ParticipantId;
+use super::text::normalize_line;
+
+/// Why a comment is held for review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// Review mode is on: every comment of the public waits for a moderator.
+    Review,
+    /// The text contains a word on the hold list.
+    Keyword(String),
+}
+
+/// What to do with a posted comment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommentDecision {
+    /// Store it and publish it; `text` is the normalised text to store.
+    Accept {
+        /// Whether it goes into the public view at once. Always `true` from this policy today:
+        /// a comment that must not be public yet is a [`CommentDecision::Hold`]. The field is
+        /// kept so the server's code path does not change when a policy adds another case.
+        public: bool,
+        /// The normalised text.
+        text: String,
+    },
+    /// Store it, show it to moderators only until one approves it.
+    Hold {
+        /// Why.
+        reason: HoldReason,
+        /// The normalised text.
+        text: String,
+    },
+    /// Do not store it.
+    Refuse(ConsultError),
+}
+
+/// The modes a moderator sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentModes {
+    /// 先审后发: comments of viewers and guests wait for a moderator.
+    pub review: bool,
+    /// Minimum interval between two comments of one identity, in ms.
+    pub slow_mode_ms: Option<u64>,
+    /// Only verified identities may post.
+    pub verified_only: bool,
+    /// Only members, guests and moderators may post.
+    pub lockdown: bool,
+}
+
+/// A moderator's change to the policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "set", content = "value", rename_all = "snake_case")]
+pub enum PolicyChange {
+    /// Review mode on/off.
+    Review(bool),
+    /// Slow mode interval (ms), or off.
+    SlowMode(Option<u64>),
+    /// Verified-only on/off.
+    VerifiedOnly(bool),
+    /// Lockdown on/off.
+    Lockdown(bool),
+    /// Replace the list of blocked words.
+    BlockWords(Vec<String>),
+    /// Replace the list of hold words.
+    HoldWords(Vec<String>),
+}
+
+/// A held comment awaiting a moderator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldComment {
+    /// Its sequence number.
+    pub seq: Seq,
+    /// Who wrote it.
+    pub author: Author,
+    /// The text.
+    pub text: String,
+    /// When it was stored.
+    pub at_ms: u64,
+}
+
+/// A comment a moderator hid. The original stays in the record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HiddenComment {
+    /// Its sequence number.
+    pub seq: Seq,
+    /// Who wrote it, if still known here (see [`CommentPolicy`] on retention).
+    pub author: Option<Author>,
+    /// The original text, if still known here.
+    pub text: Option<String>,
+    /// Why it was hidden.
+    pub reason: String,
+    /// The moderator who hid it.
+    pub by: ParticipantId,
+    /// When.
+    pub at_ms: u64,
+}
+
+/// A ban or timeout in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sanction {
+    /// Until when (ms); `None` for a ban.
+    pub until_ms: Option<u64>,
+    /// The moderator.
+    pub by: ParticipantId,
+    /// Why.
+    pub reason: String,
+    /// When it was imposed.
+    pub at_ms: u64,
+}
+
+/// Counts for the record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentCounts {
+    /// Comments accepted and published at once.
+    pub accepted: u64,
+    /// Comments held for review.
+    pub held: u64,
+    /// Held comments a moderator approved.
+    pub approved: u64,
+    /// Comments hidden by a moderator.
+    pub hidden: u64,
+    /// Refusals by [`ConsultError::code`].
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// The comment policy of one activity.
+///
+/// Retention: held comments are kept until approved or hidden; the author and text of other
+/// committed comments are kept for the latest [`CommentPolicy::RECENT`] only (the durable
+/// record holds them all), so that a hidden comment's original can be put in the summary.
+#[derive(Debug, Clone, Default)]
+pub struct CommentPolicy {
+    modes: CommentModes,
+    block_words: Vec<String>,
+    hold_words: Vec<String>,
+    last_post_ms: HashMap<ParticipantId, u64>,
+    sanctions: HashMap<ParticipantId, Sanction>,
+    held: BTreeMap<Seq, HeldComment>,
+    recent: BTreeMap<Seq, (Author, String)>,
+    hidden: BTreeMap<Seq, HiddenComment>,
+    counts: CommentCounts,
+}
+
+fn match_key(s: &str) -> String {
+    s.nfkc().collect::<String>().to_lowercase()
+}
+
+impl CommentPolicy {
+    /// How many recent committed comments are kept in memory.
+    pub const RECENT: usize = 10_000;
+
+    /// A policy with everything off.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current modes.
+    pub fn modes(&self) -> &CommentModes {
+        &self.modes
+    }
+
+    /// Blocked words (normalised).
+    pub fn block_words(&self) -> &[String] {
+        &self.block_words
+    }
+
+    /// Hold words (normalised).
+    pub fn hold_words(&self) -> &[String] {
+        &self.hold_words
+    }
+
+    /// Comments awaiting review, oldest first.
+    pub fn held(&self) -> impl Iterator<Item = &HeldComment> {
+        self.held.values()
+    }
+
+    /// Hidden comments in sequence order.
+    pub fn hidden(&self) -> impl Iterator<Item = &HiddenComment> {
+        self.hidden.values()
+    }
+
+    /// Whether the comment `seq` is hidden.
+    pub fn is_hidden(&self, seq: Seq) -> bool {
+        self.hidden.contains_key(&seq)
+    }
+
+    /// Counts for the record.
+    pub fn counts(&self) -> &CommentCounts {
+        &self.counts
+    }
+
+    /// Bans and timeouts (timeouts may have run out).
+    pub fn sanctions(&self) -> impl Iterator<Item = (&ParticipantId, &Sanction)> {
+        self.sanctions.iter()
+    }
+
+    /// Whether `who` may take part now (comments, questions, votes): not banned, not timed out.
+    pub fn check_standing(
+        &self,
+        who: &ParticipantId,
+        role: Role,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        if role.is_moderator() {
+            return Ok(());
+        }
+        match self.sanctions.get(who) {
+            Some(Sanction { until_ms: None, .. }) => Err(ConsultError::Banned),
+            Some(Sanction {
+                until_ms: Some(t), ..
+            }) if now_ms < *t => Err(ConsultError::TimedOut { until_ms: *t }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Decides what happens to a comment. Refusals are counted here; accepted and held
+    /// comments are counted when committed.
+    pub fn handle_post(&mut self, g: &Grants, raw_text: &str, now_ms: u64) -> CommentDecision {
+        match self.decide(g, raw_text, now_ms) {
+            Ok(d) => {
+                if !g.role.is_moderator() {
+                    self.last_post_ms.insert(g.subject.clone(), now_ms);
+                }
+                d
+            }
+            Err(e) => {
+                *self.counts.refused.entry(e.code().to_owned()).or_default() += 1;
+                CommentDecision::Refuse(e)
+            }
+        }
+    }
+
+    fn decide(
+        &self,
+        g: &Grants,
+        raw_text: &str,
+        now_ms: u64,
+    ) -> Result<CommentDecision, ConsultError> {
+        let role = g.role;
+        if role.is_moderator() {
+            let text = normalize_line(raw_text, MAX_TEXT_CHARS)?;
+            return Ok(CommentDecision::Accept { public: true, text });
+        }
+        self.check_standing(&g.subject, role, now_ms)?;
+        if self.modes.lockdown && role == Role::Viewer {
+            return Err(ConsultError::Lockdown);
+        }
+        if self.modes.verified_only && !g.verified {
+            return Err(ConsultError::VerifiedOnly);
+        }
+        let text = normalize_line(raw_text, MAX_TEXT_CHARS)?;
+        let key = match_key(&text);
+        if self.block_words.iter().any(|w| key.contains(w.as_str())) {
+            return Err(ConsultError::Blocked);
+        }
+        if let (Some(interval), Some(last)) =
+            (self.modes.slow_mode_ms, self.last_post_ms.get(&g.subject))
+        {
+            let next = last.saturating_add(interval);
+            if now_ms < next {
+                return Err(ConsultError::SlowMode {
+                    retry_after_ms: next - now_ms,
+                });
+            }
+        }
+        if role != Role::Member {
+            if let Some(w) = self.hold_words.iter().find(|w| key.contains(w.as_str())) {
+                return Ok(CommentDecision::Hold {
+                    reason: HoldReason::Keyword(w.clone()),
+                    text,
+                });
+            }
+            if self.modes.review {
+                return Ok(CommentDecision::Hold {
+                    reason: HoldReason::Review,
+                    text,
+                });
+            }
+        }
+        Ok(CommentDecision::Accept { public: true, text })
+    }
+
+    /// The server stored the comment under `seq` (after an `Accept` or `Hold`).
+    pub fn handle_committed(
+        &mut self,
+        seq: Seq,
+        author: Author,
+        text: String,
+        held: bool,
+        now_ms: u64,
+    ) {
+        if held {
+            self.counts.held += 1;
+            self.held.insert(
+                seq,
+                HeldComment {
+                    seq,
+                    author,
+                    text,
+                    at_ms: now_ms,
+                },
+            );
+        } else {
+            self.counts.accepted += 1;
+            self.recent.insert(seq, (author, text));
+            while self.recent.len() > Self::RECENT {
+                self.recent.pop_first();
+            }
+        }
+    }
+
+    /// A moderator approves a held comment; it becomes public.
+    pub fn handle_approve(&mut self, seq: Seq) -> Result<HeldComment, ConsultError> {
+        let c = self.held.remove(&seq).ok_or(ConsultError::NotHeld(seq))?;
+        self.counts.approved += 1;
+        self.recent.insert(seq, (c.author.clone(), c.text.clone()));
+        while self.recent.len() > Self::RECENT {
+            self.recent.pop_first();
+        }
+        Ok(c)
+    }
+
+    /// A moderator hides a comment (public or held). `max_seq` is the topic's last sequence
+    /// number: a comment older than what is kept here can still be hidden, its original being
+    /// in the durable record.
+    pub fn handle_hide(
+        &mut self,
+        seq: Seq,
+        reason: &str,
+        by: &ParticipantId,
+        max_seq: Option<Seq>,
+        now_ms: u64,
+    ) -> Result<&HiddenComment, ConsultError> {
+        let reason = normalize_line(reason, MAX_REASON_CHARS)?;
+        if self.hidden.contains_key(&seq) {
+            return Err(ConsultError::AlreadyHidden(seq));
+        }
+        let original = if let Some(h) = self.held.remove(&seq) {
+            Some((h.author, h.text))
+        } else {
+            self.recent.get(&seq).cloned()
+        };
+        let known = original.is_some() || max_seq.is_some_and(|m| seq.0 >= 1 && seq <= m);
+        if !known {
+            return Err(ConsultError::NoSuchComment(seq));
+        }
+        let (author, text) = original.unzip();
+        self.counts.hidden += 1;
+        let h = HiddenComment {
+            seq,
+            author,
+            text,
+            reason,
+            by: by.clone(),
+            at_ms: now_ms,
+        };
+        Ok(self.hidden.entry(seq).or_insert(h))
+    }
+
+    /// Applies a moderator's change.
+    pub fn handle_change(&mut self, change: &PolicyChange) -> Result<(), ConsultError> {
+        match change {
+            PolicyChange::Review(on) => self.modes.review = *on,
+            PolicyChange::SlowMode(ms) => {
+                if *ms == Some(0) {
+                    return Err(ConsultError::BadTimeLimit);
+                }
+                self.modes.slow_mode_ms = *ms;
+            }
+            PolicyChange::VerifiedOnly(on) => self.modes.verified_only = *on,
+            PolicyChange::Lockdown(on) => self.modes.lockdown = *on,
+            PolicyChange::BlockWords(ws) => self.block_words = Self::words(ws)?,
+            PolicyChange::HoldWords(ws) => self.hold_words = Self::words(ws)?,
+        }
+        Ok(())
+    }
+
+    fn words(ws: &[String]) -> Result<Vec<String>, ConsultError> {
+        let mut out = Vec::with_capacity(ws.len());
+        for w in ws {
+            let k = match_key(&normalize_line(w, MAX_REASON_CHARS)?);
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Times `who` out until `until_ms`. Moderators cannot be disciplined.
+    pub fn handle_timeout(
+        &mut self,
+        who: &ParticipantId,
+        role: Option<Role>,
+        until_ms: u64,
+        reason: &str,
+        by: &ParticipantId,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        self.sanction(who, role, Some(until_ms), reason, by, now_ms)
+    }
+
+    /// Bans `who` from the activity until unbanned.
+    pub fn handle_ban(
+        &mut self,
+        who: &ParticipantId,
+        role: Option<Role>,
+        reason: &str,
+        by: &ParticipantId,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        self.sanction(who, role, None, reason, by, now_ms)
+    }
+
+    /// Lifts a ban or timeout; returns whether there was one.
+    pub fn handle_unban(&mut self, who: &ParticipantId) -> bool {
+        self.sanctions.remove(who).is_some()
+    }
+
+    fn sanction(
+        &mut self,
+        who: &ParticipantId,
+        role: Option<Role>,
+        until_ms: Option<u64>,
+        reason: &str,
+        by: &ParticipantId,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        if role.is_some_and(Role::is_moderator) {
+            return Err(ConsultError::CannotDisciplineModerator);
+        }
+        if until_ms.is_some_and(|t| t <= now_ms) {
+            return Err(ConsultError::BadTimeLimit);
+        }
+        let reason = normalize_line(reason, MAX_REASON_CHARS)?;
+        self.sanctions.insert(
+            who.clone(),
+            Sanction {
+                until_ms,
+                by: by.clone(),
+                reason,
+                at_ms: now_ms,
+            },
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consult::grants::tests::grants;
+
+    fn text_of(d: &CommentDecision) -> &str {
+        match d {
+            CommentDecision::Accept { text, .. } | CommentDecision::Hold { text, .. } => text,
+            CommentDecision::Refuse(e) => panic!("refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn comment_is_accepted_and_normalised() {
+        let mut p = CommentPolicy::new();
+        let d = p.handle_post(&grants("v", Role::Viewer), "  好  ", 0);
+        assert_eq!(
+            d,
+            CommentDecision::Accept {
+                public: true,
+                text: "好".into()
+            }
+        );
+        let d = p.handle_post(&grants("v2", Role::Viewer), " \n ", 0);
+        assert_eq!(
+            d.clone(),
+            CommentDecision::Refuse(ConsultError::Text(crate::consult::text::TextError::Empty))
+        );
+        assert_eq!(p.counts().refused.get("text_empty"), Some(&1));
+    }
+
+    #[test]
+    fn held_comment_is_not_public_until_approved() {
+        let mut p = CommentPolicy::new();
+        p.handle_change(&PolicyChange::Review(true)).unwrap();
+        let v = grants("v", Role::Viewer);
+        let d = p.handle_post(&v, "建议增加公交线路", 0);
+        assert_eq!(
+            d,
+            CommentDecision::Hold {
+                reason: HoldReason::Review,
+                text: "建议增加公交线路".into()
+            }
+        );
+        p.handle_committed(Seq(1), v.author(), text_of(&d).into(), true, 0);
+        assert_eq!(p.held().count(), 1);
+        assert_eq!(p.handle_approve(Seq(1)).unwrap().text, "建议增加公交线路");
+        assert_eq!(p.held().count(), 0);
+        assert_eq!(p.handle_approve(Seq(1)), Err(ConsultError::NotHeld(Seq(1))));
+        assert_eq!((p.counts().held, p.counts().approved), (1, 1));
+    }
+
+    #[test]
+    fn members_and_moderators_bypass_review() {
+        let mut p = CommentPolicy::new();
+        p.handle_change(&PolicyChange::Review(true)).unwrap();
+        p.handle_change(&PolicyChange::HoldWords(vec!["拆迁".into()]))
+            .unwrap();
+        for role in [Role::Member, Role::Moderator] {
+            let d = p.handle_post(&grants("x", role), "关于拆迁补偿", 0);
+            assert!(
+                matches!(d, CommentDecision::Accept { public: true, .. }),
+                "{role:?}: {d:?}"
+            );
+        }
+        let d = p.handle_post(&grants("g", Role::Guest), "关于拆迁补偿", 0);
+        assert_eq!(
+            d,
+            CommentDecision::Hold {
+                reason: HoldReason::Keyword("拆迁".into()),
+                text: "关于拆迁补偿".into()
+            }
+        );
+    }
+
+    #[test]
+    fn blocked_word_is_refused_case_insensitively_and_full_width() {
+        let mut p = CommentPolicy::new();
+        p.handle_change(&PolicyChange::BlockWords(vec!["SpAm".into()]))
+            .unwrap();
+        let v = grants("v", Role::Viewer);
+        assert_eq!(
+            p.handle_post(&v, "buy SPAM now", 0),
+            CommentDecision::Refuse(ConsultError::Blocked)
+        );
+        assert_eq!(
+            p.handle_post(&v, "ｓｐａｍ", 0),
+            CommentDecision::Refuse(ConsultError::Blocked)
+        );
+        assert!(matches!(
+            p.handle_post(&v, "spa m", 0),
+            CommentDecision::Accept { .. }
+        ));
+    }
+
+    #[test]
+    fn slow_mode_spaces_one_identitys_comments() {
+        let mut p = CommentPolicy::new();
+        p.handle_change(&PolicyChange::SlowMode(Some(10_000)))
+            .unwrap();
+        let v = grants("v", Role::Viewer);
+        assert!(matches!(
+            p.handle_post(&v, "a", 1_000),
+            CommentDecision::Accept { .. }
+        ));
+        assert_eq!(
+            p.handle_post(&v, "b", 4_000),
+            CommentDecision::Refuse(ConsultError::SlowMode {
+                retry_after_ms: 7_000
+            })
+        );
+        assert!(matches!(
+            p.handle_post(&grants("w", Role::Viewer), "c", 4_000),
+            CommentDecision::Accept { .. }
+        ));
+        assert!(matches!(
+            p.handle_post(&v, "d", 11_000),
+            CommentDecision::Accept { .. }
+        ));
+    }
+
+    #[test]
+    fn lockdown_leaves_only_members_guests_and_moderators() {
+        let mut p = CommentPolicy::new();
+        p.handle_change(&PolicyChange::Lockdown(true)).unwrap();
+        assert_eq!(
+            p.handle_post(&grants("v", Role::Viewer), "a", 0),
+            CommentDecision::Refuse(ConsultError::Lockdown)
+        );
+        for role in [Role::Member, Role::Guest, Role::Moderator] {
+            assert!(matches!(
+                p.handle_post(&grants("x", role), "a", 0),
+                CommentDecision::Accept { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn verified_only_refuses_unverified() {
+        let mut p = CommentPolicy::new();
+        p.handle_change(&PolicyChange::VerifiedOnly(true)).unwrap();
+        let mut v = grants("v", Role::Viewer);
+        assert_eq!(
+            p.handle_post(&v, "a", 0),
+            CommentDecision::Refuse(ConsultError::VerifiedOnly)
+        );
+        v.verified = true;
+        assert!(matches!(
+            p.handle_post(&v, "a", 0),
+            CommentDecision::Accept { .. }
+        ));
+    }
+
+    #[test]
+    fn timed_out_viewer_can_post_after_timeout() {
+        let mut p = CommentPolicy::new();
+        let v = grants("v", Role::Viewer);
+        p.handle_timeout(
+            &v.subject,
+            Some(Role::Viewer),
+            60_000,
+            "刷屏",
+            &ParticipantId::new("m"),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            p.handle_post(&v, "a", 59_999),
+            CommentDecision::Refuse(ConsultError::TimedOut { until_ms: 60_000 })
+        );
+        assert!(matches!(
+            p.handle_post(&v, "a", 60_000),
+            CommentDecision::Accept { .. }
+        ));
+    }
+
+    #[test]
+    fn banned_viewer_cannot_post_until_unbanned_and_moderators_cannot_be_banned() {
+        let mut p = CommentPolicy::new();
+        let v = grants("v", Role::Viewer);
+        let m = ParticipantId::new("m");
+        p.handle_ban(&v.subject, Some(Role::Viewer), "辱骂", &m, 0)
+            .unwrap();
+        assert_eq!(
+            p.handle_post(&v, "a", u64::MAX),
+            CommentDecision::Refuse(ConsultError::Banned)
+        );
+        assert!(p.handle_unban(&v.subject));
+        assert!(matches!(
+            p.handle_post(&v, "a", 1),
+            CommentDecision::Accept { .. }
+        ));
+        assert_eq!(
+            p.handle_ban(&m, Some(Role::Moderator), "x", &m, 0),
+            Err(ConsultError::CannotDisciplineModerator)
+        );
+    }
+
+    #[test]
+    fn hidden_comment_keeps_its_original_and_reason() {
+        let mut p = CommentPolicy::new();
+        let v = grants("v", Role::Viewer);
+        p.handle_committed(Seq(7), v.author(), "原话".into(), false, 0);
+        let m = ParticipantId::new("m");
+        let h = p
+            .handle_hide(Seq(7), "人身攻击", &m, Some(Seq(7)), 5)
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (h.text.as_deref(), h.reason.as_str(), h.by.as_str()),
+            (Some("原话"), "人身攻击", "m")
+        );
+        assert_eq!(
+            p.handle_hide(Seq(7), "again", &m, Some(Seq(7)), 6),
+            Err(ConsultError::AlreadyHidden(Seq(7)))
+        );
+        assert_eq!(
+            p.handle_hide(Seq(8), "x", &m, Some(Seq(7)), 6),
+            Err(ConsultError::NoSuchComment(Seq(8)))
+        );
+        // Older than what is kept in memory, but within the topic: hidden without the original.
+        let h = p.handle_hide(Seq(3), "x", &m, Some(Seq(7)), 6).unwrap();
+        assert_eq!(h.text, None);
+        assert!(p.is_hidden(Seq(3)));
+    }
+}
