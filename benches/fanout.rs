@@ -154,7 +154,8 @@ impl Sharded {
                     conns.push(h);
                 }
             }
-            Sharded { fanout, topics, _conns: conns, done, subscribers: topics_len(&conns), last: 0 }
+            let subscribers = conns.len();
+            Sharded { fanout, topics, _conns: conns, done, subscribers, last: 0 }
         })
     }
 
@@ -184,10 +185,6 @@ impl Sharded {
             Tally { rounds: 1, deliveries: k * self.subscribers as u64, cpu, wall }
         })
     }
-}
-
-fn topics_len(conns: &[ConnHandle]) -> usize {
-    conns.len()
 }
 
 struct Naive {

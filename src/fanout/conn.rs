@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use shangliang_signaling::limits::MAX_SUBSCRIPTIONS;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 /// What the session task of a connection must send next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +30,11 @@ pub(crate) type Queued = (u8, u32, Bytes);
 pub(crate) struct ConnShared {
     /// Current generation of each subscription slot; bumped by every subscribe and unsubscribe.
     gens: [AtomicU32; MAX_SUBSCRIPTIONS],
+    /// Set by the shard, which then drops the queue's only sender: a receiver parked on an
+    /// empty queue wakes with "closed"; a busy one checks this flag before its next frame.
+    /// Either way the close comes before any queued frame, with no extra wake-up machinery
+    /// on the hot path.
     close: OnceLock<(u16, &'static str)>,
-    notify: Notify,
 }
 
 impl ConnShared {
@@ -43,11 +46,10 @@ impl ConnShared {
         self.gens[slot as usize].load(Ordering::Acquire) == gen_
     }
 
-    /// Asks the receiver to close the connection, ahead of any queued frames.
+    /// Asks the receiver to close the connection, ahead of any queued frames. The caller
+    /// (the shard) must drop the queue's sender right after.
     pub(crate) fn close(&self, code: u16, reason: &'static str) {
-        if self.close.set((code, reason)).is_ok() {
-            self.notify.notify_one();
-        }
+        let _ = self.close.set((code, reason));
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -72,22 +74,18 @@ impl ConnReceiver {
             if let Some(out) = self.poll_close() {
                 return out;
             }
-            tokio::select! {
-                biased;
-                _ = self.shared.notify.notified() => continue,
-                q = self.rx.recv() => match q {
-                    Some((slot, gen_, frame)) => {
-                        if self.shared.current(slot, gen_) {
-                            return Some(Outbound::Frame(frame));
-                        }
+            match self.rx.recv().await {
+                Some((slot, gen_, frame)) => {
+                    if self.shared.current(slot, gen_) && !self.shared.is_closed() {
+                        return Some(Outbound::Frame(frame));
                     }
-                    None => {
-                        if !self.shared.is_closed() {
-                            self.done = true;
-                            return None;
-                        }
+                }
+                None => {
+                    if !self.shared.is_closed() {
+                        self.done = true;
+                        return None;
                     }
-                },
+                }
             }
         }
     }
