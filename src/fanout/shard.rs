@@ -1,0 +1,197 @@
+//! A shard: one task that owns the subscriptions of its connections and hands shared frames to
+//! their queues. Fed only by its command channel, so the order in which commands are sent is
+//! the order in which they take effect.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::conn::{ConnShared, Queued};
+use super::policy::LagTracker;
+use super::ring::{VFS, Vf};
+
+/// The frames of one topic for one flush: one per (view, form) that had subscribers.
+#[derive(Debug)]
+pub(crate) struct FrameSet {
+    pub(crate) topic: u64,
+    pub(crate) frames: [Option<Bytes>; VFS],
+    /// When the oldest item of the flush was published.
+    pub(crate) first_published: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) enum ShardCmd {
+    Connect { conn: u64, tx: mpsc::Sender<Queued>, shared: Arc<ConnShared> },
+    /// Subscribe (or re-subscribe, replacing the previous subscription to the topic).
+    Add { conn: u64, topic: u64, vf: Vf, slot: u8, gen_: u32 },
+    Remove { conn: u64, topic: u64 },
+    Disconnect { conn: u64 },
+    Deliver(Arc<FrameSet>),
+    /// Answered once every command sent before it has taken effect.
+    Barrier(oneshot::Sender<()>),
+}
+
+#[derive(Debug)]
+struct SubRef {
+    conn: u32,
+    slot: u8,
+    gen_: u32,
+}
+
+#[derive(Debug)]
+struct ConnEntry {
+    id: u64,
+    tx: mpsc::Sender<Queued>,
+    shared: Arc<ConnShared>,
+    lag: LagTracker,
+    /// (topic, vf, position in that topic's list)
+    subs: Vec<(u64, Vf, usize)>,
+}
+
+/// The state of one shard. Pure bookkeeping apart from `try_send` into the queues.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    conns: Vec<Option<ConnEntry>>,
+    free: Vec<u32>,
+    by_id: HashMap<u64, u32>,
+    topics: HashMap<u64, [Vec<SubRef>; VFS]>,
+    queue_frames: usize,
+    lag_close_after: Duration,
+}
+
+impl Shard {
+    pub(crate) fn new(queue_frames: usize, lag_close_after: Duration) -> Self {
+        Shard {
+            conns: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            topics: HashMap::new(),
+            queue_frames,
+            lag_close_after,
+        }
+    }
+
+    /// The shard task: handles commands until every sender is gone.
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ShardCmd>) {
+        let mut cmds = Vec::with_capacity(256);
+        while rx.recv_many(&mut cmds, 256).await > 0 {
+            for cmd in cmds.drain(..) {
+                self.handle_cmd(cmd, tokio::time::Instant::now().into_std());
+            }
+        }
+    }
+
+    pub(crate) fn handle_cmd(&mut self, cmd: ShardCmd, now: Instant) {
+        match cmd {
+            ShardCmd::Connect { conn, tx, shared } => {
+                let entry = ConnEntry { id: conn, tx, shared, lag: LagTracker::default(), subs: Vec::new() };
+                let idx = match self.free.pop() {
+                    Some(i) => {
+                        self.conns[i as usize] = Some(entry);
+                        i
+                    }
+                    None => {
+                        self.conns.push(Some(entry));
+                        (self.conns.len() - 1) as u32
+                    }
+                };
+                self.by_id.insert(conn, idx);
+            }
+            ShardCmd::Add { conn, topic, vf, slot, gen_ } => {
+                let Some(&ci) = self.by_id.get(&conn) else { return };
+                self.remove_sub(ci, topic);
+                let lists = self.topics.entry(topic).or_default();
+                lists[vf].push(SubRef { conn: ci, slot, gen_ });
+                let pos = lists[vf].len() - 1;
+                if let Some(c) = self.conns[ci as usize].as_mut() {
+                    c.subs.push((topic, vf, pos));
+                }
+            }
+            ShardCmd::Remove { conn, topic } => {
+                if let Some(&ci) = self.by_id.get(&conn) {
+                    self.remove_sub(ci, topic);
+                }
+            }
+            ShardCmd::Disconnect { conn } => {
+                if let Some(&ci) = self.by_id.get(&conn) {
+                    self.drop_conn(ci);
+                }
+            }
+            ShardCmd::Deliver(set) => self.deliver(&set, now),
+            ShardCmd::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn remove_sub(&mut self, ci: u32, topic: u64) {
+        let Some(conn) = self.conns[ci as usize].as_mut() else { return };
+        let Some(i) = conn.subs.iter().position(|s| s.0 == topic) else { return };
+        let (_, vf, pos) = conn.subs.swap_remove(i);
+        let Some(lists) = self.topics.get_mut(&topic) else { return };
+        let list = &mut lists[vf];
+        list.swap_remove(pos);
+        if let Some(moved) = list.get(pos) {
+            let moved_conn = self.conns[moved.conn as usize].as_mut().expect("subscribed conn exists");
+            for s in moved_conn.subs.iter_mut().filter(|s| s.0 == topic) {
+                s.2 = pos;
+            }
+        }
+        if lists.iter().all(Vec::is_empty) {
+            self.topics.remove(&topic);
+        }
+    }
+
+    fn drop_conn(&mut self, ci: u32) {
+        while let Some(&(topic, _, _)) = self.conns[ci as usize].as_ref().and_then(|c| c.subs.first()) {
+            self.remove_sub(ci, topic);
+        }
+        if let Some(c) = self.conns[ci as usize].take() {
+            self.by_id.remove(&c.id);
+            self.free.push(ci);
+        }
+    }
+
+    fn deliver(&mut self, set: &FrameSet, now: Instant) {
+        let Some(lists) = self.topics.get(&set.topic) else { return };
+        let (mut delivered, mut dropped) = (0u64, 0u64);
+        let mut slow: Vec<u32> = Vec::new();
+        for (vf, frame) in set.frames.iter().enumerate() {
+            let Some(frame) = frame else { continue };
+            for s in &lists[vf] {
+                let Some(c) = self.conns[s.conn as usize].as_mut() else { continue };
+                match c.tx.try_send((s.slot, s.gen_, frame.clone())) {
+                    Ok(()) => {
+                        delivered += 1;
+                        c.lag.handle_sent(c.tx.capacity(), self.queue_frames);
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        dropped += 1;
+                        if c.lag.handle_drop(now, self.lag_close_after) {
+                            slow.push(s.conn);
+                        }
+                    }
+                    // The session is gone; its handle's drop will disconnect it.
+                    Err(TrySendError::Closed(_)) => {}
+                }
+            }
+        }
+        metrics::histogram!("shangliang_fanout_publish_to_send_seconds")
+            .record(now.saturating_duration_since(set.first_published).as_secs_f64());
+        metrics::counter!("shangliang_fanout_deliveries_total").increment(delivered);
+        if dropped > 0 {
+            metrics::counter!("shangliang_fanout_dropped_frames_total").increment(dropped);
+        }
+        for ci in slow {
+            if let Some(c) = self.conns[ci as usize].as_ref() {
+                c.shared.close(shangliang_signaling::close::SLOW_CONSUMER, "slow consumer");
+                metrics::counter!("shangliang_fanout_slow_closed_total").increment(1);
+            }
+            self.drop_conn(ci);
+        }
+    }
+}
