@@ -1,0 +1,188 @@
+//! The read side: a few read connections and the queries they run.
+//!
+//! In WAL mode readers see the last committed state and never block the writer (nor it them),
+//! so reads need no coordination with the writer thread. Each connection sits behind its own
+//! `std::sync::Mutex`; a caller takes the first free one, or waits for one. Async callers run
+//! these from `spawn_blocking`, never on a runtime worker.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use shangliang_signaling::{ActivityId, Epoch, Item, Seq};
+
+use super::audit::{AuditEntry, AuditHash};
+use super::schema::open_reader;
+use super::{Activity, RecordError};
+
+pub(super) struct ReadPool {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl ReadPool {
+    pub(super) fn open(path: &Path, n: usize) -> Result<ReadPool, RecordError> {
+        let conns = (0..n.max(1))
+            .map(|_| open_reader(path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(ReadPool { conns, next: AtomicUsize::new(0) })
+    }
+
+    /// Runs `f` on a free connection, waiting for one if all are busy.
+    pub(super) fn with<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.conns.len();
+        let guard = (0..n)
+            .find_map(|i| self.conns[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| lock(&self.conns[start % n]));
+        f(&guard)
+    }
+}
+
+// A panic while a connection was held leaves nothing half-done in it: statements are reset
+// when dropped, so a poisoned lock is still a usable connection.
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SQLite integers are i64; seqs, indexes and timestamps stay far below `i64::MAX`.
+pub(super) fn sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Reads a non-negative integer column.
+pub(super) fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
+}
+
+const ACTIVITY_COLUMNS: &str = "id, title, kind, state, epoch, created_ms";
+
+pub(super) fn activity_from_row(row: &Row<'_>) -> rusqlite::Result<Activity> {
+    let id: String = row.get(0)?;
+    let kind: String = row.get(2)?;
+    let state: String = row.get(3)?;
+    let bad = |what: &str, v: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown activity {what} {v:?}").into(),
+        )
+    };
+    Ok(Activity {
+        id: ActivityId::new(&id).map_err(|_| bad("id", &id))?,
+        title: row.get(1)?,
+        kind: kind.parse().map_err(|_| bad("kind", &kind))?,
+        state: state.parse().map_err(|_| bad("state", &state))?,
+        epoch: Epoch(row.get(4)?),
+        created_ms: get_u64(row, 5)?,
+    })
+}
+
+pub(super) fn activity(conn: &Connection, id: &ActivityId) -> Result<Option<Activity>, RecordError> {
+    let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id.as_str()], activity_from_row).optional()?)
+}
+
+pub(super) fn activities(conn: &Connection) -> Result<Vec<Activity>, RecordError> {
+    let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities ORDER BY created_ms, id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], activity_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The last stored seq of an activity, 0 if it has no items (or does not exist).
+pub(super) fn head(conn: &Connection, id: &ActivityId) -> Result<Seq, RecordError> {
+    // MAX over the primary key's prefix is one b-tree descent, not a scan.
+    let seq = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM items WHERE activity = ?1")?
+        .query_row([id.as_str()], |r| get_u64(r, 0))?;
+    Ok(Seq(seq))
+}
+
+fn decode_item(blob: &[u8]) -> Result<Item, RecordError> {
+    rmp_serde::from_slice(blob).map_err(|e| RecordError::Corrupt(format!("stored item: {e}")))
+}
+
+pub(super) fn items(
+    conn: &Connection,
+    id: &ActivityId,
+    from: Seq,
+    to: Seq,
+    public_only: bool,
+) -> Result<Vec<Item>, RecordError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM items WHERE activity = ?1 AND seq BETWEEN ?2 AND ?3 \
+         AND (public = 1 OR ?4 = 0) ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![id.as_str(), sql_int(from.0), sql_int(to.0), public_only])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode_item(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn latest(
+    conn: &Connection,
+    id: &ActivityId,
+    n: usize,
+    public_only: bool,
+) -> Result<Vec<Item>, RecordError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM items WHERE activity = ?1 AND (public = 1 OR ?2 = 0) \
+         ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![id.as_str(), public_only, sql_int(n as u64)])?;
+    let mut out = Vec::with_capacity(n.min(1024));
+    while let Some(row) = rows.next()? {
+        out.push(decode_item(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn hash_from_blob(v: Vec<u8>) -> rusqlite::Result<AuditHash> {
+    v.try_into().map_err(|v: Vec<u8>| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            format!("audit hash of {} bytes, expected 32", v.len()).into(),
+        )
+    })
+}
+
+pub(super) fn audit_log(conn: &Connection, id: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, ts_ms, actor, action, target, reason, prev_hash, hash \
+         FROM audit_log WHERE activity = ?1 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map([id.as_str()], |r| {
+        Ok(AuditEntry {
+            activity: id.clone(),
+            idx: get_u64(r, 0)?,
+            ts_ms: get_u64(r, 1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            reason: r.get(5)?,
+            prev_hash: hash_from_blob(r.get(6)?)?,
+            hash: hash_from_blob(r.get(7)?)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The last audit entry's `(idx, hash)` of an activity, if it has any.
+pub(super) fn audit_head(
+    conn: &Connection,
+    id: &ActivityId,
+) -> rusqlite::Result<Option<(u64, AuditHash)>> {
+    conn
+        .prepare_cached(
+            "SELECT idx, hash FROM audit_log WHERE activity = ?1 ORDER BY idx DESC LIMIT 1",
+        )?
+        .query_row([id.as_str()], |r| Ok((get_u64(r, 0)?, hash_from_blob(r.get(1)?)?)))
+        .optional()
+}

@@ -1,0 +1,295 @@
+//! The writer thread: sole owner of the write connection, sequencer of every activity's items.
+//! See the module docs of [`super`] for the run loop and why it is shaped so.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+#[cfg(test)]
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, params};
+use shangliang_signaling::{ActivityId, Form, Item, ItemBody, Seq, encode_item};
+use tokio::sync::{mpsc, oneshot};
+
+use super::audit::{AuditEntry, AuditHash, GENESIS_HASH};
+use super::read::{audit_head, get_u64, sql_int};
+use super::{Activity, ActivityState, CommitHook, RecordError};
+
+/// One request to the writer and where its answer goes.
+pub(super) struct Request {
+    pub(super) op: Op,
+    pub(super) reply: Reply,
+}
+
+pub(super) enum Op {
+    Append { activity: ActivityId, body: ItemBody, public: bool },
+    CreateActivity(Activity),
+    SetState { id: ActivityId, state: ActivityState },
+    AppendAudit(AuditEntry),
+    /// Makes the writer thread panic, to test what callers see when it is gone.
+    #[cfg(test)]
+    Crash,
+}
+
+/// What a request produced, handed back once it is durable.
+pub(super) enum Value {
+    Item(Item),
+    Activity(Activity),
+    Done,
+}
+
+type Answer = Result<Value, RecordError>;
+
+/// Async callers (`append`) wait on a oneshot; blocking callers (`create_activity` ...) on a
+/// std channel, since a tokio oneshot cannot be waited on synchronously inside a runtime.
+pub(super) enum Reply {
+    Async(oneshot::Sender<Answer>),
+    Blocking(std::sync::mpsc::SyncSender<Answer>),
+}
+
+impl Reply {
+    fn send(self, answer: Answer) {
+        // The caller may have gone away (a cancelled `append`): nothing to tell then.
+        let _ = match self {
+            Reply::Async(tx) => tx.send(answer).map_err(drop),
+            Reply::Blocking(tx) => tx.send(answer).map_err(drop),
+        };
+    }
+}
+
+/// A request executed inside the open transaction, to be answered after COMMIT.
+struct Staged {
+    reply: Reply,
+    value: Value,
+    /// For items: the activity and public flag to hand to the commit hook.
+    publish: Option<(ActivityId, bool)>,
+}
+
+/// Either executed (answer after commit) or refused on its own (answer now, batch goes on).
+type Step = Result<(Value, Option<(ActivityId, bool)>), RecordError>;
+
+/// Owns the write connection; fed by [`Request`]s through a bounded channel.
+pub(super) struct WriterDriver {
+    pub(super) conn: Connection,
+    pub(super) rx: mpsc::Receiver<Request>,
+    pub(super) on_commit: CommitHook,
+    pub(super) max_batch: usize,
+    /// Committed head (last seq) of each activity the writer has touched. Only this thread
+    /// writes items, so once loaded from the file it stays exact.
+    pub(super) heads: HashMap<ActivityId, u64>,
+    /// Committed `(idx, hash)` of the last audit entry per activity, likewise.
+    pub(super) audit_heads: HashMap<ActivityId, (u64, AuditHash)>,
+    /// Heads as the open transaction leaves them; merged into `heads` on COMMIT, dropped on
+    /// failure so that no seq is handed out twice or skipped.
+    pub(super) pending_heads: HashMap<ActivityId, u64>,
+    pub(super) pending_audit: HashMap<ActivityId, (u64, AuditHash)>,
+    #[cfg(test)]
+    pub(super) fail_next_commit: Arc<AtomicBool>,
+}
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl WriterDriver {
+    /// The run loop: block for one request, take whatever else is queued (up to `max_batch`),
+    /// handle them as one transaction, repeat. Ends when every `Record` handle is gone.
+    pub(super) fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.max_batch.min(4096));
+        while let Some(first) = self.rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
+                }
+            }
+            self.handle_batch(&mut batch);
+        }
+    }
+
+    fn handle_batch(&mut self, batch: &mut Vec<Request>) {
+        let now = now_ms();
+        let mut staged: Vec<Staged> = Vec::with_capacity(batch.len());
+        let mut not_run: Vec<Reply> = Vec::new();
+        let mut failure = self.conn.execute_batch("BEGIN IMMEDIATE").err().map(|e| e.to_string());
+        for Request { op, reply } in batch.drain(..) {
+            if failure.is_some() {
+                not_run.push(reply);
+                continue;
+            }
+            match self.stage(op, now) {
+                Ok(Ok((value, publish))) => staged.push(Staged { reply, value, publish }),
+                Ok(Err(refused)) => reply.send(Err(refused)),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    not_run.push(reply);
+                }
+            }
+        }
+        if failure.is_none() {
+            failure = self.commit().err();
+        }
+
+        if let Some(why) = failure {
+            tracing::error!(error = %why, requests = staged.len() + not_run.len(), "record commit failed");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            // If COMMIT failed after all (e.g. an fsync error after the write), the file may
+            // hold the batch anyway: forget every cached head so they are read back from the
+            // file, and a seq is never handed out twice.
+            self.pending_heads.clear();
+            self.pending_audit.clear();
+            self.heads.clear();
+            self.audit_heads.clear();
+            let replies = staged.into_iter().map(|s| s.reply).chain(not_run);
+            for reply in replies {
+                reply.send(Err(RecordError::Unavailable(format!("commit failed: {why}"))));
+            }
+            return;
+        }
+
+        self.heads.extend(self.pending_heads.drain());
+        self.audit_heads.extend(self.pending_audit.drain());
+        // Durable now. Publish in seq order, then answer: an answered append is both durable
+        // and already in the fan-out.
+        for s in &staged {
+            if let (Some((activity, public)), Value::Item(item)) = (&s.publish, &s.value) {
+                let hook = AssertUnwindSafe(|| (self.on_commit)(activity, item, *public));
+                if catch_unwind(hook).is_err() {
+                    tracing::error!(%activity, seq = %item.seq, "record commit hook panicked");
+                }
+            }
+        }
+        for s in staged {
+            s.reply.send(Ok(s.value));
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        #[cfg(test)]
+        if self.fail_next_commit.swap(false, Ordering::SeqCst) {
+            return Err("injected commit failure".into());
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+    }
+
+    /// Executes one request inside the open transaction. `Err` is a storage failure that
+    /// fails the whole batch; `Ok(Err)` refuses this request alone.
+    fn stage(&mut self, op: Op, now: u64) -> rusqlite::Result<Step> {
+        match op {
+            Op::Append { activity, body, public } => self.stage_append(activity, body, public, now),
+            Op::CreateActivity(activity) => self.stage_create(activity),
+            Op::SetState { id, state } => {
+                let n = self
+                    .conn
+                    .prepare_cached("UPDATE activities SET state = ?2 WHERE id = ?1")?
+                    .execute(params![id.as_str(), state.as_str()])?;
+                Ok(if n == 0 { Err(RecordError::NoSuchActivity(id)) } else { Ok((Value::Done, None)) })
+            }
+            Op::AppendAudit(entry) => self.stage_audit(entry),
+            #[cfg(test)]
+            Op::Crash => panic!("record writer crash requested by a test"),
+        }
+    }
+
+    fn stage_append(
+        &mut self,
+        activity: ActivityId,
+        body: ItemBody,
+        public: bool,
+        now: u64,
+    ) -> rusqlite::Result<Step> {
+        let Some(head) = self.head_of(&activity)? else {
+            return Ok(Err(RecordError::NoSuchActivity(activity)));
+        };
+        let item = Item { seq: Seq(head + 1), ts: now, body };
+        let blob = encode_item(Form::MsgPack, &item);
+        let (kind, author) = match &item.body {
+            ItemBody::Comment { author, .. } => ("comment", Some(author.id.as_str())),
+            ItemBody::Hide { .. } => ("hide", None),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO items (activity, seq, ts_ms, kind, author, public, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![activity.as_str(), sql_int(item.seq.0), sql_int(now), kind, author, public, &blob[..]])?;
+        self.pending_heads.insert(activity.clone(), item.seq.0);
+        Ok(Ok((Value::Item(item), Some((activity, public)))))
+    }
+
+    fn stage_create(&mut self, a: Activity) -> rusqlite::Result<Step> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO activities (id, title, kind, state, epoch, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                a.id.as_str(),
+                a.title,
+                a.kind.as_str(),
+                a.state.as_str(),
+                a.epoch.0,
+                sql_int(a.created_ms)
+            ])?;
+        if n == 0 {
+            return Ok(Err(RecordError::AlreadyExists(a.id)));
+        }
+        self.pending_heads.insert(a.id.clone(), 0);
+        Ok(Ok((Value::Activity(a), None)))
+    }
+
+    fn stage_audit(&mut self, e: AuditEntry) -> rusqlite::Result<Step> {
+        if self.head_of(&e.activity)?.is_none() {
+            return Ok(Err(RecordError::NoSuchActivity(e.activity)));
+        }
+        let last = match self.pending_audit.get(&e.activity).or(self.audit_heads.get(&e.activity)) {
+            Some(&last) => Some(last),
+            None => audit_head(&self.conn, &e.activity)?,
+        };
+        let (expected_idx, expected_prev) = last.map_or((1, GENESIS_HASH), |(i, h)| (i + 1, h));
+        if e.idx != expected_idx || e.prev_hash != expected_prev {
+            return Ok(Err(RecordError::AuditOutOfOrder { activity: e.activity, expected_idx }));
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_log \
+                 (activity, idx, ts_ms, actor, action, target, reason, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                e.activity.as_str(),
+                sql_int(e.idx),
+                sql_int(e.ts_ms),
+                e.actor,
+                e.action,
+                e.target,
+                e.reason,
+                &e.prev_hash[..],
+                &e.hash[..]
+            ])?;
+        self.pending_audit.insert(e.activity, (e.idx, e.hash));
+        Ok(Ok((Value::Done, None)))
+    }
+
+    /// The head of an activity as the open transaction sees it; `None` if it does not exist.
+    fn head_of(&mut self, id: &ActivityId) -> rusqlite::Result<Option<u64>> {
+        if let Some(&h) = self.pending_heads.get(id).or(self.heads.get(id)) {
+            return Ok(Some(h));
+        }
+        let exists = self.conn.prepare_cached("SELECT 1 FROM activities WHERE id = ?1")?.exists([id.as_str()])?;
+        if !exists {
+            return Ok(None);
+        }
+        let h = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM items WHERE activity = ?1")?
+            .query_row([id.as_str()], |r| get_u64(r, 0))?;
+        // Into `pending`, not `heads`: only a committed batch makes anything it read certain.
+        self.pending_heads.insert(id.clone(), h);
+        Ok(Some(h))
+    }
+}
