@@ -36,6 +36,9 @@ struct ServeArgs {
     /// Comments one identity may post per minute (moderators exempt).
     #[arg(long, default_value_t = 20)]
     comments_per_minute: u32,
+    /// Frames one connection may send per second, sustained (bursts of twice that).
+    #[arg(long, default_value_t = 20)]
+    frames_per_second: u32,
     /// Anonymous viewer tokens one address may mint per minute.
     #[arg(long, default_value_t = 10)]
     viewer_tokens_per_minute: u32,
@@ -141,6 +144,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = ServeConfig::new(a.listen, a.data_dir);
     cfg.comments_per_minute = a.comments_per_minute;
     cfg.viewer_tokens_per_minute = a.viewer_tokens_per_minute;
+    cfg.frames_per_second = a.frames_per_second;
     cfg.max_connections = a.max_connections;
     cfg.idle_timeout = Duration::from_secs(a.idle_timeout_secs);
     cfg.demo = !a.no_demo;

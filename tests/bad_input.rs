@@ -156,7 +156,7 @@ async fn comment_rate_limit_applies_per_identity() {
 
 #[tokio::test]
 async fn flooding_client_is_closed_with_4429() {
-    let hub = TestHub::start(|_| {}).await;
+    let hub = TestHub::start(|cfg| cfg.frames_per_second = 20).await;
     let (mut by, offset) = bystander(&hub).await;
     let mut c = hub.client(Role::Viewer, "flood").await;
     let mut code = None;

@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Comments one identity may post per minute (moderators are exempt).
     pub comments_per_minute: u32,
+    /// Frames one connection may send per second, sustained (bursts of twice that).
+    pub frames_per_second: u32,
     /// Viewer tokens one address may mint per minute.
     pub viewer_tokens_per_minute: u32,
     /// Lifetime of anonymous viewer tokens, in seconds.
@@ -63,6 +65,7 @@ impl ServeConfig {
             listen,
             data_dir,
             comments_per_minute: 20,
+            frames_per_second: 20,
             viewer_tokens_per_minute: 10,
             viewer_token_ttl_secs: 4 * 3600,
             idle_timeout: Duration::from_secs(90),
@@ -129,7 +132,7 @@ impl Hub {
         let per_min = |n: u32| NonZeroU32::new(n.max(1)).unwrap();
         let comment_quota = Quota::with_period(Duration::from_secs(60) / cfg.comments_per_minute.max(1))
             .expect("non-zero period")
-            .allow_burst(per_min(cfg.comments_per_minute.min(5)));
+            .allow_burst(per_min(cfg.comments_per_minute.min((cfg.comments_per_minute / 60).max(5))));
         let token_quota = Quota::per_minute(per_min(cfg.viewer_tokens_per_minute));
         let hub = Arc::new(Hub {
             keys,

@@ -33,8 +33,6 @@ use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Malformed or unknown frames in a row before the connection is closed with 4400.
 const MAX_BAD_FRAMES: u32 = 10;
-/// Frames a client may send per second, sustained; bursts up to twice that.
-const FRAMES_PER_SECOND: u32 = 20;
 /// Seconds of flooding (frames refused by the rate limit) before the connection is closed.
 const FLOOD_STRIKES: u32 = 3;
 /// Frames taken from the fan-out queue and written with one flush.
@@ -86,7 +84,8 @@ where
             }
         };
         let (conn, rx) = hub.fanout.connect(form);
-        let burst = NonZeroU32::new(FRAMES_PER_SECOND * 2).unwrap();
+        let fps = NonZeroU32::new(hub.cfg.frames_per_second.max(1)).unwrap();
+        let burst = fps.saturating_mul(NonZeroU32::new(2).unwrap());
         let mut session = Session {
             hub,
             socket,
@@ -96,7 +95,7 @@ where
             subscriptions: Vec::new(),
             bad_frames: 0,
             frame_limiter: DefaultDirectRateLimiter::direct(
-                Quota::per_second(NonZeroU32::new(FRAMES_PER_SECOND).unwrap()).allow_burst(burst),
+                Quota::per_second(fps).allow_burst(burst),
             ),
             flood_seconds: 0,
             last_flood: None,
@@ -206,8 +205,14 @@ where
             Message::Ping(_) | Message::Pong(_) => return None,
             Message::Close(_) => return Some((close::NORMAL, "")),
         };
+        let decoded = decode_client(form, &data);
         if self.frame_limiter.check().is_err() {
-            // Refuse without processing; close after sustained flooding.
+            // Over the frame rate: the frame is not processed. A post is answered with its id
+            // so the client knows it was not accepted; sustained flooding closes.
+            if let Ok(ClientMsg::Post { id, .. }) = &decoded {
+                let id = *id;
+                self.send_error(Some(id), ErrorCode::RateLimited, "too many frames; slow down").await;
+            }
             let now = Instant::now();
             if self.last_flood.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                 self.last_flood = Some(now);
@@ -223,7 +228,6 @@ where
             self.flood_seconds = 0;
             self.last_flood = None;
         }
-        let decoded = decode_client(form, &data);
         let msg = match decoded {
             Ok(m) => {
                 self.bad_frames = 0;

@@ -30,7 +30,8 @@ impl TestHub {
     pub async fn start(tune: impl FnOnce(&mut ServeConfig)) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
-        cfg.comments_per_minute = 600;
+        cfg.comments_per_minute = 60_000;
+        cfg.frames_per_second = 10_000;
         tune(&mut cfg);
         let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
