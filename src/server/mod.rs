@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod http;
+pub mod inbox;
 pub mod metrics;
 mod session;
 
@@ -102,6 +103,8 @@ pub struct Hub {
     comment_limiter: DefaultKeyedRateLimiter<String>,
     token_limiter: DefaultKeyedRateLimiter<IpAddr>,
     connections: AtomicUsize,
+    /// Direct messages to participants' connections.
+    pub inboxes: inbox::Inboxes,
 }
 
 impl Hub {
@@ -141,6 +144,7 @@ impl Hub {
             comment_limiter: DefaultKeyedRateLimiter::keyed(comment_quota),
             token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
             connections: AtomicUsize::new(0),
+            inboxes: inbox::Inboxes::default(),
             cfg,
         });
         // Keyed limiters keep a cell per key: drop the idle ones now and then.

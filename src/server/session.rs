@@ -61,6 +61,9 @@ struct Session<'h, S> {
     claims: Claims,
     conn: ConnHandle,
     subscriptions: Vec<ActivityId>,
+    /// Sender of this connection's inbox, for handlers that answer later (media events).
+    #[allow(dead_code, reason = "handed to media signalling, which answers later")]
+    inbox_tx: tokio::sync::mpsc::Sender<ServerMsg>,
     bad_frames: u32,
     frame_limiter: DefaultDirectRateLimiter,
     flood_seconds: u32,
@@ -84,6 +87,7 @@ where
             }
         };
         let (conn, rx) = hub.fanout.connect(form);
+        let (_inbox_guard, inbox_tx, inbox_rx) = hub.inboxes.register(claims.act.clone(), claims.sub.clone());
         let fps = NonZeroU32::new(hub.cfg.frames_per_second.max(1)).unwrap();
         let burst = fps.saturating_mul(NonZeroU32::new(2).unwrap());
         let mut session = Session {
@@ -93,6 +97,7 @@ where
             claims,
             conn,
             subscriptions: Vec::new(),
+            inbox_tx,
             bad_frames: 0,
             frame_limiter: DefaultDirectRateLimiter::direct(
                 Quota::per_second(fps).allow_burst(burst),
@@ -114,13 +119,17 @@ where
         if session.send_msg(&welcome).await.is_err() {
             return close::GOING_AWAY;
         }
-        let (code, reason) = session.serve(rx).await;
+        let (code, reason) = session.serve(rx, inbox_rx).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), send_close(&mut session.socket, code, reason)).await;
         code
     }
 
     /// The main loop. Returns the close code and reason to send.
-    async fn serve(&mut self, mut rx: ConnReceiver) -> (CloseCode, &'static str) {
+    async fn serve(
+        &mut self,
+        mut rx: ConnReceiver,
+        mut inbox: tokio::sync::mpsc::Receiver<ServerMsg>,
+    ) -> (CloseCode, &'static str) {
         let idle_timeout = self.hub.cfg.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
@@ -136,6 +145,11 @@ where
                     Some(Outbound::Close { code, reason }) => return (code, reason),
                     None => return (close::GOING_AWAY, "server shutting down"),
                 },
+                Some(direct) = inbox.recv() => {
+                    if self.send_msg(&direct).await.is_err() {
+                        return (close::GOING_AWAY, "write failed");
+                    }
+                }
                 msg = self.socket.next() => {
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     match msg {

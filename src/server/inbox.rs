@@ -1,0 +1,71 @@
+//! Direct messages to one participant's connections (as opposed to the fan-out's topic
+//! frames): media signalling events, replies and events meant for one identity.
+//!
+//! Each session registers a bounded sender under (activity, subject) and drains the receiver in
+//! its select loop. A full inbox drops the message for that connection (and counts it): a client
+//! that does not read its socket must not hold the server's memory.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use shangliang_signaling::{ActivityId, ServerMsg};
+use tokio::sync::mpsc;
+
+/// Messages one connection's inbox holds before it drops.
+pub const INBOX_CAPACITY: usize = 256;
+
+type Key = (ActivityId, String);
+
+/// The registry of inboxes.
+#[derive(Default)]
+pub struct Inboxes {
+    map: DashMap<Key, Vec<(u64, mpsc::Sender<ServerMsg>)>>,
+    next_id: AtomicU64,
+}
+
+/// Unregisters its inbox when dropped.
+pub struct InboxGuard<'a> {
+    inboxes: &'a Inboxes,
+    key: Key,
+    id: u64,
+}
+
+impl Inboxes {
+    /// Registers a connection's inbox; returns the guard and the receiving end.
+    pub fn register(
+        &self,
+        activity: ActivityId,
+        subject: String,
+    ) -> (InboxGuard<'_>, mpsc::Sender<ServerMsg>, mpsc::Receiver<ServerMsg>) {
+        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = (activity, subject);
+        self.map.entry(key.clone()).or_default().push((id, tx.clone()));
+        (InboxGuard { inboxes: self, key, id }, tx, rx)
+    }
+
+    /// Sends `msg` to every connection of `subject` in `activity`; returns how many took it.
+    pub fn send_to(&self, activity: &ActivityId, subject: &str, msg: &ServerMsg) -> usize {
+        let key = (activity.clone(), subject.to_owned());
+        let Some(list) = self.map.get(&key) else { return 0 };
+        let mut sent = 0;
+        for (_, tx) in list.iter() {
+            match tx.try_send(msg.clone()) {
+                Ok(()) => sent += 1,
+                Err(_) => metrics::counter!("shangliang_inbox_dropped_total").increment(1),
+            }
+        }
+        sent
+    }
+}
+
+impl Drop for InboxGuard<'_> {
+    fn drop(&mut self) {
+        if let dashmap::Entry::Occupied(mut e) = self.inboxes.map.entry(self.key.clone()) {
+            e.get_mut().retain(|(id, _)| *id != self.id);
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
+    }
+}
