@@ -245,7 +245,7 @@ mod tests {
         // Frames 0 and 1 fill the slow queue; 2 starts the lag at t0+2s; 7 (t0+7s) closes it.
         assert_eq!(slow.try_recv(), Some(Outbound::Close { code: 4408, reason: "slow consumer" }));
         assert_eq!(slow.try_recv(), None);
-        assert!(shard.by_id.get(&1).is_none(), "the shard forgot the slow connection");
+        assert!(!shard.by_id.contains_key(&1), "the shard forgot the slow connection");
     }
 
     #[test]
