@@ -607,3 +607,13 @@ fn concurrent_publishes_and_resumes_never_gap_or_repeat() {
         publisher.join().unwrap();
     });
 }
+
+#[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Fanout>();
+    send_sync::<ConnHandle>();
+    send::<ConnReceiver>();
+    send_sync::<FanoutError>();
+}
