@@ -155,7 +155,10 @@ pub struct RecordOptions {
 
 impl Default for RecordOptions {
     fn default() -> Self {
-        RecordOptions { max_batch: 1024, read_connections: 4 }
+        RecordOptions {
+            max_batch: 1024,
+            read_connections: 4,
+        }
     }
 }
 
@@ -187,7 +190,9 @@ pub enum RecordError {
     #[error("the record holds corrupt data: {0}")]
     Corrupt(String),
     /// An audit entry does not continue its activity's chain.
-    #[error("audit entry for {activity} out of order: expected idx {expected_idx} and the previous hash")]
+    #[error(
+        "audit entry for {activity} out of order: expected idx {expected_idx} and the previous hash"
+    )]
     AuditOutOfOrder {
         /// The activity.
         activity: ActivityId,
@@ -256,7 +261,9 @@ impl Record {
         let writer = std::thread::Builder::new()
             .name("record-writer".into())
             .spawn(move || driver.run())
-            .map_err(|e| RecordError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| {
+                RecordError::Unavailable(format!("cannot start the writer thread: {e}"))
+            })?;
         Ok(Record {
             inner: Arc::new(Inner {
                 tx: Some(tx),
@@ -324,8 +331,16 @@ impl Record {
     }
 
     /// Changes an activity's state. Blocks until it is durable. `Err(NoSuchActivity)`.
-    pub fn set_activity_state(&self, id: &ActivityId, state: ActivityState) -> Result<(), RecordError> {
-        self.call_blocking(Op::SetState { id: id.clone(), state }).map(drop)
+    pub fn set_activity_state(
+        &self,
+        id: &ActivityId,
+        state: ActivityState,
+    ) -> Result<(), RecordError> {
+        self.call_blocking(Op::SetState {
+            id: id.clone(),
+            state,
+        })
+        .map(drop)
     }
 
     /// Every activity, oldest first.
@@ -353,7 +368,14 @@ impl Record {
         body: ItemBody,
         public: bool,
     ) -> Result<Item, RecordError> {
-        match self.call(Op::Append { activity: activity.clone(), body, public }).await? {
+        match self
+            .call(Op::Append {
+                activity: activity.clone(),
+                body,
+                public,
+            })
+            .await?
+        {
             Value::Item(item) => Ok(item),
             _ => unreachable!("the writer answers Append with an Item"),
         }
@@ -368,7 +390,8 @@ impl Record {
         public_only: bool,
     ) -> Result<Vec<Item>, RecordError> {
         let id = activity.clone();
-        self.read(move |c| read::items(c, &id, from, to, public_only)).await
+        self.read(move |c| read::items(c, &id, from, to, public_only))
+            .await
     }
 
     /// The last `n` items (only public ones if `public_only`), in seq order.
@@ -379,7 +402,8 @@ impl Record {
         public_only: bool,
     ) -> Result<Vec<Item>, RecordError> {
         let id = activity.clone();
-        self.read(move |c| read::latest(c, &id, n, public_only)).await
+        self.read(move |c| read::latest(c, &id, n, public_only))
+            .await
     }
 
     /// Appends a moderator action to its activity's audit log; answers once durable.
