@@ -439,3 +439,24 @@ async fn audit_entry_that_does_not_continue_the_chain_is_refused() {
     assert!(matches!(unknown, Err(RecordError::NoSuchActivity(_))));
     assert_eq!(record.audit_log(&a).await.unwrap(), vec![e1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_sees_an_item_before_its_append_is_answered() {
+    let (_dir, record, seen) = open();
+    let a = live(&record, "a");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (record, a, seen) = (record.clone(), a.clone(), seen.clone());
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    let item = record.append(&a, comment("x"), false).await.unwrap();
+                    let hooked = seen.lock().unwrap().contains(&(a.clone(), item.seq.0, false));
+                    assert!(hooked, "seq {} answered before the hook saw it", item.seq);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
