@@ -8,11 +8,18 @@
 //! a seq; nobody sees it. Per activity, seqs are `1, 2, 3 ...` with no gap and no repeat, and
 //! the hook sees them in that order.
 //!
+//! One exception, inherent to any database: if COMMIT reports failure although the data did
+//! reach the file (e.g. an fsync error after the write), the append answers `Err` yet its row
+//! is stored, and the hook never saw it. The writer then re-reads its heads from the file, so
+//! no seq is ever handed out twice.
+//!
 //! # Why it is built this way
 //! - **One writer thread is the sequencer.** SQLite allows one writer at a time anyway; giving
 //!   that role to one thread that owns the write connection makes it also the natural place
 //!   to assign `seq = head + 1` and `ts`, with no lock and no race between "pick the number" and
 //!   "store it". Heads are cached in the thread and are exact, since nothing else writes items.
+//!   (Open a file with one `Record` only; should two processes share one by mistake, the
+//!   `(activity, seq)` primary key fails the colliding batch rather than store a duplicate.)
 //! - **WAL**: readers (the read connections, `spawn_blocking`) see the last committed state
 //!   and never block the writer or each other; a commit appends to the WAL instead of
 //!   rewriting pages of the main file.
