@@ -450,7 +450,10 @@ async fn hook_sees_an_item_before_its_append_is_answered() {
             tokio::spawn(async move {
                 for _ in 0..10 {
                     let item = record.append(&a, comment("x"), false).await.unwrap();
-                    let hooked = seen.lock().unwrap().contains(&(a.clone(), item.seq.0, false));
+                    let hooked = seen
+                        .lock()
+                        .unwrap()
+                        .contains(&(a.clone(), item.seq.0, false));
                     assert!(hooked, "seq {} answered before the hook saw it", item.seq);
                 }
             })
@@ -459,4 +462,33 @@ async fn hook_sees_an_item_before_its_append_is_answered() {
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_file_cannot_duplicate_a_seq() {
+    let (dir, r1, _) = open();
+    let r2 = Record::open_sqlite(
+        &dir.path().join("record.sqlite"),
+        RecordOptions::default(),
+        Box::new(|_, _, _| {}),
+    )
+    .unwrap();
+    let a = live(&r1, "a");
+    assert_eq!(r1.append(&a, comment("1"), true).await.unwrap().seq, Seq(1));
+    assert_eq!(r2.append(&a, comment("2"), true).await.unwrap().seq, Seq(2));
+    // r1 still believes the head is 1: its batch collides on the primary key and fails whole.
+    let collided = r1.append(&a, comment("dup"), true).await;
+    assert!(
+        matches!(collided, Err(RecordError::Unavailable(_))),
+        "{collided:?}"
+    );
+    assert_eq!(r1.append(&a, comment("3"), true).await.unwrap().seq, Seq(3));
+    let texts: Vec<String> = r1
+        .items(&a, Seq(1), Seq(9), false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| text_of(i).to_owned())
+        .collect();
+    assert_eq!(texts, ["1", "2", "3"]);
 }
