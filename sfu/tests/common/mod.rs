@@ -183,6 +183,12 @@ pub fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<Tra
     )))
 }
 
+/// How a publishing bot reaches the SFU.
+pub enum Signal<'a> {
+    Whip(&'a Sfu, &'a str, &'a str),
+    Member(&'a shangliang_sfu::ParticipantHandle),
+}
+
 /// A publishing bot: synthetic VP8 (keyframe at start and on PLI) and Opus-like audio.
 pub struct Publisher {
     pub bot: Bot,
@@ -217,13 +223,21 @@ impl Publisher {
     /// Connect to `sfu` by WHIP and start sending `pkts_per_frame` video packets per frame at
     /// `fps`, and 50 audio packets per second.
     pub async fn start(sfu: &Sfu, room: &str, participant: &str, fps: u32, pkts_per_frame: u16, pkt_size: usize) -> Publisher {
+        Self::start_via(Signal::Whip(sfu, room, participant), fps, pkts_per_frame, pkt_size).await
+    }
+
+    /// Like [`start`](Self::start), signaling through WHIP or a member's publisher connection.
+    pub async fn start_via(sig: Signal<'_>, fps: u32, pkts_per_frame: u16, pkt_size: usize) -> Publisher {
         let mut bot = bot().await;
         let video = local_track(RtpCodecKind::Video, vp8(), VIDEO_SSRC);
         let audio = local_track(RtpCodecKind::Audio, opus(), AUDIO_SSRC);
         let vs = bot.pc.add_track(Arc::clone(&video) as Arc<dyn TrackLocal>).await.unwrap();
         let as_ = bot.pc.add_track(Arc::clone(&audio) as Arc<dyn TrackLocal>).await.unwrap();
         let offer = bot.offer().await;
-        let (session, answer) = sfu.whip(room, participant, &offer).await.expect("whip");
+        let (session, answer) = match sig {
+            Signal::Whip(sfu, room, participant) => sfu.whip(room, participant, &offer).await.expect("whip"),
+            Signal::Member(h) => (h.id(), h.publish_offer(&offer).await.expect("publish_offer")),
+        };
         bot.accept_answer(answer).await;
         bot.wait_connected().await;
         let pt_of = |p: rtc::rtp_transceiver::rtp_sender::RTCRtpSendParameters, mime: &str| {
@@ -333,6 +347,13 @@ impl Viewer {
         let (session, answer) = sfu.whep(room, &offer).await.expect("whep");
         bot.accept_answer(answer).await;
         bot.wait_connected().await;
+        let rx = collect_tracks(&mut bot);
+        Viewer { bot, session, rx }
+    }
+}
+
+/// Poll every remote track the bot gets (in spawned tasks) and report the packets.
+pub fn collect_tracks(bot: &mut Bot) -> mpsc::UnboundedReceiver<Rx> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut tracks = std::mem::replace(&mut bot.tracks, mpsc::unbounded_channel().1);
         tokio::spawn(async move {
@@ -356,18 +377,24 @@ impl Viewer {
                 });
             }
         });
-        Viewer { bot, session, rx }
-    }
+        rx
+}
 
+impl Viewer {
     /// Collect packets for `d`.
     pub async fn collect(&mut self, d: Duration) -> Vec<Rx> {
-        let end = tokio::time::Instant::now() + d;
-        let mut out = Vec::new();
-        while let Ok(Some(p)) = tokio::time::timeout_at(end, self.rx.recv()).await {
-            out.push(p);
-        }
-        out
+        collect_for(&mut self.rx, d).await
     }
+}
+
+/// Collect packets from `rx` for `d`.
+pub async fn collect_for(rx: &mut mpsc::UnboundedReceiver<Rx>, d: Duration) -> Vec<Rx> {
+    let end = tokio::time::Instant::now() + d;
+    let mut out = Vec::new();
+    while let Ok(Some(p)) = tokio::time::timeout_at(end, rx.recv()).await {
+        out.push(p);
+    }
+    out
 }
 
 /// Number of open file descriptors of this process.

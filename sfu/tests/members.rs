@@ -1,0 +1,114 @@
+//! Room members: a publisher connection the client offers on, a subscriber connection the
+//! server offers on (renegotiated as tracks come and go), and the floor.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use shangliang_sfu::{ParticipantHandle, SfuEvent};
+use tokio::sync::mpsc;
+use webrtc::peer_connection::RTCSessionDescription;
+
+/// A member's receiving side: answers every subscriber offer, reports packets and other events.
+async fn subscriber_bot(h: Arc<ParticipantHandle>, mut ev: mpsc::Receiver<SfuEvent>) -> (Bot, mpsc::UnboundedReceiver<Rx>, mpsc::UnboundedReceiver<SfuEvent>) {
+    let mut b = bot().await;
+    let rx = collect_tracks(&mut b);
+    let pc = Arc::clone(&b.pc);
+    let mut gathered = b.gathered.clone();
+    let (other_tx, other_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = ev.recv().await {
+            match e {
+                SfuEvent::SubscriberOffer { sdp } => {
+                    pc.set_remote_description(RTCSessionDescription::offer(sdp).unwrap()).await.unwrap();
+                    let a = pc.create_answer(None).await.unwrap();
+                    pc.set_local_description(a).await.unwrap();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|g| *g)).await;
+                    let sdp = pc.local_description().await.unwrap().sdp;
+                    h.subscriber_answer(&sdp).await.expect("subscriber_answer");
+                }
+                other => {
+                    let _ = other_tx.send(other);
+                }
+            }
+        }
+    });
+    (b, rx, other_rx)
+}
+
+fn audio_last_seq(rx: &[Rx]) -> Option<u16> {
+    rx.iter().filter(|p| !p.video).last().map(|p| p.seq)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_receives_another_members_tracks_and_the_floor_gates_audio() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(51_000, 10, 10);
+        let (alice, _alice_ev) = sfu.join("council", "alice").await.unwrap();
+        let (bob, bob_ev) = sfu.join("council", "bob").await.unwrap();
+        let bob = Arc::new(bob);
+        let (_bob_bot, mut bob_rx, mut bob_events) = subscriber_bot(Arc::clone(&bob), bob_ev).await;
+
+        let publisher = Publisher::start_via(Signal::Member(&alice), 30, 2, 500).await;
+
+        // Bob hears about both tracks and gets them over his subscriber connection.
+        let mut published = 0;
+        while published < 2 {
+            match tokio::time::timeout(Duration::from_secs(5), bob_events.recv()).await.expect("events").unwrap() {
+                SfuEvent::TrackPublished { participant, .. } => {
+                    assert_eq!(participant, "alice");
+                    published += 1;
+                }
+                _ => {}
+            }
+        }
+        let rx = collect_for(&mut bob_rx, Duration::from_secs(3)).await;
+        let audio = rx.iter().filter(|p| !p.video).count();
+        let video: Vec<&Rx> = rx.iter().filter(|p| p.video).collect();
+        assert!(audio > 40 && video.len() > 60, "audio {audio} video {}", video.len());
+        assert!(is_key_start(&video[0].payload));
+        assert!(video.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+
+        // The floor: alice's audio is stopped, her video still flows.
+        sfu.set_forwarding("council", "alice", false, true);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut last_audio_seq = audio_last_seq(&rx);
+        while let Ok(p) = bob_rx.try_recv() {
+            if !p.video {
+                last_audio_seq = Some(p.seq);
+            }
+        }
+        let rx = collect_for(&mut bob_rx, Duration::from_secs(1)).await;
+        assert_eq!(rx.iter().filter(|p| !p.video).count(), 0, "audio must not pass without the floor");
+        assert!(rx.iter().filter(|p| p.video).count() > 20);
+
+        // Floor given back: audio resumes, its sequence continuing without a gap.
+        sfu.set_forwarding("council", "alice", true, true);
+        let rx = collect_for(&mut bob_rx, Duration::from_secs(1)).await;
+        let audio: Vec<&Rx> = rx.iter().filter(|p| !p.video).collect();
+        assert!(audio.len() > 20, "audio did not resume: {}", audio.len());
+        assert_eq!(Some(audio[0].seq), last_audio_seq.map(|s| s.wrapping_add(1)), "gap across the floor change");
+        assert!(audio.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+
+        // Alice leaves: bob is told her tracks are gone.
+        publisher.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        alice.leave().await;
+        let mut gone = 0;
+        while gone < 2 {
+            if let SfuEvent::TrackUnpublished { participant, .. } =
+                tokio::time::timeout(Duration::from_secs(5), bob_events.recv()).await.expect("unpublished").unwrap()
+            {
+                assert_eq!(participant, "alice");
+                gone += 1;
+            }
+        }
+        let _ = publisher.bot.pc.close().await;
+        sfu.close_session(bob.id()).await;
+        assert_eq!(sfu.stats().sessions, 0);
+    })
+    .await
+    .expect("bounded");
+}
