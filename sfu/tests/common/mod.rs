@@ -187,7 +187,12 @@ pub fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Arc<Tra
 pub enum Signal<'a> {
     Whip(&'a Sfu, &'a str, &'a str),
     Member(&'a shangliang_sfu::ParticipantHandle),
+    /// Any offer→answer function (e.g. an SFU in another process).
+    Remote(&'a Answerer),
 }
+
+/// Offer in, (session, answer) out.
+pub type Answerer = dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = (SessionId, String)> + Send>> + Send + Sync;
 
 /// A publishing bot: synthetic VP8 (keyframe at start and on PLI) and Opus-like audio.
 pub struct Publisher {
@@ -197,6 +202,7 @@ pub struct Publisher {
     pub audio_ssrc: u32,
     pub plis: Arc<AtomicU64>,
     pub sent_video: Arc<AtomicU64>,
+    pub sent_audio: Arc<AtomicU64>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -237,6 +243,7 @@ impl Publisher {
         let (session, answer) = match sig {
             Signal::Whip(sfu, room, participant) => sfu.whip(room, participant, &offer).await.expect("whip"),
             Signal::Member(h) => (h.id(), h.publish_offer(&offer).await.expect("publish_offer")),
+            Signal::Remote(f) => f(offer).await,
         };
         bot.accept_answer(answer).await;
         bot.wait_connected().await;
@@ -247,6 +254,7 @@ impl Publisher {
         let apt = pt_of(as_.get_parameters().await.unwrap(), "audio/opus");
         let plis = Arc::new(AtomicU64::new(0));
         let sent_video = Arc::new(AtomicU64::new(0));
+        let sent_audio = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let want_key = Arc::new(AtomicBool::new(true));
         {
@@ -259,7 +267,7 @@ impl Publisher {
             });
         }
         {
-            let (stop, sent_video) = (Arc::clone(&stop), Arc::clone(&sent_video));
+            let (stop, sent_video, sent_audio) = (Arc::clone(&stop), Arc::clone(&sent_video), Arc::clone(&sent_audio));
             tokio::spawn(async move {
                 let mut seq: u16 = 1000;
                 let mut aseq: u16 = 7000;
@@ -282,6 +290,7 @@ impl Publisher {
                     if audio.write_rtp(pkt).await.is_err() {
                         break;
                     }
+                    sent_audio.fetch_add(1, Ordering::Relaxed);
                     while next_frame <= now {
                         let key = want_key.swap(false, Ordering::SeqCst);
                         let vts = (next_frame - start).as_micros() as u64 * 90 / 1000;
@@ -310,7 +319,7 @@ impl Publisher {
                 }
             });
         }
-        Publisher { bot, session, video_ssrc: VIDEO_SSRC, audio_ssrc: AUDIO_SSRC, plis, sent_video, stop }
+        Publisher { bot, session, video_ssrc: VIDEO_SSRC, audio_ssrc: AUDIO_SSRC, plis, sent_video, sent_audio, stop }
     }
 
     pub async fn stop(&self) {
