@@ -190,7 +190,7 @@ pub(crate) async fn run_forwarder(
                     }
                     LayerDecision::Forward => {}
                 }
-                if t.codec.mime_type.to_ascii_lowercase() != out_mime {
+                if !t.codec.mime_type.eq_ignore_ascii_case(&out_mime) {
                     continue; // the subscriber leg negotiated another codec; cannot transcode
                 }
                 if pt.is_none() {

@@ -245,7 +245,7 @@ async fn build_on(
 
 /// Wait for ICE gathering to complete (host candidates only: milliseconds), bounded.
 pub(crate) async fn wait_gathered(gathered: &mut watch::Receiver<bool>) -> Result<(), SfuError> {
-    match tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|g| *g)).await {
+    match tokio::time::timeout(Duration::from_secs(15), gathered.wait_for(|g| *g)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(_)) => Err(SfuError::Closed),
         Err(_) => Err(SfuError::Timeout("ICE gathering")),

@@ -352,12 +352,12 @@ pub fn h264_is_keyframe(payload: &[u8]) -> bool {
 
 /// Whether `payload` of codec `mime_type` starts a keyframe. Audio is always "key".
 pub fn is_keyframe(mime_type: &str, payload: &[u8]) -> bool {
-    let m = mime_type.to_ascii_lowercase();
-    if m.starts_with("audio/") {
+    let m = mime_type;
+    if m.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("audio/")) {
         true
-    } else if m == "video/vp8" {
+    } else if m.eq_ignore_ascii_case("video/vp8") {
         vp8_is_keyframe(payload)
-    } else if m == "video/h264" {
+    } else if m.eq_ignore_ascii_case("video/h264") {
         h264_is_keyframe(payload)
     } else {
         // VP9/AV1 parsing not done: treat every packet as a possible start (no gating).

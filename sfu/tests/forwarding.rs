@@ -88,3 +88,49 @@ async fn late_subscriber_triggers_pli_and_starts_on_keyframe() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_pli_reaches_the_publisher_throttled() {
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    use webrtc::media_stream::track_remote::TrackRemoteEvent;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(44_000, 10, 10);
+        let publisher = Publisher::start(&sfu, "pli", "speaker-1", 30, 2, 500).await;
+        let mut b = bot().await;
+        b.recv_only(RtpCodecKind::Audio).await;
+        b.recv_only(RtpCodecKind::Video).await;
+        let offer = b.offer().await;
+        let (id, answer) = sfu.whep("pli", &offer).await.unwrap();
+        b.accept_answer(answer).await;
+        b.wait_connected().await;
+        // Find the video track and keep draining it.
+        let video = loop {
+            let t = tokio::time::timeout(Duration::from_secs(5), b.tracks.recv()).await.unwrap().unwrap();
+            let t2 = std::sync::Arc::clone(&t);
+            tokio::spawn(async move { while let Some(ev) = t2.poll().await { let _ = matches!(ev, TrackRemoteEvent::OnRtpPacket(_)); } });
+            if t.kind().await == RtpCodecKind::Video {
+                break t;
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(800)).await; // past the join-time PLI's throttle window
+        let media_ssrc = video.ssrcs().await[0];
+        let before = publisher.plis.load(Ordering::SeqCst);
+        // A burst of 10 PLIs within ~100 ms...
+        for _ in 0..10 {
+            video.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 1, media_ssrc })]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let forwarded = publisher.plis.load(Ordering::SeqCst) - before;
+        let st = sfu.stats();
+        // ...all reach the SFU, and reach the publisher as one or two (throttle + one deferred).
+        assert!(st.keyframe_requests_in >= 10, "{st:?}");
+        assert!((1..=2).contains(&forwarded), "publisher saw {forwarded} PLIs for a burst of 10");
+        publisher.stop().await;
+        sfu.close_session(id).await;
+        sfu.close_session(publisher.session).await;
+    })
+    .await
+    .expect("bounded");
+}

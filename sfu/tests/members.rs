@@ -44,7 +44,7 @@ fn audio_last_seq(rx: &[Rx]) -> Option<u16> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn member_receives_another_members_tracks_and_the_floor_gates_audio() {
+async fn member_receives_another_members_tracks_hears_the_active_speaker_and_the_floor_gates_audio() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let sfu = sfu(51_000, 10, 10);
         let (alice, _alice_ev) = sfu.join("council", "alice").await.unwrap();
@@ -55,16 +55,20 @@ async fn member_receives_another_members_tracks_and_the_floor_gates_audio() {
         let publisher = Publisher::start_via(Signal::Member(&alice), 30, 2, 500).await;
 
         // Bob hears about both tracks and gets them over his subscriber connection.
+        // ...and, from the audio-level header extension, that alice is the active speaker.
         let mut published = 0;
-        while published < 2 {
+        let mut speaker = None;
+        while published < 2 || speaker.is_none() {
             match tokio::time::timeout(Duration::from_secs(5), bob_events.recv()).await.expect("events").unwrap() {
                 SfuEvent::TrackPublished { participant, .. } => {
                     assert_eq!(participant, "alice");
                     published += 1;
                 }
+                SfuEvent::ActiveSpeaker { participant } => speaker = Some(participant),
                 _ => {}
             }
         }
+        assert_eq!(speaker.as_deref(), Some("alice"));
         let rx = collect_for(&mut bob_rx, Duration::from_secs(3)).await;
         let audio = rx.iter().filter(|p| !p.video).count();
         let video: Vec<&Rx> = rx.iter().filter(|p| p.video).collect();

@@ -27,6 +27,8 @@ use webrtc::peer_connection::{
     register_default_interceptors,
 };
 
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 /// A node for one test, with its own port range so parallel tests never collide.
 pub fn sfu(first_port: u16, max_participants: usize, max_viewers: usize) -> Sfu {
     Sfu::new(SfuConfig {
@@ -109,6 +111,12 @@ pub struct Bot {
 pub async fn bot() -> Bot {
     let mut me = MediaEngine::default();
     me.register_default_codecs().unwrap();
+    me.register_header_extension(
+        rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .unwrap();
     let reg = register_default_interceptors(Registry::new(), &mut me).unwrap();
     let reg = reg.with(Slot::from(14_000), KeyframeToApp(VecDeque::new(), VecDeque::new()));
     let (g, gathered) = watch::channel(false);
@@ -251,7 +259,9 @@ impl Publisher {
             p.rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime)).unwrap().payload_type
         };
         let vpt = pt_of(vs.get_parameters().await.unwrap(), "video/VP8");
-        let apt = pt_of(as_.get_parameters().await.unwrap(), "audio/opus");
+        let aparams = as_.get_parameters().await.unwrap();
+        let level_id = aparams.rtp_parameters.header_extensions.iter().find(|e| e.uri == AUDIO_LEVEL_URI).map(|e| e.id as u8);
+        let apt = pt_of(aparams, "audio/opus");
         let plis = Arc::new(AtomicU64::new(0));
         let sent_video = Arc::new(AtomicU64::new(0));
         let sent_audio = Arc::new(AtomicU64::new(0));
@@ -282,10 +292,12 @@ impl Publisher {
                     let now = Instant::now();
                     // audio: one packet per 20 ms
                     let ts = (now - start).as_millis() as u32 * 48;
-                    let pkt = rtp::Packet {
-                        header: rtp::header::Header { version: 2, payload_type: apt, sequence_number: aseq, timestamp: ts, ssrc: AUDIO_SSRC, marker: false, ..Default::default() },
-                        payload: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
-                    };
+                    let mut header = rtp::header::Header { version: 2, payload_type: apt, sequence_number: aseq, timestamp: ts, ssrc: AUDIO_SSRC, marker: false, ..Default::default() };
+                    if let Some(id) = level_id {
+                        // RFC 6464: voice activity, -20 dBov (speaking).
+                        header.set_extension(id, Bytes::from_static(&[0x80 | 20])).unwrap();
+                    }
+                    let pkt = rtp::Packet { header, payload: Bytes::from_static(&[0xfc, 0xff, 0xfe]) };
                     aseq = aseq.wrapping_add(1);
                     if audio.write_rtp(pkt).await.is_err() {
                         break;
