@@ -60,10 +60,17 @@ fn serve() {
                     Ok((id, a)) => format!("OK {} {}", id.0, hex(&a)),
                     Err(e) => format!("ERR {e}"),
                 },
-                (Some("WHEP"), Some(h)) => match sfu.whep("bench", &unhex(h)).await {
-                    Ok((id, a)) => format!("OK {} {}", id.0, hex(&a)),
-                    Err(e) => format!("ERR {e}"),
-                },
+                (Some("WHEP"), Some(h)) => {
+                    let t = std::time::Instant::now();
+                    let r = match sfu.whep("bench", &unhex(h)).await {
+                        Ok((id, a)) => format!("OK {} {}", id.0, hex(&a)),
+                        Err(e) => format!("ERR {e}"),
+                    };
+                    if t.elapsed() > Duration::from_millis(500) {
+                        eprintln!("slow whep: {:?} ({})", t.elapsed(), &r[..r.len().min(40)]);
+                    }
+                    r
+                }
                 (Some("STATS"), _) => {
                     let s = sfu.stats();
                     format!("STATS {} {} {} {} {}", s.forwarded_packets, cpu_ticks(), s.lagged_packets, s.ingested_packets, s.peer_connections)
@@ -91,12 +98,14 @@ impl Remote {
         reply.trim_end().to_owned()
     }
 
-    fn offer(&self, verb: &str, sdp: &str) -> (SessionId, String) {
+    fn offer(&self, verb: &str, sdp: &str) -> Result<(SessionId, String), String> {
         let r = self.call(&format!("{verb} {}", hex(sdp)));
         let mut it = r.splitn(3, ' ');
-        assert_eq!(it.next(), Some("OK"), "{r}");
+        if it.next() != Some("OK") {
+            return Err(r);
+        }
         let id = SessionId(it.next().unwrap().parse().unwrap());
-        (id, unhex(it.next().unwrap()))
+        Ok((id, unhex(it.next().unwrap())))
     }
 
     fn stats(&self) -> (u64, u64, u64) {
@@ -106,13 +115,13 @@ impl Remote {
     }
 }
 
-async fn viewer(remote: &Arc<Remote>, received: &Arc<AtomicU64>) -> Bot {
+async fn viewer(remote: &Arc<Remote>, received: &Arc<AtomicU64>) -> Result<Bot, String> {
     let mut b = bot().await;
     b.recv_only(RtpCodecKind::Audio).await;
     b.recv_only(RtpCodecKind::Video).await;
     let offer = b.offer().await;
     let r = Arc::clone(remote);
-    let (_id, answer) = tokio::task::spawn_blocking(move || r.offer("WHEP", &offer)).await.unwrap();
+    let (_id, answer) = tokio::task::spawn_blocking(move || r.offer("WHEP", &offer)).await.unwrap()?;
     b.accept_answer(answer).await;
     b.wait_connected().await;
     let mut tracks = std::mem::replace(&mut b.tracks, tokio::sync::mpsc::unbounded_channel().1);
@@ -129,7 +138,7 @@ async fn viewer(remote: &Arc<Remote>, received: &Arc<AtomicU64>) -> Bot {
             });
         }
     });
-    b
+    Ok(b)
 }
 
 fn main() {
@@ -138,6 +147,8 @@ fn main() {
         return serve();
     }
     let steps: Vec<usize> = args.get(1).map_or(vec![10, 25, 50, 100, 200], |s| s.split(',').map(|x| x.parse().unwrap()).collect());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load.trim());
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let mut child = Command::new(std::env::current_exe().unwrap()).arg("--serve").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let io = (child.stdin.take().unwrap(), BufReader::new(child.stdout.take().unwrap()));
@@ -148,7 +159,7 @@ fn main() {
         let r = Arc::clone(&remote);
         let answerer: Box<Answerer> = Box::new(move |offer: String| {
             let r = Arc::clone(&r);
-            Box::pin(async move { tokio::task::spawn_blocking(move || r.offer("WHIP", &offer)).await.unwrap() })
+            Box::pin(async move { tokio::task::spawn_blocking(move || r.offer("WHIP", &offer)).await.unwrap().expect("whip") })
         });
         // 30 fps × 5 packets × 1200 bytes ≈ 1.44 Mbit/s of video, plus 50 pps audio.
         let publisher = Publisher::start_via(Signal::Remote(&*answerer), 30, 5, 1200).await;
@@ -156,10 +167,18 @@ fn main() {
         let mut viewers = Vec::new();
         println!("| viewers | forwarded pkt/s | SFU CPU (cores) | forwarded pkt per SFU CPU-second | loss at viewers | lagged |");
         println!("|---|---|---|---|---|---|");
-        for n in steps {
+        'steps: for n in steps {
+            let setup = Instant::now();
             while viewers.len() < n {
-                viewers.push(viewer(&remote, &received).await);
+                match viewer(&remote, &received).await {
+                    Ok(v) => viewers.push(v),
+                    Err(e) => {
+                        println!("viewer {} could not join: {e}; stopping", viewers.len() + 1);
+                        break 'steps;
+                    }
+                }
             }
+            eprintln!("{n} viewers connected in {:?}", setup.elapsed());
             tokio::time::sleep(Duration::from_secs(2)).await;
             let r = Arc::clone(&remote);
             let (f0, c0, l0) = tokio::task::spawn_blocking(move || r.stats()).await.unwrap();
