@@ -108,10 +108,11 @@ impl Remote {
         Ok((id, unhex(it.next().unwrap())))
     }
 
-    fn stats(&self) -> (u64, u64, u64) {
+    /// (forwarded, SFU CPU ticks, lagged, ingested)
+    fn stats(&self) -> (u64, u64, u64, u64) {
         let r = self.call("STATS");
         let v: Vec<u64> = r.split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
-        (v[0], v[1], v[2])
+        (v[0], v[1], v[2], v[3])
     }
 }
 
@@ -165,8 +166,8 @@ fn main() {
         let publisher = Publisher::start_via(Signal::Remote(&*answerer), 30, 5, 1200).await;
         let received = Arc::new(AtomicU64::new(0));
         let mut viewers = Vec::new();
-        println!("| viewers | forwarded pkt/s | SFU CPU (cores) | forwarded pkt per SFU CPU-second | loss at viewers | lagged |");
-        println!("|---|---|---|---|---|---|");
+        println!("| viewers | forwarded pkt/s | SFU CPU (cores) | forwarded pkt per SFU CPU-second | loss publisher→SFU | loss at viewers | SFU fan-out lagged |");
+        println!("|---|---|---|---|---|---|---|");
         'steps: for n in steps {
             let setup = Instant::now();
             while viewers.len() < n {
@@ -181,25 +182,27 @@ fn main() {
             eprintln!("{n} viewers connected in {:?}", setup.elapsed());
             tokio::time::sleep(Duration::from_secs(2)).await;
             let r = Arc::clone(&remote);
-            let (f0, c0, l0) = tokio::task::spawn_blocking(move || r.stats()).await.unwrap();
+            let (f0, c0, l0, i0) = tokio::task::spawn_blocking(move || r.stats()).await.unwrap();
             let rx0 = received.load(Ordering::Relaxed);
             let sent0 = publisher.sent_video.load(Ordering::Relaxed) + publisher.sent_audio.load(Ordering::Relaxed);
             let t0 = Instant::now();
             tokio::time::sleep(Duration::from_secs(secs)).await;
             let r = Arc::clone(&remote);
-            let (f1, c1, l1) = tokio::task::spawn_blocking(move || r.stats()).await.unwrap();
+            let (f1, c1, l1, i1) = tokio::task::spawn_blocking(move || r.stats()).await.unwrap();
             let wall = t0.elapsed().as_secs_f64();
             let rx = received.load(Ordering::Relaxed) - rx0;
             let sent = publisher.sent_video.load(Ordering::Relaxed) + publisher.sent_audio.load(Ordering::Relaxed) - sent0;
             let cpu = (c1 - c0) as f64 / 100.0;
             let fwd = (f1 - f0) as f64;
             let expected = (sent * n as u64) as f64;
+            let ingest_loss = if sent > 0 { (1.0 - (i1 - i0) as f64 / sent as f64).max(0.0) } else { 0.0 };
             let loss = if expected > 0.0 { (1.0 - rx as f64 / expected).max(0.0) } else { 0.0 };
             println!(
-                "| {n} | {:.0} | {:.2} | {:.0} | {:.2} % | {} |",
+                "| {n} | {:.0} | {:.2} | {:.0} | {:.2} % | {:.2} % | {} |",
                 fwd / wall,
                 cpu / wall,
                 if cpu > 0.0 { fwd / cpu } else { f64::NAN },
+                ingest_loss * 100.0,
                 loss * 100.0,
                 l1 - l0
             );
