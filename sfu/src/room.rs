@@ -190,10 +190,14 @@ impl Room {
         }
     }
 
-    /// Nobody is left: the room can be forgotten.
+    /// Nobody is left and no floor decision is pending: the room can be forgotten. A closed
+    /// gate keeps the room (so a floor set before someone joins, or across a rejoin, holds).
     pub fn is_idle(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
         let st = self.state.lock().expect("room");
-        st.viewers == 0 && st.tracks.is_empty() && st.participants.values().all(|(n, _)| *n == 0)
+        st.viewers == 0
+            && st.tracks.is_empty()
+            && st.participants.values().all(|(n, g)| *n == 0 && g.audio.load(SeqCst) && g.video.load(SeqCst))
     }
 }
 

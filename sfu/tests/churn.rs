@@ -73,3 +73,27 @@ async fn thousand_join_leave_cycles_leave_no_growth() {
     .await
     .expect("churn took too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_vanishes_without_delete_is_cleaned_up() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let sfu = sfu(49_500, 10, 10);
+        let publisher = Publisher::start(&sfu, "gone", "speaker", 30, 2, 500).await;
+        let mut v = Viewer::start(&sfu, "gone").await;
+        assert!(tokio::time::timeout(Duration::from_secs(5), v.rx.recv()).await.is_ok());
+        assert_eq!(sfu.stats().sessions, 2);
+        // The browser tab disappears: its connection closes, nobody sends DELETE.
+        let t = Instant::now();
+        let _ = v.bot.pc.close().await;
+        while sfu.stats().sessions > 1 {
+            assert!(t.elapsed() < Duration::from_secs(80), "viewer session never cleaned up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("vanished viewer cleaned up after {:?}", t.elapsed());
+        assert_eq!(sfu.stats().peer_connections, 1);
+        publisher.stop().await;
+        sfu.close_session(publisher.session).await;
+    })
+    .await
+    .expect("bounded");
+}
