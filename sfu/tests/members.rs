@@ -116,3 +116,79 @@ async fn member_receives_another_members_tracks_hears_the_active_speaker_and_the
     .await
     .expect("bounded");
 }
+
+fn ufrag(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_ice_restart_renegotiates_and_media_keeps_flowing() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(51_500, 10, 10);
+        let (alice, _a_ev) = sfu.join("r", "alice").await.unwrap();
+        let publisher = Publisher::start_via(Signal::Member(&alice), 30, 2, 400).await;
+        let (bob, mut bob_ev) = sfu.join("r", "bob").await.unwrap();
+        let mut b = bot().await;
+        let mut rx = collect_tracks(&mut b);
+        // Answer offers by hand here, to see the credentials change.
+        let mut answer = async |sdp: String| {
+            b.pc.set_remote_description(RTCSessionDescription::offer(sdp).unwrap()).await.unwrap();
+            let a = b.pc.create_answer(None).await.unwrap();
+            b.pc.set_local_description(a).await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(5), b.gathered.wait_for(|g| *g)).await;
+            bob.subscriber_answer(&b.pc.local_description().await.unwrap().sdp).await.unwrap();
+        };
+        let mut first_ufrag = None;
+        let t = std::time::Instant::now();
+        while collect_for(&mut rx, Duration::from_millis(50)).await.is_empty() {
+            assert!(t.elapsed() < Duration::from_secs(10), "no media before restart");
+            while let Ok(e) = bob_ev.try_recv() {
+                if let SfuEvent::SubscriberOffer { sdp } = e {
+                    first_ufrag = first_ufrag.or(ufrag(&sdp));
+                    answer(sdp).await;
+                }
+            }
+        }
+        assert!(first_ufrag.is_some(), "the first offer was answered");
+        bob.ice_restart().await.unwrap();
+        let restarted = loop {
+            match tokio::time::timeout(Duration::from_secs(5), bob_ev.recv()).await.expect("offer after restart").unwrap() {
+                SfuEvent::SubscriberOffer { sdp } => break sdp,
+                _ => {}
+            }
+        };
+        assert_ne!(ufrag(&restarted), first_ufrag, "an ICE restart offer carries new credentials");
+        answer(restarted).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        while rx.try_recv().is_ok() {}
+        let after = collect_for(&mut rx, Duration::from_secs(1)).await;
+        assert!(after.len() > 30, "media after the restart: {}", after.len());
+        publisher.stop().await;
+        alice.leave().await;
+        bob.leave().await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_withheld_before_joining_holds_when_the_member_publishes() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(51_700, 10, 10);
+        // The chair withholds carol's audio before she is even in the room.
+        sfu.set_forwarding("chaired", "carol", false, true);
+        let (carol, _c_ev) = sfu.join("chaired", "carol").await.unwrap();
+        let (dave, dave_ev) = sfu.join("chaired", "dave").await.unwrap();
+        let dave = Arc::new(dave);
+        let (_dave_bot, mut dave_rx, _dave_events) = subscriber_bot(Arc::clone(&dave), dave_ev).await;
+        let publisher = Publisher::start_via(Signal::Member(&carol), 30, 2, 400).await;
+        let rx = collect_for(&mut dave_rx, Duration::from_secs(3)).await;
+        assert!(rx.iter().filter(|p| p.video).count() > 30, "video flows");
+        assert_eq!(rx.iter().filter(|p| !p.video).count(), 0, "audio withheld");
+        publisher.stop().await;
+        carol.leave().await;
+        sfu.close_session(dave.id()).await;
+    })
+    .await
+    .expect("bounded");
+}
