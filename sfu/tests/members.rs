@@ -152,9 +152,10 @@ async fn subscriber_ice_restart_renegotiates_and_media_keeps_flowing() {
         assert!(first_ufrag.is_some(), "the first offer was answered");
         bob.ice_restart().await.unwrap();
         let restarted = loop {
-            match tokio::time::timeout(Duration::from_secs(5), bob_ev.recv()).await.expect("offer after restart").unwrap() {
-                SfuEvent::SubscriberOffer { sdp } => break sdp,
-                _ => {}
+            if let SfuEvent::SubscriberOffer { sdp } =
+                tokio::time::timeout(Duration::from_secs(5), bob_ev.recv()).await.expect("offer after restart").unwrap()
+            {
+                break sdp;
             }
         };
         assert_ne!(ufrag(&restarted), first_ufrag, "an ICE restart offer carries new credentials");
