@@ -231,7 +231,7 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     let posted = post_task.await.map_err(|e| e.to_string())?;
     let posting_done = Instant::now();
     // Drain: until every acked comment is counted by every viewer still connected, or timeout.
-    let drain_until = end + drain;
+    let drain_until = posting_done + drain;
     loop {
         let alive = connected.saturating_sub(sum(&reps.progress, "dropped"));
         let expect = posted.acked * alive;

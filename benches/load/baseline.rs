@@ -26,6 +26,9 @@ const EPOCH: Epoch = Epoch(1);
 const LAG_FRAMES: usize = 512;
 
 struct State {
+    frames: u64,
+    max_items: usize,
+    max_frame_bytes: usize,
     next_seq: u64,
     flushed_to: u64,
     pending: Vec<Bytes>,
@@ -65,7 +68,7 @@ async fn main(args: Args) {
     let (tx, _) = broadcast::channel(LAG_FRAMES);
     let hub = Arc::new(Hub {
         topic,
-        state: Mutex::new(State { next_seq: 1, flushed_to: 0, pending: Vec::new() }),
+        state: Mutex::new(State { frames: 0, max_items: 0, max_frame_bytes: 0, next_seq: 1, flushed_to: 0, pending: Vec::new() }),
         tx,
         welcome,
     });
@@ -75,9 +78,19 @@ async fn main(args: Args) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n: u64 = 0;
         loop {
             tick.tick().await;
             flusher.flush();
+            n += 1;
+            if n % (5000 / flush_every.as_millis().max(1) as u64).max(1) == 0 {
+                let st = flusher.state.lock().expect("state");
+                eprintln!(
+                    "baseline: {} frames, {} items, largest frame {} items / {} bytes, rss {:?} MiB",
+                    st.frames, st.flushed_to, st.max_items, st.max_frame_bytes,
+                    proto::proc_rss_mb(std::process::id())
+                );
+            }
         }
     });
     // Bounded: the parent kills this process at the end; it also exits after the deadline.
@@ -118,6 +131,9 @@ impl Hub {
             0,
             st.pending.iter().map(|b| b.as_ref()),
         );
+        st.frames += 1;
+        st.max_items = st.max_items.max(st.pending.len());
+        st.max_frame_bytes = st.max_frame_bytes.max(frame.len());
         st.pending.clear();
         st.flushed_to = to;
         // Under the lock, so a subscriber's offset and its receiver agree.

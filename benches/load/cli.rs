@@ -85,6 +85,9 @@ pub struct Args {
     /// Seconds to wait for the ramp (all workers connected) before going on regardless.
     #[arg(long, default_value_t = 180.0)]
     pub ramp_timeout: f64,
+    /// Write the spawned server's stderr here (default: a temp file, removed at the end).
+    #[arg(long)]
+    pub server_log: Option<PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     pub bench: bool,

@@ -118,7 +118,7 @@ pub fn setup(args: &Args) -> Result<Target, String> {
     if args.baseline {
         let port = free_port();
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let log = dir.path().join("baseline.log");
+        let log = args.server_log.clone().unwrap_or_else(|| dir.path().join("baseline.log"));
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
             .args(["--role", "baseline-server", "--listen", &format!("127.0.0.1:{port}")])
@@ -146,7 +146,7 @@ pub fn setup(args: &Args) -> Result<Target, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-        let log = dir.path().join("hub.log");
+        let log = args.server_log.clone().unwrap_or_else(|| dir.path().join("hub.log"));
         let per_poster_min = (args.rate / args.posters.max(1) as f64 * 60.0 * 2.0).ceil() as u32;
         let cpm = args.comments_per_minute.unwrap_or(per_poster_min.max(60));
         let mut child = Command::new(&args.hub_bin)
