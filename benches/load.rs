@@ -120,6 +120,9 @@ async fn parent(args: cli::Args) -> Result<(), String> {
             args.viewers.div_ceil(MAX_PER_PROC)
         ));
     }
+    if args.posters > 250 * 200 {
+        return Err("too many posters".into());
+    }
     if usize::from(args.first_src) + procs > 255 {
         return Err("too many processes for 127.0.0.x source addresses".into());
     }
@@ -215,7 +218,7 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     let mut posters = Vec::new();
     for i in 0..args.posters {
         let tok = &target.member_tokens[i % target.member_tokens.len()];
-        posters.push(poster::join(&target.url, addr, tok).await?);
+        posters.push(poster::join(&target.url, addr, tok, i).await?);
     }
     let dropped_before = sum(&reps.progress, "dropped");
     let start = Instant::now() + Duration::from_millis(200);

@@ -140,7 +140,18 @@ impl Hub {
         let _ = self.tx.send(frame);
     }
 
-    async fn serve(&self, stream: TcpStream, cfg: tokio_tungstenite::tungstenite::protocol::WebSocketConfig) {
+    async fn serve(&self, mut stream: TcpStream, cfg: tokio_tungstenite::tungstenite::protocol::WebSocketConfig) {
+        // `GET /healthz` answers 200 like the hub's, so the harness can wait for it.
+        let mut head = [0u8; 12];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut head)).await {
+            if head[..n].starts_with(b"GET /healthz") {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .await;
+                return;
+            }
+        }
         let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(cfg)).await else {
             return;
         };

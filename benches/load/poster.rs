@@ -32,8 +32,11 @@ pub struct Poster {
 }
 
 /// Connects and authenticates one poster.
-pub async fn join(url: &str, addr: SocketAddr, token: &str) -> Result<Poster, String> {
-    let mut ws = proto::connect_ws(url, addr, None, proto::ws_config(8192)).await?;
+/// Poster `i` connects from 127.0.1.(i + 1), so per-address limits of the hub see each
+/// poster as its own client.
+pub async fn join(url: &str, addr: SocketAddr, token: &str, i: usize) -> Result<Poster, String> {
+    let src = std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
+    let mut ws = proto::connect_ws(url, addr, Some(src), proto::ws_config(8192)).await?;
     let auth = ClientMsg::Auth { v: shangliang_signaling::PROTOCOL_VERSION, token: token.into() };
     ws.send(Message::Binary(encode_client(Form::MsgPack, &auth))).await.map_err(|e| e.to_string())?;
     loop {

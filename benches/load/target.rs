@@ -38,20 +38,6 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn wait_tcp(port: u16, child: &mut Child, timeout: Duration) -> Result<(), String> {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("server exited early: {status}"));
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(format!("nothing listening on port {port} after {timeout:?}"))
-}
-
 fn healthz(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -130,7 +116,7 @@ pub fn setup(args: &Args) -> Result<Target, String> {
             .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
             .spawn()
             .map_err(|e| format!("spawn baseline: {e}"))?;
-        wait_tcp(port, &mut child, Duration::from_secs(20))?;
+        wait_healthz(port, &mut child, Duration::from_secs(20))?;
         let pid = child.id();
         return Ok(Target {
             kind: "baseline",
