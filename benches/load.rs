@@ -276,6 +276,9 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     drop(target.spawned.take());
 
     let finals: Vec<&Value> = reps.finals.iter().flatten().collect();
+    if finals.len() < procs {
+        log(format!("only {} of {procs} workers sent their final report: totals are short", finals.len()));
+    }
     let fsum = |k: &str| finals.iter().map(|v| u(v, k)).sum::<u64>();
     let mut hist = proto::new_hist();
     for f in &finals {
@@ -345,6 +348,8 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         "server_cpu_util": server_cpu.map(|c| proto::r3(c / window_s)),
         "deliveries_per_server_cpu_s": server_cpu.filter(|c| *c > 0.0).map(|c| (received as f64 / c).round()),
         "loadgen_cpu_s": proto::r3(loadgen_cpu),
+        "loadgen_rss_mb": proto::r3(finals.iter().filter_map(|v| v.get("rss_mb").and_then(Value::as_f64)).sum::<f64>()),
+        "workers_reported": finals.len(),
         "duration_s": proto::r3(args.duration),
         "window_s": proto::r3(window_s),
         "ramp_s": proto::r3(ramp_s),
