@@ -347,6 +347,7 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         "server_cpu_s_ramp": match (cpu_idle, cpu_connected) { (Some(a), Some(b)) => Some(proto::r3(b - a)), _ => None },
         "server_cpu_util": server_cpu.map(|c| proto::r3(c / window_s)),
         "deliveries_per_server_cpu_s": server_cpu.filter(|c| *c > 0.0).map(|c| (received as f64 / c).round()),
+        "frames_per_server_cpu_s": server_cpu.filter(|c| *c > 0.0).map(|c| (fsum("frames") as f64 / c).round()),
         "loadgen_cpu_s": proto::r3(loadgen_cpu),
         "loadgen_rss_mb": proto::r3(finals.iter().filter_map(|v| v.get("rss_mb").and_then(Value::as_f64)).sum::<f64>()),
         "workers_reported": finals.len(),
