@@ -226,24 +226,30 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     let drain = proto::secs(args.drain);
     let cpu_start = cpu();
     log(format!("posting {} comments/s from {} posters for {} s", args.rate, args.posters, args.duration));
-    let post_task = tokio::spawn(poster::run_all(posters, topic, args.rate, start, end, drain));
+    let live = std::sync::Arc::new(poster::Live::default());
+    let post_task = tokio::spawn(poster::run_all(posters, topic, args.rate, start, end, drain, live.clone()));
     // Keep consuming reports while posting (the pipes must not fill up).
     while Instant::now() < end {
         pump(&mut rx, &mut reps, end).await;
     }
-    let posted = post_task.await.map_err(|e| e.to_string())?;
     let posting_done = Instant::now();
-    // Drain: until every acked comment is counted by every viewer still connected, or timeout.
+    // Drain: until every post is answered and every acked comment is counted by every viewer
+    // still connected, or `--drain` seconds after posting stopped.
     let drain_until = posting_done + drain;
     loop {
+        use std::sync::atomic::Ordering::Relaxed;
         let alive = connected.saturating_sub(sum(&reps.progress, "dropped"));
-        let expect = posted.acked * alive;
+        let expect = live.acked.load(Relaxed) * alive;
         let got = sum(&reps.progress, "recv_alive");
-        if got >= expect || Instant::now() >= drain_until {
+        let answered = live.answered.load(Relaxed) >= live.posted.load(Relaxed);
+        let posters_done = live.running.load(Relaxed) == 0 || answered;
+        if (posters_done && got >= expect) || Instant::now() >= drain_until {
             break;
         }
         pump(&mut rx, &mut reps, drain_until).await;
     }
+    // Posters give up on unanswered posts at the same deadline.
+    let posted = post_task.await.map_err(|e| e.to_string())?;
     let drain_s = posting_done.elapsed().as_secs_f64();
     let cpu_end = cpu();
     let rss_end = rss();

@@ -55,6 +55,19 @@ pub async fn join(url: &str, addr: SocketAddr, token: &str, i: usize) -> Result<
     }
 }
 
+/// Live counts the parent watches while draining.
+#[derive(Default)]
+pub struct Live {
+    /// Posts sent.
+    pub posted: AtomicU64,
+    /// Posts answered (ack, held or error).
+    pub answered: AtomicU64,
+    /// Acks not held.
+    pub acked: AtomicU64,
+    /// Posters still running.
+    pub running: AtomicU64,
+}
+
 /// Runs every poster from `start` to `end` at `rate` in total, then waits up to `drain`
 /// for outstanding acks.
 pub async fn run_all(
@@ -64,14 +77,16 @@ pub async fn run_all(
     start: Instant,
     end: Instant,
     drain: Duration,
+    live: Arc<Live>,
 ) -> PostStats {
     let k = posters.len().max(1);
     let period = Duration::from_secs_f64(k as f64 / rate.max(0.001));
     let counter = Arc::new(AtomicU64::new(0));
+    live.running.store(posters.len() as u64, Ordering::Relaxed);
     let mut handles = Vec::new();
     for (i, p) in posters.into_iter().enumerate() {
         let first = start + Duration::from_secs_f64(i as f64 / rate.max(0.001));
-        handles.push(tokio::spawn(one(p, topic.clone(), first, period, end, drain, counter.clone())));
+        handles.push(tokio::spawn(one(p, topic.clone(), first, period, end, drain, counter.clone(), live.clone())));
     }
     let mut total = PostStats {
         posted: 0,
@@ -107,6 +122,7 @@ async fn one(
     end: Instant,
     drain: Duration,
     counter: Arc<AtomicU64>,
+    live: Arc<Live>,
 ) -> PostStats {
     let (mut sink, mut stream) = p.ws.split();
     let mut st = PostStats {
@@ -144,6 +160,7 @@ async fn one(
                     break;
                 }
                 st.posted += 1;
+                live.posted.fetch_add(1, Ordering::Relaxed);
                 sent_at.insert(id, t);
             }
             msg = stream.next() => {
@@ -159,10 +176,17 @@ async fn one(
                         if let Some(t) = sent_at.remove(&id) {
                             st.ack_hist.saturating_record(proto::now_us().saturating_sub(t).max(1));
                         }
-                        if held { st.held += 1 } else { st.acked += 1 }
+                        live.answered.fetch_add(1, Ordering::Relaxed);
+                        if held {
+                            st.held += 1
+                        } else {
+                            st.acked += 1;
+                            live.acked.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Ok(ServerMsg::Error { id, code, message }) => {
                         if let Some(id) = id { sent_at.remove(&id); }
+                        live.answered.fetch_add(1, Ordering::Relaxed);
                         *st.errors.entry(format!("{code:?}")).or_default() += 1;
                         st.first_error.get_or_insert(format!("{code:?}: {message}"));
                     }
@@ -173,6 +197,7 @@ async fn one(
         }
     }
     st.unanswered = sent_at.len() as u64;
+    live.running.fetch_sub(1, Ordering::Relaxed);
     let _ = sink.close().await;
     st
 }
