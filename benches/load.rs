@@ -48,7 +48,10 @@ fn main() {
         }
         None => {
             proto::self_check();
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             match rt.block_on(parent(args)) {
                 Ok(()) => {}
                 Err(e) => {
@@ -91,7 +94,11 @@ fn sum(vs: &[Option<Value>], k: &str) -> u64 {
     vs.iter().flatten().map(|v| u(v, k)).sum()
 }
 
-async fn pump(rx: &mut mpsc::UnboundedReceiver<(usize, Value)>, reps: &mut Reports, until: Instant) {
+async fn pump(
+    rx: &mut mpsc::UnboundedReceiver<(usize, Value)>,
+    reps: &mut Reports,
+    until: Instant,
+) {
     while let Ok(Some((i, v))) = tokio::time::timeout_at(until, rx.recv()).await {
         let slot = match v.get("ev").and_then(Value::as_str) {
             Some("connected") => &mut reps.connected,
@@ -131,7 +138,10 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     let t_run = Instant::now();
 
     let mut target = target::setup(&args)?;
-    log(format!("target {} at {} (pid {:?})", target.kind, target.url, target.pid));
+    log(format!(
+        "target {} at {} (pid {:?})",
+        target.kind, target.url, target.pid
+    ));
     let addr = proto::url_addr(&target.url)?;
     let pid = target.pid;
     let rss = || pid.and_then(proto::proc_rss_mb);
@@ -149,11 +159,34 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         let n = args.viewers / procs + usize::from(i < args.viewers % procs);
         let src = format!("127.0.0.{}", usize::from(args.first_src) + i);
         let mut child = Command::new(&exe)
-            .args(["--role", "worker", "--url", &target.url, "--viewers", &n.to_string()])
-            .args(["--src-ip", &src, "--token", &target.viewer_token, "--topic", &args.topic])
-            .args(["--ramp", &ramp_each.to_string(), "--buf", &args.buf.to_string()])
+            .args([
+                "--role",
+                "worker",
+                "--url",
+                &target.url,
+                "--viewers",
+                &n.to_string(),
+            ])
+            .args([
+                "--src-ip",
+                &src,
+                "--token",
+                &target.viewer_token,
+                "--topic",
+                &args.topic,
+            ])
+            .args([
+                "--ramp",
+                &ramp_each.to_string(),
+                "--buf",
+                &args.buf.to_string(),
+            ])
             .args(["--deadline", &target::deadline_s(&args).to_string()])
-            .args(if args.full_decode { &["--full-decode"][..] } else { &[][..] })
+            .args(if args.full_decode {
+                &["--full-decode"][..]
+            } else {
+                &[][..]
+            })
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
@@ -166,10 +199,10 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send((i, v)).is_err() {
-                        break;
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send((i, v)).is_err()
+                {
+                    break;
                 }
             }
         });
@@ -202,7 +235,9 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     let ramp_s = ramp_t0.elapsed().as_secs_f64();
     let connected = sum(&reps.connected, "connected").max(sum(&reps.progress, "connected"));
     let failed = sum(&reps.connected, "failed");
-    log(format!("ramp done in {ramp_s:.1} s: {connected} connected, {failed} failed"));
+    log(format!(
+        "ramp done in {ramp_s:.1} s: {connected} connected, {failed} failed"
+    ));
     for c in reps.connected.iter().flatten() {
         if let Some(e) = c.get("first_error").and_then(Value::as_str) {
             log(format!("first connect error: {e}"));
@@ -225,9 +260,20 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     let end = start + proto::secs(args.duration);
     let drain = proto::secs(args.drain);
     let cpu_start = cpu();
-    log(format!("posting {} comments/s from {} posters for {} s", args.rate, args.posters, args.duration));
+    log(format!(
+        "posting {} comments/s from {} posters for {} s",
+        args.rate, args.posters, args.duration
+    ));
     let live = std::sync::Arc::new(poster::Live::default());
-    let post_task = tokio::spawn(poster::run_all(posters, topic, args.rate, start, end, drain, live.clone()));
+    let post_task = tokio::spawn(poster::run_all(
+        posters,
+        topic,
+        args.rate,
+        start,
+        end,
+        drain,
+        live.clone(),
+    ));
     // Keep consuming reports while posting (the pipes must not fill up).
     while Instant::now() < end {
         pump(&mut rx, &mut reps, end).await;
@@ -270,11 +316,17 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         let _ = tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await;
         let _ = w.child.start_kill();
     }
-    let exited = target.spawned.as_mut().and_then(|s| s.child.try_wait().ok().flatten()).map(|s| s.to_string());
+    let exited = target
+        .spawned
+        .as_mut()
+        .and_then(|s| s.child.try_wait().ok().flatten())
+        .map(|s| s.to_string());
     if let (Some(status), Some(s)) = (&exited, &target.spawned) {
         let text = std::fs::read_to_string(&s.log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(20).collect();
-        log(format!("server exited during the run ({status}); its log ends:"));
+        log(format!(
+            "server exited during the run ({status}); its log ends:"
+        ));
         for l in tail.iter().rev() {
             eprintln!("  {l}");
         }
@@ -283,12 +335,19 @@ async fn parent(args: cli::Args) -> Result<(), String> {
 
     let finals: Vec<&Value> = reps.finals.iter().flatten().collect();
     if finals.len() < procs {
-        log(format!("only {} of {procs} workers sent their final report: totals are short", finals.len()));
+        log(format!(
+            "only {} of {procs} workers sent their final report: totals are short",
+            finals.len()
+        ));
     }
     let fsum = |k: &str| finals.iter().map(|v| u(v, k)).sum::<u64>();
     let mut hist = proto::new_hist();
     for f in &finals {
-        if let Some(h) = f.get("hist").and_then(Value::as_str).and_then(proto::hist_from_b64) {
+        if let Some(h) = f
+            .get("hist")
+            .and_then(Value::as_str)
+            .and_then(proto::hist_from_b64)
+        {
             let _ = hist.add(&h);
         }
     }
@@ -305,13 +364,18 @@ async fn parent(args: cli::Args) -> Result<(), String> {
             }
         }
     }
-    let loadgen_cpu: f64 = finals.iter().filter_map(|v| v.get("cpu_s").and_then(Value::as_f64)).sum();
+    let loadgen_cpu: f64 = finals
+        .iter()
+        .filter_map(|v| v.get("cpu_s").and_then(Value::as_f64))
+        .sum();
     let server_cpu = match (cpu_start, cpu_end) {
         (Some(a), Some(b)) => Some(proto::r3(b - a)),
         _ => None,
     };
     let per_viewer_kib = match (rss_idle, rss_connected) {
-        (Some(a), Some(b)) if viewers_connected > 0 => Some(proto::r3((b - a) * 1024.0 / viewers_connected as f64)),
+        (Some(a), Some(b)) if viewers_connected > 0 => {
+            Some(proto::r3((b - a) * 1024.0 / viewers_connected as f64))
+        }
         _ => None,
     };
     let lat = proto::hist_summary_ms(&hist);
@@ -369,7 +433,8 @@ async fn parent(args: cli::Args) -> Result<(), String> {
     });
     let line = result.to_string();
     if let Some(path) = &args.json_out {
-        std::fs::write(path, format!("{line}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, format!("{line}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

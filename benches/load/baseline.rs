@@ -44,7 +44,10 @@ struct Hub {
 /// Entry point of `--role baseline-server`.
 pub fn run(args: Args) {
     // The same runtime shape the hub gets by default: one worker per core.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(main(args));
 }
 
@@ -68,11 +71,20 @@ async fn main(args: Args) {
     let (tx, _) = broadcast::channel(LAG_FRAMES);
     let hub = Arc::new(Hub {
         topic,
-        state: Mutex::new(State { frames: 0, max_items: 0, max_frame_bytes: 0, next_seq: 1, flushed_to: 0, pending: Vec::new() }),
+        state: Mutex::new(State {
+            frames: 0,
+            max_items: 0,
+            max_frame_bytes: 0,
+            next_seq: 1,
+            flushed_to: 0,
+            pending: Vec::new(),
+        }),
         tx,
         welcome,
     });
-    let listener = TcpListener::bind(&listen).await.expect("bind baseline listener");
+    let listener = TcpListener::bind(&listen)
+        .await
+        .expect("bind baseline listener");
     let flusher = hub.clone();
     let flush_every = Duration::from_millis(args.flush_ms.max(1));
     tokio::spawn(async move {
@@ -83,11 +95,14 @@ async fn main(args: Args) {
             tick.tick().await;
             flusher.flush();
             n += 1;
-            if n % (5000 / flush_every.as_millis().max(1) as u64).max(1) == 0 {
+            if n.is_multiple_of((5000 / flush_every.as_millis().max(1) as u64).max(1)) {
                 let st = flusher.state.lock().expect("state");
                 eprintln!(
                     "baseline: {} frames, {} items, largest frame {} items / {} bytes, rss {:?} MiB",
-                    st.frames, st.flushed_to, st.max_items, st.max_frame_bytes,
+                    st.frames,
+                    st.flushed_to,
+                    st.max_items,
+                    st.max_frame_bytes,
                     proto::proc_rss_mb(std::process::id())
                 );
             }
@@ -140,19 +155,25 @@ impl Hub {
         let _ = self.tx.send(frame);
     }
 
-    async fn serve(&self, mut stream: TcpStream, cfg: tokio_tungstenite::tungstenite::protocol::WebSocketConfig) {
+    async fn serve(
+        &self,
+        mut stream: TcpStream,
+        cfg: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
+    ) {
         // `GET /healthz` answers 200 like the hub's, so the harness can wait for it.
         let mut head = [0u8; 12];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut head)).await {
-            if head[..n].starts_with(b"GET /healthz") {
-                use tokio::io::AsyncWriteExt as _;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-                    .await;
-                return;
-            }
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut head)).await
+            && head[..n].starts_with(b"GET /healthz")
+        {
+            use tokio::io::AsyncWriteExt as _;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+            return;
         }
-        let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(cfg)).await else {
+        let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(cfg)).await
+        else {
             return;
         };
         let mut rx: Option<broadcast::Receiver<Bytes>> = None;
@@ -215,7 +236,9 @@ impl Hub {
     }
 }
 
-async fn recv(rx: &mut Option<broadcast::Receiver<Bytes>>) -> Result<Bytes, broadcast::error::RecvError> {
+async fn recv(
+    rx: &mut Option<broadcast::Receiver<Bytes>>,
+) -> Result<Bytes, broadcast::error::RecvError> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -37,8 +37,13 @@ pub struct Poster {
 pub async fn join(url: &str, addr: SocketAddr, token: &str, i: usize) -> Result<Poster, String> {
     let src = std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
     let mut ws = proto::connect_ws(url, addr, Some(src), proto::ws_config(8192)).await?;
-    let auth = ClientMsg::Auth { v: shangliang_signaling::PROTOCOL_VERSION, token: token.into() };
-    ws.send(Message::Binary(encode_client(Form::MsgPack, &auth))).await.map_err(|e| e.to_string())?;
+    let auth = ClientMsg::Auth {
+        v: shangliang_signaling::PROTOCOL_VERSION,
+        token: token.into(),
+    };
+    ws.send(Message::Binary(encode_client(Form::MsgPack, &auth)))
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(Message::Binary(b)))) => match decode_server(Form::MsgPack, &b) {
@@ -86,7 +91,16 @@ pub async fn run_all(
     let mut handles = Vec::new();
     for (i, p) in posters.into_iter().enumerate() {
         let first = start + Duration::from_secs_f64(i as f64 / rate.max(0.001));
-        handles.push(tokio::spawn(one(p, topic.clone(), first, period, end, drain, counter.clone(), live.clone())));
+        handles.push(tokio::spawn(one(
+            p,
+            topic.clone(),
+            first,
+            period,
+            end,
+            drain,
+            counter.clone(),
+            live.clone(),
+        )));
     }
     let mut total = PostStats {
         posted: 0,
@@ -114,6 +128,7 @@ pub async fn run_all(
     total
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one(
     p: Poster,
     topic: ActivityId,

@@ -20,7 +20,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Microseconds since the Unix epoch (all processes are on one machine: clocks agree).
 pub fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// The text of a posted comment: its send time and a running number.
@@ -31,7 +34,9 @@ pub fn stamp_text(sent_us: u64, n: u64) -> String {
 /// The send time stamped into a comment's text, if it is one of ours.
 pub fn parse_stamp(text: &str) -> Option<u64> {
     let rest = text.strip_prefix("t=")?;
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -43,7 +48,9 @@ pub fn new_hist() -> Histogram<u64> {
 /// V2-serialised, base64.
 pub fn hist_to_b64(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
-    V2Serializer::new().serialize(h, &mut buf).expect("serialise histogram");
+    V2Serializer::new()
+        .serialize(h, &mut buf)
+        .expect("serialise histogram");
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
@@ -129,32 +136,37 @@ pub enum Frame {
 /// Decodes a server frame (MessagePack), taking the fast path for batches unless `full`.
 pub fn decode_frame(bytes: &[u8], full: bool, out: &mut Vec<(u64, u64)>) -> Option<Frame> {
     out.clear();
-    if !full {
-        if let Ok(f) = rmp_serde::from_slice::<FastFrame<'_>>(bytes) {
-            if f.t == "batch" {
-                for it in &f.items {
-                    if it.body.k == "comment" {
-                        if let Some(stamp) = it.body.text.and_then(parse_stamp) {
-                            out.push((it.seq, stamp));
-                        }
-                    }
-                }
-                return Some(Frame::Batch(BatchView {
-                    from: f.from,
-                    to: f.to,
-                    thinned: f.thinned,
-                    stamped: std::mem::take(out),
-                }));
+    if !full
+        && let Ok(f) = rmp_serde::from_slice::<FastFrame<'_>>(bytes)
+        && f.t == "batch"
+    {
+        for it in &f.items {
+            if it.body.k == "comment"
+                && let Some(stamp) = it.body.text.and_then(parse_stamp)
+            {
+                out.push((it.seq, stamp));
             }
         }
+        return Some(Frame::Batch(BatchView {
+            from: f.from,
+            to: f.to,
+            thinned: f.thinned,
+            stamped: std::mem::take(out),
+        }));
     }
     match decode_server(Form::MsgPack, bytes).ok()? {
-        ServerMsg::Batch { from, to, thinned, items, .. } => {
+        ServerMsg::Batch {
+            from,
+            to,
+            thinned,
+            items,
+            ..
+        } => {
             for it in items {
-                if let ItemBody::Comment { text, .. } = &it.body {
-                    if let Some(stamp) = parse_stamp(text) {
-                        out.push((it.seq.0, stamp));
-                    }
+                if let ItemBody::Comment { text, .. } = &it.body
+                    && let Some(stamp) = parse_stamp(text)
+                {
+                    out.push((it.seq.0, stamp));
                 }
             }
             Some(Frame::Batch(BatchView {
@@ -183,12 +195,26 @@ pub fn self_check() {
                     text: "not stamped \u{4f60}\u{597d}".into(),
                 }
             } else {
-                ItemBody::Comment { author: author("\u{5f20}\u{4e09}"), text: stamp_text(1_764_000_000_000_000 + seq, seq) }
+                ItemBody::Comment {
+                    author: author("\u{5f20}\u{4e09}"),
+                    text: stamp_text(1_764_000_000_000_000 + seq, seq),
+                }
             },
         })
         .collect();
-    let enc: Vec<Bytes> = items.iter().map(|i| encode_item(Form::MsgPack, i)).collect();
-    let frame = encode_batch(Form::MsgPack, &topic, Epoch(3), Seq(5), Seq(9), 1, enc.iter().map(|b| b.as_ref()));
+    let enc: Vec<Bytes> = items
+        .iter()
+        .map(|i| encode_item(Form::MsgPack, i))
+        .collect();
+    let frame = encode_batch(
+        Form::MsgPack,
+        &topic,
+        Epoch(3),
+        Seq(5),
+        Seq(9),
+        1,
+        enc.iter().map(|b| b.as_ref()),
+    );
     let mut scratch = Vec::new();
     let fast = match decode_frame(&frame, false, &mut scratch) {
         Some(Frame::Batch(b)) => b,
@@ -198,14 +224,25 @@ pub fn self_check() {
         Some(Frame::Batch(b)) => b,
         _ => panic!("self-check: decode_server did not see a batch"),
     };
-    assert_eq!(fast, full, "self-check: fast decoder disagrees with decode_server");
-    assert_eq!(fast.stamped, vec![(5, 1_764_000_000_000_005), (6, 1_764_000_000_000_006)]);
+    assert_eq!(
+        fast, full,
+        "self-check: fast decoder disagrees with decode_server"
+    );
+    assert_eq!(
+        fast.stamped,
+        vec![(5, 1_764_000_000_000_005), (6, 1_764_000_000_000_006)]
+    );
     assert_eq!((fast.from, fast.to, fast.thinned), (5, 9, 1));
 }
 
 /// An author for harness-made items.
 pub fn author(name: &str) -> Author {
-    Author { id: format!("load-{name}"), name: name.into(), role: Role::Member, verified: false }
+    Author {
+        id: format!("load-{name}"),
+        name: name.into(),
+        role: Role::Member,
+        verified: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -223,10 +260,14 @@ pub fn ws_config(buf: usize) -> WebSocketConfig {
 
 /// host:port of a ws:// URL on this machine (IP literal or `localhost`).
 pub fn url_addr(url: &str) -> Result<SocketAddr, String> {
-    let rest = url.strip_prefix("ws://").ok_or_else(|| format!("not a ws:// URL: {url}"))?;
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("not a ws:// URL: {url}"))?;
     let hostport = rest.split('/').next().unwrap_or(rest);
     let hostport = hostport.replace("localhost", "127.0.0.1");
-    hostport.parse().map_err(|e| format!("{url}: {e} (use an IP literal)"))
+    hostport
+        .parse()
+        .map_err(|e| format!("{url}: {e} (use an IP literal)"))
 }
 
 /// Opens a websocket from `src` (port chosen by the kernel) to `url`.
@@ -238,9 +279,13 @@ pub async fn connect_ws(
 ) -> Result<WebSocketStream<TcpStream>, String> {
     let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     if let Some(ip) = src {
-        sock.bind(SocketAddr::new(IpAddr::V4(ip), 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+        sock.bind(SocketAddr::new(IpAddr::V4(ip), 0))
+            .map_err(|e| format!("bind {ip}: {e}"))?;
     }
-    let stream = sock.connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+    let stream = sock
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(cfg))
         .await

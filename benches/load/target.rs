@@ -39,9 +39,12 @@ fn free_port() -> u16 {
 }
 
 fn healthz(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).is_err() {
         return false;
     }
@@ -62,22 +65,48 @@ fn wait_healthz(port: u16, child: &mut Child, timeout: Duration) -> Result<(), S
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Err(format!("GET /healthz on port {port} not 200 after {timeout:?}"))
+    Err(format!(
+        "GET /healthz on port {port} not 200 after {timeout:?}"
+    ))
 }
 
 /// `hub-bin token --data-dir DIR --activity TOPIC --role ROLE --name NAME --ttl 2h`.
-pub fn mint(hub_bin: &Path, data_dir: &Path, topic: &str, role: &str, name: &str) -> Result<String, String> {
+pub fn mint(
+    hub_bin: &Path,
+    data_dir: &Path,
+    topic: &str,
+    role: &str,
+    name: &str,
+) -> Result<String, String> {
     let out = Command::new(hub_bin)
         .args(["token", "--data-dir"])
         .arg(data_dir)
-        .args(["--activity", topic, "--role", role, "--name", name, "--ttl", "2h"])
+        .args([
+            "--activity",
+            topic,
+            "--role",
+            role,
+            "--name",
+            name,
+            "--ttl",
+            "2h",
+        ])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("{}: {e}", hub_bin.display()))?;
     if !out.status.success() {
-        return Err(format!("token minting failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "token minting failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
-    let tok = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or("").trim().to_string();
+    let tok = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     if tok.is_empty() {
         return Err("token minting printed nothing".into());
     }
@@ -87,13 +116,27 @@ pub fn mint(hub_bin: &Path, data_dir: &Path, topic: &str, role: &str, name: &str
 fn mint_all(args: &Args, data_dir: &Path) -> Result<(String, Vec<String>), String> {
     let viewer = match &args.viewer_token {
         Some(t) => t.clone(),
-        None => mint(&args.hub_bin, data_dir, &args.topic, "viewer", "load-viewer")?,
+        None => mint(
+            &args.hub_bin,
+            data_dir,
+            &args.topic,
+            "viewer",
+            "load-viewer",
+        )?,
     };
     let members = if !args.member_token.is_empty() {
         args.member_token.clone()
     } else {
         (0..args.posters.max(1))
-            .map(|i| mint(&args.hub_bin, data_dir, &args.topic, "member", &format!("load-poster-{i}")))
+            .map(|i| {
+                mint(
+                    &args.hub_bin,
+                    data_dir,
+                    &args.topic,
+                    "member",
+                    &format!("load-poster-{i}"),
+                )
+            })
             .collect::<Result<_, _>>()?
     };
     Ok((viewer, members))
@@ -104,10 +147,18 @@ pub fn setup(args: &Args) -> Result<Target, String> {
     if args.baseline {
         let port = free_port();
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let log = args.server_log.clone().unwrap_or_else(|| dir.path().join("baseline.log"));
+        let log = args
+            .server_log
+            .clone()
+            .unwrap_or_else(|| dir.path().join("baseline.log"));
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
-            .args(["--role", "baseline-server", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--role",
+                "baseline-server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .args(["--topic", &args.topic, "--buf", &args.buf.to_string()])
             .args(["--flush-ms", &args.flush_ms.to_string()])
             .args(["--deadline", &format!("{}", deadline_s(args))])
@@ -124,7 +175,11 @@ pub fn setup(args: &Args) -> Result<Target, String> {
             pid: Some(pid),
             viewer_token: "baseline-viewer".into(),
             member_tokens: vec!["baseline-member".into()],
-            spawned: Some(Spawned { child, log, _dir: Some(dir) }),
+            spawned: Some(Spawned {
+                child,
+                log,
+                _dir: Some(dir),
+            }),
         });
     }
     if args.spawn_hub {
@@ -132,23 +187,47 @@ pub fn setup(args: &Args) -> Result<Target, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-        let log = args.server_log.clone().unwrap_or_else(|| dir.path().join("hub.log"));
+        let log = args
+            .server_log
+            .clone()
+            .unwrap_or_else(|| dir.path().join("hub.log"));
         let per_poster_min = (args.rate / args.posters.max(1) as f64 * 60.0 * 2.0).ceil() as u32;
         let cpm = args.comments_per_minute.unwrap_or(per_poster_min.max(60));
         let mut child = Command::new(&args.hub_bin)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(&data)
             .args(["--comments-per-minute", &cpm.to_string()])
-            .args(["--thinning-max-per-sec", &args.thinning_max_per_sec.to_string()])
+            .args([
+                "--thinning-max-per-sec",
+                &args.thinning_max_per_sec.to_string(),
+            ])
             .args(&args.hub_arg)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("hub.out")).map_err(|e| e.to_string())?)
             .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
             .spawn()
-            .map_err(|e| format!("spawn {}: {e} (build it: cargo build --release)", args.hub_bin.display()))?;
+            .map_err(|e| {
+                format!(
+                    "spawn {}: {e} (build it: cargo build --release)",
+                    args.hub_bin.display()
+                )
+            })?;
         if let Err(e) = wait_healthz(port, &mut child, Duration::from_secs(60)) {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: String = tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String = tail
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
             let _ = child.kill();
             return Err(format!("{e}\nhub log:\n{tail}"));
         }
@@ -160,7 +239,11 @@ pub fn setup(args: &Args) -> Result<Target, String> {
             pid: Some(pid),
             viewer_token,
             member_tokens,
-            spawned: Some(Spawned { child, log, _dir: Some(dir) }),
+            spawned: Some(Spawned {
+                child,
+                log,
+                _dir: Some(dir),
+            }),
         });
     }
     // An already running hub.

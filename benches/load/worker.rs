@@ -52,7 +52,10 @@ fn emit(v: serde_json::Value) {
 
 /// Entry point of `--role worker`.
 pub fn run(args: Args) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, main(args));
     // Exit without tearing down thousands of connections one by one.
@@ -61,7 +64,10 @@ pub fn run(args: Args) {
 
 async fn main(args: Args) {
     let deadline = Instant::now() + proto::secs(args.deadline);
-    let shared = Rc::new(Shared { stats: RefCell::default(), hist: RefCell::new(proto::new_hist()) });
+    let shared = Rc::new(Shared {
+        stats: RefCell::default(),
+        hist: RefCell::new(proto::new_hist()),
+    });
     let addr = match proto::url_addr(&args.url) {
         Ok(a) => a,
         Err(e) => {
@@ -159,7 +165,8 @@ impl Viewer {
                 if attempt > 0 {
                     shared.stats.borrow_mut().retries += 1;
                     let jitter = (self.idx as u64 * 7919) % 250;
-                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt) + jitter)).await;
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt) + jitter))
+                        .await;
                 }
                 match tokio::time::timeout(Duration::from_secs(15), self.join()).await {
                     Ok(Ok(j)) => {
@@ -172,7 +179,8 @@ impl Viewer {
                     }
                     Err(_) => {
                         let mut s = shared.stats.borrow_mut();
-                        s.first_error.get_or_insert_with(|| "join timed out after 15 s".into());
+                        s.first_error
+                            .get_or_insert_with(|| "join timed out after 15 s".into());
                     }
                 }
             }
@@ -187,21 +195,33 @@ impl Viewer {
 
     /// Connect, `auth` → `welcome`, `sub` → `subscribed`. Returns the offset and ping period.
     async fn join(&self) -> Result<(Ws, u64, Option<Duration>), String> {
-        let mut ws = proto::connect_ws(&self.url, self.addr, self.src, proto::ws_config(self.buf)).await?;
-        let auth = ClientMsg::Auth { v: shangliang_signaling::PROTOCOL_VERSION, token: self.token.clone() };
-        ws.send(Message::Binary(encode_client(Form::MsgPack, &auth))).await.map_err(|e| format!("send auth: {e}"))?;
+        let mut ws =
+            proto::connect_ws(&self.url, self.addr, self.src, proto::ws_config(self.buf)).await?;
+        let auth = ClientMsg::Auth {
+            v: shangliang_signaling::PROTOCOL_VERSION,
+            token: self.token.clone(),
+        };
+        ws.send(Message::Binary(encode_client(Form::MsgPack, &auth)))
+            .await
+            .map_err(|e| format!("send auth: {e}"))?;
         let idle = match next_msg(&mut ws).await? {
             ServerMsg::Welcome { limits, .. } => limits.idle_timeout_ms,
             other => return Err(format!("expected welcome, got {other:?}")),
         };
-        let sub = ClientMsg::Sub { topic: self.topic.clone(), resume: None };
-        ws.send(Message::Binary(encode_client(Form::MsgPack, &sub))).await.map_err(|e| format!("send sub: {e}"))?;
+        let sub = ClientMsg::Sub {
+            topic: self.topic.clone(),
+            resume: None,
+        };
+        ws.send(Message::Binary(encode_client(Form::MsgPack, &sub)))
+            .await
+            .map_err(|e| format!("send sub: {e}"))?;
         let offset = match next_msg(&mut ws).await? {
             ServerMsg::Subscribed { offset, .. } => offset.0,
             other => return Err(format!("expected subscribed, got {other:?}")),
         };
         // Ping at a third of the idle timeout so the hub never closes an idle viewer.
-        let ping = (idle > 0).then(|| Duration::from_millis(u64::from(idle) / 3).max(Duration::from_millis(500)));
+        let ping = (idle > 0)
+            .then(|| Duration::from_millis(u64::from(idle) / 3).max(Duration::from_millis(500)));
         Ok((ws, offset, ping))
     }
 
@@ -273,7 +293,8 @@ async fn next_msg(ws: &mut Ws) -> Result<ServerMsg, String> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Binary(b))) => {
-                return shangliang_signaling::decode_server(Form::MsgPack, &b).map_err(|e| format!("decode: {e}"));
+                return shangliang_signaling::decode_server(Form::MsgPack, &b)
+                    .map_err(|e| format!("decode: {e}"));
             }
             Some(Ok(Message::Close(c))) => return Err(format!("closed: {c:?}")),
             Some(Ok(Message::Text(t))) => return Err(format!("text frame: {t}")),
