@@ -399,6 +399,7 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         "comments_unanswered": posted.unanswered,
         "post_errors": posted.errors,
         "post_first_error": posted.first_error,
+        "per_poster_posted_acked_unanswered": posted.per_poster,
         "deliveries_expected": expected,
         "deliveries_received": received,
         "delivery_ratio": if expected > 0 { Some(proto::r3(received as f64 / expected as f64)) } else { None },

@@ -24,6 +24,8 @@ pub struct PostStats {
     pub unanswered: u64,
     pub ack_hist: Histogram<u64>,
     pub first_error: Option<String>,
+    /// (posted, acked, unanswered) of each poster.
+    pub per_poster: Vec<(u64, u64, u64)>,
 }
 
 /// A joined posting connection.
@@ -110,6 +112,7 @@ pub async fn run_all(
         unanswered: 0,
         ack_hist: proto::new_hist(),
         first_error: None,
+        per_poster: Vec::new(),
     };
     for h in handles {
         let Ok(s) = h.await else { continue };
@@ -124,6 +127,7 @@ pub async fn run_all(
         if total.first_error.is_none() {
             total.first_error = s.first_error;
         }
+        total.per_poster.push((s.posted, s.acked, s.unanswered));
     }
     total
 }
@@ -148,6 +152,7 @@ async fn one(
         unanswered: 0,
         ack_hist: proto::new_hist(),
         first_error: None,
+        per_poster: Vec::new(),
     };
     let mut sent_at: HashMap<u32, u64> = HashMap::new();
     let mut id: u32 = 0;

@@ -191,8 +191,9 @@ pub fn setup(args: &Args) -> Result<Target, String> {
             .server_log
             .clone()
             .unwrap_or_else(|| dir.path().join("hub.log"));
-        let per_poster_min = (args.rate / args.posters.max(1) as f64 * 60.0 * 2.0).ceil() as u32;
-        let cpm = args.comments_per_minute.unwrap_or(per_poster_min.max(60));
+        // Four times what a poster needs: posts reach a starved hub in bursts.
+        let per_poster_min = (args.rate / args.posters.max(1) as f64 * 60.0 * 4.0).ceil() as u32;
+        let cpm = args.comments_per_minute.unwrap_or(per_poster_min.max(120));
         let mut child = Command::new(&args.hub_bin)
             .args([
                 "serve",
