@@ -19,30 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ids::ParticipantId;
-
-/// One moderator action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Position in the log, from 0.
-    pub index: u64,
-    /// When (ms since the Unix epoch).
-    pub at_ms: u64,
-    /// The moderator.
-    pub actor: ParticipantId,
-    /// What was done, snake_case (e.g. `floor_granted`, `comment_hidden`).
-    pub action: String,
-    /// What it was done to (a participant id, a question `Q3`, a comment `#12`, a setting
-    /// name), or empty.
-    pub target: String,
-    /// The action's parameters (`limit=60000ms`, `until=...`, a setting's new value), or empty.
-    pub detail: String,
-    /// The reason given, if any.
-    pub reason: Option<String>,
-    /// Hex SHA-256 of the previous entry (64 zeros for the first).
-    pub prev_hash: String,
-    /// Hex SHA-256 of this entry's canonical form.
-    pub hash: String,
-}
+pub use shangliang_signaling::consult::{AuditEntry};
 
 /// The first entry whose link does not hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
