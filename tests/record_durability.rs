@@ -20,6 +20,7 @@ fn comment(text: String) -> ItemBody {
     ItemBody::Comment {
         author: Author { id: "u1".into(), name: "李四".into(), role: Role::Member, verified: true },
         text,
+        approves: None,
     }
 }
 

@@ -20,6 +20,7 @@ fn comment(seq: u64, role: Role) -> Item {
         body: ItemBody::Comment {
             author: Author { id: format!("u{seq}"), name: "n".into(), role, verified: false },
             text: format!("c{seq}"),
+            approves: None,
         },
     }
 }

@@ -15,6 +15,7 @@ fn comment(text: &str) -> ItemBody {
     ItemBody::Comment {
         author: Author { id: "u1".into(), name: "张三".into(), role: Role::Viewer, verified: false },
         text: text.into(),
+        approves: None,
     }
 }
 
