@@ -255,6 +255,7 @@ fn audit(a: &ActivityId, idx: u64, prev_hash: AuditHash) -> AuditEntry {
         actor: "mod-1".into(),
         action: "hide_comment".into(),
         target: Some(idx.to_string()),
+        detail: None,
         reason: (idx == 1).then(|| "off topic".into()),
         prev_hash,
         hash: [idx as u8; 32],

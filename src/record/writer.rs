@@ -28,6 +28,7 @@ pub(super) enum Op {
     CreateActivity(Activity),
     SetState { id: ActivityId, state: ActivityState },
     AppendAudit(AuditEntry),
+    PutSummary { activity: ActivityId, json: String, audit_head: String },
     /// Makes the writer thread panic, to test what callers see when it is gone.
     #[cfg(test)]
     Crash,
@@ -189,6 +190,18 @@ impl WriterDriver {
                 Ok(if n == 0 { Err(RecordError::NoSuchActivity(id)) } else { Ok((Value::Done, None)) })
             }
             Op::AppendAudit(entry) => self.stage_audit(entry),
+            Op::PutSummary { activity, json, audit_head } => {
+                if self.head_of(&activity)?.is_none() {
+                    return Ok(Err(RecordError::NoSuchActivity(activity)));
+                }
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO summaries (activity, json, audit_head, updated_ms) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![activity.as_str(), json, audit_head, sql_int(now)])?;
+                Ok(Ok((Value::Done, None)))
+            }
             #[cfg(test)]
             Op::Crash => panic!("record writer crash requested by a test"),
         }
@@ -257,8 +270,8 @@ impl WriterDriver {
         self.conn
             .prepare_cached(
                 "INSERT INTO audit_log \
-                 (activity, idx, ts_ms, actor, action, target, reason, prev_hash, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (activity, idx, ts_ms, actor, action, target, reason, prev_hash, hash, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 e.activity.as_str(),
@@ -269,7 +282,8 @@ impl WriterDriver {
                 e.target,
                 e.reason,
                 &e.prev_hash[..],
-                &e.hash[..]
+                &e.hash[..],
+                e.detail
             ])?;
         self.pending_audit.insert(e.activity, (e.idx, e.hash));
         Ok(Ok((Value::Done, None)))
