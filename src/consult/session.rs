@@ -1056,6 +1056,7 @@ pub struct SessionSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consult::FloorEvent;
     use crate::consult::audit::verify_head;
     use crate::consult::grants::tests::grants;
     use proptest::prelude::*;
