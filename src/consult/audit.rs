@@ -74,6 +74,17 @@ impl AuditLog {
         }
     }
 
+    /// A log that continues `entries` (e.g. read back from the record after a restart), so
+    /// new entries chain onto the stored ones. Refused if the entries do not verify.
+    pub fn resume(entries: Vec<AuditEntry>) -> Result<Self, BrokenLink> {
+        verify(&entries)?;
+        let mut head = GENESIS;
+        if let Some(last) = entries.last() {
+            hex::decode_to_slice(&last.hash, &mut head).map_err(|_| BrokenLink { index: entries.len() - 1 })?;
+        }
+        Ok(AuditLog { entries, head })
+    }
+
     /// Appends an entry and returns it.
     pub fn append(
         &mut self,
@@ -174,6 +185,19 @@ mod tests {
         let mut e = log.entries().to_vec();
         e[2].reason = Some("换了理由".into());
         assert_eq!(verify(&e), Err(BrokenLink { index: 2 }));
+    }
+
+    #[test]
+    fn a_resumed_log_chains_onto_the_stored_entries() {
+        let stored = log_of(3);
+        let mut log = AuditLog::resume(stored.entries().to_vec()).unwrap();
+        assert_eq!(log.head(), stored.head());
+        log.append(99, &ParticipantId::new("m"), "floor_granted", "wang", "", None);
+        assert_eq!(log.entries().len(), 4);
+        assert_eq!(verify(log.entries()), Ok(()));
+        let mut bad = stored.entries().to_vec();
+        bad[1].action = "edited".into();
+        assert_eq!(AuditLog::resume(bad).err(), Some(BrokenLink { index: 1 }));
     }
 
     #[test]

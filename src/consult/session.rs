@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use shangliang_signaling::{ActivityId, Org, Role, Seq};
 
-use super::audit::{AuditEntry, AuditLog};
+use super::audit::{AuditEntry, AuditLog, BrokenLink};
 use super::comments::{
     CommentCounts, CommentDecision, CommentModes, CommentPolicy, HeldComment, HiddenComment,
     PolicyChange,
@@ -175,6 +175,17 @@ impl Consultation {
     /// The comment policy (read only).
     pub fn comments(&self) -> &CommentPolicy {
         &self.comments
+    }
+
+    /// Continues the audit log stored in the record (after a restart), so new moderator
+    /// actions chain onto it. Only for a fresh state machine: refused (and nothing changes) if
+    /// this one has logged anything already, or if the entries do not verify.
+    pub fn handle_restore_audit(&mut self, entries: Vec<AuditEntry>) -> Result<(), BrokenLink> {
+        if !self.audit.entries().is_empty() {
+            return Err(BrokenLink { index: 0 });
+        }
+        self.audit = AuditLog::resume(entries)?;
+        Ok(())
     }
 
     /// The audit log (read only).

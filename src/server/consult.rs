@@ -288,6 +288,22 @@ struct ConsultDriver {
 
 impl ConsultDriver {
     async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
+        // Chain new moderator actions onto the log stored before a restart.
+        match self.record.audit_log(&self.activity).await {
+            Ok(rows) if !rows.is_empty() => {
+                let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
+                match self.c.handle_restore_audit(entries) {
+                    Ok(()) => self.audited = self.c.audit().entries().len(),
+                    Err(b) => tracing::error!(
+                        activity = %self.activity,
+                        "stored audit log broken at idx {}; new entries will not be stored (run verify-record)",
+                        b.index + 1
+                    ),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(activity = %self.activity, "cannot read the stored audit log: {e}"),
+        }
         loop {
             let now = now_ms();
             let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due].into_iter().flatten().min();
