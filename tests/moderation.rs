@@ -256,9 +256,8 @@ async fn hidden_comment_is_removed_from_viewers_who_already_saw_it() {
     assert_eq!(ok(&mut chair, Command::HideComment { seq, reason: "广告".into() }).await, Reply::Done);
     let mut hidden = false;
     while !hidden {
-        match viewer.recv().await {
-            ServerMsg::Batch { items, .. } => hidden |= items.iter().any(|i| i.body == ItemBody::Hide { target: seq }),
-            _ => {}
+        if let ServerMsg::Batch { items, .. } = viewer.recv().await {
+            hidden |= items.iter().any(|i| i.body == ItemBody::Hide { target: seq });
         }
     }
     assert_eq!(cmd(&mut chair, Command::HideComment { seq, reason: "再藏".into() }).await, Err(ErrorCode::AlreadyHidden));
