@@ -56,7 +56,13 @@ const DRIVER_QUEUE: usize = 1024;
 /// `video` is always `true` today: the floor gates who is *heard*; being seen is not moderated.
 pub trait FloorHook: Send + Sync + 'static {
     /// `participant` of `activity` may (or may no longer) be forwarded to the others.
-    fn set_forwarding(&self, activity: &ActivityId, participant: &ParticipantId, audio: bool, video: bool);
+    fn set_forwarding(
+        &self,
+        activity: &ActivityId,
+        participant: &ParticipantId,
+        audio: bool,
+        video: bool,
+    );
 }
 
 /// The default hook: media is not wired.
@@ -142,7 +148,11 @@ pub struct ConsultDrivers {
 
 impl Default for ConsultDrivers {
     fn default() -> Self {
-        ConsultDrivers { map: DashMap::new(), hub: OnceLock::new(), hook: RwLock::new(Arc::new(NoFloorHook)) }
+        ConsultDrivers {
+            map: DashMap::new(),
+            hub: OnceLock::new(),
+            hook: RwLock::new(Arc::new(NoFloorHook)),
+        }
     }
 }
 
@@ -171,7 +181,10 @@ impl ConsultDrivers {
         let entry = self.map.entry(activity.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
             let head = hub.record.head(activity).unwrap_or_default();
-            let config = ConsultationConfig { title: a.title.clone(), ..ConsultationConfig::default() };
+            let config = ConsultationConfig {
+                title: a.title.clone(),
+                ..ConsultationConfig::default()
+            };
             let mut c = Consultation::new(activity.clone(), config, now_ms());
             c.handle_topic_seq(head);
             let driver = ConsultDriver {
@@ -197,7 +210,9 @@ impl ConsultDrivers {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 enum Persist {
@@ -302,12 +317,19 @@ impl ConsultDriver {
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(activity = %self.activity, "cannot read the stored audit log: {e}"),
+            Err(e) => {
+                tracing::error!(activity = %self.activity, "cannot read the stored audit log: {e}")
+            }
         }
         loop {
             let now = now_ms();
-            let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due].into_iter().flatten().min();
-            let sleep = wake.map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.saturating_sub(now)));
+            let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = wake.map_or(Duration::from_secs(3600), |w| {
+                Duration::from_millis(w.saturating_sub(now))
+            });
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(m) => self.handle_msg(m),
@@ -321,17 +343,23 @@ impl ConsultDriver {
         }
         // The hub is going away: write the final record.
         self.flush_questions();
-        let _ = self.persist.send(Persist::Summary { json: self.c.summary(now_ms()).to_json(), head: self.c.audit().head() });
+        let _ = self.persist.send(Persist::Summary {
+            json: self.c.summary(now_ms()).to_json(),
+            head: self.c.audit().head(),
+        });
     }
 
     fn handle_msg(&mut self, msg: DriverMsg) {
         let now = now_ms();
         match msg {
             DriverMsg::Join(g) => {
-                if self.c.handle_join(&g, now).is_ok() && !matches!(g.role, shangliang_signaling::Role::Viewer) {
+                if self.c.handle_join(&g, now).is_ok()
+                    && !matches!(g.role, shangliang_signaling::Role::Viewer)
+                {
                     *self.present.entry(g.subject).or_default() += 1;
                 }
-                self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+                self.summary_due
+                    .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
             }
             DriverMsg::Leave(who) => {
                 self.c.handle_leave(&who, now);
@@ -342,20 +370,34 @@ impl ConsultDriver {
                         self.speaking.remove(&who);
                     }
                 }
-                self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+                self.summary_due
+                    .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
             }
             DriverMsg::State { grants, reply } => {
                 let _ = reply.send(self.c.snapshot(&grants));
             }
-            DriverMsg::Post { grants, text, reply } => {
+            DriverMsg::Post {
+                grants,
+                text,
+                reply,
+            } => {
                 let _ = reply.send(self.c.handle_post_comment(&grants, &text, now));
             }
-            DriverMsg::Committed { seq, grants, text, held } => {
-                self.c.handle_comment_committed(seq, &grants, text, held, now);
-                self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            DriverMsg::Committed {
+                seq,
+                grants,
+                text,
+                held,
+            } => {
+                self.c
+                    .handle_comment_committed(seq, &grants, text, held, now);
+                self.summary_due
+                    .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
             }
             DriverMsg::TopicSeq(seq) => self.c.handle_topic_seq(seq),
-            DriverMsg::Command { grants, cmd, reply } => self.handle_command(grants, cmd, reply, now),
+            DriverMsg::Command { grants, cmd, reply } => {
+                self.handle_command(grants, cmd, reply, now)
+            }
         }
     }
 
@@ -371,7 +413,8 @@ impl ConsultDriver {
             _ => None,
         };
         let result = self.c.handle_command(&grants, cmd, now);
-        self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+        self.summary_due
+            .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
         // A moderation whose effect is an item of the topic answers once that item is durable.
         let item = match (&result, hide) {
             (Ok(Reply::Approved { comment }), _) => Some(ItemBody::Comment {
@@ -397,7 +440,10 @@ impl ConsultDriver {
                 }
                 Err(e) => {
                     tracing::error!(%activity, "moderation item not stored: {e}");
-                    Err((ErrorCode::Unavailable, "the moderation was logged but its item could not be stored; retry".into()))
+                    Err((
+                        ErrorCode::Unavailable,
+                        "the moderation was logged but its item could not be stored; retry".into(),
+                    ))
                 }
             };
             let _ = reply.send(answer);
@@ -407,17 +453,25 @@ impl ConsultDriver {
     fn drain(&mut self, now: u64) {
         let mut floor_changed = false;
         while let Some(out) = self.c.poll_event() {
-            floor_changed |= matches!(out.event, ConsultEvent::Floor(_) | ConsultEvent::Presence { .. });
+            floor_changed |= matches!(
+                out.event,
+                ConsultEvent::Floor(_) | ConsultEvent::Presence { .. }
+            );
             let key = match (&out.event, &out.audience) {
                 (ConsultEvent::Question { question }, Audience::Everyone) => Some((0, question.id)),
-                (ConsultEvent::Question { question }, Audience::Moderators) => Some((1, question.id)),
-                (ConsultEvent::Question { question }, Audience::NonModerators) => Some((2, question.id)),
+                (ConsultEvent::Question { question }, Audience::Moderators) => {
+                    Some((1, question.id))
+                }
+                (ConsultEvent::Question { question }, Audience::NonModerators) => {
+                    Some((2, question.id))
+                }
                 _ => None,
             };
             match key {
                 Some(k) => {
                     self.pending_questions.insert(k, out);
-                    self.coalesce_due.get_or_insert(now + QUESTION_COALESCE.as_millis() as u64);
+                    self.coalesce_due
+                        .get_or_insert(now + QUESTION_COALESCE.as_millis() as u64);
                 }
                 None => self.deliver(out),
             }
@@ -427,12 +481,17 @@ impl ConsultDriver {
         }
         let entries = self.c.audit().entries();
         for e in &entries[self.audited.min(entries.len())..] {
-            let _ = self.persist.send(Persist::Audit(audit_to_record(&self.activity, e)));
+            let _ = self
+                .persist
+                .send(Persist::Audit(audit_to_record(&self.activity, e)));
         }
         self.audited = entries.len();
         if self.summary_due.is_some_and(|t| t <= now) {
             self.summary_due = None;
-            let _ = self.persist.send(Persist::Summary { json: self.c.summary(now).to_json(), head: self.c.audit().head() });
+            let _ = self.persist.send(Persist::Summary {
+                json: self.c.summary(now).to_json(),
+                head: self.c.audit().head(),
+            });
         }
         if floor_changed || self.speaking.len() != self.present.len() {
             self.update_forwarding();
@@ -447,7 +506,9 @@ impl ConsultDriver {
     }
 
     fn update_forwarding(&mut self) {
-        let Some(hub) = self.hub.upgrade() else { return };
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
         let hook = hub.consult.hook();
         for who in self.present.keys() {
             let may = self.c.may_speak(who);
@@ -458,7 +519,10 @@ impl ConsultDriver {
     }
 
     fn deliver(&self, out: Outbound) {
-        let msg = ServerMsg::Event { topic: self.activity.clone(), event: out.event };
+        let msg = ServerMsg::Event {
+            topic: self.activity.clone(),
+            event: out.event,
+        };
         let views = match out.audience {
             Audience::Everyone => Views::All,
             Audience::Moderators => Views::Full,
@@ -490,11 +554,19 @@ pub enum ExportFormat {
 fn open_record(data_dir: &std::path::Path) -> anyhow::Result<Record> {
     let path = data_dir.join("shangliang.sqlite3");
     anyhow::ensure!(path.exists(), "no record at {}", path.display());
-    Ok(Record::open_sqlite(&path, record::RecordOptions::default(), Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}))?)
+    Ok(Record::open_sqlite(
+        &path,
+        record::RecordOptions::default(),
+        Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}),
+    )?)
 }
 
 /// The stored session record of `activity` in `format` (what `shangliang export` prints).
-pub fn export_record(data_dir: &std::path::Path, activity: &ActivityId, format: ExportFormat) -> anyhow::Result<String> {
+pub fn export_record(
+    data_dir: &std::path::Path,
+    activity: &ActivityId,
+    format: ExportFormat,
+) -> anyhow::Result<String> {
     let record = open_record(data_dir)?;
     let (json, _head) = record
         .summary(activity)?
@@ -522,9 +594,14 @@ pub struct Verified {
 /// Checks the audit chain of `activity` as stored in SQLite: every link, and that the head
 /// stored with the summary is on the chain (entries removed from the end are caught there).
 /// `Err` names the first broken entry (its `idx` in the `audit_log` table).
-pub fn verify_record(data_dir: &std::path::Path, activity: &ActivityId) -> anyhow::Result<Verified> {
+pub fn verify_record(
+    data_dir: &std::path::Path,
+    activity: &ActivityId,
+) -> anyhow::Result<Verified> {
     let record = open_record(data_dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let rows = rt.block_on(record.audit_log(activity))?;
     let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
     if let Err(b) = crate::consult::verify(&entries) {
@@ -537,11 +614,17 @@ pub fn verify_record(data_dir: &std::path::Path, activity: &ActivityId) -> anyho
             e.at_ms
         );
     }
-    let head = entries.last().map_or_else(|| hex::encode([0u8; 32]), |e| e.hash.clone());
+    let head = entries
+        .last()
+        .map_or_else(|| hex::encode([0u8; 32]), |e| e.hash.clone());
     let mut after_stored_head = 0;
     if let Some((_, stored)) = record.summary(activity)? {
         let genesis = hex::encode([0u8; 32]);
-        let pos = if stored == genesis { Some(0) } else { entries.iter().position(|e| e.hash == stored).map(|i| i + 1) };
+        let pos = if stored == genesis {
+            Some(0)
+        } else {
+            entries.iter().position(|e| e.hash == stored).map(|i| i + 1)
+        };
         match pos {
             Some(p) => after_stored_head = entries.len() - p,
             None => anyhow::bail!(
@@ -550,5 +633,9 @@ pub fn verify_record(data_dir: &std::path::Path, activity: &ActivityId) -> anyho
             ),
         }
     }
-    Ok(Verified { entries: entries.len(), head, after_stored_head })
+    Ok(Verified {
+        entries: entries.len(),
+        head,
+        after_stored_head,
+    })
 }
