@@ -453,7 +453,7 @@ async fn timed_out_viewer_can_post_again_after_the_timeout() {
     let mut chair = hub.client(Role::Moderator, "主持人").await;
     let mut viewer = hub.client(Role::Viewer, "小王").await;
     viewer.post_ok(&demo(), "第一条").await;
-    let until = now_ms() + 800;
+    let until = now_ms() + 2_000;
     ok(
         &mut chair,
         Command::Timeout {
