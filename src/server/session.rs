@@ -50,7 +50,9 @@ where
     hub.connections.fetch_add(1, Ordering::Relaxed);
     metrics::gauge!("shangliang_connections").increment(1.0);
     metrics::counter!("shangliang_connections_total").increment(1);
-    let code = Session::start(&hub, socket, peer).await;
+    // Boxed: an async fn keeps room for its moved-out arguments, so nesting the session inline
+    // would hold the socket twice in the task.
+    let code = Box::pin(Session::start(&hub, socket, peer)).await;
     metrics::counter!("shangliang_closed_total", "code" => code.to_string()).increment(1);
     metrics::gauge!("shangliang_connections").decrement(1.0);
     hub.connections.fetch_sub(1, Ordering::Relaxed);
@@ -82,7 +84,7 @@ where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
     async fn start(hub: &'h Arc<Hub>, mut socket: S, peer: SocketAddr) -> CloseCode {
-        let (form, claims) = match authenticate(hub, &mut socket).await {
+        let (form, claims) = match Box::pin(authenticate(hub, &mut socket)).await {
             Ok(ok) => ok,
             Err((code, reason)) => {
                 tracing::debug!(%peer, code, reason, "refused before auth");
@@ -152,7 +154,7 @@ where
                 biased;
                 out = rx.recv() => match out {
                     Some(Outbound::Frame(frame)) => {
-                        if let Err(end) = self.write_frames(frame, &mut rx).await {
+                        if let Err(end) = Box::pin(self.write_frames(frame, &mut rx)).await {
                             return end;
                         }
                     }
@@ -539,3 +541,4 @@ where
 {
     socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await
 }
+
