@@ -7,6 +7,7 @@
 pub mod auth;
 mod http;
 pub mod inbox;
+pub mod media;
 pub mod metrics;
 mod session;
 
@@ -57,6 +58,8 @@ pub struct ServeConfig {
     pub demo: bool,
     /// The fan-out core's settings.
     pub fanout: FanoutConfig,
+    /// The SFU's settings (UDP bind/announced address, port range, room and viewer limits).
+    pub sfu: shangliang_sfu::SfuConfig,
 }
 
 impl ServeConfig {
@@ -75,6 +78,7 @@ impl ServeConfig {
             socket_send_buffer: None,
             demo: true,
             fanout: FanoutConfig::default(),
+            sfu: shangliang_sfu::SfuConfig::default(),
         }
     }
 }
@@ -105,6 +109,8 @@ pub struct Hub {
     connections: AtomicUsize,
     /// Direct messages to participants' connections.
     pub inboxes: inbox::Inboxes,
+    /// The media plane (SFU, WHIP/WHEP resources).
+    pub media: media::Media,
 }
 
 impl Hub {
@@ -145,6 +151,7 @@ impl Hub {
             token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
             connections: AtomicUsize::new(0),
             inboxes: inbox::Inboxes::default(),
+            media: media::Media::new(shangliang_sfu::Sfu::new(cfg.sfu.clone())),
             cfg,
         });
         // Keyed limiters keep a cell per key: drop the idle ones now and then.

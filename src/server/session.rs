@@ -62,12 +62,13 @@ struct Session<'h, S> {
     conn: ConnHandle,
     subscriptions: Vec<ActivityId>,
     /// Sender of this connection's inbox, for handlers that answer later (media events).
-    #[allow(dead_code, reason = "handed to media signalling, which answers later")]
     inbox_tx: tokio::sync::mpsc::Sender<super::inbox::Direct>,
     bad_frames: u32,
     frame_limiter: DefaultDirectRateLimiter,
     flood_seconds: u32,
     last_flood: Option<Instant>,
+    /// This connection's participation in a room's media, if any.
+    media: super::media::MediaConn,
 }
 
 /// How a session ended: the close code sent (or that would have been sent).
@@ -104,6 +105,7 @@ where
             ),
             flood_seconds: 0,
             last_flood: None,
+            media: super::media::MediaConn::default(),
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -120,6 +122,8 @@ where
             return close::GOING_AWAY;
         }
         let (code, reason) = session.serve(rx, inbox_rx).await;
+        // Leaving the room frees its connections before the socket closes.
+        session.media.leave(hub).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), send_close(&mut session.socket, code, reason)).await;
         code
     }
@@ -275,6 +279,10 @@ where
                 self.subscriptions.retain(|t| *t != topic);
             }
             ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
+            ClientMsg::Media { id, req } => {
+                let ev = Box::pin(self.media.handle(self.hub, &self.claims, &self.inbox_tx, req)).await;
+                let _ = self.send_msg(&ServerMsg::Media { id: Some(id), ev }).await;
+            }
         }
         None
     }
