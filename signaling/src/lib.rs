@@ -15,6 +15,7 @@ mod ids;
 pub mod limits;
 pub mod media;
 mod messages;
+pub mod consult;
 
 pub use codec::{
     DecodeError, Form, decode_client, decode_server, encode_batch, encode_client, encode_item,

@@ -6,6 +6,7 @@
 //! DELETE /whep/{activity}/{resource} closes it
 //! POST   /whip/{activity}            Bearer token (member/guest/moderator) + offer → 201 answer
 //! DELETE /whip/{activity}/{resource}
+//! floor: ConsultDriver → FloorHook::set_forwarding → Sfu::set_forwarding
 //! ws  {"t":"media","id","req"}       → MediaConn::handle → {"t":"media","id","ev"}
 //!     SfuEvent stream                → pump task → the session's inbox → {"t":"media","ev"}
 //! ```
@@ -31,6 +32,8 @@ use tokio::sync::mpsc;
 
 use super::Hub;
 use super::auth::Claims;
+use super::consult::FloorHook;
+use crate::consult::ParticipantId;
 use super::inbox::Direct;
 use crate::record::ActivityKind;
 
@@ -68,25 +71,19 @@ impl Media {
         (self.mac(kind, activity, session) == mac).then_some(session)
     }
 
-    /// The floor hook the consult driver calls.
+    /// The floor hook the consult driver calls (installed by [`Hub::start`]).
     pub fn floor_hook(&self) -> Arc<dyn FloorHook> {
         Arc::new(SfuFloor(self.sfu.clone()))
     }
 }
 
-/// Where the floor reaches the media plane: the moderation driver calls it when a participant's
-/// right to be heard changes; `participant` is the token subject (the SFU's participant name).
-pub trait FloorHook: Send + Sync + 'static {
-    /// `participant` of `activity` may (or may no longer) be forwarded to the others.
-    fn set_may_speak(&self, activity: &ActivityId, participant: &str, audio: bool, video: bool);
-}
-
-/// The floor enforced by the SFU: gates the participant's forwarded audio/video.
+/// The floor enforced by the SFU: the moderation driver's [`FloorHook`] gates a participant's
+/// forwarded audio/video. Participants are named by their token subject in both places.
 pub struct SfuFloor(pub Sfu);
 
 impl FloorHook for SfuFloor {
-    fn set_may_speak(&self, activity: &ActivityId, participant: &str, audio: bool, video: bool) {
-        self.0.set_forwarding(activity.as_str(), participant, audio, video);
+    fn set_forwarding(&self, activity: &ActivityId, participant: &ParticipantId, audio: bool, video: bool) {
+        self.0.set_forwarding(activity.as_str(), participant.as_str(), audio, video);
     }
 }
 
