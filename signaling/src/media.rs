@@ -180,7 +180,9 @@ pub enum MediaEvent {
 
 #[cfg(test)]
 mod tests {
-    use crate::{ClientMsg, Form, ServerMsg, decode_client, decode_server, encode_client, encode_server};
+    use crate::{
+        ClientMsg, Form, ServerMsg, decode_client, decode_server, encode_client, encode_server,
+    };
 
     use super::*;
 
@@ -188,31 +190,75 @@ mod tests {
     fn media_messages_have_the_documented_json_shape_and_round_trip() {
         let json = br#"{"t":"media","id":4,"req":{"op":"ice","pc":"publisher","candidate":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdp_mid":"0","sdp_mline_index":0}}}"#;
         let m = decode_client(Form::Json, json).unwrap();
-        assert!(matches!(&m, ClientMsg::Media { id: 4, req: MediaRequest::Ice { pc: PcKind::Publisher, .. } }));
+        assert!(matches!(
+            &m,
+            ClientMsg::Media {
+                id: 4,
+                req: MediaRequest::Ice {
+                    pc: PcKind::Publisher,
+                    ..
+                }
+            }
+        ));
         let reqs = [
             MediaRequest::Join,
             MediaRequest::PublishOffer { sdp: "v=0".into() },
             MediaRequest::SubscriberAnswer { sdp: "v=0".into() },
             MediaRequest::IceRestart,
-            MediaRequest::SetLayer { track: 3, rid: "q".into() },
+            MediaRequest::SetLayer {
+                track: 3,
+                rid: "q".into(),
+            },
             MediaRequest::Leave,
         ];
         for form in [Form::MsgPack, Form::Json] {
             for req in &reqs {
-                let m = ClientMsg::Media { id: 9, req: req.clone() };
+                let m = ClientMsg::Media {
+                    id: 9,
+                    req: req.clone(),
+                };
                 assert_eq!(decode_client(form, &encode_client(form, &m)).unwrap(), m);
             }
             let evs = [
-                ServerMsg::Media { id: Some(1), ev: MediaEvent::Joined { participant: "member:a".into() } },
-                ServerMsg::Media { id: None, ev: MediaEvent::TrackPublished { participant: "a".into(), track: 7, kind: TrackKind::Video } },
-                ServerMsg::Media { id: Some(2), ev: MediaEvent::Error { code: MediaErrorCode::InvalidSdp, message: "x".into() } },
-                ServerMsg::Media { id: None, ev: MediaEvent::Ok },
+                ServerMsg::Media {
+                    id: Some(1),
+                    ev: MediaEvent::Joined {
+                        participant: "member:a".into(),
+                    },
+                },
+                ServerMsg::Media {
+                    id: None,
+                    ev: MediaEvent::TrackPublished {
+                        participant: "a".into(),
+                        track: 7,
+                        kind: TrackKind::Video,
+                    },
+                },
+                ServerMsg::Media {
+                    id: Some(2),
+                    ev: MediaEvent::Error {
+                        code: MediaErrorCode::InvalidSdp,
+                        message: "x".into(),
+                    },
+                },
+                ServerMsg::Media {
+                    id: None,
+                    ev: MediaEvent::Ok,
+                },
             ];
             for e in &evs {
                 assert_eq!(&decode_server(form, &encode_server(form, e)).unwrap(), e);
             }
         }
-        let ev = ServerMsg::Media { id: None, ev: MediaEvent::ActiveSpeaker { participant: "a".into() } };
-        assert_eq!(&encode_server(Form::Json, &ev)[..], br#"{"t":"media","ev":{"op":"active_speaker","participant":"a"}}"#);
+        let ev = ServerMsg::Media {
+            id: None,
+            ev: MediaEvent::ActiveSpeaker {
+                participant: "a".into(),
+            },
+        };
+        assert_eq!(
+            &encode_server(Form::Json, &ev)[..],
+            br#"{"t":"media","ev":{"op":"active_speaker","participant":"a"}}"#
+        );
     }
 }
