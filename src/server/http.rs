@@ -27,6 +27,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/activities/{id}", get(get_activity))
         .route("/api/activities/{id}/viewer-token", post(viewer_token))
         .route("/ws", get(websocket))
+        .merge(super::media::routes())
         .with_state(hub)
 }
 

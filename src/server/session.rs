@@ -74,6 +74,8 @@ struct Session<'h, S> {
     frame_limiter: DefaultDirectRateLimiter,
     flood_seconds: u32,
     last_flood: Option<Instant>,
+    /// This connection's participation in a room's media, if any.
+    media: super::media::MediaConn,
 }
 
 /// How a session ended: the close code sent (or that would have been sent).
@@ -117,6 +119,7 @@ where
             ),
             flood_seconds: 0,
             last_flood: None,
+            media: super::media::MediaConn::default(),
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -133,6 +136,8 @@ where
             return close::GOING_AWAY;
         }
         let (code, reason) = session.serve(rx, inbox_rx).await;
+        // Leaving the room frees its connections before the socket closes.
+        session.media.leave(hub).await;
         if let Some(tx) = &session.consult {
             let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
         }
@@ -291,6 +296,10 @@ where
                 self.subscriptions.retain(|t| *t != topic);
             }
             ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
+            ClientMsg::Media { id, req } => {
+                let ev = Box::pin(self.media.handle(self.hub, &self.claims, &self.inbox_tx, req)).await;
+                let _ = self.send_msg(&ServerMsg::Media { id: Some(id), ev }).await;
+            }
             ClientMsg::Cmd { id, topic, cmd } => Box::pin(self.command(id, topic, cmd)).await,
         }
         None
