@@ -75,6 +75,16 @@ struct ServeArgs {
     /// Do not create the demo activities on first run.
     #[arg(long)]
     no_demo: bool,
+    /// Cluster mode: NATS server URL (requires --database).
+    #[arg(long, env = "SHANGLIANG_NATS", requires = "database")]
+    nats: Option<String>,
+    /// Cluster mode: PostgreSQL connection string, postgres://user@host:port/db (requires --nats).
+    #[arg(long, env = "SHANGLIANG_DATABASE", requires = "nats")]
+    database: Option<String>,
+    /// Cluster mode: base URLs of every node, comma-separated, the same on every node (video
+    /// rooms are owned by one node each, chosen from this list).
+    #[arg(long, env = "SHANGLIANG_NODES", value_delimiter = ',')]
+    nodes: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -160,6 +170,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         public_max_per_sec: a.thinning_max_per_sec,
         ..defaults
     };
+    if let (Some(nats_url), Some(database_url)) = (a.nats, a.database) {
+        cfg.cluster = Some(shangliang::bus::ClusterConfig { nats_url, database_url, nodes: a.nodes });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(shangliang::server::serve(cfg))
 }
