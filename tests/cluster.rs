@@ -26,6 +26,22 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Waits until PostgreSQL accepts queries (it listens before it has finished starting up).
+async fn wait_pg_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = Command::new(pg_bin("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "PostgreSQL on port {port} not ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_port(port: u16, what: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
@@ -150,7 +166,7 @@ impl Postgres {
         let port = free_port();
         let child = Self::spawn(dir.path(), port, user);
         let pg = Postgres { port, child, user, dir };
-        wait_port(port, "PostgreSQL", Duration::from_secs(30)).await;
+        wait_pg_ready(port).await;
         pg
     }
 
@@ -171,7 +187,7 @@ impl Postgres {
     /// Starts it again (same data, same port) after it was stopped.
     async fn restart(&mut self) {
         self.child = Self::spawn(self.dir.path(), self.port, self.user);
-        wait_port(self.port, "PostgreSQL", Duration::from_secs(30)).await;
+        wait_pg_ready(self.port).await;
     }
 
     fn url(&self) -> String {

@@ -74,7 +74,7 @@ async fn connect(url: &str) -> Result<Client, RecordError> {
     let (client, conn) = tokio::time::timeout(DB_TIMEOUT, tokio_postgres::connect(url, NoTls))
         .await
         .map_err(|_| unavailable("connection timed out"))?
-        .map_err(unavailable)?;
+        .map_err(pg_error)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!("database connection ended: {e}");
@@ -83,13 +83,24 @@ async fn connect(url: &str) -> Result<Client, RecordError> {
     Ok(client)
 }
 
+/// A driver error with the server's message (tokio-postgres' `Display` says only "db error").
+fn pg_error(e: tokio_postgres::Error) -> RecordError {
+    match e.as_db_error() {
+        Some(db) => unavailable(format!("{}: {}", db.code().code(), db.message())),
+        None => match std::error::Error::source(&e) {
+            Some(src) => unavailable(format!("{e}: {src}")),
+            None => unavailable(e),
+        },
+    }
+}
+
 async fn timed<T>(
     f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, RecordError> {
     tokio::time::timeout(DB_TIMEOUT, f)
         .await
         .map_err(|_| unavailable("statement timed out"))?
-        .map_err(unavailable)
+        .map_err(pg_error)
 }
 
 struct AppendReq {
