@@ -79,6 +79,8 @@ pub struct Cluster {
     nats: async_nats::Client,
     /// Activities as last read from PostgreSQL (or created here since).
     activities: RwLock<Vec<Activity>>,
+    /// Their heads as last read.
+    heads: RwLock<HashMap<ActivityId, Seq>>,
     db_up: AtomicBool,
     db_error: Mutex<String>,
     delivery: mpsc::UnboundedSender<Delivery>,
@@ -113,6 +115,7 @@ impl Cluster {
         }
         let cluster = Arc::new(Cluster {
             activities: RwLock::new(list.iter().map(|(a, _)| a.clone()).collect()),
+            heads: RwLock::new(list.iter().map(|(a, h)| (a.id.clone(), *h)).collect()),
             cfg,
             pg: pg.clone(),
             nats: nats.clone(),
@@ -150,6 +153,11 @@ impl Cluster {
     /// Activities as last known (refreshed every [`TICK`]).
     pub fn activities(&self) -> Vec<Activity> {
         self.activities.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// An activity's head as last read (at most a [`TICK`] old).
+    pub fn head(&self, id: &ActivityId) -> Seq {
+        self.heads.read().unwrap_or_else(|e| e.into_inner()).get(id).copied().unwrap_or_default()
     }
 
     /// Creates an activity in PostgreSQL; every node opens its topic within a [`TICK`], this
@@ -216,6 +224,7 @@ async fn watcher(cluster: std::sync::Weak<Cluster>) {
                 c.db_up.store(true, Ordering::Relaxed);
                 metrics::gauge!("shangliang_cluster_database_up").set(1.0);
                 *c.activities.write().unwrap_or_else(|e| e.into_inner()) = list.iter().map(|(a, _)| a.clone()).collect();
+                *c.heads.write().unwrap_or_else(|e| e.into_inner()) = list.iter().map(|(a, h)| (a.id.clone(), *h)).collect();
                 if c.delivery.send(Delivery::Heads(list)).is_err() {
                     break;
                 }

@@ -74,6 +74,14 @@ impl Bus {
         }
     }
 
+    /// The last committed seq of an activity (`Seq(0)` if none; in cluster mode as last read).
+    pub fn head(&self, id: &ActivityId) -> Result<Seq, RecordError> {
+        match self {
+            Bus::Local(r) => r.head(id),
+            Bus::Cluster(c) => Ok(c.head(id)),
+        }
+    }
+
     /// Health of NATS and PostgreSQL; `None` in single-node mode.
     pub fn cluster_health(&self) -> Option<ClusterHealth> {
         match self {

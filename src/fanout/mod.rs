@@ -26,6 +26,35 @@
 //!   interval = adaptive(flush time)
 //! ```
 //!
+//! A session, as the server drives it:
+//!
+//! ```no_run
+//! # async fn session() {
+//! use shangliang::fanout::{CatchUp, Fanout, FanoutConfig, Outbound};
+//! use shangliang_signaling::{ActivityId, Epoch, Form, Seq};
+//!
+//! let fanout = Fanout::new(FanoutConfig::default());
+//! let topic = ActivityId::new("demo").unwrap();
+//! fanout.open_topic(topic.clone(), Epoch(1), Seq(0)); // epoch and last seq from the record
+//! let (conn, mut rx) = fanout.connect(Form::MsgPack);
+//! let sub = fanout.subscribe(&conn, &topic, false, None).unwrap();
+//! // send `subscribed { epoch: sub.epoch, offset: sub.offset }`, then:
+//! match sub.catch_up {
+//!     CatchUp::Live => {}
+//!     CatchUp::Frames(frames) => { /* send each frame */ }
+//!     CatchUp::FromRecord { from, to, then } => { /* read from..=to, encode_batch, send; then `then` */ }
+//!     CatchUp::Reset { frame, .. } => { /* send frame */ }
+//! }
+//! while let Some(out) = rx.recv().await {
+//!     match out {
+//!         Outbound::Frame(frame) => { /* ws.send(frame) */ }
+//!         Outbound::Close { code, reason } => { /* ws.close(code, reason) */ break }
+//!     }
+//! }
+//! drop(conn); // ends every subscription of the connection
+//! # }
+//! ```
+//!
 //! # Rules (quoted by `docs/protocol.md`)
 //!
 //! - **Batches.** Every flush sends each subscriber at most one `batch` frame per topic,
@@ -154,6 +183,17 @@ pub enum FanoutError {
     /// The connection was closed (slow consumer); drop it.
     #[error("the connection was closed")]
     Closed,
+}
+
+/// Which subscribers of a topic an un-sequenced [`Fanout::broadcast`] reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Views {
+    /// Every subscriber.
+    All,
+    /// Moderators (the full view) only.
+    Full,
+    /// Everyone but the moderators (the public view).
+    Public,
 }
 
 /// What the server may ask about a topic.
@@ -353,6 +393,44 @@ impl Fanout {
         if !st.dirty {
             st.dirty = true;
             lock(&self.inner.dirty).push(Arc::clone(&t));
+        }
+        Ok(())
+    }
+
+    /// Sends an un-sequenced message (a moderation `event`) to the topic's current subscribers
+    /// of `views`, through the same per-connection queues as the batches (so a slow consumer
+    /// loses it like a batch frame). The message is encoded once per form that has
+    /// subscribers. Taken under the topic lock, so it is ordered with subscribes: a connection
+    /// subscribed before the call gets it, one subscribed after does not (it gets the state).
+    /// Not kept in history: a client that resumes gets a fresh `state` instead.
+    pub fn broadcast(&self, topic: &ActivityId, views: Views, msg: &ServerMsg) -> Result<(), FanoutError> {
+        let t = self.topic(topic).ok_or(FanoutError::NoSuchTopic)?;
+        let st = lock(&t.state);
+        let mut by_form: [Option<Bytes>; 2] = [None, None];
+        let mut frames: [Option<Bytes>; VFS] = Default::default();
+        let mut any = false;
+        for (i, frame) in frames.iter_mut().enumerate() {
+            let (view, form) = vf_parts(i);
+            let wanted = match views {
+                Views::All => true,
+                Views::Full => view == View::Full,
+                Views::Public => view == View::Public,
+            };
+            if !wanted || st.counts[i] == 0 {
+                continue;
+            }
+            let slot = &mut by_form[(form == Form::Json) as usize];
+            *frame = Some(slot.get_or_insert_with(|| encode_server(form, msg)).clone());
+            any = true;
+        }
+        if !any {
+            return Ok(());
+        }
+        let set = Arc::new(FrameSet { topic: t.id, frames, first_published: now() });
+        for (shard, n) in st.per_shard.iter().enumerate() {
+            if *n > 0 {
+                let _ = self.inner.shards[shard].send(ShardCmd::Deliver(Arc::clone(&set)));
+            }
         }
         Ok(())
     }

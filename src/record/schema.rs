@@ -53,6 +53,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (activity, idx)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 2: the parameters of an audit entry (part of its hash), and the latest session summary
+    // of each activity (what `export` writes) with the audit chain head it was made at.
+    r#"
+    ALTER TABLE audit_log ADD COLUMN detail TEXT;
+    CREATE TABLE summaries (
+        activity    TEXT PRIMARY KEY REFERENCES activities(id),
+        json        TEXT NOT NULL,
+        audit_head  TEXT NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -115,11 +126,17 @@ mod tests {
         let path = dir.path().join("r.sqlite");
         for _ in 0..2 {
             let conn = open_writer(&path).unwrap();
-            let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            let v: u32 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
             assert_eq!(v, SCHEMA_VERSION);
-            let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
             assert_eq!(mode, "wal");
-            let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+            let sync: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
             assert_eq!(sync, 2, "synchronous=FULL");
         }
     }
@@ -130,8 +147,12 @@ mod tests {
         let path = dir.path().join("r.sqlite");
         drop(open_writer(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         drop(conn);
-        assert!(matches!(open_writer(&path), Err(RecordError::Unavailable(_))));
+        assert!(matches!(
+            open_writer(&path),
+            Err(RecordError::Unavailable(_))
+        ));
     }
 }
