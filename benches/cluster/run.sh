@@ -22,6 +22,7 @@ NATS_PORT=${NATS_PORT:-14222}
 PG_PORT=${PG_PORT:-15432}
 FIRST_PORT=${FIRST_PORT:-18081}
 WORK=${WORK:-$(mktemp -d /tmp/shangliang-cluster.XXXXXX)}
+mkdir -p "$WORK"
 chmod 755 "$WORK"
 echo "work dir $WORK" >&2
 
