@@ -23,7 +23,11 @@ const SECRET: &str = "5c1d0e8f2a4b6c8d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until PostgreSQL accepts queries (it listens before it has finished starting up).
@@ -37,21 +41,32 @@ async fn wait_pg_ready(port: u16) {
         if ready {
             return;
         }
-        assert!(Instant::now() < deadline, "PostgreSQL on port {port} not ready within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL on port {port} not ready within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn wait_port(port: u16, what: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port} within {timeout:?}");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn stop(child: &mut Child, signal: &str) {
-    let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -71,7 +86,10 @@ struct Nats {
 
 impl Nats {
     async fn start() -> Nats {
-        let mut n = Nats { port: free_port(), child: None };
+        let mut n = Nats {
+            port: free_port(),
+            child: None,
+        };
         n.restart().await;
         n
     }
@@ -83,7 +101,9 @@ impl Nats {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run nats-server ({e}): install it with `apt-get install -y nats-server`")
+                panic!(
+                    "cannot run nats-server ({e}): install it with `apt-get install -y nats-server`"
+                )
             });
         self.child = Some(child);
         wait_port(self.port, "nats-server", Duration::from_secs(10)).await;
@@ -119,7 +139,12 @@ fn pg_bin(name: &str) -> PathBuf {
         return Path::new(&dir).join(name);
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.flatten().map(|e| e.path().join("bin").join(name)).filter(|p| p.exists()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin").join(name))
+                .filter(|p| p.exists())
+                .collect()
+        })
         .unwrap_or_default();
     found.sort();
     found.pop().unwrap_or_else(|| {
@@ -158,24 +183,52 @@ impl Postgres {
         }
         let data = dir.path().join("data");
         let out = as_pg_user(&mut Command::new(pg_bin("initdb")), user)
-            .args(["-U", "shangliang", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-U",
+                "shangliang",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .expect("run initdb");
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let child = Self::spawn(dir.path(), port, user);
-        let pg = Postgres { port, child, user, dir };
+        let pg = Postgres {
+            port,
+            child,
+            user,
+            dir,
+        };
         wait_pg_ready(port).await;
         pg
     }
 
     fn spawn(dir: &Path, port: u16, user: Option<(u32, u32)>) -> Child {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("postgres.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("postgres.log"))
+            .unwrap();
         as_pg_user(&mut Command::new(pg_bin("postgres")), user)
             .arg("-D")
             .arg(dir.join("data"))
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+            ])
             .arg("-k")
             .arg(dir)
             .stdout(Stdio::null())
@@ -218,7 +271,12 @@ impl Node {
         let log = std::fs::File::create(dir.join("hub.log")).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--comments-per-minute", "100000", "--frames-per-second", "10000"])
+            .args([
+                "--comments-per-minute",
+                "100000",
+                "--frames-per-second",
+                "10000",
+            ])
             .args(["--nats", &nats.url(), "--database", &pg.url()])
             .arg("--data-dir")
             .arg(&dir)
@@ -233,7 +291,9 @@ impl Node {
     }
 
     async fn health(&self) -> Option<(u16, serde_json::Value)> {
-        let r = reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port)).await.ok()?;
+        let r = reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port))
+            .await
+            .ok()?;
         let status = r.status().as_u16();
         Some((status, r.json().await.ok()?))
     }
@@ -292,12 +352,22 @@ fn token(role: Role, name: &str) -> String {
 /// Posts; `None` if the connection ended before the answer.
 async fn try_post(c: &mut Client, id: u32, text: &str) -> Option<ServerMsg> {
     use futures_util::SinkExt;
-    let msg = shangliang_signaling::ClientMsg::Post { id, topic: demo(), text: text.into() };
+    let msg = shangliang_signaling::ClientMsg::Post {
+        id,
+        topic: demo(),
+        text: text.into(),
+    };
     let frame = shangliang_signaling::encode_client(Form::MsgPack, &msg);
-    c.ws.send(tokio_tungstenite::tungstenite::Message::Binary(frame)).await.ok()?;
+    c.ws.send(tokio_tungstenite::tungstenite::Message::Binary(frame))
+        .await
+        .ok()?;
     loop {
         match c.try_recv(Duration::from_secs(10)).await? {
-            Ok(m @ (ServerMsg::Ack { id: i, .. } | ServerMsg::Error { id: Some(i), .. })) if i == id => return Some(m),
+            Ok(m @ (ServerMsg::Ack { id: i, .. } | ServerMsg::Error { id: Some(i), .. }))
+                if i == id =>
+            {
+                return Some(m);
+            }
             Ok(_) => continue,
             Err(_) => return None,
         }
@@ -311,7 +381,10 @@ fn comment_text(item: &shangliang_signaling::Item) -> Option<String> {
     }
 }
 
-async fn subscribed(c: &mut Client, resume: Option<Position>) -> (shangliang_signaling::Epoch, Seq) {
+async fn subscribed(
+    c: &mut Client,
+    resume: Option<Position>,
+) -> (shangliang_signaling::Epoch, Seq) {
     match c.sub(&demo(), resume).await {
         ServerMsg::Subscribed { epoch, offset, .. } => (epoch, offset),
         other => panic!("subscription refused: {other:?}"),
@@ -330,7 +403,10 @@ async fn comments_cross_nodes_with_identical_sequence_numbers() {
     let mut viewer_b = b.client(Role::Viewer, "vb").await;
     let (epoch_a, start_a) = subscribed(&mut viewer_a, None).await;
     let (epoch_b, start_b) = subscribed(&mut viewer_b, None).await;
-    assert_eq!(epoch_a, epoch_b, "both nodes must show the activity's one epoch");
+    assert_eq!(
+        epoch_a, epoch_b,
+        "both nodes must show the activity's one epoch"
+    );
     assert_eq!((start_a, start_b), (Seq(0), Seq(0)));
 
     // Two posters on two nodes, concurrently.
@@ -352,11 +428,18 @@ async fn comments_cross_nodes_with_identical_sequence_numbers() {
     }
     acked.sort();
     let seqs: Vec<u64> = acked.iter().map(|(s, _)| s.0).collect();
-    assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "one dense order across both nodes");
+    assert_eq!(
+        seqs,
+        (1..=40).collect::<Vec<_>>(),
+        "one dense order across both nodes"
+    );
 
     let seen_a = viewer_a.collect(Seq(0), 40).await;
     let seen_b = viewer_b.collect(Seq(0), 40).await;
-    assert_eq!(seen_a, acked, "node a's viewer sees every comment at its acknowledged seq");
+    assert_eq!(
+        seen_a, acked,
+        "node a's viewer sees every comment at its acknowledged seq"
+    );
     assert_eq!(seen_b, acked, "node b's viewer sees the same sequence");
 }
 
@@ -384,8 +467,19 @@ async fn viewer_resumes_on_another_node() {
     }
     // ... and comes back on node b: its ring has what it missed.
     let mut viewer = b.client(Role::Viewer, "v").await;
-    let (e, offset) = subscribed(&mut viewer, Some(Position { epoch, offset: Seq(10) })).await;
-    assert_eq!((e, offset), (epoch, Seq(10)), "resume honoured on another node");
+    let (e, offset) = subscribed(
+        &mut viewer,
+        Some(Position {
+            epoch,
+            offset: Seq(10),
+        }),
+    )
+    .await;
+    assert_eq!(
+        (e, offset),
+        (epoch, Seq(10)),
+        "resume honoured on another node"
+    );
     let missed = viewer.collect(Seq(10), 10).await;
     let want: Vec<(Seq, String)> = (11..=20).map(|i| (Seq(i), format!("c{i}"))).collect();
     assert_eq!(missed, want);
@@ -393,14 +487,24 @@ async fn viewer_resumes_on_another_node() {
     // A node started after the posts has none of them in memory: PostgreSQL serves them.
     let c = Node::start(root.path(), "c", &nats, &pg).await;
     let mut viewer = c.client(Role::Viewer, "v").await;
-    let (e, offset) = subscribed(&mut viewer, Some(Position { epoch, offset: Seq(5) })).await;
+    let (e, offset) = subscribed(
+        &mut viewer,
+        Some(Position {
+            epoch,
+            offset: Seq(5),
+        }),
+    )
+    .await;
     assert_eq!((e, offset), (epoch, Seq(5)));
     let missed = viewer.collect(Seq(5), 15).await;
     let want: Vec<(Seq, String)> = (6..=20).map(|i| (Seq(i), format!("c{i}"))).collect();
     assert_eq!(missed, want);
     // And it is live from there.
     poster.post_ok(&demo(), "c21").await;
-    assert_eq!(viewer.collect(Seq(20), 1).await, vec![(Seq(21), "c21".to_owned())]);
+    assert_eq!(
+        viewer.collect(Seq(20), 1).await,
+        vec![(Seq(21), "c21".to_owned())]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,18 +538,34 @@ async fn killed_node_loses_no_acknowledged_comment() {
     for p in posters {
         acked.extend(p.await.unwrap());
     }
-    assert!(acked.len() >= 10, "too few posts acknowledged before the kill: {}", acked.len());
+    assert!(
+        acked.len() >= 10,
+        "too few posts acknowledged before the kill: {}",
+        acked.len()
+    );
 
     // Everything acknowledged is on node b, at the acknowledged seq.
     let mut viewer = b.client(Role::Viewer, "v").await;
     let (epoch, _) = subscribed(&mut viewer, None).await;
-    viewer.send(&shangliang_signaling::ClientMsg::Unsub { topic: demo() }).await;
-    let (_, _) = subscribed(&mut viewer, Some(Position { epoch, offset: Seq(0) })).await;
+    viewer
+        .send(&shangliang_signaling::ClientMsg::Unsub { topic: demo() })
+        .await;
+    let (_, _) = subscribed(
+        &mut viewer,
+        Some(Position {
+            epoch,
+            offset: Seq(0),
+        }),
+    )
+    .await;
     let last = *acked.keys().last().unwrap();
     let mut seen = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.keys().last().is_none_or(|s| *s < last) {
-        assert!(Instant::now() < deadline, "node b did not show up to seq {last:?}");
+        assert!(
+            Instant::now() < deadline,
+            "node b did not show up to seq {last:?}"
+        );
         match viewer.recv().await {
             ServerMsg::Batch { items, .. } => {
                 for item in items {
@@ -459,7 +579,11 @@ async fn killed_node_loses_no_acknowledged_comment() {
         }
     }
     for (seq, text) in &acked {
-        assert_eq!(seen.get(seq), Some(text), "acknowledged comment {seq:?} lost");
+        assert_eq!(
+            seen.get(seq),
+            Some(text),
+            "acknowledged comment {seq:?} lost"
+        );
     }
 }
 
@@ -488,7 +612,10 @@ async fn nats_restart_is_survived() {
             assert_eq!(body["database"], "ok");
             break;
         }
-        assert!(Instant::now() < deadline, "/healthz did not report the NATS outage");
+        assert!(
+            Instant::now() < deadline,
+            "/healthz did not report the NATS outage"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // ... posting goes on (PostgreSQL sequences), and node b's viewers get the comments from
@@ -497,7 +624,12 @@ async fn nats_restart_is_survived() {
         poster.post_ok(&demo(), &format!("c{i}")).await;
     }
     let during = viewer.collect(Seq(5), 5).await;
-    assert_eq!(during, (6..=10).map(|i| (Seq(i), format!("c{i}"))).collect::<Vec<_>>());
+    assert_eq!(
+        during,
+        (6..=10)
+            .map(|i| (Seq(i), format!("c{i}")))
+            .collect::<Vec<_>>()
+    );
 
     nats.restart().await;
     a.wait_healthy().await;
@@ -506,7 +638,12 @@ async fn nats_restart_is_survived() {
         poster.post_ok(&demo(), &format!("c{i}")).await;
     }
     let after = viewer.collect(Seq(10), 5).await;
-    assert_eq!(after, (11..=15).map(|i| (Seq(i), format!("c{i}"))).collect::<Vec<_>>());
+    assert_eq!(
+        after,
+        (11..=15)
+            .map(|i| (Seq(i), format!("c{i}")))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,10 +659,14 @@ async fn database_outage_refuses_posts_then_recovers() {
     poster.post_ok(&demo(), "before").await;
 
     // Stop PostgreSQL (fast shutdown keeps the data) and start it again on the same port.
-    let _ = Command::new("kill").args(["-INT", &pg.child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &pg.child.id().to_string()])
+        .status();
     pg.child.wait().unwrap();
     match poster.post(&demo(), "during").await {
-        ServerMsg::Error { code, .. } => assert_eq!(code, shangliang_signaling::ErrorCode::Unavailable),
+        ServerMsg::Error { code, .. } => {
+            assert_eq!(code, shangliang_signaling::ErrorCode::Unavailable)
+        }
         other => panic!("a post without the database must be refused, got {other:?}"),
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -534,7 +675,10 @@ async fn database_outage_refuses_posts_then_recovers() {
             assert_ne!(body["database"], "ok");
             break;
         }
-        assert!(Instant::now() < deadline, "/healthz did not report the database outage");
+        assert!(
+            Instant::now() < deadline,
+            "/healthz did not report the database outage"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     pg.restart().await;

@@ -123,7 +123,12 @@ impl Cluster {
             db_error: Mutex::new(String::new()),
             delivery: delivery_tx.clone(),
         });
-        let driver = DeliveryDriver { fanout, pg, rx: delivery_rx, topics: HashMap::new() };
+        let driver = DeliveryDriver {
+            fanout,
+            pg,
+            rx: delivery_rx,
+            topics: HashMap::new(),
+        };
         tokio::spawn(driver.run());
         tokio::spawn(publisher(nats.clone(), publish_rx));
         let subscriber = nats
@@ -141,31 +146,67 @@ impl Cluster {
     }
 
     /// Appends through the cluster's sequencer (PostgreSQL); `Ok` once committed.
-    pub async fn append(&self, activity: &ActivityId, body: shangliang_signaling::ItemBody, public: bool) -> Result<Item, RecordError> {
+    pub async fn append(
+        &self,
+        activity: &ActivityId,
+        body: shangliang_signaling::ItemBody,
+        public: bool,
+    ) -> Result<Item, RecordError> {
         self.pg.append(activity, body, public).await
     }
 
     /// History from PostgreSQL.
-    pub async fn items(&self, activity: &ActivityId, from: Seq, to: Seq, public_only: bool) -> Result<Vec<Item>, RecordError> {
-        Ok(self.pg.items(activity, from, to, public_only).await?.into_iter().map(|(i, _)| i).collect())
+    pub async fn items(
+        &self,
+        activity: &ActivityId,
+        from: Seq,
+        to: Seq,
+        public_only: bool,
+    ) -> Result<Vec<Item>, RecordError> {
+        Ok(self
+            .pg
+            .items(activity, from, to, public_only)
+            .await?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect())
     }
 
     /// Activities as last known (refreshed every [`TICK`]).
     pub fn activities(&self) -> Vec<Activity> {
-        self.activities.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.activities
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// An activity's head as last read (at most a [`TICK`] old).
     pub fn head(&self, id: &ActivityId) -> Seq {
-        self.heads.read().unwrap_or_else(|e| e.into_inner()).get(id).copied().unwrap_or_default()
+        self.heads
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Creates an activity in PostgreSQL; every node opens its topic within a [`TICK`], this
     /// one at once.
-    pub async fn create_activity(&self, id: ActivityId, title: &str, kind: ActivityKind, state: ActivityState) -> Result<Activity, RecordError> {
+    pub async fn create_activity(
+        &self,
+        id: ActivityId,
+        title: &str,
+        kind: ActivityKind,
+        state: ActivityState,
+    ) -> Result<Activity, RecordError> {
         let a = self.pg.create_activity(id, title, kind, state).await?;
-        self.activities.write().unwrap_or_else(|e| e.into_inner()).push(a.clone());
-        let _ = self.delivery.send(Delivery::Heads(vec![(a.clone(), Seq(0))]));
+        self.activities
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(a.clone());
+        let _ = self
+            .delivery
+            .send(Delivery::Heads(vec![(a.clone(), Seq(0))]));
         Ok(a)
     }
 
@@ -178,13 +219,19 @@ impl Cluster {
         let database = if self.db_up.load(Ordering::Relaxed) {
             "ok".to_owned()
         } else {
-            self.db_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            self.db_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
         };
         ClusterHealth { nats, database }
     }
 }
 
-async fn publisher(nats: async_nats::Client, mut rx: mpsc::UnboundedReceiver<(ActivityId, Item, bool)>) {
+async fn publisher(
+    nats: async_nats::Client,
+    mut rx: mpsc::UnboundedReceiver<(ActivityId, Item, bool)>,
+) {
     while let Some((activity, item, public)) = rx.recv().await {
         let payload = serde_json::to_vec(&Wire { p: public, i: item }).expect("items serialize");
         let subject = format!("{SUBJECT_PREFIX}{activity}");
@@ -197,7 +244,11 @@ async fn publisher(nats: async_nats::Client, mut rx: mpsc::UnboundedReceiver<(Ac
 
 async fn subscriber_task(mut sub: async_nats::Subscriber, tx: mpsc::UnboundedSender<Delivery>) {
     while let Some(msg) = sub.next().await {
-        let Some(activity) = msg.subject.strip_prefix(SUBJECT_PREFIX).and_then(|a| ActivityId::new(a).ok()) else {
+        let Some(activity) = msg
+            .subject
+            .strip_prefix(SUBJECT_PREFIX)
+            .and_then(|a| ActivityId::new(a).ok())
+        else {
             continue;
         };
         match serde_json::from_slice::<Wire>(&msg.payload) {
@@ -223,8 +274,10 @@ async fn watcher(cluster: std::sync::Weak<Cluster>) {
             Ok(list) => {
                 c.db_up.store(true, Ordering::Relaxed);
                 metrics::gauge!("shangliang_cluster_database_up").set(1.0);
-                *c.activities.write().unwrap_or_else(|e| e.into_inner()) = list.iter().map(|(a, _)| a.clone()).collect();
-                *c.heads.write().unwrap_or_else(|e| e.into_inner()) = list.iter().map(|(a, h)| (a.id.clone(), *h)).collect();
+                *c.activities.write().unwrap_or_else(|e| e.into_inner()) =
+                    list.iter().map(|(a, _)| a.clone()).collect();
+                *c.heads.write().unwrap_or_else(|e| e.into_inner()) =
+                    list.iter().map(|(a, h)| (a.id.clone(), *h)).collect();
                 if c.delivery.send(Delivery::Heads(list)).is_err() {
                     break;
                 }
@@ -255,19 +308,27 @@ impl DeliveryDriver {
         while let Some(msg) = self.rx.recv().await {
             match msg {
                 Delivery::Item(activity, item, public) => {
-                    let Some(seq) = self.sequencer(&activity) else { continue };
+                    let Some(seq) = self.sequencer(&activity) else {
+                        continue;
+                    };
                     seq.handle_item(item, public, &mut ready);
                     self.publish(&activity, &mut ready);
                 }
                 Delivery::Heads(list) => {
                     let now = Instant::now();
                     for (a, head) in list {
-                        if self.fanout.topic_info(&a.id).is_none_or(|t| t.epoch != a.epoch) {
+                        if self
+                            .fanout
+                            .topic_info(&a.id)
+                            .is_none_or(|t| t.epoch != a.epoch)
+                        {
                             self.fanout.open_topic(a.id.clone(), a.epoch, head);
                             self.topics.insert(a.id.clone(), Sequencer::new(head));
                             continue;
                         }
-                        let Some(seq) = self.sequencer(&a.id) else { continue };
+                        let Some(seq) = self.sequencer(&a.id) else {
+                            continue;
+                        };
                         if let Some((from, to)) = seq.handle_head(Some(head), now) {
                             self.heal(&a.id, from, to, &mut ready).await;
                         }
@@ -281,15 +342,23 @@ impl DeliveryDriver {
         if !self.topics.contains_key(activity) {
             // Unknown topics are opened by the watcher, which knows their epoch.
             let info = self.fanout.topic_info(activity)?;
-            self.topics.insert(activity.clone(), Sequencer::new(info.last_seq));
+            self.topics
+                .insert(activity.clone(), Sequencer::new(info.last_seq));
         }
         self.topics.get_mut(activity)
     }
 
-    async fn heal(&mut self, activity: &ActivityId, from: Seq, to: Seq, ready: &mut Vec<(Item, bool)>) {
+    async fn heal(
+        &mut self,
+        activity: &ActivityId,
+        from: Seq,
+        to: Seq,
+        ready: &mut Vec<(Item, bool)>,
+    ) {
         match self.pg.items(activity, from, to, false).await {
             Ok(items) => {
-                metrics::counter!("shangliang_cluster_healed_items_total").increment(items.len() as u64);
+                metrics::counter!("shangliang_cluster_healed_items_total")
+                    .increment(items.len() as u64);
                 tracing::debug!(%activity, %from, %to, n = items.len(), "gap healed from the record");
                 let seq = self.topics.get_mut(activity).expect("sequencer exists");
                 for (item, public) in items {

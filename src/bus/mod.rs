@@ -43,7 +43,12 @@ pub enum Bus {
 impl Bus {
     /// Appends an item to an activity's topic. `Ok` means durable and sequenced; see
     /// [`Record::append`] and [`crate::record::postgres::PgRecord::append`].
-    pub async fn append(&self, activity: &ActivityId, body: ItemBody, public: bool) -> Result<Item, RecordError> {
+    pub async fn append(
+        &self,
+        activity: &ActivityId,
+        body: ItemBody,
+        public: bool,
+    ) -> Result<Item, RecordError> {
         match self {
             Bus::Local(r) => r.append(activity, body, public).await,
             Bus::Cluster(c) => c.append(activity, body, public).await,
@@ -51,7 +56,13 @@ impl Bus {
     }
 
     /// The items with `from <= seq <= to` from the durable record.
-    pub async fn items(&self, activity: &ActivityId, from: Seq, to: Seq, public_only: bool) -> Result<Vec<Item>, RecordError> {
+    pub async fn items(
+        &self,
+        activity: &ActivityId,
+        from: Seq,
+        to: Seq,
+        public_only: bool,
+    ) -> Result<Vec<Item>, RecordError> {
         match self {
             Bus::Local(r) => r.items(activity, from, to, public_only).await,
             Bus::Cluster(c) => c.items(activity, from, to, public_only).await,

@@ -35,7 +35,9 @@ mod tests {
     use std::collections::HashMap;
 
     fn nodes(n: usize) -> Vec<String> {
-        (1..=n).map(|i| format!("http://127.0.0.1:{}", 8080 + i)).collect()
+        (1..=n)
+            .map(|i| format!("http://127.0.0.1:{}", 8080 + i))
+            .collect()
     }
 
     fn act(i: usize) -> ActivityId {
@@ -64,7 +66,9 @@ mod tests {
         let list = nodes(6);
         let mut count: HashMap<&str, usize> = HashMap::new();
         for i in 0..6000 {
-            *count.entry(room_owner(&act(i), &list).unwrap()).or_default() += 1;
+            *count
+                .entry(room_owner(&act(i), &list).unwrap())
+                .or_default() += 1;
         }
         assert_eq!(count.len(), 6);
         for (node, n) in count {
@@ -75,7 +79,11 @@ mod tests {
     #[test]
     fn removing_a_node_moves_only_its_rooms() {
         let all = nodes(6);
-        let fewer: Vec<String> = all.iter().filter(|n| !n.ends_with("8083")).cloned().collect();
+        let fewer: Vec<String> = all
+            .iter()
+            .filter(|n| !n.ends_with("8083"))
+            .cloned()
+            .collect();
         for i in 0..1000 {
             let before = room_owner(&act(i), &all).unwrap();
             let after = room_owner(&act(i), &fewer).unwrap();

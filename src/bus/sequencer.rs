@@ -32,7 +32,11 @@ pub struct Sequencer {
 impl Sequencer {
     /// A topic whose items up to `last` are published.
     pub fn new(last: Seq) -> Self {
-        Sequencer { last, pending: BTreeMap::new(), behind_since: None }
+        Sequencer {
+            last,
+            pending: BTreeMap::new(),
+            behind_since: None,
+        }
     }
 
     /// The last seq handed out.
@@ -91,7 +95,11 @@ mod tests {
     use shangliang_signaling::ItemBody;
 
     fn item(seq: u64) -> Item {
-        Item { seq: Seq(seq), ts: 0, body: ItemBody::Hide { target: Seq(0) } }
+        Item {
+            seq: Seq(seq),
+            ts: 0,
+            body: ItemBody::Hide { target: Seq(0) },
+        }
     }
 
     fn seqs(v: &[(Item, bool)]) -> Vec<u64> {
@@ -119,7 +127,10 @@ mod tests {
         s.handle_item(item(8), true, &mut out);
         assert_eq!(s.handle_head(None, t0), None);
         assert_eq!(s.handle_head(Some(Seq(9)), t0 + GAP_WAIT / 2), None);
-        assert_eq!(s.handle_head(Some(Seq(9)), t0 + GAP_WAIT), Some((Seq(6), Seq(9))));
+        assert_eq!(
+            s.handle_head(Some(Seq(9)), t0 + GAP_WAIT),
+            Some((Seq(6), Seq(9)))
+        );
         // Not again at once.
         assert_eq!(s.handle_head(Some(Seq(9)), t0 + GAP_WAIT), None);
         s.handle_item(item(6), true, &mut out);
@@ -134,7 +145,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Sequencer::new(Seq(1));
         assert_eq!(s.handle_head(Some(Seq(2)), t0), None);
-        assert_eq!(s.handle_head(Some(Seq(2)), t0 + GAP_WAIT), Some((Seq(2), Seq(2))));
+        assert_eq!(
+            s.handle_head(Some(Seq(2)), t0 + GAP_WAIT),
+            Some((Seq(2), Seq(2)))
+        );
     }
 
     #[test]
@@ -142,6 +156,9 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Sequencer::new(Seq(0));
         s.handle_head(Some(Seq(50_000)), t0);
-        assert_eq!(s.handle_head(Some(Seq(50_000)), t0 + GAP_WAIT), Some((Seq(1), Seq(MAX_FETCH))));
+        assert_eq!(
+            s.handle_head(Some(Seq(50_000)), t0 + GAP_WAIT),
+            Some((Seq(1), Seq(MAX_FETCH)))
+        );
     }
 }

@@ -132,9 +132,20 @@ impl PgRecord {
         let client = connect(url).await?;
         timed(client.batch_execute(SCHEMA)).await?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = PgWriterDriver { url: url.to_owned(), client: Some(client), rx, on_commit };
+        let writer = PgWriterDriver {
+            url: url.to_owned(),
+            client: Some(client),
+            rx,
+            on_commit,
+        };
         tokio::spawn(writer.run());
-        Ok(PgRecord { inner: Arc::new(PgInner { url: url.to_owned(), reader: Mutex::new(None), tx }) })
+        Ok(PgRecord {
+            inner: Arc::new(PgInner {
+                url: url.to_owned(),
+                reader: Mutex::new(None),
+                tx,
+            }),
+        })
     }
 
     async fn reader(&self) -> Result<Arc<Client>, RecordError> {
@@ -151,16 +162,27 @@ impl PgRecord {
 
     /// Appends an item: the writer gives it the activity's next seq, commits, hands it to the
     /// commit hook, then answers. See the module docs.
-    pub async fn append(&self, activity: &ActivityId, body: ItemBody, public: bool) -> Result<Item, RecordError> {
+    pub async fn append(
+        &self,
+        activity: &ActivityId,
+        body: ItemBody,
+        public: bool,
+    ) -> Result<Item, RecordError> {
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx
-            .try_send(AppendReq { activity: activity.clone(), body, public, reply })
+            .try_send(AppendReq {
+                activity: activity.clone(),
+                body,
+                public,
+                reply,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => RecordError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => unavailable("the writer task has stopped"),
             })?;
-        rx.await.map_err(|_| unavailable("the writer task has stopped"))?
+        rx.await
+            .map_err(|_| unavailable("the writer task has stopped"))?
     }
 
     /// Creates an activity with a fresh random epoch (shared by every node, since it lives
@@ -209,7 +231,8 @@ impl PgRecord {
                 let epoch: i64 = r.get(4);
                 let created: i64 = r.get(5);
                 let head: i64 = r.get(6);
-                let corrupt = |what: &str| RecordError::Corrupt(format!("activity {id:?}: bad {what}"));
+                let corrupt =
+                    |what: &str| RecordError::Corrupt(format!("activity {id:?}: bad {what}"));
                 Ok((
                     Activity {
                         id: ActivityId::new(&id).map_err(|_| corrupt("id"))?,
@@ -226,12 +249,23 @@ impl PgRecord {
     }
 
     /// The items with `from <= seq <= to`, in seq order; only public ones if `public_only`.
-    pub async fn items(&self, activity: &ActivityId, from: Seq, to: Seq, public_only: bool) -> Result<Vec<(Item, bool)>, RecordError> {
+    pub async fn items(
+        &self,
+        activity: &ActivityId,
+        from: Seq,
+        to: Seq,
+        public_only: bool,
+    ) -> Result<Vec<(Item, bool)>, RecordError> {
         let c = self.reader().await?;
         let rows = timed(c.query(
             "SELECT seq, ts, public, body FROM items
              WHERE activity = $1 AND seq BETWEEN $2 AND $3 AND (public OR NOT $4) ORDER BY seq",
-            &[&activity.as_str(), &(from.0 as i64), &(to.0.min(i64::MAX as u64) as i64), &public_only],
+            &[
+                &activity.as_str(),
+                &(from.0 as i64),
+                &(to.0.min(i64::MAX as u64) as i64),
+                &public_only,
+            ],
         ))
         .await?;
         rows.iter()
@@ -241,7 +275,14 @@ impl PgRecord {
                 let body: &str = r.get(3);
                 let body = serde_json::from_str(body)
                     .map_err(|e| RecordError::Corrupt(format!("item {activity}/{seq}: {e}")))?;
-                Ok((Item { seq: Seq(seq as u64), ts: ts as u64, body }, r.get(2)))
+                Ok((
+                    Item {
+                        seq: Seq(seq as u64),
+                        ts: ts as u64,
+                        body,
+                    },
+                    r.get(2),
+                ))
             })
             .collect()
     }
@@ -289,12 +330,18 @@ impl PgWriterDriver {
                 for (activity, reqs) in groups {
                     let Some(first) = firsts.get(&activity).copied() else {
                         for r in reqs {
-                            let _ = r.reply.send(Err(RecordError::NoSuchActivity(activity.clone())));
+                            let _ = r
+                                .reply
+                                .send(Err(RecordError::NoSuchActivity(activity.clone())));
                         }
                         continue;
                     };
                     for (i, r) in reqs.into_iter().enumerate() {
-                        let item = Item { seq: Seq(first + i as u64), ts, body: r.body };
+                        let item = Item {
+                            seq: Seq(first + i as u64),
+                            ts,
+                            body: r.body,
+                        };
                         (self.on_commit)(&activity, &item, r.public);
                         let _ = r.reply.send(Ok(item));
                     }
