@@ -113,6 +113,16 @@ struct ServeArgs {
     /// Do not create the demo activities on first run.
     #[arg(long)]
     no_demo: bool,
+    /// Cluster mode: NATS server URL (requires --database).
+    #[arg(long, env = "SHANGLIANG_NATS", requires = "database")]
+    nats: Option<String>,
+    /// Cluster mode: PostgreSQL connection string, postgres://user@host:port/db (requires --nats).
+    #[arg(long, env = "SHANGLIANG_DATABASE", requires = "nats")]
+    database: Option<String>,
+    /// Cluster mode: base URLs of every node, comma-separated, the same on every node (video
+    /// rooms are owned by one node each, chosen from this list).
+    #[arg(long, env = "SHANGLIANG_NODES", value_delimiter = ',')]
+    nodes: Vec<String>,
     /// Address the SFU's UDP sockets bind to (a concrete address, not a wildcard).
     #[arg(long, default_value = "127.0.0.1", env = "SHANGLIANG_RTC_BIND_IP")]
     rtc_bind_ip: std::net::IpAddr,
@@ -244,6 +254,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         public_max_per_sec: a.thinning_max_per_sec,
         ..defaults
     };
+    if let (Some(nats_url), Some(database_url)) = (a.nats, a.database) {
+        cfg.cluster = Some(shangliang::bus::ClusterConfig { nats_url, database_url, nodes: a.nodes });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(shangliang::server::serve(cfg))
 }

@@ -177,10 +177,10 @@ impl ConsultDrivers {
             return Some(tx.clone());
         }
         let hub = self.hub.get()?.upgrade()?;
-        let a = hub.record.activity(activity).ok()??;
+        let a = hub.bus.activity(activity).ok()??;
         let entry = self.map.entry(activity.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
-            let head = hub.record.head(activity).unwrap_or_default();
+            let head = hub.bus.head(activity).unwrap_or_default();
             let config = ConsultationConfig {
                 title: a.title.clone(),
                 ..ConsultationConfig::default()
@@ -192,6 +192,7 @@ impl ConsultDrivers {
                 c,
                 hub: Arc::downgrade(&hub),
                 record: hub.record.clone(),
+                bus: hub.bus.clone(),
                 fanout: hub.fanout.clone(),
                 me: tx.downgrade(),
                 persist: spawn_persist(&hub.control, hub.record.clone(), activity.clone()),
@@ -290,6 +291,8 @@ struct ConsultDriver {
     c: Consultation,
     hub: Weak<Hub>,
     record: Record,
+    /// Where its topic items are appended: the record (one node) or the cluster.
+    bus: crate::bus::Bus,
     fanout: crate::fanout::Fanout,
     /// To tell itself the seq of items it appended; weak, so the driver ends with the hub.
     me: mpsc::WeakSender<DriverMsg>,
@@ -433,7 +436,7 @@ impl ConsultDriver {
             let _ = reply.send(result.map_err(|e| wire(&e)));
             return;
         };
-        let (record, activity, me) = (self.record.clone(), self.activity.clone(), self.me.clone());
+        let (record, activity, me) = (self.bus.clone(), self.activity.clone(), self.me.clone());
         tokio::spawn(async move {
             let answer = match record.append(&activity, body, true).await {
                 Ok(item) => {

@@ -59,6 +59,17 @@ impl From<crate::record::RecordError> for ApiError {
 }
 
 async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
+    if let Some(health) = hub.bus.cluster_health() {
+        let status = if health.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let body = json!({
+            "status": if health.ok() { "ok" } else { "unavailable" },
+            "nats": health.nats,
+            "database": health.database,
+            "connections": hub.connections(),
+            "activities": hub.bus.activities().map(|a| a.len()).unwrap_or(0),
+        });
+        return (status, Json(body)).into_response();
+    }
     match hub.record.activities() {
         Ok(a) => Json(json!({
             "status": "ok",
@@ -95,7 +106,7 @@ fn view(hub: &Hub, activity: Activity) -> ActivityView {
 }
 
 async fn list_activities(State(hub): State<Arc<Hub>>) -> Result<Json<Vec<ActivityView>>, ApiError> {
-    let list = hub.record.activities()?;
+    let list = hub.bus.activities()?;
     Ok(Json(list.into_iter().map(|a| view(&hub, a)).collect()))
 }
 
@@ -108,7 +119,7 @@ async fn get_activity(
     Path(id): Path<String>,
 ) -> Result<Json<ActivityView>, ApiError> {
     let id = parse_id(&id)?;
-    let a = hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
+    let a = hub.bus.activity(&id)?.ok_or_else(no_such_activity)?;
     Ok(Json(view(&hub, a)))
 }
 
@@ -145,7 +156,7 @@ async fn viewer_token(
     let id = parse_id(&id)?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
+    hub.bus.activity(&id)?.ok_or_else(no_such_activity)?;
     let name = normalize_line(&req.name, limits::MAX_NAME_CHARS)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_name", e.to_string()))?;
     let subject = format!("v-{}", hex::encode(rand::random::<[u8; 8]>()));

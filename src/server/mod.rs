@@ -22,6 +22,7 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use shangliang_signaling::{ActivityId, Item, Seq};
 
+use crate::bus::{Bus, Cluster, ClusterConfig};
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::record::{ActivityKind, ActivityState, Record, RecordError, RecordOptions};
 use auth::TokenKeys;
@@ -61,6 +62,8 @@ pub struct ServeConfig {
     pub fanout: FanoutConfig,
     /// The SFU's settings (UDP bind/announced address, port range, room and viewer limits).
     pub sfu: shangliang_sfu::SfuConfig,
+    /// Cluster mode (NATS + PostgreSQL); `None`: the embedded single node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl ServeConfig {
@@ -80,6 +83,7 @@ impl ServeConfig {
             demo: true,
             fanout: FanoutConfig::default(),
             sfu: shangliang_sfu::SfuConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -105,6 +109,8 @@ pub struct Hub {
     pub record: Record,
     /// The fan-out core.
     pub fanout: Fanout,
+    /// Where items are sequenced: the record (one node) or the cluster.
+    pub bus: Bus,
     comment_limiter: DefaultKeyedRateLimiter<String>,
     token_limiter: DefaultKeyedRateLimiter<IpAddr>,
     connections: AtomicUsize,
@@ -147,11 +153,33 @@ impl Hub {
     /// Opens the record, seeds the fan-out core with every activity's topic and creates the
     /// demo activities on first run. Must run inside a tokio runtime.
     pub fn start(cfg: ServeConfig) -> Result<Arc<Hub>, StartError> {
+        let fanout = Fanout::new(cfg.fanout.clone());
+        Self::start_with(cfg, fanout, None)
+    }
+
+    /// Starts a cluster node: connects to PostgreSQL (must be up) and NATS (may come later),
+    /// creates the demo activities in PostgreSQL if there are none, and opens every activity's
+    /// topic at its head. The SQLite record in the data directory is still opened (for what is
+    /// not yet clustered: the audit log).
+    pub async fn start_cluster(cfg: ServeConfig, cluster: ClusterConfig) -> Result<Arc<Hub>, StartError> {
+        let fanout = Fanout::new(cfg.fanout.clone());
+        let c = Cluster::connect(cluster, fanout.clone()).await?;
+        if cfg.demo && c.activities().is_empty() {
+            for (id, title, kind) in DEMO_ACTIVITIES {
+                match c.create_activity(ActivityId::new(id).expect("valid id"), title, kind, ActivityState::Live).await {
+                    Ok(_) | Err(RecordError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Self::start_with(cfg, fanout, Some(c))
+    }
+
+    fn start_with(cfg: ServeConfig, fanout: Fanout, cluster: Option<Arc<Cluster>>) -> Result<Arc<Hub>, StartError> {
         metrics::install();
         std::fs::create_dir_all(&cfg.data_dir)?;
         let keys = TokenKeys::load_or_create(&cfg.data_dir)?;
         let (control, control_stop) = start_control_runtime()?;
-        let fanout = Fanout::new(cfg.fanout.clone());
         let hook_fanout = fanout.clone();
         let record = Record::open_sqlite(
             &cfg.data_dir.join("shangliang.sqlite3"),
@@ -162,13 +190,19 @@ impl Hub {
                 }
             }),
         )?;
-        if cfg.demo && record.activities()?.is_empty() {
-            create_demo_activities(&record)?;
+        if cluster.is_none() {
+            if cfg.demo && record.activities()?.is_empty() {
+                create_demo_activities(&record)?;
+            }
+            for a in record.activities()? {
+                let head = record.head(&a.id)?;
+                fanout.open_topic(a.id.clone(), a.epoch, head);
+            }
         }
-        for a in record.activities()? {
-            let head = record.head(&a.id)?;
-            fanout.open_topic(a.id.clone(), a.epoch, head);
-        }
+        let bus = match cluster {
+            Some(c) => Bus::Cluster(c),
+            None => Bus::Local(record.clone()),
+        };
         let per_min = |n: u32| NonZeroU32::new(n.max(1)).unwrap();
         let comment_quota = Quota::with_period(Duration::from_secs(60) / cfg.comments_per_minute.max(1))
             .expect("non-zero period")
@@ -178,6 +212,7 @@ impl Hub {
             keys,
             record,
             fanout,
+            bus,
             comment_limiter: DefaultKeyedRateLimiter::keyed(comment_quota),
             token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
             connections: AtomicUsize::new(0),
@@ -215,6 +250,17 @@ impl Hub {
         kind: ActivityKind,
         state: ActivityState,
     ) -> Result<(), RecordError> {
+        if let Bus::Cluster(c) = &self.bus {
+            // PostgreSQL is reached asynchronously; this blocking API is kept for callers
+            // outside the runtime's workers (needs the multi-threaded runtime).
+            let c = c.clone();
+            let title = title.to_owned();
+            let a = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(c.create_activity(id, &title, kind, state))
+            })?;
+            self.fanout.open_topic(a.id, a.epoch, Seq(0));
+            return Ok(());
+        }
         let a = self.record.create_activity(id, title, kind, state)?;
         self.fanout.open_topic(a.id, a.epoch, Seq(0));
         Ok(())
@@ -230,6 +276,12 @@ impl Hub {
         self.connections.load(Ordering::Relaxed)
     }
 }
+
+/// The demo activities of a first run: (id, title, kind).
+const DEMO_ACTIVITIES: [(&str, &str, ActivityKind); 2] = [
+    ("demo", "推进城乡融合发展 · 网络协商议政直播（演示）", ActivityKind::Livestream),
+    ("demo-room", "视频会商室（演示）", ActivityKind::Room),
+];
 
 fn create_demo_activities(record: &Record) -> Result<(), RecordError> {
     record.create_activity(
@@ -251,7 +303,10 @@ fn create_demo_activities(record: &Record) -> Result<(), RecordError> {
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
-    let hub = Hub::start(cfg)?;
+    let hub = match cfg.cluster.clone() {
+        Some(cluster) => Hub::start_cluster(cfg, cluster).await?,
+        None => Hub::start(cfg)?,
+    };
     print_banner(&hub, addr);
     run(listener, hub, shutdown_signal()).await?;
     Ok(())
@@ -281,7 +336,10 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
     println!("  data directory   {}", hub.cfg.data_dir.display());
     println!("  websocket        ws://{addr}/ws");
     println!("  activities       {base}/api/activities");
-    if let Ok(list) = hub.record.activities() {
+    if let Some(c) = hub.cfg.cluster.as_ref() {
+        println!("  cluster          nats {} · database {}", c.nats_url, redact(&c.database_url));
+    }
+    if let Ok(list) = hub.bus.activities() {
         for a in list {
             println!("  {:<16} {:?} {:?}: {}", a.id.as_str(), a.kind, a.state, a.title);
             println!("    watch          {base}/live/{}", a.id);
@@ -291,6 +349,17 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
     }
     println!("  metrics          {base}/metrics");
     println!("  mint a token:    shangliang token --data-dir {} --activity demo --role moderator --name 主持人", hub.cfg.data_dir.display());
+}
+
+/// A connection string without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(colon) => format!("{}:***{}", &url[..s + 3 + colon], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
 }
 
 async fn shutdown_signal() {

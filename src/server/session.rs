@@ -345,7 +345,7 @@ where
             CatchUp::Frames(frames) => frames,
             CatchUp::Reset { frame, .. } => vec![frame],
             CatchUp::FromRecord { from, to, then } => {
-                match self.hub.record.items(&topic, from, to, !full_view).await {
+                match self.hub.bus.items(&topic, from, to, !full_view).await {
                     Ok(items) => {
                         let encoded: Vec<Bytes> = items.iter().map(|i| encode_item(self.form, i)).collect();
                         let batch = encode_batch(
@@ -454,7 +454,7 @@ async fn accept_comment(
     };
     let body = ItemBody::Comment { author: claims.author(), text: text.clone(), approves: None };
     let started = Instant::now();
-    let item = hub.record.append(&topic, body, !held).await.map_err(|e| {
+    let item = hub.bus.append(&topic, body, !held).await.map_err(|e| {
         tracing::warn!("append failed: {e}");
         (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
     })?;

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The big run: NATS, PostgreSQL and N hub nodes in cluster mode on this machine, then one load
+# harness (benches/load.rs) per node, all at once, viewers split evenly over the nodes.
+#
+#   benches/cluster/run.sh                       # 100,000 viewers, 50 comments/s, 60 s, 6 nodes
+#   VIEWERS=12000 DURATION=20 benches/cluster/run.sh   # a quick check
+#
+# The harness targets one URL per run, so each node gets its own harness instance with
+# VIEWERS/NODES viewers and RATE/NODES comments/s posted to that node: every viewer receives
+# all RATE comments/s, most of them posted on other nodes (they cross NATS). Each instance's
+# `delivered` therefore counts comments of all instances; its `acked` only its own.
+# Results: $WORK/load-<k>.json (one per node) and a summary on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+VIEWERS=${VIEWERS:-100000}
+RATE=${RATE:-50}
+DURATION=${DURATION:-60}
+NODES=${NODES:-6}
+PROCS_PER_NODE=${PROCS_PER_NODE:-1}   # harness worker processes per node (≤ 18,000 viewers each)
+NATS_PORT=${NATS_PORT:-14222}
+PG_PORT=${PG_PORT:-15432}
+FIRST_PORT=${FIRST_PORT:-18081}
+WORK=${WORK:-$(mktemp -d /tmp/shangliang-cluster.XXXXXX)}
+mkdir -p "$WORK"
+chmod 755 "$WORK"
+echo "work dir $WORK" >&2
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  if [ -n "${PG_BIN:-}" ] && [ -d "$WORK/pg/data" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+# PostgreSQL refuses to run as root: run it as the `postgres` user the Debian package creates.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+command -v nats-server >/dev/null || { echo "nats-server missing: apt-get install -y nats-server" >&2; exit 1; }
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL missing: apt-get install -y postgresql" >&2; exit 1; }
+
+echo "building" >&2
+cargo build --release -q
+cargo bench --bench load --no-run -q 2>/dev/null || cargo bench --bench load --no-run
+LOAD_BIN=$(ls -t target/release/deps/load-* | grep -v '\.d$' | head -1)
+
+nats-server -a 127.0.0.1 -p "$NATS_PORT" >"$WORK/nats.log" 2>&1 &
+PIDS+=($!)
+
+mkdir -p "$WORK/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+as_pg "$PG_BIN/initdb" -U shangliang --auth=trust -E UTF8 -D "$WORK/pg/data" >"$WORK/pg/initdb.log"
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w \
+  -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=100" start >&2
+DB="postgres://shangliang@127.0.0.1:$PG_PORT/postgres"
+
+SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+NODE_LIST=$(for k in $(seq 1 "$NODES"); do printf 'http://127.0.0.1:%d,' $((FIRST_PORT + k - 1)); done)
+NODE_LIST=${NODE_LIST%,}
+NODE_PIDS=()
+for k in $(seq 1 "$NODES"); do
+  dir="$WORK/node$k"; mkdir -p "$dir"; printf '%s' "$SECRET" >"$dir/secret.key"
+  port=$((FIRST_PORT + k - 1))
+  target/release/shangliang serve --listen "127.0.0.1:$port" --data-dir "$dir" \
+    --nats "nats://127.0.0.1:$NATS_PORT" --database "$DB" --nodes "$NODE_LIST" \
+    --max-connections 19000 --comments-per-minute 100000 --frames-per-second 1000 \
+    --idle-timeout-secs 300 >"$dir/stdout.log" 2>"$dir/hub.log" &
+  PIDS+=($!); NODE_PIDS+=($!)
+  for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { echo "node $k did not start" >&2; cat "$dir/hub.log" >&2; exit 1; }
+  echo "node $k on :$port (pid ${NODE_PIDS[-1]})" >&2
+done
+
+PER_NODE=$((VIEWERS / NODES))
+RATE_PER_NODE=$(awk -v r="$RATE" -v n="$NODES" 'BEGIN { printf "%.4f", r / n }')
+LOAD_PIDS=()
+for k in $(seq 1 "$NODES"); do
+  port=$((FIRST_PORT + k - 1))
+  first_src=$((2 + (k - 1) * PROCS_PER_NODE))
+  "$LOAD_BIN" --bench --url "ws://127.0.0.1:$port/ws" --data-dir "$WORK/node$k" \
+    --hub-bin target/release/shangliang --server-pid "${NODE_PIDS[$((k - 1))]}" \
+    --viewers "$PER_NODE" --procs "$PROCS_PER_NODE" --first-src "$first_src" \
+    --rate "$RATE_PER_NODE" --posters 2 --duration "$DURATION" --drain 10 \
+    --ramp 100 --ramp-timeout 600 --json-out "$WORK/load-$k.json" \
+    >"$WORK/load-$k.out" 2>"$WORK/load-$k.log" &
+  LOAD_PIDS+=($!); PIDS+=($!)
+done
+status=0
+for p in "${LOAD_PIDS[@]}"; do wait "$p" || status=1; done
+
+for k in $(seq 1 "$NODES"); do
+  echo "--- node $k"
+  [ -f "$WORK/load-$k.json" ] && cat "$WORK/load-$k.json" || tail -5 "$WORK/load-$k.log"
+  echo
+  curl -fs "http://127.0.0.1:$((FIRST_PORT + k - 1))/healthz" || true
+  echo
+done
+exit $status

@@ -1,0 +1,692 @@
+//! Cluster mode: several hub processes sharing one `nats-server` and one PostgreSQL, all started
+//! here as local processes on loopback ports and stopped when the test ends.
+//!
+//! Needs Debian's `nats-server` and `postgresql` packages (`.ci/run` installs them). As root,
+//! PostgreSQL runs as the `postgres` system user (initdb refuses root).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Client, demo};
+use shangliang::server::auth::{Claims, TokenKeys, now_secs};
+use shangliang_signaling::{Form, ItemBody, Position, Role, Seq, ServerMsg};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shangliang");
+/// The token secret every node of a test cluster shares.
+const SECRET: &str = "5c1d0e8f2a4b6c8d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f";
+
+/// Cluster tests start several processes each: run them one at a time on a small machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until PostgreSQL accepts queries (it listens before it has finished starting up).
+async fn wait_pg_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = Command::new(pg_bin("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL on port {port} not ready within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_port(port: u16, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn stop(child: &mut Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `nats-server` on a loopback port.
+struct Nats {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Nats {
+    async fn start() -> Nats {
+        let mut n = Nats {
+            port: free_port(),
+            child: None,
+        };
+        n.restart().await;
+        n
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run nats-server ({e}): install it with `apt-get install -y nats-server`"
+                )
+            });
+        self.child = Some(child);
+        wait_port(self.port, "nats-server", Duration::from_secs(10)).await;
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c, "-KILL");
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A throwaway PostgreSQL cluster in a temporary directory.
+struct Postgres {
+    port: u16,
+    child: Child,
+    user: Option<(u32, u32)>,
+    dir: tempfile::TempDir,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return Path::new(&dir).join(name);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin").join(name))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!("PostgreSQL's {name} not found under /usr/lib/postgresql/*/bin (or $PG_BIN): install it with `apt-get install -y postgresql`")
+    })
+}
+
+/// As root, the uid/gid of the `postgres` system user, whom PostgreSQL runs as.
+fn postgres_user() -> Option<(u32, u32)> {
+    let me = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("postgres:")).unwrap_or_else(|| {
+        panic!("running as root, but there is no `postgres` user to run PostgreSQL as (apt-get install -y postgresql creates it)")
+    });
+    let f: Vec<&str> = line.split(':').collect();
+    Some((f[2].parse().unwrap(), f[3].parse().unwrap()))
+}
+
+fn as_pg_user(cmd: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd
+}
+
+impl Postgres {
+    async fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let user = postgres_user();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let out = as_pg_user(&mut Command::new(pg_bin("initdb")), user)
+            .args([
+                "-U",
+                "shangliang",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let child = Self::spawn(dir.path(), port, user);
+        let pg = Postgres {
+            port,
+            child,
+            user,
+            dir,
+        };
+        wait_pg_ready(port).await;
+        pg
+    }
+
+    fn spawn(dir: &Path, port: u16, user: Option<(u32, u32)>) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("postgres.log"))
+            .unwrap();
+        as_pg_user(&mut Command::new(pg_bin("postgres")), user)
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+            ])
+            .arg("-k")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn postgres")
+    }
+
+    /// Starts it again (same data, same port) after it was stopped.
+    async fn restart(&mut self) {
+        self.child = Self::spawn(self.dir.path(), self.port, self.user);
+        wait_pg_ready(self.port).await;
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://shangliang@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Immediate shutdown: the data is thrown away anyway.
+        stop(&mut self.child, "-QUIT");
+    }
+}
+
+/// One hub process in cluster mode.
+struct Node {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Node {
+    async fn start(root: &Path, name: &str, nats: &Nats, pg: &Postgres) -> Node {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("secret.key"), SECRET).unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("hub.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--comments-per-minute",
+                "100000",
+                "--frames-per-second",
+                "10000",
+            ])
+            .args(["--nats", &nats.url(), "--database", &pg.url()])
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hub");
+        let node = Node { port, dir, child };
+        node.wait_healthy().await;
+        node
+    }
+
+    async fn health(&self) -> Option<(u16, serde_json::Value)> {
+        let r = reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port))
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((200, _)) = self.health().await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub on port {} did not become healthy; its log:\n{}",
+                self.port,
+                std::fs::read_to_string(self.dir.join("hub.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    async fn client(&self, role: Role, name: &str) -> Client {
+        let mut c = Client::connect(&self.url(), Form::MsgPack).await;
+        c.auth(&token(role, name)).await;
+        c
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token(role: Role, name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret.key"), SECRET).unwrap();
+    let keys = TokenKeys::load_or_create(dir.path()).unwrap();
+    let now = now_secs();
+    keys.mint(&Claims {
+        sub: format!("{}:{name}", role.as_str()),
+        name: name.into(),
+        role,
+        act: demo(),
+        org: None,
+        verified: false,
+        iat: now,
+        exp: now + 3600,
+    })
+}
+
+/// Posts; `None` if the connection ended before the answer.
+async fn try_post(c: &mut Client, id: u32, text: &str) -> Option<ServerMsg> {
+    use futures_util::SinkExt;
+    let msg = shangliang_signaling::ClientMsg::Post {
+        id,
+        topic: demo(),
+        text: text.into(),
+    };
+    let frame = shangliang_signaling::encode_client(Form::MsgPack, &msg);
+    c.ws.send(tokio_tungstenite::tungstenite::Message::Binary(frame))
+        .await
+        .ok()?;
+    loop {
+        match c.try_recv(Duration::from_secs(10)).await? {
+            Ok(m @ (ServerMsg::Ack { id: i, .. } | ServerMsg::Error { id: Some(i), .. }))
+                if i == id =>
+            {
+                return Some(m);
+            }
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+fn comment_text(item: &shangliang_signaling::Item) -> Option<String> {
+    match &item.body {
+        ItemBody::Comment { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+async fn subscribed(
+    c: &mut Client,
+    resume: Option<Position>,
+) -> (shangliang_signaling::Epoch, Seq) {
+    match c.sub(&demo(), resume).await {
+        ServerMsg::Subscribed { epoch, offset, .. } => (epoch, offset),
+        other => panic!("subscription refused: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_cross_nodes_with_identical_sequence_numbers() {
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    let b = Node::start(root.path(), "b", &nats, &pg).await;
+
+    let mut viewer_a = a.client(Role::Viewer, "va").await;
+    let mut viewer_b = b.client(Role::Viewer, "vb").await;
+    let (epoch_a, start_a) = subscribed(&mut viewer_a, None).await;
+    let (epoch_b, start_b) = subscribed(&mut viewer_b, None).await;
+    assert_eq!(
+        epoch_a, epoch_b,
+        "both nodes must show the activity's one epoch"
+    );
+    assert_eq!((start_a, start_b), (Seq(0), Seq(0)));
+
+    // Two posters on two nodes, concurrently.
+    let mut posters = Vec::new();
+    for (node, name) in [(&a, "pa"), (&b, "pb")] {
+        let mut p = node.client(Role::Member, name).await;
+        posters.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..20 {
+                let text = format!("{name}-{i}");
+                acked.push((p.post_ok(&demo(), &text).await, text));
+            }
+            acked
+        }));
+    }
+    let mut acked: Vec<(Seq, String)> = Vec::new();
+    for p in posters {
+        acked.extend(p.await.unwrap());
+    }
+    acked.sort();
+    let seqs: Vec<u64> = acked.iter().map(|(s, _)| s.0).collect();
+    assert_eq!(
+        seqs,
+        (1..=40).collect::<Vec<_>>(),
+        "one dense order across both nodes"
+    );
+
+    let seen_a = viewer_a.collect(Seq(0), 40).await;
+    let seen_b = viewer_b.collect(Seq(0), 40).await;
+    assert_eq!(
+        seen_a, acked,
+        "node a's viewer sees every comment at its acknowledged seq"
+    );
+    assert_eq!(seen_b, acked, "node b's viewer sees the same sequence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_resumes_on_another_node() {
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    let b = Node::start(root.path(), "b", &nats, &pg).await;
+
+    let mut poster = a.client(Role::Member, "p").await;
+    let mut viewer = a.client(Role::Viewer, "v").await;
+    let (epoch, _) = subscribed(&mut viewer, None).await;
+    for i in 1..=10 {
+        poster.post_ok(&demo(), &format!("c{i}")).await;
+    }
+    let seen = viewer.collect(Seq(0), 10).await;
+    assert_eq!(seen.last().unwrap().0, Seq(10));
+    drop(viewer); // node a's viewer goes away ...
+
+    let mut poster_b = b.client(Role::Member, "pb").await;
+    for i in 11..=20 {
+        poster_b.post_ok(&demo(), &format!("c{i}")).await;
+    }
+    // ... and comes back on node b: its ring has what it missed.
+    let mut viewer = b.client(Role::Viewer, "v").await;
+    let (e, offset) = subscribed(
+        &mut viewer,
+        Some(Position {
+            epoch,
+            offset: Seq(10),
+        }),
+    )
+    .await;
+    assert_eq!(
+        (e, offset),
+        (epoch, Seq(10)),
+        "resume honoured on another node"
+    );
+    let missed = viewer.collect(Seq(10), 10).await;
+    let want: Vec<(Seq, String)> = (11..=20).map(|i| (Seq(i), format!("c{i}"))).collect();
+    assert_eq!(missed, want);
+
+    // A node started after the posts has none of them in memory: PostgreSQL serves them.
+    let c = Node::start(root.path(), "c", &nats, &pg).await;
+    let mut viewer = c.client(Role::Viewer, "v").await;
+    let (e, offset) = subscribed(
+        &mut viewer,
+        Some(Position {
+            epoch,
+            offset: Seq(5),
+        }),
+    )
+    .await;
+    assert_eq!((e, offset), (epoch, Seq(5)));
+    let missed = viewer.collect(Seq(5), 15).await;
+    let want: Vec<(Seq, String)> = (6..=20).map(|i| (Seq(i), format!("c{i}"))).collect();
+    assert_eq!(missed, want);
+    // And it is live from there.
+    poster.post_ok(&demo(), "c21").await;
+    assert_eq!(
+        viewer.collect(Seq(20), 1).await,
+        vec![(Seq(21), "c21".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_loses_no_acknowledged_comment() {
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let mut a = Node::start(root.path(), "a", &nats, &pg).await;
+    let b = Node::start(root.path(), "b", &nats, &pg).await;
+
+    let mut posters = Vec::new();
+    for p in 0..4 {
+        let mut c = a.client(Role::Member, &format!("p{p}")).await;
+        posters.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 1.. {
+                let text = format!("p{p}-{i}");
+                match try_post(&mut c, i, &text).await {
+                    Some(ServerMsg::Ack { seq, .. }) => acked.push((seq, text)),
+                    Some(other) => panic!("post refused: {other:?}"),
+                    None => break, // the node died
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+    let mut acked = BTreeMap::new();
+    for p in posters {
+        acked.extend(p.await.unwrap());
+    }
+    assert!(
+        acked.len() >= 10,
+        "too few posts acknowledged before the kill: {}",
+        acked.len()
+    );
+
+    // Everything acknowledged is on node b, at the acknowledged seq.
+    let mut viewer = b.client(Role::Viewer, "v").await;
+    let (epoch, _) = subscribed(&mut viewer, None).await;
+    viewer
+        .send(&shangliang_signaling::ClientMsg::Unsub { topic: demo() })
+        .await;
+    let (_, _) = subscribed(
+        &mut viewer,
+        Some(Position {
+            epoch,
+            offset: Seq(0),
+        }),
+    )
+    .await;
+    let last = *acked.keys().last().unwrap();
+    let mut seen = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.keys().last().is_none_or(|s| *s < last) {
+        assert!(
+            Instant::now() < deadline,
+            "node b did not show up to seq {last:?}"
+        );
+        match viewer.recv().await {
+            ServerMsg::Batch { items, .. } => {
+                for item in items {
+                    if let Some(t) = comment_text(&item) {
+                        seen.insert(item.seq, t);
+                    }
+                }
+            }
+            ServerMsg::Reset { .. } => panic!("resume from 0 must be honoured"),
+            _ => {}
+        }
+    }
+    for (seq, text) in &acked {
+        assert_eq!(
+            seen.get(seq),
+            Some(text),
+            "acknowledged comment {seq:?} lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restart_is_survived() {
+    let _serial = SERIAL.lock().await;
+    let (mut nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    let b = Node::start(root.path(), "b", &nats, &pg).await;
+
+    let mut poster = a.client(Role::Member, "p").await;
+    let mut viewer = b.client(Role::Viewer, "v").await;
+    subscribed(&mut viewer, None).await;
+    for i in 1..=5 {
+        poster.post_ok(&demo(), &format!("c{i}")).await;
+    }
+    assert_eq!(viewer.collect(Seq(0), 5).await.len(), 5);
+
+    nats.stop();
+    // The outage is reported ...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((503, body)) = a.health().await {
+            assert_ne!(body["nats"], "connected");
+            assert_eq!(body["database"], "ok");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz did not report the NATS outage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ... posting goes on (PostgreSQL sequences), and node b's viewers get the comments from
+    // PostgreSQL, in order, without a gap.
+    for i in 6..=10 {
+        poster.post_ok(&demo(), &format!("c{i}")).await;
+    }
+    let during = viewer.collect(Seq(5), 5).await;
+    assert_eq!(
+        during,
+        (6..=10)
+            .map(|i| (Seq(i), format!("c{i}")))
+            .collect::<Vec<_>>()
+    );
+
+    nats.restart().await;
+    a.wait_healthy().await;
+    b.wait_healthy().await;
+    for i in 11..=15 {
+        poster.post_ok(&demo(), &format!("c{i}")).await;
+    }
+    let after = viewer.collect(Seq(10), 5).await;
+    assert_eq!(
+        after,
+        (11..=15)
+            .map(|i| (Seq(i), format!("c{i}")))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_refuses_posts_then_recovers() {
+    let _serial = SERIAL.lock().await;
+    let nats = Nats::start().await;
+    let mut pg = Postgres::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    let mut poster = a.client(Role::Member, "p").await;
+    let mut viewer = a.client(Role::Viewer, "v").await;
+    subscribed(&mut viewer, None).await;
+    poster.post_ok(&demo(), "before").await;
+
+    // Stop PostgreSQL (fast shutdown keeps the data) and start it again on the same port.
+    let _ = Command::new("kill")
+        .args(["-INT", &pg.child.id().to_string()])
+        .status();
+    pg.child.wait().unwrap();
+    match poster.post(&demo(), "during").await {
+        ServerMsg::Error { code, .. } => {
+            assert_eq!(code, shangliang_signaling::ErrorCode::Unavailable)
+        }
+        other => panic!("a post without the database must be refused, got {other:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((503, body)) = a.health().await {
+            assert_ne!(body["database"], "ok");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz did not report the database outage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pg.restart().await;
+    a.wait_healthy().await;
+    let seq = poster.post_ok(&demo(), "after").await;
+    assert_eq!(seq, Seq(2), "the refused post took no seq");
+    assert_eq!(
+        viewer.collect(Seq(0), 2).await,
+        vec![(Seq(1), "before".to_owned()), (Seq(2), "after".to_owned())]
+    );
+}
