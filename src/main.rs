@@ -75,6 +75,10 @@ struct ServeArgs {
     /// Do not create the demo activities on first run.
     #[arg(long)]
     no_demo: bool,
+    /// Directory of the built web client (`npm --prefix web-client ci && npm --prefix web-client
+    /// run build` makes `web-client/dist`).
+    #[arg(long, default_value = "web-client/dist", env = "SHANGLIANG_WEB_DIR")]
+    web_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -149,6 +153,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.idle_timeout = Duration::from_secs(a.idle_timeout_secs);
     cfg.demo = !a.no_demo;
     cfg.socket_send_buffer = a.socket_send_buffer;
+    cfg.web_dir = a.web_dir;
     let defaults = FanoutConfig::default();
     cfg.fanout = FanoutConfig {
         shards: a.shards.unwrap_or(defaults.shards),

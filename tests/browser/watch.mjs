@@ -1,0 +1,332 @@
+// Browser test of the public watch page (and the shells of the room and the console).
+//   node tests/browser/watch.mjs <hub-base-url> <screenshot-dir>
+// Optional env: SHANGLIANG_MEMBER_TOKEN, SHANGLIANG_MODERATOR_TOKEN (tokens for activity `demo`).
+// The page talks to the hub through a TCP proxy in this process, so the test can cut the network
+// (every connection dropped, new ones refused) and restore it. A second page posts comments
+// straight to the hub over a JSON websocket. Exits 0 on success, 1 with a message on failure.
+
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const TOTAL_MS = 150_000;
+const [base, shotDir] = process.argv.slice(2);
+if (!base || !shotDir) {
+  console.error('usage: node watch.mjs <base-url> <screenshot-dir>');
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(`FAIL: no Chromium at ${CHROMIUM}; install it with: apt-get install -y chromium`);
+  process.exit(1);
+}
+mkdirSync(shotDir, { recursive: true });
+
+const t0 = Date.now();
+const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+let context;
+let userDir;
+const cleanup = async () => {
+  try {
+    await context?.close();
+  } catch {}
+  if (userDir) rmSync(userDir, { recursive: true, force: true });
+};
+const fail = async (msg) => {
+  console.error(`FAIL: ${msg}`);
+  await cleanup();
+  process.exit(1);
+};
+const killer = setTimeout(() => fail(`test did not finish within ${TOTAL_MS / 1000} s`), TOTAL_MS);
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+// ---- a TCP proxy that can cut the network ----
+function startProxy(target) {
+  const u = new URL(target);
+  const sockets = new Set();
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) return client.destroy();
+    const upstream = net.connect(Number(u.port), u.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${server.address().port}`,
+        cut() {
+          down = true;
+          for (const s of sockets) s.destroy();
+          sockets.clear();
+        },
+        restore() {
+          down = false;
+        },
+        close() {
+          server.close();
+          for (const s of sockets) s.destroy();
+        },
+      }),
+    ),
+  );
+}
+
+// ---- the poster: a page on the hub itself with a JSON websocket ----
+async function startPoster(page) {
+  await page.goto(`${base}/healthz`);
+  await page.evaluate(async () => {
+    const r = await fetch('/api/activities/demo/viewer-token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: '测试发帖员' }),
+    });
+    if (!r.ok) throw new Error(`viewer token: ${r.status} ${await r.text()}`);
+    const { token } = await r.json();
+    const ws = new WebSocket(`ws://${location.host}/ws`);
+    const waiting = new Map();
+    await new Promise((resolve, reject) => {
+      ws.onopen = () => ws.send(JSON.stringify({ t: 'auth', v: 1, token }));
+      ws.onerror = () => reject(new Error('poster websocket failed'));
+      ws.onmessage = (e) => {
+        const m = JSON.parse(e.data);
+        if (m.t === 'welcome') resolve();
+        else if (m.t === 'ack' || (m.t === 'error' && m.id !== undefined)) {
+          const w = waiting.get(m.id);
+          waiting.delete(m.id);
+          if (w) m.t === 'ack' ? w.resolve(m.seq) : w.reject(new Error(`${m.code}: ${m.message}`));
+        } else if (m.t === 'error') reject(new Error(`${m.code}: ${m.message}`));
+      };
+    });
+    let id = 1;
+    window.postMany = (prefix, n) =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) => {
+          const myId = id++;
+          ws.send(JSON.stringify({ t: 'post', id: myId, topic: 'demo', text: `${prefix}-${i}` }));
+          return new Promise((resolve, reject) => waiting.set(myId, { resolve, reject }));
+        }),
+      );
+  });
+  const run = Date.now().toString(36);
+  return async (name, n) => {
+    const prefix = `${name}-${run}`;
+    const texts = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+    await page.evaluate(([p, k]) => window.postMany(p, k), [prefix, n]);
+    return texts;
+  };
+}
+
+const listTexts = (page) => page.evaluate(() => window.__shangliang.list.snapshot().map((c) => c.text));
+const listSeqs = (page) => page.evaluate(() => window.__shangliang.list.snapshot().map((c) => c.seq));
+
+async function waitForTexts(page, wanted, what, timeout = 20_000) {
+  const deadline = Date.now() + timeout;
+  let missing = wanted;
+  while (Date.now() < deadline) {
+    const have = new Set(await listTexts(page));
+    missing = wanted.filter((t) => !have.has(t));
+    if (!missing.length) return;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`${what}: ${missing.length} of ${wanted.length} comments never shown (first: ${missing[0]})`);
+}
+
+async function main() {
+  const proxy = await startProxy(base);
+  userDir = mkdtempSync(path.join(os.tmpdir(), 'shangliang-chromium-'));
+  context = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    locale: 'zh-CN',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+    ],
+  });
+  const shot = (page, name) => page.screenshot({ path: path.join(shotDir, `${name}.png`) });
+
+  // Console errors: none allowed, except network errors while the test has the network cut.
+  const problems = [];
+  let outage = false;
+  const watchConsole = (page, label) => {
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      const text = m.text();
+      const network = /WebSocket connection|ERR_|Failed to load resource|net::/i.test(text);
+      if (outage && network) return;
+      problems.push(`${label}: console error: ${text}`);
+    });
+    page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
+  };
+
+  const app = proxy.url;
+  const page = await context.newPage();
+  watchConsole(page, 'watch');
+
+  // 1. Landing page lists the demo activity with links to its faces.
+  await page.goto(`${app}/`);
+  await page.waitForSelector('.activity[data-id="demo"] a[href="/live/demo"]', { timeout: 10_000 });
+  check(await page.locator('.activity[data-id="demo"] .state-live').count(), 'demo is not shown as live');
+  await shot(page, 'landing');
+  log('landing ok');
+
+  // 2. Watch page: token, connection, the slots.
+  await page.goto(`${app}/live/demo`);
+  await page.waitForSelector('.status[data-state="live"]', { timeout: 15_000 });
+  const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('shangliang.viewer.demo') ?? 'null'));
+  check(stored && stored.token && stored.exp > Date.now(), 'viewer token not stored with its expiry');
+  for (const s of ['video', 'pinned', 'questions']) check(await page.locator(`[data-slot="${s}"]`).count() === 1, `slot ${s} missing`);
+  log('watch page live');
+
+  // 3. Posting from the page; client-side and server-side refusals are explained.
+  const mine = `我的建议 ${Date.now()}`;
+  await page.fill('.compose-input', mine);
+  await page.press('.compose-input', 'Enter');
+  await page.waitForSelector('.compose-msg[data-kind="ok"]', { timeout: 10_000 });
+  await waitForTexts(page, [mine], 'own comment');
+  await page.fill('.compose-input', '长'.repeat(501));
+  await page.click('.compose-send');
+  await page.waitForSelector('.compose-msg[data-kind="error"]');
+  check((await page.textContent('.compose-msg')).includes('500'), 'too-long error does not name the limit');
+  await page.fill('.compose-input', 'bidi \u202e override');
+  await page.press('.compose-input', 'Enter');
+  await page.waitForFunction(() => document.querySelector('.compose-msg')?.textContent?.includes('不允许'), null, { timeout: 10_000 });
+  await page.fill('.compose-input', '');
+  log('posting and errors ok');
+
+  // 4. Comments from someone else arrive.
+  const post = await startPoster(await context.newPage());
+  await page.bringToFront();
+  check(await page.evaluate(() => document.visibilityState) === 'visible', 'watch page is not visible');
+  const all = [mine];
+  const b1 = await post('第一批', 100);
+  all.push(...b1);
+  await waitForTexts(page, b1, 'first batch');
+  await shot(page, 'watch-live');
+  log('first batch shown');
+
+  // 5. Network cut: the page shows it is reconnecting; comments posted meanwhile arrive afterwards.
+  outage = true;
+  proxy.cut();
+  await page.waitForSelector('.status[data-state="reconnecting"]', { timeout: 15_000 });
+  check(await page.locator('.status[data-state="reconnecting"]').isVisible(), 'reconnecting state not visible');
+  const b2 = await post('断线期间', 100);
+  all.push(...b2);
+  await page.waitForTimeout(1500);
+  await shot(page, 'watch-reconnecting');
+  log('reconnecting shown:', (await page.textContent('.status')).trim());
+  proxy.restore();
+  await page.click('.status-retry').catch(() => {});
+  await page.waitForSelector('.status[data-state="live"]', { timeout: 20_000 });
+  outage = false;
+  const b3 = await post('恢复之后', 100);
+  all.push(...b3);
+  await waitForTexts(page, [...b2, ...b3], 'after reconnect');
+  log('reconnected and caught up');
+
+  // 6. A burst: 1000 comments as fast as the hub takes them; frames stay short.
+  await page.evaluate(() => {
+    window.__frames = { max: 0, last: performance.now(), run: true };
+    const tick = (now) => {
+      const f = window.__frames;
+      f.max = Math.max(f.max, now - f.last);
+      f.last = now;
+      if (f.run) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  const burstStart = Date.now();
+  const b4 = await post('洪峰', 1000);
+  all.push(...b4);
+  await waitForTexts(page, b4, 'burst', 30_000);
+  const maxFrame = await page.evaluate(() => ((window.__frames.run = false), window.__frames.max));
+  log(`burst of 1000 shown in ${Date.now() - burstStart} ms; longest frame ${maxFrame.toFixed(0)} ms`);
+  check(maxFrame < 1000, `a frame took ${maxFrame.toFixed(0)} ms during the burst`);
+
+  // 7. Every comment exactly once, in seq order; the DOM holds only a window of rows.
+  const texts = await listTexts(page);
+  const seqs = await listSeqs(page);
+  const counts = new Map();
+  for (const t of texts) counts.set(t, (counts.get(t) ?? 0) + 1);
+  const dups = [...counts].filter(([, n]) => n > 1);
+  check(!dups.length, `duplicates: ${dups.slice(0, 5).map(([t, n]) => `${t}×${n}`).join(', ')}`);
+  const missing = all.filter((t) => !counts.has(t));
+  check(!missing.length, `missing: ${missing.length} (first ${missing[0]})`);
+  check(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), 'comments out of seq order');
+  const rows = await page.locator('.crow:not([hidden])').count();
+  check(rows > 0 && rows < 100, `virtualised list renders ${rows} rows`);
+  const lastRow = await page.evaluate(() => {
+    const rows = [...document.querySelectorAll('.crow:not([hidden])')];
+    return rows.sort((a, b) => Number(b.dataset.seq) - Number(a.dataset.seq))[0]?.querySelector('.crow-text')?.textContent;
+  });
+  check(lastRow === texts[texts.length - 1], `newest row shows ${lastRow}, expected ${texts[texts.length - 1]}`);
+  log(`${texts.length} comments, each once; ${rows} rows in the DOM`);
+
+  // 8. Viewer count and the language switch.
+  await page.waitForFunction(() => /\d/.test(document.querySelector('.viewers')?.textContent ?? ''), null, { timeout: 15_000 });
+  await page.click('.lang');
+  check((await page.getAttribute('html', 'lang')) === 'en', 'language switch did not set lang=en');
+  check((await page.textContent('.status')).includes('Connected'), 'status not translated');
+  await shot(page, 'watch-en');
+  await page.keyboard.press('Tab');
+  await page.click('.lang');
+  log('viewers and language ok');
+
+  // 9. Member room and moderator console shells connect with tokens from the URL.
+  for (const [face, tok] of [
+    ['room', process.env.SHANGLIANG_MEMBER_TOKEN],
+    ['console', process.env.SHANGLIANG_MODERATOR_TOKEN],
+  ]) {
+    if (!tok) continue;
+    const p = await context.newPage();
+    watchConsole(p, face);
+    await p.goto(`${app}/${face}/demo?token=${encodeURIComponent(tok)}`);
+    await p.waitForSelector('.status[data-state="live"]', { timeout: 15_000 });
+    check(!(await p.evaluate(() => location.search.includes('token='))), `${face}: token left in the address bar`);
+    if (face === 'room') {
+      await p.click('.controls button:nth-child(2)');
+      await p.waitForSelector('video.local:not([hidden])', { timeout: 10_000 });
+    }
+    await p.waitForSelector('.crow:not([hidden])', { timeout: 10_000 });
+    await shot(p, face);
+    await p.close();
+    log(`${face} ok`);
+  }
+
+  check(!problems.length, problems.join('\n'));
+  proxy.close();
+}
+
+try {
+  await main();
+  clearTimeout(killer);
+  await cleanup();
+  log('PASS');
+  process.exit(0);
+} catch (e) {
+  await fail(e?.stack ?? String(e));
+}

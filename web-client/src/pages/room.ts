@@ -1,0 +1,79 @@
+// The member room: video grid (media signalling pending), the floor (moderation pending),
+// local camera/microphone preview, the activity's comments. Members get a `?token=` link.
+
+import { urlToken } from '../api';
+import { CommentList } from '../commentList';
+import { Connection } from '../connection';
+import { t } from '../i18n';
+import { composer, h, header, i18n, slot, statusLine } from '../ui';
+
+export function room(root: HTMLElement, activity: string): void {
+  const token = urlToken(activity);
+  let conn: Connection | null = null;
+  const list = new CommentList({ cap: 2000 });
+  const status = statusLine(() => conn);
+  const you = h('p', { class: 'you muted' });
+
+  const grid = slot('video-grid', () => t('videoGrid'), () => t('videoGridPending'));
+  grid.body.classList.add('video-grid');
+  const localVideo = h('video', { class: 'tile local', muted: true, autoplay: true, playsinline: true, hidden: true });
+  localVideo.muted = true;
+  grid.body.append(localVideo);
+  let stream: MediaStream | null = null;
+  const mic = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false' });
+  const cam = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false' });
+  const media = async (kind: 'audio' | 'video', btn: HTMLButtonElement) => {
+    const on = btn.getAttribute('aria-pressed') === 'true';
+    if (on) {
+      stream?.getTracks().filter((tr) => tr.kind === kind).forEach((tr) => { tr.stop(); stream?.removeTrack(tr); });
+    } else {
+      try {
+        const s = await navigator.mediaDevices.getUserMedia({ [kind]: true });
+        stream ??= new MediaStream();
+        s.getTracks().forEach((tr) => stream!.addTrack(tr));
+      } catch {
+        return;
+      }
+    }
+    btn.setAttribute('aria-pressed', String(!on));
+    const hasVideo = !!stream?.getVideoTracks().length;
+    localVideo.hidden = !hasVideo;
+    localVideo.srcObject = hasVideo ? stream : null;
+    labels();
+  };
+  mic.addEventListener('click', () => void media('audio', mic));
+  cam.addEventListener('click', () => void media('video', cam));
+
+  const floor = slot('floor', () => t('floor'), () => t('floorPending'));
+  const hand = h('button', { type: 'button', class: 'btn', 'aria-disabled': 'true', 'data-needs': 'moderation' });
+  floor.body.append(hand);
+  const commentsH = h('h2', { id: 'room-comments-h' });
+  const labels = () => {
+    mic.textContent = mic.getAttribute('aria-pressed') === 'true' ? t('micOn') : t('micOff');
+    cam.textContent = cam.getAttribute('aria-pressed') === 'true' ? t('camOn') : t('camOff');
+    hand.textContent = t('raiseHand');
+    hand.title = t('notYetAvailable');
+    commentsH.textContent = t('comments');
+    if (conn?.you) you.textContent = t('you', { name: conn.you.name, role: t(`role_${conn.you.role}`) });
+    list.relabel();
+  };
+
+  root.replaceChildren(
+    header(() => `${t('roomTitle')} · ${activity}`),
+    h(
+      'main',
+      { class: 'room' },
+      h('div', { class: 'stage' }, grid.el, h('div', { class: 'controls', role: 'toolbar', 'aria-label': 'media' }, mic, cam), floor.el),
+      h('section', { class: 'comments', 'aria-labelledby': 'room-comments-h' }, commentsH, you, status.el, list.root, composer(() => conn, () => conn?.limits?.max_text_chars ?? 500)),
+    ),
+  );
+  i18n(labels);
+  conn = new Connection(activity, async () => token, {
+    state: (s) => status.update(s),
+    welcome: () => labels(),
+    items: (items) => list.push(items),
+    reset: (items) => list.replace(items),
+  });
+  conn.start();
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list };
+}
