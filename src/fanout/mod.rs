@@ -26,6 +26,35 @@
 //!   interval = adaptive(flush time)
 //! ```
 //!
+//! A session, as the server drives it:
+//!
+//! ```no_run
+//! # async fn session() {
+//! use shangliang::fanout::{CatchUp, Fanout, FanoutConfig, Outbound};
+//! use shangliang_signaling::{ActivityId, Epoch, Form, Seq};
+//!
+//! let fanout = Fanout::new(FanoutConfig::default());
+//! let topic = ActivityId::new("demo").unwrap();
+//! fanout.open_topic(topic.clone(), Epoch(1), Seq(0)); // epoch and last seq from the record
+//! let (conn, mut rx) = fanout.connect(Form::MsgPack);
+//! let sub = fanout.subscribe(&conn, &topic, false, None).unwrap();
+//! // send `subscribed { epoch: sub.epoch, offset: sub.offset }`, then:
+//! match sub.catch_up {
+//!     CatchUp::Live => {}
+//!     CatchUp::Frames(frames) => { /* send each frame */ }
+//!     CatchUp::FromRecord { from, to, then } => { /* read from..=to, encode_batch, send; then `then` */ }
+//!     CatchUp::Reset { frame, .. } => { /* send frame */ }
+//! }
+//! while let Some(out) = rx.recv().await {
+//!     match out {
+//!         Outbound::Frame(frame) => { /* ws.send(frame) */ }
+//!         Outbound::Close { code, reason } => { /* ws.close(code, reason) */ break }
+//!     }
+//! }
+//! drop(conn); // ends every subscription of the connection
+//! # }
+//! ```
+//!
 //! # Rules (quoted by `docs/protocol.md`)
 //!
 //! - **Batches.** Every flush sends each subscriber at most one `batch` frame per topic,

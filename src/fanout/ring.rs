@@ -32,7 +32,7 @@ pub(crate) fn vf(view: View, form: Form) -> Vf {
 
 pub(crate) fn vf_parts(vf: Vf) -> (View, Form) {
     let view = if vf < 2 { View::Public } else { View::Full };
-    let form = if vf % 2 == 0 { Form::MsgPack } else { Form::Json };
+    let form = if vf.is_multiple_of(2) { Form::MsgPack } else { Form::Json };
     (view, form)
 }
 
@@ -116,7 +116,6 @@ impl Ring {
     }
 
     /// One `batch` frame covering `from..=to` for a view and form.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn batch(
         &self,
         topic: &ActivityId,
@@ -139,6 +138,7 @@ impl Ring {
     }
 
     /// Batch frames covering `from..=to`, at most `chunk` seqs each. Empty if `from > to`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn batches(
         &self,
         topic: &ActivityId,

@@ -195,3 +195,77 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::conn::ConnReceiver;
+    use crate::fanout::Outbound;
+
+    fn conn(shard: &mut Shard, id: u64, cap: usize, now: Instant) -> ConnReceiver {
+        let (tx, rx) = mpsc::channel(cap);
+        let shared = Arc::new(ConnShared::default());
+        shard.handle_cmd(ShardCmd::Connect { conn: id, tx, shared: Arc::clone(&shared) }, now);
+        ConnReceiver { rx, shared, done: false }
+    }
+
+    fn subscribe(shard: &mut Shard, r: &ConnReceiver, id: u64, topic: u64, now: Instant) {
+        let gen_ = r.shared.bump(0);
+        shard.handle_cmd(ShardCmd::Add { conn: id, topic, vf: 0, slot: 0, gen_ }, now);
+    }
+
+    fn frames(topic: u64, n: u8, now: Instant) -> ShardCmd {
+        let mut frames: [Option<Bytes>; VFS] = Default::default();
+        frames[0] = Some(Bytes::from(vec![n]));
+        ShardCmd::Deliver(Arc::new(FrameSet { topic, frames, first_published: now }))
+    }
+
+    fn drain(r: &mut ConnReceiver) -> Vec<u8> {
+        let mut got = Vec::new();
+        while let Some(Outbound::Frame(f)) = r.try_recv() {
+            got.push(f[0]);
+        }
+        got
+    }
+
+    #[test]
+    fn shard_closes_a_lagging_connection_and_keeps_delivering_to_the_rest() {
+        let t0 = Instant::now();
+        let mut shard = Shard::new(2, Duration::from_secs(5));
+        let mut slow = conn(&mut shard, 1, 2, t0);
+        let mut fast = conn(&mut shard, 2, 2, t0);
+        subscribe(&mut shard, &slow, 1, 7, t0);
+        subscribe(&mut shard, &fast, 2, 7, t0);
+        let mut fast_got = Vec::new();
+        for i in 0..10u8 {
+            shard.handle_cmd(frames(7, i, t0), t0 + Duration::from_secs(i.into()));
+            fast_got.extend(drain(&mut fast));
+        }
+        assert_eq!(fast_got, (0..10).collect::<Vec<_>>());
+        // Frames 0 and 1 fill the slow queue; 2 starts the lag at t0+2s; 7 (t0+7s) closes it.
+        assert_eq!(slow.try_recv(), Some(Outbound::Close { code: 4408, reason: "slow consumer" }));
+        assert_eq!(slow.try_recv(), None);
+        assert!(!shard.by_id.contains_key(&1), "the shard forgot the slow connection");
+    }
+
+    #[test]
+    fn removing_one_subscriber_keeps_the_others_in_place() {
+        let t0 = Instant::now();
+        let mut shard = Shard::new(8, Duration::from_secs(5));
+        let mut rs: Vec<ConnReceiver> = (0..4).map(|id| conn(&mut shard, id, 8, t0)).collect();
+        for (id, r) in rs.iter().enumerate() {
+            subscribe(&mut shard, r, id as u64, 3, t0);
+        }
+        shard.handle_cmd(ShardCmd::Remove { conn: 1, topic: 3 }, t0);
+        shard.handle_cmd(ShardCmd::Disconnect { conn: 0 }, t0);
+        // Re-subscribing moves a subscriber within the list.
+        let gen_ = rs[3].shared.bump(0);
+        shard.handle_cmd(ShardCmd::Add { conn: 3, topic: 3, vf: 0, slot: 0, gen_ }, t0);
+        shard.handle_cmd(frames(3, 42, t0), t0);
+        let got: Vec<Vec<u8>> = rs.iter_mut().map(drain).collect();
+        assert_eq!(got, [vec![], vec![], vec![42], vec![42]]);
+        shard.handle_cmd(ShardCmd::Disconnect { conn: 2 }, t0);
+        shard.handle_cmd(ShardCmd::Disconnect { conn: 3 }, t0);
+        assert!(shard.topics.is_empty(), "no empty topic lists are kept");
+    }
+}

@@ -226,9 +226,10 @@ async fn websocket(
         )
         .into_response();
     }
-    // Small buffers: tungstenite's defaults (128 KiB each) would cost 256 KiB per viewer.
+    // Small buffers: tungstenite's defaults (128 KiB each) would cost 256 KiB per viewer. The
+    // write buffer lets frames queued while the connection waited go out in one syscall.
     ws.read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(limits::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(limits::MAX_CLIENT_FRAME_BYTES)

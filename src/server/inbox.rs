@@ -5,6 +5,7 @@
 //! its select loop. A full inbox drops the message for that connection (and counts it): a client
 //! that does not read its socket must not hold the server's memory.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
@@ -14,12 +15,16 @@ use tokio::sync::mpsc;
 /// Messages one connection's inbox holds before it drops.
 pub const INBOX_CAPACITY: usize = 256;
 
+/// What an inbox carries. Boxed: tokio's channel allocates its first block of 32 slots when
+/// created, and a slot of a bare `ServerMsg` would cost every connection kilobytes up front.
+pub type Direct = Box<ServerMsg>;
+
 type Key = (ActivityId, String);
 
 /// The registry of inboxes.
 #[derive(Default)]
 pub struct Inboxes {
-    map: DashMap<Key, Vec<(u64, mpsc::Sender<ServerMsg>)>>,
+    map: DashMap<Key, HashMap<u64, mpsc::Sender<Direct>>>,
     next_id: AtomicU64,
 }
 
@@ -36,11 +41,11 @@ impl Inboxes {
         &self,
         activity: ActivityId,
         subject: String,
-    ) -> (InboxGuard<'_>, mpsc::Sender<ServerMsg>, mpsc::Receiver<ServerMsg>) {
+    ) -> (InboxGuard<'_>, mpsc::Sender<Direct>, mpsc::Receiver<Direct>) {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let key = (activity, subject);
-        self.map.entry(key.clone()).or_default().push((id, tx.clone()));
+        self.map.entry(key.clone()).or_default().insert(id, tx.clone());
         (InboxGuard { inboxes: self, key, id }, tx, rx)
     }
 
@@ -49,8 +54,8 @@ impl Inboxes {
         let key = (activity.clone(), subject.to_owned());
         let Some(list) = self.map.get(&key) else { return 0 };
         let mut sent = 0;
-        for (_, tx) in list.iter() {
-            match tx.try_send(msg.clone()) {
+        for tx in list.values() {
+            match tx.try_send(Box::new(msg.clone())) {
                 Ok(()) => sent += 1,
                 Err(_) => metrics::counter!("shangliang_inbox_dropped_total").increment(1),
             }
@@ -62,7 +67,7 @@ impl Inboxes {
 impl Drop for InboxGuard<'_> {
     fn drop(&mut self) {
         if let dashmap::Entry::Occupied(mut e) = self.inboxes.map.entry(self.key.clone()) {
-            e.get_mut().retain(|(id, _)| *id != self.id);
+            e.get_mut().remove(&self.id);
             if e.get().is_empty() {
                 e.remove();
             }

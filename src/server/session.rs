@@ -63,7 +63,7 @@ struct Session<'h, S> {
     subscriptions: Vec<ActivityId>,
     /// Sender of this connection's inbox, for handlers that answer later (media events).
     #[allow(dead_code, reason = "handed to media signalling, which answers later")]
-    inbox_tx: tokio::sync::mpsc::Sender<ServerMsg>,
+    inbox_tx: tokio::sync::mpsc::Sender<super::inbox::Direct>,
     bad_frames: u32,
     frame_limiter: DefaultDirectRateLimiter,
     flood_seconds: u32,
@@ -128,7 +128,7 @@ where
     async fn serve(
         &mut self,
         mut rx: ConnReceiver,
-        mut inbox: tokio::sync::mpsc::Receiver<ServerMsg>,
+        mut inbox: tokio::sync::mpsc::Receiver<super::inbox::Direct>,
     ) -> (CloseCode, &'static str) {
         let idle_timeout = self.hub.cfg.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
@@ -268,12 +268,13 @@ where
             ClientMsg::Ping { id } => {
                 let _ = self.send_msg(&ServerMsg::Pong { id }).await;
             }
-            ClientMsg::Sub { topic, resume } => self.subscribe(topic, resume).await,
+            // Rare and large futures are boxed so the per-connection task stays small.
+            ClientMsg::Sub { topic, resume } => Box::pin(self.subscribe(topic, resume)).await,
             ClientMsg::Unsub { topic } => {
                 self.hub.fanout.unsubscribe(&self.conn, &topic);
                 self.subscriptions.retain(|t| *t != topic);
             }
-            ClientMsg::Post { id, topic, text } => self.post(id, topic, text).await,
+            ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
         }
         None
     }
