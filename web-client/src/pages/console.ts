@@ -29,7 +29,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   const status = statusLine(() => conn);
   const you = h('p', { class: 'you muted' });
   const review = slot('review', () => t('reviewQueue'), () => t('reviewPending'));
-  const questions = slot('question-queue', () => t('questionQueue'), () => t('reviewPending'));
+  const questions = slot('question-queue', () => t('questionQueue'), () => t('questionQueuePending'));
   const floor = slot('floor', () => t('floor'), () => t('floorPending'));
   const commentsH = h('h2', { id: 'console-comments-h' });
 

@@ -80,7 +80,11 @@ export function watch(root: HTMLElement, activity: string): void {
 
   const resetNote = h('p', { class: 'reset-note', role: 'status', hidden: true });
   conn = new Connection(activity, tokens, {
-    state: (s) => status.update(s),
+    state: (s) => {
+      status.update(s);
+      // The count includes this page once it is subscribed: refresh it then.
+      if (s.kind === 'live') window.setTimeout(() => void refreshViewers(), 500);
+    },
     items: (items) => list.push(items),
     reset: (items, reason) => {
       list.replace(items);
@@ -116,21 +120,22 @@ export function watch(root: HTMLElement, activity: string): void {
     list.relabel();
   });
 
-  const poll = async () => {
-    if (!document.hidden) {
-      try {
-        const a = await getActivity(activity);
-        viewerCount = a.viewers;
-        if (a.title !== title) {
-          title = a.title;
-          document.querySelector('.page-title')!.textContent = title;
-          document.title = `${title} · ${t('appName')}`;
-        }
-        renderViewers();
-      } catch {
-        /* offline: keep the last count */
+  const refreshViewers = async () => {
+    try {
+      const a = await getActivity(activity);
+      viewerCount = a.viewers;
+      if (a.title !== title) {
+        title = a.title;
+        document.querySelector('.page-title')!.textContent = title;
+        document.title = `${title} · ${t('appName')}`;
       }
+      renderViewers();
+    } catch {
+      /* offline: keep the last count */
     }
+  };
+  const poll = async () => {
+    if (!document.hidden) await refreshViewers();
     window.setTimeout(poll, VIEWER_POLL_MS);
   };
   void poll();
