@@ -44,9 +44,30 @@ function check(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
+// ---- requests to the Rust side: a line `@hide <seq>` on stdout, answered `ok` on stdin ----
+const answers = [];
+let answered = () => {};
+process.stdin.setEncoding('utf8');
+let stdinBuf = '';
+process.stdin.on('data', (d) => {
+  stdinBuf += d;
+  let i;
+  while ((i = stdinBuf.indexOf('\n')) >= 0) {
+    answers.push(stdinBuf.slice(0, i));
+    stdinBuf = stdinBuf.slice(i + 1);
+    answered();
+  }
+});
+async function askHub(request) {
+  console.log(`@${request}`);
+  while (!answers.length) await new Promise((r) => (answered = r));
+  const a = answers.shift();
+  if (a !== 'ok') throw new Error(`hub could not ${request}: ${a}`);
+}
+
 // ---- a TCP proxy that can cut the network ----
 function startProxy(target) {
-  const u = new URL(target);
+  let u = new URL(target);
   const sockets = new Set();
   let down = false;
   const server = net.createServer((client) => {
@@ -76,6 +97,9 @@ function startProxy(target) {
         },
         restore() {
           down = false;
+        },
+        retarget(t) {
+          u = new URL(t);
         },
         close() {
           server.close();
@@ -286,6 +310,44 @@ async function main() {
   check(lastRow === texts[texts.length - 1], `newest row shows ${lastRow}, expected ${texts[texts.length - 1]}`);
   log(`${texts.length} comments, each once; ${rows} rows in the DOM`);
 
+  // 7b. Lost frames: the page drops two batch frames (as when the hub drops frames for a client
+  // that fell behind); the next batch shows the gap and the page resumes from its position.
+  await page.evaluate(() => {
+    const ws = window.__shangliang.conn.ws;
+    const deliver = ws.onmessage;
+    let drop = 2;
+    ws.onmessage = (e) => {
+      if (drop > 0 && typeof e.data !== 'string') {
+        drop--;
+        return;
+      }
+      deliver.call(ws, e);
+    };
+  });
+  const gapTexts = [];
+  for (let round = 0; round < 4; round++) {
+    gapTexts.push(...(await post(`缺口${round}`, 10)));
+    await page.waitForTimeout(150);
+  }
+  all.push(...gapTexts);
+  await waitForTexts(page, gapTexts, 'after lost frames');
+  const stats = await page.evaluate(() => window.__shangliang.conn.stats);
+  check(stats.gaps >= 1, `no gap detected (${JSON.stringify(stats)})`);
+  {
+    const t = await listTexts(page);
+    check(new Set(t).size === t.length, 'duplicates after the gap resume');
+    check(all.every((x) => t.includes(x)), 'comments missing after the gap resume');
+  }
+  log('lost frames detected and resumed:', JSON.stringify(stats));
+
+  // 7c. A moderator hides the newest comment (the hub appends a `hide` item): it leaves the screen.
+  const newest = await page.evaluate(() => window.__shangliang.list.snapshot().at(-1));
+  await askHub(`hide ${newest.seq}`);
+  await page.waitForFunction((seq) => !window.__shangliang.list.snapshot().some((c) => c.seq === seq), newest.seq, { timeout: 10_000 });
+  await page.waitForTimeout(100);
+  check(!(await page.locator(`.crow[data-seq="${newest.seq}"]:not([hidden])`).count()), 'hidden comment still on screen');
+  log(`comment ${newest.seq} hidden`);
+
   // 8. Viewer count and the language switch.
   await page.waitForFunction(() => /\d/.test(document.querySelector('.viewers')?.textContent ?? ''), null, { timeout: 15_000 });
   await page.click('.lang');
@@ -315,6 +377,30 @@ async function main() {
     await shot(p, face);
     await p.close();
     log(`${face} ok`);
+  }
+
+  // 10. The hub is replaced by one with another record (new epoch, new signing key): the old token
+  // is refused, a new one is fetched, the resume cannot be honoured and the page shows the new
+  // hub's snapshot instead of its list.
+  const second = process.env.SHANGLIANG_SECOND_BASE;
+  if (second) {
+    outage = true;
+    proxy.cut();
+    proxy.retarget(second);
+    await page.waitForSelector('.status[data-state="reconnecting"]', { timeout: 15_000 });
+    proxy.restore();
+    await page.click('.status-retry').catch(() => {});
+    await page.waitForFunction(() => window.__shangliang.conn.stats.resets >= 1, null, { timeout: 20_000 });
+    await page.waitForSelector('.status[data-state="live"]', { timeout: 20_000 });
+    outage = false;
+    const texts = await listTexts(page);
+    check(texts.length === 3 && texts.every((t) => t.startsWith('另一个记录')), `after the reset the list holds ${JSON.stringify(texts.slice(0, 5))}`);
+    check(await page.locator('.reset-note').isVisible(), 'reset notice not shown');
+    const st = await page.evaluate(() => window.__shangliang.conn.stats);
+    check(st.tokenRefreshes >= 1, `token was not renewed (${JSON.stringify(st)})`);
+    await page.waitForTimeout(200);
+    await shot(page, 'watch-reset');
+    log('new record: list replaced by the snapshot', JSON.stringify(st));
   }
 
   check(!problems.length, problems.join('\n'));

@@ -75,6 +75,8 @@ export class Connection {
   private tokenRefused = false;
   private authed = false;
   state: ConnState = { kind: 'connecting' };
+  /** Counters for diagnostics and tests. */
+  readonly stats = { connects: 0, gaps: 0, resets: 0, tokenRefreshes: 0 };
   you: Welcome['you'] | null = null;
   limits: Welcome['limits'] | null = null;
 
@@ -157,6 +159,8 @@ export class Connection {
       this.scheduleRetry();
       return;
     }
+    if (this.tokenRefused) this.stats.tokenRefreshes++;
+    this.stats.connects++;
     const ws = new WebSocket(wsUrl());
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
@@ -244,6 +248,7 @@ export class Connection {
         const r = m as Reset;
         if (r.topic !== this.topic) return;
         this.pos = { epoch: r.epoch, offset: r.offset };
+        if (!this.firstSub) this.stats.resets++;
         this.ev.reset(r.snapshot, this.firstSub ? 'first' : r.reason);
         this.firstSub = false;
         return;
@@ -257,6 +262,7 @@ export class Connection {
         }
         if (b.from > this.pos.offset + 1) {
           // Frames were lost (this connection fell behind): resume from what we hold.
+          this.stats.gaps++;
           this.subscribe();
           return;
         }
