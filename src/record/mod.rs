@@ -8,11 +8,18 @@
 //! a seq; nobody sees it. Per activity, seqs are `1, 2, 3 ...` with no gap and no repeat, and
 //! the hook sees them in that order.
 //!
+//! One exception, inherent to any database: if COMMIT reports failure although the data did
+//! reach the file (e.g. an fsync error after the write), the append answers `Err` yet its row
+//! is stored, and the hook never saw it. The writer then re-reads its heads from the file, so
+//! no seq is ever handed out twice.
+//!
 //! # Why it is built this way
 //! - **One writer thread is the sequencer.** SQLite allows one writer at a time anyway; giving
 //!   that role to one thread that owns the write connection makes it also the natural place
 //!   to assign `seq = head + 1` and `ts`, with no lock and no race between "pick the number" and
 //!   "store it". Heads are cached in the thread and are exact, since nothing else writes items.
+//!   (Open a file with one `Record` only; should two processes share one by mistake, the
+//!   `(activity, seq)` primary key fails the colliding batch rather than store a duplicate.)
 //! - **WAL**: readers (the read connections, `spawn_blocking`) see the last committed state
 //!   and never block the writer or each other; a commit appends to the WAL instead of
 //!   rewriting pages of the main file.
@@ -155,7 +162,10 @@ pub struct RecordOptions {
 
 impl Default for RecordOptions {
     fn default() -> Self {
-        RecordOptions { max_batch: 1024, read_connections: 4 }
+        RecordOptions {
+            max_batch: 1024,
+            read_connections: 4,
+        }
     }
 }
 
@@ -187,7 +197,9 @@ pub enum RecordError {
     #[error("the record holds corrupt data: {0}")]
     Corrupt(String),
     /// An audit entry does not continue its activity's chain.
-    #[error("audit entry for {activity} out of order: expected idx {expected_idx} and the previous hash")]
+    #[error(
+        "audit entry for {activity} out of order: expected idx {expected_idx} and the previous hash"
+    )]
     AuditOutOfOrder {
         /// The activity.
         activity: ActivityId,
@@ -256,7 +268,9 @@ impl Record {
         let writer = std::thread::Builder::new()
             .name("record-writer".into())
             .spawn(move || driver.run())
-            .map_err(|e| RecordError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| {
+                RecordError::Unavailable(format!("cannot start the writer thread: {e}"))
+            })?;
         Ok(Record {
             inner: Arc::new(Inner {
                 tx: Some(tx),
@@ -324,8 +338,16 @@ impl Record {
     }
 
     /// Changes an activity's state. Blocks until it is durable. `Err(NoSuchActivity)`.
-    pub fn set_activity_state(&self, id: &ActivityId, state: ActivityState) -> Result<(), RecordError> {
-        self.call_blocking(Op::SetState { id: id.clone(), state }).map(drop)
+    pub fn set_activity_state(
+        &self,
+        id: &ActivityId,
+        state: ActivityState,
+    ) -> Result<(), RecordError> {
+        self.call_blocking(Op::SetState {
+            id: id.clone(),
+            state,
+        })
+        .map(drop)
     }
 
     /// Every activity, oldest first.
@@ -353,7 +375,14 @@ impl Record {
         body: ItemBody,
         public: bool,
     ) -> Result<Item, RecordError> {
-        match self.call(Op::Append { activity: activity.clone(), body, public }).await? {
+        match self
+            .call(Op::Append {
+                activity: activity.clone(),
+                body,
+                public,
+            })
+            .await?
+        {
             Value::Item(item) => Ok(item),
             _ => unreachable!("the writer answers Append with an Item"),
         }
@@ -368,7 +397,8 @@ impl Record {
         public_only: bool,
     ) -> Result<Vec<Item>, RecordError> {
         let id = activity.clone();
-        self.read(move |c| read::items(c, &id, from, to, public_only)).await
+        self.read(move |c| read::items(c, &id, from, to, public_only))
+            .await
     }
 
     /// The last `n` items (only public ones if `public_only`), in seq order.
@@ -379,7 +409,8 @@ impl Record {
         public_only: bool,
     ) -> Result<Vec<Item>, RecordError> {
         let id = activity.clone();
-        self.read(move |c| read::latest(c, &id, n, public_only)).await
+        self.read(move |c| read::latest(c, &id, n, public_only))
+            .await
     }
 
     /// Appends a moderator action to its activity's audit log; answers once durable.

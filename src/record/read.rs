@@ -26,7 +26,10 @@ impl ReadPool {
         let conns = (0..n.max(1))
             .map(|_| open_reader(path).map(Mutex::new))
             .collect::<Result<_, _>>()?;
-        Ok(ReadPool { conns, next: AtomicUsize::new(0) })
+        Ok(ReadPool {
+            conns,
+            next: AtomicUsize::new(0),
+        })
     }
 
     /// Runs `f` on a free connection, waiting for one if all are busy.
@@ -80,9 +83,15 @@ pub(super) fn activity_from_row(row: &Row<'_>) -> rusqlite::Result<Activity> {
     })
 }
 
-pub(super) fn activity(conn: &Connection, id: &ActivityId) -> Result<Option<Activity>, RecordError> {
+pub(super) fn activity(
+    conn: &Connection,
+    id: &ActivityId,
+) -> Result<Option<Activity>, RecordError> {
     let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id.as_str()], activity_from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id.as_str()], activity_from_row)
+        .optional()?)
 }
 
 pub(super) fn activities(conn: &Connection) -> Result<Vec<Activity>, RecordError> {
@@ -116,10 +125,17 @@ pub(super) fn items(
         "SELECT body FROM items WHERE activity = ?1 AND seq BETWEEN ?2 AND ?3 \
          AND (public = 1 OR ?4 = 0) ORDER BY seq",
     )?;
-    let mut rows = stmt.query(params![id.as_str(), sql_int(from.0), sql_int(to.0), public_only])?;
+    let mut rows = stmt.query(params![
+        id.as_str(),
+        sql_int(from.0),
+        sql_int(to.0),
+        public_only
+    ])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(decode_item(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?);
+        out.push(decode_item(
+            row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?,
+        )?);
     }
     Ok(out)
 }
@@ -137,7 +153,9 @@ pub(super) fn latest(
     let mut rows = stmt.query(params![id.as_str(), public_only, sql_int(n as u64)])?;
     let mut out = Vec::with_capacity(n.min(1024));
     while let Some(row) = rows.next()? {
-        out.push(decode_item(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?);
+        out.push(decode_item(
+            row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?,
+        )?);
     }
     out.reverse();
     Ok(out)
@@ -153,7 +171,10 @@ fn hash_from_blob(v: Vec<u8>) -> rusqlite::Result<AuditHash> {
     })
 }
 
-pub(super) fn audit_log(conn: &Connection, id: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
+pub(super) fn audit_log(
+    conn: &Connection,
+    id: &ActivityId,
+) -> Result<Vec<AuditEntry>, RecordError> {
     let mut stmt = conn.prepare_cached(
         "SELECT idx, ts_ms, actor, action, target, reason, prev_hash, hash \
          FROM audit_log WHERE activity = ?1 ORDER BY idx",
@@ -179,10 +200,11 @@ pub(super) fn audit_head(
     conn: &Connection,
     id: &ActivityId,
 ) -> rusqlite::Result<Option<(u64, AuditHash)>> {
-    conn
-        .prepare_cached(
-            "SELECT idx, hash FROM audit_log WHERE activity = ?1 ORDER BY idx DESC LIMIT 1",
-        )?
-        .query_row([id.as_str()], |r| Ok((get_u64(r, 0)?, hash_from_blob(r.get(1)?)?)))
-        .optional()
+    conn.prepare_cached(
+        "SELECT idx, hash FROM audit_log WHERE activity = ?1 ORDER BY idx DESC LIMIT 1",
+    )?
+    .query_row([id.as_str()], |r| {
+        Ok((get_u64(r, 0)?, hash_from_blob(r.get(1)?)?))
+    })
+    .optional()
 }

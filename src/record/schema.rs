@@ -115,11 +115,17 @@ mod tests {
         let path = dir.path().join("r.sqlite");
         for _ in 0..2 {
             let conn = open_writer(&path).unwrap();
-            let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            let v: u32 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
             assert_eq!(v, SCHEMA_VERSION);
-            let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
             assert_eq!(mode, "wal");
-            let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+            let sync: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
             assert_eq!(sync, 2, "synchronous=FULL");
         }
     }
@@ -130,8 +136,12 @@ mod tests {
         let path = dir.path().join("r.sqlite");
         drop(open_writer(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         drop(conn);
-        assert!(matches!(open_writer(&path), Err(RecordError::Unavailable(_))));
+        assert!(matches!(
+            open_writer(&path),
+            Err(RecordError::Unavailable(_))
+        ));
     }
 }

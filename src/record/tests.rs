@@ -13,7 +13,12 @@ fn id(s: &str) -> ActivityId {
 
 fn comment(text: &str) -> ItemBody {
     ItemBody::Comment {
-        author: Author { id: "u1".into(), name: "张三".into(), role: Role::Viewer, verified: false },
+        author: Author {
+            id: "u1".into(),
+            name: "张三".into(),
+            role: Role::Viewer,
+            verified: false,
+        },
         text: text.into(),
     }
 }
@@ -35,7 +40,12 @@ fn open() -> (TempDir, Record, Seen) {
     let record = Record::open_sqlite(
         &dir.path().join("record.sqlite"),
         RecordOptions::default(),
-        Box::new(move |a, item, public| hook_seen.lock().unwrap().push((a.clone(), item.seq.0, public))),
+        Box::new(move |a, item, public| {
+            hook_seen
+                .lock()
+                .unwrap()
+                .push((a.clone(), item.seq.0, public))
+        }),
     )
     .unwrap();
     (dir, record, seen)
@@ -43,7 +53,14 @@ fn open() -> (TempDir, Record, Seen) {
 
 fn live(record: &Record, name: &str) -> ActivityId {
     let a = id(name);
-    record.create_activity(a.clone(), "议题", ActivityKind::Livestream, ActivityState::Live).unwrap();
+    record
+        .create_activity(
+            a.clone(),
+            "议题",
+            ActivityKind::Livestream,
+            ActivityState::Live,
+        )
+        .unwrap();
     a
 }
 
@@ -58,7 +75,10 @@ async fn appends_get_consecutive_seqs_per_activity() {
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..20 {
-                let item = record.append(&a, comment(&format!("{t}-{i}")), i % 3 != 0).await.unwrap();
+                let item = record
+                    .append(&a, comment(&format!("{t}-{i}")), i % 3 != 0)
+                    .await
+                    .unwrap();
                 seqs.push(item.seq.0);
             }
             seqs
@@ -70,11 +90,24 @@ async fn appends_get_consecutive_seqs_per_activity() {
     }
     for (a, seqs) in acts.iter().zip(&mut got) {
         seqs.sort_unstable();
-        assert_eq!(*seqs, (1..=500).collect::<Vec<u64>>(), "{a}: no gap, no duplicate");
+        assert_eq!(
+            *seqs,
+            (1..=500).collect::<Vec<u64>>(),
+            "{a}: no gap, no duplicate"
+        );
         assert_eq!(record.head(a).unwrap(), Seq(500));
-        let hooked: Vec<u64> =
-            seen.lock().unwrap().iter().filter(|(x, ..)| x == a).map(|(_, s, _)| *s).collect();
-        assert_eq!(hooked, (1..=500).collect::<Vec<u64>>(), "{a}: hook in seq order, once each");
+        let hooked: Vec<u64> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(x, ..)| x == a)
+            .map(|(_, s, _)| *s)
+            .collect();
+        assert_eq!(
+            hooked,
+            (1..=500).collect::<Vec<u64>>(),
+            "{a}: hook in seq order, once each"
+        );
     }
 }
 
@@ -85,17 +118,47 @@ async fn items_come_back_in_range_and_respect_public_only() {
     let other = live(&record, "other");
     for i in 1..=10u64 {
         // Odd seqs are public, even ones held for review.
-        record.append(&a, comment(&format!("c{i}")), i % 2 == 1).await.unwrap();
+        record
+            .append(&a, comment(&format!("c{i}")), i % 2 == 1)
+            .await
+            .unwrap();
         record.append(&other, comment("noise"), true).await.unwrap();
     }
     let all = record.items(&a, Seq(3), Seq(7), false).await.unwrap();
-    assert_eq!(all.iter().map(|i| i.seq.0).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
-    assert_eq!(all.iter().map(text_of).collect::<Vec<_>>(), ["c3", "c4", "c5", "c6", "c7"]);
+    assert_eq!(
+        all.iter().map(|i| i.seq.0).collect::<Vec<_>>(),
+        [3, 4, 5, 6, 7]
+    );
+    assert_eq!(
+        all.iter().map(text_of).collect::<Vec<_>>(),
+        ["c3", "c4", "c5", "c6", "c7"]
+    );
     let public = record.items(&a, Seq(3), Seq(7), true).await.unwrap();
-    assert_eq!(public.iter().map(|i| i.seq.0).collect::<Vec<_>>(), [3, 5, 7]);
-    assert!(record.items(&a, Seq(11), Seq(20), false).await.unwrap().is_empty());
-    assert!(record.items(&a, Seq(7), Seq(3), false).await.unwrap().is_empty());
-    assert!(record.items(&id("nobody"), Seq(1), Seq(9), false).await.unwrap().is_empty());
+    assert_eq!(
+        public.iter().map(|i| i.seq.0).collect::<Vec<_>>(),
+        [3, 5, 7]
+    );
+    assert!(
+        record
+            .items(&a, Seq(11), Seq(20), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        record
+            .items(&a, Seq(7), Seq(3), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        record
+            .items(&id("nobody"), Seq(1), Seq(9), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -103,7 +166,10 @@ async fn latest_returns_the_last_n_in_seq_order() {
     let (_dir, record, _) = open();
     let a = live(&record, "a");
     for i in 1..=10u64 {
-        record.append(&a, comment(&format!("c{i}")), i <= 8).await.unwrap();
+        record
+            .append(&a, comment(&format!("c{i}")), i <= 8)
+            .await
+            .unwrap();
     }
     let seqs = |v: Vec<Item>| v.iter().map(|i| i.seq.0).collect::<Vec<_>>();
     assert_eq!(seqs(record.latest(&a, 3, false).await.unwrap()), [8, 9, 10]);
@@ -119,9 +185,15 @@ async fn appended_item_carries_seq_time_and_body_as_stored() {
     let item = record.append(&a, comment("你好"), true).await.unwrap();
     assert_eq!(item.seq, Seq(1));
     assert!(item.ts >= before && item.ts <= writer::now_ms());
-    let hide = record.append(&a, ItemBody::Hide { target: Seq(1) }, true).await.unwrap();
+    let hide = record
+        .append(&a, ItemBody::Hide { target: Seq(1) }, true)
+        .await
+        .unwrap();
     assert_eq!(hide.seq, Seq(2));
-    assert_eq!(record.items(&a, Seq(1), Seq(2), false).await.unwrap(), vec![item, hide]);
+    assert_eq!(
+        record.items(&a, Seq(1), Seq(2), false).await.unwrap(),
+        vec![item, hide]
+    );
 }
 
 #[tokio::test]
@@ -130,13 +202,31 @@ async fn activities_are_created_once_with_an_epoch_javascript_can_hold() {
     let a = live(&record, "a");
     let got = record.activity(&a).unwrap().unwrap();
     assert!(got.epoch.0 > 0 && got.epoch.0 < 1 << 31);
-    assert_eq!((got.kind, got.state, got.title.as_str()), (ActivityKind::Livestream, ActivityState::Live, "议题"));
+    assert_eq!(
+        (got.kind, got.state, got.title.as_str()),
+        (ActivityKind::Livestream, ActivityState::Live, "议题")
+    );
     assert!(matches!(
         record.create_activity(a.clone(), "again", ActivityKind::Room, ActivityState::Scheduled),
         Err(RecordError::AlreadyExists(x)) if x == a
     ));
-    let r = record.create_activity(id("r"), "room", ActivityKind::Room, ActivityState::Scheduled).unwrap();
-    assert_eq!(record.activities().unwrap().iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a", "r"]);
+    let r = record
+        .create_activity(
+            id("r"),
+            "room",
+            ActivityKind::Room,
+            ActivityState::Scheduled,
+        )
+        .unwrap();
+    assert_eq!(
+        record
+            .activities()
+            .unwrap()
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "r"]
+    );
     assert_eq!(record.activity(&id("none")).unwrap(), None);
     assert_eq!(serde_json::to_value(&r).unwrap()["kind"], "room");
 }
@@ -146,7 +236,10 @@ async fn activity_state_changes_are_stored() {
     let (_dir, record, _) = open();
     let a = live(&record, "a");
     record.set_activity_state(&a, ActivityState::Ended).unwrap();
-    assert_eq!(record.activity(&a).unwrap().unwrap().state, ActivityState::Ended);
+    assert_eq!(
+        record.activity(&a).unwrap().unwrap().state,
+        ActivityState::Ended
+    );
     assert!(matches!(
         record.set_activity_state(&id("none"), ActivityState::Live),
         Err(RecordError::NoSuchActivity(_))
@@ -158,8 +251,10 @@ async fn append_to_an_unknown_activity_is_refused_alone() {
     let (_dir, record, seen) = open();
     let a = live(&record, "a");
     let nobody = id("nobody");
-    let (bad, good) =
-        tokio::join!(record.append(&nobody, comment("x"), true), record.append(&a, comment("y"), true));
+    let (bad, good) = tokio::join!(
+        record.append(&nobody, comment("x"), true),
+        record.append(&a, comment("y"), true)
+    );
     assert!(matches!(bad, Err(RecordError::NoSuchActivity(_))));
     assert_eq!(good.unwrap().seq, Seq(1));
     assert_eq!(seen.lock().unwrap().len(), 1);
@@ -172,11 +267,21 @@ async fn failed_commit_answers_unavailable_and_hands_out_no_seq() {
     record.append(&a, comment("one"), true).await.unwrap();
     record.inner.fail_next_commit.store(true, Ordering::SeqCst);
     let failed = record.append(&a, comment("lost"), true).await;
-    assert!(matches!(failed, Err(RecordError::Unavailable(_))), "{failed:?}");
+    assert!(
+        matches!(failed, Err(RecordError::Unavailable(_))),
+        "{failed:?}"
+    );
     assert_eq!(record.head(&a).unwrap(), Seq(1));
     let next = record.append(&a, comment("two"), true).await.unwrap();
-    assert_eq!(next.seq, Seq(2), "the failed append's seq is handed out again");
-    assert_eq!(text_of(&record.items(&a, Seq(2), Seq(2), false).await.unwrap()[0]), "two");
+    assert_eq!(
+        next.seq,
+        Seq(2),
+        "the failed append's seq is handed out again"
+    );
+    assert_eq!(
+        text_of(&record.items(&a, Seq(2), Seq(2), false).await.unwrap()[0]),
+        "two"
+    );
     let hooked: Vec<u64> = seen.lock().unwrap().iter().map(|s| s.1).collect();
     assert_eq!(hooked, [1, 2], "the hook never saw the failed item");
 }
@@ -187,11 +292,21 @@ async fn append_errors_instead_of_hanging_once_the_writer_is_gone() {
     let a = live(&record, "a");
     let crash = record.call(Op::Crash).await;
     assert!(matches!(crash, Err(RecordError::Unavailable(_))));
-    let after = tokio::time::timeout(std::time::Duration::from_secs(5), record.append(&a, comment("x"), true))
-        .await
-        .expect("append must not hang");
-    assert!(matches!(after, Err(RecordError::Unavailable(_))), "{after:?}");
-    assert!(record.create_activity(id("b"), "t", ActivityKind::Room, ActivityState::Live).is_err());
+    let after = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        record.append(&a, comment("x"), true),
+    )
+    .await
+    .expect("append must not hang");
+    assert!(
+        matches!(after, Err(RecordError::Unavailable(_))),
+        "{after:?}"
+    );
+    assert!(
+        record
+            .create_activity(id("b"), "t", ActivityKind::Room, ActivityState::Live)
+            .is_err()
+    );
 }
 
 // Multi-threaded: the first append's task must run while this thread waits for the hook.
@@ -221,10 +336,20 @@ async fn a_full_queue_refuses_with_overloaded() {
     entered_rx.recv().unwrap();
     // Polling once queues the request; dropping the future leaves it queued.
     for _ in 0..QUEUE_CAPACITY {
-        assert!(record.append(&a, comment("q"), true).now_or_never().is_none());
+        assert!(
+            record
+                .append(&a, comment("q"), true)
+                .now_or_never()
+                .is_none()
+        );
     }
-    let over = record.append(&a, comment("one too many"), true).now_or_never();
-    assert!(matches!(over, Some(Err(RecordError::Overloaded))), "{over:?}");
+    let over = record
+        .append(&a, comment("one too many"), true)
+        .now_or_never();
+    assert!(
+        matches!(over, Some(Err(RecordError::Overloaded))),
+        "{over:?}"
+    );
     release_tx.send(()).unwrap();
     assert_eq!(first.await.unwrap().unwrap().seq, Seq(1));
     // The queued ones are stored although nobody waited for their answers.
@@ -242,8 +367,14 @@ async fn a_panicking_hook_does_not_stop_the_writer() {
     )
     .unwrap();
     let a = live(&record, "a");
-    assert_eq!(record.append(&a, comment("x"), true).await.unwrap().seq, Seq(1));
-    assert_eq!(record.append(&a, comment("y"), true).await.unwrap().seq, Seq(2));
+    assert_eq!(
+        record.append(&a, comment("x"), true).await.unwrap().seq,
+        Seq(1)
+    );
+    assert_eq!(
+        record.append(&a, comment("y"), true).await.unwrap().seq,
+        Seq(2)
+    );
 }
 
 fn audit(a: &ActivityId, idx: u64, prev_hash: AuditHash) -> AuditEntry {
@@ -277,14 +408,87 @@ async fn audit_entry_that_does_not_continue_the_chain_is_refused() {
     let (_dir, record, _) = open();
     let a = live(&record, "a");
     let first_wrong = record.append_audit(audit(&a, 2, GENESIS_HASH)).await;
-    assert!(matches!(first_wrong, Err(RecordError::AuditOutOfOrder { expected_idx: 1, .. })));
+    assert!(matches!(
+        first_wrong,
+        Err(RecordError::AuditOutOfOrder {
+            expected_idx: 1,
+            ..
+        })
+    ));
     let e1 = audit(&a, 1, GENESIS_HASH);
     record.append_audit(e1.clone()).await.unwrap();
     let bad_prev = record.append_audit(audit(&a, 2, [9; 32])).await;
-    assert!(matches!(bad_prev, Err(RecordError::AuditOutOfOrder { expected_idx: 2, .. })));
+    assert!(matches!(
+        bad_prev,
+        Err(RecordError::AuditOutOfOrder {
+            expected_idx: 2,
+            ..
+        })
+    ));
     let replay = record.append_audit(e1.clone()).await;
-    assert!(matches!(replay, Err(RecordError::AuditOutOfOrder { expected_idx: 2, .. })));
-    let unknown = record.append_audit(audit(&id("none"), 1, GENESIS_HASH)).await;
+    assert!(matches!(
+        replay,
+        Err(RecordError::AuditOutOfOrder {
+            expected_idx: 2,
+            ..
+        })
+    ));
+    let unknown = record
+        .append_audit(audit(&id("none"), 1, GENESIS_HASH))
+        .await;
     assert!(matches!(unknown, Err(RecordError::NoSuchActivity(_))));
     assert_eq!(record.audit_log(&a).await.unwrap(), vec![e1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_sees_an_item_before_its_append_is_answered() {
+    let (_dir, record, seen) = open();
+    let a = live(&record, "a");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (record, a, seen) = (record.clone(), a.clone(), seen.clone());
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    let item = record.append(&a, comment("x"), false).await.unwrap();
+                    let hooked = seen
+                        .lock()
+                        .unwrap()
+                        .contains(&(a.clone(), item.seq.0, false));
+                    assert!(hooked, "seq {} answered before the hook saw it", item.seq);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_file_cannot_duplicate_a_seq() {
+    let (dir, r1, _) = open();
+    let r2 = Record::open_sqlite(
+        &dir.path().join("record.sqlite"),
+        RecordOptions::default(),
+        Box::new(|_, _, _| {}),
+    )
+    .unwrap();
+    let a = live(&r1, "a");
+    assert_eq!(r1.append(&a, comment("1"), true).await.unwrap().seq, Seq(1));
+    assert_eq!(r2.append(&a, comment("2"), true).await.unwrap().seq, Seq(2));
+    // r1 still believes the head is 1: its batch collides on the primary key and fails whole.
+    let collided = r1.append(&a, comment("dup"), true).await;
+    assert!(
+        matches!(collided, Err(RecordError::Unavailable(_))),
+        "{collided:?}"
+    );
+    assert_eq!(r1.append(&a, comment("3"), true).await.unwrap().seq, Seq(3));
+    let texts: Vec<String> = r1
+        .items(&a, Seq(1), Seq(9), false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| text_of(i).to_owned())
+        .collect();
+    assert_eq!(texts, ["1", "2", "3"]);
 }

@@ -24,9 +24,16 @@ pub(super) struct Request {
 }
 
 pub(super) enum Op {
-    Append { activity: ActivityId, body: ItemBody, public: bool },
+    Append {
+        activity: ActivityId,
+        body: ItemBody,
+        public: bool,
+    },
     CreateActivity(Activity),
-    SetState { id: ActivityId, state: ActivityState },
+    SetState {
+        id: ActivityId,
+        state: ActivityState,
+    },
     AppendAudit(AuditEntry),
     /// Makes the writer thread panic, to test what callers see when it is gone.
     #[cfg(test)]
@@ -90,7 +97,9 @@ pub(super) struct WriterDriver {
 }
 
 pub(super) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl WriterDriver {
@@ -114,14 +123,22 @@ impl WriterDriver {
         let now = now_ms();
         let mut staged: Vec<Staged> = Vec::with_capacity(batch.len());
         let mut not_run: Vec<Reply> = Vec::new();
-        let mut failure = self.conn.execute_batch("BEGIN IMMEDIATE").err().map(|e| e.to_string());
+        let mut failure = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .err()
+            .map(|e| e.to_string());
         for Request { op, reply } in batch.drain(..) {
             if failure.is_some() {
                 not_run.push(reply);
                 continue;
             }
             match self.stage(op, now) {
-                Ok(Ok((value, publish))) => staged.push(Staged { reply, value, publish }),
+                Ok(Ok((value, publish))) => staged.push(Staged {
+                    reply,
+                    value,
+                    publish,
+                }),
                 Ok(Err(refused)) => reply.send(Err(refused)),
                 Err(e) => {
                     failure = Some(e.to_string());
@@ -145,7 +162,9 @@ impl WriterDriver {
             self.audit_heads.clear();
             let replies = staged.into_iter().map(|s| s.reply).chain(not_run);
             for reply in replies {
-                reply.send(Err(RecordError::Unavailable(format!("commit failed: {why}"))));
+                reply.send(Err(RecordError::Unavailable(format!(
+                    "commit failed: {why}"
+                ))));
             }
             return;
         }
@@ -179,14 +198,22 @@ impl WriterDriver {
     /// fails the whole batch; `Ok(Err)` refuses this request alone.
     fn stage(&mut self, op: Op, now: u64) -> rusqlite::Result<Step> {
         match op {
-            Op::Append { activity, body, public } => self.stage_append(activity, body, public, now),
+            Op::Append {
+                activity,
+                body,
+                public,
+            } => self.stage_append(activity, body, public, now),
             Op::CreateActivity(activity) => self.stage_create(activity),
             Op::SetState { id, state } => {
                 let n = self
                     .conn
                     .prepare_cached("UPDATE activities SET state = ?2 WHERE id = ?1")?
                     .execute(params![id.as_str(), state.as_str()])?;
-                Ok(if n == 0 { Err(RecordError::NoSuchActivity(id)) } else { Ok((Value::Done, None)) })
+                Ok(if n == 0 {
+                    Err(RecordError::NoSuchActivity(id))
+                } else {
+                    Ok((Value::Done, None))
+                })
             }
             Op::AppendAudit(entry) => self.stage_audit(entry),
             #[cfg(test)]
@@ -204,7 +231,11 @@ impl WriterDriver {
         let Some(head) = self.head_of(&activity)? else {
             return Ok(Err(RecordError::NoSuchActivity(activity)));
         };
-        let item = Item { seq: Seq(head + 1), ts: now, body };
+        let item = Item {
+            seq: Seq(head + 1),
+            ts: now,
+            body,
+        };
         let blob = encode_item(Form::MsgPack, &item);
         let (kind, author) = match &item.body {
             ItemBody::Comment { author, .. } => ("comment", Some(author.id.as_str())),
@@ -215,7 +246,15 @@ impl WriterDriver {
                 "INSERT INTO items (activity, seq, ts_ms, kind, author, public, body) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![activity.as_str(), sql_int(item.seq.0), sql_int(now), kind, author, public, &blob[..]])?;
+            .execute(params![
+                activity.as_str(),
+                sql_int(item.seq.0),
+                sql_int(now),
+                kind,
+                author,
+                public,
+                &blob[..]
+            ])?;
         self.pending_heads.insert(activity.clone(), item.seq.0);
         Ok(Ok((Value::Item(item), Some((activity, public)))))
     }
@@ -246,13 +285,20 @@ impl WriterDriver {
         if self.head_of(&e.activity)?.is_none() {
             return Ok(Err(RecordError::NoSuchActivity(e.activity)));
         }
-        let last = match self.pending_audit.get(&e.activity).or(self.audit_heads.get(&e.activity)) {
+        let last = match self
+            .pending_audit
+            .get(&e.activity)
+            .or(self.audit_heads.get(&e.activity))
+        {
             Some(&last) => Some(last),
             None => audit_head(&self.conn, &e.activity)?,
         };
         let (expected_idx, expected_prev) = last.map_or((1, GENESIS_HASH), |(i, h)| (i + 1, h));
         if e.idx != expected_idx || e.prev_hash != expected_prev {
-            return Ok(Err(RecordError::AuditOutOfOrder { activity: e.activity, expected_idx }));
+            return Ok(Err(RecordError::AuditOutOfOrder {
+                activity: e.activity,
+                expected_idx,
+            }));
         }
         self.conn
             .prepare_cached(
@@ -280,7 +326,10 @@ impl WriterDriver {
         if let Some(&h) = self.pending_heads.get(id).or(self.heads.get(id)) {
             return Ok(Some(h));
         }
-        let exists = self.conn.prepare_cached("SELECT 1 FROM activities WHERE id = ?1")?.exists([id.as_str()])?;
+        let exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM activities WHERE id = ?1")?
+            .exists([id.as_str()])?;
         if !exists {
             return Ok(None);
         }
