@@ -34,7 +34,11 @@ export interface ConnectionEvents {
   other?(m: UnknownMsg): void;
 }
 
-/** A token source: `fresh` asks for a new one (the last was refused). null: none available. */
+/**
+ * A token source: `fresh` asks for a new one (the last was refused). Resolves null when there is
+ * none to be had (the connection then fails: a member needs a new link); throws when getting one
+ * failed for now (the connection retries with backoff).
+ */
 export type TokenSource = (fresh: boolean) => Promise<string | null>;
 
 export class PostError extends Error {
@@ -74,6 +78,8 @@ export class Connection {
   private stopped = false;
   private tokenRefused = false;
   private authed = false;
+  /** Bumped by `stop`: an `open` still waiting for its token gives up. */
+  private generation = 0;
   state: ConnState = { kind: 'connecting' };
   /** Counters for diagnostics and tests. */
   readonly stats = { connects: 0, gaps: 0, resets: 0, tokenRefreshes: 0 };
@@ -93,10 +99,18 @@ export class Connection {
 
   stop(): void {
     this.stopped = true;
+    this.generation++;
     window.clearTimeout(this.retryTimer);
     this.clearTimers();
     this.ws?.close(CLOSE.normal);
     this.ws = null;
+    this.authed = false;
+    this.rejectPending('connection closed');
+  }
+
+  private rejectPending(why: string): void {
+    for (const p of this.pending.values()) p.reject(new PostError('not_connected', why));
+    this.pending.clear();
   }
 
   /** Skip the backoff wait. */
@@ -144,19 +158,17 @@ export class Connection {
   private async open(): Promise<void> {
     if (this.stopped) return;
     if (this.attempt === 0) this.setState({ kind: 'connecting' });
+    const generation = this.generation;
     let token: string | null;
     try {
       token = await this.tokens(this.tokenRefused);
     } catch {
-      token = null;
+      if (generation === this.generation) this.scheduleRetry();
+      return;
     }
-    if (this.stopped) return;
+    if (this.stopped || generation !== this.generation) return;
     if (!token) {
-      if (this.tokenRefused) {
-        this.setState({ kind: 'failed', reason: 'token', message: 'no token' });
-        return;
-      }
-      this.scheduleRetry();
+      this.setState({ kind: 'failed', reason: 'token', message: 'no token' });
       return;
     }
     if (this.tokenRefused) this.stats.tokenRefreshes++;
@@ -184,8 +196,7 @@ export class Connection {
       this.ws = null;
       this.authed = false;
       this.clearTimers();
-      for (const p of this.pending.values()) p.reject(new PostError('not_connected', 'connection lost'));
-      this.pending.clear();
+      this.rejectPending('connection lost');
       if (this.stopped) return;
       if (e.code === CLOSE.unauthenticated) {
         if (this.tokenRefused) {

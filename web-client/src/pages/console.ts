@@ -51,7 +51,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     if (conn?.you) you.textContent = t('you', { name: conn.you.name, role: t(`role_${conn.you.role}`) });
     list.relabel();
   });
-  conn = new Connection(activity, async () => token, {
+  conn = new Connection(activity, async (fresh) => (fresh ? null : token), {
     state: (s) => status.update(s),
     welcome: (w) => {
       you.textContent = t('you', { name: w.you.name, role: t(`role_${w.you.role}`) });

@@ -68,7 +68,7 @@ export function room(root: HTMLElement, activity: string): void {
     ),
   );
   i18n(labels);
-  conn = new Connection(activity, async () => token, {
+  conn = new Connection(activity, async (fresh) => (fresh ? null : token), {
     state: (s) => status.update(s),
     welcome: () => labels(),
     items: (items) => list.push(items),

@@ -74,7 +74,7 @@ export function watch(root: HTMLElement, activity: string): void {
     } catch (err) {
       tokenError = t('tokenFailed', { msg: err instanceof ApiError ? errorText(err.code, { msg: err.message }) : String(err) });
       renderName();
-      return null;
+      throw err;
     }
   };
 
