@@ -155,6 +155,22 @@ async function startPoster(page) {
   };
 }
 
+// Controls without an accessible name (aria-label, aria-labelledby, a <label>, or text).
+const unlabeled = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll('button, input, textarea, select, a[href], [tabindex]')]
+      .filter((el) => !el.closest('[hidden]') && el.getClientRects().length)
+      .filter((el) => {
+        const named =
+          el.getAttribute('aria-label') ||
+          (el.getAttribute('aria-labelledby') && document.getElementById(el.getAttribute('aria-labelledby'))?.textContent) ||
+          (el.id && document.querySelector(`label[for="${el.id}"]`)?.textContent) ||
+          el.textContent;
+        return !named || !named.trim();
+      })
+      .map((el) => el.outerHTML.slice(0, 80)),
+  );
+
 const listTexts = (page) => page.evaluate(() => window.__shangliang.list.snapshot().map((c) => c.text));
 const listSeqs = (page) => page.evaluate(() => window.__shangliang.list.snapshot().map((c) => c.seq));
 
@@ -215,6 +231,7 @@ async function main() {
   await page.goto(`${app}/`);
   await page.waitForSelector('.activity[data-id="demo"] a[href="/live/demo"]', { timeout: 10_000 });
   check(await page.locator('.activity[data-id="demo"] .state-live').count(), 'demo is not shown as live');
+  check(!(await unlabeled(page)).length, `landing: unlabeled controls ${await unlabeled(page)}`);
   await shot(page, 'landing');
   log('landing ok');
 
@@ -224,6 +241,14 @@ async function main() {
   const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('shangliang.viewer.demo') ?? 'null'));
   check(stored && stored.token && stored.exp > Date.now(), 'viewer token not stored with its expiry');
   for (const s of ['video', 'pinned', 'questions']) check(await page.locator(`[data-slot="${s}"]`).count() === 1, `slot ${s} missing`);
+  check(!(await unlabeled(page)).length, `watch: unlabeled controls ${await unlabeled(page)}`);
+  // Keyboard: Tab reaches the comment box.
+  let reached = false;
+  for (let i = 0; i < 12 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement?.classList.contains('compose-input'));
+  }
+  check(reached, 'Tab does not reach the comment box');
   log('watch page live');
 
   // 3. Posting from the page; client-side and server-side refusals are explained.
@@ -374,6 +399,7 @@ async function main() {
       await p.waitForSelector('video.local:not([hidden])', { timeout: 10_000 });
     }
     await p.waitForSelector('.crow:not([hidden])', { timeout: 10_000 });
+    check(!(await unlabeled(p)).length, `${face}: unlabeled controls ${await unlabeled(p)}`);
     await shot(p, face);
     await p.close();
     log(`${face} ok`);

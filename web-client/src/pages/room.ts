@@ -44,6 +44,7 @@ export function room(root: HTMLElement, activity: string): void {
   mic.addEventListener('click', () => void media('audio', mic));
   cam.addEventListener('click', () => void media('video', cam));
 
+  const controls = h('div', { class: 'controls', role: 'toolbar' }, mic, cam);
   const floor = slot('floor', () => t('floor'), () => t('floorPending'));
   const hand = h('button', { type: 'button', class: 'btn', 'aria-disabled': 'true', 'data-needs': 'moderation' });
   floor.body.append(hand);
@@ -52,6 +53,7 @@ export function room(root: HTMLElement, activity: string): void {
     mic.textContent = mic.getAttribute('aria-pressed') === 'true' ? t('micOn') : t('micOff');
     cam.textContent = cam.getAttribute('aria-pressed') === 'true' ? t('camOn') : t('camOff');
     hand.textContent = t('raiseHand');
+    controls.setAttribute('aria-label', t('mediaControls'));
     hand.title = t('notYetAvailable');
     commentsH.textContent = t('comments');
     if (conn?.you) you.textContent = t('you', { name: conn.you.name, role: t(`role_${conn.you.role}`) });
@@ -63,7 +65,7 @@ export function room(root: HTMLElement, activity: string): void {
     h(
       'main',
       { class: 'room' },
-      h('div', { class: 'stage' }, grid.el, h('div', { class: 'controls', role: 'toolbar', 'aria-label': 'media' }, mic, cam), floor.el),
+      h('div', { class: 'stage' }, grid.el, controls, floor.el),
       h('section', { class: 'comments', 'aria-labelledby': 'room-comments-h' }, commentsH, you, status.el, list.root, composer(() => conn, () => conn?.limits?.max_text_chars ?? 500)),
     ),
   );
