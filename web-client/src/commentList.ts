@@ -20,8 +20,9 @@ const OVERSCAN = 6;
 export interface CommentListOptions {
   /** Most comments kept; the oldest are dropped beyond it. */
   cap?: number;
-  /** Builds extra controls of a row (e.g. a moderator's hide button); called once per pooled row. */
-  rowActions?: (row: HTMLElement, current: () => Comment | null) => void;
+  /** Builds extra controls of a row (e.g. a moderator's hide button); called once per pooled row.
+   * May return a function called whenever the row shows another comment. */
+  rowActions?: (row: HTMLElement, current: () => Comment | null) => ((c: Comment) => void) | void;
 }
 
 interface Row {
@@ -31,6 +32,7 @@ interface Row {
   text: HTMLElement;
   seq: number;
   comment: Comment | null;
+  update?: (c: Comment) => void;
 }
 
 function toComment(i: Item): Comment | null {
@@ -108,8 +110,11 @@ export class CommentList {
   push(items: Item[]): void {
     for (const i of items) {
       const c = toComment(i);
-      if (c) this.pendingAppend.push(c);
-      else if (i.body.k === 'hide') this.pendingHide.push((i.body as { target: number }).target);
+      if (c) {
+        this.pendingAppend.push(c);
+        // The public copy of an approved comment replaces the held original (moderators saw both).
+        if (isComment(i.body) && i.body.approves !== undefined) this.pendingHide.push(i.body.approves);
+      } else if (i.body.k === 'hide') this.pendingHide.push((i.body as { target: number }).target);
     }
     // A hidden tab gets no animation frames: keep only what the list could show anyway.
     if (this.pendingAppend.length > 2 * this.cap) this.pendingAppend.splice(0, this.pendingAppend.length - this.cap);
@@ -238,6 +243,7 @@ export class CommentList {
         row.el.dataset.role = c.role;
         row.text.textContent = c.text;
         row.el.title = c.text;
+        row.update?.(c);
       }
     }
     this.newBtn.hidden = this.stick || this.unseen === 0;
@@ -260,7 +266,7 @@ export class CommentList {
     el.append(head, text);
     this.viewport.append(el);
     const row: Row = { el, name, badge, text, seq: -1, comment: null };
-    this.opts.rowActions?.(el, () => row.comment);
+    row.update = this.opts.rowActions?.(el, () => row.comment) ?? undefined;
     return row;
   }
 }

@@ -9,6 +9,13 @@ import {
   type Ack,
   type Batch,
   type ClientMsg,
+  type Command,
+  type ConsultEvent,
+  type ConsultSnapshot,
+  type EventMsg,
+  type Reply,
+  type ReplyMsg,
+  type StateMsg,
   type ErrorMsg,
   type Item,
   type Position,
@@ -30,7 +37,11 @@ export interface ConnectionEvents {
   items(items: Item[]): void;
   /** Drop everything shown for the topic and show `items` instead. */
   reset(items: Item[], reason: Reset['reason'] | 'first'): void;
-  /** Messages this module does not handle (moderation, media ...). */
+  /** The activity's moderation state (after `subscribed` and after `reset`). */
+  consultState?(s: ConsultSnapshot): void;
+  /** Something happened in the activity (floor, questions, presence ...). */
+  consultEvent?(e: ConsultEvent): void;
+  /** Messages this module does not handle (media ...). */
   other?(m: UnknownMsg): void;
 }
 
@@ -74,7 +85,7 @@ export class Connection {
   private pongTimer: number | undefined;
   private connectTimer: number | undefined;
   private nextId = 1;
-  private pending = new Map<number, { resolve(a: Ack): void; reject(e: PostError): void }>();
+  private pending = new Map<number, { resolve(a: Ack | ReplyMsg): void; reject(e: PostError): void }>();
   private stopped = false;
   private tokenRefused = false;
   private authed = false;
@@ -141,7 +152,20 @@ export class Connection {
     if (!this.send({ t: 'post', id, topic: this.topic, text })) {
       return Promise.reject(new PostError('not_connected', 'not connected'));
     }
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.pending.set(id, { resolve: (m) => resolve(m as Ack), reject }),
+    );
+  }
+
+  /** Sends a moderation command; resolves with the `reply`, rejects with the error code. */
+  cmd(cmd: Command): Promise<Reply> {
+    const id = this.nextId++;
+    if (!this.send({ t: 'cmd', id, topic: this.topic, cmd })) {
+      return Promise.reject(new PostError('not_connected', 'not connected'));
+    }
+    return new Promise((resolve, reject) =>
+      this.pending.set(id, { resolve: (m) => resolve((m as ReplyMsg).reply), reject }),
+    );
   }
 
   private setState(s: ConnState): void {
@@ -311,6 +335,25 @@ export class Connection {
           return;
         }
         this.ev.other?.(m as UnknownMsg);
+        return;
+      }
+      case 'reply': {
+        const r = m as ReplyMsg;
+        const p = this.pending.get(r.id);
+        if (p) {
+          this.pending.delete(r.id);
+          p.resolve(r);
+        }
+        return;
+      }
+      case 'state': {
+        const st = m as StateMsg;
+        if (st.topic === this.topic) this.ev.consultState?.(st.state);
+        return;
+      }
+      case 'event': {
+        const e = m as EventMsg;
+        if (e.topic === this.topic) this.ev.consultEvent?.(e.event);
         return;
       }
       case 'pong':

@@ -24,6 +24,8 @@ export interface CommentBody {
   k: 'comment';
   author: Author;
   text: string;
+  /** On the public copy of a comment that was held for review: the held original's seq. */
+  approves?: number;
 }
 
 export interface HideBody {
@@ -60,7 +62,145 @@ export type ClientMsg =
   | { t: 'sub'; topic: string; resume?: Position }
   | { t: 'unsub'; topic: string }
   | { t: 'post'; id: number; topic: string; text: string }
+  | { t: 'cmd'; id: number; topic: string; cmd: Command }
   | { t: 'ping'; id: number };
+
+// ---- moderation: the floor, questions, comment moderation (`cmd` → `reply`/`error`; `event`, `state`) ----
+
+/** A participant's stable identity (the token's `sub`). */
+export type ParticipantId = string;
+export type QuestionId = number;
+export type FloorMode = 'chaired' | 'open';
+export type TurnEnd = 'expired' | 'revoked' | 'yielded' | 'left';
+export type QuestionState = 'pending' | 'published' | 'rejected' | 'on_stage' | 'answered' | 'dismissed';
+/** `"next_hand"` or `{participant: id}`. */
+export type GrantTarget = 'next_hand' | { participant: ParticipantId };
+
+export type FloorEvent =
+  | { k: 'hands_changed'; hands: ParticipantId[] }
+  | { k: 'floor_granted'; holder: ParticipantId; granted_at_ms: number; allotted_ms: number; deadline_ms: number }
+  | { k: 'floor_extended'; holder: ParticipantId; deadline_ms: number }
+  | { k: 'floor_ended'; holder: ParticipantId; ended_at_ms: number; end: TurnEnd; spoken_ms: number; overtime_ms: number }
+  | { k: 'mode_changed'; mode: FloorMode }
+  | { k: 'muted_all'; at_ms: number };
+
+export interface QuestionView {
+  id: QuestionId;
+  text: string;
+  /** Absent for anonymous questions (except for moderators). */
+  asker?: Author | null;
+  anonymous: boolean;
+  state: QuestionState;
+  votes: number;
+  pinned: boolean;
+  submitted_at_ms: number;
+  answered_at_ms?: number | null;
+}
+
+export interface CommentModes {
+  review: boolean;
+  slow_mode_ms?: number | null;
+  verified_only: boolean;
+  lockdown: boolean;
+}
+
+export type PolicyChange =
+  | { set: 'review'; value: boolean }
+  | { set: 'slow_mode'; value: number | null }
+  | { set: 'verified_only'; value: boolean }
+  | { set: 'lockdown'; value: boolean }
+  | { set: 'block_words'; value: string[] }
+  | { set: 'hold_words'; value: string[] };
+
+export interface HeldComment {
+  seq: number;
+  author: Author;
+  text: string;
+  at_ms: number;
+}
+
+export interface AuditEntry {
+  index: number;
+  at_ms: number;
+  actor: ParticipantId;
+  action: string;
+  target: string;
+  detail: string;
+  reason?: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export type ConsultEvent =
+  | ({ t: 'floor' } & FloorEvent)
+  | { t: 'question'; question: QuestionView }
+  | { t: 'comment_approved'; seq: number }
+  | { t: 'comment_hidden'; seq: number }
+  | { t: 'comment_modes'; modes: CommentModes }
+  | { t: 'presence'; participant: ParticipantId; name: string; role: Role; present: boolean }
+  | { t: 'audit'; entry: AuditEntry };
+
+export type QuestionOp =
+  | { op: 'publish' }
+  | { op: 'reject'; reason?: string | null }
+  | { op: 'stage' }
+  | { op: 'answer'; by?: ParticipantId | null }
+  | { op: 'dismiss'; reason?: string | null }
+  | { op: 'pin' }
+  | { op: 'unpin' };
+
+export type Command =
+  | { c: 'raise_hand' }
+  | { c: 'lower_hand'; target?: ParticipantId | null }
+  | { c: 'grant_floor'; target: GrantTarget; limit_ms?: number | null }
+  | { c: 'extend_floor'; extra_ms: number }
+  | { c: 'revoke_floor'; reason?: string | null }
+  | { c: 'yield_floor' }
+  | { c: 'set_floor_mode'; mode: FloorMode }
+  | { c: 'set_auto_advance'; limit_ms?: number | null }
+  | { c: 'mute_all' }
+  | { c: 'submit_question'; text: string; anonymous?: boolean }
+  | { c: 'vote_question'; id: QuestionId; up: boolean }
+  | ({ c: 'moderate_question'; id: QuestionId } & QuestionOp)
+  | { c: 'set_question_review'; review: boolean }
+  | { c: 'approve_comment'; seq: number }
+  | { c: 'hide_comment'; seq: number; reason: string }
+  | { c: 'set_comment_policy'; change: PolicyChange }
+  | { c: 'timeout'; who: ParticipantId; until_ms: number; reason: string }
+  | { c: 'ban'; who: ParticipantId; reason: string }
+  | { c: 'unban'; who: ParticipantId };
+
+export type Reply =
+  | { r: 'done' }
+  | { r: 'floor_granted'; holder: ParticipantId }
+  | { r: 'floor_extended'; deadline_ms: number }
+  | { r: 'question_submitted'; id: QuestionId }
+  | { r: 'votes'; votes: number }
+  | { r: 'approved'; comment: HeldComment };
+
+export interface FloorSnapshot {
+  mode: FloorMode;
+  hands: ParticipantId[];
+  holder?: ParticipantId | null;
+  granted_at_ms?: number | null;
+  deadline_ms?: number | null;
+}
+
+export interface PresentRow {
+  id: ParticipantId;
+  name: string;
+  role: Role;
+}
+
+export interface ConsultSnapshot {
+  floor: FloorSnapshot;
+  questions: QuestionView[];
+  on_stage?: QuestionId | null;
+  pinned: QuestionId[];
+  comment_modes: CommentModes;
+  present: PresentRow[];
+  viewers: number;
+}
 
 // ---- server → client ----
 
@@ -89,7 +229,27 @@ export type ErrorCode =
   | 'rate_limited'
   | 'not_allowed'
   | 'unavailable'
-  | 'internal';
+  | 'internal'
+  | 'not_your_turn'
+  | 'no_floor_holder'
+  | 'no_hands'
+  | 'not_eligible'
+  | 'bad_time_limit'
+  | 'no_such_question'
+  | 'bad_question_state'
+  | 'too_many_questions'
+  | 'already_voted'
+  | 'not_voted'
+  | 'banned'
+  | 'timed_out'
+  | 'slow_mode'
+  | 'lockdown'
+  | 'verified_only'
+  | 'blocked'
+  | 'no_such_comment'
+  | 'not_held'
+  | 'already_hidden'
+  | 'cannot_discipline_moderator';
 
 export interface Welcome {
   t: 'welcome';
@@ -140,6 +300,24 @@ export interface ErrorMsg {
   message: string;
 }
 
+export interface ReplyMsg {
+  t: 'reply';
+  id: number;
+  reply: Reply;
+}
+
+export interface EventMsg {
+  t: 'event';
+  topic: string;
+  event: ConsultEvent;
+}
+
+export interface StateMsg {
+  t: 'state';
+  topic: string;
+  state: ConsultSnapshot;
+}
+
 export interface Pong {
   t: 'pong';
   id: number;
@@ -151,7 +329,7 @@ export interface UnknownMsg {
   [field: string]: unknown;
 }
 
-export type ServerMsg = Welcome | Subscribed | Batch | Reset | Ack | ErrorMsg | Pong;
+export type ServerMsg = Welcome | Subscribed | Batch | Reset | Ack | ErrorMsg | ReplyMsg | EventMsg | StateMsg | Pong;
 
 // ---- close codes (§4) ----
 

@@ -1,56 +1,93 @@
 // The moderator console: the full comment view (held comments included) with a hide control per
-// row, and slots for the review queue, question queue and floor control (moderation pending).
+// row, comment policy, the question queue and the floor.
 
 import { urlToken } from '../api';
 import { CommentList } from '../commentList';
-import { Connection } from '../connection';
-import { t } from '../i18n';
-import { composer, h, header, i18n, slot, statusLine } from '../ui';
+import { Connection, PostError } from '../connection';
+import { ConsultStore } from '../consult';
+import { floorPanel, policyPanel, questionsPanel } from '../consultUi';
+import { t, type I18nKey } from '../i18n';
+import { composer, errorText, h, header, i18n, slot, statusLine } from '../ui';
+
+const REASONS: I18nKey[] = ['reasonImproper', 'reasonAd', 'reasonOffTopic', 'reasonDuplicate'];
 
 export function moderatorConsole(root: HTMLElement, activity: string): void {
   const token = urlToken(activity);
   let conn: Connection | null = null;
-  const hideButtons: { btn: HTMLButtonElement; current: () => { seq: number } | null }[] = [];
+  const store = new ConsultStore();
+  const hideMsg = h('p', { class: 'panel-msg', role: 'alert' });
+  const reason = h('select', { class: 'hide-reason', id: 'hide-reason' });
+  const reasonLabel = h('label', { for: 'hide-reason' });
+  const hideButtons: HTMLButtonElement[] = [];
+  const hide = (seq: number) => {
+    if (!store.available || !conn) return;
+    hideMsg.textContent = '';
+    conn.cmd({ c: 'hide_comment', seq, reason: reason.selectedOptions[0]?.textContent ?? '' }).catch((e: unknown) => {
+      hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: String(e) });
+    });
+  };
   const list = new CommentList({
     cap: 5000,
     rowActions: (row, current) => {
-      const btn = h('button', { type: 'button', class: 'row-hide', 'aria-disabled': 'true', 'data-needs': 'moderation' });
+      const btn = h('button', { type: 'button', class: 'row-hide', 'aria-disabled': 'true' });
       btn.textContent = t('hide');
-      btn.title = t('notYetAvailable');
       row.append(btn);
-      hideButtons.push({ btn, current });
-      btn.addEventListener('focus', () => {
+      hideButtons.push(btn);
+      btn.addEventListener('click', () => {
         const c = current();
-        btn.textContent = t('hide');
-        btn.setAttribute('aria-label', c ? t('hideLabel', { seq: c.seq }) : t('hide'));
+        if (c) hide(c.seq);
       });
+      return (c) => btn.setAttribute('aria-label', t('hideLabel', { seq: c.seq }));
     },
   });
   const status = statusLine(() => conn);
   const you = h('p', { class: 'you muted' });
-  const review = slot('review', () => t('reviewQueue'), () => t('reviewPending'));
+  const policy = slot('policy', () => t('policy'), () => t('reviewPending'));
   const questions = slot('question-queue', () => t('questionQueue'), () => t('questionQueuePending'));
   const floor = slot('floor', () => t('floor'), () => t('floorPending'));
   const commentsH = h('h2', { id: 'console-comments-h' });
+  const who = { id: () => conn?.you?.id ?? null, moderator: true };
+  policyPanel(policy.body, store, () => conn);
+  questionsPanel(questions.body, store, () => conn, who);
+  floorPanel(floor.body, store, () => conn, who);
 
   root.replaceChildren(
     header(() => `${t('consoleTitle')} · ${activity}`),
     h(
       'main',
       { class: 'console' },
-      h('section', { class: 'comments', 'aria-labelledby': 'console-comments-h' }, commentsH, you, status.el, list.root, composer(() => conn, () => conn?.limits?.max_text_chars ?? 500)),
-      h('div', { class: 'stage' }, review.el, questions.el, floor.el),
+      h(
+        'section',
+        { class: 'comments', 'aria-labelledby': 'console-comments-h' },
+        commentsH,
+        you,
+        status.el,
+        h('div', { class: 'hide-bar' }, reasonLabel, reason, hideMsg),
+        list.root,
+        composer(() => conn, () => conn?.limits?.max_text_chars ?? 500),
+      ),
+      h('div', { class: 'stage' }, floor.el, questions.el, policy.el),
     ),
   );
-  i18n(() => {
+  const labels = () => {
     commentsH.textContent = t('comments');
-    for (const b of hideButtons) {
-      b.btn.textContent = t('hide');
-      b.btn.title = t('notYetAvailable');
-    }
+    reasonLabel.textContent = t('hideReason');
+    const sel = reason.selectedIndex;
+    reason.replaceChildren(...REASONS.map((k) => h('option', {}, t(k))));
+    reason.selectedIndex = Math.max(0, sel);
+    enableHide();
     if (conn?.you) you.textContent = t('you', { name: conn.you.name, role: t(`role_${conn.you.role}`) });
     list.relabel();
-  });
+  };
+  const enableHide = () => {
+    for (const b of hideButtons) {
+      b.textContent = t('hide');
+      b.title = store.available ? '' : t('notYetAvailable');
+      b.setAttribute('aria-disabled', String(!store.available));
+    }
+  };
+  i18n(labels);
+  store.onChange(enableHide);
   conn = new Connection(activity, async (fresh) => (fresh ? null : token), {
     state: (s) => status.update(s),
     welcome: (w) => {
@@ -58,7 +95,9 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     },
     items: (items) => list.push(items),
     reset: (items) => list.replace(items),
+    consultState: (st) => store.applyState(st),
+    consultEvent: (e) => store.applyEvent(e),
   });
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store };
 }

@@ -4,6 +4,8 @@
 import { urlToken } from '../api';
 import { CommentList } from '../commentList';
 import { Connection } from '../connection';
+import { ConsultStore } from '../consult';
+import { floorPanel } from '../consultUi';
 import { t } from '../i18n';
 import { composer, h, header, i18n, slot, statusLine } from '../ui';
 
@@ -46,15 +48,13 @@ export function room(root: HTMLElement, activity: string): void {
 
   const controls = h('div', { class: 'controls', role: 'toolbar' }, mic, cam);
   const floor = slot('floor', () => t('floor'), () => t('floorPending'));
-  const hand = h('button', { type: 'button', class: 'btn', 'aria-disabled': 'true', 'data-needs': 'moderation' });
-  floor.body.append(hand);
+  const store = new ConsultStore();
+  floorPanel(floor.body, store, () => conn, { id: () => conn?.you?.id ?? null, moderator: false });
   const commentsH = h('h2', { id: 'room-comments-h' });
   const labels = () => {
     mic.textContent = mic.getAttribute('aria-pressed') === 'true' ? t('micOn') : t('micOff');
     cam.textContent = cam.getAttribute('aria-pressed') === 'true' ? t('camOn') : t('camOff');
-    hand.textContent = t('raiseHand');
     controls.setAttribute('aria-label', t('mediaControls'));
-    hand.title = t('notYetAvailable');
     commentsH.textContent = t('comments');
     if (conn?.you) you.textContent = t('you', { name: conn.you.name, role: t(`role_${conn.you.role}`) });
     list.relabel();
@@ -71,11 +71,13 @@ export function room(root: HTMLElement, activity: string): void {
   );
   i18n(labels);
   conn = new Connection(activity, async (fresh) => (fresh ? null : token), {
+    consultState: (st) => store.applyState(st),
+    consultEvent: (e) => store.applyEvent(e),
     state: (s) => status.update(s),
     welcome: () => labels(),
     items: (items) => list.push(items),
     reset: (items) => list.replace(items),
   });
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store };
 }

@@ -4,6 +4,8 @@
 import { ApiError, getActivity, storedNickname, viewerToken } from '../api';
 import { CommentList } from '../commentList';
 import { Connection } from '../connection';
+import { ConsultStore } from '../consult';
+import { pinnedPanel, questionsPanel } from '../consultUi';
 import { t } from '../i18n';
 import { composer, errorText, formatCount, h, header, i18n, slot, statusLine } from '../ui';
 
@@ -79,7 +81,10 @@ export function watch(root: HTMLElement, activity: string): void {
   };
 
   const resetNote = h('p', { class: 'reset-note', role: 'status', hidden: true });
+  const store = new ConsultStore();
   conn = new Connection(activity, tokens, {
+    consultState: (st) => store.applyState(st),
+    consultEvent: (e) => store.applyEvent(e),
     state: (s) => {
       status.update(s);
       // The count includes this page once it is subscribed: refresh it then.
@@ -97,6 +102,8 @@ export function watch(root: HTMLElement, activity: string): void {
   video.body.classList.add('video-box');
   const pinned = slot('pinned', () => t('pinnedSlot'), () => t('pinnedNone'));
   const questions = slot('questions', () => t('questionsSlot'), () => t('questionsPending'));
+  pinnedPanel(pinned.body, store);
+  questionsPanel(questions.body, store, () => conn, { id: () => conn?.you?.id ?? null, moderator: false });
   const commentsH = h('h2', { id: 'comments-h' });
   const maxChars = () => conn?.limits?.max_text_chars ?? 500;
   const comments = h(
@@ -140,5 +147,5 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   void poll();
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store };
 }
