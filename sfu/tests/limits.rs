@@ -1,0 +1,131 @@
+//! Refusals: bad input and limits give a clear error, never a hang.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use shangliang_sfu::SfuError;
+use webrtc::media_stream::track_local::TrackLocal;
+
+async fn recvonly_offer() -> (Bot, String) {
+    let mut b = bot().await;
+    b.recv_only(RtpCodecKind::Audio).await;
+    b.recv_only(RtpCodecKind::Video).await;
+    let o = b.offer().await;
+    (b, o)
+}
+
+async fn sending_offer() -> (Bot, String) {
+    let mut b = bot().await;
+    b.pc.add_track(local_track(RtpCodecKind::Video, vp8(), 42) as Arc<dyn TrackLocal>).await.unwrap();
+    let o = b.offer().await;
+    (b, o)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_sdp_is_refused_with_a_clear_error() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let sfu = sfu(45_000, 10, 10);
+        for bad in ["", "hello", "v=0\r\nthis is not sdp\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"] {
+            match sfu.whep("r", bad).await {
+                Err(SfuError::InvalidSdp(msg)) => assert!(!msg.is_empty()),
+                other => panic!("whep({bad:?}) gave {other:?}"),
+            }
+            match sfu.whip("r", "p", bad).await {
+                Err(SfuError::InvalidSdp(_)) => {}
+                other => panic!("whip({bad:?}) gave {other:?}"),
+            }
+        }
+        let st = sfu.stats();
+        assert_eq!((st.sessions, st.peer_connections, st.rooms), (0, 0, 0), "{st:?}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_cannot_publish() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let sfu = sfu(46_000, 10, 10);
+        // A WHEP offer that would send media is refused outright.
+        let (b, offer) = sending_offer().await;
+        match sfu.whep("r", &offer).await {
+            Err(SfuError::NotAllowed(msg)) => assert!(msg.contains("receive-only"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        // WHIP needs a participant (the caller checked publish rights and names who publishes).
+        match sfu.whip("r", "", &offer).await {
+            Err(SfuError::NotAllowed(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        let _ = b.pc.close().await;
+        // A receive-only viewer, connected, puts nothing on the stage.
+        let (mut v, offer) = recvonly_offer().await;
+        let (id, answer) = sfu.whep("r", &offer).await.unwrap();
+        v.accept_answer(answer).await;
+        v.wait_connected().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sfu.stats().ingested_packets, 0);
+        assert!(sfu.close_session(id).await);
+        assert!(!sfu.close_session(id).await, "closing twice reports no such session");
+        let _ = v.pc.close().await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_full_is_a_clear_error() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let sfu = sfu(47_000, 2, 1);
+        let (_b1, o1) = sending_offer().await;
+        let (s1, _) = sfu.whip("room", "alice", &o1).await.unwrap();
+        let (_h, _ev) = sfu.join("room", "bob").await.unwrap();
+        let (_b3, o3) = sending_offer().await;
+        match sfu.whip("room", "carol", &o3).await {
+            Err(SfuError::RoomFull { room, max }) => assert_eq!((room.as_str(), max), ("room", 2)),
+            other => panic!("{other:?}"),
+        }
+        match sfu.join("room", "dave").await {
+            Err(e @ SfuError::RoomFull { .. }) => assert_eq!(e.to_string(), "room room is full (2 participants)"),
+            other => panic!("{other:?}"),
+        }
+        // Another room is unaffected; a known participant may open a second session.
+        assert!(sfu.whip("other", "carol", &o3).await.is_ok());
+        assert!(sfu.whip("room", "alice", &o3).await.is_ok());
+        // Node-wide viewer limit.
+        let (_v1, vo) = recvonly_offer().await;
+        sfu.whep("room", &vo).await.unwrap();
+        match sfu.whep("room", &vo).await {
+            Err(SfuError::NodeFull { max: 1 }) => {}
+            other => panic!("{other:?}"),
+        }
+        // After alice leaves (both sessions) and bob leaves, carol fits.
+        assert!(sfu.close_session(s1).await);
+        _h.leave().await;
+        let (_b4, o4) = sending_offer().await;
+        assert!(sfu.whip("room", "carol", &o4).await.is_ok());
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_range_exhaustion_is_a_clear_error() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let sfu = shangliang_sfu::Sfu::new(shangliang_sfu::SfuConfig { udp_port_range: (48_000, 48_001), ..Default::default() });
+        let (_b, o) = recvonly_offer().await;
+        sfu.whep("r", &o).await.unwrap();
+        sfu.whep("r", &o).await.unwrap();
+        match sfu.whep("r", &o).await {
+            Err(SfuError::NoPorts) => {}
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .expect("bounded");
+}

@@ -1,0 +1,136 @@
+//! Simulcast: the SFU receives three layers by rid; each subscriber gets one, switchable.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+
+const RIDS: [&str; 3] = ["q", "h", "f"];
+const SSRCS: [u32; 3] = [0x5100_0001, 0x5100_0002, 0x5100_0003];
+
+/// Layer `l`'s payload: a VP8 descriptor and frame tag, then the layer index.
+fn payload(l: usize, first: bool, key: bool) -> Bytes {
+    let mut v = vec![if first { 0x10 } else { 0x00 }, if key { 0x00 } else { 0x01 }, 0xee, l as u8];
+    v.resize(300, 0);
+    Bytes::from(v)
+}
+
+async fn simulcast_publisher(sfu: &shangliang_sfu::Sfu, room: &str) -> (Bot, Arc<AtomicBool>) {
+    let mut b = bot().await;
+    let codings = (0..3)
+        .map(|i| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { rid: RIDS[i].to_owned(), ssrc: Some(SSRCS[i]), ..Default::default() },
+            codec: vp8(),
+            ..Default::default()
+        })
+        .collect();
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "sim".into(),
+        "sim-video".into(),
+        "sim-video".into(),
+        RtpCodecKind::Video,
+        codings,
+    )));
+    let sender = b.pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.unwrap();
+    let offer = b.offer().await;
+    assert!(offer.contains("a=rid:q send"), "the bot offers simulcast:\n{offer}");
+    let (_id, answer) = sfu.whip(room, "presenter", &offer).await.expect("whip");
+    b.accept_answer(answer).await;
+    b.wait_connected().await;
+    let params = sender.get_parameters().await.unwrap();
+    let pt = params.rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("video/VP8")).unwrap().payload_type;
+    let ext = |uri: &str| params.rtp_parameters.header_extensions.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
+    let mid_id = ext("urn:ietf:params:rtp-hdrext:sdes:mid").expect("mid negotiated");
+    let rid_id = ext("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id").expect("rid negotiated");
+    let mid = b.pc.get_transceivers().await[0].mid().await.unwrap().unwrap_or_else(|| "0".into());
+    let want_key = Arc::new(AtomicBool::new(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (track, want_key) = (Arc::clone(&track), Arc::clone(&want_key));
+        tokio::spawn(async move {
+            while let Some(TrackLocalEvent::OnRtcpPacket(_)) = track.poll().await {
+                want_key.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut seq = [100u16, 20_000, 40_000];
+            let start = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            while !stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                let key = want_key.swap(false, Ordering::SeqCst);
+                let ts = (start.elapsed().as_micros() as u64 * 9 / 100) as u32;
+                for l in 0..3 {
+                    for k in 0..2 {
+                        let mut h = rtp::header::Header {
+                            version: 2,
+                            payload_type: pt,
+                            sequence_number: seq[l],
+                            timestamp: ts,
+                            ssrc: SSRCS[l],
+                            marker: k == 1,
+                            ..Default::default()
+                        };
+                        h.set_extension(mid_id, Bytes::from(mid.clone().into_bytes())).unwrap();
+                        h.set_extension(rid_id, Bytes::from(RIDS[l].as_bytes().to_vec())).unwrap();
+                        seq[l] = seq[l].wrapping_add(1);
+                        if track.write_rtp(rtp::Packet { header: h, payload: payload(l, k == 0, key) }).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    (b, stop)
+}
+
+fn layer_of(p: &Rx) -> u8 {
+    p.payload[3]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_simulcast_layer_keeps_the_stream_continuous() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(52_000, 10, 10);
+        let (_pub, stop) = simulcast_publisher(&sfu, "sim").await;
+        let mut v = Viewer::start(&sfu, "sim").await;
+        // Default: the highest layer.
+        let rx = v.collect(Duration::from_millis(1500)).await;
+        let video: Vec<Rx> = rx.into_iter().filter(|p| p.video).collect();
+        assert!(video.len() > 30, "{}", video.len());
+        assert!(video.iter().all(|p| layer_of(p) == 2), "only layer f before any switch");
+        let mut all = video;
+        for (rid, layer) in [("q", 0u8), ("h", 1), ("f", 2)] {
+            sfu.set_viewer_layer(v.session, rid).await.unwrap();
+            let rx: Vec<Rx> = v.collect(Duration::from_millis(1500)).await.into_iter().filter(|p| p.video).collect();
+            let first_new = rx.iter().position(|p| layer_of(p) == layer).unwrap_or_else(|| panic!("never switched to {rid}"));
+            assert!(is_key_start(&rx[first_new].payload), "switch to {rid} did not start on a keyframe");
+            assert!(rx[first_new..].iter().all(|p| layer_of(p) == layer), "layers mixed after switching to {rid}");
+            all.extend(rx);
+        }
+        // One SSRC, and sequence numbers continuous across all three switches.
+        assert!(all.iter().all(|p| p.ssrc == all[0].ssrc));
+        for w in all.windows(2) {
+            assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "gap or jump at layer {} -> {}", layer_of(&w[0]), layer_of(&w[1]));
+            let dts = w[1].ts.wrapping_sub(w[0].ts);
+            assert!(dts < 0x8000_0000, "timestamp went backwards at a switch");
+        }
+        stop.store(true, Ordering::SeqCst);
+    })
+    .await
+    .expect("bounded");
+}
