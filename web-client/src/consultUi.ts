@@ -157,7 +157,7 @@ export function questionsPanel(body: HTMLElement, store: ConsultStore, conn: () 
         const li = h('li', { class: `question q-${q.state}`, 'data-id': String(q.id), 'aria-label': t('questionLabel', { id: q.id, text: q.text }) });
         li.append(
           h('p', { class: 'q-text' }, q.text),
-          h('p', { class: 'q-meta muted' }, `${askerName(q)} · ${t(`qstate_${q.state}` as I18nKey)}${q.pinned ? ' · 📌' : ''}`),
+          h('p', { class: 'q-meta muted' }, `${askerName(q)} · ${t(`qstate_${q.state}` as I18nKey)}${q.pinned ? ` · ${t('pinnedTag')}` : ''}`),
         );
         const actions = h('div', { class: 'q-actions' });
         if (!who.moderator && who.id()) {

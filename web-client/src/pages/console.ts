@@ -37,7 +37,11 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
         const c = current();
         if (c) hide(c.seq);
       });
-      return (c) => btn.setAttribute('aria-label', t('hideLabel', { seq: c.seq }));
+      return (c) => {
+        btn.setAttribute('aria-label', t('hideLabel', { seq: c.seq }));
+        btn.setAttribute('aria-disabled', String(!store.available));
+        btn.title = store.available ? '' : t('notYetAvailable');
+      };
     },
   });
   const status = statusLine(() => conn);
