@@ -382,6 +382,14 @@ async function main() {
   await page.keyboard.press('Tab');
   await page.click('.lang');
   log('viewers and language ok');
+  // Most of the public watches on phones: one column, the comment box in reach.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(200);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const box = await page.locator('.compose-input').boundingBox();
+  check(box && box.y + box.height <= 844, `comment box out of reach on a phone-sized screen (${JSON.stringify(box)})`);
+  await shot(page, 'watch-phone');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // 9. Member room and moderator console shells connect with tokens from the URL.
   for (const [face, tok] of [
