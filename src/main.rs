@@ -1,4 +1,5 @@
-//! The `shangliang` command line: `serve` runs the hub, `token` mints a signed token.
+//! The `shangliang` command line: `serve` runs the hub, `token` mints a signed token,
+//! `export` writes an activity's session record, `verify-record` checks its audit chain.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,43 @@ enum Command {
     Serve(ServeArgs),
     /// Print a signed token for an activity.
     Token(TokenArgs),
+    /// Write an activity's session record (JSON, CSV, or Markdown minutes) to stdout.
+    Export(ExportArgs),
+    /// Check an activity's audit log hash chain in the record; exit code 1 if it was altered.
+    VerifyRecord(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// The activity.
+    #[arg(long)]
+    activity: String,
+    /// json, csv or md.
+    #[arg(long, default_value = "md", value_parser = parse_format)]
+    format: shangliang::server::consult::ExportFormat,
+    /// Directory of the record (as given to serve).
+    #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The activity.
+    #[arg(long)]
+    activity: String,
+    /// Directory of the record (as given to serve).
+    #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+fn parse_format(s: &str) -> Result<shangliang::server::consult::ExportFormat, String> {
+    use shangliang::server::consult::ExportFormat;
+    match s {
+        "json" => Ok(ExportFormat::Json),
+        "csv" => Ok(ExportFormat::Csv),
+        "md" | "markdown" => Ok(ExportFormat::Markdown),
+        _ => Err("one of json, csv, md".into()),
+    }
 }
 
 #[derive(clap::Args)]
@@ -141,6 +179,20 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
+        Command::Export(a) => {
+            let act = ActivityId::new(&a.activity)?;
+            print!("{}", shangliang::server::consult::export_record(&a.data_dir, &act, a.format)?);
+            Ok(())
+        }
+        Command::VerifyRecord(a) => {
+            let act = ActivityId::new(&a.activity)?;
+            let v = shangliang::server::consult::verify_record(&a.data_dir, &act)?;
+            println!("ok: {} audit entries of {act}, chain head {}", v.entries, v.head);
+            if v.after_stored_head > 0 {
+                println!("note: {} entries after the head stored with the summary", v.after_stored_head);
+            }
+            Ok(())
+        }
     }
 }
 

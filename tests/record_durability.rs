@@ -25,6 +25,7 @@ fn comment(text: String) -> ItemBody {
             verified: true,
         },
         text,
+        approves: None,
     }
 }
 

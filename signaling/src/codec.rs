@@ -30,7 +30,7 @@ pub enum DecodeError {
     Malformed(String),
 }
 
-const CLIENT_TYPES: &[&str] = &["auth", "sub", "unsub", "post", "ping"];
+const CLIENT_TYPES: &[&str] = &["auth", "sub", "unsub", "post", "cmd", "ping"];
 
 #[derive(Deserialize)]
 struct TagOnly {
@@ -172,6 +172,7 @@ mod tests {
                     verified: false,
                 },
                 text: format!("评论 {seq} \"quoted\""),
+                approves: None,
             },
         }
     }
@@ -259,5 +260,114 @@ mod tests {
             decode_client(Form::Json, br#"{"t":"sub","topic":"../etc"}"#),
             Err(DecodeError::Malformed(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod consult_tests {
+    use super::*;
+    use crate::consult::*;
+    use crate::messages::*;
+
+    fn topic() -> ActivityId {
+        ActivityId::new("demo").unwrap()
+    }
+
+    #[test]
+    fn moderation_messages_round_trip_in_both_forms() {
+        let cmds = vec![
+            Command::RaiseHand,
+            Command::LowerHand { target: Some(ParticipantId::new("wang")) },
+            Command::GrantFloor { target: GrantTarget::NextHand, limit_ms: Some(60_000) },
+            Command::GrantFloor { target: GrantTarget::Participant(ParticipantId::new("li")), limit_ms: None },
+            Command::ExtendFloor { extra_ms: 30_000 },
+            Command::RevokeFloor { reason: Some("超时".into()) },
+            Command::YieldFloor,
+            Command::SetFloorMode { mode: FloorMode::Open },
+            Command::SetAutoAdvance { limit_ms: None },
+            Command::MuteAll,
+            Command::SubmitQuestion { text: "问".into(), anonymous: true },
+            Command::VoteQuestion { id: QuestionId(3), up: true },
+            Command::ModerateQuestion { id: QuestionId(3), op: QuestionOp::Reject { reason: Some("重复".into()) } },
+            Command::ModerateQuestion { id: QuestionId(3), op: QuestionOp::Pin },
+            Command::SetQuestionReview { review: false },
+            Command::ApproveComment { seq: Seq(9) },
+            Command::HideComment { seq: Seq(9), reason: "广告".into() },
+            Command::SetCommentPolicy { change: PolicyChange::SlowMode(Some(10_000)) },
+            Command::SetCommentPolicy { change: PolicyChange::BlockWords(vec!["x".into()]) },
+            Command::Timeout { who: ParticipantId::new("v-1"), until_ms: 5, reason: "刷屏".into() },
+            Command::Ban { who: ParticipantId::new("v-1"), reason: "辱骂".into() },
+            Command::Unban { who: ParticipantId::new("v-1") },
+        ];
+        let view = QuestionView {
+            id: QuestionId(1),
+            text: "问".into(),
+            asker: None,
+            anonymous: true,
+            state: QuestionState::Published,
+            votes: 2,
+            pinned: true,
+            submitted_at_ms: 1,
+            answered_at_ms: None,
+        };
+        let server = vec![
+            ServerMsg::Reply { id: 1, reply: Reply::Done },
+            ServerMsg::Reply { id: 2, reply: Reply::FloorGranted { holder: ParticipantId::new("wang") } },
+            ServerMsg::Reply { id: 3, reply: Reply::Votes { votes: 4 } },
+            ServerMsg::Error { id: Some(4), code: ErrorCode::AlreadyVoted, message: "x".into() },
+            ServerMsg::Event {
+                topic: topic(),
+                event: ConsultEvent::Floor(FloorEvent::FloorGranted {
+                    holder: ParticipantId::new("wang"),
+                    granted_at_ms: 1,
+                    allotted_ms: 2,
+                    deadline_ms: 3,
+                }),
+            },
+            ServerMsg::Event { topic: topic(), event: ConsultEvent::Question { question: view.clone() } },
+            ServerMsg::Event { topic: topic(), event: ConsultEvent::CommentModes { modes: CommentModes::default() } },
+            ServerMsg::State {
+                topic: topic(),
+                state: Snapshot {
+                    floor: FloorSnapshot {
+                        mode: FloorMode::Chaired,
+                        hands: vec![ParticipantId::new("li")],
+                        holder: Some(ParticipantId::new("wang")),
+                        granted_at_ms: Some(1),
+                        deadline_ms: Some(2),
+                    },
+                    questions: vec![view],
+                    on_stage: None,
+                    pinned: vec![QuestionId(1)],
+                    comment_modes: CommentModes { review: true, slow_mode_ms: Some(5), verified_only: false, lockdown: false },
+                    present: vec![PresentRow { id: ParticipantId::new("wang"), name: "王".into(), role: Role::Member }],
+                    viewers: 7,
+                },
+            },
+        ];
+        for form in [Form::MsgPack, Form::Json] {
+            for (i, cmd) in cmds.iter().enumerate() {
+                let m = ClientMsg::Cmd { id: i as u32, topic: topic(), cmd: cmd.clone() };
+                assert_eq!(decode_client(form, &encode_client(form, &m)).unwrap(), m, "{form:?}");
+            }
+            for m in &server {
+                assert_eq!(&decode_server(form, &encode_server(form, m)).unwrap(), m, "{form:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn cmd_json_is_the_documented_shape() {
+        let json = br#"{"t":"cmd","id":5,"topic":"demo","cmd":{"c":"grant_floor","target":"next_hand","limit_ms":60000}}"#;
+        assert_eq!(
+            decode_client(Form::Json, json).unwrap(),
+            ClientMsg::Cmd {
+                id: 5,
+                topic: topic(),
+                cmd: Command::GrantFloor { target: GrantTarget::NextHand, limit_ms: Some(60_000) }
+            }
+        );
+        let reply = encode_server(Form::Json, &ServerMsg::Reply { id: 5, reply: Reply::Done });
+        assert_eq!(&reply[..], br#"{"t":"reply","id":5,"reply":{"r":"done"}}"#);
     }
 }

@@ -14,6 +14,7 @@ mod codec;
 mod ids;
 pub mod limits;
 mod messages;
+pub mod consult;
 
 pub use codec::{
     DecodeError, Form, decode_client, decode_server, encode_batch, encode_client, encode_item,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::consult::{Command, ConsultEvent, Reply, Snapshot};
 use crate::ids::{ActivityId, Epoch, Seq};
 
 /// Where a subscriber stands in a topic: the epoch it saw and the last sequence number it holds.
@@ -101,6 +102,10 @@ pub enum ItemBody {
         author: Author,
         /// The text: 1 to 500 characters, NFC-normalised, no control characters.
         text: String,
+        /// For the public copy of a comment that was held for review: the held original's seq
+        /// (clients may ignore it; moderators use it to drop the held copy from their queue).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approves: Option<Seq>,
     },
     /// A comment was hidden by a moderator: clients remove it from their screen.
     Hide {
@@ -141,6 +146,16 @@ pub enum ClientMsg {
         topic: ActivityId,
         /// The text.
         text: String,
+    },
+    /// A moderation request (floor, questions, comment moderation). Answered by `reply` or
+    /// `error`, both carrying `id`; its effects arrive as `event`s.
+    Cmd {
+        /// Client-chosen request id, echoed in the answer.
+        id: u32,
+        /// The activity.
+        topic: ActivityId,
+        /// The request, tagged by `c`.
+        cmd: Command,
     },
     /// Keepalive; answered by `pong` with the same id.
     Ping {
@@ -242,6 +257,30 @@ pub enum ServerMsg {
         /// Human-readable detail (English); may change between versions.
         message: String,
     },
+    /// Answer to a successful `cmd`.
+    Reply {
+        /// The request id of the `cmd`.
+        id: u32,
+        /// The answer, tagged by `r`.
+        reply: Reply,
+    },
+    /// Something happened in an activity (floor, questions, presence, comment modes, audit).
+    /// Not sequenced: the `state` after `subscribed` is the base the events apply to.
+    Event {
+        /// The activity.
+        topic: ActivityId,
+        /// What happened, tagged by `t` (floor events also by `k`).
+        event: ConsultEvent,
+    },
+    /// The state of an activity as this connection may see it: sent right after `subscribed`
+    /// (and after `reset`), so late joiners see the floor, the hands, the questions, the pinned
+    /// question and the comment modes.
+    State {
+        /// The activity.
+        topic: ActivityId,
+        /// The state.
+        state: Snapshot,
+    },
     /// Answer to `ping`.
     Pong {
         /// The ping's id.
@@ -297,4 +336,44 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug or an unexpected failure on the server.
     Internal,
+    /// Only the floor holder may do this (yield).
+    NotYourTurn,
+    /// Nobody holds the floor.
+    NoFloorHolder,
+    /// The floor was to go to the next hand, but no hand is raised.
+    NoHands,
+    /// The named participant is not present or may not hold the floor.
+    NotEligible,
+    /// A time limit or extension must be positive.
+    BadTimeLimit,
+    /// No such question (or not one the caller may see).
+    NoSuchQuestion,
+    /// The question is not in a state that allows this.
+    BadQuestionState,
+    /// Too many of the caller's questions wait for review.
+    TooManyQuestions,
+    /// The identity already upvoted this question.
+    AlreadyVoted,
+    /// Un-vote without a vote.
+    NotVoted,
+    /// The identity is banned from this activity.
+    Banned,
+    /// The identity is timed out for a while.
+    TimedOut,
+    /// Slow mode: the identity posted too recently.
+    SlowMode,
+    /// Lockdown: only members, guests and moderators may post.
+    Lockdown,
+    /// Only verified identities may post now.
+    VerifiedOnly,
+    /// The text contains a blocked word.
+    Blocked,
+    /// No comment with this sequence number is known.
+    NoSuchComment,
+    /// The comment is not held for review.
+    NotHeld,
+    /// The comment is already hidden.
+    AlreadyHidden,
+    /// Moderators cannot be timed out or banned.
+    CannotDisciplineModerator,
 }

@@ -19,30 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ids::ParticipantId;
-
-/// One moderator action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Position in the log, from 0.
-    pub index: u64,
-    /// When (ms since the Unix epoch).
-    pub at_ms: u64,
-    /// The moderator.
-    pub actor: ParticipantId,
-    /// What was done, snake_case (e.g. `floor_granted`, `comment_hidden`).
-    pub action: String,
-    /// What it was done to (a participant id, a question `Q3`, a comment `#12`, a setting
-    /// name), or empty.
-    pub target: String,
-    /// The action's parameters (`limit=60000ms`, `until=...`, a setting's new value), or empty.
-    pub detail: String,
-    /// The reason given, if any.
-    pub reason: Option<String>,
-    /// Hex SHA-256 of the previous entry (64 zeros for the first).
-    pub prev_hash: String,
-    /// Hex SHA-256 of this entry's canonical form.
-    pub hash: String,
-}
+pub use shangliang_signaling::consult::{AuditEntry};
 
 /// The first entry whose link does not hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -95,6 +72,17 @@ impl AuditLog {
             entries: Vec::new(),
             head: GENESIS,
         }
+    }
+
+    /// A log that continues `entries` (e.g. read back from the record after a restart), so
+    /// new entries chain onto the stored ones. Refused if the entries do not verify.
+    pub fn resume(entries: Vec<AuditEntry>) -> Result<Self, BrokenLink> {
+        verify(&entries)?;
+        let mut head = GENESIS;
+        if let Some(last) = entries.last() {
+            hex::decode_to_slice(&last.hash, &mut head).map_err(|_| BrokenLink { index: entries.len() - 1 })?;
+        }
+        Ok(AuditLog { entries, head })
     }
 
     /// Appends an entry and returns it.
@@ -197,6 +185,19 @@ mod tests {
         let mut e = log.entries().to_vec();
         e[2].reason = Some("换了理由".into());
         assert_eq!(verify(&e), Err(BrokenLink { index: 2 }));
+    }
+
+    #[test]
+    fn a_resumed_log_chains_onto_the_stored_entries() {
+        let stored = log_of(3);
+        let mut log = AuditLog::resume(stored.entries().to_vec()).unwrap();
+        assert_eq!(log.head(), stored.head());
+        log.append(99, &ParticipantId::new("m"), "floor_granted", "wang", "", None);
+        assert_eq!(log.entries().len(), 4);
+        assert_eq!(verify(log.entries()), Ok(()));
+        let mut bad = stored.entries().to_vec();
+        bad[1].action = "edited".into();
+        assert_eq!(AuditLog::resume(bad).err(), Some(BrokenLink { index: 1 }));
     }
 
     #[test]

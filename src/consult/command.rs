@@ -3,161 +3,10 @@
 //! moderation requests as one tagged message. Comments are not here: their two-step flow
 //! (decide, store, commit) runs through the record and fan-out (see [`super::session`]).
 
-use serde::{Deserialize, Serialize};
 
-use super::comments::{HeldComment, PolicyChange};
-use super::floor::{FloorMode, GrantTarget};
 use super::grants::{ConsultError, Grants};
-use super::ids::{ParticipantId, QuestionId};
-use super::session::{Consultation, QuestionOp};
-use shangliang_signaling::Seq;
-
-/// A request to an activity. Serialized tagged by `c`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "c", rename_all = "snake_case")]
-pub enum Command {
-    /// Raise one's hand.
-    RaiseHand,
-    /// Lower one's own hand, or (moderators) someone else's.
-    LowerHand {
-        /// Whose; `None` for one's own.
-        #[serde(default)]
-        target: Option<ParticipantId>,
-    },
-    /// Give the floor.
-    GrantFloor {
-        /// To whom.
-        target: GrantTarget,
-        /// For how long; `None` for the activity's default.
-        #[serde(default)]
-        limit_ms: Option<u64>,
-    },
-    /// More time for the speaker.
-    ExtendFloor {
-        /// How much.
-        extra_ms: u64,
-    },
-    /// Take the floor back.
-    RevokeFloor {
-        /// Why.
-        #[serde(default)]
-        reason: Option<String>,
-    },
-    /// Give up one's floor.
-    YieldFloor,
-    /// Chaired or open.
-    SetFloorMode {
-        /// The mode.
-        mode: FloorMode,
-    },
-    /// Auto-advance on (turn length) or off.
-    SetAutoAdvance {
-        /// Turn length, or `None` for off.
-        #[serde(default)]
-        limit_ms: Option<u64>,
-    },
-    /// Mute all but the moderators.
-    MuteAll,
-    /// Ask a question.
-    SubmitQuestion {
-        /// The text.
-        text: String,
-        /// Hide the asker from other viewers.
-        #[serde(default)]
-        anonymous: bool,
-    },
-    /// Upvote (`up`) or withdraw a vote.
-    VoteQuestion {
-        /// The question.
-        id: QuestionId,
-        /// Vote or un-vote.
-        up: bool,
-    },
-    /// Move a question.
-    ModerateQuestion {
-        /// The question.
-        id: QuestionId,
-        /// What to do.
-        #[serde(flatten)]
-        op: QuestionOp,
-    },
-    /// Question review on or off.
-    SetQuestionReview {
-        /// On or off.
-        review: bool,
-    },
-    /// Approve a held comment.
-    ApproveComment {
-        /// The comment.
-        seq: Seq,
-    },
-    /// Hide a comment.
-    HideComment {
-        /// The comment.
-        seq: Seq,
-        /// Why.
-        reason: String,
-    },
-    /// Change comment modes or keyword lists.
-    SetCommentPolicy {
-        /// The change.
-        change: PolicyChange,
-    },
-    /// Time someone out.
-    Timeout {
-        /// Whom.
-        who: ParticipantId,
-        /// Until when.
-        until_ms: u64,
-        /// Why.
-        reason: String,
-    },
-    /// Ban someone.
-    Ban {
-        /// Whom.
-        who: ParticipantId,
-        /// Why.
-        reason: String,
-    },
-    /// Lift a ban or timeout.
-    Unban {
-        /// Whom.
-        who: ParticipantId,
-    },
-}
-
-/// What a successful [`Command`] answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "r", rename_all = "snake_case")]
-pub enum Reply {
-    /// Done; the effects arrive as events.
-    Done,
-    /// The floor went to this participant.
-    FloorGranted {
-        /// The holder.
-        holder: ParticipantId,
-    },
-    /// The speaker's new deadline.
-    FloorExtended {
-        /// The deadline.
-        deadline_ms: u64,
-    },
-    /// The new question's id.
-    QuestionSubmitted {
-        /// Its id.
-        id: QuestionId,
-    },
-    /// The question's vote count now.
-    Votes {
-        /// The count.
-        votes: usize,
-    },
-    /// The approved comment.
-    Approved {
-        /// It.
-        comment: HeldComment,
-    },
-}
+use super::session::Consultation;
+pub use shangliang_signaling::consult::{Command, Reply};
 
 impl Consultation {
     /// Runs a command for `g` at `now_ms`; the same as calling the matching `handle_*`.
@@ -243,6 +92,7 @@ mod tests {
     use super::*;
     use crate::consult::grants::tests::grants;
     use crate::consult::session::ConsultationConfig;
+    use crate::consult::{ParticipantId, QuestionOp};
     use shangliang_signaling::{ActivityId, Role};
 
     #[test]

@@ -26,6 +26,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::grants::{ConsultError, Grants};
 use super::ids::ParticipantId;
 use super::text::normalize_line;
+pub use shangliang_signaling::consult::{CommentModes, PolicyChange, HeldComment};
 
 /// Why a comment is held for review.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,50 +59,6 @@ pub enum CommentDecision {
     },
     /// Do not store it.
     Refuse(ConsultError),
-}
-
-/// The modes a moderator sets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommentModes {
-    /// 先审后发: comments of viewers and guests wait for a moderator.
-    pub review: bool,
-    /// Minimum interval between two comments of one identity, in ms.
-    pub slow_mode_ms: Option<u64>,
-    /// Only verified identities may post.
-    pub verified_only: bool,
-    /// Only members, guests and moderators may post.
-    pub lockdown: bool,
-}
-
-/// A moderator's change to the policy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "set", content = "value", rename_all = "snake_case")]
-pub enum PolicyChange {
-    /// Review mode on/off.
-    Review(bool),
-    /// Slow mode interval (ms), or off.
-    SlowMode(Option<u64>),
-    /// Verified-only on/off.
-    VerifiedOnly(bool),
-    /// Lockdown on/off.
-    Lockdown(bool),
-    /// Replace the list of blocked words.
-    BlockWords(Vec<String>),
-    /// Replace the list of hold words.
-    HoldWords(Vec<String>),
-}
-
-/// A held comment awaiting a moderator.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldComment {
-    /// Its sequence number.
-    pub seq: Seq,
-    /// Who wrote it.
-    pub author: Author,
-    /// The text.
-    pub text: String,
-    /// When it was stored.
-    pub at_ms: u64,
 }
 
 /// A comment a moderator hid. The original stays in the record.

@@ -25,30 +25,7 @@ use shangliang_signaling::Role;
 
 use super::grants::ConsultError;
 use super::ids::ParticipantId;
-
-/// Who is heard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FloorMode {
-    /// Only the floor holder and the moderators are heard.
-    Chaired,
-    /// Every member, guest and moderator is heard; the floor still orders turns.
-    Open,
-}
-
-/// How a turn ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TurnEnd {
-    /// Its time ran out (taken back by a tick).
-    Expired,
-    /// A moderator took it back, gave the floor to someone else, or muted all.
-    Revoked,
-    /// The holder gave it up.
-    Yielded,
-    /// The holder left the activity.
-    Left,
-}
+pub use shangliang_signaling::consult::{FloorMode, TurnEnd, FloorEvent, GrantTarget};
 
 /// One turn at the floor, kept for the record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,68 +68,6 @@ impl Turn {
     pub fn overtime_ms(&self, now_ms: u64) -> u64 {
         self.spoken_ms(now_ms).saturating_sub(self.allotted_ms)
     }
-}
-
-/// What the server broadcasts to everyone in the activity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
-pub enum FloorEvent {
-    /// The hand queue, in order (first is next).
-    HandsChanged {
-        /// Raised hands, oldest first.
-        hands: Vec<ParticipantId>,
-    },
-    /// Someone has the floor.
-    FloorGranted {
-        /// The holder.
-        holder: ParticipantId,
-        /// When the turn began.
-        granted_at_ms: u64,
-        /// The time limit.
-        allotted_ms: u64,
-        /// When the floor is due back.
-        deadline_ms: u64,
-    },
-    /// The current turn got more time.
-    FloorExtended {
-        /// The holder.
-        holder: ParticipantId,
-        /// The new deadline.
-        deadline_ms: u64,
-    },
-    /// A turn ended.
-    FloorEnded {
-        /// Who held it.
-        holder: ParticipantId,
-        /// When it ended.
-        ended_at_ms: u64,
-        /// How.
-        end: TurnEnd,
-        /// How long it lasted.
-        spoken_ms: u64,
-        /// See [`Turn::overtime_ms`].
-        overtime_ms: u64,
-    },
-    /// The mode changed.
-    ModeChanged {
-        /// The new mode.
-        mode: FloorMode,
-    },
-    /// Everyone but the moderators was muted (the floor taken back, chaired mode).
-    MutedAll {
-        /// When.
-        at_ms: u64,
-    },
-}
-
-/// Whom the floor goes to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantTarget {
-    /// The oldest raised hand.
-    NextHand,
-    /// A named participant (whose hand, if raised, is lowered).
-    Participant(ParticipantId),
 }
 
 /// The floor of one activity.

@@ -204,22 +204,32 @@ impl ConsultError {
         }
     }
 
-    /// The nearest wire [`ErrorCode`] for a `post` answer. Only comment refusals have exact
-    /// wire codes today; floor and question errors map to `forbidden` until the protocol grows
-    /// messages for them.
+    /// The wire [`ErrorCode`]: one per refusal, so clients can tell "not your turn" from
+    /// "banned" (`forbidden` only for role and activity refusals).
     pub fn wire_code(&self) -> ErrorCode {
         match self {
             ConsultError::Text(e) => e.code(),
-            ConsultError::SlowMode { .. } | ConsultError::TooManyQuestions(_) => {
-                ErrorCode::RateLimited
-            }
-            ConsultError::Banned
-            | ConsultError::TimedOut { .. }
-            | ConsultError::Lockdown
-            | ConsultError::VerifiedOnly
-            | ConsultError::Blocked => ErrorCode::NotAllowed,
-            ConsultError::WrongActivity => ErrorCode::Forbidden,
-            _ => ErrorCode::Forbidden,
+            ConsultError::Forbidden | ConsultError::WrongActivity => ErrorCode::Forbidden,
+            ConsultError::NotYourTurn => ErrorCode::NotYourTurn,
+            ConsultError::NoFloorHolder => ErrorCode::NoFloorHolder,
+            ConsultError::NoHands => ErrorCode::NoHands,
+            ConsultError::NotEligible(_) => ErrorCode::NotEligible,
+            ConsultError::BadTimeLimit => ErrorCode::BadTimeLimit,
+            ConsultError::NoSuchQuestion(_) => ErrorCode::NoSuchQuestion,
+            ConsultError::BadQuestionState { .. } => ErrorCode::BadQuestionState,
+            ConsultError::TooManyQuestions(_) => ErrorCode::TooManyQuestions,
+            ConsultError::AlreadyVoted => ErrorCode::AlreadyVoted,
+            ConsultError::NotVoted => ErrorCode::NotVoted,
+            ConsultError::Banned => ErrorCode::Banned,
+            ConsultError::TimedOut { .. } => ErrorCode::TimedOut,
+            ConsultError::SlowMode { .. } => ErrorCode::SlowMode,
+            ConsultError::Lockdown => ErrorCode::Lockdown,
+            ConsultError::VerifiedOnly => ErrorCode::VerifiedOnly,
+            ConsultError::Blocked => ErrorCode::Blocked,
+            ConsultError::NoSuchComment(_) => ErrorCode::NoSuchComment,
+            ConsultError::NotHeld(_) => ErrorCode::NotHeld,
+            ConsultError::AlreadyHidden(_) => ErrorCode::AlreadyHidden,
+            ConsultError::CannotDisciplineModerator => ErrorCode::CannotDisciplineModerator,
         }
     }
 }

@@ -27,46 +27,7 @@ use shangliang_signaling::{Author, limits::MAX_REASON_CHARS, limits::MAX_TEXT_CH
 use super::grants::ConsultError;
 use super::ids::{ParticipantId, QuestionId};
 use super::text::normalize_line;
-
-/// Where a question stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuestionState {
-    /// Waiting for a moderator; only moderators (and the asker) see it.
-    Pending,
-    /// Visible to all and open for votes.
-    Published,
-    /// Refused by a moderator.
-    Rejected,
-    /// Being answered now (at most one).
-    OnStage,
-    /// Answered.
-    Answered,
-    /// Taken off the queue without an answer.
-    Dismissed,
-}
-
-impl QuestionState {
-    /// The state's name, as serialized.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QuestionState::Pending => "pending",
-            QuestionState::Published => "published",
-            QuestionState::Rejected => "rejected",
-            QuestionState::OnStage => "on_stage",
-            QuestionState::Answered => "answered",
-            QuestionState::Dismissed => "dismissed",
-        }
-    }
-
-    /// Whether every viewer sees it.
-    pub fn is_public(self) -> bool {
-        matches!(
-            self,
-            QuestionState::Published | QuestionState::OnStage | QuestionState::Answered
-        )
-    }
-}
+pub use shangliang_signaling::consult::{QuestionState, QuestionView};
 
 /// Who answered a question, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,29 +92,6 @@ impl Question {
             answered_at_ms: self.answer.as_ref().map(|a| a.at_ms),
         }
     }
-}
-
-/// A question as sent to clients.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QuestionView {
-    /// Its id.
-    pub id: QuestionId,
-    /// The text.
-    pub text: String,
-    /// The asker; `None` for an anonymous question in the public view.
-    pub asker: Option<Author>,
-    /// Whether it was asked anonymously.
-    pub anonymous: bool,
-    /// Where it stands.
-    pub state: QuestionState,
-    /// Upvotes.
-    pub votes: u64,
-    /// Pinned by a moderator.
-    pub pinned: bool,
-    /// When it was submitted.
-    pub submitted_at_ms: u64,
-    /// When it was answered.
-    pub answered_at_ms: Option<u64>,
 }
 
 /// The questions of one activity.

@@ -31,16 +31,17 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use shangliang_signaling::{ActivityId, Org, Role, Seq};
 
-use super::audit::{AuditEntry, AuditLog};
+use super::audit::{AuditEntry, AuditLog, BrokenLink};
 use super::comments::{
     CommentCounts, CommentDecision, CommentModes, CommentPolicy, HeldComment, HiddenComment,
     PolicyChange,
 };
-use super::floor::{Floor, FloorEvent, FloorMode, GrantTarget, TurnEnd};
+use super::floor::{Floor, FloorMode, GrantTarget, TurnEnd};
 use super::grants::{Action, ConsultError, Grants, authorize_in};
 use super::ids::{ParticipantId, QuestionId};
-use super::questions::{Question, QuestionState, QuestionView, Questions};
+use super::questions::{Question, QuestionState, Questions};
 use super::text::normalize_line;
+pub use shangliang_signaling::consult::{ConsultEvent, QuestionOp, FloorSnapshot, PresentRow, Snapshot};
 
 /// Who an outbound event is for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,52 +57,6 @@ pub enum Audience {
     Participant(ParticipantId),
 }
 
-/// An event the server delivers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub enum ConsultEvent {
-    /// A floor event (`k` says which).
-    Floor(FloorEvent),
-    /// A question is new or changed; the view fits the audience. Each vote produces one, so
-    /// under load the server should coalesce them per question id (the latest view wins)
-    /// before broadcasting to viewers.
-    Question {
-        /// The question as this audience sees it.
-        question: QuestionView,
-    },
-    /// A held comment was approved: put it into the public view.
-    CommentApproved {
-        /// Its sequence number.
-        seq: Seq,
-    },
-    /// A comment was hidden: take it out of every view (`ItemBody::Hide` in the topic).
-    CommentHidden {
-        /// Its sequence number.
-        seq: Seq,
-    },
-    /// The comment modes changed (clients show "slow mode 10 s", "review on" ...).
-    CommentModes {
-        /// The modes now.
-        modes: CommentModes,
-    },
-    /// A member, guest or moderator came or went (viewers are only counted).
-    Presence {
-        /// Who.
-        participant: ParticipantId,
-        /// Display name.
-        name: String,
-        /// Role.
-        role: Role,
-        /// Whether present now.
-        present: bool,
-    },
-    /// A moderator action was logged (for other moderators' consoles).
-    Audit {
-        /// The entry.
-        entry: AuditEntry,
-    },
-}
-
 /// An event and who gets it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbound {
@@ -109,35 +64,6 @@ pub struct Outbound {
     pub audience: Audience,
     /// What.
     pub event: ConsultEvent,
-}
-
-/// A moderator's decision on a question.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum QuestionOp {
-    /// pending → published.
-    Publish,
-    /// pending → rejected.
-    Reject {
-        /// Why (kept in the record).
-        reason: Option<String>,
-    },
-    /// published → on stage (the previous one returns to published).
-    Stage,
-    /// → answered; `by` defaults to the floor holder.
-    Answer {
-        /// Who answered.
-        by: Option<ParticipantId>,
-    },
-    /// → dismissed.
-    Dismiss {
-        /// Why.
-        reason: Option<String>,
-    },
-    /// Pin.
-    Pin,
-    /// Unpin.
-    Unpin,
 }
 
 /// How an activity starts.
@@ -249,6 +175,17 @@ impl Consultation {
     /// The comment policy (read only).
     pub fn comments(&self) -> &CommentPolicy {
         &self.comments
+    }
+
+    /// Continues the audit log stored in the record (after a restart), so new moderator
+    /// actions chain onto it. Only for a fresh state machine: refused (and nothing changes) if
+    /// this one has logged anything already, or if the entries do not verify.
+    pub fn handle_restore_audit(&mut self, entries: Vec<AuditEntry>) -> Result<(), BrokenLink> {
+        if !self.audit.entries().is_empty() {
+            return Err(BrokenLink { index: 0 });
+        }
+        self.audit = AuditLog::resume(entries)?;
+        Ok(())
     }
 
     /// The audit log (read only).
@@ -1035,51 +972,6 @@ impl Consultation {
     }
 }
 
-/// The floor as a joining client needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FloorSnapshot {
-    /// Chaired or open.
-    pub mode: FloorMode,
-    /// Raised hands, oldest first.
-    pub hands: Vec<ParticipantId>,
-    /// Who holds the floor.
-    pub holder: Option<ParticipantId>,
-    /// When their turn began.
-    pub granted_at_ms: Option<u64>,
-    /// When it is due back.
-    pub deadline_ms: Option<u64>,
-}
-
-/// A member, guest or moderator who is present.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PresentRow {
-    /// Who.
-    pub id: ParticipantId,
-    /// Display name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-}
-
-/// The state of an activity as one client may see it; see [`Consultation::snapshot`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
-    /// The floor.
-    pub floor: FloorSnapshot,
-    /// Questions visible to this client, in order of submission.
-    pub questions: Vec<QuestionView>,
-    /// The question on stage.
-    pub on_stage: Option<QuestionId>,
-    /// Pinned questions in pin order.
-    pub pinned: Vec<QuestionId>,
-    /// Comment modes.
-    pub comment_modes: CommentModes,
-    /// Members, guests and moderators present.
-    pub present: Vec<PresentRow>,
-    /// Viewers present.
-    pub viewers: u64,
-}
-
 /// Attendance of one member, guest or moderator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttendanceRow {
@@ -1175,6 +1067,7 @@ pub struct SessionSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consult::FloorEvent;
     use crate::consult::audit::verify_head;
     use crate::consult::grants::tests::grants;
     use proptest::prelude::*;

@@ -185,6 +185,17 @@ pub enum FanoutError {
     Closed,
 }
 
+/// Which subscribers of a topic an un-sequenced [`Fanout::broadcast`] reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Views {
+    /// Every subscriber.
+    All,
+    /// Moderators (the full view) only.
+    Full,
+    /// Everyone but the moderators (the public view).
+    Public,
+}
+
 /// What the server may ask about a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicInfo {
@@ -382,6 +393,44 @@ impl Fanout {
         if !st.dirty {
             st.dirty = true;
             lock(&self.inner.dirty).push(Arc::clone(&t));
+        }
+        Ok(())
+    }
+
+    /// Sends an un-sequenced message (a moderation `event`) to the topic's current subscribers
+    /// of `views`, through the same per-connection queues as the batches (so a slow consumer
+    /// loses it like a batch frame). The message is encoded once per form that has
+    /// subscribers. Taken under the topic lock, so it is ordered with subscribes: a connection
+    /// subscribed before the call gets it, one subscribed after does not (it gets the state).
+    /// Not kept in history: a client that resumes gets a fresh `state` instead.
+    pub fn broadcast(&self, topic: &ActivityId, views: Views, msg: &ServerMsg) -> Result<(), FanoutError> {
+        let t = self.topic(topic).ok_or(FanoutError::NoSuchTopic)?;
+        let st = lock(&t.state);
+        let mut by_form: [Option<Bytes>; 2] = [None, None];
+        let mut frames: [Option<Bytes>; VFS] = Default::default();
+        let mut any = false;
+        for (i, frame) in frames.iter_mut().enumerate() {
+            let (view, form) = vf_parts(i);
+            let wanted = match views {
+                Views::All => true,
+                Views::Full => view == View::Full,
+                Views::Public => view == View::Public,
+            };
+            if !wanted || st.counts[i] == 0 {
+                continue;
+            }
+            let slot = &mut by_form[(form == Form::Json) as usize];
+            *frame = Some(slot.get_or_insert_with(|| encode_server(form, msg)).clone());
+            any = true;
+        }
+        if !any {
+            return Ok(());
+        }
+        let set = Arc::new(FrameSet { topic: t.id, frames, first_published: now() });
+        for (shard, n) in st.per_shard.iter().enumerate() {
+            if *n > 0 {
+                let _ = self.inner.shards[shard].send(ShardCmd::Deliver(Arc::clone(&set)));
+            }
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ fn comment(seq: u64, role: Role) -> Item {
         body: ItemBody::Comment {
             author: Author { id: format!("u{seq}"), name: "n".into(), role, verified: false },
             text: format!("c{seq}"),
+            approves: None,
         },
     }
 }
@@ -616,4 +617,36 @@ fn handles_cross_threads() {
     send_sync::<ConnHandle>();
     send::<ConnReceiver>();
     send_sync::<FanoutError>();
+}
+
+#[tokio::test]
+async fn broadcast_reaches_the_chosen_views_encoded_once_per_form() {
+    let f = Fanout::new(cfg());
+    f.open_topic(topic(), Epoch(1), Seq(0));
+    let (m, mut rm) = f.connect(Form::MsgPack);
+    let (v1, mut rv1) = f.connect(Form::MsgPack);
+    let (v2, mut rv2) = f.connect(Form::MsgPack);
+    let (j, mut rj) = f.connect(Form::Json);
+    f.subscribe(&m, &topic(), true, None).unwrap();
+    for c in [&v1, &v2, &j] {
+        f.subscribe(c, &topic(), false, None).unwrap();
+    }
+    let msg = ServerMsg::Pong { id: 7 };
+    f.broadcast(&topic(), Views::Full, &msg).unwrap();
+    f.sync().await;
+    assert_eq!(frames(&mut rm).len(), 1);
+    assert!(frames(&mut rv1).is_empty() && frames(&mut rj).is_empty());
+    f.broadcast(&topic(), Views::Public, &msg).unwrap();
+    f.sync().await;
+    assert!(frames(&mut rm).is_empty());
+    let (a, b, c) = (frames(&mut rv1), frames(&mut rv2), frames(&mut rj));
+    assert_eq!(a[0].as_ptr(), b[0].as_ptr(), "one encoded frame shared by the MsgPack subscribers");
+    assert_eq!(decode_server(Form::Json, &c[0]).unwrap(), msg);
+    f.broadcast(&topic(), Views::All, &msg).unwrap();
+    f.sync().await;
+    assert_eq!(frames(&mut rm).len() + frames(&mut rv1).len() + frames(&mut rj).len(), 3);
+    // Items published before stay in sequence: a broadcast does not consume a seq.
+    publish_n(&f, 1, 1);
+    f.flush_now().await;
+    assert_eq!(batch(Form::MsgPack, &frames(&mut rv1)[0]), (1, 1, 0, vec![1]));
 }

@@ -29,6 +29,9 @@ pub struct AuditEntry {
     pub action: String,
     /// What it was done to (a seq, a participant id ...), if anything.
     pub target: Option<String>,
+    /// The action's parameters (a limit, a new setting ...), if any.
+    #[serde(default)]
+    pub detail: Option<String>,
     /// The reason the moderator gave, if any.
     pub reason: Option<String>,
     /// The previous entry's `hash`, or [`GENESIS_HASH`] for `idx == 1`.

@@ -420,6 +420,22 @@ impl Record {
         self.call(Op::AppendAudit(entry)).await.map(drop)
     }
 
+    /// Stores the latest session summary (JSON) of an activity with the audit chain head it
+    /// was made at, replacing the previous one; answers once durable.
+    pub async fn put_summary(
+        &self,
+        activity: &ActivityId,
+        json: String,
+        audit_head: String,
+    ) -> Result<(), RecordError> {
+        self.call(Op::PutSummary { activity: activity.clone(), json, audit_head }).await.map(drop)
+    }
+
+    /// The latest stored summary JSON and audit chain head of an activity.
+    pub fn summary(&self, activity: &ActivityId) -> Result<Option<(String, String)>, RecordError> {
+        self.inner.reads.with(|c| read::summary(c, activity))
+    }
+
     /// An activity's audit log, in idx order.
     pub async fn audit_log(&self, activity: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
         let id = activity.clone();

@@ -176,7 +176,7 @@ pub(super) fn audit_log(
     id: &ActivityId,
 ) -> Result<Vec<AuditEntry>, RecordError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT idx, ts_ms, actor, action, target, reason, prev_hash, hash \
+        "SELECT idx, ts_ms, actor, action, target, reason, prev_hash, hash, detail \
          FROM audit_log WHERE activity = ?1 ORDER BY idx",
     )?;
     let rows = stmt.query_map([id.as_str()], |r| {
@@ -190,6 +190,7 @@ pub(super) fn audit_log(
             reason: r.get(5)?,
             prev_hash: hash_from_blob(r.get(6)?)?,
             hash: hash_from_blob(r.get(7)?)?,
+            detail: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -207,4 +208,12 @@ pub(super) fn audit_head(
         Ok((get_u64(r, 0)?, hash_from_blob(r.get(1)?)?))
     })
     .optional()
+}
+
+/// The stored summary JSON and audit head of an activity, if any.
+pub(super) fn summary(conn: &Connection, id: &ActivityId) -> Result<Option<(String, String)>, RecordError> {
+    Ok(conn
+        .prepare_cached("SELECT json, audit_head FROM summaries WHERE activity = ?1")?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }

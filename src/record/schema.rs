@@ -53,6 +53,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (activity, idx)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 2: the parameters of an audit entry (part of its hash), and the latest session summary
+    // of each activity (what `export` writes) with the audit chain head it was made at.
+    r#"
+    ALTER TABLE audit_log ADD COLUMN detail TEXT;
+    CREATE TABLE summaries (
+        activity    TEXT PRIMARY KEY REFERENCES activities(id),
+        json        TEXT NOT NULL,
+        audit_head  TEXT NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -20,6 +20,7 @@ fn comment(text: &str) -> ItemBody {
             verified: false,
         },
         text: text.into(),
+        approves: None,
     }
 }
 
@@ -385,6 +386,7 @@ fn audit(a: &ActivityId, idx: u64, prev_hash: AuditHash) -> AuditEntry {
         actor: "mod-1".into(),
         action: "hide_comment".into(),
         target: Some(idx.to_string()),
+        detail: None,
         reason: (idx == 1).then(|| "off topic".into()),
         prev_hash,
         hash: [idx as u8; 32],

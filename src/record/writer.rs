@@ -35,6 +35,7 @@ pub(super) enum Op {
         state: ActivityState,
     },
     AppendAudit(AuditEntry),
+    PutSummary { activity: ActivityId, json: String, audit_head: String },
     /// Makes the writer thread panic, to test what callers see when it is gone.
     #[cfg(test)]
     Crash,
@@ -216,6 +217,18 @@ impl WriterDriver {
                 })
             }
             Op::AppendAudit(entry) => self.stage_audit(entry),
+            Op::PutSummary { activity, json, audit_head } => {
+                if self.head_of(&activity)?.is_none() {
+                    return Ok(Err(RecordError::NoSuchActivity(activity)));
+                }
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO summaries (activity, json, audit_head, updated_ms) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![activity.as_str(), json, audit_head, sql_int(now)])?;
+                Ok(Ok((Value::Done, None)))
+            }
             #[cfg(test)]
             Op::Crash => panic!("record writer crash requested by a test"),
         }
@@ -303,8 +316,8 @@ impl WriterDriver {
         self.conn
             .prepare_cached(
                 "INSERT INTO audit_log \
-                 (activity, idx, ts_ms, actor, action, target, reason, prev_hash, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (activity, idx, ts_ms, actor, action, target, reason, prev_hash, hash, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 e.activity.as_str(),
@@ -315,7 +328,8 @@ impl WriterDriver {
                 e.target,
                 e.reason,
                 &e.prev_hash[..],
-                &e.hash[..]
+                &e.hash[..],
+                e.detail
             ])?;
         self.pending_audit.insert(e.activity, (e.idx, e.hash));
         Ok(Ok((Value::Done, None)))

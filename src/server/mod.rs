@@ -5,6 +5,7 @@
 //! builds the routes; [`serve`] binds and runs until Ctrl-C or SIGTERM.
 
 pub mod auth;
+pub mod consult;
 mod http;
 pub mod inbox;
 pub mod metrics;
@@ -109,6 +110,8 @@ pub struct Hub {
     connections: AtomicUsize,
     /// Direct messages to participants' connections.
     pub inboxes: inbox::Inboxes,
+    /// The moderation drivers, one per activity.
+    pub consult: consult::ConsultDrivers,
 }
 
 impl Hub {
@@ -149,8 +152,10 @@ impl Hub {
             token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
             connections: AtomicUsize::new(0),
             inboxes: inbox::Inboxes::default(),
+            consult: consult::ConsultDrivers::default(),
             cfg,
         });
+        hub.consult.bind(Arc::downgrade(&hub));
         // Keyed limiters keep a cell per key: drop the idle ones now and then.
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
@@ -178,6 +183,11 @@ impl Hub {
         let a = self.record.create_activity(id, title, kind, state)?;
         self.fanout.open_topic(a.id, a.epoch, Seq(0));
         Ok(())
+    }
+
+    /// Installs where the floor reaches the media plane (the SFU wiring calls this).
+    pub fn set_floor_hook(&self, hook: Arc<dyn consult::FloorHook>) {
+        self.consult.set_hook(hook);
     }
 
     /// Current number of websocket connections.

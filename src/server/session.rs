@@ -26,6 +26,8 @@ use shangliang_signaling::{
 
 use super::Hub;
 use super::auth::Claims;
+use super::consult::{DriverMsg, grants_of};
+use crate::consult::{CommentDecision, Grants};
 use crate::consult::text::normalize_line;
 use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
 
@@ -64,6 +66,9 @@ struct Session<'h, S> {
     /// Sender of this connection's inbox, for handlers that answer later (media events).
     #[allow(dead_code, reason = "handed to media signalling, which answers later")]
     inbox_tx: tokio::sync::mpsc::Sender<super::inbox::Direct>,
+    /// The activity's moderation driver (None if the activity does not exist).
+    consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
+    grants: Grants,
     bad_frames: u32,
     frame_limiter: DefaultDirectRateLimiter,
     flood_seconds: u32,
@@ -90,7 +95,14 @@ where
         let (_inbox_guard, inbox_tx, inbox_rx) = hub.inboxes.register(claims.act.clone(), claims.sub.clone());
         let fps = NonZeroU32::new(hub.cfg.frames_per_second.max(1)).unwrap();
         let burst = fps.saturating_mul(NonZeroU32::new(2).unwrap());
+        let grants = grants_of(&claims);
+        let consult = hub.consult.sender(&claims.act);
+        if let Some(tx) = &consult {
+            let _ = tx.send(DriverMsg::Join(grants.clone())).await;
+        }
         let mut session = Session {
+            consult,
+            grants,
             hub,
             socket,
             form,
@@ -120,6 +132,9 @@ where
             return close::GOING_AWAY;
         }
         let (code, reason) = session.serve(rx, inbox_rx).await;
+        if let Some(tx) = &session.consult {
+            let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(1), send_close(&mut session.socket, code, reason)).await;
         code
     }
@@ -275,6 +290,7 @@ where
                 self.subscriptions.retain(|t| *t != topic);
             }
             ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
+            ClientMsg::Cmd { id, topic, cmd } => Box::pin(self.command(id, topic, cmd)).await,
         }
         None
     }
@@ -306,6 +322,12 @@ where
         }
         let subscribed = ServerMsg::Subscribed { topic: topic.clone(), epoch: sub.epoch, offset: sub.offset, full_view };
         if self.send_msg(&subscribed).await.is_err() {
+            return;
+        }
+        // The moderation state goes right after `subscribed`, or after the `reset`.
+        let state = state_msg(self.consult.clone(), self.grants.clone(), &topic).await;
+        let is_reset = matches!(sub.catch_up, CatchUp::Reset { .. });
+        if !is_reset && let Some(state) = &state && self.send_msg(state).await.is_err() {
             return;
         }
         let frames = match sub.catch_up {
@@ -342,14 +364,38 @@ where
                 return;
             }
         }
+        if is_reset && let Some(state) = &state {
+            let _ = self.send_msg(state).await;
+        }
+    }
+
+    async fn command(&mut self, id: u32, topic: ActivityId, cmd: shangliang_signaling::consult::Command) {
+        if let Err((code, m)) = self.check_activity(&topic) {
+            return self.send_error(Some(id), code, m).await;
+        }
+        let Some(tx) = self.consult.clone() else {
+            return self.send_error(Some(id), ErrorCode::NoSuchTopic, "no such activity").await;
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let sent = tx.send(DriverMsg::Command { grants: self.grants.clone(), cmd, reply }).await;
+        match (sent, rx.await) {
+            (Ok(()), Ok(Ok(reply))) => {
+                let _ = self.send_msg(&ServerMsg::Reply { id, reply }).await;
+            }
+            (Ok(()), Ok(Err((code, message)))) => {
+                metrics::counter!("shangliang_commands_refused_total", "code" => format!("{code:?}")).increment(1);
+                let _ = self.send_msg(&ServerMsg::Error { id: Some(id), code, message }).await;
+            }
+            _ => self.send_error(Some(id), ErrorCode::Unavailable, "the activity is not available").await,
+        }
     }
 
     async fn post(&mut self, id: u32, topic: ActivityId, text: String) {
-        let result = accept_comment(self.hub, &self.claims, topic, text).await;
+        let result = accept_comment(self.hub, &self.claims, self.consult.as_ref(), &self.grants, topic, text).await;
         match result {
-            Ok(seq) => {
+            Ok((seq, held)) => {
                 metrics::counter!("shangliang_comments_accepted_total").increment(1);
-                let _ = self.send_msg(&ServerMsg::Ack { id, seq, held: false }).await;
+                let _ = self.send_msg(&ServerMsg::Ack { id, seq, held }).await;
             }
             Err((code, message)) => {
                 metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
@@ -359,14 +405,18 @@ where
     }
 }
 
-/// Checks a posted comment against the poster's grants and the limits, and makes it durable.
-/// Returns its sequence number once the record has committed it (and the fan-out holds it).
+/// Checks a posted comment against the poster's grants, the limits and the activity's comment
+/// policy (review, keywords, slow mode, verified-only, lockdown, timeouts, bans), and makes it
+/// durable: public when accepted, moderators-only when held. Returns its sequence number and
+/// whether it is held, once the record has committed it (and the fan-out holds it).
 async fn accept_comment(
     hub: &Hub,
     claims: &Claims,
+    consult: Option<&tokio::sync::mpsc::Sender<DriverMsg>>,
+    grants: &Grants,
     topic: ActivityId,
     text: String,
-) -> Result<shangliang_signaling::Seq, (ErrorCode, String)> {
+) -> Result<(shangliang_signaling::Seq, bool), (ErrorCode, String)> {
     if topic != claims.act {
         return Err((ErrorCode::Forbidden, "your token is for another activity".into()));
     }
@@ -374,14 +424,37 @@ async fn accept_comment(
     if !claims.role.is_moderator() && hub.comment_limiter.check_key(&claims.sub).is_err() {
         return Err((ErrorCode::RateLimited, "too many comments; wait a moment".into()));
     }
-    let body = ItemBody::Comment { author: claims.author(), text };
+    let unavailable = || (ErrorCode::Unavailable, "the activity is not available; retry".to_string());
+    let tx = consult.ok_or_else(unavailable)?;
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    tx.send(DriverMsg::Post { grants: grants.clone(), text, reply }).await.map_err(|_| unavailable())?;
+    let (text, held) = match rx.await.map_err(|_| unavailable())? {
+        CommentDecision::Accept { public, text } => (text, !public),
+        CommentDecision::Hold { text, .. } => (text, true),
+        CommentDecision::Refuse(e) => return Err((e.wire_code(), e.to_string())),
+    };
+    let body = ItemBody::Comment { author: claims.author(), text: text.clone(), approves: None };
     let started = Instant::now();
-    let item = hub.record.append(&topic, body, true).await.map_err(|e| {
+    let item = hub.record.append(&topic, body, !held).await.map_err(|e| {
         tracing::warn!("append failed: {e}");
         (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
     })?;
     metrics::histogram!("shangliang_record_append_seconds").record(started.elapsed().as_secs_f64());
-    Ok(item.seq)
+    let _ = tx.send(DriverMsg::Committed { seq: item.seq, grants: grants.clone(), text, held }).await;
+    Ok((item.seq, held))
+}
+
+/// The `state` message for a connection of `grants`, from the activity's driver.
+async fn state_msg(
+    consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
+    grants: Grants,
+    topic: &ActivityId,
+) -> Option<ServerMsg> {
+    let tx = consult?;
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    tx.send(DriverMsg::State { grants, reply }).await.ok()?;
+    let state = rx.await.ok()?.ok()?;
+    Some(ServerMsg::State { topic: topic.clone(), state })
 }
 
 /// Waits for the first frame, which must be a valid `auth`; fixes the connection's form.

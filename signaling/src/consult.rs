@@ -1,0 +1,534 @@
+//! The moderation part of the protocol: the shapes of `cmd`, `reply`, `event` and `state`.
+//!
+//! These are the client-visible types of the consultation domain. The state machines that
+//! produce and consume them live in the hub (`src/consult`), which re-exports them; this crate
+//! only says what they look like on the wire (`docs/protocol.md` §5).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::ids::Seq;
+use crate::messages::{Author, Role};
+
+/// A participant: the token's subject (a stable, pseudonymous id of the identity).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ParticipantId(pub String);
+
+impl ParticipantId {
+    /// Wraps a subject.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A question of one activity, numbered from 1 in order of submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuestionId(pub u64);
+
+/// Who is heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloorMode {
+    /// Only the floor holder and the moderators are heard.
+    Chaired,
+    /// Every member, guest and moderator is heard; the floor still orders turns.
+    Open,
+}
+
+/// How a turn ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnEnd {
+    /// Its time ran out (taken back by a tick).
+    Expired,
+    /// A moderator took it back, gave the floor to someone else, or muted all.
+    Revoked,
+    /// The holder gave it up.
+    Yielded,
+    /// The holder left the activity.
+    Left,
+}
+
+/// What the server broadcasts to everyone in the activity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum FloorEvent {
+    /// The hand queue, in order (first is next).
+    HandsChanged {
+        /// Raised hands, oldest first.
+        hands: Vec<ParticipantId>,
+    },
+    /// Someone has the floor.
+    FloorGranted {
+        /// The holder.
+        holder: ParticipantId,
+        /// When the turn began.
+        granted_at_ms: u64,
+        /// The time limit.
+        allotted_ms: u64,
+        /// When the floor is due back.
+        deadline_ms: u64,
+    },
+    /// The current turn got more time.
+    FloorExtended {
+        /// The holder.
+        holder: ParticipantId,
+        /// The new deadline.
+        deadline_ms: u64,
+    },
+    /// A turn ended.
+    FloorEnded {
+        /// Who held it.
+        holder: ParticipantId,
+        /// When it ended.
+        ended_at_ms: u64,
+        /// How.
+        end: TurnEnd,
+        /// How long it lasted.
+        spoken_ms: u64,
+        /// See [`Turn::overtime_ms`].
+        overtime_ms: u64,
+    },
+    /// The mode changed.
+    ModeChanged {
+        /// The new mode.
+        mode: FloorMode,
+    },
+    /// Everyone but the moderators was muted (the floor taken back, chaired mode).
+    MutedAll {
+        /// When.
+        at_ms: u64,
+    },
+}
+
+/// Whom the floor goes to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantTarget {
+    /// The oldest raised hand.
+    NextHand,
+    /// A named participant (whose hand, if raised, is lowered).
+    Participant(ParticipantId),
+}
+
+/// Where a question stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionState {
+    /// Waiting for a moderator; only moderators (and the asker) see it.
+    Pending,
+    /// Visible to all and open for votes.
+    Published,
+    /// Refused by a moderator.
+    Rejected,
+    /// Being answered now (at most one).
+    OnStage,
+    /// Answered.
+    Answered,
+    /// Taken off the queue without an answer.
+    Dismissed,
+}
+
+impl QuestionState {
+    /// The state's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuestionState::Pending => "pending",
+            QuestionState::Published => "published",
+            QuestionState::Rejected => "rejected",
+            QuestionState::OnStage => "on_stage",
+            QuestionState::Answered => "answered",
+            QuestionState::Dismissed => "dismissed",
+        }
+    }
+
+    /// Whether every viewer sees it.
+    pub fn is_public(self) -> bool {
+        matches!(
+            self,
+            QuestionState::Published | QuestionState::OnStage | QuestionState::Answered
+        )
+    }
+}
+
+/// A question as sent to clients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionView {
+    /// Its id.
+    pub id: QuestionId,
+    /// The text.
+    pub text: String,
+    /// The asker; `None` for an anonymous question in the public view.
+    pub asker: Option<Author>,
+    /// Whether it was asked anonymously.
+    pub anonymous: bool,
+    /// Where it stands.
+    pub state: QuestionState,
+    /// Upvotes.
+    pub votes: u64,
+    /// Pinned by a moderator.
+    pub pinned: bool,
+    /// When it was submitted.
+    pub submitted_at_ms: u64,
+    /// When it was answered.
+    pub answered_at_ms: Option<u64>,
+}
+
+/// The modes a moderator sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentModes {
+    /// 先审后发: comments of viewers and guests wait for a moderator.
+    pub review: bool,
+    /// Minimum interval between two comments of one identity, in ms.
+    pub slow_mode_ms: Option<u64>,
+    /// Only verified identities may post.
+    pub verified_only: bool,
+    /// Only members, guests and moderators may post.
+    pub lockdown: bool,
+}
+
+/// A moderator's change to the policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "set", content = "value", rename_all = "snake_case")]
+pub enum PolicyChange {
+    /// Review mode on/off.
+    Review(bool),
+    /// Slow mode interval (ms), or off.
+    SlowMode(Option<u64>),
+    /// Verified-only on/off.
+    VerifiedOnly(bool),
+    /// Lockdown on/off.
+    Lockdown(bool),
+    /// Replace the list of blocked words.
+    BlockWords(Vec<String>),
+    /// Replace the list of hold words.
+    HoldWords(Vec<String>),
+}
+
+/// A held comment awaiting a moderator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldComment {
+    /// Its sequence number.
+    pub seq: Seq,
+    /// Who wrote it.
+    pub author: Author,
+    /// The text.
+    pub text: String,
+    /// When it was stored.
+    pub at_ms: u64,
+}
+
+/// One moderator action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the log, from 0.
+    pub index: u64,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The moderator.
+    pub actor: ParticipantId,
+    /// What was done, snake_case (e.g. `floor_granted`, `comment_hidden`).
+    pub action: String,
+    /// What it was done to (a participant id, a question `Q3`, a comment `#12`, a setting
+    /// name), or empty.
+    pub target: String,
+    /// The action's parameters (`limit=60000ms`, `until=...`, a setting's new value), or empty.
+    pub detail: String,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+    /// Hex SHA-256 of the previous entry (64 zeros for the first).
+    pub prev_hash: String,
+    /// Hex SHA-256 of this entry's canonical form.
+    pub hash: String,
+}
+
+/// An event the server delivers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ConsultEvent {
+    /// A floor event (`k` says which).
+    Floor(FloorEvent),
+    /// A question is new or changed; the view fits the audience. Each vote produces one, so
+    /// under load the server should coalesce them per question id (the latest view wins)
+    /// before broadcasting to viewers.
+    Question {
+        /// The question as this audience sees it.
+        question: QuestionView,
+    },
+    /// A held comment was approved: put it into the public view.
+    CommentApproved {
+        /// Its sequence number.
+        seq: Seq,
+    },
+    /// A comment was hidden: take it out of every view (`ItemBody::Hide` in the topic).
+    CommentHidden {
+        /// Its sequence number.
+        seq: Seq,
+    },
+    /// The comment modes changed (clients show "slow mode 10 s", "review on" ...).
+    CommentModes {
+        /// The modes now.
+        modes: CommentModes,
+    },
+    /// A member, guest or moderator came or went (viewers are only counted).
+    Presence {
+        /// Who.
+        participant: ParticipantId,
+        /// Display name.
+        name: String,
+        /// Role.
+        role: Role,
+        /// Whether present now.
+        present: bool,
+    },
+    /// A moderator action was logged (for other moderators' consoles).
+    Audit {
+        /// The entry.
+        entry: AuditEntry,
+    },
+}
+
+/// A moderator's decision on a question.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum QuestionOp {
+    /// pending → published.
+    Publish,
+    /// pending → rejected.
+    Reject {
+        /// Why (kept in the record).
+        reason: Option<String>,
+    },
+    /// published → on stage (the previous one returns to published).
+    Stage,
+    /// → answered; `by` defaults to the floor holder.
+    Answer {
+        /// Who answered.
+        by: Option<ParticipantId>,
+    },
+    /// → dismissed.
+    Dismiss {
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Pin.
+    Pin,
+    /// Unpin.
+    Unpin,
+}
+
+/// The floor as a joining client needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloorSnapshot {
+    /// Chaired or open.
+    pub mode: FloorMode,
+    /// Raised hands, oldest first.
+    pub hands: Vec<ParticipantId>,
+    /// Who holds the floor.
+    pub holder: Option<ParticipantId>,
+    /// When their turn began.
+    pub granted_at_ms: Option<u64>,
+    /// When it is due back.
+    pub deadline_ms: Option<u64>,
+}
+
+/// A member, guest or moderator who is present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentRow {
+    /// Who.
+    pub id: ParticipantId,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// The state of an activity as one client may see it; see [`Consultation::snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The floor.
+    pub floor: FloorSnapshot,
+    /// Questions visible to this client, in order of submission.
+    pub questions: Vec<QuestionView>,
+    /// The question on stage.
+    pub on_stage: Option<QuestionId>,
+    /// Pinned questions in pin order.
+    pub pinned: Vec<QuestionId>,
+    /// Comment modes.
+    pub comment_modes: CommentModes,
+    /// Members, guests and moderators present.
+    pub present: Vec<PresentRow>,
+    /// Viewers present.
+    pub viewers: u64,
+}
+
+/// A request to an activity. Serialized tagged by `c`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "c", rename_all = "snake_case")]
+pub enum Command {
+    /// Raise one's hand.
+    RaiseHand,
+    /// Lower one's own hand, or (moderators) someone else's.
+    LowerHand {
+        /// Whose; `None` for one's own.
+        #[serde(default)]
+        target: Option<ParticipantId>,
+    },
+    /// Give the floor.
+    GrantFloor {
+        /// To whom.
+        target: GrantTarget,
+        /// For how long; `None` for the activity's default.
+        #[serde(default)]
+        limit_ms: Option<u64>,
+    },
+    /// More time for the speaker.
+    ExtendFloor {
+        /// How much.
+        extra_ms: u64,
+    },
+    /// Take the floor back.
+    RevokeFloor {
+        /// Why.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Give up one's floor.
+    YieldFloor,
+    /// Chaired or open.
+    SetFloorMode {
+        /// The mode.
+        mode: FloorMode,
+    },
+    /// Auto-advance on (turn length) or off.
+    SetAutoAdvance {
+        /// Turn length, or `None` for off.
+        #[serde(default)]
+        limit_ms: Option<u64>,
+    },
+    /// Mute all but the moderators.
+    MuteAll,
+    /// Ask a question.
+    SubmitQuestion {
+        /// The text.
+        text: String,
+        /// Hide the asker from other viewers.
+        #[serde(default)]
+        anonymous: bool,
+    },
+    /// Upvote (`up`) or withdraw a vote.
+    VoteQuestion {
+        /// The question.
+        id: QuestionId,
+        /// Vote or un-vote.
+        up: bool,
+    },
+    /// Move a question.
+    ModerateQuestion {
+        /// The question.
+        id: QuestionId,
+        /// What to do.
+        #[serde(flatten)]
+        op: QuestionOp,
+    },
+    /// Question review on or off.
+    SetQuestionReview {
+        /// On or off.
+        review: bool,
+    },
+    /// Approve a held comment.
+    ApproveComment {
+        /// The comment.
+        seq: Seq,
+    },
+    /// Hide a comment.
+    HideComment {
+        /// The comment.
+        seq: Seq,
+        /// Why.
+        reason: String,
+    },
+    /// Change comment modes or keyword lists.
+    SetCommentPolicy {
+        /// The change.
+        change: PolicyChange,
+    },
+    /// Time someone out.
+    Timeout {
+        /// Whom.
+        who: ParticipantId,
+        /// Until when.
+        until_ms: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Ban someone.
+    Ban {
+        /// Whom.
+        who: ParticipantId,
+        /// Why.
+        reason: String,
+    },
+    /// Lift a ban or timeout.
+    Unban {
+        /// Whom.
+        who: ParticipantId,
+    },
+}
+
+/// What a successful [`Command`] answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+pub enum Reply {
+    /// Done; the effects arrive as events.
+    Done,
+    /// The floor went to this participant.
+    FloorGranted {
+        /// The holder.
+        holder: ParticipantId,
+    },
+    /// The speaker's new deadline.
+    FloorExtended {
+        /// The deadline.
+        deadline_ms: u64,
+    },
+    /// The new question's id.
+    QuestionSubmitted {
+        /// Its id.
+        id: QuestionId,
+    },
+    /// The question's vote count now.
+    Votes {
+        /// The count.
+        votes: usize,
+    },
+    /// The approved comment.
+    Approved {
+        /// It.
+        comment: HeldComment,
+    },
+}
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ParticipantId({})", self.0)
+    }
+}
+
+impl fmt::Display for QuestionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Q{}", self.0)
+    }
+}

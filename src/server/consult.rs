@@ -1,0 +1,641 @@
+//! The moderation driver: one task per activity owns its [`Consultation`] (STYLE habit 3).
+//!
+//! Sessions never touch the state machine; they send a [`DriverMsg`] with the caller's
+//! [`Grants`] (built from the verified token) and, where an answer is needed, a oneshot. The
+//! driver runs every input, ticks at [`Consultation::poll_timeout`], and after each step:
+//!
+//! ```text
+//! loop {
+//!     select! { msg = rx.recv() => handle(msg), _ = sleep(until the next deadline) => {} }
+//!     c.handle_tick(now)
+//!     while let Some(Outbound { audience, event }) = c.poll_event() {
+//!         Everyone | Moderators | NonModerators => fanout.broadcast(topic, views, event)
+//!         Participant(id)                       => inboxes.send_to(activity, id, event)
+//!         (question events to many are coalesced per question for ~100 ms, latest wins)
+//!     }
+//!     new audit entries        -> persist task -> record.append_audit (hash chain, in order)
+//!     changed (debounced)      -> persist task -> record.put_summary(summary JSON, audit head)
+//!     may_speak changed for a present participant -> FloorHook::set_forwarding
+//! }
+//! ```
+//!
+//! Durable side effects of moderation (the public copy of an approved comment, the `hide`
+//! item) are appended to the record by a spawned task, and the command's reply is sent only
+//! once they are durable, so a moderator's `reply` means viewers will see the effect.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use shangliang_signaling::{ActivityId, ErrorCode, ItemBody, Seq, ServerMsg};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Hub;
+use super::auth::Claims;
+use crate::consult::{
+    Audience, AuditEntry, Command, CommentDecision, ConsultError, ConsultEvent, Consultation,
+    ConsultationConfig, Grants, Outbound, ParticipantId, QuestionId, Reply, Snapshot,
+};
+use crate::fanout::Views;
+use crate::record::{self, Record};
+
+/// How long vote-driven question updates to many connections are held back and merged.
+const QUESTION_COALESCE: Duration = Duration::from_millis(100);
+/// How long after a change the session summary is written to the record.
+const SUMMARY_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Requests queued for one driver before senders wait.
+const DRIVER_QUEUE: usize = 1024;
+
+/// Where the floor reaches the media plane. The driver calls it for every present member,
+/// guest or moderator whose [`Consultation::may_speak`] changed (and once when they join), after
+/// floor and mode events. The SFU wiring implements it with
+/// `sfu.set_forwarding(room, participant, audio, video)` and installs it with
+/// [`Hub::set_floor_hook`]; until then the default does nothing.
+///
+/// `video` is always `true` today: the floor gates who is *heard*; being seen is not moderated.
+pub trait FloorHook: Send + Sync + 'static {
+    /// `participant` of `activity` may (or may no longer) be forwarded to the others.
+    fn set_forwarding(
+        &self,
+        activity: &ActivityId,
+        participant: &ParticipantId,
+        audio: bool,
+        video: bool,
+    );
+}
+
+/// The default hook: media is not wired.
+#[derive(Debug, Default)]
+pub struct NoFloorHook;
+
+impl FloorHook for NoFloorHook {
+    fn set_forwarding(&self, _: &ActivityId, _: &ParticipantId, _: bool, _: bool) {}
+}
+
+/// What a verified token grants, for the state machines.
+pub fn grants_of(claims: &Claims) -> Grants {
+    Grants {
+        subject: ParticipantId::new(claims.sub.clone()),
+        name: claims.name.clone(),
+        role: claims.role,
+        org: claims.org.clone(),
+        verified: claims.verified,
+        activity: claims.act.clone(),
+    }
+}
+
+/// A refusal as the wire sends it.
+pub type WireError = (ErrorCode, String);
+
+fn wire(e: &ConsultError) -> WireError {
+    (e.wire_code(), e.to_string())
+}
+
+/// Inputs of a driver.
+#[derive(Debug)]
+pub enum DriverMsg {
+    /// A connection of this identity authenticated (attendance).
+    Join(Grants),
+    /// A connection of this identity closed.
+    Leave(ParticipantId),
+    /// A `cmd`.
+    Command {
+        /// Who asks.
+        grants: Grants,
+        /// What.
+        cmd: Command,
+        /// The answer, once durable.
+        reply: oneshot::Sender<Result<Reply, WireError>>,
+    },
+    /// The state for a connection that just subscribed.
+    State {
+        /// Whose view.
+        grants: Grants,
+        /// The answer.
+        reply: oneshot::Sender<Result<Snapshot, ConsultError>>,
+    },
+    /// Decide on a posted comment (comment policy).
+    Post {
+        /// The poster.
+        grants: Grants,
+        /// The text as posted.
+        text: String,
+        /// Accept, hold or refuse.
+        reply: oneshot::Sender<CommentDecision>,
+    },
+    /// A decided comment is durable under `seq`.
+    Committed {
+        /// Its seq.
+        seq: Seq,
+        /// The poster.
+        grants: Grants,
+        /// The stored text.
+        text: String,
+        /// Stored as held.
+        held: bool,
+    },
+    /// An item this driver caused (approval copy, hide) is durable under `seq`.
+    TopicSeq(Seq),
+}
+
+/// The drivers of all activities, started on first use.
+pub struct ConsultDrivers {
+    map: DashMap<ActivityId, mpsc::Sender<DriverMsg>>,
+    hub: OnceLock<Weak<Hub>>,
+    hook: RwLock<Arc<dyn FloorHook>>,
+}
+
+impl Default for ConsultDrivers {
+    fn default() -> Self {
+        ConsultDrivers {
+            map: DashMap::new(),
+            hub: OnceLock::new(),
+            hook: RwLock::new(Arc::new(NoFloorHook)),
+        }
+    }
+}
+
+impl ConsultDrivers {
+    /// Ties the drivers to their hub (once, right after it is built).
+    pub(crate) fn bind(&self, hub: Weak<Hub>) {
+        let _ = self.hub.set(hub);
+    }
+
+    pub(crate) fn set_hook(&self, hook: Arc<dyn FloorHook>) {
+        *self.hook.write().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    fn hook(&self) -> Arc<dyn FloorHook> {
+        self.hook.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The driver of `activity`, started if needed; `None` if the activity does not exist or
+    /// the hub is gone.
+    pub fn sender(&self, activity: &ActivityId) -> Option<mpsc::Sender<DriverMsg>> {
+        if let Some(tx) = self.map.get(activity) {
+            return Some(tx.clone());
+        }
+        let hub = self.hub.get()?.upgrade()?;
+        let a = hub.record.activity(activity).ok()??;
+        let entry = self.map.entry(activity.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
+            let head = hub.record.head(activity).unwrap_or_default();
+            let config = ConsultationConfig {
+                title: a.title.clone(),
+                ..ConsultationConfig::default()
+            };
+            let mut c = Consultation::new(activity.clone(), config, now_ms());
+            c.handle_topic_seq(head);
+            let driver = ConsultDriver {
+                activity: activity.clone(),
+                c,
+                hub: Arc::downgrade(&hub),
+                record: hub.record.clone(),
+                fanout: hub.fanout.clone(),
+                me: tx.downgrade(),
+                persist: spawn_persist(hub.record.clone(), activity.clone()),
+                pending_questions: BTreeMap::new(),
+                coalesce_due: None,
+                summary_due: None,
+                audited: 0,
+                present: HashMap::new(),
+                speaking: HashMap::new(),
+            };
+            tokio::spawn(driver.run(rx));
+            tx
+        });
+        Some(entry.clone())
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+enum Persist {
+    Audit(record::AuditEntry),
+    Summary { json: String, head: String },
+}
+
+/// One task per activity writes audit entries and summaries in the order they were made (the
+/// record refuses an audit entry that does not continue the chain).
+fn spawn_persist(record: Record, activity: ActivityId) -> mpsc::UnboundedSender<Persist> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            let res = match p {
+                Persist::Audit(e) => record.append_audit(e).await,
+                Persist::Summary { json, head } => record.put_summary(&activity, json, head).await,
+            };
+            if let Err(e) = res {
+                metrics::counter!("shangliang_consult_persist_failed_total").increment(1);
+                tracing::error!(%activity, "moderation record write failed: {e}");
+            }
+        }
+    });
+    tx
+}
+
+fn hash32(hex_str: &str) -> record::AuditHash {
+    let mut h = [0u8; 32];
+    let _ = hex::decode_to_slice(hex_str, &mut h);
+    h
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// A consult audit entry as the record stores it (`idx` counts from 1 there).
+pub fn audit_to_record(activity: &ActivityId, e: &AuditEntry) -> record::AuditEntry {
+    record::AuditEntry {
+        activity: activity.clone(),
+        idx: e.index + 1,
+        ts_ms: e.at_ms,
+        actor: e.actor.0.clone(),
+        action: e.action.clone(),
+        target: opt(&e.target),
+        detail: opt(&e.detail),
+        reason: e.reason.clone(),
+        prev_hash: hash32(&e.prev_hash),
+        hash: hash32(&e.hash),
+    }
+}
+
+/// A stored audit row back in the form whose hash chain [`crate::consult::verify`] checks.
+pub fn audit_from_record(e: &record::AuditEntry) -> AuditEntry {
+    AuditEntry {
+        index: e.idx.saturating_sub(1),
+        at_ms: e.ts_ms,
+        actor: ParticipantId::new(e.actor.clone()),
+        action: e.action.clone(),
+        target: e.target.clone().unwrap_or_default(),
+        detail: e.detail.clone().unwrap_or_default(),
+        reason: e.reason.clone(),
+        prev_hash: hex::encode(e.prev_hash),
+        hash: hex::encode(e.hash),
+    }
+}
+
+/// The owner of one activity's [`Consultation`].
+struct ConsultDriver {
+    activity: ActivityId,
+    c: Consultation,
+    hub: Weak<Hub>,
+    record: Record,
+    fanout: crate::fanout::Fanout,
+    /// To tell itself the seq of items it appended; weak, so the driver ends with the hub.
+    me: mpsc::WeakSender<DriverMsg>,
+    persist: mpsc::UnboundedSender<Persist>,
+    /// Question events to many connections waiting to be merged: (audience, id) → latest.
+    pending_questions: BTreeMap<(u8, QuestionId), Outbound>,
+    coalesce_due: Option<u64>,
+    summary_due: Option<u64>,
+    audited: usize,
+    /// Connections per present member, guest or moderator.
+    present: HashMap<ParticipantId, u32>,
+    /// What the floor hook was last told.
+    speaking: HashMap<ParticipantId, bool>,
+}
+
+impl ConsultDriver {
+    async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
+        // Chain new moderator actions onto the log stored before a restart.
+        match self.record.audit_log(&self.activity).await {
+            Ok(rows) if !rows.is_empty() => {
+                let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
+                match self.c.handle_restore_audit(entries) {
+                    Ok(()) => self.audited = self.c.audit().entries().len(),
+                    Err(b) => tracing::error!(
+                        activity = %self.activity,
+                        "stored audit log broken at idx {}; new entries will not be stored (run verify-record)",
+                        b.index + 1
+                    ),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(activity = %self.activity, "cannot read the stored audit log: {e}")
+            }
+        }
+        loop {
+            let now = now_ms();
+            let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = wake.map_or(Duration::from_secs(3600), |w| {
+                Duration::from_millis(w.saturating_sub(now))
+            });
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => self.handle_msg(m),
+                    None => break,
+                },
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            let now = now_ms();
+            self.c.handle_tick(now);
+            self.drain(now);
+        }
+        // The hub is going away: write the final record.
+        self.flush_questions();
+        let _ = self.persist.send(Persist::Summary {
+            json: self.c.summary(now_ms()).to_json(),
+            head: self.c.audit().head(),
+        });
+    }
+
+    fn handle_msg(&mut self, msg: DriverMsg) {
+        let now = now_ms();
+        match msg {
+            DriverMsg::Join(g) => {
+                if self.c.handle_join(&g, now).is_ok()
+                    && !matches!(g.role, shangliang_signaling::Role::Viewer)
+                {
+                    *self.present.entry(g.subject).or_default() += 1;
+                }
+                self.summary_due
+                    .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            }
+            DriverMsg::Leave(who) => {
+                self.c.handle_leave(&who, now);
+                if let Some(n) = self.present.get_mut(&who) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.present.remove(&who);
+                        self.speaking.remove(&who);
+                    }
+                }
+                self.summary_due
+                    .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            }
+            DriverMsg::State { grants, reply } => {
+                let _ = reply.send(self.c.snapshot(&grants));
+            }
+            DriverMsg::Post {
+                grants,
+                text,
+                reply,
+            } => {
+                let _ = reply.send(self.c.handle_post_comment(&grants, &text, now));
+            }
+            DriverMsg::Committed {
+                seq,
+                grants,
+                text,
+                held,
+            } => {
+                self.c
+                    .handle_comment_committed(seq, &grants, text, held, now);
+                self.summary_due
+                    .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            }
+            DriverMsg::TopicSeq(seq) => self.c.handle_topic_seq(seq),
+            DriverMsg::Command { grants, cmd, reply } => {
+                self.handle_command(grants, cmd, reply, now)
+            }
+        }
+    }
+
+    fn handle_command(
+        &mut self,
+        grants: Grants,
+        cmd: Command,
+        reply: oneshot::Sender<Result<Reply, WireError>>,
+        now: u64,
+    ) {
+        let hide = match &cmd {
+            Command::HideComment { seq, .. } => Some(*seq),
+            _ => None,
+        };
+        let result = self.c.handle_command(&grants, cmd, now);
+        self.summary_due
+            .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+        // A moderation whose effect is an item of the topic answers once that item is durable.
+        let item = match (&result, hide) {
+            (Ok(Reply::Approved { comment }), _) => Some(ItemBody::Comment {
+                author: comment.author.clone(),
+                text: comment.text.clone(),
+                approves: Some(comment.seq),
+            }),
+            (Ok(_), Some(target)) => Some(ItemBody::Hide { target }),
+            _ => None,
+        };
+        let Some(body) = item else {
+            let _ = reply.send(result.map_err(|e| wire(&e)));
+            return;
+        };
+        let (record, activity, me) = (self.record.clone(), self.activity.clone(), self.me.clone());
+        tokio::spawn(async move {
+            let answer = match record.append(&activity, body, true).await {
+                Ok(item) => {
+                    if let Some(me) = me.upgrade() {
+                        let _ = me.send(DriverMsg::TopicSeq(item.seq)).await;
+                    }
+                    result.map_err(|e| wire(&e))
+                }
+                Err(e) => {
+                    tracing::error!(%activity, "moderation item not stored: {e}");
+                    Err((
+                        ErrorCode::Unavailable,
+                        "the moderation was logged but its item could not be stored; retry".into(),
+                    ))
+                }
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
+    fn drain(&mut self, now: u64) {
+        let mut floor_changed = false;
+        while let Some(out) = self.c.poll_event() {
+            floor_changed |= matches!(
+                out.event,
+                ConsultEvent::Floor(_) | ConsultEvent::Presence { .. }
+            );
+            let key = match (&out.event, &out.audience) {
+                (ConsultEvent::Question { question }, Audience::Everyone) => Some((0, question.id)),
+                (ConsultEvent::Question { question }, Audience::Moderators) => {
+                    Some((1, question.id))
+                }
+                (ConsultEvent::Question { question }, Audience::NonModerators) => {
+                    Some((2, question.id))
+                }
+                _ => None,
+            };
+            match key {
+                Some(k) => {
+                    self.pending_questions.insert(k, out);
+                    self.coalesce_due
+                        .get_or_insert(now + QUESTION_COALESCE.as_millis() as u64);
+                }
+                None => self.deliver(out),
+            }
+        }
+        if self.coalesce_due.is_some_and(|t| t <= now) {
+            self.flush_questions();
+        }
+        let entries = self.c.audit().entries();
+        for e in &entries[self.audited.min(entries.len())..] {
+            let _ = self
+                .persist
+                .send(Persist::Audit(audit_to_record(&self.activity, e)));
+        }
+        self.audited = entries.len();
+        if self.summary_due.is_some_and(|t| t <= now) {
+            self.summary_due = None;
+            let _ = self.persist.send(Persist::Summary {
+                json: self.c.summary(now).to_json(),
+                head: self.c.audit().head(),
+            });
+        }
+        if floor_changed || self.speaking.len() != self.present.len() {
+            self.update_forwarding();
+        }
+    }
+
+    fn flush_questions(&mut self) {
+        self.coalesce_due = None;
+        for (_, out) in std::mem::take(&mut self.pending_questions) {
+            self.deliver(out);
+        }
+    }
+
+    fn update_forwarding(&mut self) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let hook = hub.consult.hook();
+        for who in self.present.keys() {
+            let may = self.c.may_speak(who);
+            if self.speaking.insert(who.clone(), may) != Some(may) {
+                hook.set_forwarding(&self.activity, who, may, true);
+            }
+        }
+    }
+
+    fn deliver(&self, out: Outbound) {
+        let msg = ServerMsg::Event {
+            topic: self.activity.clone(),
+            event: out.event,
+        };
+        let views = match out.audience {
+            Audience::Everyone => Views::All,
+            Audience::Moderators => Views::Full,
+            Audience::NonModerators => Views::Public,
+            Audience::Participant(id) => {
+                if let Some(hub) = self.hub.upgrade() {
+                    hub.inboxes.send_to(&self.activity, id.as_str(), &msg);
+                }
+                return;
+            }
+        };
+        if let Err(e) = self.fanout.broadcast(&self.activity, views, &msg) {
+            tracing::warn!(activity = %self.activity, "event not broadcast: {e}");
+        }
+    }
+}
+
+/// Formats of `shangliang export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The whole session summary as JSON.
+    Json,
+    /// Tables as CSV sections.
+    Csv,
+    /// Markdown that reads as minutes.
+    Markdown,
+}
+
+fn open_record(data_dir: &std::path::Path) -> anyhow::Result<Record> {
+    let path = data_dir.join("shangliang.sqlite3");
+    anyhow::ensure!(path.exists(), "no record at {}", path.display());
+    Ok(Record::open_sqlite(
+        &path,
+        record::RecordOptions::default(),
+        Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}),
+    )?)
+}
+
+/// The stored session record of `activity` in `format` (what `shangliang export` prints).
+pub fn export_record(
+    data_dir: &std::path::Path,
+    activity: &ActivityId,
+    format: ExportFormat,
+) -> anyhow::Result<String> {
+    let record = open_record(data_dir)?;
+    let (json, _head) = record
+        .summary(activity)?
+        .ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
+    let summary: crate::consult::SessionSummary = serde_json::from_str(&json)?;
+    Ok(match format {
+        ExportFormat::Json => summary.to_json(),
+        ExportFormat::Csv => summary.to_csv(),
+        ExportFormat::Markdown => summary.to_markdown(),
+    })
+}
+
+/// What `verify-record` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Audit entries checked.
+    pub entries: usize,
+    /// The chain's last hash.
+    pub head: String,
+    /// Entries logged after the stored summary's head (the summary is written a moment after
+    /// the entries; a crash in between leaves a few).
+    pub after_stored_head: usize,
+}
+
+/// Checks the audit chain of `activity` as stored in SQLite: every link, and that the head
+/// stored with the summary is on the chain (entries removed from the end are caught there).
+/// `Err` names the first broken entry (its `idx` in the `audit_log` table).
+pub fn verify_record(
+    data_dir: &std::path::Path,
+    activity: &ActivityId,
+) -> anyhow::Result<Verified> {
+    let record = open_record(data_dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let rows = rt.block_on(record.audit_log(activity))?;
+    let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
+    if let Err(b) = crate::consult::verify(&entries) {
+        let e = &entries[b.index];
+        anyhow::bail!(
+            "audit log of {activity} is broken at entry idx {} ({} by {} at {} ms): it was altered, removed or reordered",
+            b.index + 1,
+            e.action,
+            e.actor,
+            e.at_ms
+        );
+    }
+    let head = entries
+        .last()
+        .map_or_else(|| hex::encode([0u8; 32]), |e| e.hash.clone());
+    let mut after_stored_head = 0;
+    if let Some((_, stored)) = record.summary(activity)? {
+        let genesis = hex::encode([0u8; 32]);
+        let pos = if stored == genesis {
+            Some(0)
+        } else {
+            entries.iter().position(|e| e.hash == stored).map(|i| i + 1)
+        };
+        match pos {
+            Some(p) => after_stored_head = entries.len() - p,
+            None => anyhow::bail!(
+                "audit log of {activity} does not reach the stored head {stored}: entries were removed from the end (idx {} is the last left)",
+                entries.len()
+            ),
+        }
+    }
+    Ok(Verified {
+        entries: entries.len(),
+        head,
+        after_stored_head,
+    })
+}
