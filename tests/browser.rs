@@ -144,7 +144,6 @@ async fn without_a_built_client_the_hub_explains_how_to_build_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the moderation messages (cmd/reply/event/state), not yet on this branch"]
 async fn moderation_floor_questions_and_hiding_work_across_the_three_faces() {
     prerequisites();
     let hub = TestHub::start(|cfg| cfg.web_dir = root().join("web-client/dist")).await;

@@ -118,6 +118,34 @@ async function main() {
   await shot(consolePage, 'console-moderation');
   log('comment hidden by the moderator');
 
+  // Review mode: the viewer's comment is held (only moderators see it) until approved.
+  await consolePage.bringToFront();
+  await consolePage.check('#policy-review');
+  await watch.waitForFunction(() => window.__shangliang.store.modes.review, null, { timeout: 10_000 });
+  const held = `先审后发 ${Date.now()}`;
+  await watch.bringToFront();
+  await watch.fill('.compose-input', held);
+  await watch.press('.compose-input', 'Enter');
+  await watch.waitForSelector('.compose-msg[data-kind="ok"]');
+  check((await watch.textContent('.compose-msg')).includes('审核'), 'held comment not explained to its author');
+  await consolePage.bringToFront();
+  const heldSeq = await consolePage
+    .waitForFunction((x) => window.__shangliang.list.snapshot().find((c) => c.text === x)?.seq, held, { timeout: 10_000 })
+    .then((h) => h.jsonValue());
+  check(!(await watch.evaluate((x) => window.__shangliang.list.snapshot().some((c) => c.text === x), held)), 'held comment shown to the public');
+  await consolePage.click(`.crow[data-seq="${heldSeq}"] .row-approve`);
+  await watch.bringToFront();
+  await watch.waitForFunction((x) => window.__shangliang.list.snapshot().some((c) => c.text === x), held, { timeout: 10_000 });
+  await consolePage.bringToFront();
+  await consolePage.waitForFunction(
+    (x) => window.__shangliang.list.snapshot().filter((c) => c.text === x).length === 1 && !window.__shangliang.list.snapshot().some((c) => c.seq === x.seq),
+    held,
+    { timeout: 10_000 },
+  );
+  await shot(consolePage, 'console-review');
+  await consolePage.uncheck('#policy-review');
+  log('held comment approved; the public sees it once, the console once');
+
   check(!problems.length, problems.join('\n'));
 }
 

@@ -227,7 +227,11 @@ export class Connection {
           this.setState({ kind: 'failed', reason: 'token', message: e.reason });
           return;
         }
+        // Refused token (expired, or a hub with another key): get a new one and retry at once.
         this.tokenRefused = true;
+        this.setState({ kind: 'reconnecting', attempt: this.attempt + 1, delayMs: 0 });
+        void this.open();
+        return;
       }
       if (e.code === CLOSE.versionUnsupported) {
         this.setState({ kind: 'failed', reason: 'version', message: e.reason });

@@ -19,6 +19,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   const reason = h('select', { class: 'hide-reason', id: 'hide-reason' });
   const reasonLabel = h('label', { for: 'hide-reason' });
   const hideButtons: HTMLButtonElement[] = [];
+  const approveButtons: { ok: HTMLButtonElement; current: () => { seq: number; role: string } | null }[] = [];
   const hide = (seq: number) => {
     if (!store.available || !conn) return;
     hideMsg.textContent = '';
@@ -26,21 +27,41 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
       hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: String(e) });
     });
   };
+  const approve = (seq: number) => {
+    if (!store.available || !conn) return;
+    hideMsg.textContent = '';
+    conn.cmd({ c: 'approve_comment', seq }).catch((e: unknown) => {
+      hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: String(e) });
+    });
+  };
+  // The protocol does not mark held comments in a moderator's batches, so every viewer comment
+  // gets an approve button while review mode is on; approving one that is not held answers
+  // `not_held`. The public copy (`approves`) replaces the held original in this list.
   const list = new CommentList({
     cap: 5000,
     rowActions: (row, current) => {
+      const ok = h('button', { type: 'button', class: 'row-approve', 'aria-disabled': 'true', hidden: true });
       const btn = h('button', { type: 'button', class: 'row-hide', 'aria-disabled': 'true' });
       btn.textContent = t('hide');
-      row.append(btn);
+      ok.textContent = t('approve');
+      row.append(h('span', { class: 'row-actions' }, ok, btn));
       hideButtons.push(btn);
+      approveButtons.push({ ok, current });
       btn.addEventListener('click', () => {
         const c = current();
         if (c) hide(c.seq);
+      });
+      ok.addEventListener('click', () => {
+        const c = current();
+        if (c) approve(c.seq);
       });
       return (c) => {
         btn.setAttribute('aria-label', t('hideLabel', { seq: c.seq }));
         btn.setAttribute('aria-disabled', String(!store.available));
         btn.title = store.available ? '' : t('notYetAvailable');
+        ok.setAttribute('aria-label', t('approveLabel', { seq: c.seq }));
+        ok.setAttribute('aria-disabled', String(!store.available));
+        ok.hidden = !store.modes.review || c.role !== 'viewer' || store.settled.has(c.seq);
       };
     },
   });
@@ -88,6 +109,12 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
       b.textContent = t('hide');
       b.title = store.available ? '' : t('notYetAvailable');
       b.setAttribute('aria-disabled', String(!store.available));
+    }
+    for (const { ok, current } of approveButtons) {
+      const c = current();
+      ok.textContent = t('approve');
+      ok.setAttribute('aria-disabled', String(!store.available));
+      ok.hidden = !c || !store.modes.review || c.role !== 'viewer' || store.settled.has(c.seq);
     }
   };
   i18n(labels);
