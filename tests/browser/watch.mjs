@@ -418,13 +418,19 @@ async function main() {
   // hub's snapshot instead of its list.
   const second = process.env.SHANGLIANG_SECOND_BASE;
   if (second) {
+    await page.bringToFront();
     outage = true;
     proxy.cut();
     proxy.retarget(second);
     await page.waitForSelector('.status[data-state="reconnecting"]', { timeout: 15_000 });
     proxy.restore();
     await page.click('.status-retry').catch(() => {});
-    await page.waitForFunction(() => window.__shangliang.conn.stats.resets >= 1, null, { timeout: 20_000 });
+    const started = Date.now();
+    const trace = setInterval(async () => {
+      const st = await page.evaluate(() => [document.querySelector('.status')?.textContent, JSON.stringify(window.__shangliang.conn.stats)]).catch(() => null);
+      if (Date.now() - started > 3000) log('still waiting for the new record:', st);
+    }, 1000);
+    await page.waitForFunction(() => window.__shangliang.conn.stats.resets >= 1, null, { timeout: 40_000 }).finally(() => clearInterval(trace));
     await page.waitForSelector('.status[data-state="live"]', { timeout: 20_000 });
     outage = false;
     const texts = await listTexts(page);
