@@ -194,7 +194,7 @@ impl ConsultDrivers {
                 record: hub.record.clone(),
                 fanout: hub.fanout.clone(),
                 me: tx.downgrade(),
-                persist: spawn_persist(hub.record.clone(), activity.clone()),
+                persist: spawn_persist(&hub.control, hub.record.clone(), activity.clone()),
                 pending_questions: BTreeMap::new(),
                 coalesce_due: None,
                 summary_due: None,
@@ -202,7 +202,7 @@ impl ConsultDrivers {
                 present: HashMap::new(),
                 speaking: HashMap::new(),
             };
-            tokio::spawn(driver.run(rx));
+            hub.control.spawn(driver.run(rx));
             tx
         });
         Some(entry.clone())
@@ -222,9 +222,13 @@ enum Persist {
 
 /// One task per activity writes audit entries and summaries in the order they were made (the
 /// record refuses an audit entry that does not continue the chain).
-fn spawn_persist(record: Record, activity: ActivityId) -> mpsc::UnboundedSender<Persist> {
+fn spawn_persist(
+    control: &tokio::runtime::Handle,
+    record: Record,
+    activity: ActivityId,
+) -> mpsc::UnboundedSender<Persist> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
+    control.spawn(async move {
         while let Some(p) = rx.recv().await {
             let res = match p {
                 Persist::Audit(e) => record.append_audit(e).await,

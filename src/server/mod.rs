@@ -112,6 +112,33 @@ pub struct Hub {
     pub inboxes: inbox::Inboxes,
     /// The moderation drivers, one per activity.
     pub consult: consult::ConsultDrivers,
+    /// The control-plane runtime (one thread): moderation drivers and comment acceptance run
+    /// here, so that under a delivery storm — tens of thousands of viewer tasks woken every
+    /// flush on the main runtime — posting, policy and acks do not wait behind them.
+    pub control: tokio::runtime::Handle,
+    _control_stop: std::sync::mpsc::SyncSender<()>,
+}
+
+/// Starts the control-plane runtime on its own thread; it stops when the returned sender drops.
+fn start_control_runtime() -> std::io::Result<(tokio::runtime::Handle, std::sync::mpsc::SyncSender<()>)> {
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::sync_channel::<()>(0);
+    std::thread::Builder::new().name("shangliang-control".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = handle_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = handle_tx.send(Ok(rt.handle().clone()));
+        // Drive spawned tasks until the hub is dropped (the stop sender goes away).
+        rt.block_on(async move {
+            let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+        });
+    })?;
+    let handle = handle_rx.recv().map_err(std::io::Error::other)??;
+    Ok((handle, stop_tx))
 }
 
 impl Hub {
@@ -121,6 +148,7 @@ impl Hub {
         metrics::install();
         std::fs::create_dir_all(&cfg.data_dir)?;
         let keys = TokenKeys::load_or_create(&cfg.data_dir)?;
+        let (control, control_stop) = start_control_runtime()?;
         let fanout = Fanout::new(cfg.fanout.clone());
         let hook_fanout = fanout.clone();
         let record = Record::open_sqlite(
@@ -153,6 +181,8 @@ impl Hub {
             connections: AtomicUsize::new(0),
             inboxes: inbox::Inboxes::default(),
             consult: consult::ConsultDrivers::default(),
+            control,
+            _control_stop: control_stop,
             cfg,
         });
         hub.consult.bind(Arc::downgrade(&hub));

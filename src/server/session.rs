@@ -57,14 +57,13 @@ where
 }
 
 struct Session<'h, S> {
-    hub: &'h Hub,
+    hub: &'h Arc<Hub>,
     socket: S,
     form: Form,
     claims: Claims,
     conn: ConnHandle,
     subscriptions: Vec<ActivityId>,
-    /// Sender of this connection's inbox, for handlers that answer later (media events).
-    #[allow(dead_code, reason = "handed to media signalling, which answers later")]
+    /// Sender of this connection's inbox, for answers that come later (acks, media events).
     inbox_tx: tokio::sync::mpsc::Sender<super::inbox::Direct>,
     /// The activity's moderation driver (None if the activity does not exist).
     consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
@@ -82,7 +81,7 @@ impl<'h, S> Session<'h, S>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
-    async fn start(hub: &'h Hub, mut socket: S, peer: SocketAddr) -> CloseCode {
+    async fn start(hub: &'h Arc<Hub>, mut socket: S, peer: SocketAddr) -> CloseCode {
         let (form, claims) = match authenticate(hub, &mut socket).await {
             Ok(ok) => ok,
             Err((code, reason)) => {
@@ -390,18 +389,27 @@ where
         }
     }
 
+    /// Accepts a post on the control runtime and answers through the inbox, so the session
+    /// keeps reading (posts from one connection are pipelined) and the acceptance path does
+    /// not queue behind the viewer tasks of the main runtime.
     async fn post(&mut self, id: u32, topic: ActivityId, text: String) {
-        let result = accept_comment(self.hub, &self.claims, self.consult.as_ref(), &self.grants, topic, text).await;
-        match result {
-            Ok((seq, held)) => {
-                metrics::counter!("shangliang_comments_accepted_total").increment(1);
-                let _ = self.send_msg(&ServerMsg::Ack { id, seq, held }).await;
-            }
-            Err((code, message)) => {
-                metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
-                let _ = self.send_msg(&ServerMsg::Error { id: Some(id), code, message }).await;
-            }
-        }
+        let hub = Arc::clone(self.hub);
+        let (claims, grants) = (self.claims.clone(), self.grants.clone());
+        let (consult, inbox) = (self.consult.clone(), self.inbox_tx.clone());
+        self.hub.control.spawn(async move {
+            let answer = match accept_comment(&hub, &claims, consult.as_ref(), &grants, topic, text).await {
+                Ok((seq, held)) => {
+                    metrics::counter!("shangliang_comments_accepted_total").increment(1);
+                    ServerMsg::Ack { id, seq, held }
+                }
+                Err((code, message)) => {
+                    metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
+                    ServerMsg::Error { id: Some(id), code, message }
+                }
+            };
+            // The session may be gone; the comment's fate is settled either way.
+            let _ = inbox.send(Box::new(answer)).await;
+        });
     }
 }
 
