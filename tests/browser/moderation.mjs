@@ -146,6 +146,21 @@ async function main() {
   await consolePage.uncheck('#policy-review');
   log('held comment approved; the public sees it once, the console once');
 
+  // Timeout: the moderator mutes the viewer for 10 minutes; the viewer's next comment is refused
+  // with an explanation. The console's audit log lists the actions.
+  const viewerSeq = await consolePage.evaluate((x) => window.__shangliang.list.snapshot().find((c) => c.text === x)?.seq, held);
+  await consolePage.click(`.crow[data-seq="${viewerSeq}"] .row-timeout`);
+  await watch.bringToFront();
+  await watch.waitForTimeout(300);
+  await watch.fill('.compose-input', '还能发言吗');
+  await watch.press('.compose-input', 'Enter');
+  await watch.waitForSelector('.compose-msg[data-kind="error"]', { timeout: 10_000 });
+  check((await watch.textContent('.compose-msg')).includes('禁言'), `timeout not explained: ${await watch.textContent('.compose-msg')}`);
+  await consolePage.bringToFront();
+  await consolePage.waitForFunction(() => document.querySelectorAll('.audit li').length >= 5, null, { timeout: 10_000 });
+  await shot(consolePage, 'console-audit');
+  log('viewer timed out; audit log shown');
+
   check(!problems.length, problems.join('\n'));
 }
 

@@ -8,6 +8,8 @@ import { isComment, type Item, type Role } from './protocol';
 export interface Comment {
   seq: number;
   ts: number;
+  /** The author's participant id (token subject). */
+  authorId: string;
   name: string;
   role: Role;
   verified: boolean;
@@ -38,7 +40,7 @@ interface Row {
 function toComment(i: Item): Comment | null {
   if (!isComment(i.body)) return null;
   const a = i.body.author;
-  return { seq: i.seq, ts: i.ts, name: a.name, role: a.role, verified: !!a.verified, text: i.body.text };
+  return { seq: i.seq, ts: i.ts, authorId: a.id, name: a.name, role: a.role, verified: !!a.verified, text: i.body.text };
 }
 
 export class CommentList {

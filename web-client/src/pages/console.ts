@@ -19,6 +19,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   const reason = h('select', { class: 'hide-reason', id: 'hide-reason' });
   const reasonLabel = h('label', { for: 'hide-reason' });
   const hideButtons: HTMLButtonElement[] = [];
+  const timeoutButtons: HTMLButtonElement[] = [];
   const approveButtons: { ok: HTMLButtonElement; current: () => { seq: number; role: string } | null }[] = [];
   const hide = (seq: number) => {
     if (!store.available || !conn) return;
@@ -42,9 +43,21 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     rowActions: (row, current) => {
       const ok = h('button', { type: 'button', class: 'row-approve', 'aria-disabled': 'true', hidden: true });
       const btn = h('button', { type: 'button', class: 'row-hide', 'aria-disabled': 'true' });
+      const mute = h('button', { type: 'button', class: 'row-timeout', 'aria-disabled': 'true' });
+      mute.textContent = t('timeout10');
+      timeoutButtons.push(mute);
+      mute.addEventListener('click', () => {
+        const c = current();
+        if (!c || !store.available || !conn) return;
+        hideMsg.textContent = '';
+        const why = reason.selectedOptions[0]?.textContent ?? '';
+        conn.cmd({ c: 'timeout', who: c.authorId, until_ms: Date.now() + 10 * 60_000, reason: why }).catch((e: unknown) => {
+          hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: String(e) });
+        });
+      });
       btn.textContent = t('hide');
       ok.textContent = t('approve');
-      row.append(h('span', { class: 'row-actions' }, ok, btn));
+      row.append(h('span', { class: 'row-actions' }, ok, mute, btn));
       hideButtons.push(btn);
       approveButtons.push({ ok, current });
       btn.addEventListener('click', () => {
@@ -60,6 +73,9 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
         btn.setAttribute('aria-disabled', String(!store.available));
         btn.title = store.available ? '' : t('notYetAvailable');
         ok.setAttribute('aria-label', t('approveLabel', { seq: c.seq }));
+        mute.setAttribute('aria-label', t('timeoutLabel', { name: c.name }));
+        mute.setAttribute('aria-disabled', String(!store.available));
+        mute.hidden = c.role === 'moderator';
         ok.setAttribute('aria-disabled', String(!store.available));
         ok.hidden = !store.modes.review || c.role !== 'viewer' || store.settled.has(c.seq);
       };
@@ -70,6 +86,18 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   const policy = slot('policy', () => t('policy'), () => t('reviewPending'));
   const questions = slot('question-queue', () => t('questionQueue'), () => t('questionQueuePending'));
   const floor = slot('floor', () => t('floor'), () => t('floorPending'));
+  const audit = slot('audit', () => t('auditLog'), () => t('auditNone'));
+  const auditList = h('ol', { class: 'audit', reversed: true });
+  audit.body.append(auditList);
+  store.onChange(() => {
+    const entries = store.audit.slice(-30).reverse();
+    (audit.body.querySelector('.slot-pending') as HTMLElement | null)?.toggleAttribute('hidden', entries.length > 0);
+    auditList.replaceChildren(
+      ...entries.map((e) =>
+        h('li', { value: String(e.index), title: e.hash }, `${new Date(e.at_ms).toLocaleTimeString()} ${store.nameOf(e.actor)} ${e.action} ${e.target}${e.reason ? `（${e.reason}）` : ''}`),
+      ),
+    );
+  });
   const commentsH = h('h2', { id: 'console-comments-h' });
   const who = { id: () => conn?.you?.id ?? null, moderator: true };
   policyPanel(policy.body, store, () => conn);
@@ -91,7 +119,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
         list.root,
         composer(() => conn, () => conn?.limits?.max_text_chars ?? 500),
       ),
-      h('div', { class: 'stage' }, floor.el, questions.el, policy.el),
+      h('div', { class: 'stage' }, floor.el, questions.el, policy.el, audit.el),
     ),
   );
   const labels = () => {
@@ -109,6 +137,10 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
       b.textContent = t('hide');
       b.title = store.available ? '' : t('notYetAvailable');
       b.setAttribute('aria-disabled', String(!store.available));
+    }
+    for (const m of timeoutButtons) {
+      m.textContent = t('timeout10');
+      m.setAttribute('aria-disabled', String(!store.available));
     }
     for (const { ok, current } of approveButtons) {
       const c = current();
