@@ -13,6 +13,9 @@ import {
   type ConsultEvent,
   type ConsultSnapshot,
   type EventMsg,
+  type MediaEvent,
+  type MediaMsg,
+  type MediaRequest,
   type Reply,
   type ReplyMsg,
   type StateMsg,
@@ -41,7 +44,9 @@ export interface ConnectionEvents {
   consultState?(s: ConsultSnapshot): void;
   /** Something happened in the activity (floor, questions, presence ...). */
   consultEvent?(e: ConsultEvent): void;
-  /** Messages this module does not handle (media ...). */
+  /** A media event the server sent on its own (subscriber offers, ICE, tracks, speaker). */
+  mediaEvent?(e: MediaEvent): void;
+  /** Messages this module does not handle. */
   other?(m: UnknownMsg): void;
 }
 
@@ -85,7 +90,7 @@ export class Connection {
   private pongTimer: number | undefined;
   private connectTimer: number | undefined;
   private nextId = 1;
-  private pending = new Map<number, { resolve(a: Ack | ReplyMsg): void; reject(e: PostError): void }>();
+  private pending = new Map<number, { resolve(a: Ack | ReplyMsg | MediaMsg): void; reject(e: PostError): void }>();
   private stopped = false;
   private tokenRefused = false;
   private authed = false;
@@ -154,6 +159,22 @@ export class Connection {
     }
     return new Promise((resolve, reject) =>
       this.pending.set(id, { resolve: (m) => resolve(m as Ack), reject }),
+    );
+  }
+
+  /** Sends a media request; resolves with its answer (`error` answers reject). */
+  media(req: MediaRequest): Promise<MediaEvent> {
+    const id = this.nextId++;
+    if (!this.send({ t: 'media', id, req })) return Promise.reject(new PostError('not_connected', 'not connected'));
+    return new Promise((resolve, reject) =>
+      this.pending.set(id, {
+        resolve: (m) => {
+          const ev = (m as MediaMsg).ev;
+          if (ev.op === 'error') reject(new PostError(ev.code, ev.message));
+          else resolve(ev);
+        },
+        reject,
+      }),
     );
   }
 
@@ -348,6 +369,15 @@ export class Connection {
           this.pending.delete(r.id);
           p.resolve(r);
         }
+        return;
+      }
+      case 'media': {
+        const mm = m as MediaMsg;
+        const p = mm.id !== undefined ? this.pending.get(mm.id) : undefined;
+        if (p && mm.id !== undefined) {
+          this.pending.delete(mm.id);
+          p.resolve(mm);
+        } else this.ev.mediaEvent?.(mm.ev);
         return;
       }
       case 'state': {

@@ -63,7 +63,47 @@ export type ClientMsg =
   | { t: 'unsub'; topic: string }
   | { t: 'post'; id: number; topic: string; text: string }
   | { t: 'cmd'; id: number; topic: string; cmd: Command }
+  | { t: 'media'; id: number; req: MediaRequest }
   | { t: 'ping'; id: number };
+
+// ---- media signalling for room members (`media` req → `media` ev with the same id; events without id) ----
+
+export type PcKind = 'publisher' | 'subscriber';
+export type TrackKind = 'audio' | 'video';
+
+export interface IceCandidateMsg {
+  candidate: string;
+  sdp_mid?: string;
+  sdp_mline_index?: number;
+}
+
+export type MediaRequest =
+  | { op: 'join' }
+  | { op: 'publish_offer'; sdp: string }
+  | { op: 'subscriber_answer'; sdp: string }
+  | { op: 'ice'; pc: PcKind; candidate: IceCandidateMsg }
+  | { op: 'ice_restart' }
+  | { op: 'set_layer'; track: number; rid: string }
+  | { op: 'leave' };
+
+export type MediaEvent =
+  | { op: 'joined'; participant: string }
+  | { op: 'publish_answer'; sdp: string }
+  | { op: 'subscriber_offer'; sdp: string }
+  | { op: 'ice'; pc: PcKind; candidate: IceCandidateMsg }
+  | { op: 'track_published'; participant: string; track: number; kind: TrackKind }
+  | { op: 'track_unpublished'; participant: string; track: number; kind: TrackKind }
+  | { op: 'active_speaker'; participant: string }
+  | { op: 'connection_state'; pc: PcKind; state: string }
+  | { op: 'ok' }
+  | { op: 'left' }
+  | { op: 'error'; code: string; message: string };
+
+export interface MediaMsg {
+  t: 'media';
+  id?: number;
+  ev: MediaEvent;
+}
 
 // ---- moderation: the floor, questions, comment moderation (`cmd` → `reply`/`error`; `event`, `state`) ----
 
@@ -329,7 +369,7 @@ export interface UnknownMsg {
   [field: string]: unknown;
 }
 
-export type ServerMsg = Welcome | Subscribed | Batch | Reset | Ack | ErrorMsg | ReplyMsg | EventMsg | StateMsg | Pong;
+export type ServerMsg = Welcome | Subscribed | Batch | Reset | Ack | ErrorMsg | ReplyMsg | EventMsg | StateMsg | MediaMsg | Pong;
 
 // ---- close codes (§4) ----
 
