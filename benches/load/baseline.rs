@@ -204,7 +204,7 @@ impl Hub {
                             let item = Item {
                                 seq,
                                 ts: proto::now_us() / 1000,
-                                body: ItemBody::Comment { author: proto::author("poster"), text },
+                                body: ItemBody::Comment { author: proto::author("poster"), text, approves: None },
                             };
                             st.pending.push(encode_item(Form::MsgPack, &item));
                             drop(st);
@@ -215,6 +215,8 @@ impl Hub {
                             rx = None;
                             continue;
                         }
+                        // The baseline does no moderation and no media.
+                        _ => continue,
                     };
                     if ws.send(Message::Binary(reply)).await.is_err() {
                         return;

@@ -193,11 +193,13 @@ pub fn self_check() {
                 ItemBody::Comment {
                     author: author("x"),
                     text: "not stamped \u{4f60}\u{597d}".into(),
+                    approves: None,
                 }
             } else {
                 ItemBody::Comment {
                     author: author("\u{5f20}\u{4e09}"),
                     text: stamp_text(1_764_000_000_000_000 + seq, seq),
+                    approves: None,
                 }
             },
         })
