@@ -19,7 +19,9 @@ export class RoomMedia {
   private pub: RTCPeerConnection | null = null;
   private sub: RTCPeerConnection | null = null;
   private joined = false;
-  private local: MediaStream | null = null;
+  private tracks: { audio: MediaStreamTrack | null; video: MediaStreamTrack | null } = { audio: null, video: null };
+  private audioTx: RTCRtpTransceiver | null = null;
+  private videoTx: RTCRtpTransceiver | null = null;
 
   constructor(
     private readonly conn: Connection,
@@ -33,16 +35,24 @@ export class RoomMedia {
     this.joined = true;
   }
 
-  /** Publishes `stream`'s tracks (replacing what was published). */
-  async publish(stream: MediaStream | null): Promise<void> {
+  /**
+   * Sends these tracks (null: nothing of that kind). The publisher connection is negotiated once
+   * with one audio and one video sender; later changes swap tracks without renegotiating.
+   */
+  async setTracks(audio: MediaStreamTrack | null, video: MediaStreamTrack | null): Promise<void> {
+    this.tracks = { audio, video };
     await this.join();
-    this.local = stream;
-    this.pub?.close();
-    this.pub = null;
-    if (!stream || !stream.getTracks().length) return;
+    if (this.pub && this.audioTx && this.videoTx) {
+      await this.audioTx.sender.replaceTrack(audio);
+      await this.videoTx.sender.replaceTrack(video);
+      return;
+    }
+    if (!audio && !video) return;
     const pc = this.newPc('publisher');
     this.pub = pc;
-    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    const out = new MediaStream();
+    this.audioTx = pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [out] });
+    this.videoTx = pc.addTransceiver(video ?? 'video', { direction: 'sendonly', streams: [out] });
     await pc.setLocalDescription(await pc.createOffer());
     const answer = await this.conn.media({ op: 'publish_offer', sdp: pc.localDescription!.sdp });
     if (answer.op === 'publish_answer') await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
@@ -79,9 +89,10 @@ export class RoomMedia {
     this.pub?.close();
     this.sub?.close();
     this.pub = this.sub = null;
+    this.audioTx = this.videoTx = null;
     this.joined = false;
     await this.join();
-    if (this.local) await this.publish(this.local);
+    await this.setTracks(this.tracks.audio, this.tracks.video);
   }
 
   async leave(): Promise<void> {
@@ -89,6 +100,7 @@ export class RoomMedia {
     this.pub?.close();
     this.sub?.close();
     this.pub = this.sub = null;
+    this.audioTx = this.videoTx = null;
     this.joined = false;
   }
 
