@@ -49,7 +49,7 @@ export class WhepPlayer {
       });
       if (resp.status !== 201 && resp.status !== 200) throw new Error(`WHEP ${resp.status}`);
       const loc = resp.headers.get('location');
-      this.session = loc ? new URL(loc, this.endpoint).toString() : null;
+      this.session = loc ? new URL(loc, new URL(this.endpoint, location.href)).toString() : null;
       await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
     } catch (e) {
       this.restart(e instanceof Error ? e.message : String(e));
