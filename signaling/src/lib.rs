@@ -13,6 +13,7 @@
 mod codec;
 mod ids;
 pub mod limits;
+pub mod media;
 mod messages;
 pub mod consult;
 

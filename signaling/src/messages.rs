@@ -162,6 +162,13 @@ pub enum ClientMsg {
         /// Echoed.
         id: u32,
     },
+    /// Media signalling (rooms): answered by `media` with the same id.
+    Media {
+        /// Client-chosen request id, echoed in the answer.
+        id: u32,
+        /// The request.
+        req: crate::media::MediaRequest,
+    },
 }
 
 /// Limits the server announces in `welcome`.
@@ -285,6 +292,15 @@ pub enum ServerMsg {
     Pong {
         /// The ping's id.
         id: u32,
+    },
+    /// Media signalling: the answer to a `media` request (with its `id`) or an event the
+    /// server initiates (without).
+    Media {
+        /// The request id this answers, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        /// The answer or event.
+        ev: crate::media::MediaEvent,
     },
 }
 

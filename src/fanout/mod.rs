@@ -307,9 +307,12 @@ impl Fanout {
         cfg.shards = cfg.shards.max(1);
         cfg.queue_frames = cfg.queue_frames.max(1);
         let mut shards = Vec::with_capacity(cfg.shards);
+        let backlog = Arc::new(shard::Backlog::default());
         for _ in 0..cfg.shards {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(Shard::new(cfg.queue_frames, cfg.lag_close_after).run(rx));
+            tokio::spawn(
+                Shard::new(cfg.queue_frames, cfg.lag_close_after).with_backlog(backlog.clone()).run(rx),
+            );
             shards.push(tx);
         }
         let adaptive = AdaptiveInterval::new(cfg.flush_interval, cfg.max_flush_interval);
@@ -321,7 +324,7 @@ impl Fanout {
             next_conn: AtomicU64::new(0),
             next_topic: AtomicU64::new(0),
         });
-        tokio::spawn(flusher(Arc::downgrade(&inner), adaptive));
+        tokio::spawn(flusher(Arc::downgrade(&inner), adaptive, backlog));
         Fanout { inner }
     }
 
@@ -621,8 +624,9 @@ async fn flush_round(inner: &Inner) -> bool {
     true
 }
 
-/// The flusher task: flushes every `interval`, adapting it to the time a flush takes.
-async fn flusher(inner: Weak<Inner>, mut adaptive: AdaptiveInterval) {
+/// The flusher task: flushes every `interval`, adapting it to the time a flush takes and to
+/// the share of connections that still had an earlier frame queued.
+async fn flusher(inner: Weak<Inner>, mut adaptive: AdaptiveInterval, backlog: Arc<shard::Backlog>) {
     let mut next = tokio::time::Instant::now() + adaptive.current();
     loop {
         tokio::time::sleep_until(next).await;
@@ -630,7 +634,7 @@ async fn flusher(inner: Weak<Inner>, mut adaptive: AdaptiveInterval) {
         let start = tokio::time::Instant::now();
         let flushed = flush_round(&inner).await;
         let took = start.elapsed();
-        let interval = adaptive.handle_flush(took);
+        let interval = adaptive.handle_flush(took, backlog.take_share());
         if flushed {
             metrics::histogram!("shangliang_fanout_flush_seconds").record(took.as_secs_f64());
         }

@@ -88,14 +88,22 @@ impl LagTracker {
 
 /// The adaptive flush interval. After each flush, with `took` the time from the start of the
 /// flush until every shard had handed the frames to the queues:
-/// - if `took` is more than half the interval, the interval grows to
-///   `max(1.5 × interval, 2 × took)`, capped at `max`;
-/// - if `took` is less than an eighth of the interval, it shrinks to `0.75 × interval`, down to
-///   `min`;
+/// - if `took` is more than half the interval, or more than 20% of the flush's deliveries found
+///   the connection's queue still holding an earlier frame (consumers are behind), the interval
+///   grows to `max(1.5 × interval, 2 × took)`, capped at `max`;
+/// - if `took` is less than an eighth of the interval and under 2% of deliveries were
+///   backlogged, it shrinks to `0.75 × interval`, down to `min`;
 /// - otherwise it stays.
 ///
 /// Longer intervals mean fewer, larger frames: delivery cost grows with subscribers × flushes,
 /// not with items, so a hot hub trades a little latency for throughput.
+/// Above this share of backlogged deliveries the interval grows: consumers (session tasks,
+/// sockets, clients) are not keeping up with the flush rate, and fewer, larger frames cost them
+/// less per comment.
+const BACKLOG_GROW: f64 = 0.2;
+/// Below this share (and with a quick flush) the interval shrinks back toward the minimum.
+const BACKLOG_SHRINK: f64 = 0.02;
+
 #[derive(Debug)]
 pub(crate) struct AdaptiveInterval {
     min: Duration,
@@ -113,11 +121,12 @@ impl AdaptiveInterval {
         self.current
     }
 
-    /// Handles the duration of one flush; returns the interval until the next.
-    pub(crate) fn handle_flush(&mut self, took: Duration) -> Duration {
-        if took * 2 > self.current {
+    /// Handles the duration of one flush and the share of its deliveries that found the
+    /// connection's queue still holding an earlier frame; returns the interval until the next.
+    pub(crate) fn handle_flush(&mut self, took: Duration, backlog_share: f64) -> Duration {
+        if took * 2 > self.current || backlog_share > BACKLOG_GROW {
             self.current = (self.current * 3 / 2).max(took * 2).min(self.max);
-        } else if took * 8 < self.current {
+        } else if took * 8 < self.current && backlog_share < BACKLOG_SHRINK {
             self.current = (self.current * 3 / 4).max(self.min);
         }
         self.current
@@ -181,16 +190,26 @@ mod tests {
     fn flush_interval_grows_under_load_and_shrinks_back_when_light() {
         let ms = Duration::from_millis;
         let mut a = AdaptiveInterval::new(ms(20), ms(200));
-        assert_eq!(a.handle_flush(ms(5)), ms(20), "moderate load keeps the interval");
-        assert_eq!(a.handle_flush(ms(15)), ms(30));
-        assert_eq!(a.handle_flush(ms(40)), ms(80));
-        assert_eq!(a.handle_flush(ms(150)), ms(200), "capped at the maximum");
+        assert_eq!(a.handle_flush(ms(5), 0.0), ms(20), "moderate load keeps the interval");
+        assert_eq!(a.handle_flush(ms(15), 0.0), ms(30));
+        assert_eq!(a.handle_flush(ms(40), 0.0), ms(80));
+        assert_eq!(a.handle_flush(ms(150), 0.0), ms(200), "capped at the maximum");
         let mut last = a.current();
         for _ in 0..20 {
-            let next = a.handle_flush(ms(1));
+            let next = a.handle_flush(ms(1), 0.0);
             assert!(next <= last);
             last = next;
         }
         assert_eq!(last, ms(20), "back at the minimum when light");
+    }
+
+    #[test]
+    fn flush_interval_grows_when_consumers_fall_behind_even_if_flushes_are_quick() {
+        let ms = Duration::from_millis;
+        let mut a = AdaptiveInterval::new(ms(20), ms(200));
+        assert_eq!(a.handle_flush(ms(1), 0.5), ms(30), "half the queues still held a frame");
+        assert_eq!(a.handle_flush(ms(1), 0.5), ms(45));
+        assert_eq!(a.handle_flush(ms(1), 0.1), ms(45), "some backlog: hold");
+        assert_eq!(a.handle_flush(ms(1), 0.0), ms(33) + Duration::from_micros(750), "caught up: shrink");
     }
 }

@@ -35,6 +35,31 @@ pub(crate) enum ShardCmd {
     Barrier(oneshot::Sender<()>),
 }
 
+/// How many deliveries of recent flushes found the connection's queue still holding an earlier
+/// frame (or full): the share tells the flusher that consumers — the session tasks, their
+/// sockets or the clients behind them — are not keeping up with the flush rate.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    deliveries: std::sync::atomic::AtomicU64,
+    backlogged: std::sync::atomic::AtomicU64,
+}
+
+impl Backlog {
+    fn add(&self, deliveries: u64, backlogged: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.deliveries.fetch_add(deliveries, Relaxed);
+        self.backlogged.fetch_add(backlogged, Relaxed);
+    }
+
+    /// The share of backlogged deliveries since the last call (0 if there were none).
+    pub(crate) fn take_share(&self) -> f64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let d = self.deliveries.swap(0, Relaxed);
+        let b = self.backlogged.swap(0, Relaxed);
+        if d == 0 { 0.0 } else { b as f64 / d as f64 }
+    }
+}
+
 #[derive(Debug)]
 struct SubRef {
     conn: u32,
@@ -61,9 +86,16 @@ pub(crate) struct Shard {
     topics: HashMap<u64, [Vec<SubRef>; VFS]>,
     queue_frames: usize,
     lag_close_after: Duration,
+    backlog: Arc<Backlog>,
 }
 
 impl Shard {
+    /// Reports backlog into `backlog` (shared with the flusher).
+    pub(crate) fn with_backlog(mut self, backlog: Arc<Backlog>) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
     pub(crate) fn new(queue_frames: usize, lag_close_after: Duration) -> Self {
         Shard {
             conns: Vec::new(),
@@ -72,6 +104,7 @@ impl Shard {
             topics: HashMap::new(),
             queue_frames,
             lag_close_after,
+            backlog: Arc::default(),
         }
     }
 
@@ -158,12 +191,15 @@ impl Shard {
 
     fn deliver(&mut self, set: &FrameSet, now: Instant) {
         let Some(lists) = self.topics.get(&set.topic) else { return };
-        let (mut delivered, mut dropped) = (0u64, 0u64);
+        let (mut delivered, mut dropped, mut backlogged) = (0u64, 0u64, 0u64);
         let mut slow: Vec<u32> = Vec::new();
         for (vf, frame) in set.frames.iter().enumerate() {
             let Some(frame) = frame else { continue };
             for s in &lists[vf] {
                 let Some(c) = self.conns[s.conn as usize].as_mut() else { continue };
+                if c.tx.capacity() < c.tx.max_capacity() {
+                    backlogged += 1;
+                }
                 match c.tx.try_send((s.slot, s.gen_, frame.clone())) {
                     Ok(()) => {
                         delivered += 1;
@@ -183,6 +219,7 @@ impl Shard {
         metrics::histogram!("shangliang_fanout_publish_to_send_seconds")
             .record(now.saturating_duration_since(set.first_published).as_secs_f64());
         metrics::counter!("shangliang_fanout_deliveries_total").increment(delivered);
+        self.backlog.add(delivered + dropped, backlogged);
         if dropped > 0 {
             metrics::counter!("shangliang_fanout_dropped_frames_total").increment(dropped);
         }

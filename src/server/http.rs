@@ -29,6 +29,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/activities/{id}/viewer-token", post(viewer_token))
         .route("/ws", get(websocket))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
+        .merge(super::media::routes())
         .with_state(hub)
         .fallback_service(web)
 }

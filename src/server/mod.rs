@@ -8,6 +8,7 @@ pub mod auth;
 pub mod consult;
 mod http;
 pub mod inbox;
+pub mod media;
 pub mod metrics;
 mod session;
 
@@ -61,6 +62,8 @@ pub struct ServeConfig {
     /// Directory of the built web client, served for every path no API route takes (relative
     /// paths are resolved against the working directory).
     pub web_dir: PathBuf,
+    /// The SFU's settings (UDP bind/announced address, port range, room and viewer limits).
+    pub sfu: shangliang_sfu::SfuConfig,
 }
 
 impl ServeConfig {
@@ -80,6 +83,7 @@ impl ServeConfig {
             demo: true,
             fanout: FanoutConfig::default(),
             web_dir: PathBuf::from("web-client/dist"),
+            sfu: shangliang_sfu::SfuConfig::default(),
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct Hub {
     connections: AtomicUsize,
     /// Direct messages to participants' connections.
     pub inboxes: inbox::Inboxes,
+    /// The media plane (SFU, WHIP/WHEP resources).
+    pub media: media::Media,
     /// The moderation drivers, one per activity.
     pub consult: consult::ConsultDrivers,
     /// The control-plane runtime (one thread): moderation drivers and comment acceptance run
@@ -180,12 +186,15 @@ impl Hub {
             token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
             connections: AtomicUsize::new(0),
             inboxes: inbox::Inboxes::default(),
+            media: media::Media::new(shangliang_sfu::Sfu::new(cfg.sfu.clone())),
             consult: consult::ConsultDrivers::default(),
             control,
             _control_stop: control_stop,
             cfg,
         });
         hub.consult.bind(Arc::downgrade(&hub));
+        // The floor reaches the media plane: may-speak changes gate forwarding in the SFU.
+        hub.set_floor_hook(hub.media.floor_hook());
         // Keyed limiters keep a cell per key: drop the idle ones now and then.
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {

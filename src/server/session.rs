@@ -50,7 +50,9 @@ where
     hub.connections.fetch_add(1, Ordering::Relaxed);
     metrics::gauge!("shangliang_connections").increment(1.0);
     metrics::counter!("shangliang_connections_total").increment(1);
-    let code = Session::start(&hub, socket, peer).await;
+    // Boxed: an async fn keeps room for its moved-out arguments, so nesting the session inline
+    // would hold the socket twice in the task.
+    let code = Box::pin(Session::start(&hub, socket, peer)).await;
     metrics::counter!("shangliang_closed_total", "code" => code.to_string()).increment(1);
     metrics::gauge!("shangliang_connections").decrement(1.0);
     hub.connections.fetch_sub(1, Ordering::Relaxed);
@@ -72,6 +74,8 @@ struct Session<'h, S> {
     frame_limiter: DefaultDirectRateLimiter,
     flood_seconds: u32,
     last_flood: Option<Instant>,
+    /// This connection's participation in a room's media, if any.
+    media: super::media::MediaConn,
 }
 
 /// How a session ended: the close code sent (or that would have been sent).
@@ -82,7 +86,7 @@ where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
     async fn start(hub: &'h Arc<Hub>, mut socket: S, peer: SocketAddr) -> CloseCode {
-        let (form, claims) = match authenticate(hub, &mut socket).await {
+        let (form, claims) = match Box::pin(authenticate(hub, &mut socket)).await {
             Ok(ok) => ok,
             Err((code, reason)) => {
                 tracing::debug!(%peer, code, reason, "refused before auth");
@@ -115,6 +119,7 @@ where
             ),
             flood_seconds: 0,
             last_flood: None,
+            media: super::media::MediaConn::default(),
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -131,6 +136,8 @@ where
             return close::GOING_AWAY;
         }
         let (code, reason) = session.serve(rx, inbox_rx).await;
+        // Leaving the room frees its connections before the socket closes.
+        session.media.leave(hub).await;
         if let Some(tx) = &session.consult {
             let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
         }
@@ -152,7 +159,7 @@ where
                 biased;
                 out = rx.recv() => match out {
                     Some(Outbound::Frame(frame)) => {
-                        if let Err(end) = self.write_frames(frame, &mut rx).await {
+                        if let Err(end) = Box::pin(self.write_frames(frame, &mut rx)).await {
                             return end;
                         }
                     }
@@ -289,6 +296,10 @@ where
                 self.subscriptions.retain(|t| *t != topic);
             }
             ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
+            ClientMsg::Media { id, req } => {
+                let ev = Box::pin(self.media.handle(self.hub, &self.claims, &self.inbox_tx, req)).await;
+                let _ = self.send_msg(&ServerMsg::Media { id: Some(id), ev }).await;
+            }
             ClientMsg::Cmd { id, topic, cmd } => Box::pin(self.command(id, topic, cmd)).await,
         }
         None
@@ -539,3 +550,4 @@ where
 {
     socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await
 }
+

@@ -391,6 +391,46 @@ async function main() {
   await shot(page, 'watch-phone');
   await page.setViewportSize({ width: 1280, height: 800 });
 
+  // 8b. The livestream: a moderator's page publishes the (fake) camera over WHIP; the watch page
+  // plays it over WHEP.
+  const studio = await context.newPage();
+  watchConsole(studio, 'studio');
+  await studio.goto(`${base}/healthz`);
+  await studio.evaluate(async (token) => {
+    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 }, audio: true });
+    const pc = new RTCPeerConnection();
+    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((r) => {
+      if (pc.iceGatheringState === 'complete') return r();
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+      setTimeout(r, 3000);
+    });
+    const resp = await fetch('/whip/demo', {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
+      body: pc.localDescription.sdp,
+    });
+    if (resp.status !== 201) throw new Error(`WHIP ${resp.status}: ${await resp.text()}`);
+    window.__whip = new URL(resp.headers.get('location'), location.href).toString();
+    await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+    window.__pc = pc;
+  }, process.env.SHANGLIANG_MODERATOR_TOKEN);
+  await page.bringToFront();
+  await page.waitForFunction(() => window.__shangliang.video() === 'playing', null, { timeout: 20_000 }).catch(async (e) => {
+    const st = await page.evaluate(() => [window.__shangliang.video(), window.__shangliang.videoDetail(), document.querySelector('[data-slot=video]')?.textContent]);
+    throw new Error(`video state ${JSON.stringify(st)}: ${e.message}`);
+  });
+  await page.waitForFunction(() => document.querySelector('.live-video')?.videoWidth > 0, null, { timeout: 20_000 });
+  await page.waitForTimeout(500);
+  await shot(page, 'watch-video');
+  await studio.evaluate(async () => {
+    await fetch(window.__whip, { method: 'DELETE' });
+    window.__pc.close();
+  });
+  await studio.close();
+  log('livestream plays over WHEP');
+
   // 9. Member room and moderator console shells connect with tokens from the URL.
   for (const [face, tok] of [
     ['room', process.env.SHANGLIANG_MEMBER_TOKEN],
@@ -441,6 +481,27 @@ async function main() {
     await page.waitForTimeout(200);
     await shot(page, 'watch-reset');
     log('new record: list replaced by the snapshot', JSON.stringify(st));
+  }
+
+  // 9b. Video room: a member and the moderator turn their cameras on in /room; each sees the other.
+  if (process.env.SHANGLIANG_MEMBER_TOKEN) {
+    const rooms = [];
+    for (const [label, tok] of [['member', process.env.SHANGLIANG_MEMBER_TOKEN], ['moderator', process.env.SHANGLIANG_MODERATOR_TOKEN]]) {
+      const p = await context.newPage();
+      watchConsole(p, `room-${label}`);
+      await p.goto(`${base}/room/demo?token=${encodeURIComponent(tok)}`);
+      await p.waitForSelector('.status[data-state="live"]', { timeout: 15_000 });
+      await p.click('.controls button:nth-child(2)');
+      await p.waitForSelector('video.local:not([hidden])', { timeout: 10_000 });
+      rooms.push(p);
+    }
+    for (const p of rooms) {
+      await p.bringToFront();
+      await p.waitForFunction(() => [...document.querySelectorAll('video.tile.remote')].some((v) => v.videoWidth > 0), null, { timeout: 30_000 });
+    }
+    await shot(rooms[0], 'room-video');
+    for (const p of rooms) await p.close();
+    log('video room: both see each other');
   }
 
   check(!problems.length, problems.join('\n'));

@@ -6,6 +6,7 @@ import { CommentList } from '../commentList';
 import { Connection } from '../connection';
 import { ConsultStore } from '../consult';
 import { floorPanel } from '../consultUi';
+import { RoomMedia } from '../media/room';
 import { t } from '../i18n';
 import { composer, h, header, i18n, slot, statusLine } from '../ui';
 
@@ -22,6 +23,31 @@ export function room(root: HTMLElement, activity: string): void {
   localVideo.muted = true;
   grid.body.append(localVideo);
   let stream: MediaStream | null = null;
+  let roomMedia: RoomMedia | null = null;
+  /** The connection (by count) media was joined on. */
+  let mediaOn = 0;
+  // Remote participants: one tile per incoming stream.
+  const tiles = new Map<string, HTMLVideoElement>();
+  const mediaView = {
+    stream: (s: MediaStream) => {
+      let v = tiles.get(s.id);
+      if (!v) {
+        v = h('video', { class: 'tile remote', autoplay: true, playsinline: true, 'data-stream': s.id, 'aria-label': s.id });
+        tiles.set(s.id, v);
+        grid.body.append(v);
+        grid.body.querySelector('.slot-pending')?.setAttribute('hidden', '');
+      }
+      v.srcObject = s;
+    },
+    gone: (s: MediaStream) => {
+      tiles.get(s.id)?.remove();
+      tiles.delete(s.id);
+    },
+    speaker: (p: string) => {
+      for (const [id, v] of tiles) v.classList.toggle('speaking', id === p || id.includes(p));
+    },
+    state: () => undefined,
+  };
   const mic = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false' });
   const cam = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false' });
   const media = async (kind: 'audio' | 'video', btn: HTMLButtonElement) => {
@@ -41,6 +67,7 @@ export function room(root: HTMLElement, activity: string): void {
     const hasVideo = !!stream?.getVideoTracks().length;
     localVideo.hidden = !hasVideo;
     localVideo.srcObject = hasVideo ? stream : null;
+    void roomMedia?.setTracks(stream?.getAudioTracks()[0] ?? null, stream?.getVideoTracks()[0] ?? null).catch(() => undefined);
     labels();
   };
   mic.addEventListener('click', () => void media('audio', mic));
@@ -73,11 +100,20 @@ export function room(root: HTMLElement, activity: string): void {
   conn = new Connection(activity, async (fresh) => (fresh ? null : token), {
     consultState: (st) => store.applyState(st),
     consultEvent: (e) => store.applyEvent(e),
-    state: (s) => status.update(s),
+    state: (s) => {
+      status.update(s);
+      // A new connection starts media from scratch (the hub forgets it with the socket).
+      if (s.kind === 'live' && roomMedia && conn && conn.stats.connects !== mediaOn) {
+        mediaOn = conn.stats.connects;
+        void roomMedia.rejoin().catch(() => undefined);
+      }
+    },
+    mediaEvent: (e) => void roomMedia?.handle(e),
     welcome: () => labels(),
     items: (items) => list.push(items),
     reset: (items) => list.replace(items),
   });
+  roomMedia = new RoomMedia(conn, mediaView);
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, tiles: () => [...tiles.keys()] };
 }

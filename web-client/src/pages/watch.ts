@@ -4,6 +4,7 @@
 import { ApiError, getActivity, storedNickname, viewerToken } from '../api';
 import { CommentList } from '../commentList';
 import { Connection } from '../connection';
+import { WhepPlayer, type WhepState } from '../media/whep';
 import { ConsultStore } from '../consult';
 import { pinnedPanel, questionsPanel } from '../consultUi';
 import { t } from '../i18n';
@@ -101,6 +102,40 @@ export function watch(root: HTMLElement, activity: string): void {
 
   const video = slot('video', () => t('videoSlot'), () => t('videoPending'));
   video.body.classList.add('video-box');
+  // The livestream over WHEP (receive-only; no token needed for a public livestream). Muted
+  // autoplay is what browsers allow; a button turns the sound on.
+  const videoEl = h('video', { class: 'live-video', autoplay: true, playsinline: true, muted: true, hidden: true });
+  videoEl.muted = true;
+  const sound = h('button', { type: 'button', class: 'btn small sound', hidden: true, 'aria-pressed': 'false' });
+  const videoNote = video.body.querySelector('.slot-pending') as HTMLElement;
+  video.body.append(videoEl, sound);
+  let videoState: WhepState | 'idle' = 'idle';
+  let videoDetail = '';
+  const renderVideo = () => {
+    sound.textContent = videoEl.muted ? t('unmute') : t('mute');
+    sound.setAttribute('aria-pressed', String(!videoEl.muted));
+    if (videoState === 'idle') return;
+    videoEl.hidden = videoState !== 'playing';
+    sound.hidden = videoState !== 'playing';
+    videoNote.hidden = videoState === 'playing';
+    videoNote.textContent = videoState === 'failed' ? t('videoFailed') : t('videoConnecting');
+    video.body.dataset.state = videoState;
+  };
+  sound.addEventListener('click', () => {
+    videoEl.muted = !videoEl.muted;
+    renderVideo();
+  });
+  let player: WhepPlayer | null = null;
+  const startVideo = () => {
+    if (player) return;
+    player = new WhepPlayer(`/whep/${encodeURIComponent(activity)}`, async () => null, videoEl, (st, detail) => {
+      videoState = st;
+      videoDetail = detail ?? '';
+      renderVideo();
+    });
+    void player.start();
+  };
+  window.addEventListener('pagehide', () => void player?.stop());
   const pinned = slot('pinned', () => t('pinnedSlot'), () => t('pinnedNone'));
   const questions = slot('questions', () => t('questionsSlot'), () => t('questionsPending'));
   pinnedPanel(pinned.body, store);
@@ -125,6 +160,7 @@ export function watch(root: HTMLElement, activity: string): void {
     commentsH.textContent = t('comments');
     renderViewers();
     renderName();
+    renderVideo();
     list.relabel();
   });
 
@@ -132,6 +168,7 @@ export function watch(root: HTMLElement, activity: string): void {
     try {
       const a = await getActivity(activity);
       viewerCount = a.viewers;
+      if (a.kind === 'livestream' && a.state === 'live') startVideo();
       if (a.title !== title) {
         title = a.title;
         document.querySelector('.page-title')!.textContent = title;
@@ -148,5 +185,5 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   void poll();
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, video: () => videoState, videoDetail: () => videoDetail };
 }

@@ -1,0 +1,75 @@
+//! Media in a real browser: `tests/browser/media.mjs` drives Debian's Chromium (fake camera and
+//! microphone) against an in-process hub — two members in a room decode each other's video over
+//! websocket media signalling; a page without camera permission (mDNS-only candidates) watches
+//! the stage through WHEP and decodes it. Screenshots go to `target/screenshots/`.
+//!
+//! Needs Node.js, `chromium` (`apt-get install -y chromium`) and `tests/browser/node_modules`
+//! (`cd tests/browser && npm ci`; made here when missing, and by `.ci/run`).
+#![allow(missing_docs)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::TestHub;
+use shangliang_signaling::Role;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn prerequisites() -> PathBuf {
+    let chromium = std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        chromium.is_file(),
+        "the browser media test needs Chromium at {} — install it with `apt-get install -y chromium` (or set CHROMIUM)",
+        chromium.display()
+    );
+    let driver = root().join("tests/browser");
+    if !driver.join("node_modules/playwright-core").is_dir() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&driver)
+            .status()
+            .unwrap_or_else(|e| panic!("the browser media test needs Node.js and npm (`apt-get install -y nodejs npm`): {e}"));
+        assert!(status.success(), "`npm ci` in tests/browser failed ({status}); the test needs playwright-core there");
+    }
+    chromium
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_see_each_other_and_an_mdns_only_whep_viewer_watches_the_stage() {
+    let chromium = prerequisites();
+    let h = TestHub::start(|c| c.sfu.udp_port_range = (54_000, 54_499)).await;
+    let shots = root().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let child = tokio::process::Command::new("node")
+        .arg(root().join("tests/browser/media.mjs"))
+        .arg(format!("http://{}", h.addr))
+        .arg(&shots)
+        .env("CHROMIUM", chromium)
+        .env("SHANGLIANG_MEDIA_ACTIVITY", "demo")
+        .env("SHANGLIANG_MEDIA_TOKEN_A", h.token(Role::Member, "甲委员"))
+        .env("SHANGLIANG_MEDIA_TOKEN_B", h.token(Role::Guest, "乙专家"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run node (is Node.js installed?)");
+    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("the browser media test did not finish within 240 s")
+        .expect("node");
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success(), "tests/browser/media.mjs failed ({}):\n{text}", out.status);
+    assert!(text.contains("media browser test: ok"));
+    // Everything the browsers opened is released once they are gone.
+    let t = std::time::Instant::now();
+    while h.hub.media.sfu.stats().peer_connections != 0 {
+        assert!(t.elapsed() < Duration::from_secs(45), "peer connections left: {:?}", h.hub.media.sfu.stats());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
