@@ -289,7 +289,7 @@ async function main() {
   await shot(page, 'watch-reconnecting');
   log('reconnecting shown:', (await page.textContent('.status')).trim());
   proxy.restore();
-  await page.click('.status-retry').catch(() => {});
+  await page.click('.status-retry', { timeout: 1000 }).catch(() => {});
   await page.waitForSelector('.status[data-state="live"]', { timeout: 20_000 });
   outage = false;
   const b3 = await post('恢复之后', 100);
@@ -464,7 +464,7 @@ async function main() {
     proxy.retarget(second);
     await page.waitForSelector('.status[data-state="reconnecting"]', { timeout: 15_000 });
     proxy.restore();
-    await page.click('.status-retry').catch(() => {});
+    await page.click('.status-retry', { timeout: 1000 }).catch(() => {});
     const started = Date.now();
     const trace = setInterval(async () => {
       const st = await page.evaluate(() => [document.querySelector('.status')?.textContent, JSON.stringify(window.__shangliang.conn.stats)]).catch(() => null);
