@@ -1,5 +1,5 @@
-// The member room: video grid (media signalling pending), the floor (moderation pending),
-// local camera/microphone preview, the activity's comments. Members get a `?token=` link.
+// The member room: the video grid (websocket media signalling), the floor, camera/microphone
+// toggles, the activity's comments. Members get a `?token=` link.
 
 import { urlToken } from '../api';
 import { CommentList } from '../commentList';
