@@ -123,6 +123,10 @@ struct ServeArgs {
     /// rooms are owned by one node each, chosen from this list).
     #[arg(long, env = "SHANGLIANG_NODES", value_delimiter = ',')]
     nodes: Vec<String>,
+    /// Directory of the built web client (`npm --prefix web-client ci && npm --prefix web-client
+    /// run build` makes `web-client/dist`).
+    #[arg(long, default_value = "web-client/dist", env = "SHANGLIANG_WEB_DIR")]
+    web_dir: PathBuf,
     /// Address the SFU's UDP sockets bind to (a concrete address, not a wildcard).
     #[arg(long, default_value = "127.0.0.1", env = "SHANGLIANG_RTC_BIND_IP")]
     rtc_bind_ip: std::net::IpAddr,
@@ -236,6 +240,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.idle_timeout = Duration::from_secs(a.idle_timeout_secs);
     cfg.demo = !a.no_demo;
     cfg.socket_send_buffer = a.socket_send_buffer;
+    cfg.web_dir = a.web_dir;
     cfg.sfu = shangliang_sfu::SfuConfig {
         bind_ip: a.rtc_bind_ip,
         announced_ip: a.rtc_announced_ip,

@@ -60,6 +60,9 @@ pub struct ServeConfig {
     pub demo: bool,
     /// The fan-out core's settings.
     pub fanout: FanoutConfig,
+    /// Directory of the built web client, served for every path no API route takes (relative
+    /// paths are resolved against the working directory).
+    pub web_dir: PathBuf,
     /// The SFU's settings (UDP bind/announced address, port range, room and viewer limits).
     pub sfu: shangliang_sfu::SfuConfig,
     /// Cluster mode (NATS + PostgreSQL); `None`: the embedded single node.
@@ -82,6 +85,7 @@ impl ServeConfig {
             socket_send_buffer: None,
             demo: true,
             fanout: FanoutConfig::default(),
+            web_dir: PathBuf::from("web-client/dist"),
             sfu: shangliang_sfu::SfuConfig::default(),
             cluster: None,
         }
@@ -346,6 +350,14 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
             println!("    room           {base}/room/{}", a.id);
             println!("    console        {base}/console/{}", a.id);
         }
+    }
+    if hub.cfg.web_dir.join("index.html").is_file() {
+        println!("  web client       {base}/ (from {})", hub.cfg.web_dir.display());
+    } else {
+        println!(
+            "  web client       not built ({} is missing): npm --prefix web-client ci && npm --prefix web-client run build",
+            hub.cfg.web_dir.display()
+        );
     }
     println!("  metrics          {base}/metrics");
     println!("  mint a token:    shangliang token --data-dir {} --activity demo --role moderator --name 主持人", hub.cfg.data_dir.display());

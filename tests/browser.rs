@@ -1,0 +1,151 @@
+//! Browser tests: the built web client in Debian's Chromium, driven by `tests/browser/*.mjs`
+//! (playwright-core, no browser download) against an in-process hub.
+//!
+//! Needs Node.js, `chromium` (`apt-get install -y chromium`), `web-client/dist` and
+//! `tests/browser/node_modules`; the last two are made here with `npm ci` when missing (`.ci/run`
+//! makes them beforehand). Screenshots go to `target/screenshots/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::TestHub;
+use shangliang_signaling::{ItemBody, Role, Seq};
+
+const NODE_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) {
+    eprintln!("browser test: running `{program} {}` in {}", args.join(" "), dir.display());
+    let status = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {program} (is Node.js installed?): {e}"));
+    assert!(status.success(), "`{program} {}` in {} failed: {status}", args.join(" "), dir.display());
+}
+
+/// Makes `web-client/dist` and `tests/browser/node_modules` if they are missing.
+fn prerequisites() {
+    let chromium = chromium();
+    assert!(
+        chromium.is_file(),
+        "the browser tests need Chromium at {} — install it with `apt-get install -y chromium` \
+         (or set CHROMIUM to its path)",
+        chromium.display()
+    );
+    let web = root().join("web-client");
+    if !web.join("dist/index.html").is_file() {
+        if !web.join("node_modules").is_dir() {
+            run(&web, "npm", &["ci", "--no-audit", "--no-fund"]);
+        }
+        run(&web, "npm", &["run", "build"]);
+    }
+    let driver = root().join("tests/browser");
+    if !driver.join("node_modules/playwright-core").is_dir() {
+        run(&driver, "npm", &["ci", "--no-audit", "--no-fund"]);
+    }
+}
+
+/// Runs a driver script against `hub`; panics with its output unless it succeeds in time.
+///
+/// The script may ask the hub for things only the server side can do by printing a line
+/// `@hide <seq>` (a moderator's hide of that comment); each request is answered `ok` (or an
+/// error text) on the script's stdin. `env` is passed to the script.
+async fn drive(hub: &TestHub, script: &str, env: &[(&str, String)]) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let shots = root().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let base = format!("http://{}", hub.addr);
+    let mut child = tokio::process::Command::new("node")
+        .arg(root().join("tests/browser").join(script))
+        .arg(&base)
+        .arg(&shots)
+        .env("CHROMIUM", chromium())
+        .env("SHANGLIANG_MEMBER_TOKEN", hub.token(Role::Member, "王委员"))
+        .env("SHANGLIANG_MODERATOR_TOKEN", hub.token(Role::Moderator, "主持人"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run node (is Node.js installed?)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    let conversation = async {
+        while let Some(line) = stdout.next_line().await.expect("node stdout") {
+            eprintln!("{script}: {line}");
+            let Some(request) = line.strip_prefix('@') else { continue };
+            let answer = match request.split_once(' ') {
+                Some(("hide", seq)) => {
+                    let target = Seq(seq.trim().parse().expect("seq"));
+                    match hub.hub.record.append(&common::demo(), ItemBody::Hide { target }, true).await {
+                        Ok(_) => "ok".to_string(),
+                        Err(e) => format!("hide failed: {e}"),
+                    }
+                }
+                _ => format!("unknown request {request:?}"),
+            };
+            stdin.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+        }
+        child.wait().await.expect("node")
+    };
+    let status = match tokio::time::timeout(NODE_TIMEOUT, conversation).await {
+        Ok(status) => status,
+        Err(_) => panic!("{script} did not finish within {NODE_TIMEOUT:?}"),
+    };
+    let stderr = errors.await.unwrap();
+    eprintln!("--- {script} stderr ---\n{stderr}");
+    assert!(status.success(), "{script} failed ({status}):\n{stderr}");
+    eprintln!("screenshots in {}", shots.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_page_streams_comments_and_resumes_after_a_network_cut() {
+    prerequisites();
+    let web = root().join("web-client/dist");
+    let hub = TestHub::start(|cfg| cfg.web_dir = web.clone()).await;
+    // Another hub with its own record (another epoch, another signing key) and three comments:
+    // the page is moved to it at the end and must show its snapshot instead of its list.
+    let other = TestHub::start(|cfg| cfg.web_dir = web.clone()).await;
+    let mut member = other.client(Role::Member, "李委员").await;
+    for i in 0..3 {
+        member.post_ok(&common::demo(), &format!("另一个记录-{i}")).await;
+    }
+    drive(&hub, "watch.mjs", &[("SHANGLIANG_SECOND_BASE", format!("http://{}", other.addr))]).await;
+}
+
+#[tokio::test]
+async fn without_a_built_client_the_hub_explains_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(|cfg| cfg.web_dir = dir.path().join("missing")).await;
+    let page = reqwest::get(hub.http("/live/demo")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("npm --prefix web-client ci &amp;&amp; npm --prefix web-client run build"), "{page}");
+    let api = reqwest::get(hub.http("/api/activities")).await.unwrap();
+    assert_eq!(api.status(), 200);
+    let missing = reqwest::get(hub.http("/api/nope")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_floor_questions_and_hiding_work_across_the_three_faces() {
+    prerequisites();
+    let hub = TestHub::start(|cfg| cfg.web_dir = root().join("web-client/dist")).await;
+    drive(&hub, "moderation.mjs", &[]).await;
+}
