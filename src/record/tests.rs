@@ -353,8 +353,17 @@ async fn a_full_queue_refuses_with_overloaded() {
     );
     release_tx.send(()).unwrap();
     assert_eq!(first.await.unwrap().unwrap().seq, Seq(1));
-    // The queued ones are stored although nobody waited for their answers.
-    let last = record.append(&a, comment("last"), true).await.unwrap();
+    // The queued ones are stored although nobody waited for their answers. The writer drains
+    // the full queue in batches; until it has room again, a new append is refused as overloaded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let last = loop {
+        match record.append(&a, comment("last"), true).await {
+            Err(RecordError::Overloaded) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
     assert_eq!(last.seq, Seq(QUEUE_CAPACITY as u64 + 2));
 }
 
