@@ -34,8 +34,14 @@ fn run(dir: &Path, program: &str, args: &[&str]) {
     assert!(status.success(), "`{program} {}` in {} failed: {status}", args.join(" "), dir.display());
 }
 
-/// Makes `web-client/dist` and `tests/browser/node_modules` if they are missing.
+/// Makes `web-client/dist` and `tests/browser/node_modules` if they are missing, once per test
+/// process: the tests run in parallel threads and two `npm ci` in one directory would race.
 fn prerequisites() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(prerequisites_once);
+}
+
+fn prerequisites_once() {
     let chromium = chromium();
     assert!(
         chromium.is_file(),

@@ -141,8 +141,17 @@ async fn two_members_exchange_media_over_the_websocket_and_the_chaired_floor_gat
             }
         }
         assert_eq!(bob.ask(MediaRequest::Leave).await, MediaEvent::Left);
-        let stats = h.hub.media.sfu.stats();
+        // Closing is asynchronous (each peer connection's driver task ends after `close()`):
+        // everything must be freed within a bounded time.
         // (The room itself stays: it holds the floor gates the driver set, by design.)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut stats = h.hub.media.sfu.stats();
+        while (stats.sessions, stats.peer_connections, stats.tasks_alive) != (0, 0, 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stats = h.hub.media.sfu.stats();
+        }
         assert_eq!((stats.sessions, stats.peer_connections, stats.tasks_alive), (0, 0, 0), "{stats:?}");
         let _ = (publisher.bot.pc.close().await, b.pc.close().await);
     })
