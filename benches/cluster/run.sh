@@ -18,6 +18,7 @@ RATE=${RATE:-50}
 DURATION=${DURATION:-60}
 NODES=${NODES:-6}
 PROCS_PER_NODE=${PROCS_PER_NODE:-1}   # harness worker processes per node (≤ 18,000 viewers each)
+HUB_ARGS=${HUB_ARGS:-}                # extra `serve` flags for every node, e.g. "--max-flush-ms 1000"
 NATS_PORT=${NATS_PORT:-14222}
 PG_PORT=${PG_PORT:-15432}
 FIRST_PORT=${FIRST_PORT:-18081}
@@ -69,7 +70,7 @@ for k in $(seq 1 "$NODES"); do
   target/release/shangliang serve --listen "127.0.0.1:$port" --data-dir "$dir" \
     --nats "nats://127.0.0.1:$NATS_PORT" --database "$DB" --nodes "$NODE_LIST" \
     --max-connections 19000 --comments-per-minute 100000 --frames-per-second 1000 \
-    --idle-timeout-secs 300 >"$dir/stdout.log" 2>"$dir/hub.log" &
+    --idle-timeout-secs 300 $HUB_ARGS >"$dir/stdout.log" 2>"$dir/hub.log" &
   PIDS+=($!); NODE_PIDS+=($!)
   for _ in $(seq 1 300); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
