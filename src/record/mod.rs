@@ -152,6 +152,21 @@ pub struct Activity {
     pub created_ms: u64,
 }
 
+impl Activity {
+    /// A new activity, created now, with a fresh random epoch: non-zero and below 2^31, so that
+    /// JavaScript clients hold it exactly. Both record backends create activities this way.
+    pub fn fresh(id: ActivityId, title: &str, kind: ActivityKind, state: ActivityState) -> Self {
+        Activity {
+            id,
+            title: title.to_owned(),
+            kind,
+            state,
+            epoch: Epoch(rand::random_range(1..1u32 << 31)),
+            created_ms: writer::now_ms(),
+        }
+    }
+}
+
 /// Tuning of a [`Record`].
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
@@ -323,15 +338,7 @@ impl Record {
         kind: ActivityKind,
         state: ActivityState,
     ) -> Result<Activity, RecordError> {
-        let activity = Activity {
-            id,
-            title: title.to_owned(),
-            kind,
-            state,
-            // Non-zero and below 2^31, so that JavaScript clients hold it exactly.
-            epoch: Epoch(rand::random_range(1..1u32 << 31)),
-            created_ms: writer::now_ms(),
-        };
+        let activity = Activity::fresh(id, title, kind, state);
         match self.call_blocking(Op::CreateActivity(activity))? {
             Value::Activity(a) => Ok(a),
             _ => unreachable!("the writer answers CreateActivity with an Activity"),

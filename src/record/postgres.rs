@@ -194,14 +194,7 @@ impl PgRecord {
         kind: ActivityKind,
         state: ActivityState,
     ) -> Result<Activity, RecordError> {
-        let a = Activity {
-            id,
-            title: title.to_owned(),
-            kind,
-            state,
-            epoch: Epoch(rand::random_range(1..1u32 << 31)),
-            created_ms: now_ms(),
-        };
+        let a = Activity::fresh(id, title, kind, state);
         let c = self.reader().await?;
         let n = timed(c.execute(
             "INSERT INTO activities (id, title, kind, state, epoch, created_ms) VALUES ($1, $2, $3, $4, $5, $6)
