@@ -159,7 +159,7 @@ where
                 biased;
                 out = rx.recv() => match out {
                     Some(Outbound::Frame(frame)) => {
-                        if let Err(end) = Box::pin(self.write_frames(frame, &mut rx)).await {
+                        if let Err(end) = self.write_frames(frame, &mut rx).await {
                             return end;
                         }
                     }
