@@ -5,12 +5,9 @@
 // moderator publishes and pins it, the viewer sees it pinned and upvotes it; the moderator hides
 // a viewer's comment and it leaves the viewer's screen. Exits 0 on success, 1 on failure.
 
-import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { startRun } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TOTAL_MS = 120_000;
 const [base, shotDir] = process.argv.slice(2);
 const memberToken = process.env.SHANGLIANG_MEMBER_TOKEN;
@@ -19,36 +16,10 @@ if (!base || !shotDir || !memberToken || !moderatorToken) {
   console.error('usage: SHANGLIANG_MEMBER_TOKEN=.. SHANGLIANG_MODERATOR_TOKEN=.. node moderation.mjs <base-url> <screenshot-dir>');
   process.exit(2);
 }
-if (!existsSync(CHROMIUM)) {
-  console.error(`FAIL: no Chromium at ${CHROMIUM}; install it with: apt-get install -y chromium`);
-  process.exit(1);
-}
-mkdirSync(shotDir, { recursive: true });
-
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-let context;
-let userDir;
-const cleanup = async () => {
-  try {
-    await context?.close();
-  } catch {}
-  if (userDir) rmSync(userDir, { recursive: true, force: true });
-};
-const fail = async (msg) => {
-  console.error(`FAIL: ${msg}`);
-  await cleanup();
-  process.exit(1);
-};
-const killer = setTimeout(() => fail(`test did not finish within ${TOTAL_MS / 1000} s`), TOTAL_MS);
-const check = (cond, msg) => {
-  if (!cond) throw new Error(msg);
-};
+const { log, fail, check, launch, run } = startRun({ shotDir, totalMs: TOTAL_MS });
 
 async function main() {
-  userDir = mkdtempSync(path.join(os.tmpdir(), 'shangliang-chromium-'));
-  context = await chromium.launchPersistentContext(userDir, {
-    executablePath: CHROMIUM,
+  const context = await launch({
     headless: true,
     viewport: { width: 1280, height: 800 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
@@ -164,12 +135,4 @@ async function main() {
   check(!problems.length, problems.join('\n'));
 }
 
-try {
-  await main();
-  clearTimeout(killer);
-  await cleanup();
-  log('PASS');
-  process.exit(0);
-} catch (e) {
-  await fail(e?.stack ?? String(e));
-}
+await run(main);

@@ -5,44 +5,17 @@
 // (every connection dropped, new ones refused) and restore it. A second page posts comments
 // straight to the hub over a JSON websocket. Exits 0 on success, 1 with a message on failure.
 
-import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { startRun } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TOTAL_MS = 150_000;
 const [base, shotDir] = process.argv.slice(2);
 if (!base || !shotDir) {
   console.error('usage: node watch.mjs <base-url> <screenshot-dir>');
   process.exit(2);
 }
-if (!existsSync(CHROMIUM)) {
-  console.error(`FAIL: no Chromium at ${CHROMIUM}; install it with: apt-get install -y chromium`);
-  process.exit(1);
-}
-mkdirSync(shotDir, { recursive: true });
-
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-let context;
-let userDir;
-const cleanup = async () => {
-  try {
-    await context?.close();
-  } catch {}
-  if (userDir) rmSync(userDir, { recursive: true, force: true });
-};
-const fail = async (msg) => {
-  console.error(`FAIL: ${msg}`);
-  await cleanup();
-  process.exit(1);
-};
-const killer = setTimeout(() => fail(`test did not finish within ${TOTAL_MS / 1000} s`), TOTAL_MS);
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
+const { log, fail, check, launch, run } = startRun({ shotDir, totalMs: TOTAL_MS });
 
 // ---- requests to the Rust side: a line `@hide <seq>` on stdout, answered `ok` on stdin ----
 const answers = [];
@@ -188,9 +161,7 @@ async function waitForTexts(page, wanted, what, timeout = 20_000) {
 
 async function main() {
   const proxy = await startProxy(base);
-  userDir = mkdtempSync(path.join(os.tmpdir(), 'shangliang-chromium-'));
-  context = await chromium.launchPersistentContext(userDir, {
-    executablePath: CHROMIUM,
+  const context = await launch({
     headless: true,
     viewport: { width: 1280, height: 800 },
     locale: 'zh-CN',
@@ -508,12 +479,4 @@ async function main() {
   proxy.close();
 }
 
-try {
-  await main();
-  clearTimeout(killer);
-  await cleanup();
-  log('PASS');
-  process.exit(0);
-} catch (e) {
-  await fail(e?.stack ?? String(e));
-}
+await run(main);
