@@ -180,6 +180,8 @@ async fn parent(args: cli::Args) -> Result<(), String> {
                 &ramp_each.to_string(),
                 "--buf",
                 &args.buf.to_string(),
+                "--rcvbuf",
+                &args.rcvbuf.to_string(),
             ])
             .args(["--deadline", &target::deadline_s(&args).to_string()])
             .args(if args.full_decode {
@@ -428,6 +430,7 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         "drain_s": proto::r3(drain_s),
         "total_s": proto::r3(t_run.elapsed().as_secs_f64()),
         "buf_bytes": args.buf,
+        "rcvbuf_bytes": args.rcvbuf,
         "decoder": if args.full_decode { "decode_server" } else { "fast" },
         "baseline_flush_ms": if target.kind == "baseline" { Some(args.flush_ms) } else { None },
         "server_exited": exited,

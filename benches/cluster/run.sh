@@ -19,6 +19,7 @@ DURATION=${DURATION:-60}
 NODES=${NODES:-6}
 PROCS_PER_NODE=${PROCS_PER_NODE:-1}   # harness worker processes per node (≤ 18,000 viewers each)
 HUB_ARGS=${HUB_ARGS:-}                # extra `serve` flags for every node, e.g. "--max-flush-ms 1000"
+RCVBUF=${RCVBUF:-65536}                # SO_RCVBUF per viewer socket (0 = kernel autotuning; see --rcvbuf)
 NATS_PORT=${NATS_PORT:-14222}
 PG_PORT=${PG_PORT:-15432}
 FIRST_PORT=${FIRST_PORT:-18081}
@@ -90,7 +91,7 @@ for k in $(seq 1 "$NODES"); do
     --hub-bin target/release/shangliang --server-pid "${NODE_PIDS[$((k - 1))]}" \
     --viewers "$PER_NODE" --procs "$PROCS_PER_NODE" --first-src "$first_src" \
     --rate "$RATE_PER_NODE" --posters 2 --duration "$DURATION" --drain 10 \
-    --ramp 100 --ramp-timeout 600 --json-out "$WORK/load-$k.json" \
+    --ramp 100 --ramp-timeout 600 --rcvbuf "$RCVBUF" --json-out "$WORK/load-$k.json" \
     >"$WORK/load-$k.out" 2>"$WORK/load-$k.log" &
   LOAD_PIDS+=($!); PIDS+=($!)
 done

@@ -64,6 +64,12 @@ pub struct Args {
     /// Websocket read and write buffer size per viewer connection, bytes.
     #[arg(long, default_value_t = 4096)]
     pub buf: usize,
+    /// Kernel receive buffer (SO_RCVBUF) per viewer socket, bytes; 0 leaves the kernel's
+    /// autotuning (tcp_rmem, up to 32 MiB a socket here). With 100k loopback sockets in one
+    /// kernel autotuning crosses tcp_mem and every socket is pruned: a real viewer has a kernel
+    /// of its own, so the cluster run fixes this to a small size.
+    #[arg(long, default_value_t = 0)]
+    pub rcvbuf: usize,
     /// Baseline server: flush interval in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub flush_ms: u64,

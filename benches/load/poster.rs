@@ -38,7 +38,7 @@ pub struct Poster {
 /// poster as its own client.
 pub async fn join(url: &str, addr: SocketAddr, token: &str, i: usize) -> Result<Poster, String> {
     let src = std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
-    let mut ws = proto::connect_ws(url, addr, Some(src), proto::ws_config(8192)).await?;
+    let mut ws = proto::connect_ws(url, addr, Some(src), 0, proto::ws_config(8192)).await?;
     let auth = ClientMsg::Auth {
         v: shangliang_signaling::PROTOCOL_VERSION,
         token: token.into(),

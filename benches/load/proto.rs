@@ -277,9 +277,15 @@ pub async fn connect_ws(
     url: &str,
     addr: SocketAddr,
     src: Option<Ipv4Addr>,
+    rcvbuf: usize,
     cfg: WebSocketConfig,
 ) -> Result<WebSocketStream<TcpStream>, String> {
     let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    if rcvbuf > 0 {
+        // Before connect, so the window offered in the SYN already fits it.
+        sock.set_recv_buffer_size(rcvbuf as u32)
+            .map_err(|e| format!("SO_RCVBUF: {e}"))?;
+    }
     if let Some(ip) = src {
         sock.bind(SocketAddr::new(IpAddr::V4(ip), 0))
             .map_err(|e| format!("bind {ip}: {e}"))?;

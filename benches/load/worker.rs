@@ -89,6 +89,7 @@ async fn main(args: Args) {
             token: token.clone(),
             topic: topic.clone(),
             buf: args.buf,
+            rcvbuf: args.rcvbuf,
             full: args.full_decode,
         };
         tokio::task::spawn_local(v.run(shared.clone(), sem.clone()));
@@ -149,6 +150,7 @@ struct Viewer {
     token: String,
     topic: ActivityId,
     buf: usize,
+    rcvbuf: usize,
     full: bool,
 }
 
@@ -196,7 +198,8 @@ impl Viewer {
     /// Connect, `auth` → `welcome`, `sub` → `subscribed`. Returns the offset and ping period.
     async fn join(&self) -> Result<(Ws, u64, Option<Duration>), String> {
         let mut ws =
-            proto::connect_ws(&self.url, self.addr, self.src, proto::ws_config(self.buf)).await?;
+            proto::connect_ws(&self.url, self.addr, self.src, self.rcvbuf, proto::ws_config(self.buf))
+                .await?;
         let auth = ClientMsg::Auth {
             v: shangliang_signaling::PROTOCOL_VERSION,
             token: self.token.clone(),
