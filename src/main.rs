@@ -123,6 +123,9 @@ struct ServeArgs {
     /// rooms are owned by one node each, chosen from this list).
     #[arg(long, env = "SHANGLIANG_NODES", value_delimiter = ',')]
     nodes: Vec<String>,
+    /// Cluster mode: this node's own base URL as written in --nodes (default: http://<listen>).
+    #[arg(long, env = "SHANGLIANG_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Directory of the built web client (`npm --prefix web-client ci && npm --prefix web-client
     /// run build` makes `web-client/dist`).
     #[arg(long, default_value = "web-client/dist", env = "SHANGLIANG_WEB_DIR")]
@@ -260,7 +263,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ..defaults
     };
     if let (Some(nats_url), Some(database_url)) = (a.nats, a.database) {
-        cfg.cluster = Some(shangliang::bus::ClusterConfig { nats_url, database_url, nodes: a.nodes });
+        let public_url = a.public_url.unwrap_or_else(|| format!("http://{}", a.listen));
+        anyhow::ensure!(
+            a.nodes.is_empty() || a.nodes.contains(&public_url),
+            "--nodes does not list this node's URL {public_url} (set --public-url to the URL the list uses)"
+        );
+        cfg.cluster = Some(shangliang::bus::ClusterConfig { nats_url, database_url, nodes: a.nodes, public_url });
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(shangliang::server::serve(cfg))

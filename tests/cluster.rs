@@ -318,6 +318,11 @@ impl Node {
         format!("ws://127.0.0.1:{}/ws", self.port)
     }
 
+    /// The node's public URL (the default: http://<listen>).
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     async fn client(&self, role: Role, name: &str) -> Client {
         let mut c = Client::connect(&self.url(), Form::MsgPack).await;
         c.auth(&token(role, name)).await;
@@ -594,9 +599,15 @@ async fn nats_restart_is_survived() {
     let root = tempfile::tempdir().unwrap();
     let a = Node::start(root.path(), "a", &nats, &pg).await;
     let b = Node::start(root.path(), "b", &nats, &pg).await;
+    // Comments are decided (comment policy) on the activity's home node and sequenced by
+    // PostgreSQL: during a NATS outage the home keeps accepting, the other node refuses with
+    // a clear error rather than skip the policy.
+    let home = home_of(&[&a, &b]);
+    let other = if home.port == a.port { &b } else { &a };
 
-    let mut poster = a.client(Role::Member, "p").await;
-    let mut viewer = b.client(Role::Viewer, "v").await;
+    let mut poster = home.client(Role::Member, "p").await;
+    let mut remote_poster = other.client(Role::Member, "q").await;
+    let mut viewer = other.client(Role::Viewer, "v").await;
     subscribed(&mut viewer, None).await;
     for i in 1..=5 {
         poster.post_ok(&demo(), &format!("c{i}")).await;
@@ -607,7 +618,7 @@ async fn nats_restart_is_survived() {
     // The outage is reported ...
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some((503, body)) = a.health().await {
+        if let Some((503, body)) = other.health().await {
             assert_ne!(body["nats"], "connected");
             assert_eq!(body["database"], "ok");
             break;
@@ -618,8 +629,8 @@ async fn nats_restart_is_survived() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // ... posting goes on (PostgreSQL sequences), and node b's viewers get the comments from
-    // PostgreSQL, in order, without a gap.
+    // ... posting on the home goes on (PostgreSQL sequences), and the other node's viewers get
+    // the comments from PostgreSQL, in order, without a gap ...
     for i in 6..=10 {
         poster.post_ok(&demo(), &format!("c{i}")).await;
     }
@@ -630,6 +641,13 @@ async fn nats_restart_is_survived() {
             .map(|i| (Seq(i), format!("c{i}")))
             .collect::<Vec<_>>()
     );
+    // ... and a poster on the other node is told to retry.
+    match remote_poster.post(&demo(), "during the outage").await {
+        ServerMsg::Error { code, message, .. } => {
+            assert_eq!(code, shangliang_signaling::ErrorCode::Unavailable, "{message}");
+        }
+        other => panic!("expected unavailable during the NATS outage, got {other:?}"),
+    }
 
     nats.restart().await;
     a.wait_healthy().await;
@@ -644,6 +662,18 @@ async fn nats_restart_is_survived() {
             .map(|i| (Seq(i), format!("c{i}")))
             .collect::<Vec<_>>()
     );
+    // The other node posts again once NATS is back (the relay reconnects with it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match remote_poster.post(&demo(), "after the outage").await {
+            ServerMsg::Ack { seq, .. } => {
+                assert_eq!(seq, Seq(16));
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "still refused: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,4 +719,124 @@ async fn database_outage_refuses_posts_then_recovers() {
         viewer.collect(Seq(0), 2).await,
         vec![(Seq(1), "before".to_owned()), (Seq(2), "after".to_owned())]
     );
+}
+
+/// The activity's home node among `nodes` (the rule every node applies to the alive ones).
+fn home_of<'a>(nodes: &[&'a Node]) -> &'a Node {
+    let urls: Vec<String> = nodes.iter().map(|n| n.base()).collect();
+    let home = shangliang::bus::room_owner(&demo(), &urls).unwrap().to_owned();
+    nodes.iter().find(|n| n.base() == home).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_is_one_state_across_nodes() {
+    use common::{event, items_through, ok, sub_state};
+    use shangliang_signaling::consult::{
+        Command, ConsultEvent, GrantTarget, ParticipantId, PolicyChange, QuestionOp, Reply,
+    };
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    let b = Node::start(root.path(), "b", &nats, &pg).await;
+    let c = Node::start(root.path(), "c", &nats, &pg).await;
+    // Whichever node is home, the chair, the posters and the watchers are spread over all
+    // three, so at least two of them talk to the home through the relay.
+    let mut chair = a.client(Role::Moderator, "主持人").await;
+    sub_state(&mut chair).await;
+    ok(
+        &mut chair,
+        Command::SetCommentPolicy {
+            change: PolicyChange::Review(true),
+        },
+    )
+    .await;
+    for node in [&a, &b, &c] {
+        let mut v = node.client(Role::Viewer, "看一眼").await;
+        let (_, state) = sub_state(&mut v).await;
+        assert!(
+            state.comment_modes.review,
+            "node on port {} shows the review mode set through node a",
+            node.port
+        );
+    }
+
+    // A comment posted on b is held by the one policy and approved from a; c's viewer sees
+    // only the approved copy.
+    let mut watcher = c.client(Role::Viewer, "旁观").await;
+    sub_state(&mut watcher).await;
+    let mut poster = b.client(Role::Viewer, "网友").await;
+    let seq = match poster.post(&demo(), "跨节点先审后发").await {
+        ServerMsg::Ack { seq, held, .. } => {
+            assert!(held, "held under the review mode set on another node");
+            seq
+        }
+        other => panic!("{other:?}"),
+    };
+    match ok(&mut chair, Command::ApproveComment { seq }).await {
+        Reply::Approved { comment } => assert_eq!(comment.text, "跨节点先审后发"),
+        other => panic!("{other:?}"),
+    }
+    let items = items_through(&mut watcher, seq.next()).await;
+    let seen: Vec<_> = items
+        .iter()
+        .filter_map(|i| match &i.body {
+            ItemBody::Comment { text, approves, .. } => Some((text.as_str(), *approves)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seen, vec![("跨节点先审后发", Some(seq))]);
+    assert_eq!(
+        common::cmd(&mut chair, Command::ApproveComment { seq }).await,
+        Err(shangliang_signaling::ErrorCode::NotHeld),
+        "one review queue: approving twice is refused"
+    );
+
+    // A question asked on c, published from a, reaches b's viewer as an event.
+    let mut viewer_b = b.client(Role::Viewer, "乙地观众").await;
+    sub_state(&mut viewer_b).await;
+    let mut asker = c.client(Role::Viewer, "提问者").await;
+    let id = match ok(
+        &mut asker,
+        Command::SubmitQuestion {
+            text: "跨节点的问题".into(),
+            anonymous: false,
+        },
+    )
+    .await
+    {
+        Reply::QuestionSubmitted { id } => id,
+        other => panic!("{other:?}"),
+    };
+    ok(&mut chair, Command::ModerateQuestion { id, op: QuestionOp::Publish }).await;
+    let text = event(&mut viewer_b, |e| match e {
+        ConsultEvent::Question { question } if question.id == id => Some(question.text.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(text, "跨节点的问题");
+
+    // A hand raised on b, granted from a: a late viewer on c sees the holder.
+    let mut member = b.client(Role::Member, "甲").await;
+    ok(&mut member, Command::RaiseHand).await;
+    ok(
+        &mut chair,
+        Command::GrantFloor {
+            target: GrantTarget::NextHand,
+            limit_ms: Some(120_000),
+        },
+    )
+    .await;
+    let mut late = c.client(Role::Viewer, "迟到者").await;
+    let (_, state) = sub_state(&mut late).await;
+    assert_eq!(state.floor.holder, Some(ParticipantId::new("member:甲")));
+    assert!(state.questions.iter().any(|q| q.id == id));
+    let present: Vec<_> = state.present.iter().map(|p| p.id.to_string()).collect();
+    assert!(
+        present.contains(&"moderator:主持人".to_string()) && present.contains(&"member:甲".to_string()),
+        "attendance counts connections of every node: {present:?}"
+    );
+    // Every node agrees on the home (the rule over the alive nodes).
+    let home = home_of(&[&a, &b, &c]);
+    assert!([a.port, b.port, c.port].contains(&home.port));
 }

@@ -81,6 +81,11 @@ for k in $(seq 1 "$NODES"); do
   echo "node $k on :$port (pid ${NODE_PIDS[-1]})" >&2
 done
 
+# Resource use of the whole machine over the load: CPU split (/proc/stat) and the kernel's TCP
+# counters (memory pressure, pruning, drops) as deltas.
+CPU_BEFORE=$(head -1 /proc/stat)
+command -v nstat >/dev/null && nstat -n || true
+
 PER_NODE=$((VIEWERS / NODES))
 RATE_PER_NODE=$(awk -v r="$RATE" -v n="$NODES" 'BEGIN { printf "%.4f", r / n }')
 LOAD_PIDS=()
@@ -97,6 +102,15 @@ for k in $(seq 1 "$NODES"); do
 done
 status=0
 for p in "${LOAD_PIDS[@]}"; do wait "$p" || status=1; done
+
+echo "--- machine over the run (CPU share of 2 cores; kernel TCP counters, deltas)"
+CPU_AFTER=$(head -1 /proc/stat)
+awk -v a="$CPU_BEFORE" -v b="$CPU_AFTER" 'BEGIN {
+  split(a, x); split(b, y); n = split("user nice system idle iowait irq softirq steal", f, " ")
+  for (i = 1; i <= n; i++) { d[i] = y[i + 1] - x[i + 1]; t += d[i] }
+  for (i = 1; i <= n; i++) printf "%s %.1f%%  ", f[i], 100 * d[i] / t; print ""
+}'
+command -v nstat >/dev/null && nstat 2>/dev/null | grep -E "TCPMemoryPressures|PruneCalled|RcvPruned|TCPRcvQDrop|TCPBacklogDrop|TCPAbortOnMemory|TCPRcvCollapsed|TCPOFODrop|TCPZeroWindowDrop" || true
 
 for k in $(seq 1 "$NODES"); do
   echo "--- node $k"

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use shangliang_signaling::{ActivityId, Item, Seq};
 use tokio::sync::mpsc;
 
+use super::members::{HEARTBEAT, Members, SETTLE};
 use super::sequencer::Sequencer;
 use crate::fanout::Fanout;
 use crate::record::postgres::PgRecord;
@@ -30,6 +31,8 @@ use crate::record::{Activity, ActivityKind, ActivityState, RecordError};
 /// How often each node reads the heads from PostgreSQL.
 pub const TICK: Duration = Duration::from_millis(200);
 const SUBJECT_PREFIX: &str = "shangliang.items.";
+/// Heartbeats of the nodes (payload: the node's public URL).
+const NODES_SUBJECT: &str = "shangliang.nodes";
 /// A NATS publish that cannot be buffered within this is dropped (healed from the record).
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -40,8 +43,12 @@ pub struct ClusterConfig {
     pub nats_url: String,
     /// PostgreSQL connection string: `postgres://user@host:port/db`.
     pub database_url: String,
-    /// Base URLs of every node, the same list on every node (video room ownership).
+    /// Base URLs of every node, the same list on every node: each activity's home node (its
+    /// moderation and video room) is chosen from the alive ones; see [`super::members`].
     pub nodes: Vec<String>,
+    /// This node's own base URL as it appears in `nodes` (how clients and other nodes reach
+    /// it).
+    pub public_url: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,6 +91,7 @@ pub struct Cluster {
     db_up: AtomicBool,
     db_error: Mutex<String>,
     delivery: mpsc::UnboundedSender<Delivery>,
+    members: Members,
 }
 
 impl Cluster {
@@ -116,12 +124,13 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             activities: RwLock::new(list.iter().map(|(a, _)| a.clone()).collect()),
             heads: RwLock::new(list.iter().map(|(a, h)| (a.id.clone(), *h)).collect()),
-            cfg,
             pg: pg.clone(),
             nats: nats.clone(),
             db_up: AtomicBool::new(true),
             db_error: Mutex::new(String::new()),
             delivery: delivery_tx.clone(),
+            members: Members::new(cfg.public_url.clone(), cfg.nodes.clone()),
+            cfg,
         });
         let driver = DeliveryDriver {
             fanout,
@@ -136,6 +145,14 @@ impl Cluster {
             .await
             .map_err(|e| RecordError::Unavailable(format!("nats: {e}")))?;
         tokio::spawn(subscriber_task(subscriber, delivery_tx));
+        let heartbeats = nats
+            .subscribe(NODES_SUBJECT)
+            .await
+            .map_err(|e| RecordError::Unavailable(format!("nats: {e}")))?;
+        tokio::spawn(heartbeat_task(Arc::downgrade(&cluster), heartbeats));
+        // Hear the other nodes before serving, or this node would believe it is home to every
+        // activity for a moment (see `members`).
+        tokio::time::sleep(SETTLE).await;
         tokio::spawn(watcher(Arc::downgrade(&cluster)));
         Ok(cluster)
     }
@@ -143,6 +160,37 @@ impl Cluster {
     /// The configuration in force.
     pub fn config(&self) -> &ClusterConfig {
         &self.cfg
+    }
+
+    /// The PostgreSQL record (audit log and summaries are stored there too).
+    pub fn record(&self) -> &PgRecord {
+        &self.pg
+    }
+
+    /// The node's NATS connection (for the moderation relay).
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    /// Whether NATS is connected now.
+    pub fn nats_up(&self) -> bool {
+        self.nats.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// The home node of `activity` now (its moderation and video room); see
+    /// [`super::members`].
+    pub fn home(&self, activity: &ActivityId) -> String {
+        self.members.home(activity, Instant::now(), self.nats_up())
+    }
+
+    /// This node's public URL.
+    pub fn me(&self) -> &str {
+        self.members.me()
+    }
+
+    /// The nodes alive now, as this node sees them.
+    pub fn live_nodes(&self) -> Vec<String> {
+        self.members.live(Instant::now(), self.nats_up())
     }
 
     /// Appends through the cluster's sequencer (PostgreSQL); `Ok` once committed.
@@ -260,6 +308,38 @@ async fn subscriber_task(mut sub: async_nats::Subscriber, tx: mpsc::UnboundedSen
             Err(e) => tracing::warn!(subject = %msg.subject, "undecodable cluster item: {e}"),
         }
     }
+}
+
+/// Announces this node every [`HEARTBEAT`] and records the others' announcements.
+async fn heartbeat_task(cluster: std::sync::Weak<Cluster>, mut sub: async_nats::Subscriber) {
+    let Some((nats, me)) = cluster
+        .upgrade()
+        .map(|c| (c.nats.clone(), c.members.me().to_owned()))
+    else {
+        return;
+    };
+    let announce = tokio::spawn({
+        let cluster = cluster.clone();
+        async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while cluster.strong_count() > 0 {
+                tick.tick().await;
+                let _ = tokio::time::timeout(
+                    PUBLISH_TIMEOUT,
+                    nats.publish(NODES_SUBJECT, me.clone().into_bytes().into()),
+                )
+                .await;
+            }
+        }
+    });
+    while let Some(msg) = sub.next().await {
+        let Some(c) = cluster.upgrade() else { break };
+        if let Ok(node) = std::str::from_utf8(&msg.payload) {
+            c.members.handle_heartbeat(node, Instant::now());
+        }
+    }
+    announce.abort();
 }
 
 async fn watcher(cluster: std::sync::Weak<Cluster>) {

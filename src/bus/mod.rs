@@ -20,6 +20,7 @@
 //! consultation sees (thousands per second).
 
 pub mod cluster;
+pub mod members;
 pub mod owner;
 pub mod sequencer;
 
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 use shangliang_signaling::{ActivityId, Item, ItemBody, Seq};
 
-use crate::record::{Activity, Record, RecordError};
+use crate::record::{Activity, AuditEntry, Record, RecordError};
 pub use cluster::{Cluster, ClusterConfig, ClusterHealth};
 pub use owner::room_owner;
 
@@ -91,6 +92,64 @@ impl Bus {
             Bus::Local(r) => r.head(id),
             Bus::Cluster(c) => Ok(c.head(id)),
         }
+    }
+
+    /// Appends a moderator action to the activity's audit log (chain-checked; see
+    /// [`Record::append_audit`]). In cluster mode the log is in PostgreSQL, so it continues
+    /// when the activity's home moves to another node.
+    pub async fn append_audit(&self, entry: AuditEntry) -> Result<(), RecordError> {
+        match self {
+            Bus::Local(r) => r.append_audit(entry).await,
+            Bus::Cluster(c) => c.record().append_audit(entry).await,
+        }
+    }
+
+    /// An activity's audit log, in idx order.
+    pub async fn audit_log(&self, activity: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
+        match self {
+            Bus::Local(r) => r.audit_log(activity).await,
+            Bus::Cluster(c) => c.record().audit_log(activity).await,
+        }
+    }
+
+    /// Stores the latest session summary with the audit head it was made at.
+    pub async fn put_summary(
+        &self,
+        activity: &ActivityId,
+        json: String,
+        audit_head: String,
+    ) -> Result<(), RecordError> {
+        match self {
+            Bus::Local(r) => r.put_summary(activity, json, audit_head).await,
+            Bus::Cluster(c) => c.record().put_summary(activity, json, audit_head).await,
+        }
+    }
+
+    /// The latest stored summary JSON and audit head of an activity.
+    pub async fn summary(
+        &self,
+        activity: &ActivityId,
+    ) -> Result<Option<(String, String)>, RecordError> {
+        match self {
+            Bus::Local(r) => r.summary(activity),
+            Bus::Cluster(c) => c.record().summary(activity).await,
+        }
+    }
+
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        match self {
+            Bus::Local(_) => None,
+            Bus::Cluster(c) => Some(c),
+        }
+    }
+
+    /// The home node of `activity` if it is another node (cluster mode only): that node runs
+    /// its moderation and hosts its video room. `None`: this node.
+    pub fn home_elsewhere(&self, activity: &ActivityId) -> Option<String> {
+        let c = self.cluster()?;
+        let home = c.home(activity);
+        (home != c.me()).then_some(home)
     }
 
     /// Health of NATS and PostgreSQL; `None` in single-node mode.

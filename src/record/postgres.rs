@@ -33,7 +33,7 @@ use shangliang_signaling::{ActivityId, Epoch, Item, ItemBody, Seq};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, NoTls};
 
-use super::{Activity, ActivityKind, ActivityState, CommitHook, RecordError};
+use super::{Activity, ActivityKind, ActivityState, AuditEntry, CommitHook, GENESIS_HASH, RecordError};
 
 /// Most appends committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -62,6 +62,25 @@ CREATE TABLE IF NOT EXISTS items (
     public      BOOLEAN NOT NULL,
     body        TEXT NOT NULL,
     PRIMARY KEY (activity, seq)
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    activity    TEXT NOT NULL REFERENCES activities(id),
+    idx         BIGINT NOT NULL,
+    ts_ms       BIGINT NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT,
+    detail      TEXT,
+    reason      TEXT,
+    prev_hash   BYTEA NOT NULL,
+    hash        BYTEA NOT NULL,
+    PRIMARY KEY (activity, idx)
+);
+CREATE TABLE IF NOT EXISTS summaries (
+    activity    TEXT PRIMARY KEY REFERENCES activities(id),
+    json        TEXT NOT NULL,
+    audit_head  TEXT NOT NULL,
+    updated_ms  BIGINT NOT NULL
 );
 COMMIT;
 ";
@@ -278,6 +297,120 @@ impl PgRecord {
                 ))
             })
             .collect()
+    }
+}
+
+impl PgRecord {
+    /// Appends a moderator action to its activity's audit log; answers once committed. The
+    /// chain is checked by the database in the same statement: the row is inserted only if
+    /// `idx - 1` holds `prev_hash` (genesis for idx 1), and the primary key refuses a second
+    /// entry at one idx. So two nodes that both believe they run an activity's moderation
+    /// (a moment of disagreement about ownership) cannot fork the chain: the second write is
+    /// refused with `AuditOutOfOrder`.
+    pub async fn append_audit(&self, e: AuditEntry) -> Result<(), RecordError> {
+        let c = self.reader().await?;
+        let idx = e.idx.min(i64::MAX as u64) as i64;
+        let res = timed(c.execute(
+            "INSERT INTO audit_log (activity, idx, ts_ms, actor, action, target, detail, reason, prev_hash, hash)
+             SELECT $1::TEXT, $2::BIGINT, $3::BIGINT, $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT, $8::TEXT,
+                    $9::BYTEA, $10::BYTEA
+             WHERE ($2::BIGINT = 1 AND $9::BYTEA = $11::BYTEA)
+                OR EXISTS (SELECT 1 FROM audit_log
+                           WHERE activity = $1::TEXT AND idx = $2::BIGINT - 1 AND hash = $9::BYTEA)
+             ON CONFLICT (activity, idx) DO NOTHING",
+            &[
+                &e.activity.as_str(),
+                &idx,
+                &(e.ts_ms.min(i64::MAX as u64) as i64),
+                &e.actor,
+                &e.action,
+                &e.target,
+                &e.detail,
+                &e.reason,
+                &&e.prev_hash[..],
+                &&e.hash[..],
+                &&GENESIS_HASH[..],
+            ],
+        ))
+        .await?;
+        if res == 1 {
+            return Ok(());
+        }
+        let row = timed(c.query_one(
+            "SELECT COALESCE(MAX(idx), 0) FROM audit_log WHERE activity = $1",
+            &[&e.activity.as_str()],
+        ))
+        .await?;
+        let last: i64 = row.get(0);
+        Err(RecordError::AuditOutOfOrder {
+            activity: e.activity,
+            expected_idx: last as u64 + 1,
+        })
+    }
+
+    /// An activity's audit log, in idx order.
+    pub async fn audit_log(&self, activity: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
+        let c = self.reader().await?;
+        let rows = timed(c.query(
+            "SELECT idx, ts_ms, actor, action, target, detail, reason, prev_hash, hash
+             FROM audit_log WHERE activity = $1 ORDER BY idx",
+            &[&activity.as_str()],
+        ))
+        .await?;
+        let hash = |v: &[u8], idx: i64| -> Result<[u8; 32], RecordError> {
+            v.try_into().map_err(|_| {
+                RecordError::Corrupt(format!("audit entry {activity}/{idx}: hash is not 32 bytes"))
+            })
+        };
+        rows.iter()
+            .map(|r| {
+                let idx: i64 = r.get(0);
+                let ts: i64 = r.get(1);
+                Ok(AuditEntry {
+                    activity: activity.clone(),
+                    idx: idx.max(0) as u64,
+                    ts_ms: ts.max(0) as u64,
+                    actor: r.get(2),
+                    action: r.get(3),
+                    target: r.get(4),
+                    detail: r.get(5),
+                    reason: r.get(6),
+                    prev_hash: hash(r.get(7), idx)?,
+                    hash: hash(r.get(8), idx)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores the latest session summary of an activity with the audit head it was made at.
+    pub async fn put_summary(
+        &self,
+        activity: &ActivityId,
+        json: String,
+        audit_head: String,
+    ) -> Result<(), RecordError> {
+        let c = self.reader().await?;
+        timed(c.execute(
+            "INSERT INTO summaries (activity, json, audit_head, updated_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (activity) DO UPDATE SET json = $2, audit_head = $3, updated_ms = $4",
+            &[&activity.as_str(), &json, &audit_head, &(now_ms() as i64)],
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// The latest stored summary JSON and audit chain head of an activity.
+    pub async fn summary(
+        &self,
+        activity: &ActivityId,
+    ) -> Result<Option<(String, String)>, RecordError> {
+        let c = self.reader().await?;
+        let row = timed(c.query_opt(
+            "SELECT json, audit_head FROM summaries WHERE activity = $1",
+            &[&activity.as_str()],
+        ))
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 }
 

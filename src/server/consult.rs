@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Hub;
 use super::auth::Claims;
+use super::consult_relay::EventRelay;
 use crate::consult::{
     Audience, AuditEntry, Command, CommentDecision, ConsultError, ConsultEvent, Consultation,
     ConsultationConfig, Grants, Outbound, ParticipantId, QuestionId, Reply, Snapshot,
@@ -88,6 +89,32 @@ pub fn grants_of(claims: &Claims) -> Grants {
 /// A refusal as the wire sends it.
 pub type WireError = (ErrorCode, String);
 
+/// The driver's decision on a posted comment (the comment policy's
+/// [`CommentDecision`], in the form that also crosses nodes).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostDecision {
+    /// Store `text` (normalised); `held`: moderators only until approved.
+    Store {
+        /// The text to store.
+        text: String,
+        /// Held for review.
+        held: bool,
+    },
+    /// Do not store it.
+    Refuse(WireError),
+}
+
+impl From<CommentDecision> for PostDecision {
+    fn from(d: CommentDecision) -> Self {
+        match d {
+            CommentDecision::Accept { public, text } => PostDecision::Store { text, held: !public },
+            CommentDecision::Hold { text, .. } => PostDecision::Store { text, held: true },
+            CommentDecision::Refuse(e) => PostDecision::Refuse(wire(&e)),
+        }
+    }
+}
+
 fn wire(e: &ConsultError) -> WireError {
     (e.wire_code(), e.to_string())
 }
@@ -113,7 +140,7 @@ pub enum DriverMsg {
         /// Whose view.
         grants: Grants,
         /// The answer.
-        reply: oneshot::Sender<Result<Snapshot, ConsultError>>,
+        reply: oneshot::Sender<Result<Snapshot, WireError>>,
     },
     /// Decide on a posted comment (comment policy).
     Post {
@@ -121,8 +148,8 @@ pub enum DriverMsg {
         grants: Grants,
         /// The text as posted.
         text: String,
-        /// Accept, hold or refuse.
-        reply: oneshot::Sender<CommentDecision>,
+        /// Store (public or held) or refuse.
+        reply: oneshot::Sender<PostDecision>,
     },
     /// A decided comment is durable under `seq`.
     Committed {
@@ -139,9 +166,16 @@ pub enum DriverMsg {
     TopicSeq(Seq),
 }
 
-/// The drivers of all activities, started on first use.
+/// The drivers of all activities, started on first use. In cluster mode only the activities
+/// this node is home to have a driver here; sessions reach every activity through a router
+/// (see [`super::consult_relay`]).
 pub struct ConsultDrivers {
+    /// Drivers running on this node.
     map: DashMap<ActivityId, mpsc::Sender<DriverMsg>>,
+    /// Cluster mode: the router of each activity on this node.
+    routers: DashMap<ActivityId, mpsc::Sender<DriverMsg>>,
+    /// Cluster mode: carries home drivers' events to the other nodes.
+    events: OnceLock<EventRelay>,
     hub: OnceLock<Weak<Hub>>,
     hook: RwLock<Arc<dyn FloorHook>>,
 }
@@ -150,6 +184,8 @@ impl Default for ConsultDrivers {
     fn default() -> Self {
         ConsultDrivers {
             map: DashMap::new(),
+            routers: DashMap::new(),
+            events: OnceLock::new(),
             hub: OnceLock::new(),
             hook: RwLock::new(Arc::new(NoFloorHook)),
         }
@@ -170,14 +206,54 @@ impl ConsultDrivers {
         self.hook.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The driver of `activity`, started if needed; `None` if the activity does not exist or
-    /// the hub is gone.
+    /// Where a session sends `activity`'s driver messages: the driver (one node), or this
+    /// node's router to the activity's home (cluster mode); `None` if the activity does not
+    /// exist or the hub is gone.
     pub fn sender(&self, activity: &ActivityId) -> Option<mpsc::Sender<DriverMsg>> {
+        let hub = self.hub.get()?.upgrade()?;
+        let Some(cluster) = hub.bus.cluster() else {
+            return self.local_sender(activity);
+        };
+        if let Some(tx) = self.routers.get(activity) {
+            return Some(tx.clone());
+        }
+        hub.bus.activity(activity).ok()??;
+        let entry = self.routers.entry(activity.clone()).or_insert_with(|| {
+            super::consult_relay::spawn_router(
+                Arc::downgrade(&hub),
+                cluster.clone(),
+                &hub.control,
+                activity.clone(),
+            )
+        });
+        Some(entry.clone())
+    }
+
+    /// Stops the local drivers of activities for which `keep` is false (cluster mode: their
+    /// home moved to another node). A driver ends once the messages already queued are done.
+    pub(crate) fn retain_local(&self, mut keep: impl FnMut(&ActivityId) -> bool) {
+        self.map.retain(|a, _| {
+            let k = keep(a);
+            if !k {
+                tracing::info!(activity = %a, "moderation moved to another node; local driver stops");
+            }
+            k
+        });
+    }
+
+    /// The driver of `activity` on this node, started if needed; `None` if the activity does
+    /// not exist or the hub is gone.
+    pub(crate) fn local_sender(&self, activity: &ActivityId) -> Option<mpsc::Sender<DriverMsg>> {
         if let Some(tx) = self.map.get(activity) {
             return Some(tx.clone());
         }
         let hub = self.hub.get()?.upgrade()?;
         let a = hub.bus.activity(activity).ok()??;
+        let events = hub.bus.cluster().map(|c| {
+            self.events
+                .get_or_init(|| EventRelay::spawn(c.clone(), &hub.control))
+                .clone()
+        });
         let entry = self.map.entry(activity.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
             let head = hub.bus.head(activity).unwrap_or_default();
@@ -191,11 +267,10 @@ impl ConsultDrivers {
                 activity: activity.clone(),
                 c,
                 hub: Arc::downgrade(&hub),
-                record: hub.record.clone(),
                 bus: hub.bus.clone(),
-                fanout: hub.fanout.clone(),
+                events,
                 me: tx.downgrade(),
-                persist: spawn_persist(&hub.control, hub.record.clone(), activity.clone()),
+                persist: spawn_persist(&hub.control, hub.bus.clone(), activity.clone()),
                 pending_questions: BTreeMap::new(),
                 coalesce_due: None,
                 summary_due: None,
@@ -225,7 +300,7 @@ enum Persist {
 /// record refuses an audit entry that does not continue the chain).
 fn spawn_persist(
     control: &tokio::runtime::Handle,
-    record: Record,
+    record: crate::bus::Bus,
     activity: ActivityId,
 ) -> mpsc::UnboundedSender<Persist> {
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -290,10 +365,11 @@ struct ConsultDriver {
     activity: ActivityId,
     c: Consultation,
     hub: Weak<Hub>,
-    record: Record,
-    /// Where its topic items are appended: the record (one node) or the cluster.
+    /// Where its topic items are appended and its audit log and summary stored: the record
+    /// (one node) or the cluster.
     bus: crate::bus::Bus,
-    fanout: crate::fanout::Fanout,
+    /// Cluster mode: events also go to the other nodes' connections.
+    events: Option<EventRelay>,
     /// To tell itself the seq of items it appended; weak, so the driver ends with the hub.
     me: mpsc::WeakSender<DriverMsg>,
     persist: mpsc::UnboundedSender<Persist>,
@@ -311,7 +387,7 @@ struct ConsultDriver {
 impl ConsultDriver {
     async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
         // Chain new moderator actions onto the log stored before a restart.
-        match self.record.audit_log(&self.activity).await {
+        match self.bus.audit_log(&self.activity).await {
             Ok(rows) if !rows.is_empty() => {
                 let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
                 match self.c.handle_restore_audit(entries) {
@@ -348,8 +424,12 @@ impl ConsultDriver {
             self.c.handle_tick(now);
             self.drain(now);
         }
-        // The hub is going away: write the final record.
+        // The hub is going away (or, in a cluster, the activity's home moved and the new home
+        // writes the record from now on): write the final record.
         self.flush_questions();
+        if self.bus.home_elsewhere(&self.activity).is_some() {
+            return;
+        }
         let _ = self.persist.send(Persist::Summary {
             json: self.c.summary(now_ms()).to_json(),
             head: self.c.audit().head(),
@@ -381,14 +461,14 @@ impl ConsultDriver {
                     .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
             }
             DriverMsg::State { grants, reply } => {
-                let _ = reply.send(self.c.snapshot(&grants));
+                let _ = reply.send(self.c.snapshot(&grants).map_err(|e| wire(&e)));
             }
             DriverMsg::Post {
                 grants,
                 text,
                 reply,
             } => {
-                let _ = reply.send(self.c.handle_post_comment(&grants, &text, now));
+                let _ = reply.send(self.c.handle_post_comment(&grants, &text, now).into());
             }
             DriverMsg::Committed {
                 seq,
@@ -526,24 +606,32 @@ impl ConsultDriver {
     }
 
     fn deliver(&self, out: Outbound) {
-        let msg = ServerMsg::Event {
-            topic: self.activity.clone(),
-            event: out.event,
-        };
-        let views = match out.audience {
-            Audience::Everyone => Views::All,
-            Audience::Moderators => Views::Full,
-            Audience::NonModerators => Views::Public,
-            Audience::Participant(id) => {
-                if let Some(hub) = self.hub.upgrade() {
-                    hub.inboxes.send_to(&self.activity, id.as_str(), &msg);
-                }
-                return;
-            }
-        };
-        if let Err(e) = self.fanout.broadcast(&self.activity, views, &msg) {
-            tracing::warn!(activity = %self.activity, "event not broadcast: {e}");
+        if let Some(events) = &self.events {
+            events.send(&self.activity, out.audience.clone(), out.event.clone());
         }
+        if let Some(hub) = self.hub.upgrade() {
+            deliver_local(&hub, &self.activity, out.audience, out.event);
+        }
+    }
+}
+
+/// Delivers a moderation event to this node's connections of `activity` that `to` names.
+pub(crate) fn deliver_local(hub: &Hub, activity: &ActivityId, to: Audience, event: ConsultEvent) {
+    let msg = ServerMsg::Event {
+        topic: activity.clone(),
+        event,
+    };
+    let views = match to {
+        Audience::Everyone => Views::All,
+        Audience::Moderators => Views::Full,
+        Audience::NonModerators => Views::Public,
+        Audience::Participant(id) => {
+            hub.inboxes.send_to(activity, id.as_str(), &msg);
+            return;
+        }
+    };
+    if let Err(e) = hub.fanout.broadcast(activity, views, &msg) {
+        tracing::warn!(%activity, "event not broadcast: {e}");
     }
 }
 

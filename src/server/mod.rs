@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod consult;
+pub(crate) mod consult_relay;
 mod http;
 pub mod inbox;
 pub mod media;
@@ -230,6 +231,16 @@ impl Hub {
         hub.consult.bind(Arc::downgrade(&hub));
         // The floor reaches the media plane: may-speak changes gate forwarding in the SFU.
         hub.set_floor_hook(hub.media.floor_hook());
+        // Cluster mode: serve moderation for the activities homed here, relay other homes'
+        // events to this node's connections.
+        if let Some(c) = hub.bus.cluster() {
+            let (weak, c) = (Arc::downgrade(&hub), c.clone());
+            hub.control.spawn(async move {
+                if let Err(e) = consult_relay::serve(weak, c).await {
+                    tracing::error!("moderation relay could not subscribe: {e}");
+                }
+            });
+        }
         // Keyed limiters keep a cell per key: drop the idle ones now and then.
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {

@@ -26,8 +26,8 @@ use shangliang_signaling::{
 
 use super::Hub;
 use super::auth::Claims;
-use super::consult::{DriverMsg, grants_of};
-use crate::consult::{CommentDecision, Grants};
+use super::consult::{DriverMsg, PostDecision, grants_of};
+use crate::consult::Grants;
 use crate::consult::text::normalize_line;
 use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
 
@@ -448,9 +448,8 @@ async fn accept_comment(
     let (reply, rx) = tokio::sync::oneshot::channel();
     tx.send(DriverMsg::Post { grants: grants.clone(), text, reply }).await.map_err(|_| unavailable())?;
     let (text, held) = match rx.await.map_err(|_| unavailable())? {
-        CommentDecision::Accept { public, text } => (text, !public),
-        CommentDecision::Hold { text, .. } => (text, true),
-        CommentDecision::Refuse(e) => return Err((e.wire_code(), e.to_string())),
+        PostDecision::Store { text, held } => (text, held),
+        PostDecision::Refuse(e) => return Err(e),
     };
     let body = ItemBody::Comment { author: claims.author(), text: text.clone(), approves: None };
     let started = Instant::now();

@@ -243,3 +243,81 @@ impl Client {
         got
     }
 }
+
+// ---- moderation (`cmd`, `reply`, `event`, `state`) ----
+
+use shangliang_signaling::consult::{Command, ConsultEvent, Reply, Snapshot};
+use shangliang_signaling::{ErrorCode, Item};
+
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(10_000);
+
+/// Sends a `cmd` and waits for its `reply` or `error`, skipping other messages.
+pub async fn cmd(c: &mut Client, command: Command) -> Result<Reply, ErrorCode> {
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    c.send(&ClientMsg::Cmd {
+        id,
+        topic: demo(),
+        cmd: command,
+    })
+    .await;
+    loop {
+        match c.recv().await {
+            ServerMsg::Reply { id: i, reply } if i == id => return Ok(reply),
+            ServerMsg::Error {
+                id: Some(i), code, ..
+            } if i == id => return Err(code),
+            _ => {}
+        }
+    }
+}
+
+pub async fn ok(c: &mut Client, command: Command) -> Reply {
+    let what = format!("{command:?}");
+    cmd(c, command)
+        .await
+        .unwrap_or_else(|e| panic!("{what} refused: {e:?}"))
+}
+
+/// Waits for an event that `pick` accepts.
+pub async fn event<T>(c: &mut Client, mut pick: impl FnMut(&ConsultEvent) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match c.try_recv(left).await {
+            Some(Ok(ServerMsg::Event { event, .. })) => {
+                if let Some(t) = pick(&event) {
+                    return t;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("connection ended: {e:?}"),
+            None => panic!("no such event within {WAIT:?}"),
+        }
+    }
+}
+
+/// Subscribes to the demo activity; returns the `state` that follows `subscribed`.
+pub async fn sub_state(c: &mut Client) -> (Seq, Snapshot) {
+    let offset = match c.sub(&demo(), None).await {
+        ServerMsg::Subscribed { offset, .. } => offset,
+        other => panic!("expected subscribed, got {other:?}"),
+    };
+    match c.recv().await {
+        ServerMsg::State { state, .. } => (offset, state),
+        other => panic!("expected state right after subscribed, got {other:?}"),
+    }
+}
+
+/// Items of the batches received until one covers `seq`.
+pub async fn items_through(c: &mut Client, seq: Seq) -> Vec<Item> {
+    let mut items = Vec::new();
+    loop {
+        if let ServerMsg::Batch { to, items: got, .. } = c.recv().await {
+            items.extend(got);
+            if to >= seq {
+                return items;
+            }
+        }
+    }
+}
+

@@ -1,0 +1,410 @@
+//! Moderation across the nodes of a cluster: one driver per activity, on its home node.
+//!
+//! Each activity's [`Consultation`](crate::consult::Consultation) (floor, questions, review
+//! queue, comment policy, audit chain) lives in exactly one [`ConsultDriver`](super::consult)
+//! task, on the activity's *home* node ([`crate::bus::members`]: rendezvous hashing over the
+//! alive nodes). Sessions on every node talk to it through a per-activity **router** on their
+//! own node, with the same [`DriverMsg`]s as in single-node mode:
+//!
+//! ```text
+//! session ─DriverMsg─▶ router(activity) ── home is me ──▶ local driver
+//!                                      └─ home is N ───▶ NATS shangliang.consult.<key(N)>
+//!                                                            │ (request/reply for cmd, state,
+//!                                                            │  post; publish for join, leave,
+//!                                                            ▼  committed)
+//!                                              relay server on N ─▶ N's driver
+//! N's driver ─ events ─▶ N's fan-out + NATS shangliang.events.<activity> ─▶ every other node's
+//!                                                            fan-out / inboxes
+//! ```
+//!
+//! The home is evaluated per message, so when a node dies its activities' routers on the other
+//! nodes switch to the new home within [`crate::bus::members::LIVE_FOR`]; the new home's driver
+//! starts from the audit chain in PostgreSQL. A node that receives a relayed request for an
+//! activity it does not consider its own answers [`RelayReply::NotHome`] (the caller reports
+//! "retry"), so two drivers never both accept work while the nodes agree. Requests time out
+//! after [`RELAY_TIMEOUT`]; while NATS is down, moderation and posts of activities homed
+//! elsewhere are refused with `unavailable`.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shangliang_signaling::consult::{Command, ConsultEvent, Reply, Snapshot};
+use shangliang_signaling::{ActivityId, ErrorCode, Seq};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Hub;
+use super::consult::{DriverMsg, PostDecision, WireError};
+use crate::bus::Cluster;
+use crate::consult::{Audience, Grants, ParticipantId};
+
+/// Longest wait for the home node's answer.
+pub const RELAY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often local drivers of activities homed elsewhere are stopped.
+const HOME_CHECK: Duration = Duration::from_millis(500);
+const RELAY_PREFIX: &str = "shangliang.consult.";
+const EVENTS_PREFIX: &str = "shangliang.events.";
+/// Messages routed to one activity's router before sessions wait.
+const ROUTER_QUEUE: usize = 4096;
+
+/// A [`DriverMsg`] on its way to the home node (JSON on NATS).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "m", rename_all = "snake_case")]
+enum RelayMsg {
+    Join { a: ActivityId, g: Grants },
+    Leave { a: ActivityId, who: ParticipantId },
+    Command { a: ActivityId, g: Grants, cmd: Command },
+    State { a: ActivityId, g: Grants },
+    Post { a: ActivityId, g: Grants, text: String },
+    Committed { a: ActivityId, seq: Seq, g: Grants, text: String, held: bool },
+}
+
+impl RelayMsg {
+    fn activity(&self) -> &ActivityId {
+        match self {
+            RelayMsg::Join { a, .. }
+            | RelayMsg::Leave { a, .. }
+            | RelayMsg::Command { a, .. }
+            | RelayMsg::State { a, .. }
+            | RelayMsg::Post { a, .. }
+            | RelayMsg::Committed { a, .. } => a,
+        }
+    }
+}
+
+/// The home node's answer to a relayed request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "r", content = "v", rename_all = "snake_case")]
+enum RelayReply {
+    Reply(Result<Reply, WireError>),
+    State(Result<Snapshot, WireError>),
+    Post(PostDecision),
+    /// The receiver is not the activity's home (as it sees the cluster): the named node is.
+    NotHome(String),
+}
+
+/// An event of a home node's driver, for the other nodes' connections.
+#[derive(Debug, Serialize, Deserialize)]
+struct EventWire {
+    /// The publishing node (it has delivered the event to its own connections already).
+    origin: String,
+    to: Audience,
+    event: ConsultEvent,
+}
+
+/// The NATS subject a node receives relayed moderation on: a hash of its URL (URLs contain
+/// characters subjects may not).
+fn relay_subject(node: &str) -> String {
+    let d = Sha256::digest(node.as_bytes());
+    format!("{RELAY_PREFIX}{}", hex::encode(&d[..8]))
+}
+
+fn moving() -> WireError {
+    (
+        ErrorCode::Unavailable,
+        "the activity's moderation is moving to another node; retry".into(),
+    )
+}
+
+fn unreachable_home(e: impl std::fmt::Display) -> WireError {
+    (
+        ErrorCode::Unavailable,
+        format!("the activity's home node cannot be reached ({e}); retry"),
+    )
+}
+
+/// Starts the router of `activity` on this node; the returned sender takes the place of a
+/// driver's.
+pub(crate) fn spawn_router(
+    hub: Weak<Hub>,
+    cluster: Arc<Cluster>,
+    control: &tokio::runtime::Handle,
+    activity: ActivityId,
+) -> mpsc::Sender<DriverMsg> {
+    let (tx, mut rx) = mpsc::channel(ROUTER_QUEUE);
+    control.spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let home = cluster.home(&activity);
+            if home == cluster.me() {
+                let Some(hub) = hub.upgrade() else { break };
+                // No driver (the activity is gone): the reply senders drop, callers see
+                // "unavailable".
+                if let Some(driver) = hub.consult.local_sender(&activity) {
+                    let _ = driver.send(msg).await;
+                }
+            } else {
+                relay(&cluster, &home, &activity, msg).await;
+            }
+        }
+    });
+    tx
+}
+
+/// Sends one driver message to the home node `home`.
+async fn relay(cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: DriverMsg) {
+    let subject = relay_subject(home);
+    let a = activity.clone();
+    let (wire, answer): (RelayMsg, Option<Answer>) = match msg {
+        DriverMsg::Join(g) => (RelayMsg::Join { a, g }, None),
+        DriverMsg::Leave(who) => (RelayMsg::Leave { a, who }, None),
+        DriverMsg::Committed { seq, grants, text, held } => {
+            (RelayMsg::Committed { a, seq, g: grants, text, held }, None)
+        }
+        DriverMsg::Command { grants, cmd, reply } => {
+            (RelayMsg::Command { a, g: grants, cmd }, Some(Answer::Reply(reply)))
+        }
+        DriverMsg::State { grants, reply } => {
+            (RelayMsg::State { a, g: grants }, Some(Answer::State(reply)))
+        }
+        DriverMsg::Post { grants, text, reply } => {
+            (RelayMsg::Post { a, g: grants, text }, Some(Answer::Post(reply)))
+        }
+        // Only a driver sends itself these.
+        DriverMsg::TopicSeq(_) => return,
+    };
+    let payload: bytes::Bytes = serde_json::to_vec(&wire).expect("relay messages serialize").into();
+    let nats = cluster.nats().clone();
+    let Some(answer) = answer else {
+        // Fire and forget, but in order: awaited here, before the router takes the next one.
+        if tokio::time::timeout(RELAY_TIMEOUT, nats.publish(subject, payload)).await.is_err() {
+            metrics::counter!("shangliang_consult_relay_dropped_total").increment(1);
+        }
+        return;
+    };
+    metrics::counter!("shangliang_consult_relayed_total").increment(1);
+    // Requests run concurrently (a slow answer must not hold up the activity's other traffic).
+    tokio::spawn(async move {
+        let res = tokio::time::timeout(RELAY_TIMEOUT, nats.request(subject, payload)).await;
+        let reply = match res {
+            Err(_) => Err(unreachable_home("no answer in time")),
+            Ok(Err(e)) => Err(unreachable_home(e)),
+            Ok(Ok(m)) => serde_json::from_slice::<RelayReply>(&m.payload)
+                .map_err(|e| unreachable_home(format!("undecodable answer: {e}"))),
+        };
+        answer.send(reply);
+    });
+}
+
+/// Where a relayed request's answer goes.
+enum Answer {
+    Reply(oneshot::Sender<Result<Reply, WireError>>),
+    State(oneshot::Sender<Result<Snapshot, WireError>>),
+    Post(oneshot::Sender<PostDecision>),
+}
+
+impl Answer {
+    fn send(self, r: Result<RelayReply, WireError>) {
+        if matches!(r, Ok(RelayReply::NotHome(_))) {
+            metrics::counter!("shangliang_consult_relay_not_home_total").increment(1);
+        }
+        match self {
+            Answer::Reply(tx) => {
+                let _ = tx.send(match r {
+                    Ok(RelayReply::Reply(x)) => x,
+                    Ok(_) => Err(moving()),
+                    Err(e) => Err(e),
+                });
+            }
+            Answer::State(tx) => {
+                let _ = tx.send(match r {
+                    Ok(RelayReply::State(x)) => x,
+                    Ok(_) => Err(moving()),
+                    Err(e) => Err(e),
+                });
+            }
+            Answer::Post(tx) => {
+                let _ = tx.send(match r {
+                    Ok(RelayReply::Post(x)) => x,
+                    Ok(_) => PostDecision::Refuse(moving()),
+                    Err(e) => PostDecision::Refuse(e),
+                });
+            }
+        }
+    }
+}
+
+/// Serves relayed moderation for the activities this node is home to, relays the other homes'
+/// events to this node's connections, and stops local drivers whose activity moved away.
+/// Runs until the hub is dropped.
+pub(crate) async fn serve(hub: Weak<Hub>, cluster: Arc<Cluster>) -> Result<(), async_nats::SubscribeError> {
+    let nats = cluster.nats().clone();
+    let me = cluster.me().to_owned();
+    let mut requests = nats.subscribe(relay_subject(&me)).await?;
+    let mut events = nats.subscribe(format!("{EVENTS_PREFIX}>")).await?;
+    let mut check = tokio::time::interval(HOME_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            m = requests.next() => {
+                let Some(m) = m else { break };
+                let Some(hub) = hub.upgrade() else { break };
+                handle_request(&hub, &cluster, m).await;
+            }
+            m = events.next() => {
+                let Some(m) = m else { break };
+                let Some(hub) = hub.upgrade() else { break };
+                handle_event(&hub, &me, m);
+            }
+            _ = check.tick() => {
+                let Some(hub) = hub.upgrade() else { break };
+                hub.consult.retain_local(|a| cluster.home(a) == me);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::Message) {
+    let msg: RelayMsg = match serde_json::from_slice(&m.payload) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!("undecodable relayed moderation message: {e}");
+            return;
+        }
+    };
+    let nats = cluster.nats().clone();
+    let respond = move |r: RelayReply| {
+        let nats = nats.clone();
+        let to = m.reply.clone();
+        async move {
+            if let Some(to) = to {
+                let body = serde_json::to_vec(&r).expect("relay replies serialize");
+                let _ = nats.publish(to, body.into()).await;
+            }
+        }
+    };
+    let home = cluster.home(msg.activity());
+    let driver = if home == cluster.me() {
+        hub.consult.local_sender(msg.activity())
+    } else {
+        None
+    };
+    let Some(driver) = driver else {
+        tracing::debug!(activity = %msg.activity(), %home, "relayed moderation for an activity homed elsewhere");
+        respond(RelayReply::NotHome(home)).await;
+        return;
+    };
+    match msg {
+        RelayMsg::Join { g, .. } => {
+            let _ = driver.send(DriverMsg::Join(g)).await;
+        }
+        RelayMsg::Leave { who, .. } => {
+            let _ = driver.send(DriverMsg::Leave(who)).await;
+        }
+        RelayMsg::Committed { seq, g, text, held, .. } => {
+            let _ = driver
+                .send(DriverMsg::Committed { seq, grants: g, text, held })
+                .await;
+        }
+        RelayMsg::Command { g, cmd, .. } => {
+            let (reply, rx) = oneshot::channel();
+            let _ = driver.send(DriverMsg::Command { grants: g, cmd, reply }).await;
+            tokio::spawn(async move {
+                respond(RelayReply::Reply(rx.await.unwrap_or_else(|_| Err(moving())))).await;
+            });
+        }
+        RelayMsg::State { g, .. } => {
+            let (reply, rx) = oneshot::channel();
+            let _ = driver.send(DriverMsg::State { grants: g, reply }).await;
+            tokio::spawn(async move {
+                respond(RelayReply::State(rx.await.unwrap_or_else(|_| Err(moving())))).await;
+            });
+        }
+        RelayMsg::Post { g, text, .. } => {
+            let (reply, rx) = oneshot::channel();
+            let _ = driver.send(DriverMsg::Post { grants: g, text, reply }).await;
+            tokio::spawn(async move {
+                respond(RelayReply::Post(
+                    rx.await.unwrap_or_else(|_| PostDecision::Refuse(moving())),
+                ))
+                .await;
+            });
+        }
+    }
+}
+
+fn handle_event(hub: &Arc<Hub>, me: &str, m: async_nats::Message) {
+    let Some(activity) = m
+        .subject
+        .strip_prefix(EVENTS_PREFIX)
+        .and_then(|a| ActivityId::new(a).ok())
+    else {
+        return;
+    };
+    match serde_json::from_slice::<EventWire>(&m.payload) {
+        Ok(w) if w.origin == me => {}
+        Ok(w) => super::consult::deliver_local(hub, &activity, w.to, w.event),
+        Err(e) => tracing::warn!(subject = %m.subject, "undecodable relayed event: {e}"),
+    }
+}
+
+/// Publishes a home driver's events to the other nodes, in the order they were made.
+#[derive(Clone)]
+pub(crate) struct EventRelay {
+    tx: mpsc::UnboundedSender<(ActivityId, Audience, ConsultEvent)>,
+}
+
+impl EventRelay {
+    /// Starts the publishing task.
+    pub(crate) fn spawn(cluster: Arc<Cluster>, control: &tokio::runtime::Handle) -> EventRelay {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(ActivityId, Audience, ConsultEvent)>();
+        control.spawn(async move {
+            let origin = cluster.me().to_owned();
+            while let Some((activity, to, event)) = rx.recv().await {
+                let w = EventWire { origin: origin.clone(), to, event };
+                let body = serde_json::to_vec(&w).expect("events serialize");
+                let subject = format!("{EVENTS_PREFIX}{activity}");
+                if tokio::time::timeout(RELAY_TIMEOUT, cluster.nats().publish(subject, body.into()))
+                    .await
+                    .is_err()
+                {
+                    metrics::counter!("shangliang_consult_events_dropped_total").increment(1);
+                }
+            }
+        });
+        EventRelay { tx }
+    }
+
+    /// Queues one event for the other nodes.
+    pub(crate) fn send(&self, activity: &ActivityId, to: Audience, event: ConsultEvent) {
+        let _ = self.tx.send((activity.clone(), to, event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_subjects_are_valid_nats_tokens_and_differ_per_node() {
+        let a = relay_subject("http://127.0.0.1:8081");
+        let b = relay_subject("http://127.0.0.1:8082");
+        assert_ne!(a, b);
+        let token = a.strip_prefix(RELAY_PREFIX).unwrap();
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    }
+
+    #[test]
+    fn a_relayed_command_survives_the_json_round_trip() {
+        let g = Grants {
+            subject: ParticipantId::new("m1"),
+            name: "委员一".into(),
+            role: shangliang_signaling::Role::Moderator,
+            org: None,
+            verified: true,
+            activity: ActivityId::new("demo").unwrap(),
+        };
+        let msg = RelayMsg::Command {
+            a: ActivityId::new("demo").unwrap(),
+            g,
+            cmd: Command::LowerHand { target: Some(ParticipantId::new("x")) },
+        };
+        let back: RelayMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
+        assert!(matches!(back, RelayMsg::Command { cmd: Command::LowerHand { target: Some(_) }, .. }));
+        let r = RelayReply::Post(PostDecision::Store { text: "好".into(), held: true });
+        let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert!(matches!(back, RelayReply::Post(PostDecision::Store { held: true, .. })));
+    }
+}
