@@ -41,6 +41,9 @@ struct ExportArgs {
     /// Directory of the record (as given to serve).
     #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
     data_dir: PathBuf,
+    /// A cluster's PostgreSQL database instead of --data-dir (postgres://user@host:port/db).
+    #[arg(long, env = "SHANGLIANG_DATABASE")]
+    database: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -51,6 +54,9 @@ struct VerifyArgs {
     /// Directory of the record (as given to serve).
     #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
     data_dir: PathBuf,
+    /// A cluster's PostgreSQL database instead of --data-dir (postgres://user@host:port/db).
+    #[arg(long, env = "SHANGLIANG_DATABASE")]
+    database: Option<String>,
 }
 
 fn parse_format(s: &str) -> Result<shangliang::server::consult::ExportFormat, String> {
@@ -219,12 +225,12 @@ fn main() -> anyhow::Result<()> {
         Command::Token(args) => token(args),
         Command::Export(a) => {
             let act = ActivityId::new(&a.activity)?;
-            print!("{}", shangliang::server::consult::export_record(&a.data_dir, &act, a.format)?);
+            print!("{}", shangliang::server::consult::export_record(&source(a.data_dir, a.database), &act, a.format)?);
             Ok(())
         }
         Command::VerifyRecord(a) => {
             let act = ActivityId::new(&a.activity)?;
-            let v = shangliang::server::consult::verify_record(&a.data_dir, &act)?;
+            let v = shangliang::server::consult::verify_record(&source(a.data_dir, a.database), &act)?;
             println!("ok: {} audit entries of {act}, chain head {}", v.entries, v.head);
             if v.after_stored_head > 0 {
                 println!("note: {} entries after the head stored with the summary", v.after_stored_head);
@@ -232,6 +238,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn source(data_dir: PathBuf, database: Option<String>) -> shangliang::server::consult::RecordSource {
+    use shangliang::server::consult::RecordSource;
+    database.map_or(RecordSource::Dir(data_dir), RecordSource::Database)
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {

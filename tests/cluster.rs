@@ -840,3 +840,67 @@ async fn moderation_is_one_state_across_nodes() {
     let home = home_of(&[&a, &b, &c]);
     assert!([a.port, b.port, c.port].contains(&home.port));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_moves_to_a_surviving_node_when_its_home_dies() {
+    use common::{cmd, ok, sub_state};
+    use shangliang_signaling::ErrorCode;
+    use shangliang_signaling::consult::{Command, GrantTarget, ParticipantId, PolicyChange, Reply};
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = vec![
+        Node::start(root.path(), "a", &nats, &pg).await,
+        Node::start(root.path(), "b", &nats, &pg).await,
+        Node::start(root.path(), "c", &nats, &pg).await,
+    ];
+    let home_port = home_of(&nodes.iter().collect::<Vec<_>>()).port;
+    let home = nodes.remove(nodes.iter().position(|n| n.port == home_port).unwrap());
+    let (s1, s2) = (&nodes[0], &nodes[1]);
+
+    let mut chair = s1.client(Role::Moderator, "主持人").await;
+    ok(&mut chair, Command::SetCommentPolicy { change: PolicyChange::Review(true) }).await;
+    let mut member = s2.client(Role::Member, "甲").await;
+    ok(&mut member, Command::RaiseHand).await;
+    let mut poster = s2.client(Role::Viewer, "网友").await;
+    let held = match poster.post(&demo(), "宕机前待审").await {
+        ServerMsg::Ack { seq, held: true, .. } => seq,
+        other => panic!("{other:?}"),
+    };
+    // The home writes its checkpoint ~200 ms after a change.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    drop(home); // kill -9
+
+    // Within a few seconds the survivors agree on a new home, which continues from the
+    // checkpoint: the held comment is still held, the hand still raised.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match cmd(&mut chair, Command::ApproveComment { seq: held }).await {
+            Ok(Reply::Approved { comment }) => {
+                assert_eq!(comment.text, "宕机前待审");
+                break;
+            }
+            Err(ErrorCode::Unavailable) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("approval after the home died: {other:?}"),
+        }
+    }
+    match ok(&mut chair, Command::GrantFloor { target: GrantTarget::NextHand, limit_ms: None }).await {
+        Reply::FloorGranted { holder } => assert_eq!(holder, ParticipantId::new("member:甲")),
+        other => panic!("{other:?}"),
+    }
+    let mut late = s2.client(Role::Viewer, "迟到者").await;
+    let (_, state) = sub_state(&mut late).await;
+    assert!(state.comment_modes.review, "review mode survived the home's death");
+
+    // One audit chain in PostgreSQL, continued by the new home.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = std::process::Command::new(BIN)
+        .args(["verify-record", "--activity", "demo", "--database", &pg.url()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("ok: 3 audit entries"), "{text}");
+}

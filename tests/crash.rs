@@ -147,3 +147,87 @@ async fn acknowledged_comment_survives_kill_9_of_the_hub() {
     hub.kill().unwrap();
     hub.wait().unwrap();
 }
+
+#[tokio::test]
+async fn moderation_state_continues_after_kill_9_of_the_hub() {
+    use common::{cmd, ok, sub_state};
+    use shangliang_signaling::consult::{Command, GrantTarget, PolicyChange, QuestionOp, Reply};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let mut hub = spawn_hub(dir.path(), port);
+    wait_healthy(port).await;
+    let connect = |role: &'static str, name: &'static str| {
+        let (url, token) = (url.clone(), cli_token(dir.path(), role, name));
+        async move {
+            let mut c = Client::connect(&url, Form::MsgPack).await;
+            c.auth(&token).await;
+            c
+        }
+    };
+
+    let mut chair = connect("moderator", "主持人").await;
+    ok(&mut chair, Command::SetCommentPolicy { change: PolicyChange::Review(true) }).await;
+    let mut member = connect("member", "甲").await;
+    ok(&mut member, Command::RaiseHand).await;
+    ok(&mut chair, Command::GrantFloor { target: GrantTarget::NextHand, limit_ms: Some(600_000) }).await;
+    let mut viewer = connect("viewer", "网友").await;
+    let held = match viewer.post(&demo(), "重启前待审").await {
+        ServerMsg::Ack { seq, held: true, .. } => seq,
+        other => panic!("{other:?}"),
+    };
+    let id = match ok(&mut viewer, Command::SubmitQuestion { text: "重启前的问题".into(), anonymous: false }).await {
+        Reply::QuestionSubmitted { id } => id,
+        other => panic!("{other:?}"),
+    };
+    ok(&mut chair, Command::ModerateQuestion { id, op: QuestionOp::Publish }).await;
+    // The checkpoint is written ~200 ms after the last change.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+
+    let mut hub = spawn_hub(dir.path(), port);
+    wait_healthy(port).await;
+    let mut chair = connect("moderator", "主持人").await;
+    let (_, state) = sub_state(&mut chair).await;
+    assert!(state.comment_modes.review, "review mode survives the crash");
+    assert!(state.questions.iter().any(|q| q.id == id && q.text == "重启前的问题"));
+    assert_eq!(state.floor.holder, None, "the speaker's connection is gone, so is the turn");
+    match ok(&mut chair, Command::ApproveComment { seq: held }).await {
+        Reply::Approved { comment } => assert_eq!(comment.text, "重启前待审"),
+        other => panic!("{other:?}"),
+    }
+    assert!(cmd(&mut chair, Command::ApproveComment { seq: held }).await.is_err());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+
+    // The minutes cover both runs, and the audit chain is whole.
+    let minutes = std::process::Command::new(BIN)
+        .args(["export", "--activity", "demo", "--format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(minutes.status.success(), "{}", String::from_utf8_lossy(&minutes.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&minutes.stdout).unwrap();
+    assert_eq!(summary["turns"].as_array().unwrap().len(), 1, "the turn before the crash");
+    let actions: Vec<&str> = summary["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["comment_policy_set", "floor_granted", "question_published", "comment_approved"],
+        "one chain across the crash"
+    );
+    let verified = std::process::Command::new(BIN)
+        .args(["verify-record", "--activity", "demo"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+}

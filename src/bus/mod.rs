@@ -112,16 +112,26 @@ impl Bus {
         }
     }
 
-    /// Stores the latest session summary with the audit head it was made at.
+    /// Stores the latest session summary with the audit head it was made at and the
+    /// moderation state's checkpoint.
     pub async fn put_summary(
         &self,
         activity: &ActivityId,
         json: String,
         audit_head: String,
+        state: String,
     ) -> Result<(), RecordError> {
         match self {
-            Bus::Local(r) => r.put_summary(activity, json, audit_head).await,
-            Bus::Cluster(c) => c.record().put_summary(activity, json, audit_head).await,
+            Bus::Local(r) => r.put_summary(activity, json, audit_head, state).await,
+            Bus::Cluster(c) => c.record().put_summary(activity, json, audit_head, state).await,
+        }
+    }
+
+    /// The moderation state's latest checkpoint of an activity.
+    pub async fn checkpoint(&self, activity: &ActivityId) -> Result<Option<String>, RecordError> {
+        match self {
+            Bus::Local(r) => r.checkpoint(activity),
+            Bus::Cluster(c) => c.record().checkpoint(activity).await,
         }
     }
 

@@ -111,7 +111,7 @@ pub struct CommentCounts {
 /// Retention: held comments are kept until approved or hidden; the author and text of other
 /// committed comments are kept for the latest [`CommentPolicy::RECENT`] only (the durable
 /// record holds them all), so that a hidden comment's original can be put in the summary.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CommentPolicy {
     modes: CommentModes,
     block_words: Vec<String>,

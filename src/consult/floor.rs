@@ -71,7 +71,7 @@ impl Turn {
 }
 
 /// The floor of one activity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Floor {
     mode: FloorMode,
     /// Raised hands, oldest first; never holds a participant twice.
@@ -82,6 +82,7 @@ pub struct Floor {
     past: Vec<Turn>,
     /// When set, an expired or yielded turn passes to the next hand with this limit.
     auto_advance_ms: Option<u64>,
+    #[serde(skip)]
     events: VecDeque<FloorEvent>,
 }
 

@@ -95,7 +95,7 @@ impl Question {
 }
 
 /// The questions of one activity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Questions {
     items: BTreeMap<QuestionId, Question>,
     next_id: u64,
@@ -103,6 +103,7 @@ pub struct Questions {
     /// Pinned questions in the order they were pinned.
     pins: Vec<QuestionId>,
     review: bool,
+    #[serde(skip)]
     changed: VecDeque<QuestionId>,
 }
 

@@ -99,7 +99,7 @@ pub struct Span {
     pub left_at_ms: Option<u64>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Attendee {
     name: String,
     role: Role,
@@ -120,7 +120,7 @@ pub struct ViewerStats {
 }
 
 /// The state machine of one activity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Consultation {
     activity: ActivityId,
     config: ConsultationConfig,
@@ -128,12 +128,15 @@ pub struct Consultation {
     floor: Floor,
     questions: Questions,
     comments: CommentPolicy,
+    /// Restored from the stored audit log, not from a checkpoint.
+    #[serde(skip)]
     audit: AuditLog,
     people: BTreeMap<ParticipantId, Attendee>,
     viewer_conns: HashMap<ParticipantId, u32>,
     viewers_seen: HashSet<ParticipantId>,
     viewer_stats: ViewerStats,
     last_seq: Option<Seq>,
+    #[serde(skip)]
     events: VecDeque<Outbound>,
 }
 
@@ -175,6 +178,46 @@ impl Consultation {
     /// The comment policy (read only).
     pub fn comments(&self) -> &CommentPolicy {
         &self.comments
+    }
+
+    /// The state to continue from after a restart, or on another node when the activity's
+    /// home moves (JSON): everything but the audit log (stored entry by entry, restored with
+    /// [`Consultation::handle_restore_audit`]) and events not yet delivered.
+    pub fn checkpoint(&self) -> String {
+        serde_json::to_string(self).expect("the state machine serializes")
+    }
+
+    /// A state machine continued from a [`Consultation::checkpoint`], with an empty audit log.
+    ///
+    /// `connections_gone`: the connections counted in the checkpoint no longer exist (this
+    /// node restarted; its clients reconnect and join again), so everyone present leaves at
+    /// `now_ms`, with the usual effects (presence spans closed, a speaker who left loses the
+    /// floor). When a cluster's home moves, the other nodes' connections are still open and
+    /// are never re-announced, so the counts are kept.
+    pub fn restore(json: &str, connections_gone: bool, now_ms: u64) -> Result<Self, serde_json::Error> {
+        let mut c: Consultation = serde_json::from_str(json)?;
+        if connections_gone {
+            let present: Vec<ParticipantId> = c
+                .people
+                .iter()
+                .filter(|(_, a)| a.connections > 0)
+                .map(|(id, _)| id.clone())
+                .collect();
+            let viewers: Vec<ParticipantId> = c.viewer_conns.keys().cloned().collect();
+            for id in &viewers {
+                c.viewer_conns.insert(id.clone(), 1);
+            }
+            for id in present {
+                if let Some(a) = c.people.get_mut(&id) {
+                    a.connections = 1;
+                }
+                c.handle_leave(&id, now_ms);
+            }
+            for id in viewers {
+                c.handle_leave(&id, now_ms);
+            }
+        }
+        Ok(c)
     }
 
     /// Continues the audit log stored in the record (after a restart), so new moderator
@@ -1325,6 +1368,41 @@ mod tests {
                 "question_answered"
             ]
         );
+    }
+
+    #[test]
+    fn a_checkpoint_continues_floor_questions_and_review_queue() {
+        let (mut c, m, a, _b, v) = setup();
+        c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0).unwrap();
+        let CommentDecision::Hold { text, .. } = c.handle_post_comment(&v, "待审评论", T0) else {
+            panic!("held")
+        };
+        c.handle_comment_committed(Seq(1), &v, text, true, T0);
+        let q = c.handle_submit_question(&v, "问题一", false, T0).unwrap();
+        c.handle_raise_hand(&a, T0).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 1).unwrap();
+        drain(&mut c);
+
+        // On another node (connections kept): the same state, and it goes on from there.
+        let mut d = Consultation::restore(&c.checkpoint(), false, T0 + 2).unwrap();
+        assert!(d.audit().entries().is_empty(), "the audit log is restored from the record");
+        assert_eq!(d.snapshot(&m).unwrap(), c.snapshot(&m).unwrap());
+        assert!(d.may_speak(&a.subject));
+        assert!(d.questions.get(q).is_some());
+        d.handle_approve_comment(&m, Seq(1), T0 + 3).unwrap();
+        assert_eq!(d.handle_approve_comment(&m, Seq(1), T0 + 4), Err(ConsultError::NotHeld(Seq(1))));
+
+        // After a restart (connections gone): nobody is present, the speaker's turn ended.
+        let mut e = Consultation::restore(&c.checkpoint(), true, T0 + 5).unwrap();
+        drain(&mut e);
+        let s = e.snapshot(&m).unwrap();
+        assert!(s.present.is_empty());
+        assert_eq!(s.viewers, 0);
+        assert_eq!(s.floor.holder, None);
+        assert!(s.comment_modes.review);
+        let minutes = e.summary(T0 + 6);
+        assert_eq!(minutes.turns.len(), 1, "the turn before the restart is in the minutes");
+        assert!(minutes.participants.iter().all(|p| p.spans.iter().all(|s| s.left_at_ms.is_some())));
     }
 
     #[test]

@@ -429,14 +429,21 @@ impl Record {
     }
 
     /// Stores the latest session summary (JSON) of an activity with the audit chain head it
-    /// was made at, replacing the previous one; answers once durable.
+    /// was made at and the moderation state's checkpoint, replacing the previous ones; answers
+    /// once durable.
     pub async fn put_summary(
         &self,
         activity: &ActivityId,
         json: String,
         audit_head: String,
+        state: String,
     ) -> Result<(), RecordError> {
-        self.call(Op::PutSummary { activity: activity.clone(), json, audit_head }).await.map(drop)
+        self.call(Op::PutSummary { activity: activity.clone(), json, audit_head, state }).await.map(drop)
+    }
+
+    /// The moderation state's latest checkpoint of an activity (see `put_summary`).
+    pub fn checkpoint(&self, activity: &ActivityId) -> Result<Option<String>, RecordError> {
+        self.inner.reads.with(|c| read::checkpoint(c, activity))
     }
 
     /// The latest stored summary JSON and audit chain head of an activity.

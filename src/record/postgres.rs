@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS summaries (
     audit_head  TEXT NOT NULL,
     updated_ms  BIGINT NOT NULL
 );
+ALTER TABLE summaries ADD COLUMN IF NOT EXISTS state TEXT;
 COMMIT;
 ";
 
@@ -382,21 +383,34 @@ impl PgRecord {
             .collect()
     }
 
-    /// Stores the latest session summary of an activity with the audit head it was made at.
+    /// Stores the latest session summary of an activity with the audit head it was made at
+    /// and the moderation state's checkpoint.
     pub async fn put_summary(
         &self,
         activity: &ActivityId,
         json: String,
         audit_head: String,
+        state: String,
     ) -> Result<(), RecordError> {
         let c = self.reader().await?;
         timed(c.execute(
-            "INSERT INTO summaries (activity, json, audit_head, updated_ms) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (activity) DO UPDATE SET json = $2, audit_head = $3, updated_ms = $4",
-            &[&activity.as_str(), &json, &audit_head, &(now_ms() as i64)],
+            "INSERT INTO summaries (activity, json, audit_head, updated_ms, state) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (activity) DO UPDATE SET json = $2, audit_head = $3, updated_ms = $4, state = $5",
+            &[&activity.as_str(), &json, &audit_head, &(now_ms() as i64), &state],
         ))
         .await?;
         Ok(())
+    }
+
+    /// The moderation state's latest checkpoint of an activity.
+    pub async fn checkpoint(&self, activity: &ActivityId) -> Result<Option<String>, RecordError> {
+        let c = self.reader().await?;
+        let row = timed(c.query_opt(
+            "SELECT state FROM summaries WHERE activity = $1",
+            &[&activity.as_str()],
+        ))
+        .await?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
     }
 
     /// The latest stored summary JSON and audit chain head of an activity.

@@ -211,6 +211,14 @@ pub(super) fn audit_head(
 }
 
 /// The stored summary JSON and audit head of an activity, if any.
+pub(super) fn checkpoint(conn: &Connection, id: &ActivityId) -> Result<Option<String>, RecordError> {
+    Ok(conn
+        .prepare_cached("SELECT state FROM summaries WHERE activity = ?1")?
+        .query_row([id.as_str()], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
 pub(super) fn summary(conn: &Connection, id: &ActivityId) -> Result<Option<(String, String)>, RecordError> {
     Ok(conn
         .prepare_cached("SELECT json, audit_head FROM summaries WHERE activity = ?1")?

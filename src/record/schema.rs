@@ -64,6 +64,11 @@ const MIGRATIONS: &[&str] = &[
         updated_ms  INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 3: the moderation state machine's checkpoint (JSON) with the summary, so a restarted
+    // hub, or the node an activity's home moves to, continues where it was.
+    r#"
+    ALTER TABLE summaries ADD COLUMN state TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -35,7 +35,7 @@ pub(super) enum Op {
         state: ActivityState,
     },
     AppendAudit(AuditEntry),
-    PutSummary { activity: ActivityId, json: String, audit_head: String },
+    PutSummary { activity: ActivityId, json: String, audit_head: String, state: String },
     /// Makes the writer thread panic, to test what callers see when it is gone.
     #[cfg(test)]
     Crash,
@@ -217,16 +217,16 @@ impl WriterDriver {
                 })
             }
             Op::AppendAudit(entry) => self.stage_audit(entry),
-            Op::PutSummary { activity, json, audit_head } => {
+            Op::PutSummary { activity, json, audit_head, state } => {
                 if self.head_of(&activity)?.is_none() {
                     return Ok(Err(RecordError::NoSuchActivity(activity)));
                 }
                 self.conn
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO summaries (activity, json, audit_head, updated_ms) \
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR REPLACE INTO summaries (activity, json, audit_head, updated_ms, state) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
-                    .execute(params![activity.as_str(), json, audit_head, sql_int(now)])?;
+                    .execute(params![activity.as_str(), json, audit_head, sql_int(now), state])?;
                 Ok(Ok((Value::Done, None)))
             }
             #[cfg(test)]

@@ -293,7 +293,7 @@ fn now_ms() -> u64 {
 
 enum Persist {
     Audit(record::AuditEntry),
-    Summary { json: String, head: String },
+    Summary { json: String, head: String, state: String },
 }
 
 /// One task per activity writes audit entries and summaries in the order they were made (the
@@ -308,7 +308,9 @@ fn spawn_persist(
         while let Some(p) = rx.recv().await {
             let res = match p {
                 Persist::Audit(e) => record.append_audit(e).await,
-                Persist::Summary { json, head } => record.put_summary(&activity, json, head).await,
+                Persist::Summary { json, head, state } => {
+                    record.put_summary(&activity, json, head, state).await
+                }
             };
             if let Err(e) = res {
                 metrics::counter!("shangliang_consult_persist_failed_total").increment(1);
@@ -386,6 +388,27 @@ struct ConsultDriver {
 
 impl ConsultDriver {
     async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
+        // Continue from the last checkpoint: after a restart of this hub (its connections are
+        // gone and will join again), or when this node became the activity's home (the other
+        // nodes' connections are still there).
+        match self.bus.checkpoint(&self.activity).await {
+            Ok(Some(state)) => {
+                let connections_gone = self.bus.cluster().is_none();
+                match Consultation::restore(&state, connections_gone, now_ms()) {
+                    Ok(mut c) => {
+                        c.handle_topic_seq(self.bus.head(&self.activity).unwrap_or_default());
+                        self.c = c;
+                        tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
+                    }
+                    Err(e) => tracing::error!(
+                        activity = %self.activity,
+                        "stored moderation checkpoint unreadable ({e}); starting from a fresh state"
+                    ),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(activity = %self.activity, "cannot read the moderation checkpoint: {e}"),
+        }
         // Chain new moderator actions onto the log stored before a restart.
         match self.bus.audit_log(&self.activity).await {
             Ok(rows) if !rows.is_empty() => {
@@ -433,6 +456,7 @@ impl ConsultDriver {
         let _ = self.persist.send(Persist::Summary {
             json: self.c.summary(now_ms()).to_json(),
             head: self.c.audit().head(),
+            state: self.c.checkpoint(),
         });
     }
 
@@ -578,6 +602,7 @@ impl ConsultDriver {
             let _ = self.persist.send(Persist::Summary {
                 json: self.c.summary(now).to_json(),
                 head: self.c.audit().head(),
+                state: self.c.checkpoint(),
             });
         }
         if floor_changed || self.speaking.len() != self.present.len() {
@@ -646,26 +671,56 @@ pub enum ExportFormat {
     Markdown,
 }
 
-fn open_record(data_dir: &std::path::Path) -> anyhow::Result<Record> {
-    let path = data_dir.join("shangliang.sqlite3");
-    anyhow::ensure!(path.exists(), "no record at {}", path.display());
-    Ok(Record::open_sqlite(
-        &path,
-        record::RecordOptions::default(),
-        Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}),
-    )?)
+/// Where `export` and `verify-record` read a session record.
+#[derive(Debug, Clone)]
+pub enum RecordSource {
+    /// A single hub's data directory (its SQLite file).
+    Dir(std::path::PathBuf),
+    /// A cluster's PostgreSQL database (connection string).
+    Database(String),
+}
+
+/// The stored summary (JSON, audit head) and audit log of `activity`.
+fn read_record(
+    source: &RecordSource,
+    activity: &ActivityId,
+) -> anyhow::Result<(Option<(String, String)>, Vec<record::AuditEntry>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match source {
+            RecordSource::Dir(data_dir) => {
+                let path = data_dir.join("shangliang.sqlite3");
+                anyhow::ensure!(path.exists(), "no record at {}", path.display());
+                let record = Record::open_sqlite(
+                    &path,
+                    record::RecordOptions::default(),
+                    Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}),
+                )?;
+                Ok((record.summary(activity)?, record.audit_log(activity).await?))
+            }
+            RecordSource::Database(url) => {
+                let pg = record::postgres::PgRecord::connect(
+                    url,
+                    Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}),
+                )
+                .await?;
+                Ok((pg.summary(activity).await?, pg.audit_log(activity).await?))
+            }
+        }
+    })
 }
 
 /// The stored session record of `activity` in `format` (what `shangliang export` prints).
 pub fn export_record(
-    data_dir: &std::path::Path,
+    source: &RecordSource,
     activity: &ActivityId,
     format: ExportFormat,
 ) -> anyhow::Result<String> {
-    let record = open_record(data_dir)?;
-    let (json, _head) = record
-        .summary(activity)?
-        .ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
+    let (summary, _) = read_record(source, activity)?;
+    let (json, _head) =
+        summary.ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
     let summary: crate::consult::SessionSummary = serde_json::from_str(&json)?;
     Ok(match format {
         ExportFormat::Json => summary.to_json(),
@@ -689,15 +744,8 @@ pub struct Verified {
 /// Checks the audit chain of `activity` as stored in SQLite: every link, and that the head
 /// stored with the summary is on the chain (entries removed from the end are caught there).
 /// `Err` names the first broken entry (its `idx` in the `audit_log` table).
-pub fn verify_record(
-    data_dir: &std::path::Path,
-    activity: &ActivityId,
-) -> anyhow::Result<Verified> {
-    let record = open_record(data_dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let rows = rt.block_on(record.audit_log(activity))?;
+pub fn verify_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<Verified> {
+    let (summary, rows) = read_record(source, activity)?;
     let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
     if let Err(b) = crate::consult::verify(&entries) {
         let e = &entries[b.index];
@@ -713,7 +761,7 @@ pub fn verify_record(
         .last()
         .map_or_else(|| hex::encode([0u8; 32]), |e| e.hash.clone());
     let mut after_stored_head = 0;
-    if let Some((_, stored)) = record.summary(activity)? {
+    if let Some((_, stored)) = summary {
         let genesis = hex::encode([0u8; 32]);
         let pos = if stored == genesis {
             Some(0)

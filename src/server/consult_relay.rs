@@ -225,34 +225,40 @@ impl Answer {
     }
 }
 
-/// Serves relayed moderation for the activities this node is home to, relays the other homes'
-/// events to this node's connections, and stops local drivers whose activity moved away.
-/// Runs until the hub is dropped.
-pub(crate) async fn serve(hub: Weak<Hub>, cluster: Arc<Cluster>) -> Result<(), async_nats::SubscribeError> {
+/// Subscribes this node to relayed moderation (for the activities it is home to) and to the
+/// other homes' events, then serves both and stops local drivers whose activity moved away,
+/// until the hub is dropped.
+pub(crate) async fn start(hub: &Arc<Hub>, cluster: Arc<Cluster>) -> Result<(), async_nats::SubscribeError> {
     let nats = cluster.nats().clone();
     let me = cluster.me().to_owned();
     let mut requests = nats.subscribe(relay_subject(&me)).await?;
     let mut events = nats.subscribe(format!("{EVENTS_PREFIX}>")).await?;
-    let mut check = tokio::time::interval(HOME_CHECK);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            m = requests.next() => {
-                let Some(m) = m else { break };
-                let Some(hub) = hub.upgrade() else { break };
-                handle_request(&hub, &cluster, m).await;
-            }
-            m = events.next() => {
-                let Some(m) = m else { break };
-                let Some(hub) = hub.upgrade() else { break };
-                handle_event(&hub, &me, m);
-            }
-            _ = check.tick() => {
-                let Some(hub) = hub.upgrade() else { break };
-                hub.consult.retain_local(|a| cluster.home(a) == me);
+    // Make sure the server has the subscriptions before anyone is told this node is up.
+    let _ = tokio::time::timeout(RELAY_TIMEOUT, nats.flush()).await;
+    let weak = Arc::downgrade(hub);
+    hub.control.spawn(async move {
+        let hub = weak;
+        let mut check = tokio::time::interval(HOME_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                m = requests.next() => {
+                    let Some(m) = m else { break };
+                    let Some(hub) = hub.upgrade() else { break };
+                    handle_request(&hub, &cluster, m).await;
+                }
+                m = events.next() => {
+                    let Some(m) = m else { break };
+                    let Some(hub) = hub.upgrade() else { break };
+                    handle_event(&hub, &me, m);
+                }
+                _ = check.tick() => {
+                    let Some(hub) = hub.upgrade() else { break };
+                    hub.consult.retain_local(|a| cluster.home(a) == me);
+                }
             }
         }
-    }
+    });
     Ok(())
 }
 

@@ -164,8 +164,10 @@ impl Hub {
 
     /// Starts a cluster node: connects to PostgreSQL (must be up) and NATS (may come later),
     /// creates the demo activities in PostgreSQL if there are none, and opens every activity's
-    /// topic at its head. The SQLite record in the data directory is still opened (for what is
-    /// not yet clustered: the audit log).
+    /// topic at its head, and subscribes to the moderation relay (before it serves anyone, so
+    /// a request relayed here never finds nobody listening). Items, the audit log, summaries
+    /// and checkpoints are in PostgreSQL; the data directory holds only the token secret (the
+    /// SQLite file is opened but stays empty).
     pub async fn start_cluster(cfg: ServeConfig, cluster: ClusterConfig) -> Result<Arc<Hub>, StartError> {
         let fanout = Fanout::new(cfg.fanout.clone());
         let c = Cluster::connect(cluster, fanout.clone()).await?;
@@ -177,7 +179,11 @@ impl Hub {
                 }
             }
         }
-        Self::start_with(cfg, fanout, Some(c))
+        let hub = Self::start_with(cfg, fanout, Some(c.clone()))?;
+        consult_relay::start(&hub, c)
+            .await
+            .map_err(|e| StartError::from(RecordError::Unavailable(format!("nats: {e}"))))?;
+        Ok(hub)
     }
 
     fn start_with(cfg: ServeConfig, fanout: Fanout, cluster: Option<Arc<Cluster>>) -> Result<Arc<Hub>, StartError> {
@@ -231,16 +237,6 @@ impl Hub {
         hub.consult.bind(Arc::downgrade(&hub));
         // The floor reaches the media plane: may-speak changes gate forwarding in the SFU.
         hub.set_floor_hook(hub.media.floor_hook());
-        // Cluster mode: serve moderation for the activities homed here, relay other homes'
-        // events to this node's connections.
-        if let Some(c) = hub.bus.cluster() {
-            let (weak, c) = (Arc::downgrade(&hub), c.clone());
-            hub.control.spawn(async move {
-                if let Err(e) = consult_relay::serve(weak, c).await {
-                    tracing::error!("moderation relay could not subscribe: {e}");
-                }
-            });
-        }
         // Keyed limiters keep a cell per key: drop the idle ones now and then.
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
