@@ -904,3 +904,65 @@ async fn moderation_moves_to_a_surviving_node_when_its_home_dies() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("ok: 3 audit entries"), "{text}");
 }
+
+/// Sends a media `join` and returns its answer.
+async fn media_join(c: &mut Client) -> shangliang_signaling::media::MediaEvent {
+    c.send(&shangliang_signaling::ClientMsg::Media {
+        id: 7,
+        req: shangliang_signaling::media::MediaRequest::Join,
+    })
+    .await;
+    loop {
+        if let ServerMsg::Media { id: Some(7), ev } = c.recv().await {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_redirected_to_the_activitys_home_node() {
+    use shangliang_signaling::media::MediaEvent;
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    let b = Node::start(root.path(), "b", &nats, &pg).await;
+    let home = home_of(&[&a, &b]);
+    let other = if home.port == a.port { &b } else { &a };
+
+    // WHEP and WHIP: 307 to the same path on the home (method and body are kept).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for kind in ["whep", "whip"] {
+        let r = http
+            .post(format!("{}/{kind}/demo", other.base()))
+            .header("content-type", "application/sdp")
+            .bearer_auth(token(Role::Member, "甲"))
+            .body("v=0\r\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 307, "{kind}");
+        assert_eq!(
+            r.headers()["location"].to_str().unwrap(),
+            format!("{}/{kind}/demo", home.base())
+        );
+    }
+    // The home itself answers (here: the SDP is refused as invalid, not redirected).
+    let r = http
+        .post(format!("{}/whep/demo", home.base()))
+        .header("content-type", "application/sdp")
+        .body("v=0\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
+    // Room signalling: `join` on the other node names the home; on the home it joins.
+    let mut member = other.client(Role::Member, "甲").await;
+    assert_eq!(media_join(&mut member).await, MediaEvent::Redirect { node: home.base() });
+    let mut member = home.client(Role::Member, "甲").await;
+    assert!(matches!(media_join(&mut member).await, MediaEvent::Joined { .. }));
+}

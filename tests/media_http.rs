@@ -154,3 +154,43 @@ async fn whip_and_whep_refusals_have_their_status_and_code() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn whip_and_whep_answer_a_cors_preflight_from_another_origin() {
+    let h = hub(47_500, |_| {}).await;
+    for path in ["/whep/demo", "/whip/demo"] {
+        let r = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, h.http(path))
+            .header("origin", "https://player.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        let allowed = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+                .unwrap_or_default()
+        };
+        assert_eq!(allowed("access-control-allow-origin"), "*");
+        assert!(allowed("access-control-allow-methods").contains("post"), "{path}");
+        assert!(allowed("access-control-allow-headers").contains("authorization"), "{path}");
+    }
+    // The answer's Location is readable by the page (exposed), so it can DELETE later.
+    let r = reqwest::Client::new()
+        .post(h.http("/whep/demo"))
+        .header("origin", "https://player.example")
+        .header("content-type", "application/sdp")
+        .body("not sdp")
+        .send()
+        .await
+        .unwrap();
+    let expose = r
+        .headers()
+        .get("access-control-expose-headers")
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .unwrap_or_default();
+    assert!(expose.contains("location"), "{expose:?}");
+}

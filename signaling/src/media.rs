@@ -169,6 +169,13 @@ pub enum MediaEvent {
     Ok,
     /// The member is out of the room (after `leave`, or when the participation ended).
     Left,
+    /// Answer to `join` in a cluster: the room is hosted on another node. Connect to `node`
+    /// (a base URL such as `http://10.0.0.7:8080`; the websocket is `ws://…/ws`), `auth` with
+    /// the same token and `join` there.
+    Redirect {
+        /// The node hosting the room.
+        node: String,
+    },
     /// A request failed.
     Error {
         /// Stable code.

@@ -113,6 +113,19 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/whep/{activity}/{resource}", delete(whep_delete))
         .route("/whip/{activity}", post(whip_post))
         .route("/whip/{activity}/{resource}", delete(whip_delete))
+        .layer(cors())
+}
+
+/// WHIP and WHEP are called from pages of other origins (a player embedded elsewhere, or the
+/// node a cluster redirects to): any origin may POST an offer and DELETE its resource. Tokens
+/// travel in the `Authorization` header, never in cookies, so `*` gives nothing away.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION, header::ETAG, header::LINK])
 }
 
 /// An HTTP refusal: status and `{"error": code, "message": ...}`.
@@ -162,7 +175,7 @@ fn activity_of(hub: &Hub, id: &str) -> Result<(ActivityId, ActivityKind), HttpEr
         )
     };
     let id = ActivityId::new(id).map_err(|_| not_found())?;
-    match hub.record.activity(&id) {
+    match hub.bus.activity(&id) {
         Ok(Some(a)) => Ok((id, a.kind)),
         Ok(None) => Err(not_found()),
         Err(e) => Err(HttpError(
@@ -257,6 +270,21 @@ fn created(location: String, answer: String) -> Response {
         .into_response()
 }
 
+/// Cluster mode: the activity's media lives on its home node; the client is sent there with
+/// `307 Temporary Redirect` (method and body are kept, as WHIP and WHEP allow).
+fn redirect_home(hub: &Hub, kind: &str, activity: &ActivityId) -> Option<Response> {
+    let node = hub.bus.home_elsewhere(activity)?;
+    metrics::counter!("shangliang_media_redirects_total", "kind" => kind.to_owned()).increment(1);
+    let location = format!("{}/{kind}/{activity}", node.trim_end_matches('/'));
+    Some(
+        (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
+    )
+}
+
 /// WHEP: a receive-only viewer of the activity's stage. A livestream is public (no token); a
 /// room's media needs a token for that activity (any role).
 async fn whep_post(
@@ -266,6 +294,9 @@ async fn whep_post(
     body: Body,
 ) -> Result<Response, HttpError> {
     let (activity, kind) = activity_of(&hub, &activity)?;
+    if let Some(r) = redirect_home(&hub, "whep", &activity) {
+        return Ok(r);
+    }
     if kind == ActivityKind::Room {
         bearer(&hub, &headers, &activity)?;
     }
@@ -292,6 +323,9 @@ async fn whip_post(
     body: Body,
 ) -> Result<Response, HttpError> {
     let (activity, _) = activity_of(&hub, &activity)?;
+    if let Some(r) = redirect_home(&hub, "whip", &activity) {
+        return Ok(r);
+    }
     let claims = bearer(&hub, &headers, &activity)?;
     if claims.role == Role::Viewer {
         return Err(HttpError(
@@ -551,10 +585,15 @@ impl MediaConn {
                 "viewers watch the livestream; they do not join rooms",
             );
         }
-        match hub.record.activity(&claims.act) {
+        match hub.bus.activity(&claims.act) {
             Ok(Some(_)) => {}
             Ok(None) => return err(MediaErrorCode::NoSuchRoom, "no such activity"),
             Err(e) => return err(MediaErrorCode::Internal, &e.to_string()),
+        }
+        // Cluster mode: the room lives on the activity's home node.
+        if let Some(node) = hub.bus.home_elsewhere(&claims.act) {
+            metrics::counter!("shangliang_room_redirects_total").increment(1);
+            return MediaEvent::Redirect { node };
         }
         let (handle, mut events) = match hub.media.sfu.join(claims.act.as_str(), &claims.sub).await
         {

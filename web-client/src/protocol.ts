@@ -97,6 +97,7 @@ export type MediaEvent =
   | { op: 'connection_state'; pc: PcKind; state: string }
   | { op: 'ok' }
   | { op: 'left' }
+  | { op: 'redirect'; node: string }
   | { op: 'error'; code: string; message: string };
 
 export interface MediaMsg {

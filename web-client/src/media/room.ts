@@ -31,7 +31,14 @@ export class RoomMedia {
   /** Joins the room (idempotent); the subscriber leg follows the server's offers. */
   async join(): Promise<void> {
     if (this.joined) return;
-    await this.conn.media({ op: 'join' });
+    const answer = await this.conn.media({ op: 'join' });
+    if (answer.op === 'redirect') {
+      // Cluster mode: the room lives on another node. The page (with its ?token= link) moves
+      // there whole, so comments and media share one connection again.
+      const here = window.location;
+      window.location.assign(`${answer.node.replace(/\/$/, '')}${here.pathname}${here.search}${here.hash}`);
+      throw new Error(`the room is hosted on ${answer.node}`);
+    }
     this.joined = true;
   }
 
