@@ -19,6 +19,7 @@ DURATION=${DURATION:-60}
 NODES=${NODES:-6}
 PROCS_PER_NODE=${PROCS_PER_NODE:-1}   # harness worker processes per node (≤ 18,000 viewers each)
 HUB_ARGS=${HUB_ARGS:-}                # extra `serve` flags for every node, e.g. "--max-flush-ms 1000"
+TCP_MEM=${TCP_MEM:-}                  # e.g. "1572864 2097152 3145728": net.ipv4.tcp_mem (pages) for the run, restored after
 RCVBUF=${RCVBUF:-65536}                # SO_RCVBUF per viewer socket (0 = kernel autotuning; see --rcvbuf)
 NATS_PORT=${NATS_PORT:-14222}
 PG_PORT=${PG_PORT:-15432}
@@ -29,7 +30,9 @@ chmod 755 "$WORK"
 echo "work dir $WORK" >&2
 
 PIDS=()
+OLD_TCP_MEM=$(cat /proc/sys/net/ipv4/tcp_mem)
 cleanup() {
+  if [ -n "$TCP_MEM" ]; then echo "$OLD_TCP_MEM" >/proc/sys/net/ipv4/tcp_mem 2>/dev/null || true; fi
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   if [ -n "${PG_BIN:-}" ] && [ -d "$WORK/pg/data" ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate stop >/dev/null 2>&1 || true
@@ -45,6 +48,13 @@ as_pg() {
 command -v nats-server >/dev/null || { echo "nats-server missing: apt-get install -y nats-server" >&2; exit 1; }
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL missing: apt-get install -y postgresql" >&2; exit 1; }
+
+# Both ends of 200k loopback sockets share this kernel: their buffers count twice against
+# net.ipv4.tcp_mem, whose default pressure threshold (~1.5 GiB here) a real server would raise.
+if [ -n "$TCP_MEM" ]; then
+  echo "$TCP_MEM" >/proc/sys/net/ipv4/tcp_mem || { echo "cannot set tcp_mem (needs root)" >&2; exit 1; }
+fi
+echo "tcp_mem (pages): $(cat /proc/sys/net/ipv4/tcp_mem)" >&2
 
 echo "building" >&2
 cargo build --release -q
