@@ -161,6 +161,10 @@ pub enum DriverMsg {
         text: String,
         /// Stored as held.
         held: bool,
+        /// Answered once the driver knows (the poster is acknowledged after this, so a
+        /// moderator who reacts to the ack finds the comment in the review queue, whichever
+        /// node either of them is on).
+        done: oneshot::Sender<()>,
     },
     /// An item this driver caused (approval copy, hide) is durable under `seq`.
     TopicSeq(Seq),
@@ -499,9 +503,11 @@ impl ConsultDriver {
                 grants,
                 text,
                 held,
+                done,
             } => {
                 self.c
                     .handle_comment_committed(seq, &grants, text, held, now);
+                let _ = done.send(());
                 self.summary_due
                     .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
             }

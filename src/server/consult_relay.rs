@@ -10,8 +10,8 @@
 //! session ─DriverMsg─▶ router(activity) ── home is me ──▶ local driver
 //!                                      └─ home is N ───▶ NATS shangliang.consult.<key(N)>
 //!                                                            │ (request/reply for cmd, state,
-//!                                                            │  post; publish for join, leave,
-//!                                                            ▼  committed)
+//!                                                            │  post, committed; publish for
+//!                                                            ▼  join, leave)
 //!                                              relay server on N ─▶ N's driver
 //! N's driver ─ events ─▶ N's fan-out + NATS shangliang.events.<activity> ─▶ every other node's
 //!                                                            fan-out / inboxes
@@ -81,6 +81,8 @@ enum RelayReply {
     Reply(Result<Reply, WireError>),
     State(Result<Snapshot, WireError>),
     Post(PostDecision),
+    /// A one-way message was handled.
+    Done,
     /// The receiver is not the activity's home (as it sees the cluster): the named node is.
     NotHome(String),
 }
@@ -149,8 +151,8 @@ async fn relay(cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: D
     let (wire, answer): (RelayMsg, Option<Answer>) = match msg {
         DriverMsg::Join(g) => (RelayMsg::Join { a, g }, None),
         DriverMsg::Leave(who) => (RelayMsg::Leave { a, who }, None),
-        DriverMsg::Committed { seq, grants, text, held } => {
-            (RelayMsg::Committed { a, seq, g: grants, text, held }, None)
+        DriverMsg::Committed { seq, grants, text, held, done } => {
+            (RelayMsg::Committed { a, seq, g: grants, text, held }, Some(Answer::Done(done)))
         }
         DriverMsg::Command { grants, cmd, reply } => {
             (RelayMsg::Command { a, g: grants, cmd }, Some(Answer::Reply(reply)))
@@ -192,6 +194,7 @@ enum Answer {
     Reply(oneshot::Sender<Result<Reply, WireError>>),
     State(oneshot::Sender<Result<Snapshot, WireError>>),
     Post(oneshot::Sender<PostDecision>),
+    Done(oneshot::Sender<()>),
 }
 
 impl Answer {
@@ -213,6 +216,11 @@ impl Answer {
                     Ok(_) => Err(moving()),
                     Err(e) => Err(e),
                 });
+            }
+            Answer::Done(tx) => {
+                if matches!(r, Ok(RelayReply::Done)) {
+                    let _ = tx.send(());
+                }
             }
             Answer::Post(tx) => {
                 let _ = tx.send(match r {
@@ -300,9 +308,15 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
             let _ = driver.send(DriverMsg::Leave(who)).await;
         }
         RelayMsg::Committed { seq, g, text, held, .. } => {
+            let (done, rx) = oneshot::channel();
             let _ = driver
-                .send(DriverMsg::Committed { seq, grants: g, text, held })
+                .send(DriverMsg::Committed { seq, grants: g, text, held, done })
                 .await;
+            tokio::spawn(async move {
+                if rx.await.is_ok() {
+                    respond(RelayReply::Done).await;
+                }
+            });
         }
         RelayMsg::Command { g, cmd, .. } => {
             let (reply, rx) = oneshot::channel();

@@ -458,7 +458,12 @@ async fn accept_comment(
         (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
     })?;
     metrics::histogram!("shangliang_record_append_seconds").record(started.elapsed().as_secs_f64());
-    let _ = tx.send(DriverMsg::Committed { seq: item.seq, grants: grants.clone(), text, held }).await;
+    // The comment is durable and will be acknowledged whatever happens here; waiting (bounded)
+    // only orders the ack after the moderation state knows it.
+    let (done, known) = tokio::sync::oneshot::channel();
+    if tx.send(DriverMsg::Committed { seq: item.seq, grants: grants.clone(), text, held, done }).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(3), known).await;
+    }
     Ok((item.seq, held))
 }
 
