@@ -21,6 +21,11 @@ PROCS_PER_NODE=${PROCS_PER_NODE:-1}   # harness worker processes per node (≤ 1
 HUB_ARGS=${HUB_ARGS:-}                # extra `serve` flags for every node, e.g. "--max-flush-ms 1000"
 TCP_MEM=${TCP_MEM:-}                  # e.g. "1572864 2097152 3145728": net.ipv4.tcp_mem (pages) for the run, restored after
 RCVBUF=${RCVBUF:-65536}                # SO_RCVBUF per viewer socket (0 = kernel autotuning; see --rcvbuf)
+BASELINE=${BASELINE:-0}               # 1: no hubs, no NATS, no PostgreSQL: NODES bare broadcast servers
+                                      # (benches/load --baseline), each sending all RATE comments/s
+                                      # to its VIEWERS/NODES viewers — the same delivery work, the
+                                      # leanest possible server, to show what the machine carries
+BASELINE_FLUSH_MS=${BASELINE_FLUSH_MS:-1000}
 NATS_PORT=${NATS_PORT:-14222}
 PG_PORT=${PG_PORT:-15432}
 FIRST_PORT=${FIRST_PORT:-18081}
@@ -28,6 +33,55 @@ WORK=${WORK:-$(mktemp -d /tmp/shangliang-cluster.XXXXXX)}
 mkdir -p "$WORK"
 chmod 755 "$WORK"
 echo "work dir $WORK" >&2
+
+# Resource use of the whole machine over the load: CPU split (/proc/stat) and the kernel's TCP
+# counters (memory pressure, pruning, drops) as deltas.
+machine_start() {
+  CPU_BEFORE=$(head -1 /proc/stat)
+  command -v nstat >/dev/null && nstat -n || true
+}
+machine_report() {
+  echo "--- machine over the run (CPU share of 2 cores; kernel TCP counters, deltas)"
+  awk -v a="$CPU_BEFORE" -v b="$(head -1 /proc/stat)" 'BEGIN {
+    split(a, x); split(b, y); n = split("user nice system idle iowait irq softirq steal", f, " ")
+    for (i = 1; i <= n; i++) { d[i] = y[i + 1] - x[i + 1]; t += d[i] }
+    for (i = 1; i <= n; i++) printf "%s %.1f%%  ", f[i], 100 * d[i] / t; print ""
+  }'
+  command -v nstat >/dev/null && nstat 2>/dev/null |
+    grep -E "TCPMemoryPressures|PruneCalled|RcvPruned|TCPRcvQDrop|TCPBacklogDrop|TCPAbortOnMemory|TCPOFODrop" || true
+}
+
+# One load-harness instance k (in the background): VIEWERS/NODES viewers from its own source
+# addresses, 2 posters at the given rate, then the target's own flags.
+harness() {
+  local k=$1 rate=$2
+  shift 2
+  "$LOAD_BIN" --bench "$@" \
+    --viewers "$PER_NODE" --procs "$PROCS_PER_NODE" --first-src "$((2 + (k - 1) * PROCS_PER_NODE))" \
+    --rate "$rate" --posters 2 --duration "$DURATION" --drain 10 \
+    --ramp 100 --ramp-timeout 600 --rcvbuf "$RCVBUF" --json-out "$WORK/load-$k.json" \
+    >"$WORK/load-$k.out" 2>"$WORK/load-$k.log" &
+  LOAD_PIDS+=($!)
+  PIDS+=($!)
+}
+
+# Waits for every harness instance, then prints the machine's figures and each instance's
+# result (and, for hub nodes, their health). Exits with 1 if an instance failed.
+finish() {
+  local what=$1 status=0
+  for p in "${LOAD_PIDS[@]}"; do wait "$p" || status=1; done
+  machine_report
+  for k in $(seq 1 "$NODES"); do
+    echo "--- $what $k"
+    [ -f "$WORK/load-$k.json" ] && cat "$WORK/load-$k.json" || tail -5 "$WORK/load-$k.log"
+    echo
+    if [ "$what" = node ]; then
+      curl -fs "http://127.0.0.1:$((FIRST_PORT + k - 1))/healthz" || true
+      echo
+    fi
+  done
+  exit $status
+}
 
 PIDS=()
 OLD_TCP_MEM=$(cat /proc/sys/net/ipv4/tcp_mem)
@@ -44,6 +98,18 @@ trap cleanup EXIT
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+if [ "$BASELINE" = 1 ]; then
+  cargo bench --bench load --no-run -q 2>/dev/null || cargo bench --bench load --no-run
+  LOAD_BIN=$(ls -t target/release/deps/load-* | grep -v '\.d$' | head -1)
+  machine_start
+  PER_NODE=$((VIEWERS / NODES))
+  LOAD_PIDS=()
+  for k in $(seq 1 "$NODES"); do
+    harness "$k" "$RATE" --baseline --flush-ms "$BASELINE_FLUSH_MS"
+  done
+  finish "baseline server"
+fi
 
 command -v nats-server >/dev/null || { echo "nats-server missing: apt-get install -y nats-server" >&2; exit 1; }
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -91,42 +157,14 @@ for k in $(seq 1 "$NODES"); do
   echo "node $k on :$port (pid ${NODE_PIDS[-1]})" >&2
 done
 
-# Resource use of the whole machine over the load: CPU split (/proc/stat) and the kernel's TCP
-# counters (memory pressure, pruning, drops) as deltas.
-CPU_BEFORE=$(head -1 /proc/stat)
-command -v nstat >/dev/null && nstat -n || true
+machine_start
 
 PER_NODE=$((VIEWERS / NODES))
 RATE_PER_NODE=$(awk -v r="$RATE" -v n="$NODES" 'BEGIN { printf "%.4f", r / n }')
 LOAD_PIDS=()
 for k in $(seq 1 "$NODES"); do
-  port=$((FIRST_PORT + k - 1))
-  first_src=$((2 + (k - 1) * PROCS_PER_NODE))
-  "$LOAD_BIN" --bench --url "ws://127.0.0.1:$port/ws" --data-dir "$WORK/node$k" \
-    --hub-bin target/release/shangliang --server-pid "${NODE_PIDS[$((k - 1))]}" \
-    --viewers "$PER_NODE" --procs "$PROCS_PER_NODE" --first-src "$first_src" \
-    --rate "$RATE_PER_NODE" --posters 2 --duration "$DURATION" --drain 10 \
-    --ramp 100 --ramp-timeout 600 --rcvbuf "$RCVBUF" --json-out "$WORK/load-$k.json" \
-    >"$WORK/load-$k.out" 2>"$WORK/load-$k.log" &
-  LOAD_PIDS+=($!); PIDS+=($!)
+  harness "$k" "$RATE_PER_NODE" --url "ws://127.0.0.1:$((FIRST_PORT + k - 1))/ws" \
+    --data-dir "$WORK/node$k" --hub-bin target/release/shangliang \
+    --server-pid "${NODE_PIDS[$((k - 1))]}"
 done
-status=0
-for p in "${LOAD_PIDS[@]}"; do wait "$p" || status=1; done
-
-echo "--- machine over the run (CPU share of 2 cores; kernel TCP counters, deltas)"
-CPU_AFTER=$(head -1 /proc/stat)
-awk -v a="$CPU_BEFORE" -v b="$CPU_AFTER" 'BEGIN {
-  split(a, x); split(b, y); n = split("user nice system idle iowait irq softirq steal", f, " ")
-  for (i = 1; i <= n; i++) { d[i] = y[i + 1] - x[i + 1]; t += d[i] }
-  for (i = 1; i <= n; i++) printf "%s %.1f%%  ", f[i], 100 * d[i] / t; print ""
-}'
-command -v nstat >/dev/null && nstat 2>/dev/null | grep -E "TCPMemoryPressures|PruneCalled|RcvPruned|TCPRcvQDrop|TCPBacklogDrop|TCPAbortOnMemory|TCPRcvCollapsed|TCPOFODrop|TCPZeroWindowDrop" || true
-
-for k in $(seq 1 "$NODES"); do
-  echo "--- node $k"
-  [ -f "$WORK/load-$k.json" ] && cat "$WORK/load-$k.json" || tail -5 "$WORK/load-$k.log"
-  echo
-  curl -fs "http://127.0.0.1:$((FIRST_PORT + k - 1))/healthz" || true
-  echo
-done
-exit $status
+finish node
