@@ -886,13 +886,24 @@ async fn moderation_moves_to_a_surviving_node_when_its_home_dies() {
             other => panic!("approval after the home died: {other:?}"),
         }
     }
+    // The survivors announce their connections to the new home: the member is present again
+    // (with their hand still raised) without reconnecting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut late = s2.client(Role::Viewer, "迟到者").await;
+        let (_, state) = sub_state(&mut late).await;
+        assert!(state.comment_modes.review, "review mode survived the home's death");
+        if state.present.iter().any(|p| p.id == ParticipantId::new("member:甲")) {
+            assert_eq!(state.floor.hands, vec![ParticipantId::new("member:甲")]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the member was not announced to the new home: {state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     match ok(&mut chair, Command::GrantFloor { target: GrantTarget::NextHand, limit_ms: None }).await {
         Reply::FloorGranted { holder } => assert_eq!(holder, ParticipantId::new("member:甲")),
         other => panic!("{other:?}"),
     }
-    let mut late = s2.client(Role::Viewer, "迟到者").await;
-    let (_, state) = sub_state(&mut late).await;
-    assert!(state.comment_modes.review, "review mode survived the home's death");
 
     // One audit chain in PostgreSQL, continued by the new home.
     tokio::time::sleep(Duration::from_millis(500)).await;

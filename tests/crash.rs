@@ -192,7 +192,12 @@ async fn moderation_state_continues_after_kill_9_of_the_hub() {
     let (_, state) = sub_state(&mut chair).await;
     assert!(state.comment_modes.review, "review mode survives the crash");
     assert!(state.questions.iter().any(|q| q.id == id && q.text == "重启前的问题"));
-    assert_eq!(state.floor.holder, None, "the speaker's connection is gone, so is the turn");
+    assert_eq!(
+        state.floor.holder.map(|p| p.to_string()),
+        Some("member:甲".to_string()),
+        "the speaker keeps the turn for a while, in case they reconnect"
+    );
+    assert!(state.present.iter().all(|p| p.id.to_string() != "member:甲"), "but is not present");
     match ok(&mut chair, Command::ApproveComment { seq: held }).await {
         Reply::Approved { comment } => assert_eq!(comment.text, "重启前待审"),
         other => panic!("{other:?}"),

@@ -119,6 +119,9 @@ pub struct CommentPolicy {
     last_post_ms: HashMap<ParticipantId, u64>,
     sanctions: HashMap<ParticipantId, Sanction>,
     held: BTreeMap<Seq, HeldComment>,
+    /// Not in a checkpoint (up to [`Self::RECENT`] texts): a comment hidden after a restore
+    /// is recorded without its original text (the item itself is in the record).
+    #[serde(skip)]
     recent: BTreeMap<Seq, (Author, String)>,
     hidden: BTreeMap<Seq, HiddenComment>,
     counts: CommentCounts,

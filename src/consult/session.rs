@@ -132,13 +132,27 @@ pub struct Consultation {
     #[serde(skip)]
     audit: AuditLog,
     people: BTreeMap<ParticipantId, Attendee>,
+    /// Connections per viewer. Not in a checkpoint (it grows with the audience); after a
+    /// restore the nodes announce their connections again.
+    #[serde(skip)]
     viewer_conns: HashMap<ParticipantId, u32>,
+    /// Viewers ever seen, for the distinct count. Not in a checkpoint (it grows with the
+    /// audience): after a restore a returning viewer is counted again in `distinct`.
+    #[serde(skip)]
     viewers_seen: HashSet<ParticipantId>,
     viewer_stats: ViewerStats,
     last_seq: Option<Seq>,
+    /// After a restore: until when connections may be announced again before the people
+    /// still counted absent are taken as gone (spans closed, floor released).
+    #[serde(skip)]
+    rejoin_until: Option<u64>,
     #[serde(skip)]
     events: VecDeque<Outbound>,
 }
+
+/// After a restore, how long members have to be announced again (by their node, or by
+/// reconnecting) before they are taken as gone.
+pub const REJOIN_GRACE_MS: u64 = 10_000;
 
 impl Consultation {
     /// A new activity.
@@ -156,6 +170,7 @@ impl Consultation {
             viewers_seen: HashSet::new(),
             viewer_stats: ViewerStats::default(),
             last_seq: None,
+            rejoin_until: None,
             events: VecDeque::new(),
         }
     }
@@ -182,41 +197,29 @@ impl Consultation {
 
     /// The state to continue from after a restart, or on another node when the activity's
     /// home moves (JSON): everything but the audit log (stored entry by entry, restored with
-    /// [`Consultation::handle_restore_audit`]) and events not yet delivered.
+    /// [`Consultation::handle_restore_audit`]), events not yet delivered, and what grows with
+    /// the audience (viewer connections, viewers seen, recent comment texts), so its size does
+    /// not depend on how many watch.
     pub fn checkpoint(&self) -> String {
         serde_json::to_string(self).expect("the state machine serializes")
     }
 
     /// A state machine continued from a [`Consultation::checkpoint`], with an empty audit log.
     ///
-    /// `connections_gone`: the connections counted in the checkpoint no longer exist (this
-    /// node restarted; its clients reconnect and join again), so everyone present leaves at
-    /// `now_ms`, with the usual effects (presence spans closed, a speaker who left loses the
-    /// floor). When a cluster's home moves, the other nodes' connections are still open and
-    /// are never re-announced, so the counts are kept.
-    pub fn restore(json: &str, connections_gone: bool, now_ms: u64) -> Result<Self, serde_json::Error> {
+    /// Nobody counts as connected afterwards: the connections that still exist are announced
+    /// again with [`Consultation::handle_join`] (in a cluster each node re-announces its own
+    /// when an activity's home moves; after a restart clients reconnect). Members, guests and
+    /// moderators keep their open presence span and a speaker keeps the floor if they are
+    /// announced within [`REJOIN_GRACE_MS`] of `now_ms`; whoever is not is taken as gone then
+    /// (span closed at that moment, floor released). The viewer count restarts from zero and
+    /// climbs back as viewers are announced.
+    pub fn restore(json: &str, now_ms: u64) -> Result<Self, serde_json::Error> {
         let mut c: Consultation = serde_json::from_str(json)?;
-        if connections_gone {
-            let present: Vec<ParticipantId> = c
-                .people
-                .iter()
-                .filter(|(_, a)| a.connections > 0)
-                .map(|(id, _)| id.clone())
-                .collect();
-            let viewers: Vec<ParticipantId> = c.viewer_conns.keys().cloned().collect();
-            for id in &viewers {
-                c.viewer_conns.insert(id.clone(), 1);
-            }
-            for id in present {
-                if let Some(a) = c.people.get_mut(&id) {
-                    a.connections = 1;
-                }
-                c.handle_leave(&id, now_ms);
-            }
-            for id in viewers {
-                c.handle_leave(&id, now_ms);
-            }
+        for a in c.people.values_mut() {
+            a.connections = 0;
         }
+        c.viewer_stats.current = 0;
+        c.rejoin_until = Some(now_ms + REJOIN_GRACE_MS);
         Ok(c)
     }
 
@@ -243,7 +246,10 @@ impl Consultation {
 
     /// When [`Consultation::handle_tick`] must run at the latest.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.floor.poll_timeout()
+        match (self.floor.poll_timeout(), self.rejoin_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether `who` is heard now: present, and allowed by the floor. The SFU's floor hook.
@@ -290,10 +296,13 @@ impl Consultation {
         a.org.clone_from(&g.org);
         a.connections += 1;
         if a.connections == 1 {
-            a.spans.push(Span {
-                joined_at_ms: now_ms,
-                left_at_ms: None,
-            });
+            // After a restore the span of someone still connected is open: it continues.
+            if a.spans.last().is_none_or(|s| s.left_at_ms.is_some()) {
+                a.spans.push(Span {
+                    joined_at_ms: now_ms,
+                    left_at_ms: None,
+                });
+            }
             self.push(
                 Audience::Everyone,
                 ConsultEvent::Presence {
@@ -515,6 +524,22 @@ impl Consultation {
 
     /// Time passes: ends an expired turn (and auto-advances).
     pub fn handle_tick(&mut self, now_ms: u64) {
+        if self.rejoin_until.is_some_and(|t| t <= now_ms) {
+            self.rejoin_until = None;
+            let gone: Vec<ParticipantId> = self
+                .people
+                .iter()
+                .filter(|(_, a)| a.connections == 0 && a.spans.last().is_some_and(|s| s.left_at_ms.is_none()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in gone {
+                // Counted once more so the ordinary leave closes the span and the floor.
+                if let Some(a) = self.people.get_mut(&id) {
+                    a.connections = 1;
+                }
+                self.handle_leave(&id, now_ms);
+            }
+        }
         self.floor.handle_tick(now_ms);
         self.flush();
     }
@@ -1372,7 +1397,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_continues_floor_questions_and_review_queue() {
-        let (mut c, m, a, _b, v) = setup();
+        let (mut c, m, a, b, v) = setup();
         c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0).unwrap();
         let CommentDecision::Hold { text, .. } = c.handle_post_comment(&v, "待审评论", T0) else {
             panic!("held")
@@ -1382,27 +1407,68 @@ mod tests {
         c.handle_raise_hand(&a, T0).unwrap();
         c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 1).unwrap();
         drain(&mut c);
+        let before = c.snapshot(&m).unwrap();
 
-        // On another node (connections kept): the same state, and it goes on from there.
-        let mut d = Consultation::restore(&c.checkpoint(), false, T0 + 2).unwrap();
+        let t = T0 + 2;
+        let mut d = Consultation::restore(&c.checkpoint(), t).unwrap();
         assert!(d.audit().entries().is_empty(), "the audit log is restored from the record");
-        assert_eq!(d.snapshot(&m).unwrap(), c.snapshot(&m).unwrap());
+        // The connections are announced again (by their nodes, or by reconnecting).
+        for g in [&m, &a, &b, &v] {
+            d.handle_join(g, t + 1).unwrap();
+        }
+        drain(&mut d);
+        assert_eq!(d.snapshot(&m).unwrap(), before, "the same state once everyone is back");
         assert!(d.may_speak(&a.subject));
         assert!(d.questions.get(q).is_some());
-        d.handle_approve_comment(&m, Seq(1), T0 + 3).unwrap();
-        assert_eq!(d.handle_approve_comment(&m, Seq(1), T0 + 4), Err(ConsultError::NotHeld(Seq(1))));
+        d.handle_approve_comment(&m, Seq(1), t + 2).unwrap();
+        assert_eq!(d.handle_approve_comment(&m, Seq(1), t + 3), Err(ConsultError::NotHeld(Seq(1))));
+        let spans = d.summary(t + 4).participants;
+        let wang = spans.iter().find(|p| p.id == a.subject).unwrap();
+        assert_eq!(wang.spans.len(), 1, "presence continues across the restore: {wang:?}");
+    }
 
-        // After a restart (connections gone): nobody is present, the speaker's turn ended.
-        let mut e = Consultation::restore(&c.checkpoint(), true, T0 + 5).unwrap();
-        drain(&mut e);
-        let s = e.snapshot(&m).unwrap();
-        assert!(s.present.is_empty());
-        assert_eq!(s.viewers, 0);
-        assert_eq!(s.floor.holder, None);
-        assert!(s.comment_modes.review);
-        let minutes = e.summary(T0 + 6);
-        assert_eq!(minutes.turns.len(), 1, "the turn before the restart is in the minutes");
-        assert!(minutes.participants.iter().all(|p| p.spans.iter().all(|s| s.left_at_ms.is_some())));
+    #[test]
+    fn the_checkpoint_does_not_grow_with_the_audience() {
+        let (mut c, _m, _a, _b, v) = setup();
+        let small = c.checkpoint().len();
+        for i in 0..10_000 {
+            let g = grants(&format!("viewer-{i}"), Role::Viewer);
+            c.handle_join(&g, T0).unwrap();
+            let text = format!("第{i}条评论");
+            if let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, &text, T0) {
+                c.handle_comment_committed(Seq(i + 1), &v, text, false, T0);
+            }
+        }
+        let big = c.checkpoint().len();
+        assert!(big < small + 1_000, "{small} bytes with 1 viewer, {big} with 10,001 and 10,000 comments");
+        let d = Consultation::restore(&c.checkpoint(), T0 + 1).unwrap();
+        assert_eq!(d.viewer_stats.distinct, 10_001, "the counts survive, the lists do not");
+    }
+
+    #[test]
+    fn after_a_restore_whoever_is_not_announced_again_within_the_grace_is_gone() {
+        let (mut c, m, a, _b, v) = setup();
+        c.handle_raise_hand(&a, T0).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::NextHand, Some(600_000), T0 + 1).unwrap();
+        drain(&mut c);
+        let t = T0 + 10;
+        let mut d = Consultation::restore(&c.checkpoint(), t).unwrap();
+        assert_eq!(d.poll_timeout(), Some(t + REJOIN_GRACE_MS), "the grace is a deadline");
+        d.handle_join(&m, t + 5).unwrap();
+        d.handle_join(&v, t + 5).unwrap();
+        // Within the grace the speaker keeps the floor (not heard while not connected).
+        d.handle_tick(t + REJOIN_GRACE_MS - 1);
+        assert_eq!(d.snapshot(&m).unwrap().floor.holder, Some(a.subject.clone()));
+        assert!(!d.may_speak(&a.subject));
+        d.handle_tick(t + REJOIN_GRACE_MS);
+        let s = d.snapshot(&m).unwrap();
+        assert_eq!(s.floor.holder, None, "the speaker did not come back");
+        assert_eq!(s.present.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![m.subject.clone()]);
+        assert_eq!(s.viewers, 1);
+        let minutes = d.summary(t + REJOIN_GRACE_MS + 1);
+        let wang = minutes.participants.iter().find(|p| p.id == a.subject).unwrap();
+        assert_eq!(wang.spans.last().unwrap().left_at_ms, Some(t + REJOIN_GRACE_MS));
+        assert_eq!(minutes.turns.len(), 1);
     }
 
     #[test]

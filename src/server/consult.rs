@@ -392,13 +392,12 @@ struct ConsultDriver {
 
 impl ConsultDriver {
     async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
-        // Continue from the last checkpoint: after a restart of this hub (its connections are
-        // gone and will join again), or when this node became the activity's home (the other
-        // nodes' connections are still there).
+        // Continue from the last checkpoint: after a restart of this hub (its clients reconnect
+        // and join again), or when this node became the activity's home (every node's router
+        // announces its connections again).
         match self.bus.checkpoint(&self.activity).await {
             Ok(Some(state)) => {
-                let connections_gone = self.bus.cluster().is_none();
-                match Consultation::restore(&state, connections_gone, now_ms()) {
+                match Consultation::restore(&state, now_ms()) {
                     Ok(mut c) => {
                         c.handle_topic_seq(self.bus.head(&self.activity).unwrap_or_default());
                         self.c = c;

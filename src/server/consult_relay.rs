@@ -25,6 +25,7 @@
 //! after [`RELAY_TIMEOUT`]; while NATS is down, moderation and posts of activities homed
 //! elsewhere are refused with `unavailable`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -127,21 +128,61 @@ pub(crate) fn spawn_router(
 ) -> mpsc::Sender<DriverMsg> {
     let (tx, mut rx) = mpsc::channel(ROUTER_QUEUE);
     control.spawn(async move {
-        while let Some(msg) = rx.recv().await {
+        // This node's connections of the activity, to announce again to a new home.
+        let mut present: HashMap<ParticipantId, (Grants, u32)> = HashMap::new();
+        let mut last_home: Option<String> = None;
+        let mut check = tokio::time::interval(HOME_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => Some(m),
+                    None => break,
+                },
+                _ = check.tick() => None,
+            };
             let home = cluster.home(&activity);
-            if home == cluster.me() {
-                let Some(hub) = hub.upgrade() else { break };
-                // No driver (the activity is gone): the reply senders drop, callers see
-                // "unavailable".
-                if let Some(driver) = hub.consult.local_sender(&activity) {
-                    let _ = driver.send(msg).await;
+            if last_home.as_ref().is_some_and(|h| *h != home) {
+                // The home moved: its successor starts with nobody connected.
+                tracing::info!(%activity, %home, n = present.len(), "activity moved; announcing this node's connections");
+                for (g, n) in present.values() {
+                    for _ in 0..*n {
+                        send(&hub, &cluster, &home, &activity, DriverMsg::Join(g.clone())).await;
+                    }
                 }
-            } else {
-                relay(&cluster, &home, &activity, msg).await;
             }
+            last_home = Some(home.clone());
+            let Some(msg) = msg else { continue };
+            match &msg {
+                DriverMsg::Join(g) => present.entry(g.subject.clone()).or_insert_with(|| (g.clone(), 0)).1 += 1,
+                DriverMsg::Leave(who) => {
+                    if let Some((_, n)) = present.get_mut(who) {
+                        *n -= 1;
+                        if *n == 0 {
+                            present.remove(who);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            send(&hub, &cluster, &home, &activity, msg).await;
         }
     });
     tx
+}
+
+/// Hands one driver message to the driver on `home`: this node's own, or over NATS.
+async fn send(hub: &Weak<Hub>, cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: DriverMsg) {
+    if home == cluster.me() {
+        // No driver (the hub or the activity is gone): the reply senders drop, callers see
+        // "unavailable".
+        let driver = hub.upgrade().and_then(|h| h.consult.local_sender(activity));
+        if let Some(driver) = driver {
+            let _ = driver.send(msg).await;
+        }
+    } else {
+        relay(cluster, home, activity, msg).await;
+    }
 }
 
 /// Sends one driver message to the home node `home`.
