@@ -125,8 +125,9 @@ struct ServeArgs {
     /// Cluster mode: PostgreSQL connection string, postgres://user@host:port/db (requires --nats).
     #[arg(long, env = "SHANGLIANG_DATABASE", requires = "nats")]
     database: Option<String>,
-    /// Cluster mode: base URLs of every node, comma-separated, the same on every node (video
-    /// rooms are owned by one node each, chosen from this list).
+    /// Cluster mode: base URLs of every node, comma-separated, the same on every node; each
+    /// activity's home (moderation, video room) is chosen among the alive ones. Without it,
+    /// every node heard on NATS counts.
     #[arg(long, env = "SHANGLIANG_NODES", value_delimiter = ',')]
     nodes: Vec<String>,
     /// Cluster mode: this node's own base URL as written in --nodes (default: http://<listen>).

@@ -1,5 +1,6 @@
-//! Which node owns a video room: rendezvous (highest random weight) hashing of the activity id
-//! over the configured node list.
+//! Which node is an activity's home (its moderation and video room): rendezvous (highest random
+//! weight) hashing of the activity id over a node list — in practice the alive nodes, see
+//! [`super::members`].
 //!
 //! Every node computes the same answer from the same list with no coordination; removing a
 //! node moves only the rooms it owned, adding one moves only the rooms it now wins. The weight
