@@ -272,7 +272,6 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         queue_frames: a.queue_frames,
         lag_close_after: Duration::from_secs(a.lag_close_secs),
         public_max_per_sec: a.thinning_max_per_sec,
-        ..defaults
     };
     if let (Some(nats_url), Some(database_url)) = (a.nats, a.database) {
         let public_url = a.public_url.unwrap_or_else(|| format!("http://{}", a.listen));

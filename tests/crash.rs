@@ -29,10 +29,10 @@ fn spawn_hub(dir: &std::path::Path, port: u16) -> Child {
 async fn wait_healthy(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "hub did not become healthy");
         tokio::time::sleep(Duration::from_millis(50)).await;

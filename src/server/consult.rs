@@ -685,11 +685,11 @@ pub enum RecordSource {
     Database(String),
 }
 
+/// A stored session record: the summary (JSON, audit head), if any, and the audit log.
+type StoredRecord = (Option<(String, String)>, Vec<record::AuditEntry>);
+
 /// The stored summary (JSON, audit head) and audit log of `activity`.
-fn read_record(
-    source: &RecordSource,
-    activity: &ActivityId,
-) -> anyhow::Result<(Option<(String, String)>, Vec<record::AuditEntry>)> {
+fn read_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<StoredRecord> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
