@@ -641,13 +641,20 @@ async fn nats_restart_is_survived() {
             .map(|i| (Seq(i), format!("c{i}")))
             .collect::<Vec<_>>()
     );
-    // ... and a poster on the other node is told to retry.
+    // ... and a poster on the other node is told to retry, at once.
+    let asked = Instant::now();
     match remote_poster.post(&demo(), "during the outage").await {
         ServerMsg::Error { code, message, .. } => {
             assert_eq!(code, shangliang_signaling::ErrorCode::Unavailable, "{message}");
         }
         other => panic!("expected unavailable during the NATS outage, got {other:?}"),
     }
+    assert!(asked.elapsed() < Duration::from_secs(1), "refused after {:?}", asked.elapsed());
+    // A viewer connecting to the other node during the outage is served (its join cannot
+    // reach the home, which must not hold up the session).
+    let mut late = other.client(Role::Viewer, "outage viewer").await;
+    let (_, offset) = subscribed(&mut late, None).await;
+    assert_eq!(offset, Seq(10));
 
     nats.restart().await;
     a.wait_healthy().await;

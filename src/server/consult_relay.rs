@@ -207,6 +207,16 @@ async fn relay(cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: D
         // Only a driver sends itself these.
         DriverMsg::TopicSeq(_) => return,
     };
+    // While NATS is down nothing reaches the home: answer at once rather than let messages
+    // queue in the client (and sessions wait behind a full router). Joins and leaves of this
+    // node made during the outage are lost to the home's attendance.
+    if !cluster.nats_up() {
+        metrics::counter!("shangliang_consult_relay_dropped_total").increment(1);
+        if let Some(answer) = answer {
+            answer.send(Err(unreachable_home("NATS is not connected")));
+        }
+        return;
+    }
     let payload: bytes::Bytes = serde_json::to_vec(&wire).expect("relay messages serialize").into();
     let nats = cluster.nats().clone();
     let Some(answer) = answer else {
