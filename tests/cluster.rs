@@ -984,3 +984,44 @@ async fn media_is_redirected_to_the_activitys_home_node() {
     let mut member = home.client(Role::Member, "甲").await;
     assert!(matches!(media_join(&mut member).await, MediaEvent::Joined { .. }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_waits_while_another_node_holds_the_activitys_fence() {
+    use common::cmd;
+    use shangliang_signaling::ErrorCode;
+    use shangliang_signaling::consult::{Command, PolicyChange};
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    // Someone else holds the fence of the activity's moderation: a node that still believes it
+    // is home (cut off from NATS but not from PostgreSQL), played here by the test.
+    let (other, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let key = shangliang::bus::fence_key(&demo());
+    other.query_one("SELECT pg_advisory_lock($1)", &[&key]).await.unwrap();
+
+    let mut chair = a.client(Role::Moderator, "主持人").await;
+    let review = || Command::SetCommentPolicy { change: PolicyChange::Review(true) };
+    for _ in 0..3 {
+        assert_eq!(
+            cmd(&mut chair, review()).await,
+            Err(ErrorCode::Unavailable),
+            "no second driver while the fence is held elsewhere"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The other holder goes away (its connection ends): this node takes over.
+    drop(other);
+    conn.abort();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match cmd(&mut chair, review()).await {
+            Ok(_) => break,
+            Err(ErrorCode::Unavailable) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("after the fence was released: {other:?}"),
+        }
+    }
+}

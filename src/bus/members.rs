@@ -20,10 +20,12 @@
 //!   dead and running their activities itself (split brain). Moderation of activities homed
 //!   elsewhere is then unavailable until NATS returns; posts are refused with a clear error.
 //!
-//! A short disagreement (a heartbeat lost at the edge of [`LIVE_FOR`]) can still make two nodes
-//! believe they are home to one activity. The audit chain in PostgreSQL is the fence: its rows
-//! are appended only if they continue the stored chain, so the second writer's entries are
-//! refused and logged, never forked.
+//! A short disagreement (a heartbeat lost at the edge of [`LIVE_FOR`], a node cut off from NATS
+//! but not from PostgreSQL) can still make two nodes believe they are home to one activity. The
+//! view is only advice: before a driver runs it takes the activity's *fence*, a session-level
+//! advisory lock in PostgreSQL ([`super::Bus::fence`]), released when the driver stops or its
+//! node or connection dies; the second node waits. As a second line, audit rows are appended only
+//! if they continue the stored chain.
 //!
 //! This type is a pure state machine (no sockets, no clock of its own): the cluster's tasks
 //! feed it heartbeats and the time.

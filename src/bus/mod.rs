@@ -32,6 +32,21 @@ use crate::record::{Activity, AuditEntry, Record, RecordError};
 pub use cluster::{Cluster, ClusterConfig, ClusterHealth};
 pub use owner::room_owner;
 
+/// Proof that this node runs an activity's moderation; see [`Bus::fence`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    key: i64,
+    generation: u64,
+}
+
+/// The PostgreSQL advisory lock key of an activity's moderation fence: 8 bytes of SHA-256,
+/// stable everywhere (`SELECT * FROM pg_locks WHERE locktype = 'advisory'` shows who holds it).
+pub fn fence_key(activity: &ActivityId) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest([b"shangliang-home\0".as_slice(), activity.as_str().as_bytes()].concat());
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
 /// Where items are sequenced and how they travel.
 #[derive(Clone)]
 pub enum Bus {
@@ -143,6 +158,36 @@ impl Bus {
         match self {
             Bus::Local(r) => r.summary(activity),
             Bus::Cluster(c) => c.record().summary(activity).await,
+        }
+    }
+
+    /// Makes this node the only one that runs `activity`'s moderation (cluster mode): a
+    /// session-level advisory lock in PostgreSQL, held until [`Bus::unfence`] or until this
+    /// node's lock connection (or the node) dies. `Ok(None)`: another node holds it — it still
+    /// believes it is home (say, cut off from NATS but not from PostgreSQL), and two drivers
+    /// must never run at once. Always granted in single-node mode.
+    pub async fn fence(&self, activity: &ActivityId) -> Result<Option<Fence>, RecordError> {
+        match self {
+            Bus::Local(_) => Ok(Some(Fence { key: 0, generation: 0 })),
+            Bus::Cluster(c) => {
+                let key = fence_key(activity);
+                Ok(c.record().try_lock(key).await?.map(|generation| Fence { key, generation }))
+            }
+        }
+    }
+
+    /// Gives a fence back (the activity's home moved).
+    pub async fn unfence(&self, fence: Fence) {
+        if let Bus::Cluster(c) = self {
+            c.record().unlock(fence.key, fence.generation).await;
+        }
+    }
+
+    /// Whether a fence is still held (its lock connection has not been lost since).
+    pub fn fence_held(&self, fence: Fence) -> bool {
+        match self {
+            Bus::Local(_) => true,
+            Bus::Cluster(c) => c.record().lock_generation() == fence.generation,
         }
     }
 

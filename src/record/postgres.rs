@@ -142,6 +142,11 @@ struct PgInner {
     /// one connection serves every concurrent reader.
     reader: Mutex<Option<Arc<Client>>>,
     tx: mpsc::Sender<AppendReq>,
+    /// The connection that holds this node's activity locks (session-level advisory locks:
+    /// released by PostgreSQL when the connection or the node dies), and how many times it
+    /// has been (re)connected: locks taken under an older generation are gone.
+    locker: tokio::sync::Mutex<Option<Client>>,
+    lock_generation: std::sync::atomic::AtomicU64,
 }
 
 impl PgRecord {
@@ -164,8 +169,49 @@ impl PgRecord {
                 url: url.to_owned(),
                 reader: Mutex::new(None),
                 tx,
+                locker: tokio::sync::Mutex::new(None),
+                lock_generation: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Takes the exclusive lock named `key` for this node if nobody holds it: `Ok(Some(gen))`
+    /// with the lock connection's generation, `Ok(None)` if another node holds it. The lock
+    /// lives as long as the lock connection (see [`PgRecord::lock_generation`]).
+    pub async fn try_lock(&self, key: i64) -> Result<Option<u64>, RecordError> {
+        use std::sync::atomic::Ordering;
+        let mut guard = self.inner.locker.lock().await;
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            *guard = Some(connect(&self.inner.url).await?);
+            self.inner.lock_generation.fetch_add(1, Ordering::SeqCst);
+        }
+        let c = guard.as_ref().expect("connected above");
+        let row = timed(c.query_one("SELECT pg_try_advisory_lock($1)", &[&key])).await?;
+        let got: bool = row.get(0);
+        Ok(got.then(|| self.inner.lock_generation.load(Ordering::SeqCst)))
+    }
+
+    /// Releases a lock taken with [`PgRecord::try_lock`] under generation `generation` (a
+    /// lock of an older generation went with its connection).
+    pub async fn unlock(&self, key: i64, generation: u64) {
+        use std::sync::atomic::Ordering;
+        let guard = self.inner.locker.lock().await;
+        if self.inner.lock_generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
+            let _ = timed(c.execute("SELECT pg_advisory_unlock($1)", &[&key])).await;
+        }
+    }
+
+    /// The lock connection's generation now, or `u64::MAX` if it is closed (every lock is
+    /// gone).
+    pub fn lock_generation(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        match self.inner.locker.try_lock() {
+            Ok(g) if g.as_ref().is_none_or(|c| c.is_closed()) => u64::MAX,
+            _ => self.inner.lock_generation.load(Ordering::SeqCst),
+        }
     }
 
     async fn reader(&self) -> Result<Arc<Client>, RecordError> {

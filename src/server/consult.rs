@@ -47,6 +47,8 @@ const QUESTION_COALESCE: Duration = Duration::from_millis(100);
 const SUMMARY_DEBOUNCE: Duration = Duration::from_millis(200);
 /// Requests queued for one driver before senders wait.
 const DRIVER_QUEUE: usize = 1024;
+/// How long after a refused fence a node waits before it tries again.
+const FENCE_RETRY: Duration = Duration::from_millis(500);
 
 /// Where the floor reaches the media plane. The driver calls it for every present member,
 /// guest or moderator whose [`Consultation::may_speak`] changed (and once when they join), after
@@ -180,6 +182,8 @@ pub struct ConsultDrivers {
     routers: DashMap<ActivityId, mpsc::Sender<DriverMsg>>,
     /// Cluster mode: carries home drivers' events to the other nodes.
     events: OnceLock<EventRelay>,
+    /// When a driver last found its activity's fence held by another node.
+    fence_refused: DashMap<ActivityId, std::time::Instant>,
     hub: OnceLock<Weak<Hub>>,
     hook: RwLock<Arc<dyn FloorHook>>,
 }
@@ -190,6 +194,7 @@ impl Default for ConsultDrivers {
             map: DashMap::new(),
             routers: DashMap::new(),
             events: OnceLock::new(),
+            fence_refused: DashMap::new(),
             hub: OnceLock::new(),
             hook: RwLock::new(Arc::new(NoFloorHook)),
         }
@@ -248,8 +253,17 @@ impl ConsultDrivers {
     /// The driver of `activity` on this node, started if needed; `None` if the activity does
     /// not exist or the hub is gone.
     pub(crate) fn local_sender(&self, activity: &ActivityId) -> Option<mpsc::Sender<DriverMsg>> {
-        if let Some(tx) = self.map.get(activity) {
+        if let Some(tx) = self.map.get(activity).filter(|tx| !tx.is_closed()) {
             return Some(tx.clone());
+        }
+        // Another node held the activity's fence a moment ago: do not ask PostgreSQL again
+        // for every message.
+        if self
+            .fence_refused
+            .get(activity)
+            .is_some_and(|t| t.elapsed() < FENCE_RETRY)
+        {
+            return None;
         }
         let hub = self.hub.get()?.upgrade()?;
         let a = hub.bus.activity(activity).ok()??;
@@ -258,6 +272,8 @@ impl ConsultDrivers {
                 .get_or_init(|| EventRelay::spawn(c.clone(), &hub.control))
                 .clone()
         });
+        // A stopped driver's entry (its fence was refused or lost) is replaced.
+        self.map.remove_if(activity, |_, tx| tx.is_closed());
         let entry = self.map.entry(activity.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
             let head = hub.bus.head(activity).unwrap_or_default();
@@ -281,6 +297,7 @@ impl ConsultDrivers {
                 audited: 0,
                 present: HashMap::new(),
                 speaking: HashMap::new(),
+                fence: None,
             };
             hub.control.spawn(driver.run(rx));
             tx
@@ -298,6 +315,8 @@ fn now_ms() -> u64 {
 enum Persist {
     Audit(record::AuditEntry),
     Summary { json: String, head: String, state: String },
+    /// Give the moderation fence back (the driver stopped).
+    Release(crate::bus::Fence),
 }
 
 /// One task per activity writes audit entries and summaries in the order they were made (the
@@ -314,6 +333,10 @@ fn spawn_persist(
                 Persist::Audit(e) => record.append_audit(e).await,
                 Persist::Summary { json, head, state } => {
                     record.put_summary(&activity, json, head, state).await
+                }
+                Persist::Release(fence) => {
+                    record.unfence(fence).await;
+                    Ok(())
                 }
             };
             if let Err(e) = res {
@@ -388,10 +411,29 @@ struct ConsultDriver {
     present: HashMap<ParticipantId, u32>,
     /// What the floor hook was last told.
     speaking: HashMap<ParticipantId, bool>,
+    /// The proof that no other node runs this activity's moderation (see [`crate::bus::Bus::fence`]).
+    fence: Option<crate::bus::Fence>,
 }
 
 impl ConsultDriver {
     async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
+        match self.bus.fence(&self.activity).await {
+            Ok(Some(f)) => self.fence = Some(f),
+            refused => {
+                match refused {
+                    Ok(_) => tracing::warn!(activity = %self.activity, "another node still runs this activity's moderation; not starting"),
+                    Err(e) => tracing::warn!(activity = %self.activity, "cannot take the moderation fence: {e}"),
+                }
+                metrics::counter!("shangliang_consult_fence_refused_total").increment(1);
+                if let Some(hub) = self.hub.upgrade() {
+                    hub.consult
+                        .fence_refused
+                        .insert(self.activity.clone(), std::time::Instant::now());
+                }
+                // Dropping `rx` answers everything queued with "unavailable".
+                return;
+            }
+        }
         // Continue from the last checkpoint: after a restart of this hub (its clients reconnect
         // and join again), or when this node became the activity's home (every node's router
         // announces its connections again).
@@ -441,7 +483,16 @@ impl ConsultDriver {
             });
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(m) => self.handle_msg(m),
+                    Some(m) => {
+                        if self.fence.is_some_and(|f| !self.bus.fence_held(f)) {
+                            // The lock connection was lost: another node may take over now.
+                            tracing::warn!(activity = %self.activity, "moderation fence lost; driver stops");
+                            metrics::counter!("shangliang_consult_fence_lost_total").increment(1);
+                            self.fence = None;
+                            break;
+                        }
+                        self.handle_msg(m)
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep(sleep) => {}
@@ -453,14 +504,18 @@ impl ConsultDriver {
         // The hub is going away (or, in a cluster, the activity's home moved and the new home
         // writes the record from now on): write the final record.
         self.flush_questions();
-        if self.bus.home_elsewhere(&self.activity).is_some() {
-            return;
+        if self.fence.is_some() && self.bus.home_elsewhere(&self.activity).is_none() {
+            let _ = self.persist.send(Persist::Summary {
+                json: self.c.summary(now_ms()).to_json(),
+                head: self.c.audit().head(),
+                state: self.c.checkpoint(),
+            });
         }
-        let _ = self.persist.send(Persist::Summary {
-            json: self.c.summary(now_ms()).to_json(),
-            head: self.c.audit().head(),
-            state: self.c.checkpoint(),
-        });
+        if let Some(f) = self.fence.take() {
+            // Released only after everything this driver persisted is written: the persist
+            // task works in order.
+            let _ = self.persist.send(Persist::Release(f));
+        }
     }
 
     fn handle_msg(&mut self, msg: DriverMsg) {
