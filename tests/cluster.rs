@@ -803,18 +803,7 @@ async fn moderation_is_one_state_across_nodes() {
     let mut viewer_b = b.client(Role::Viewer, "乙地观众").await;
     sub_state(&mut viewer_b).await;
     let mut asker = c.client(Role::Viewer, "提问者").await;
-    let id = match ok(
-        &mut asker,
-        Command::SubmitQuestion {
-            text: "跨节点的问题".into(),
-            anonymous: false,
-        },
-    )
-    .await
-    {
-        Reply::QuestionSubmitted { id } => id,
-        other => panic!("{other:?}"),
-    };
+    let id = common::ask(&mut asker, "跨节点的问题").await;
     ok(&mut chair, Command::ModerateQuestion { id, op: QuestionOp::Publish }).await;
     let text = event(&mut viewer_b, |e| match e {
         ConsultEvent::Question { question } if question.id == id => Some(question.text.clone()),

@@ -176,10 +176,7 @@ async fn moderation_state_continues_after_kill_9_of_the_hub() {
         ServerMsg::Ack { seq, held: true, .. } => seq,
         other => panic!("{other:?}"),
     };
-    let id = match ok(&mut viewer, Command::SubmitQuestion { text: "重启前的问题".into(), anonymous: false }).await {
-        Reply::QuestionSubmitted { id } => id,
-        other => panic!("{other:?}"),
-    };
+    let id = common::ask(&mut viewer, "重启前的问题").await;
     ok(&mut chair, Command::ModerateQuestion { id, op: QuestionOp::Publish }).await;
     // The checkpoint is written ~200 ms after the last change.
     tokio::time::sleep(Duration::from_millis(1000)).await;

@@ -418,18 +418,7 @@ async fn pinned_question_reaches_late_joiners() {
     let mut chair = hub.client(Role::Moderator, "主持人").await;
     let mut member = hub.client(Role::Member, "甲").await;
     let mut asker = hub.client(Role::Viewer, "提问者").await;
-    let id = match ok(
-        &mut asker,
-        Command::SubmitQuestion {
-            text: "农村养老怎么保障？".into(),
-            anonymous: false,
-        },
-    )
-    .await
-    {
-        Reply::QuestionSubmitted { id } => id,
-        other => panic!("{other:?}"),
-    };
+    let id = common::ask(&mut asker, "农村养老怎么保障？").await;
     ok(
         &mut chair,
         Command::ModerateQuestion {

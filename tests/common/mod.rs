@@ -321,3 +321,11 @@ pub async fn items_through(c: &mut Client, seq: Seq) -> Vec<Item> {
     }
 }
 
+
+/// Submits a question (not anonymous) and returns its id.
+pub async fn ask(c: &mut Client, text: &str) -> shangliang_signaling::consult::QuestionId {
+    match ok(c, Command::SubmitQuestion { text: text.into(), anonymous: false }).await {
+        Reply::QuestionSubmitted { id } => id,
+        other => panic!("expected question_submitted, got {other:?}"),
+    }
+}
