@@ -9,7 +9,8 @@
 //!    everyone with a vote gets a position ("you are here"), counted or not.
 //! 3. **Groups** ([`super::cluster`]): k-means on a grid of the counted positions, 2 ≤ k ≤ 5
 //!    chosen by silhouette and smoothed as Pol.is does (a new k must win `k_buffer` recomputes
-//!    in a row); groups keep their ids across recomputes by overlap of members.
+//!    in a row); groups keep their ids across recomputes by overlap of members. When every
+//!    counted position falls into one cell (everyone voted alike) there is a single group.
 //! 4. **Per group and statement** the agree / disagree / pass counts of its members, from
 //!    which come:
 //!    - **repness** (Pol.is `repness.clj`): the statements a group agrees or disagrees with
@@ -343,7 +344,7 @@ impl GroupReport {
         if s < self.n_statements { self.group_counts[g * self.n_statements + s] } else { VoteCounts::default() }
     }
 
-    /// Each group's votes on statement index `s`.
+    /// Each group's votes on `statement`.
     pub fn shares(&self, statement: StatementId) -> Vec<GroupShare> {
         self.summary
             .groups
