@@ -63,7 +63,7 @@ fn grants(i: usize, role: Role) -> Grants {
         name: String::new(),
         role,
         org: None,
-        verified: i % 5 == 0,
+        verified: i.is_multiple_of(5),
         activity: activity(),
     }
 }
@@ -89,11 +89,11 @@ fn votes(s: &Size) -> Vec<(u32, u16, Vote)> {
             7..9 => 2,
             _ => 3,
         };
-        for st in 0..s.statements {
+        for (st, stance) in stances[g].iter().enumerate() {
             if unit(&mut rng) >= s.density {
                 continue;
             }
-            let agrees = st < s.statements / 10 || stances[g][st];
+            let agrees = st < s.statements / 10 || *stance;
             let u = unit(&mut rng);
             let v = match (u < 0.75, u < 0.9) {
                 (true, _) => if agrees { Vote::Agree } else { Vote::Disagree },
