@@ -9,6 +9,7 @@
 //! Dependency direction: `server` uses all others; `fanout` and `consult` use none of them.
 
 pub mod bus;
+pub mod consensus;
 pub mod consult;
 pub mod fanout;
 pub mod record;
