@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use shangliang_signaling::{Org, OrgLevel};
 
+use super::access::{Actor, require_organiser_of};
+use super::activity::AuditNote;
 use super::error::AdminError;
 use super::ids::CommitteeId;
 use super::text;
@@ -146,6 +148,33 @@ impl Directory {
         Ok(self.committees.entry(id.clone()).or_insert(Committee { id, name, level, parent }))
     }
 
+    /// [`Directory::handle_add`] on behalf of `actor`: a province only by the operator (it
+    /// founds a platform); a city or county by an organiser of its parent or of a committee
+    /// above that (so a province sets up its cities and their counties, a city its counties).
+    /// Returns the audit note of the creation.
+    pub fn handle_create(
+        &mut self,
+        actor: &Actor,
+        id: CommitteeId,
+        name: &str,
+        level: Level,
+        parent: Option<CommitteeId>,
+        now_ms: u64,
+    ) -> Result<AuditNote, AdminError> {
+        match (&parent, actor) {
+            (None, Actor::Operator { .. }) => {}
+            (None, Actor::Staff(_)) => return Err(AdminError::RoleForbidden),
+            (Some(p), _) => {
+                if !self.committees.contains_key(p) {
+                    return Err(AdminError::NoSuchCommittee);
+                }
+                require_organiser_of(actor, p, self)?;
+            }
+        }
+        let c = self.handle_add(id, name, level, parent)?;
+        Ok(AuditNote::new(now_ms, actor.audit_name(), "committee_created", c.id.as_str(), c.level.as_str()))
+    }
+
     /// One committee.
     pub fn get(&self, id: &CommitteeId) -> Option<&Committee> {
         self.committees.get(id)
@@ -218,6 +247,22 @@ pub(crate) mod tests {
         assert!(!d.is_above(&id("sn-xa"), &id("sn-xa")));
         assert_eq!(d.subtree(&id("sn-xa")).len(), 2);
         assert_eq!(d.get(&id("sn-xa")).unwrap().org().level, OrgLevel::City);
+    }
+
+    #[test]
+    fn committees_are_created_under_their_parent_by_its_organisers() {
+        use crate::admin::access::{StaffRole, tests::staff};
+        let mut d = shaanxi();
+        let id = |s: &str| CommitteeId::new(s).unwrap();
+        let mut create = |who: &Actor, c: &str, level, parent: Option<&str>| {
+            d.handle_create(who, id(c), "新委员会", level, parent.map(id), 0).map(|n| n.action)
+        };
+        assert_eq!(create(&staff("sn", StaffRole::Organiser), "sn-xa-ba", Level::County, Some("sn-xa")), Ok("committee_created"));
+        assert_eq!(create(&staff("sn-xa", StaffRole::Organiser), "sn-xa-yt", Level::County, Some("sn-xa")), Ok("committee_created"));
+        assert_eq!(create(&staff("sn-bj", StaffRole::Organiser), "sn-xa-x", Level::County, Some("sn-xa")), Err(AdminError::CommitteeForbidden));
+        assert_eq!(create(&staff("sn", StaffRole::Moderator), "sn-yl", Level::City, Some("sn")), Err(AdminError::RoleForbidden));
+        assert_eq!(create(&staff("sn", StaffRole::Organiser), "gs", Level::Province, None), Err(AdminError::RoleForbidden));
+        assert_eq!(create(&Actor::Operator { name: "root".into() }, "gs", Level::Province, None), Ok("committee_created"));
     }
 
     #[test]
