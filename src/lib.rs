@@ -5,9 +5,11 @@
 //! - [`record`]: the durable consultation record (SQLite by default).
 //! - [`bus`]: cross-node delivery (in-process for one node; NATS in a cluster).
 //! - [`server`]: the axum/tokio shell: HTTP API, websocket sessions, auth, metrics.
+//! - [`admin`]: the organisers' side (activities, settings, committees, accounts, invitations), pure.
 //!
 //! Dependency direction: `server` uses all others; `fanout` and `consult` use none of them.
 
+pub mod admin;
 pub mod bus;
 pub mod consensus;
 pub mod consult;
