@@ -173,7 +173,7 @@ struct ServeArgs {
     /// Most not-yet-upgraded connections per client address (IPv6: per /64).
     #[arg(long, default_value_t = 64)]
     max_pending_per_address: usize,
-    /// Pending slots kept for addresses that hold none (default: an eighth of the maximum).
+    /// Pending slots kept for addresses holding fewer than 4 (default: an eighth of the maximum).
     #[arg(long)]
     pending_reserve: Option<usize>,
 }

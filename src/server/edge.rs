@@ -33,9 +33,9 @@
 //!   per client address (an IPv6 /64 counts as one address), at most `max_pending` in total, and
 //!   no new connection when the process would come within `fd_headroom` of its file limit.
 //! - **Headroom for `/healthz` and moderators**: the last `pending_reserve` slots of
-//!   `max_pending` admit only addresses that hold no pending connection. An attacker who filled
-//!   the pool from a few addresses cannot take them; a health checker, a moderator or a viewer
-//!   arriving from any other address still gets in. Established websockets (moderators at work)
+//!   `max_pending` admit only addresses that hold fewer than [`RESERVE_PER_ADDRESS`] (4) pending
+//!   connections. An attacker who filled the pool from a few addresses cannot take them; a
+//!   health checker, a moderator or a viewer arriving from any other address still gets in. Established websockets (moderators at work)
 //!   are not pending and are untouched. A distributed attack from more addresses than the reserve
 //!   can still fill it: that needs a front proxy or a CDN, which is what `--trusted-proxy` is for.
 //! - **Trusted proxies**: behind nginx every TCP peer is the proxy, so per-address caps cannot
@@ -107,7 +107,8 @@ pub struct EdgeConfig {
     pub max_pending: Option<usize>,
     /// Most pending connections per client address (IPv6: per /64). Default 64.
     pub max_pending_per_address: usize,
-    /// Slots of `max_pending` kept for addresses that hold none; `None`: an eighth of it.
+    /// Slots of `max_pending` kept for addresses that hold fewer than [`RESERVE_PER_ADDRESS`];
+    /// `None`: an eighth of it.
     pub pending_reserve: Option<usize>,
     /// Files kept free below the process's limit (`RLIMIT_NOFILE`) for everything else the hub
     /// opens. Default 64.
@@ -176,7 +177,7 @@ pub enum Refusal {
     PerAddress,
     /// `max_pending` pending connections are open.
     Total,
-    /// Only the reserve is left, and this address already holds a pending connection.
+    /// Only the reserve is left, and this address already holds [`RESERVE_PER_ADDRESS`].
     Reserve,
     /// The process would come within `fd_headroom` of its file limit.
     FdBudget,
@@ -237,6 +238,11 @@ impl AddrKey {
     }
 }
 
+/// Pending connections an address may hold and still be admitted to the reserve: a health
+/// checker's back-to-back probes, or a browser's few parallel requests, overlap briefly; an
+/// address that filled the pool holds far more.
+pub const RESERVE_PER_ADDRESS: usize = 4;
+
 /// Pending connections per address, and the admission rule. Pure: no clock, no sockets.
 #[derive(Debug)]
 pub struct Gate {
@@ -276,7 +282,7 @@ impl Gate {
         if self.total >= l.max_pending {
             return Err(Refusal::Total);
         }
-        if self.total >= l.max_pending - l.reserve && held > 0 {
+        if self.total >= l.max_pending - l.reserve && held >= RESERVE_PER_ADDRESS {
             return Err(Refusal::Reserve);
         }
         self.total += 1;
