@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the hub (embedded defaults: 127.0.0.1:8080, SQLite and secret under ./data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed token for an activity.
     Token(TokenArgs),
     /// Write an activity's session record (JSON, CSV, or Markdown minutes) to stdout.
@@ -246,7 +246,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Export(a) => {
             let act = ActivityId::new(&a.activity)?;
