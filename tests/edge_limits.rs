@@ -359,3 +359,113 @@ async fn a_request_body_dripped_a_byte_at_a_time_is_cut_at_the_request_timeout()
     assert!(text.starts_with("HTTP/1.1 408"), "{text:?} after {:?}", start.elapsed());
     assert!(text.contains("request_timeout"));
 }
+
+/// nginx in front of `hub_port`, listening on its own port, appending the client to
+/// `X-Forwarded-For` as the usual configuration does. Killed on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    async fn start(hub_port: u16) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes 1;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+                 proxy_pass http://127.0.0.1:{hub_port};\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx (apt-get install nginx)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start: {:?}", std::fs::read_to_string(dir.path().join("error.log")));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Nginx { child, port, _dir: dir }
+    }
+}
+
+#[tokio::test]
+async fn behind_nginx_every_client_keeps_its_own_viewer_token_bucket() {
+    let hub = TestHub::start(|cfg| {
+        cfg.viewer_tokens_per_minute = 2;
+        cfg.edge.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let nginx = Nginx::start(hub.addr.port()).await;
+    let via_nginx = |src: [u8; 4], claim: Option<&'static str>| {
+        let port = nginx.port;
+        async move {
+            let http = reqwest::Client::builder().local_address(IpAddr::from(src)).build().unwrap();
+            let mut req = http
+                .post(format!("http://127.0.0.1:{port}/api/activities/demo/viewer-token"))
+                .json(&serde_json::json!({ "name": "市民" }));
+            if let Some(c) = claim {
+                req = req.header("x-forwarded-for", c);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(via_nginx([127, 0, 0, 2], None).await, 200);
+    }
+    assert_eq!(via_nginx([127, 0, 0, 2], None).await, 429, "127.0.0.2 used its two tokens");
+    // Claiming another address does not help: nginx appends the real one on the right.
+    assert_eq!(via_nginx([127, 0, 0, 2], Some("198.51.100.77")).await, 429);
+    // Another client behind the same nginx has its own bucket (without the setting, all of
+    // nginx's clients would share one).
+    assert_eq!(via_nginx([127, 0, 0, 3], None).await, 200);
+}
+
+#[tokio::test]
+async fn a_shutdown_stops_accepting_and_returns_though_a_half_open_connection_lingers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = shangliang::server::ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
+    cfg.edge.header_timeout = Duration::from_secs(1);
+    cfg.edge.request_timeout = Duration::from_secs(1);
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hub = shangliang::server::Hub::start(cfg).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(shangliang::server::run(listener, hub, async {
+        let _ = stopped.await;
+    }));
+    let mut lingering = TcpStream::connect(addr).await.unwrap();
+    lingering.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let ok = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert!(ok.status().is_success());
+    let t = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), served).await.expect("run returned").unwrap().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(3), lingering.read(&mut buf)).await.unwrap();
+    assert!(matches!(closed, Ok(0) | Err(_)), "the half-open connection was closed");
+}

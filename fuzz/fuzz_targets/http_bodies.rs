@@ -50,7 +50,7 @@ const PREFIXES: [&str; 9] = [
 ];
 
 fn request(u: &mut Unstructured) -> Result<Option<Request<Body>>> {
-    let method = *u.choose(&[Method::GET, Method::POST, Method::DELETE, Method::OPTIONS, Method::PUT])?;
+    let method = u.choose(&[Method::GET, Method::POST, Method::DELETE, Method::OPTIONS, Method::PUT])?.clone();
     let prefix = *u.choose(&PREFIXES)?;
     let tail: String = u.arbitrary()?;
     let uri = format!("{prefix}{tail}");
@@ -59,12 +59,14 @@ fn request(u: &mut Unstructured) -> Result<Option<Request<Body>>> {
     if !content_type.is_empty() {
         b = b.header("content-type", content_type);
     }
-    for _ in 0..u.int_in_range(0..=3)? {
+    let extra = u.int_in_range(0..=3)?;
+    for _ in 0..extra {
         let name = *u.choose(&["authorization", "x-forwarded-for", "forwarded", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"])?;
         let value: String = u.arbitrary()?;
         b = b.header(name, value);
     }
-    let body = u.bytes(u.len())?.to_vec();
+    let rest = u.len();
+    let body = u.bytes(rest)?.to_vec();
     // Offers that parse would start real peer connections in the SFU: that parser has its own
     // target, so SDP bodies stop here.
     if content_type == "application/sdp" && (prefix.starts_with("/whep") || prefix.starts_with("/whip")) && body.starts_with(b"v=0") {

@@ -10,7 +10,12 @@ use shangliang::record::merkle::{
 
 fn leaves(u: &mut Unstructured) -> Result<Vec<Vec<u8>>> {
     let n = u.int_in_range(1..=48)?;
-    (0..n).map(|_| Ok(u.bytes(u.int_in_range(0..=8)?)?.to_vec())).collect()
+    (0..n)
+        .map(|_| {
+            let len = u.int_in_range(0..=8)?;
+            Ok(u.bytes(len)?.to_vec())
+        })
+        .collect()
 }
 
 fn path(u: &mut Unstructured) -> Result<Vec<Hash>> {
@@ -50,7 +55,10 @@ fn run(data: &[u8]) -> Result<()> {
             p = log.inclusion_proof(index, s).unwrap().path;
         }
         match u.int_in_range(0..=5)? {
-            0 => leaf = u.bytes(u.int_in_range(0..=8)?)?.to_vec(),
+            0 => {
+                let len = u.int_in_range(0..=8)?;
+                leaf = u.bytes(len)?.to_vec();
+            }
             1 if !p.is_empty() => {
                 let k = u.choose_index(p.len())?;
                 p[k][u.choose_index(32)?] ^= 1 << u.int_in_range(0..=7)?;

@@ -325,7 +325,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// Hops of a forwarding header looked at, at most (a proxy chain is a handful).
+/// Hops of a forwarding header walked from the right, at most (a proxy chain is a handful);
+/// past them the walk stops at the last trusted hop.
 pub const MAX_HOPS: usize = 32;
 
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
@@ -366,14 +367,11 @@ fn split_unquoted(s: &str, sep: char) -> impl Iterator<Item = &str> {
 }
 
 /// The `for=` nodes of `Forwarded` values, in order; `None` for an element without a usable
-/// `for`.
+/// `for`. All of them: the ones that count are on the right (bounded by the header size).
 fn forwarded_hops<'a>(values: impl Iterator<Item = &'a str>) -> Vec<Option<IpAddr>> {
     let mut hops = Vec::new();
     for v in values {
         for element in split_unquoted(v, ',') {
-            if hops.len() > MAX_HOPS {
-                return hops;
-            }
             let node = split_unquoted(element, ';').find_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
                 k.trim().eq_ignore_ascii_case("for").then(|| v.trim())
@@ -402,16 +400,13 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet], which: 
     };
     let hops: Vec<Option<IpAddr>> = match which {
         ClientHeader::XForwardedFor => {
-            let mut hops = Vec::new();
-            for v in values(header::HeaderName::from_static("x-forwarded-for")) {
-                for hop in v.split(',') {
-                    if hops.len() > MAX_HOPS {
-                        break;
-                    }
-                    hops.push(parse_node(hop));
-                }
-            }
-            hops
+            // All hops: a client can put any number on the left, and the ones our proxies
+            // appended are on the right (bounded by the header size).
+            values(header::HeaderName::from_static("x-forwarded-for"))
+                .into_iter()
+                .flat_map(|v| v.split(','))
+                .map(parse_node)
+                .collect()
         }
         ClientHeader::Forwarded => forwarded_hops(values(header::FORWARDED).into_iter()),
     };
@@ -432,6 +427,9 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet], which: 
 
 // ---------------------------------------------------------------------------------------------
 // The I/O shell
+
+/// The read buffer of a connection, and so the longest request head.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 fn clock() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -689,7 +687,12 @@ async fn connection(
         })
     };
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(edge.cfg.header_timeout).max_headers(64);
+    // 16 KiB of request head at most (nginx: 4 × 8 KiB lines): a pending connection costs at
+    // most that much buffer, and a longer head is answered 431.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(edge.cfg.header_timeout)
+        .max_headers(64)
+        .max_buf_size(MAX_HEAD_BYTES);
     let conn = http.serve_connection(io, svc).with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let idle = edge.cfg.idle_timeout;

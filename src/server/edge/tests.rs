@@ -131,6 +131,21 @@ fn the_client_is_the_rightmost_hop_that_is_not_a_trusted_proxy() {
 }
 
 #[test]
+fn a_client_cannot_push_the_proxies_hops_out_of_reach_with_a_long_header() {
+    // 40 invented hops on the left, then what our proxy appended: the real client.
+    let spoof = vec!["9.9.9.9"; 40].join(", ");
+    let h = headers(&[("x-forwarded-for", &format!("{spoof}, 203.0.113.9"))]);
+    assert_eq!(client_addr(ip("10.0.0.5"), &h, &proxies(), ClientHeader::XForwardedFor), ip("203.0.113.9"));
+    let spoof = vec!["for=9.9.9.9"; 40].join(", ");
+    let h = headers(&[("forwarded", &format!("{spoof}, for=203.0.113.9"))]);
+    assert_eq!(client_addr(ip("10.0.0.5"), &h, &proxies(), ClientHeader::Forwarded), ip("203.0.113.9"));
+    // A chain of more trusted hops than are walked ends at the last one walked.
+    let chain = vec!["10.0.0.7"; MAX_HOPS + 5].join(", ");
+    let h = headers(&[("x-forwarded-for", &format!("203.0.113.9, {chain}"))]);
+    assert_eq!(client_addr(ip("10.0.0.5"), &h, &proxies(), ClientHeader::XForwardedFor), ip("10.0.0.7"));
+}
+
+#[test]
 fn forwarded_is_parsed_per_rfc_7239_and_only_when_configured() {
     let h = headers(&[
         ("forwarded", r#"for=192.0.2.60;proto=http;by=203.0.113.43, For="[2001:db8:cafe::17]:4711""#),
