@@ -11,8 +11,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        if text.trim_start().starts_with("v=0") {
-            let _ = RTCSessionDescription::offer(text.to_owned());
-        }
+        // The SFU's own first check; inputs without it get it, so every input reaches the
+        // parser (seed: `fuzz/seeds/sdp_offer`, a browser's receive-only offer).
+        let sdp = if text.trim_start().starts_with("v=0") { text.to_owned() } else { format!("v=0\r\n{text}") };
+        let _ = RTCSessionDescription::offer(sdp);
     }
 });
