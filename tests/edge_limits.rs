@@ -103,22 +103,23 @@ fn refused(metrics: &str, reason: &str) -> u64 {
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
-/// Opens a connection from `src`, sends half a request line, and waits (at most `limit`) for
-/// the hub to close it. Returns how long after opening that happened, or `None` if it stayed
-/// open. `opened` is told once the half request is out.
+/// Opens a connection from `src`, sends half a request line, and waits (at most `limit` after
+/// the connection is established) for the hub to close it. Returns how long after the half
+/// request went out that happened, or `None` if it stayed open. `opened` is told once the half
+/// request is out (or the connection failed).
 async fn half_open(src: IpAddr, port: u16, limit: Duration, opened: Arc<tokio::sync::Semaphore>) -> Option<Duration> {
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::new(src, 0)).unwrap();
-    let start = Instant::now();
-    let connected = tokio::time::timeout(Duration::from_secs(10), sock.connect(SocketAddr::from(([127, 0, 0, 1], port)))).await;
+    let connected = tokio::time::timeout(Duration::from_secs(20), sock.connect(SocketAddr::from(([127, 0, 0, 1], port)))).await;
     let mut s: TcpStream = match connected {
         Ok(Ok(s)) => s,
         _ => {
             opened.add_permits(1);
-            return Some(start.elapsed());
+            return Some(Duration::ZERO);
         }
     };
     let _ = s.write_all(b"GET /api/activities HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Wait: ").await;
+    let start = Instant::now();
     opened.add_permits(1);
     let mut buf = [0u8; 512];
     let until = start + limit;
@@ -129,6 +130,14 @@ async fn half_open(src: IpAddr, port: u16, limit: Duration, opened: Arc<tokio::s
             Ok(Ok(_)) => continue, // a 429/503 answer; the close follows
         }
     }
+}
+
+/// `shangliang_http_pending_connections` in a Prometheus text page.
+fn pending(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shangliang_http_pending_connections "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
 struct Attack {
@@ -151,21 +160,23 @@ impl Attack {
 
     /// Until every connection has sent its half request.
     async fn all_open(&self) {
-        let all = tokio::time::timeout(Duration::from_secs(30), self.opened.acquire_many(self.n as u32)).await;
+        let all = tokio::time::timeout(Duration::from_secs(40), self.opened.acquire_many(self.n as u32)).await;
         all.expect("the attack's connections opened").unwrap().forget();
     }
 
-    /// (closed at once, closed after the header timeout); panics if any stayed open.
-    async fn outcome(mut self) -> (usize, usize) {
-        let (mut at_once, mut timed_out) = (0, 0);
+    /// How many the hub cut at the header timeout (the others it refused at once); panics if
+    /// any stayed open. (Connections the kernel's accept queue held back may be admitted
+    /// later, when slots free up: the hub's counters are the exact account.)
+    async fn outcome(mut self) -> usize {
+        let mut timed_out = 0;
         while let Some(r) = self.tasks.join_next().await {
             match r.unwrap() {
                 None => panic!("a half-open connection was never closed"),
                 Some(d) if d >= HEADER_TIMEOUT - Duration::from_millis(500) => timed_out += 1,
-                Some(_) => at_once += 1,
+                Some(_) => {}
             }
         }
-        (at_once, timed_out)
+        timed_out
     }
 }
 
@@ -198,14 +209,16 @@ async fn half_open_requests_beyond_the_file_limit_are_refused_and_timed_out_whil
     viewer_works(&hub).await;
     let files = hub.open_files();
     assert!(files < 2048 - 64, "the hub holds {files} files of 2048");
+    let held = pending(&hub.metrics().await);
+    assert!(held <= 2 * 64 + 4, "each attacking address holds at most 64 ({held} pending)");
 
-    let (at_once, timed_out) = attack.outcome().await;
-    assert_eq!(at_once + timed_out, n);
-    assert_eq!(timed_out, 2 * 64, "each attacking address holds 64 until the header timeout");
+    let timed_out = attack.outcome().await;
+    assert!(timed_out >= 2 * 64, "both addresses held 64 until the header timeout ({timed_out})");
     assert!(hub.healthy(Duration::from_secs(2)).await);
     let m = hub.metrics().await;
-    assert_eq!(refused(&m, "pending_per_address"), (n - timed_out) as u64, "{m}");
-    assert_eq!(refused(&m, "header_timeout"), timed_out as u64);
+    let (per_address, cut) = (refused(&m, "pending_per_address"), refused(&m, "header_timeout"));
+    assert_eq!(per_address + cut, n as u64, "each one refused at once or cut at the header timeout: {m}");
+    assert!(cut <= timed_out as u64, "every cut one lasted the header timeout");
     assert_eq!(refused(&m, "accept_error"), 0, "the hub never ran out of files");
 }
 
@@ -225,22 +238,26 @@ async fn an_attack_that_fills_every_pending_slot_leaves_the_reserve_to_newcomers
         assert!(hub.healthy(Duration::from_secs(2)).await, "/healthz must get a reserved slot");
     }
     viewer_works(&hub).await;
-    let (at_once, timed_out) = attack.outcome().await;
-    assert_eq!(at_once + timed_out, n);
-    assert_eq!(timed_out, 175, "the attackers hold every slot but the reserve");
+    let held = pending(&hub.metrics().await);
+    assert!(held <= 175 + 4, "the attackers hold every slot but the reserve ({held} pending)");
+    let timed_out = attack.outcome().await;
+    assert!(timed_out >= 175, "the attackers filled the open slots ({timed_out})");
     let m = hub.metrics().await;
-    assert_eq!(refused(&m, "pending_reserve"), (n - 175) as u64, "{m}");
-    assert_eq!(refused(&m, "header_timeout"), 175);
+    let (reserve, cut) = (refused(&m, "pending_reserve"), refused(&m, "header_timeout"));
+    assert_eq!(reserve + cut, n as u64, "{m}");
+    assert!(cut <= timed_out as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_half_open_requests_at_the_default_limit_never_starve_healthz() {
     // The attack as it was: the hub at its 20,000-file limit with default settings,
-    // 20,100 half-open requests from two addresses (at most 4,000 in flight on our side, since
-    // this process has the same 20,000-file limit; refused ones close at once).
+    // 20,100 half-open requests from two addresses, at most 800 in flight on our side (this
+    // process has the same 20,000-file limit, and more than the listener's accept queue of 1,024
+    // would have the kernel drop handshakes: a SYN flood is the kernel's business, not this
+    // test's). Refused ones close at once.
     let hub = HubProcess::start(None, &[]).await;
     let n = 20_100;
-    let limit = Arc::new(tokio::sync::Semaphore::new(4000));
+    let limit = Arc::new(tokio::sync::Semaphore::new(800));
     let opened = Arc::new(tokio::sync::Semaphore::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     let port = hub.port;
