@@ -386,7 +386,17 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers and exits (SIGKILL would orphan the
+    /// workers); SIGKILL only if it does not go within 5 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
