@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the hub (embedded defaults: 127.0.0.1:8080, SQLite and secret under ./data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed token for an activity.
     Token(TokenArgs),
     /// Write an activity's session record (JSON, CSV, or Markdown minutes) to stdout.
@@ -152,6 +152,30 @@ struct ServeArgs {
     /// Most receive-only (WHEP) viewers on this node.
     #[arg(long, default_value_t = 5_000)]
     max_viewers_per_node: usize,
+    /// A reverse proxy (CIDR or address) whose forwarded client address is believed; repeatable.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = shangliang::server::edge::parse_cidr, env = "SHANGLIANG_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header trusted proxies write the client address into: x-forwarded-for or forwarded.
+    #[arg(long, default_value = "x-forwarded-for")]
+    client_address_header: shangliang::server::edge::ClientHeader,
+    /// Seconds a connection has to send a complete request head (also between keep-alive requests).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds without a byte either way before a not-yet-upgraded connection is closed.
+    #[arg(long, default_value_t = 30)]
+    http_idle_timeout_secs: u64,
+    /// Seconds to answer one HTTP request, reading its body included (else 408).
+    #[arg(long, default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// Most not-yet-upgraded connections (default: a quarter of the file limit, at most 4096).
+    #[arg(long)]
+    max_pending_connections: Option<usize>,
+    /// Most not-yet-upgraded connections per client address (IPv6: per /64).
+    #[arg(long, default_value_t = 64)]
+    max_pending_per_address: usize,
+    /// Pending slots kept for addresses holding fewer than 4 (default: an eighth of the maximum).
+    #[arg(long)]
+    pending_reserve: Option<usize>,
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -222,7 +246,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Export(a) => {
             let act = ActivityId::new(&a.activity)?;
@@ -262,6 +286,17 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         udp_port_range: a.rtc_ports,
         max_participants_per_room: a.max_room_participants,
         max_viewers_per_node: a.max_viewers_per_node,
+    };
+    cfg.edge = shangliang::server::edge::EdgeConfig {
+        header_timeout: Duration::from_secs(a.header_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(a.http_idle_timeout_secs.max(1)),
+        request_timeout: Duration::from_secs(a.request_timeout_secs.max(1)),
+        max_pending: a.max_pending_connections,
+        max_pending_per_address: a.max_pending_per_address,
+        pending_reserve: a.pending_reserve,
+        trusted_proxies: a.trusted_proxies,
+        client_header: a.client_address_header,
+        ..Default::default()
     };
     let defaults = FanoutConfig::default();
     cfg.fanout = FanoutConfig {

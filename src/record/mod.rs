@@ -56,6 +56,7 @@
 //! nor wait for an `append`, or the writer would wait for itself.
 
 mod audit;
+pub mod merkle;
 pub mod postgres;
 mod read;
 mod schema;

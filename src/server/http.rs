@@ -192,11 +192,12 @@ struct ViewerTokenResponse {
 
 async fn viewer_token(
     State(hub): State<Arc<Hub>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    super::edge::ClientAddr(client): super::edge::ClientAddr,
     Path(id): Path<String>,
     body: Result<Json<ViewerTokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ViewerTokenResponse>, ApiError> {
-    if hub.token_limiter.check_key(&peer.ip()).is_err() {
+    // The client's address, not the TCP peer: behind a trusted proxy every peer is the proxy.
+    if hub.token_limiter.check_key(&client).is_err() {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

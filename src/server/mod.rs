@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod consult;
 pub(crate) mod consult_relay;
+pub mod edge;
 mod http;
 pub mod inbox;
 pub mod media;
@@ -68,6 +69,8 @@ pub struct ServeConfig {
     pub sfu: shangliang_sfu::SfuConfig,
     /// Cluster mode (NATS + PostgreSQL); `None`: the embedded single node.
     pub cluster: Option<ClusterConfig>,
+    /// HTTP timeouts, pending-connection caps and trusted proxies (`edge.rs`).
+    pub edge: edge::EdgeConfig,
 }
 
 impl ServeConfig {
@@ -89,6 +92,7 @@ impl ServeConfig {
             web_dir: PathBuf::from("web-client/dist"),
             sfu: shangliang_sfu::SfuConfig::default(),
             cluster: None,
+            edge: edge::EdgeConfig::default(),
         }
     }
 }
@@ -342,16 +346,8 @@ pub async fn run(
     hub: Arc<Hub>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let send_buffer = hub.cfg.socket_send_buffer;
-    let listener = listener.tap_io(move |tcp| {
-        let _ = tcp.set_nodelay(true);
-        if let Some(n) = send_buffer {
-            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(n);
-        }
-    });
-    let app = router(hub).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    // The accept loop, its timeouts and caps live in edge.rs.
+    edge::serve(listener, hub, shutdown).await
 }
 
 fn print_banner(hub: &Hub, addr: SocketAddr) {
