@@ -77,8 +77,10 @@ export class CommentList {
     this.viewport.addEventListener(
       'scroll',
       () => {
+        // Live sizes, not the cached ones: a scroll event caused by the viewport growing (the
+        // browser clamps scrollTop) arrives before the ResizeObserver, and must not unstick.
         const top = this.viewport.scrollTop;
-        const maxTop = this.renderedHeight - this.viewHeight;
+        const maxTop = Math.max(this.viewport.scrollHeight, this.renderedHeight) - this.viewport.clientHeight;
         this.lastScrollTop = top;
         this.stick = top >= maxTop - ROW_HEIGHT / 2;
         if (this.stick) this.unseen = 0;
