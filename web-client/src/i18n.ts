@@ -563,6 +563,9 @@ const en: Record<Key, string> = {
 
 const tables: Record<Lang, Record<Key, string>> = { 'zh-CN': zh, en };
 
+/** The string tables (for the completeness test). */
+export const TABLES: Readonly<Record<Lang, Readonly<Record<string, string>>>> = tables;
+
 const LANG_KEY = 'shangliang.lang';
 
 function initialLang(): Lang {
