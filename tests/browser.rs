@@ -155,3 +155,39 @@ async fn moderation_floor_questions_and_hiding_work_across_the_three_faces() {
     let hub = TestHub::start(|cfg| cfg.web_dir = root().join("web-client/dist")).await;
     drive(&hub, "moderation.mjs", &[]).await;
 }
+
+// ---- issue 13: the web client people trust on a phone ----
+
+/// Runs `script` with `scenario` against a fresh hub that serves the built client; a second
+/// member token (李委员) is passed as `SHANGLIANG_MEMBER2_TOKEN`.
+async fn issue13(script: &str, scenario: &str) {
+    prerequisites();
+    let hub = TestHub::start(|cfg| cfg.web_dir = root().join("web-client/dist")).await;
+    let env = [("SHANGLIANG_SCENARIO", scenario.to_string()), ("SHANGLIANG_MEMBER2_TOKEN", hub.token(Role::Member, "李委员"))];
+    drive(&hub, script, &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_remote_member_has_one_tile_named_by_display_name_and_mic_buttons_are_red_while_off() {
+    issue13("room.mjs", "tiles").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_speaking_highlight_leaves_a_member_who_stops_talking() {
+    issue13("room.mjs", "speaking").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_all_turns_the_members_microphone_button_off() {
+    issue13("room.mjs", "mute-all").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_shares_the_screen_as_a_second_track_and_sends_three_simulcast_layers() {
+    issue13("room.mjs", "share").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_holding_the_floor_sees_a_countdown_and_a_warning_before_time_runs_out() {
+    issue13("room.mjs", "turn").await;
+}

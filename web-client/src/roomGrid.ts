@@ -40,6 +40,9 @@ interface Tile {
   mute: HTMLElement;
   rid: string;
   second: boolean;
+  /** Frames decoded at the last poll, and when that count last grew. */
+  frames: number;
+  lastFrameAt: number;
 }
 
 /** Who is audible and who gets the highlight (pure; `now` and the audio states are inputs). */
@@ -143,9 +146,12 @@ export class RoomGrid {
       tile = this.tiles.get(key) ?? this.makeTile(key, participant, num, true, false);
     }
     tile.video.srcObject = new MediaStream([track]);
-    tile.el.classList.remove('no-video');
+    tile.frames = 0;
+    tile.lastFrameAt = performance.now();
+    tile.el.classList.remove('no-video', 'stopped');
     tile.el.dataset.track = String(num ?? '');
     this.sizes.observe(tile.el);
+    this.startPolling();
     this.relabel();
   }
 
@@ -190,7 +196,7 @@ export class RoomGrid {
 
   /** Tiles for tests: participant, whether speaking, muted, the name shown. */
   describe(): { participant: string; name: string; speaking: boolean; muted: boolean; video: boolean; local: boolean }[] {
-    return [...this.el.querySelectorAll<HTMLElement>('.tile')].map((el) => ({
+    return [...this.el.querySelectorAll<HTMLElement>('.tile:not(.stopped)')].map((el) => ({
       participant: el.dataset.participant ?? '',
       name: el.querySelector('.tile-name')?.textContent ?? '',
       speaking: el.classList.contains('speaking'),
@@ -228,11 +234,11 @@ export class RoomGrid {
     const video = h('video', { autoplay: true, playsinline: true, muted: true });
     video.muted = true;
     const name = h('span', { class: 'tile-name' });
-    const mute = h('span', { class: 'tile-muted', role: 'img' }, '🔇');
+    const mute = h('span', { class: 'tile-muted', role: 'img' }, micOffIcon());
     const caption = h('figcaption', {}, name, mute);
     const initial = h('span', { class: 'tile-initial', 'aria-hidden': 'true' });
     const el = h('figure', { class: `tile${local ? ' local' : ' remote'}${second ? ' second' : ''}`, role: 'listitem', 'data-participant': participant }, video, initial, caption);
-    const tile: Tile = { key, participant, track, el, video, caption, name, mute, rid: '', second };
+    const tile: Tile = { key, participant, track, el, video, caption, name, mute, rid: '', second, frames: 0, lastFrameAt: performance.now() };
     if (!local) this.tiles.set(key, tile);
     const n = local ? t('youTile') : this.nameOf(participant);
     initial.textContent = [...n][0] ?? '';
@@ -263,7 +269,25 @@ export class RoomGrid {
     const now = performance.now();
     const byTrack = new Map<string, AudioState>();
     for (const a of this.audio.values()) byTrack.set(a.track.id, a);
-    stats.forEach((s: { type: string; kind?: string; trackIdentifier?: string; packetsReceived?: number; audioLevel?: number }) => {
+    const videoTiles = new Map<string, Tile>();
+    for (const tile of this.tiles.values()) {
+      const tr = (tile.video.srcObject as MediaStream | null)?.getVideoTracks()[0];
+      if (tr) videoTiles.set(tr.id, tile);
+    }
+    stats.forEach((s: { type: string; kind?: string; trackIdentifier?: string; packetsReceived?: number; audioLevel?: number; framesDecoded?: number }) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier) {
+        // A camera turned off or a screen share stopped sends nothing (the track stays
+        // published): show the name instead of a frozen last frame, and drop the second tile.
+        const tile = videoTiles.get(s.trackIdentifier);
+        if (!tile) return;
+        const n = s.framesDecoded ?? 0;
+        if (n > tile.frames) tile.lastFrameAt = now;
+        tile.frames = n;
+        const stopped = now - tile.lastFrameAt > SILENT_AFTER_MS;
+        if (tile.second) tile.el.classList.toggle('stopped', stopped);
+        else tile.el.classList.toggle('no-video', stopped);
+        return;
+      }
       if (s.type !== 'inbound-rtp' || s.kind !== 'audio' || !s.trackIdentifier) return;
       const a = byTrack.get(s.trackIdentifier);
       if (!a) return;
@@ -289,4 +313,24 @@ export class RoomGrid {
       tile.el.classList.toggle('muted', !tile.second && (st.muted.has(tile.participant) || !this.audio.has(tile.participant)));
     }
   }
+}
+
+/** A crossed-out microphone (no emoji: phones and servers without an emoji font show a box). */
+function micOffIcon(): SVGSVGElement {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '16');
+  svg.setAttribute('height', '16');
+  svg.setAttribute('aria-hidden', 'true');
+  for (const d of ['M12 3a3 3 0 0 0-3 3v5a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z', 'M5 11a7 7 0 0 0 14 0M12 18v3', 'M4 4l16 16']) {
+    const p = document.createElementNS(ns, 'path');
+    p.setAttribute('d', d);
+    p.setAttribute('fill', 'none');
+    p.setAttribute('stroke', 'currentColor');
+    p.setAttribute('stroke-width', '2');
+    p.setAttribute('stroke-linecap', 'round');
+    svg.append(p);
+  }
+  return svg;
 }
