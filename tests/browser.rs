@@ -191,3 +191,13 @@ async fn a_member_shares_the_screen_as_a_second_track_and_sends_three_simulcast_
 async fn the_member_holding_the_floor_sees_a_countdown_and_a_warning_before_time_runs_out() {
     issue13("room.mjs", "turn").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_comments_stay_in_their_row_clear_of_the_buttons_and_expand() {
+    issue13("comments.mjs", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_has_the_chairs_tools_and_the_viewer_sees_the_rules_before_typing() {
+    issue13("chair.mjs", "").await;
+}

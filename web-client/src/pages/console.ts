@@ -25,6 +25,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   let title = '';
   const store = new ConsultStore();
   const review = new ReviewQueue();
+  const approvedCopies = new Map<number, { name: string; text: string }>();
   const hideMsg = h('p', { class: 'panel-msg', role: 'alert' });
   const fail = (e: unknown) => {
     hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: e instanceof Error ? e.message : String(e) });
@@ -187,7 +188,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     (audit.body.querySelector('.slot-pending') as HTMLElement | null)?.toggleAttribute('hidden', entries.length > 0);
     const look = {
       name: (id: string) => store.knownName(id) ?? (id === conn?.you?.id ? conn.you.name : null),
-      comment: (seq: number) => list.get(seq),
+      comment: (seq: number) => list.get(seq) ?? approvedCopies.get(seq) ?? null,
       question: (id: number) => store.questions.get(id)?.text ?? null,
     };
     auditList.replaceChildren(
@@ -288,7 +289,15 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     })
     .catch(() => undefined);
   const learn = (items: Item[]) => {
-    for (const i of items) if (isComment(i.body)) store.learnName(i.body.author.id, i.body.author.name);
+    for (const i of items) {
+      if (!isComment(i.body)) continue;
+      store.learnName(i.body.author.id, i.body.author.name);
+      // The held original leaves the list when its public copy arrives; the audit log still names it.
+      if (typeof i.body.approves === 'number') {
+        approvedCopies.set(i.body.approves, { name: i.body.author.name, text: i.body.text });
+        if (approvedCopies.size > 500) approvedCopies.delete(approvedCopies.keys().next().value as number);
+      }
+    }
   };
   let mediaOn = 0;
   conn = new Connection(activity, async (fresh) => (fresh ? null : token), {
