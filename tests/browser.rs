@@ -201,3 +201,8 @@ async fn long_comments_stay_in_their_row_clear_of_the_buttons_and_expand() {
 async fn the_console_has_the_chairs_tools_and_the_viewer_sees_the_rules_before_typing() {
     issue13("chair.mjs", "").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_on_a_phone_puts_the_video_the_stage_question_and_the_composer_in_reach() {
+    issue13("phone.mjs", "").await;
+}

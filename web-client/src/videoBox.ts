@@ -149,7 +149,7 @@ export class VideoBox {
     this.badge.hidden = s !== 'playing' && s !== 'stalled';
     this.badge.textContent = t('liveBadge');
     this.lower.hidden = !this.speaker || (s !== 'playing' && s !== 'stalled');
-    this.lower.textContent = this.speaker ? t('lowerThird', { name: this.speaker.name, role: this.speaker.role }).trim() : '';
+    this.lower.textContent = this.speaker ? `${t('lowerThird', { name: this.speaker.name })}${this.speaker.role ? ` · ${this.speaker.role}` : ''}` : '';
     this.sound.textContent = this.video.muted ? t('unmute') : t('mute');
     this.sound.setAttribute('aria-pressed', String(!this.video.muted));
     this.sound.hidden = s !== 'playing' && s !== 'stalled';
