@@ -57,7 +57,7 @@ fn prerequisites_once() {
         run(&web, "npm", &["run", "build"]);
     }
     let driver = root().join("tests/browser");
-    if !driver.join("node_modules/playwright-core").is_dir() {
+    if !driver.join("node_modules/playwright-core").is_dir() || !driver.join("node_modules/axe-core").is_dir() {
         run(&driver, "npm", &["ci", "--no-audit", "--no-fund"]);
     }
 }
@@ -205,4 +205,9 @@ async fn the_console_has_the_chairs_tools_and_the_viewer_sees_the_rules_before_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watch_page_on_a_phone_puts_the_video_the_stage_question_and_the_composer_in_reach() {
     issue13("phone.mjs", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landing_watch_room_and_console_have_no_serious_accessibility_violations_in_either_language() {
+    issue13("a11y.mjs", "").await;
 }

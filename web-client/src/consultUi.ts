@@ -263,7 +263,7 @@ export function questionsPanel(body: HTMLElement, store: ConsultStore, conn: () 
                   render();
                 },
               ),
-              { 'aria-pressed': String(voted), 'aria-label': voted ? t('unvoteLabel', { n: q.votes }) : t('upvoteLabel', { n: q.votes }) },
+              { 'aria-pressed': String(voted), title: voted ? t('unvoteLabel', { n: q.votes }) : t('upvoteLabel', { n: q.votes }) },
             ),
           );
         } else if (q.state !== 'pending' && q.state !== 'rejected') {

@@ -548,7 +548,7 @@ const en: Record<Key, string> = {
   turnEndingSoon: '{left} of your turn left; please come to an end',
   turnLimit: 'Turn length',
   undoSanction: 'Undo',
-  undoSanctionLabel: 'Lift the timeout of {name}',
+  undoSanctionLabel: 'Undo the timeout of {name}',
   unvoteLabel: 'Remove your vote, {n} votes now',
   valueOff: 'off',
   valueOn: 'on',

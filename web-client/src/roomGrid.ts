@@ -87,7 +87,7 @@ export class RoomGrid {
     private readonly me: () => string | null,
   ) {
     this.empty = h('p', { class: 'grid-empty' });
-    this.el = h('div', { class: 'video-grid', role: 'list' }, this.empty);
+    this.el = h('div', { class: 'video-grid' }, this.empty);
     this.sizes = new ResizeObserver((entries) => {
       for (const e of entries) {
         const tile = [...this.tiles.values()].find((x) => x.el === e.target);
@@ -213,7 +213,6 @@ export class RoomGrid {
       const local = tile === this.local || tile === this.localScreen;
       const name = local ? t('youTile') : this.nameOf(tile.participant);
       tile.name.textContent = tile.second ? t('screenTile', { name }) : name;
-      tile.el.setAttribute('aria-label', tile.name.textContent);
       tile.mute.setAttribute('aria-label', t('tileMuted'));
       tile.mute.title = t('tileMuted');
     }
@@ -237,7 +236,7 @@ export class RoomGrid {
     const mute = h('span', { class: 'tile-muted', role: 'img' }, micOffIcon());
     const caption = h('figcaption', {}, name, mute);
     const initial = h('span', { class: 'tile-initial', 'aria-hidden': 'true' });
-    const el = h('figure', { class: `tile${local ? ' local' : ' remote'}${second ? ' second' : ''}`, role: 'listitem', 'data-participant': participant }, video, initial, caption);
+    const el = h('figure', { class: `tile${local ? ' local' : ' remote'}${second ? ' second' : ''}`, 'data-participant': participant }, video, initial, caption);
     const tile: Tile = { key, participant, track, el, video, caption, name, mute, rid: '', second, frames: 0, lastFrameAt: performance.now() };
     if (!local) this.tiles.set(key, tile);
     const n = local ? t('youTile') : this.nameOf(participant);

@@ -42,8 +42,10 @@ export function header(title: () => string): HTMLElement & { refresh(): void } {
     home.setAttribute('aria-label', `${t('appName')} — ${t('home')}`);
     heading.textContent = title();
     heading.title = title();
+    // The visible text is the accessible name (WCAG 2.5.3); the hint goes in the title.
     lang.textContent = t('langSwitch');
-    lang.setAttribute('aria-label', t('langSwitchLabel'));
+    lang.lang = currentLang() === 'en' ? 'zh-CN' : 'en';
+    lang.title = t('langSwitchLabel');
     document.title = `${title()} · ${t('appName')}`;
   };
   i18n(render);
@@ -215,7 +217,7 @@ export function composer(conn: () => Connection | null, maxChars: () => number, 
   i18n(() => {
     label.textContent = t('commentLabel');
     input.placeholder = t('commentPlaceholder');
-    send.setAttribute('aria-label', t('sendLabel'));
+    send.title = t('sendLabel');
     updateCount();
     applyRules();
   });

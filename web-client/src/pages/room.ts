@@ -138,10 +138,11 @@ export function room(root: HTMLElement, activity: string): void {
   const commentsH = h('h2', { id: 'room-comments-h' });
   const pageHeader = header(() => (title ? `${title} · ${t('roomTitle')}` : t('roomTitle')));
   const labels = () => {
+    // Visible text = accessible name; aria-pressed carries on/off, the title the hint.
     micBtn.textContent = mic ? t('micOnState') : t('micOffState');
-    micBtn.setAttribute('aria-label', mic ? t('micOn') : t('micOff'));
+    micBtn.title = mic ? t('micOn') : t('micOff');
     camBtn.textContent = camera ? t('camOnState') : t('camOffState');
-    camBtn.setAttribute('aria-label', camera ? t('camOn') : t('camOff'));
+    camBtn.title = camera ? t('camOn') : t('camOff');
     screenBtn.textContent = screen ? t('screenStop') : t('screenStart');
     controls.setAttribute('aria-label', t('mediaControls'));
     commentsH.textContent = t('comments');

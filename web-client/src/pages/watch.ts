@@ -39,7 +39,7 @@ export function watch(root: HTMLElement, activity: string): void {
   const renderName = () => {
     nameOut.textContent = `${t('nickname')}：${nickname}`;
     nameBtn.textContent = t('changeName');
-    nameBtn.setAttribute('aria-label', t('changeNameLabel'));
+    nameBtn.title = t('changeNameLabel');
     nameInput.setAttribute('aria-label', t('nicknameLabel'));
     nameMsg.textContent = tokenError;
   };
