@@ -211,3 +211,11 @@ async fn the_watch_page_on_a_phone_puts_the_video_the_stage_question_and_the_com
 async fn landing_watch_room_and_console_have_no_serious_accessibility_violations_in_either_language() {
     issue13("a11y.mjs", "").await;
 }
+
+/// The phone budget: the watch page's JavaScript gzipped (asserted) and its first paint and first
+/// comment on a throttled phone profile (printed as `PERF` lines; a smoke run on a loaded machine
+/// proves nothing about speed, see docs/performance.md for the real run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_stays_within_the_phone_script_budget_and_reports_its_throttled_timings() {
+    issue13("perf.mjs", "").await;
+}
