@@ -9,7 +9,7 @@
 
 import path from 'node:path';
 import { startRun } from './harness.mjs';
-import { ARGS, moderatorConsole, problemCollector, room, until, watchPage } from './faces.mjs';
+import { ARGS, moderatorConsole, problemCollector, room, smallTargets, until, watchPage } from './faces.mjs';
 
 const [base, shotDir] = process.argv.slice(2);
 const tokM = process.env.SHANGLIANG_MODERATOR_TOKEN;
@@ -148,6 +148,16 @@ async function main() {
   check(tiles.some((t) => t.name === '王委员'), `console tiles: ${JSON.stringify(tiles)}`);
   await shot(chair, 'console-room-video');
   log("the chair sees the room's video");
+
+  // On a tablet (820×1180, portrait): one column, nothing wider than the screen, 44 px targets.
+  await chair.setViewportSize({ width: 820, height: 1180 });
+  await chair.waitForTimeout(300);
+  const wide = await chair.evaluate(() => document.scrollingElement.scrollWidth);
+  check(wide <= 820, `the console is ${wide} px wide on an 820 px tablet`);
+  const small = await smallTargets(chair);
+  check(!small.length, `console touch targets under 44 px on a tablet:\n${small.join('\n')}`);
+  await shot(chair, 'console-tablet');
+  log('the console on a tablet');
   check(!c.problems.length, c.problems.join('\n'));
 }
 
