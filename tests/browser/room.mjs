@@ -111,11 +111,12 @@ async function main() {
     check(layers.length === 6 && ['q', 'h', 'f'].every((r) => rids.has(r)), `outbound layers: ${JSON.stringify(layers)}`);
     const widths = Object.fromEntries(['q', 'h', 'f'].map((r) => [r, Math.max(...layers.filter((l) => l.rid === r).map((l) => l.width))]));
     check(widths.q < widths.h && widths.h < widths.f, `layers are not ¼, ½, full: ${JSON.stringify(widths)}`);
-    // B's small camera tile asked for a lower layer than the full-width screen tile.
-    const got = await b.evaluate((id) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]`)].map((t) => [t.classList.contains('second'), t.dataset.layer, t.querySelector('video').videoWidth]), idA);
+    // B's small camera tile wants a lower layer than the full-width screen tile (and gets it,
+    // or a lower one where the sender dropped a layer under load).
+    const got = await b.evaluate((id) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]`)].map((t) => [t.classList.contains('second'), t.dataset.want, t.dataset.layer, t.querySelector('video').videoWidth]), idA);
     const cam = got.find((g) => !g[0]);
     const scr = got.find((g) => g[0]);
-    check(cam && scr && cam[1] !== 'f' && scr[1] === 'f', `layers chosen by tile size: ${JSON.stringify(got)}`);
+    check(cam && scr && cam[1] !== 'f' && scr[1] === 'f' && cam[2] !== 'f', `layers chosen by tile size: ${JSON.stringify(got)}`);
     await until(b, 'the camera tile decodes the low layer', ([id, w]) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]:not(.second) video`)].some((v) => v.videoWidth > 0 && v.videoWidth < w), [idA, widths.f], 15_000);
     await shot(b, 'room-screen-share');
     await a.click('[data-media="screen"]');

@@ -17,6 +17,10 @@ import { h, i18n } from './ui';
 const POLL_MS = 400;
 const SILENT_AFTER_MS = 1500;
 const LOUD_WINDOW_MS = 1200;
+/** No frame on the layer asked for this long: ask for the next lower one. */
+const LAYER_WAIT_MS = 2500;
+/** On a lower layer than wanted: try the wanted one again after this long. */
+const LAYER_RETRY_MS = 20_000;
 /** Inbound `audioLevel` (0..1, linear) above which someone counts as speaking. */
 export const SPEAKING_LEVEL = 0.03;
 
@@ -38,7 +42,11 @@ interface Tile {
   caption: HTMLElement;
   name: HTMLElement;
   mute: HTMLElement;
+  /** The layer asked of the SFU now, and the one the tile's width wants. */
   rid: string;
+  want: string;
+  /** When the layer was last asked for. */
+  ridAt: number;
   second: boolean;
   /** Frames decoded at the last poll, and when that count last grew. */
   frames: number;
@@ -237,7 +245,7 @@ export class RoomGrid {
     const caption = h('figcaption', {}, name, mute);
     const initial = h('span', { class: 'tile-initial', 'aria-hidden': 'true' });
     const el = h('figure', { class: `tile${local ? ' local' : ' remote'}${second ? ' second' : ''}`, 'data-participant': participant }, video, initial, caption);
-    const tile: Tile = { key, participant, track, el, video, caption, name, mute, rid: '', second, frames: 0, lastFrameAt: performance.now() };
+    const tile: Tile = { key, participant, track, el, video, caption, name, mute, rid: '', want: '', ridAt: 0, second, frames: 0, lastFrameAt: performance.now() };
     if (!local) this.tiles.set(key, tile);
     const n = local ? t('youTile') : this.nameOf(participant);
     initial.textContent = [...n][0] ?? '';
@@ -251,10 +259,32 @@ export class RoomGrid {
     const m = this.media();
     if (!m || tile.track === null || !tile.video.srcObject) return;
     const rid = width * devicePixelRatio < 360 ? 'q' : width * devicePixelRatio < 800 ? 'h' : 'f';
-    if (rid === tile.rid) return;
+    tile.want = rid;
+    tile.el.dataset.want = rid;
+    this.askLayer(tile, rid);
+  }
+
+  private askLayer(tile: Tile, rid: string): void {
+    const m = this.media();
+    if (!m || tile.track === null || rid === tile.rid) return;
     tile.rid = rid;
+    tile.ridAt = performance.now();
     tile.el.dataset.layer = rid;
-    void m.setLayer(tile.track, rid).catch(() => undefined);
+    void m.setLayer(tile.track, rid as 'q' | 'h' | 'f').catch(() => undefined);
+  }
+
+  /**
+   * A sender may not send every layer (Chrome drops the top ones under CPU load or for a small
+   * camera), and the SFU forwards only the layer asked for: a tile that gets no frames on its
+   * layer steps down (f → h → q), and tries the layer it wants again after a while.
+   */
+  private adaptLayer(tile: Tile, now: number): void {
+    if (tile.track === null || !tile.rid) return;
+    const order = ['q', 'h', 'f'];
+    const starving = now - tile.lastFrameAt > LAYER_WAIT_MS && now - tile.ridAt > LAYER_WAIT_MS;
+    const i = order.indexOf(tile.rid);
+    if (starving && i > 0) this.askLayer(tile, order[i - 1]);
+    else if (!starving && order.indexOf(tile.want) > i && now - tile.ridAt > LAYER_RETRY_MS) this.askLayer(tile, tile.want);
   }
 
   private startPolling(): void {
@@ -283,6 +313,7 @@ export class RoomGrid {
         if (n > tile.frames) tile.lastFrameAt = now;
         tile.frames = n;
         const stopped = now - tile.lastFrameAt > SILENT_AFTER_MS;
+        this.adaptLayer(tile, now);
         if (tile.second) tile.el.classList.toggle('stopped', stopped);
         else tile.el.classList.toggle('no-video', stopped);
         return;
