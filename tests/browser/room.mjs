@@ -101,7 +101,11 @@ async function main() {
     await a.click('[data-media="screen"]');
     await until(a, 'screen shared', () => document.querySelector('[data-media="screen"]').getAttribute('aria-pressed') === 'true');
     await b.bringToFront();
-    await until(b, "A's camera and screen at B", (id) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"] video`)].filter((v) => v.videoWidth > 0).length === 2, idA, 30_000);
+    await until(b, "A's camera and screen at B", (id) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"] video`)].filter((v) => v.videoWidth > 0).length === 2, idA, 30_000).catch(async (e) => {
+      const tiles = await b.evaluate(() => [...document.querySelectorAll('.tile.remote')].map((t) => ({ c: t.className, want: t.dataset.want, layer: t.dataset.layer, w: t.querySelector('video').videoWidth })));
+      const out = await a.evaluate(() => window.__shangliang.media().outboundLayers());
+      throw new Error(`${e.message}\nB tiles ${JSON.stringify(tiles)}\nA layers ${JSON.stringify(out)}`);
+    });
     const atB = await tilesOf(b, idA);
     check(atB.length === 2 && atB.some((t) => t.name.includes('第二路画面')), `A's tiles at B: ${JSON.stringify(atB)}`);
     // Simulcast: A's camera and screen go out in three layers each, and every layer carries frames.

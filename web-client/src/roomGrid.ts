@@ -312,10 +312,6 @@ export class RoomGrid {
         const n = s.framesDecoded ?? 0;
         if (n > tile.frames) tile.lastFrameAt = now;
         tile.frames = n;
-        const stopped = now - tile.lastFrameAt > SILENT_AFTER_MS;
-        this.adaptLayer(tile, now);
-        if (tile.second) tile.el.classList.toggle('stopped', stopped);
-        else tile.el.classList.toggle('no-video', stopped);
         return;
       }
       if (s.type !== 'inbound-rtp' || s.kind !== 'audio' || !s.trackIdentifier) return;
@@ -327,6 +323,13 @@ export class RoomGrid {
       a.level = s.audioLevel ?? 0;
       if (a.level > SPEAKING_LEVEL && packets > 0 && a.lastPacketAt === now) a.lastLoudAt = now;
     });
+    // Every video tile, whether or not a packet ever arrived on it (no packet, no stats entry).
+    for (const tile of videoTiles.values()) {
+      const stopped = now - tile.lastFrameAt > SILENT_AFTER_MS;
+      this.adaptLayer(tile, now);
+      if (tile.second) tile.el.classList.toggle('stopped', stopped);
+      else tile.el.classList.toggle('no-video', stopped);
+    }
     this.updateSpeaking();
   }
 
