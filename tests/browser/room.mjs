@@ -106,8 +106,10 @@ async function main() {
       const out = await a.evaluate(() => window.__shangliang.media().outboundLayers());
       throw new Error(`${e.message}\nB tiles ${JSON.stringify(tiles)}\nA layers ${JSON.stringify(out)}`);
     });
-    const atB = await tilesOf(b, idA);
-    check(atB.length === 2 && atB.some((t) => t.name.includes('第二路画面')), `A's tiles at B: ${JSON.stringify(atB)}`);
+    await until(b, "A's two tiles at B, the second named", (id) => {
+      const ts = window.__shangliang.tiles().filter((t) => t.participant === id && !t.local);
+      return ts.length === 2 && ts.some((t) => t.name.includes('第二路画面'));
+    }, idA, 10_000);
     // Simulcast: A's camera and screen go out in three layers each, and every layer carries frames.
     await a.waitForTimeout(1500);
     const layers = await a.evaluate(() => window.__shangliang.media().outboundLayers());

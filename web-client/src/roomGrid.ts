@@ -17,6 +17,9 @@ import { h, i18n } from './ui';
 const POLL_MS = 400;
 const SILENT_AFTER_MS = 1500;
 const LOUD_WINDOW_MS = 1200;
+/** No video frame for this long: the camera is off or the share stopped (longer than a layer
+ * switch or a keyframe wait takes, so a tile does not flicker). */
+const VIDEO_STOPPED_MS = 4000;
 /** No frame on the layer asked for this long: ask for the next lower one. */
 const LAYER_WAIT_MS = 2500;
 /** On a lower layer than wanted: try the wanted one again after this long. */
@@ -325,7 +328,7 @@ export class RoomGrid {
     });
     // Every video tile, whether or not a packet ever arrived on it (no packet, no stats entry).
     for (const tile of videoTiles.values()) {
-      const stopped = now - tile.lastFrameAt > SILENT_AFTER_MS;
+      const stopped = now - tile.lastFrameAt > VIDEO_STOPPED_MS;
       this.adaptLayer(tile, now);
       if (tile.second) tile.el.classList.toggle('stopped', stopped);
       else tile.el.classList.toggle('no-video', stopped);
