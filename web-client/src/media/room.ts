@@ -30,6 +30,9 @@ export const SIMULCAST: RTCRtpEncodingParameters[] = [
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
 
+/** How long after the publisher connects a screen shared with the camera starts. */
+const SCREEN_AFTER_CAMERA_MS = 1000;
+
 export interface Outgoing {
   audio: MediaStreamTrack | null;
   video: MediaStreamTrack | null;
@@ -48,6 +51,8 @@ export class RoomMedia {
   private joined = false;
   private tracks: Outgoing = { audio: null, video: null, screen: null };
   private tx: { audio: RTCRtpTransceiver; video: RTCRtpTransceiver; screen: RTCRtpTransceiver } | null = null;
+  /** The screen waits until the camera flows (see `setTracks`). */
+  private screenHeld = false;
   /** Subscriber offers are answered one at a time, in order. */
   private chain: Promise<void> = Promise.resolve();
 
@@ -82,7 +87,7 @@ export class RoomMedia {
     if (this.pub && this.tx) {
       await this.tx.audio.sender.replaceTrack(out.audio);
       await this.tx.video.sender.replaceTrack(out.video);
-      await this.tx.screen.sender.replaceTrack(out.screen);
+      if (!this.screenHeld) await this.tx.screen.sender.replaceTrack(out.screen);
       return;
     }
     if (!out.audio && !out.video && !out.screen) return;
@@ -95,14 +100,29 @@ export class RoomMedia {
       streams: [stream],
       ...(this.simulcast ? { sendEncodings: SIMULCAST.map((e) => ({ ...e })) } : {}),
     });
+    // The SFU numbers tracks in the order their first packets arrive and does not say which is
+    // the camera; receivers treat the first as the camera. So a screen shared together with the
+    // camera joins only once the camera is flowing.
+    const holdScreen = !!out.video && !!out.screen;
+    this.screenHeld = holdScreen;
     this.tx = {
       audio: pc.addTransceiver(out.audio ?? 'audio', { direction: 'sendonly', streams: [camStream] }),
       video: pc.addTransceiver(out.video ?? 'video', video(camStream)),
-      screen: pc.addTransceiver(out.screen ?? 'video', video(screenStream)),
+      screen: pc.addTransceiver(holdScreen ? 'video' : (out.screen ?? 'video'), video(screenStream)),
     };
     await pc.setLocalDescription(await pc.createOffer());
     const answer = await this.conn.media({ op: 'publish_offer', sdp: pc.localDescription!.sdp });
     if (answer.op === 'publish_answer') await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    if (holdScreen) void this.releaseScreen(pc);
+  }
+
+  private async releaseScreen(pc: RTCPeerConnection): Promise<void> {
+    const t0 = performance.now();
+    while (pc.connectionState !== 'connected' && performance.now() - t0 < 10_000 && this.pub === pc) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, SCREEN_AFTER_CAMERA_MS));
+    if (this.pub !== pc || !this.tx) return;
+    this.screenHeld = false;
+    await this.tx.screen.sender.replaceTrack(this.tracks.screen).catch(() => undefined);
   }
 
   /** The publisher's outbound video encodings now (for tests and diagnostics). */
