@@ -42,7 +42,7 @@ export async function openFace(context, base, path, label, collector) {
   return p;
 }
 
-export const room = (context, base, token, label, c) => openFace(context, base, `/room/demo?token=${encodeURIComponent(token)}`, label, c);
+export const room = (context, base, token, label, c, query = '') => openFace(context, base, `/room/demo?token=${encodeURIComponent(token)}${query}`, label, c);
 export const moderatorConsole = (context, base, token, c) => openFace(context, base, `/console/demo?token=${encodeURIComponent(token)}`, 'console', c);
 export const watchPage = (context, base, c, label = 'watch') => openFace(context, base, '/live/demo', label, c);
 

@@ -53,6 +53,9 @@ export class RoomMedia {
   private tx: { audio: RTCRtpTransceiver; video: RTCRtpTransceiver; screen: RTCRtpTransceiver } | null = null;
   /** The screen waits until the camera flows (see `setTracks`). */
   private screenHeld = false;
+  /** When the publisher connected, and when the camera was turned on (performance.now()). */
+  private connectedAt = 0;
+  private videoSince = 0;
   /** Subscriber offers are answered one at a time, in order. */
   private chain: Promise<void> = Promise.resolve();
 
@@ -82,12 +85,18 @@ export class RoomMedia {
 
   /** Sends these tracks (null: nothing of that kind). */
   async setTracks(out: Outgoing): Promise<void> {
+    if (out.video && !this.tracks.video) this.videoSince = performance.now();
     this.tracks = { ...out };
     await this.join();
     if (this.pub && this.tx) {
       await this.tx.audio.sender.replaceTrack(out.audio);
       await this.tx.video.sender.replaceTrack(out.video);
-      if (!this.screenHeld) await this.tx.screen.sender.replaceTrack(out.screen);
+      if (out.screen && out.video && !this.cameraFlowing()) {
+        if (!this.screenHeld) {
+          this.screenHeld = true;
+          void this.releaseScreen(this.pub);
+        }
+      } else if (!this.screenHeld) await this.tx.screen.sender.replaceTrack(out.screen);
       return;
     }
     if (!out.audio && !out.video && !out.screen) return;
@@ -116,10 +125,15 @@ export class RoomMedia {
     if (holdScreen) void this.releaseScreen(pc);
   }
 
+  /** The camera has been sending for a while on a connected publisher. */
+  private cameraFlowing(): boolean {
+    const since = Math.max(this.connectedAt, this.videoSince);
+    return !!this.connectedAt && performance.now() - since > SCREEN_AFTER_CAMERA_MS;
+  }
+
   private async releaseScreen(pc: RTCPeerConnection): Promise<void> {
     const t0 = performance.now();
-    while (pc.connectionState !== 'connected' && performance.now() - t0 < 10_000 && this.pub === pc) await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, SCREEN_AFTER_CAMERA_MS));
+    while (!this.cameraFlowing() && this.tracks.video && performance.now() - t0 < 10_000 && this.pub === pc) await new Promise((r) => setTimeout(r, 100));
     if (this.pub !== pc || !this.tx) return;
     this.screenHeld = false;
     await this.tx.screen.sender.replaceTrack(this.tracks.screen).catch(() => undefined);
@@ -186,6 +200,8 @@ export class RoomMedia {
     this.pub = this.sub = null;
     this.tx = null;
     this.joined = false;
+    this.connectedAt = 0;
+    this.screenHeld = false;
     await this.join();
     await this.setTracks(this.tracks);
   }
@@ -208,7 +224,10 @@ export class RoomMedia {
       if (ev.candidate.sdpMLineIndex != null) candidate.sdp_mline_index = ev.candidate.sdpMLineIndex;
       void this.conn.media({ op: 'ice', pc: kind, candidate }).catch(() => undefined);
     };
-    pc.onconnectionstatechange = () => this.view.state(kind, pc.connectionState);
+    pc.onconnectionstatechange = () => {
+      if (kind === 'publisher' && pc === this.pub) this.connectedAt = pc.connectionState === 'connected' ? performance.now() : 0;
+      this.view.state(kind, pc.connectionState);
+    };
     if (kind === 'subscriber') {
       pc.ontrack = (ev) => {
         const s = ev.streams[0] ?? new MediaStream([ev.track]);
