@@ -341,6 +341,31 @@ export class RoomGrid {
       a.level = s.audioLevel ?? 0;
       if (a.level > SPEAKING_LEVEL && packets > 0 && a.lastPacketAt === now) a.lastLoudAt = now;
     });
+    // A participant with two video tracks whose person tile stopped while the other flows: the
+    // flowing one takes the person tile (the SFU does not say which track is the camera, and
+    // numbers tracks in its own order), so one tile with a live picture remains.
+    for (const tile of videoTiles.values()) {
+      if (!tile.second || now - tile.lastFrameAt > VIDEO_STOPPED_MS) continue;
+      const person = this.tiles.get(tile.participant);
+      if (!person || person === tile || !person.video.srcObject || now - person.lastFrameAt <= VIDEO_STOPPED_MS) continue;
+      const keep = { src: person.video.srcObject, track: person.track, rid: person.rid, frames: person.frames, at: person.lastFrameAt };
+      person.video.srcObject = tile.video.srcObject;
+      person.track = tile.track;
+      person.rid = tile.rid;
+      person.frames = tile.frames;
+      person.lastFrameAt = tile.lastFrameAt;
+      tile.video.srcObject = keep.src;
+      tile.track = keep.track;
+      tile.rid = keep.rid;
+      tile.frames = keep.frames;
+      tile.lastFrameAt = keep.at;
+      person.el.dataset.track = String(person.track ?? '');
+      tile.el.dataset.track = String(tile.track ?? '');
+      person.el.dataset.layer = person.rid;
+      tile.el.dataset.layer = tile.rid;
+      person.rid = '';
+      this.chooseLayer(person, person.el.getBoundingClientRect().width);
+    }
     // Every video tile, whether or not a packet ever arrived on it (no packet, no stats entry).
     for (const tile of videoTiles.values()) {
       const stopped = now - tile.lastFrameAt > VIDEO_STOPPED_MS;
