@@ -68,10 +68,21 @@ async function main() {
   await consolePage.click(`[data-key="q_pin-${qid}"]`);
   await watch.bringToFront();
   await watch.waitForSelector(`.pinned-q[data-id="${qid}"]`, { timeout: 10_000 });
-  await watch.click(`[data-key="vote-${qid}"]`);
+  // The asker cannot upvote their own question; another viewer can.
+  check(!(await watch.locator(`[data-key="vote-${qid}"]`).count()), 'the asker is offered a vote on their own question');
+  const other = await context.newPage();
+  await other.addInitScript(() => {
+    localStorage.removeItem('shangliang.viewer.demo');
+    localStorage.setItem('shangliang.nickname', '另一位网友');
+  });
+  await other.goto(`${base}/live/demo`);
+  await other.waitForSelector('.status[data-state="live"]', { timeout: 15_000 });
+  await other.click('.tab[data-tab="questions"]').catch(() => {});
+  await other.click(`[data-key="vote-${qid}"]`);
+  await watch.bringToFront();
   await watch.waitForFunction((id) => window.__shangliang.store.questions.get(id)?.votes === 1, qid, { timeout: 10_000 });
   await shot(watch, 'watch-questions');
-  log('question published, pinned and upvoted');
+  log('question published, pinned and upvoted by another viewer');
 
   // Comment moderation: the viewer posts, the moderator hides it, it leaves the viewer's screen.
   const rude = `广告刷屏 ${Date.now()}`;
@@ -84,6 +95,8 @@ async function main() {
   await consolePage.bringToFront();
   await consolePage.waitForSelector(`.crow[data-seq="${seq}"] .row-hide[aria-disabled="false"]`, { timeout: 10_000 });
   await consolePage.click(`.crow[data-seq="${seq}"] .row-hide`);
+  // The reason is chosen on the row.
+  await consolePage.click('.chooser .chooser-item >> nth=1');
   await watch.bringToFront();
   await watch.waitForFunction((s) => !window.__shangliang.list.snapshot().some((c) => c.seq === s), seq, { timeout: 10_000 });
   await shot(consolePage, 'console-moderation');
@@ -103,10 +116,15 @@ async function main() {
   const heldSeq = await consolePage
     .waitForFunction((x) => window.__shangliang.list.snapshot().find((c) => c.text === x)?.seq, held, { timeout: 10_000 })
     .then((h) => h.jsonValue());
-  check(!(await watch.evaluate((x) => window.__shangliang.list.snapshot().some((c) => c.text === x), held)), 'held comment shown to the public');
+  check(!(await other.evaluate((x) => window.__shangliang.list.snapshot().some((c) => c.text === x), held)), 'held comment shown to the public');
+  // Its author sees it, marked as in review, until a moderator decides.
+  check(await watch.evaluate((x) => window.__shangliang.list.snapshot().some((c) => c.text === x && c.pending), held), 'the author does not see their held comment as 审核中');
+  await consolePage.waitForSelector(`.crow.held[data-seq="${heldSeq}"] .row-approve`, { timeout: 10_000 });
   await consolePage.click(`.crow[data-seq="${heldSeq}"] .row-approve`);
+  await other.bringToFront();
+  await other.waitForFunction((x) => window.__shangliang.list.snapshot().some((c) => c.text === x), held, { timeout: 10_000 });
   await watch.bringToFront();
-  await watch.waitForFunction((x) => window.__shangliang.list.snapshot().some((c) => c.text === x), held, { timeout: 10_000 });
+  await watch.waitForFunction((x) => window.__shangliang.list.snapshot().filter((c) => c.text === x && !c.pending).length === 1 && !window.__shangliang.list.snapshot().some((c) => c.text === x && c.pending), held, { timeout: 10_000 });
   await consolePage.bringToFront();
   await consolePage.waitForFunction(
     (x) => window.__shangliang.list.snapshot().filter((c) => c.text === x).length === 1 && !window.__shangliang.list.snapshot().some((c) => c.seq === x.seq),
@@ -121,6 +139,8 @@ async function main() {
   // with an explanation. The console's audit log lists the actions.
   const viewerSeq = await consolePage.evaluate((x) => window.__shangliang.list.snapshot().find((c) => c.text === x)?.seq, held);
   await consolePage.click(`.crow[data-seq="${viewerSeq}"] .row-timeout`);
+  await consolePage.click('.chooser .chooser-item >> nth=0'); // 10 minutes
+  await consolePage.click('.chooser .chooser-item >> nth=0'); // the reason
   await watch.bringToFront();
   await watch.waitForTimeout(300);
   await watch.fill('.compose-input', '还能发言吗');
@@ -132,6 +152,7 @@ async function main() {
   await shot(consolePage, 'console-audit');
   log('viewer timed out; audit log shown');
 
+  await other.close();
   check(!problems.length, problems.join('\n'));
 }
 

@@ -414,8 +414,8 @@ async function main() {
     await p.waitForSelector('.status[data-state="live"]', { timeout: 15_000 });
     check(!(await p.evaluate(() => location.search.includes('token='))), `${face}: token left in the address bar`);
     if (face === 'room') {
-      await p.click('.controls button:nth-child(2)');
-      await p.waitForSelector('video.local:not([hidden])', { timeout: 10_000 });
+      await p.click('[data-media="camera"]');
+      await p.waitForFunction(() => document.querySelector('.tile.local video')?.srcObject, null, { timeout: 10_000 });
     }
     await p.waitForSelector('.crow:not([hidden])', { timeout: 10_000 });
     check(!(await unlabeled(p)).length, `${face}: unlabeled controls ${await unlabeled(p)}`);
@@ -462,13 +462,13 @@ async function main() {
       watchConsole(p, `room-${label}`);
       await p.goto(`${base}/room/demo?token=${encodeURIComponent(tok)}`);
       await p.waitForSelector('.status[data-state="live"]', { timeout: 15_000 });
-      await p.click('.controls button:nth-child(2)');
-      await p.waitForSelector('video.local:not([hidden])', { timeout: 10_000 });
+      await p.click('[data-media="camera"]');
+      await p.waitForFunction(() => document.querySelector('.tile.local video')?.srcObject, null, { timeout: 10_000 });
       rooms.push(p);
     }
     for (const p of rooms) {
       await p.bringToFront();
-      await p.waitForFunction(() => [...document.querySelectorAll('video.tile.remote')].some((v) => v.videoWidth > 0), null, { timeout: 30_000 });
+      await p.waitForFunction(() => [...document.querySelectorAll('.tile.remote video')].some((v) => v.videoWidth > 0), null, { timeout: 30_000 });
     }
     await shot(rooms[0], 'room-video');
     for (const p of rooms) await p.close();

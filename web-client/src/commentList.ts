@@ -1,20 +1,14 @@
-// A virtualised comment list for hundreds of comments per second: fixed-height rows, a pool of
-// row elements covering only the viewport, all model changes applied once per animation frame,
-// layout read once per frame (scroll position) before any write, and a cap on the items kept.
+// A virtualised comment list for hundreds of comments per second: rows of one height (two lines
+// of text) except the few a reader expanded, a pool of row elements covering only the viewport,
+// all model changes applied once per animation frame, layout read once per frame (the scroll
+// position, then which of the rows just filled overflow their two lines) after the writes, and a
+// cap on the items kept. The model (CommentModel) and the row arithmetic (RowLayout) are pure.
 
+import { CommentModel, RowLayout, type Comment } from './commentModel';
 import { t } from './i18n';
-import { isComment, type Item, type Role } from './protocol';
+import type { Item } from './protocol';
 
-export interface Comment {
-  seq: number;
-  ts: number;
-  /** The author's participant id (token subject). */
-  authorId: string;
-  name: string;
-  role: Role;
-  verified: boolean;
-  text: string;
-}
+export type { Comment } from './commentModel';
 
 export const ROW_HEIGHT = 52;
 const OVERSCAN = 6;
@@ -22,9 +16,10 @@ const OVERSCAN = 6;
 export interface CommentListOptions {
   /** Most comments kept; the oldest are dropped beyond it. */
   cap?: number;
-  /** Builds extra controls of a row (e.g. a moderator's hide button); called once per pooled row.
-   * May return a function called whenever the row shows another comment. */
-  rowActions?: (row: HTMLElement, current: () => Comment | null) => ((c: Comment) => void) | void;
+  /** Builds extra controls of a row (e.g. a moderator's hide button) in the row's own column, so
+   * they never cover the text; called once per pooled row. May return a function called whenever
+   * the row shows another comment (or `refresh()` is called). */
+  rowActions?: (actions: HTMLElement, current: () => Comment | null) => ((c: Comment) => void) | void;
 }
 
 interface Row {
@@ -32,15 +27,14 @@ interface Row {
   name: HTMLElement;
   badge: HTMLElement;
   text: HTMLElement;
+  body: HTMLElement;
+  more: HTMLButtonElement;
+  pending: HTMLElement;
   seq: number;
   comment: Comment | null;
   update?: (c: Comment) => void;
-}
-
-function toComment(i: Item): Comment | null {
-  if (!isComment(i.body)) return null;
-  const a = i.body.author;
-  return { seq: i.seq, ts: i.ts, authorId: a.id, name: a.name, role: a.role, verified: !!a.verified, text: i.body.text };
+  /** Filled this frame: check whether its text overflows two lines. */
+  check: boolean;
 }
 
 export class CommentList {
@@ -48,23 +42,23 @@ export class CommentList {
   private readonly viewport: HTMLElement;
   private readonly spacer: HTMLElement;
   private readonly newBtn: HTMLButtonElement;
-  private items: Comment[] = [];
-  private pendingAppend: Comment[] = [];
-  private pendingHide: number[] = [];
-  private pendingReplace: Comment[] | null = null;
+  private readonly model: CommentModel;
+  private readonly layout = new RowLayout(ROW_HEIGHT);
+  /** Expanded comments: seq → extra height in px (0 until measured). */
+  private readonly expanded = new Map<number, number>();
   private rows: Row[] = [];
   private frame = 0;
   private stick = true;
   private unseen = 0;
   private viewHeight = 400;
+  private viewWidth = 0;
   private lastScrollTop = 0;
-  /** Rows the DOM currently has room for (the spacer's height / ROW_HEIGHT). */
-  private rendered = 0;
+  /** Height of what the DOM currently shows (the spacer's height). */
+  private renderedHeight = 0;
   private droppedUnrendered = 0;
-  private readonly cap: number;
 
   constructor(private readonly opts: CommentListOptions = {}) {
-    this.cap = opts.cap ?? 5000;
+    this.model = new CommentModel(opts.cap ?? 5000);
     this.root = document.createElement('div');
     this.root.className = 'clist';
     this.viewport = document.createElement('div');
@@ -83,8 +77,10 @@ export class CommentList {
     this.viewport.addEventListener(
       'scroll',
       () => {
+        // Live sizes, not the cached ones: a scroll event caused by the viewport growing (the
+        // browser clamps scrollTop) arrives before the ResizeObserver, and must not unstick.
         const top = this.viewport.scrollTop;
-        const maxTop = this.rendered * ROW_HEIGHT - this.viewHeight;
+        const maxTop = Math.max(this.viewport.scrollHeight, this.renderedHeight) - this.viewport.clientHeight;
         this.lastScrollTop = top;
         this.stick = top >= maxTop - ROW_HEIGHT / 2;
         if (this.stick) this.unseen = 0;
@@ -93,7 +89,15 @@ export class CommentList {
       { passive: true },
     );
     new ResizeObserver((entries) => {
-      for (const e of entries) this.viewHeight = e.contentRect.height || this.viewHeight;
+      for (const e of entries) {
+        this.viewHeight = e.contentRect.height || this.viewHeight;
+        if (e.contentRect.width && e.contentRect.width !== this.viewWidth) {
+          // Another width wraps text differently: re-check overflow and re-measure expanded rows.
+          this.viewWidth = e.contentRect.width;
+          for (const r of this.rows) r.seq = -1;
+          for (const k of this.expanded.keys()) this.expanded.set(k, 0);
+        }
+      }
       this.schedule();
     }).observe(this.viewport);
     this.relabel();
@@ -104,45 +108,44 @@ export class CommentList {
     this.viewport.setAttribute('aria-label', t('commentListLabel'));
     this.newBtn.setAttribute('aria-label', t('newCommentsLabel'));
     this.newBtn.textContent = t('newComments', { n: this.unseen });
+    this.refresh();
+  }
+
+  /** Redraws every row (row actions depend on state outside the list). */
+  refresh(): void {
     for (const r of this.rows) r.seq = -1;
     this.schedule();
   }
 
   /** Queues new items (comments are shown, hides remove their target). */
   push(items: Item[]): void {
-    for (const i of items) {
-      const c = toComment(i);
-      if (c) {
-        this.pendingAppend.push(c);
-        // The public copy of an approved comment replaces the held original (moderators saw both).
-        if (isComment(i.body) && i.body.approves !== undefined) this.pendingHide.push(i.body.approves);
-      } else if (i.body.k === 'hide') this.pendingHide.push((i.body as { target: number }).target);
-    }
-    // A hidden tab gets no animation frames: keep only what the list could show anyway.
-    if (this.pendingAppend.length > 2 * this.cap) this.pendingAppend.splice(0, this.pendingAppend.length - this.cap);
+    this.model.push(items);
     this.schedule();
+  }
+
+  /** Shows one's own held comment to oneself, in seq order, marked 审核中. */
+  insertPending(c: Comment): void {
+    this.model.insert({ ...c, pending: true });
+    this.refresh();
   }
 
   /** Replaces everything shown (a `reset` snapshot). */
   replace(items: Item[]): void {
-    this.pendingAppend = [];
-    this.pendingHide = [];
-    const list: Comment[] = [];
-    const hidden = new Set<number>();
-    for (const i of items) if (i.body.k === 'hide') hidden.add((i.body as { target: number }).target);
-    for (const i of items) {
-      const c = toComment(i);
-      if (c && !hidden.has(c.seq)) list.push(c);
-    }
-    this.pendingReplace = list;
+    this.model.replace(items);
     this.stick = true;
     this.schedule();
   }
 
   /** What the list holds after pending updates (for tests and diagnostics). */
   snapshot(): Comment[] {
-    this.droppedUnrendered += this.apply();
-    return this.items.slice();
+    this.droppedUnrendered += this.applyModel();
+    return this.model.all();
+  }
+
+  /** The comment `seq` if the list holds it. */
+  get(seq: number): Comment | null {
+    const i = this.model.indexOf(seq);
+    return i >= 0 ? this.model.at(i) : null;
   }
 
   scrollToEnd(): void {
@@ -155,69 +158,47 @@ export class CommentList {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
   }
 
-  /** Applies queued changes to the model; returns how many items were dropped at the front. */
-  private apply(): number {
-    let dropped = 0;
-    if (this.pendingReplace) {
-      this.items = this.pendingReplace;
-      this.pendingReplace = null;
-      this.unseen = 0;
-    }
-    if (this.pendingAppend.length) {
-      const last = this.items.length ? this.items[this.items.length - 1].seq : 0;
-      let added = 0;
-      for (const c of this.pendingAppend) {
-        if (c.seq > (this.items.length ? this.items[this.items.length - 1].seq : last)) {
-          this.items.push(c);
-          added++;
-        }
-      }
-      if (!this.stick) this.unseen += added;
-      this.pendingAppend = [];
-    }
-    for (const seq of this.pendingHide) {
-      const i = this.indexOf(seq);
-      if (i >= 0) this.items.splice(i, 1);
-    }
-    this.pendingHide = [];
-    if (this.items.length > this.cap) {
-      dropped = this.items.length - this.cap;
-      this.items.splice(0, dropped);
-    }
-    return dropped;
+  private applyModel(): number {
+    const a = this.model.apply();
+    if (a.replaced) this.unseen = 0;
+    if (!this.stick) this.unseen += a.added;
+    if (a.replaced || a.dropped) for (const seq of this.expanded.keys()) if (this.model.indexOf(seq) < 0) this.expanded.delete(seq);
+    return a.dropped;
   }
 
-  private indexOf(seq: number): number {
-    let lo = 0;
-    let hi = this.items.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const s = this.items[mid].seq;
-      if (s === seq) return mid;
-      if (s < seq) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+  private toggle(row: Row): void {
+    const c = row.comment;
+    if (!c) return;
+    if (this.expanded.has(c.seq)) this.expanded.delete(c.seq);
+    else this.expanded.set(c.seq, 0);
+    row.seq = -1;
+    this.render();
+    row.more.focus();
   }
 
   private render(): void {
     this.frame = 0;
-    // Reads first (only cached values and one scrollTop read), then writes.
-    const dropped = this.apply() + this.droppedUnrendered;
+    const dropped = this.applyModel() + this.droppedUnrendered;
     this.droppedUnrendered = 0;
-    const n = this.items.length;
-    const total = n * ROW_HEIGHT;
+    const n = this.model.length;
+    const extras: [number, number][] = [];
+    for (const [seq, e] of this.expanded) {
+      const i = this.model.indexOf(seq);
+      if (i >= 0) extras.push([i, e]);
+    }
+    this.layout.setExtras(extras);
+    const total = this.layout.total(n);
     const maxTop = Math.max(0, total - this.viewHeight);
-    let top = this.stick ? maxTop : Math.min(maxTop, Math.max(0, this.lastScrollTop - dropped * ROW_HEIGHT));
+    const top = this.stick ? maxTop : Math.min(maxTop, Math.max(0, this.lastScrollTop - dropped * ROW_HEIGHT));
 
     this.spacer.style.height = `${total}px`;
-    this.rendered = n;
+    this.renderedHeight = total;
     if (this.viewport.scrollTop !== top) {
       this.viewport.scrollTop = top;
       this.lastScrollTop = top;
     }
-    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(n, Math.ceil((top + this.viewHeight) / ROW_HEIGHT) + OVERSCAN);
+    const first = Math.max(0, this.layout.indexAt(top, n) - OVERSCAN);
+    const last = Math.min(n, this.layout.indexAt(top + this.viewHeight, n) + 1 + OVERSCAN);
     const need = last - first;
     while (this.rows.length < need) this.rows.push(this.makeRow());
     for (let r = 0; r < this.rows.length; r++) {
@@ -229,9 +210,9 @@ export class CommentList {
         row.seq = -1;
         continue;
       }
-      const c = this.items[idx];
+      const c = this.model.at(idx);
       if (row.el.hidden) row.el.hidden = false;
-      row.el.style.transform = `translateY(${idx * ROW_HEIGHT}px)`;
+      row.el.style.transform = `translateY(${this.layout.offset(idx)}px)`;
       row.el.setAttribute('aria-posinset', String(idx + 1));
       row.el.setAttribute('aria-setsize', String(n));
       if (row.seq !== c.seq) {
@@ -243,32 +224,75 @@ export class CommentList {
         row.badge.textContent = badge;
         row.badge.hidden = !badge;
         row.el.dataset.role = c.role;
+        row.el.classList.toggle('pending', !!c.pending);
+        row.pending.hidden = !c.pending;
+        row.pending.textContent = t('pendingMine');
         row.text.textContent = c.text;
-        row.el.title = c.text;
+        const open = this.expanded.has(c.seq);
+        row.el.classList.toggle('expanded', open);
+        row.el.style.height = open ? 'auto' : '';
+        row.more.textContent = open ? t('collapse') : t('expand');
+        row.more.setAttribute('aria-expanded', String(open));
+        row.more.setAttribute('aria-label', `${open ? t('collapse') : t('expand')}: ${c.name}`);
+        row.check = true;
         row.update?.(c);
       }
     }
+    // Reads after all writes: one layout for the rows filled this frame.
+    let remeasure = false;
+    const showMore: [Row, boolean][] = [];
+    for (const row of this.rows) {
+      if (!row.check || !row.comment) continue;
+      row.check = false;
+      const seq = row.comment.seq;
+      if (this.expanded.has(seq)) {
+        const extra = Math.max(0, row.el.offsetHeight - ROW_HEIGHT);
+        if (extra !== this.expanded.get(seq)) {
+          this.expanded.set(seq, extra);
+          remeasure = true;
+        }
+        showMore.push([row, true]);
+      } else showMore.push([row, row.body.scrollHeight > row.body.clientHeight + 1]);
+    }
+    for (const [row, show] of showMore) row.more.hidden = !show;
     this.newBtn.hidden = this.stick || this.unseen === 0;
     if (!this.newBtn.hidden) this.newBtn.textContent = t('newComments', { n: this.unseen });
+    if (remeasure) this.schedule();
   }
 
   private makeRow(): Row {
     const el = document.createElement('div');
     el.className = 'crow';
     el.setAttribute('role', 'listitem');
+    const body = document.createElement('p');
+    body.className = 'crow-body';
     const head = document.createElement('span');
     head.className = 'crow-head';
     const name = document.createElement('span');
     name.className = 'crow-name';
     const badge = document.createElement('span');
     badge.className = 'crow-badge';
-    head.append(name, badge);
+    const pending = document.createElement('span');
+    pending.className = 'crow-pending';
+    pending.hidden = true;
+    head.append(name, badge, pending);
     const text = document.createElement('span');
     text.className = 'crow-text';
-    el.append(head, text);
+    body.append(head, text);
+    const more = document.createElement('button');
+    more.type = 'button';
+    more.className = 'crow-more';
+    more.hidden = true;
+    el.append(body, more);
     this.viewport.append(el);
-    const row: Row = { el, name, badge, text, seq: -1, comment: null };
-    row.update = this.opts.rowActions?.(el, () => row.comment) ?? undefined;
+    const row: Row = { el, name, badge, text, body, more, pending, seq: -1, comment: null, check: false };
+    more.addEventListener('click', () => this.toggle(row));
+    if (this.opts.rowActions) {
+      const actions = document.createElement('span');
+      actions.className = 'row-actions';
+      el.append(actions);
+      row.update = this.opts.rowActions(actions, () => row.comment) ?? undefined;
+    }
     return row;
   }
 }

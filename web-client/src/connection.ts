@@ -23,9 +23,11 @@ import {
   type Item,
   type Position,
   type Reset,
+  type Subscribed,
   type UnknownMsg,
   type Welcome,
 } from './protocol';
+import { StreamCursor, backoffMs, type Decision } from './streamCursor';
 
 export type ConnState =
   | { kind: 'connecting' }
@@ -69,8 +71,6 @@ export class PostError extends Error {
 const PING_MS = 30_000;
 const PONG_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 15_000;
 
 export function wsUrl(): string {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -79,11 +79,7 @@ export function wsUrl(): string {
 
 export class Connection {
   private ws: WebSocket | null = null;
-  private pos: Position | null = null;
-  /** Set while a `sub` is in flight: batches of an older subscription are ignored until `subscribed`. */
-  private awaitingSub = false;
-  /** The sub in flight had no position to resume from (first load). */
-  private firstSub = false;
+  private readonly cursor: StreamCursor;
   private attempt = 0;
   private retryTimer: number | undefined;
   private pingTimer: number | undefined;
@@ -99,6 +95,8 @@ export class Connection {
   state: ConnState = { kind: 'connecting' };
   /** Counters for diagnostics and tests. */
   readonly stats = { connects: 0, gaps: 0, resets: 0, tokenRefreshes: 0 };
+  /** When the last `post` of this connection was acknowledged (ms since the epoch; slow mode counts from it). */
+  lastPostAckMs = 0;
   you: Welcome['you'] | null = null;
   limits: Welcome['limits'] | null = null;
 
@@ -106,7 +104,9 @@ export class Connection {
     readonly topic: string,
     private readonly tokens: TokenSource,
     private readonly ev: ConnectionEvents,
-  ) {}
+  ) {
+    this.cursor = new StreamCursor(topic);
+  }
 
   start(): void {
     this.stopped = false;
@@ -138,7 +138,7 @@ export class Connection {
 
   /** Where the client stands in the topic (for tests and diagnostics). */
   position(): Position | null {
-    return this.pos ? { ...this.pos } : null;
+    return this.cursor.position();
   }
 
   isLive(): boolean {
@@ -158,7 +158,13 @@ export class Connection {
       return Promise.reject(new PostError('not_connected', 'not connected'));
     }
     return new Promise((resolve, reject) =>
-      this.pending.set(id, { resolve: (m) => resolve(m as Ack), reject }),
+      this.pending.set(id, {
+        resolve: (m) => {
+          this.lastPostAckMs = Date.now();
+          resolve(m as Ack);
+        },
+        reject,
+      }),
     );
   }
 
@@ -264,19 +270,32 @@ export class Connection {
 
   private scheduleRetry(): void {
     this.attempt += 1;
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.attempt - 1));
-    const delayMs = Math.round(base * (0.75 + Math.random() * 0.5));
+    const delayMs = backoffMs(this.attempt);
     this.setState({ kind: 'reconnecting', attempt: this.attempt, delayMs });
     this.retryTimer = window.setTimeout(() => void this.open(), delayMs);
   }
 
   private subscribe(): void {
-    this.awaitingSub = true;
-    this.firstSub = this.pos === null;
-    // Without a position, ask with a resume that cannot be honoured (epoch 0): the server answers
-    // `reset` with a snapshot of the latest visible comments, so a new viewer sees some context.
-    const resume = this.pos ?? { epoch: 0, offset: 0 };
+    const { resume } = this.cursor.subscribeRequest();
     this.send({ t: 'sub', topic: this.topic, resume });
+  }
+
+  private carryOut(d: Decision): void {
+    this.stats.gaps = this.cursor.stats.gaps;
+    this.stats.resets = this.cursor.stats.resets;
+    switch (d.do) {
+      case 'deliver':
+        this.ev.items(d.items);
+        return;
+      case 'reset':
+        this.ev.reset(d.items, d.reason);
+        return;
+      case 'resubscribe':
+        this.subscribe();
+        return;
+      case 'none':
+        return;
+    }
   }
 
   private handle(m: ReturnType<typeof decodeServer> & object): void {
@@ -294,44 +313,17 @@ export class Connection {
         return;
       }
       case 'subscribed': {
-        const s = m as { topic: string; epoch: number; offset: number };
-        if (s.topic !== this.topic) return;
-        this.awaitingSub = false;
-        const honoured = this.pos && this.pos.epoch === s.epoch && this.pos.offset === s.offset;
-        if (!honoured && !this.pos) this.pos = { epoch: s.epoch, offset: s.offset };
-        // Not honoured with a position: a `reset` follows and replaces the position.
+        if (!this.cursor.handleSubscribed(m as Subscribed)) return;
         this.attempt = 0;
         this.setState({ kind: 'live' });
         return;
       }
-      case 'reset': {
-        const r = m as Reset;
-        if (r.topic !== this.topic) return;
-        this.pos = { epoch: r.epoch, offset: r.offset };
-        if (!this.firstSub) this.stats.resets++;
-        this.ev.reset(r.snapshot, this.firstSub ? 'first' : r.reason);
-        this.firstSub = false;
+      case 'reset':
+        this.carryOut(this.cursor.handleReset(m as Reset));
         return;
-      }
-      case 'batch': {
-        const b = m as Batch;
-        if (b.topic !== this.topic || this.awaitingSub || !this.pos) return;
-        if (b.epoch !== this.pos.epoch) {
-          this.subscribe();
-          return;
-        }
-        if (b.from > this.pos.offset + 1) {
-          // Frames were lost (this connection fell behind): resume from what we hold.
-          this.stats.gaps++;
-          this.subscribe();
-          return;
-        }
-        if (b.to <= this.pos.offset) return;
-        const fresh = b.from <= this.pos.offset ? b.items.filter((i) => i.seq > this.pos!.offset) : b.items;
-        this.pos.offset = b.to;
-        if (fresh.length) this.ev.items(fresh);
+      case 'batch':
+        this.carryOut(this.cursor.handleBatch(m as Batch));
         return;
-      }
       case 'ack': {
         const a = m as Ack;
         const p = this.pending.get(a.id);
@@ -351,12 +343,12 @@ export class Connection {
             return;
           }
         }
-        if (e.code === 'unavailable' && this.awaitingSub) {
+        if (e.code === 'unavailable' && this.cursor.awaitingSub()) {
           window.setTimeout(() => this.subscribe(), 1000);
           return;
         }
         if (e.code === 'no_such_topic' || e.code === 'forbidden') {
-          if (this.awaitingSub) this.setState({ kind: 'failed', reason: 'topic', message: e.message });
+          if (this.cursor.awaitingSub()) this.setState({ kind: 'failed', reason: 'topic', message: e.message });
           return;
         }
         this.ev.other?.(m as UnknownMsg);

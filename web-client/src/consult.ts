@@ -2,7 +2,18 @@
 // `event`s applied. `available` turns true with the first `state` (a hub without moderation
 // never sends one, and the pages keep their placeholders).
 
+import { t } from './i18n';
 import type { AuditEntry, CommentModes, ConsultEvent, ConsultSnapshot, FloorSnapshot, PresentRow, QuestionView } from './protocol';
+
+/** A timeout or ban this console has seen issued (audit events since it connected). */
+export interface Sanction {
+  who: string;
+  kind: 'timeout' | 'ban';
+  /** For timeouts: when it ends (ms since the epoch). */
+  untilMs: number | null;
+  reason: string;
+  atMs: number;
+}
 
 export class ConsultStore {
   available = false;
@@ -15,11 +26,29 @@ export class ConsultStore {
   audit: AuditEntry[] = [];
   /** seqs approved or hidden since the last state (the console drops them from its review queue). */
   settled = new Set<number>();
+  /** Display names of every participant seen (present, askers, comment authors): the audit log,
+   * tiles and the floor show names, never ids. */
+  readonly names = new Map<string, string>();
+  /** Timeouts and bans seen in the audit events since this page connected (moderators only). */
+  readonly sanctions = new Map<string, Sanction>();
   private listeners = new Set<() => void>();
+  private eventListeners = new Set<(e: ConsultEvent) => void>();
   private frame = 0;
 
   onChange(f: () => void): void {
     this.listeners.add(f);
+  }
+
+  /** Called synchronously for every event (for reactions such as muting on `muted_all`). */
+  onEvent(f: (e: ConsultEvent) => void): void {
+    this.eventListeners.add(f);
+  }
+
+  learnName(id: string, name: string): void {
+    if (id && name && this.names.get(id) !== name) {
+      this.names.set(id, name);
+      if (this.names.size > 20_000) this.names.delete(this.names.keys().next().value as string);
+    }
   }
 
   /** Listeners run at most once per animation frame (votes may change many times a second). */
@@ -42,12 +71,15 @@ export class ConsultStore {
     this.onStage = s.on_stage ?? null;
     this.modes = s.comment_modes;
     this.present = new Map(s.present.map((p) => [p.id, p]));
+    for (const p of s.present) this.learnName(p.id, p.name);
+    for (const q of s.questions) if (q.asker) this.learnName(q.asker.id, q.asker.name);
     this.viewers = s.viewers;
     this.settled.clear();
     this.changed();
   }
 
   applyEvent(e: ConsultEvent): void {
+    for (const f of this.eventListeners) f(e);
     switch (e.t) {
       case 'floor':
         switch (e.k) {
@@ -78,6 +110,7 @@ export class ConsultStore {
         break;
       case 'question': {
         const q = e.question;
+        if (q.asker) this.learnName(q.asker.id, q.asker.name);
         this.questions.set(q.id, q);
         if (q.state === 'on_stage') this.onStage = q.id;
         else if (this.onStage === q.id) this.onStage = null;
@@ -91,10 +124,12 @@ export class ConsultStore {
         this.modes = e.modes;
         break;
       case 'presence':
+        this.learnName(e.participant, e.name);
         if (e.present) this.present.set(e.participant, { id: e.participant, name: e.name, role: e.role });
         else this.present.delete(e.participant);
         break;
       case 'audit':
+        this.noteSanction(e.entry);
         this.audit.push(e.entry);
         if (this.audit.length > 200) this.audit.splice(0, this.audit.length - 200);
         break;
@@ -104,18 +139,54 @@ export class ConsultStore {
     this.changed();
   }
 
-  nameOf(id: string): string {
-    return this.present.get(id)?.name ?? id;
+  private noteSanction(a: AuditEntry): void {
+    if (a.action === 'participant_timed_out') {
+      const until = /until=(\d+)/.exec(a.detail);
+      this.sanctions.set(a.target, { who: a.target, kind: 'timeout', untilMs: until ? Number(until[1]) : null, reason: a.reason ?? '', atMs: a.at_ms });
+    } else if (a.action === 'participant_banned') {
+      this.sanctions.set(a.target, { who: a.target, kind: 'ban', untilMs: null, reason: a.reason ?? '', atMs: a.at_ms });
+    } else if (a.action === 'participant_unbanned') this.sanctions.delete(a.target);
   }
 
-  /** Questions the public sees, most votes first; the one on stage first of all. */
-  publicQuestions(): QuestionView[] {
+  /** Sanctions still in force at `nowMs`, newest first. */
+  activeSanctions(nowMs: number): Sanction[] {
+    return [...this.sanctions.values()].filter((s) => s.kind === 'ban' || (s.untilMs ?? 0) > nowMs).sort((a, b) => b.atMs - a.atMs);
+  }
+
+  /** A display name for a participant id; never the raw id (a short neutral label when unknown). */
+  nameOf(id: string): string {
+    return this.present.get(id)?.name ?? this.names.get(id) ?? knownNameless(id);
+  }
+
+  /** The name if it is known, else null. */
+  knownName(id: string): string | null {
+    return this.present.get(id)?.name ?? this.names.get(id) ?? null;
+  }
+
+  /** Questions the public sees, most votes first; the one on stage first of all. A viewer's own
+   * pending (and rejected) questions are sent to that viewer alone (docs/protocol.md §5.3), so
+   * they are shown to them too, after the public ones. */
+  publicQuestions(includeOwn = false): QuestionView[] {
+    const own = (q: QuestionView) => includeOwn && (q.state === 'pending' || q.state === 'rejected');
     return [...this.questions.values()]
-      .filter((q) => q.state === 'published' || q.state === 'on_stage' || q.state === 'answered')
-      .sort((a, b) => Number(b.id === this.onStage) - Number(a.id === this.onStage) || b.votes - a.votes || a.id - b.id);
+      .filter((q) => q.state === 'published' || q.state === 'on_stage' || q.state === 'answered' || own(q))
+      .sort(
+        (a, b) =>
+          Number(b.id === this.onStage) - Number(a.id === this.onStage) ||
+          Number(own(a)) - Number(own(b)) ||
+          b.votes - a.votes ||
+          a.id - b.id,
+      );
   }
 
   pinned(): QuestionView[] {
     return [...this.questions.values()].filter((q) => q.pinned || q.id === this.onStage);
   }
+}
+
+/** A neutral label for a participant nobody named yet: its role prefix, never the id itself. */
+function knownNameless(id: string): string {
+  if (id.startsWith('v-')) return `${t('role_viewer')}·${id.slice(2, 6)}`;
+  const colon = id.indexOf(':');
+  return colon > 0 ? id.slice(colon + 1) : id.slice(0, 8);
 }

@@ -1,34 +1,44 @@
-// Panels for the moderation parts: the floor, the questions, the pinned question, comment policy.
-// Each renders from a ConsultStore and sends `cmd`s on a Connection. They re-render whole (lists
-// are short) at most once per frame, and put keyboard focus back on the control that had it.
+// Panels for the moderation parts: the floor, the questions, the pinned question, comment policy,
+// sanctions. Each renders from a ConsultStore and sends `cmd`s on a Connection. They re-render
+// whole (lists are short) at most once per frame, and put keyboard focus back on the control that
+// had it.
 
 import { PostError, type Connection } from './connection';
 import type { ConsultStore } from './consult';
+import { formatClock, formatDuration } from './auditText';
 import { t, type I18nKey } from './i18n';
 import type { Command, QuestionOp, QuestionView } from './protocol';
-import { errorText, h, i18n } from './ui';
+import { choose, errorText, h, i18n } from './ui';
 
 export interface Who {
   id: () => string | null;
   moderator: boolean;
 }
 
+/** The reasons a moderator picks from, per row (hides, timeouts, question rejections). */
+export const REASONS: I18nKey[] = ['reasonImproper', 'reasonAd', 'reasonOffTopic', 'reasonDuplicate'];
+
+/** Turn lengths offered when giving the floor (ms). */
+export const TURN_LIMITS = [60_000, 120_000, 180_000, 300_000, 600_000];
+/** Slow-mode intervals offered (ms); null is off. */
+export const SLOW_MODES: (number | null)[] = [null, 5_000, 10_000, 30_000, 60_000];
+
 /** Re-renders `box` with `build`, keeping focus on the element with the same `data-key`. */
-function rerender(box: HTMLElement, build: () => Node[]): void {
+export function rerender(box: HTMLElement, build: () => Node[]): void {
   const active = document.activeElement as HTMLElement | null;
   const key = active && box.contains(active) ? active.dataset.key : undefined;
   box.replaceChildren(...build());
   if (key) (box.querySelector(`[data-key="${CSS.escape(key)}"]`) as HTMLElement | null)?.focus();
 }
 
-function button(key: string, label: string, onClick: () => void, extra: Record<string, string> = {}): HTMLButtonElement {
+export function button(key: string, label: string, onClick: (b: HTMLButtonElement) => void, extra: Record<string, string> = {}): HTMLButtonElement {
   const b = h('button', { type: 'button', class: 'btn small', 'data-key': key, ...extra }, label);
-  b.addEventListener('click', onClick);
+  b.addEventListener('click', () => onClick(b));
   return b;
 }
 
 /** Sends `cmd`, showing a refusal in `msg`. */
-function send(conn: () => Connection | null, msg: HTMLElement, cmd: Command, ok?: () => void): void {
+export function send(conn: () => Connection | null, msg: HTMLElement, cmd: Command, ok?: () => void, failed?: (code: string) => void): void {
   const c = conn();
   if (!c) return;
   msg.textContent = '';
@@ -37,8 +47,14 @@ function send(conn: () => Connection | null, msg: HTMLElement, cmd: Command, ok?
     (e: unknown) => {
       const code = e instanceof PostError ? e.code : 'internal';
       msg.textContent = errorText(code, { msg: e instanceof Error ? e.message : String(e) });
+      failed?.(code);
     },
   );
+}
+
+/** Asks for a reason next to `anchor`: one of REASONS. */
+export function chooseReason(anchor: HTMLElement, title: string): Promise<string | null> {
+  return choose(anchor, title, REASONS.map((k) => ({ label: t(k), value: t(k) })));
 }
 
 function seconds(ms: number): string {
@@ -48,6 +64,12 @@ function seconds(ms: number): string {
 export function floorPanel(body: HTMLElement, store: ConsultStore, conn: () => Connection | null, who: Who): void {
   const box = h('div', { class: 'floor' });
   const msg = h('p', { class: 'panel-msg', role: 'alert' });
+  // The turn length for the next grant (moderators).
+  const limitId = `turn-limit-${Math.random().toString(36).slice(2, 7)}`;
+  const limit = h('select', { id: limitId, class: 'turn-limit', 'data-key': 'turn-limit' });
+  const limitLabel = h('label', { for: limitId });
+  let limitMs = 180_000;
+  limit.addEventListener('change', () => (limitMs = Number(limit.value)));
   let timer = 0;
   const render = () => {
     if (!store.available) return;
@@ -56,6 +78,8 @@ export function floorPanel(body: HTMLElement, store: ConsultStore, conn: () => C
     const f = store.floor;
     const me = who.id();
     const cmd = (c: Command) => send(conn, msg, c);
+    limitLabel.textContent = t('turnLimit');
+    limit.replaceChildren(...TURN_LIMITS.map((ms) => h('option', { value: String(ms), selected: ms === limitMs }, formatDuration(ms))));
     rerender(box, () => {
       const out: Node[] = [];
       const holder = f.holder ? t('holder', { name: store.nameOf(f.holder) }) : t('holderNone');
@@ -71,12 +95,12 @@ export function floorPanel(body: HTMLElement, store: ConsultStore, conn: () => C
       if (f.deadline_ms) timer = window.setInterval(tick, 1000);
       out.push(
         h('p', { class: 'floor-holder', 'data-holder': f.holder ?? '' }, h('strong', {}, holder), ' ', clock),
-        h('p', { class: 'muted' }, f.mode === 'chaired' ? t('modeChaired') : t('modeOpen')),
+        h('p', { class: 'muted' }, f.mode === 'chaired' ? t('modeChairedExplained') : t('modeOpenExplained')),
       );
       const hands = h('ol', { class: 'hands', 'aria-label': t('hands', { n: f.hands.length }) });
       for (const id of f.hands) {
-        const li = h('li', { 'data-id': id }, store.nameOf(id));
-        if (who.moderator) li.append(' ', button(`grant-${id}`, t('grantTo', { name: store.nameOf(id) }), () => cmd({ c: 'grant_floor', target: { participant: id } })));
+        const li = h('li', { 'data-id': id }, h('span', { class: 'hand-name' }, store.nameOf(id)));
+        if (who.moderator) li.append(' ', button(`grant-${id}`, t('grantTo', { name: store.nameOf(id) }), () => cmd({ c: 'grant_floor', target: { participant: id }, limit_ms: limitMs })));
         hands.append(li);
       }
       out.push(h('h3', {}, t('hands', { n: f.hands.length })), f.hands.length ? hands : h('p', { class: 'muted' }, t('handsNone')));
@@ -92,7 +116,8 @@ export function floorPanel(body: HTMLElement, store: ConsultStore, conn: () => C
       if (me && f.holder === me) bar.append(button('yield', t('yield'), () => cmd({ c: 'yield_floor' })));
       if (who.moderator) {
         bar.append(
-          button('grant-next', t('grantNext'), () => cmd({ c: 'grant_floor', target: 'next_hand' })),
+          h('span', { class: 'turn-limit-box' }, limitLabel, limit),
+          button('grant-next', t('grantNext'), () => cmd({ c: 'grant_floor', target: 'next_hand', limit_ms: limitMs })),
           button('extend', t('extend'), () => cmd({ c: 'extend_floor', extra_ms: 60_000 })),
           button('revoke', t('revoke'), () => cmd({ c: 'revoke_floor' })),
           button('mute-all', t('muteAll'), () => cmd({ c: 'mute_all' })),
@@ -113,79 +138,150 @@ export function floorPanel(body: HTMLElement, store: ConsultStore, conn: () => C
   i18n(render);
 }
 
-function askerName(q: QuestionView): string {
-  return q.asker ? q.asker.name : t('anonymousAsker');
+/** Who asked, as this viewer may see it; moderators see anonymous askers' names marked 匿名. */
+function askerName(q: QuestionView, moderator: boolean): string {
+  if (!q.asker) return t('anonymousAsker');
+  return moderator && q.anonymous ? t('askerAnonymousMarked', { name: q.asker.name }) : q.asker.name;
+}
+
+/** Per activity and identity, kept across reloads: questions this viewer asked and upvoted. */
+class MyQuestions {
+  constructor(private readonly key: string) {}
+  private read(): { asked: number[]; voted: number[] } {
+    try {
+      const v = JSON.parse(localStorage.getItem(this.key) ?? 'null') as { asked: number[]; voted: number[] } | null;
+      if (v && Array.isArray(v.asked) && Array.isArray(v.voted)) return v;
+    } catch {
+      /* corrupt: start over */
+    }
+    return { asked: [], voted: [] };
+  }
+  private write(v: { asked: number[]; voted: number[] }): void {
+    localStorage.setItem(this.key, JSON.stringify({ asked: v.asked.slice(-200), voted: v.voted.slice(-2000) }));
+  }
+  asked(id: number): boolean {
+    return this.read().asked.includes(id);
+  }
+  voted(id: number): boolean {
+    return this.read().voted.includes(id);
+  }
+  addAsked(id: number): void {
+    const v = this.read();
+    if (!v.asked.includes(id)) v.asked.push(id);
+    this.write(v);
+  }
+  setVoted(id: number, on: boolean): void {
+    const v = this.read();
+    v.voted = v.voted.filter((x) => x !== id);
+    if (on) v.voted.push(id);
+    this.write(v);
+  }
 }
 
 /** The public questions (vote; submit), or for moderators every question with its actions. */
-export function questionsPanel(body: HTMLElement, store: ConsultStore, conn: () => Connection | null, who: Who): void {
+export function questionsPanel(body: HTMLElement, store: ConsultStore, conn: () => Connection | null, who: Who, activity = ''): void {
   const list = h('ol', { class: 'questions' });
   const msg = h('p', { class: 'panel-msg', role: 'alert' });
-  const voted = new Set<number>();
+  const mine = () => new MyQuestions(`shangliang.questions.${activity}.${who.id() ?? ''}`);
   // Submit form (everyone but moderators asks questions).
   const text = h('input', { type: 'text', class: 'ask-input', maxlength: 500, 'data-key': 'ask' });
-  const anon = h('input', { type: 'checkbox', id: `anon-${Math.random().toString(36).slice(2, 7)}` });
-  const anonLabel = h('label', { for: anon.id });
+  const anon = h('input', { type: 'checkbox', class: 'ask-anon-box', id: `anon-${Math.random().toString(36).slice(2, 7)}` });
+  const anonLabel = h('label', { for: anon.id, class: 'ask-anon' }, anon);
+  const anonText = h('span');
+  anonLabel.append(anonText);
   const submit = h('button', { type: 'submit', class: 'btn small primary' });
-  const form = h('form', { class: 'ask' }, text, submit, h('span', { class: 'ask-anon' }, anon, anonLabel));
+  const form = h('form', { class: 'ask' }, text, submit, anonLabel);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const v = text.value.trim();
     if (!v) return;
-    send(conn, msg, { c: 'submit_question', text: v, anonymous: anon.checked }, () => {
-      text.value = '';
-      msg.textContent = t('questionSubmitted');
-    });
+    const c = conn();
+    if (!c) return;
+    msg.textContent = '';
+    c.cmd({ c: 'submit_question', text: v, anonymous: anon.checked }).then(
+      (r) => {
+        if (r.r === 'question_submitted') mine().addAsked(r.id);
+        text.value = '';
+        msg.dataset.kind = 'ok';
+        msg.textContent = t('questionSubmitted');
+        window.setTimeout(() => {
+          if (msg.dataset.kind === 'ok') msg.textContent = '';
+        }, 5000);
+        render();
+      },
+      (err: unknown) => {
+        msg.dataset.kind = 'error';
+        msg.textContent = errorText(err instanceof PostError ? err.code : 'internal', { msg: String(err) });
+      },
+    );
   });
   const render = () => {
     text.setAttribute('aria-label', t('askLabel'));
     text.placeholder = t('askPlaceholder');
     submit.textContent = t('submitQuestion');
-    anonLabel.textContent = t('anonymous');
+    anonText.textContent = t('anonymous');
     if (!store.available) return;
     body.querySelector('.slot-pending')?.remove();
     if (!list.isConnected) {
-      body.append(list);
       if (!who.moderator && who.id()) body.append(form);
-      body.append(msg);
+      body.append(msg, list);
     }
+    const me = who.id();
+    const my = mine();
+    const isMine = (q: QuestionView) => (!!me && q.asker?.id === me) || my.asked(q.id) || (!who.moderator && (q.state === 'pending' || q.state === 'rejected'));
     const qs = who.moderator
       ? [...store.questions.values()].sort((a, b) => Number(a.state !== 'pending') - Number(b.state !== 'pending') || b.votes - a.votes || a.id - b.id)
-      : store.publicQuestions();
+      : store.publicQuestions(true);
     rerender(list, () =>
       qs.map((q) => {
-        const li = h('li', { class: `question q-${q.state}`, 'data-id': String(q.id), 'aria-label': t('questionLabel', { id: q.id, text: q.text }) });
+        const own = !who.moderator && isMine(q);
+        const li = h('li', { class: `question q-${q.state}${own ? ' q-mine' : ''}`, 'data-id': String(q.id), 'aria-label': t('questionLabel', { id: q.id, text: q.text }) });
+        const state = own && q.state === 'pending' ? t('qstate_pending_mine') : t(`qstate_${q.state}` as I18nKey);
         li.append(
           h('p', { class: 'q-text' }, q.text),
-          h('p', { class: 'q-meta muted' }, `${askerName(q)} · ${t(`qstate_${q.state}` as I18nKey)}${q.pinned ? ` · ${t('pinnedTag')}` : ''}`),
+          h('p', { class: 'q-meta muted' }, `${own ? t('askedByYou') : askerName(q, who.moderator)} · ${state}${q.pinned ? ` · ${t('pinnedTag')}` : ''}`),
         );
+        if (who.moderator && q.anonymous) li.querySelector('.q-meta')!.prepend(h('span', { class: 'anon-tag' }, t('anonymousTag')), ' ');
         const actions = h('div', { class: 'q-actions' });
-        if (!who.moderator && who.id()) {
-          const mine = voted.has(q.id);
+        const public_ = q.state === 'published' || q.state === 'on_stage';
+        if (!who.moderator && me && public_ && !own) {
+          const voted = my.voted(q.id);
           actions.append(
-            button(`vote-${q.id}`, mine ? t('unvote', { n: q.votes }) : t('upvote', { n: q.votes }), () =>
-              send(conn, msg, { c: 'vote_question', id: q.id, up: !mine }, () => {
-                if (mine) voted.delete(q.id);
-                else voted.add(q.id);
-                render();
-              }),
-              { 'aria-pressed': String(mine), 'aria-label': t('upvoteLabel', { n: q.votes }) },
+            button(`vote-${q.id}`, voted ? t('unvote', { n: q.votes }) : t('upvote', { n: q.votes }), () =>
+              send(
+                conn,
+                msg,
+                { c: 'vote_question', id: q.id, up: !voted },
+                () => {
+                  my.setVoted(q.id, !voted);
+                  render();
+                },
+                (code) => {
+                  // The server knows better: keep our memory in line with it.
+                  if (code === 'already_voted') my.setVoted(q.id, true);
+                  if (code === 'not_voted') my.setVoted(q.id, false);
+                  render();
+                },
+              ),
+              { 'aria-pressed': String(voted), title: voted ? t('unvoteLabel', { n: q.votes }) : t('upvoteLabel', { n: q.votes }) },
             ),
           );
-        } else {
-          actions.append(h('span', { class: 'q-votes' }, t('upvote', { n: q.votes })));
+        } else if (q.state !== 'pending' && q.state !== 'rejected') {
+          actions.append(h('span', { class: 'q-votes' }, t('votes', { n: q.votes })));
         }
         if (who.moderator) {
           const op = (o: QuestionOp) => send(conn, msg, { c: 'moderate_question', id: q.id, ...o });
-          const ops: [string, QuestionOp][] = [];
-          if (q.state === 'pending') ops.push(['q_publish', { op: 'publish' }], ['q_reject', { op: 'reject' }]);
-          if (q.state === 'published') ops.push(['q_stage', { op: 'stage' }]);
-          if (q.state === 'on_stage') ops.push(['q_answer', { op: 'answer' }]);
-          if (q.state === 'published' || q.state === 'on_stage') ops.push(['q_dismiss', { op: 'dismiss' }]);
-          if (q.state !== 'pending' && q.state !== 'rejected' && q.state !== 'dismissed') ops.push(q.pinned ? ['q_unpin', { op: 'unpin' }] : ['q_pin', { op: 'pin' }]);
-          for (const [key, o] of ops) actions.append(button(`${key}-${q.id}`, t(key as I18nKey), () => op(o), { 'aria-label': `${t(key as I18nKey)}: ${q.text}` }));
+          const ops: [string, (b: HTMLButtonElement) => void][] = [];
+          const withReason = (key: 'q_reject' | 'q_dismiss', make: (reason: string) => QuestionOp) => (b: HTMLButtonElement) =>
+            void chooseReason(b, t(key)).then((r) => r && op(make(r)));
+          if (q.state === 'pending') ops.push(['q_publish', () => op({ op: 'publish' })], ['q_reject', withReason('q_reject', (reason) => ({ op: 'reject', reason }))]);
+          if (q.state === 'published') ops.push(['q_stage', () => op({ op: 'stage' })]);
+          if (q.state === 'on_stage') ops.push(['q_answer', () => op({ op: 'answer' })]);
+          if (public_) ops.push(['q_dismiss', withReason('q_dismiss', (reason) => ({ op: 'dismiss', reason }))]);
+          if (q.state !== 'pending' && q.state !== 'rejected' && q.state !== 'dismissed') ops.push(q.pinned ? ['q_unpin', () => op({ op: 'unpin' })] : ['q_pin', () => op({ op: 'pin' })]);
+          for (const [key, f] of ops) actions.append(button(`${key}-${q.id}`, t(key as I18nKey), f, { 'aria-label': `${t(key as I18nKey)}: ${q.text}` }));
         }
-        li.append(actions);
+        if (actions.childNodes.length) li.append(actions);
         return li;
       }),
     );
@@ -194,18 +290,23 @@ export function questionsPanel(body: HTMLElement, store: ConsultStore, conn: () 
   i18n(render);
 }
 
-/** The pinned question / the one on stage, for the watch page. */
+/** The question on stage (and pinned ones), for the watch page: directly under the video. */
 export function pinnedPanel(body: HTMLElement, store: ConsultStore): void {
   const box = h('div', { class: 'pinned' });
   const render = () => {
     if (!store.available) return;
-    const ps = store.pinned();
+    const ps = store.pinned().sort((a, b) => Number(b.id === store.onStage) - Number(a.id === store.onStage));
     const note = body.querySelector('.slot-pending') as HTMLElement | null;
     if (note) note.hidden = ps.length > 0;
     if (!box.isConnected) body.append(box);
     box.replaceChildren(
       ...ps.map((q) =>
-        h('blockquote', { class: 'pinned-q', 'data-id': String(q.id) }, h('p', {}, q.text), h('footer', { class: 'muted' }, `${askerName(q)} · ${t(`qstate_${q.state}` as I18nKey)}`)),
+        h(
+          'blockquote',
+          { class: `pinned-q${q.id === store.onStage ? ' on-stage' : ''}`, 'data-id': String(q.id) },
+          h('p', {}, q.text),
+          h('footer', { class: 'muted' }, `${askerName(q, false)} · ${t(`qstate_${q.state}` as I18nKey)}`),
+        ),
       ),
     );
   };
@@ -213,7 +314,7 @@ export function pinnedPanel(body: HTMLElement, store: ConsultStore): void {
   i18n(render);
 }
 
-/** Comment policy switches for moderators. */
+/** Comment policy switches and slow mode, for moderators. */
 export function policyPanel(body: HTMLElement, store: ConsultStore, conn: () => Connection | null): void {
   const box = h('div', { class: 'policy' });
   const msg = h('p', { class: 'panel-msg', role: 'alert' });
@@ -227,10 +328,49 @@ export function policyPanel(body: HTMLElement, store: ConsultStore, conn: () => 
       const cb = h('input', { type: 'checkbox', id, 'data-key': id });
       cb.checked = m[key];
       cb.addEventListener('change', () => send(conn, msg, { c: 'set_comment_policy', change: { set: key, value: cb.checked } }));
-      return h('p', {}, cb, h('label', { for: id }, t(label)));
+      return h('label', { class: 'check-row', for: id }, cb, h('span', {}, t(label)));
     };
-    rerender(box, () => [toggle('review', 'policyReview'), toggle('verified_only', 'policyVerified'), toggle('lockdown', 'policyLockdown')]);
+    const slowId = 'policy-slow';
+    const slow = h('select', { id: slowId, 'data-key': slowId });
+    for (const v of SLOW_MODES) slow.append(h('option', { value: String(v ?? 0), selected: (m.slow_mode_ms ?? null) === v }, v === null ? t('slowOff') : t('slowEvery', { dur: formatDuration(v) })));
+    if (m.slow_mode_ms && !SLOW_MODES.includes(m.slow_mode_ms)) slow.append(h('option', { value: String(m.slow_mode_ms), selected: true }, t('slowEvery', { dur: formatDuration(m.slow_mode_ms) })));
+    slow.addEventListener('change', () => {
+      const v = Number(slow.value);
+      send(conn, msg, { c: 'set_comment_policy', change: { set: 'slow_mode', value: v > 0 ? v : null } });
+    });
+    rerender(box, () => [
+      toggle('review', 'policyReview'),
+      toggle('verified_only', 'policyVerified'),
+      toggle('lockdown', 'policyLockdown'),
+      h('p', { class: 'slow-row' }, h('label', { for: slowId }, t('slowMode')), ' ', slow),
+    ]);
   };
   store.onChange(render);
+  i18n(render);
+}
+
+/** Timeouts and bans issued while this console was open, each with an undo (`unban` lifts both). */
+export function sanctionsPanel(body: HTMLElement, store: ConsultStore, conn: () => Connection | null): void {
+  const list = h('ul', { class: 'sanctions' });
+  const msg = h('p', { class: 'panel-msg', role: 'alert' });
+  const render = () => {
+    const active = store.activeSanctions(Date.now());
+    const note = body.querySelector('.slot-pending') as HTMLElement | null;
+    if (note) note.hidden = active.length > 0;
+    if (!list.isConnected) body.append(list, msg);
+    rerender(list, () =>
+      active.map((s) =>
+        h(
+          'li',
+          { 'data-who': s.who },
+          h('span', { class: 'sanction-text' }, s.kind === 'ban' ? t('sanctionBan', { name: store.nameOf(s.who) }) : t('sanctionTimeout', { name: store.nameOf(s.who), time: formatClock(s.untilMs ?? 0, false) }), s.reason ? ` · ${s.reason}` : ''),
+          ' ',
+          button(`unban-${s.who}`, t('undoSanction'), () => send(conn, msg, { c: 'unban', who: s.who }), { 'aria-label': t('undoSanctionLabel', { name: store.nameOf(s.who) }) }),
+        ),
+      ),
+    );
+  };
+  store.onChange(render);
+  window.setInterval(render, 15_000);
   i18n(render);
 }

@@ -1,166 +1,345 @@
-// The moderator console: the full comment view (held comments included) with a hide control per
-// row, comment policy, the question queue and the floor.
+// The moderator console: the full comment view (held comments included) with per-row actions
+// (approve a held comment; hide or time out with a reason chosen on that row), the review queue
+// (待审) with keyboard shortcuts, the room's video, the floor with a turn length, the questions,
+// comment policy with slow mode, the timeouts in force with undo, and a readable audit log.
 
-import { urlToken } from '../api';
-import { CommentList } from '../commentList';
+import { getActivity, urlToken } from '../api';
+import { auditLine } from '../auditText';
+import { CommentList, type Comment } from '../commentList';
 import { Connection, PostError } from '../connection';
 import { ConsultStore } from '../consult';
-import { floorPanel, policyPanel, questionsPanel } from '../consultUi';
-import { t, type I18nKey } from '../i18n';
-import { composer, errorText, h, header, i18n, slot, statusLine } from '../ui';
+import { chooseReason, floorPanel, policyPanel, questionsPanel, sanctionsPanel } from '../consultUi';
+import { t } from '../i18n';
+import { RoomMedia } from '../media/room';
+import { isComment, type Item } from '../protocol';
+import { ReviewQueue } from '../reviewQueue';
+import { RoomGrid } from '../roomGrid';
+import { choose, composer, errorText, h, header, i18n, slot, statusLine } from '../ui';
 
-const REASONS: I18nKey[] = ['reasonImproper', 'reasonAd', 'reasonOffTopic', 'reasonDuplicate'];
+/** Timeout lengths offered per row (ms); 0 stands for a ban (the whole activity). */
+const TIMEOUTS = [10 * 60_000, 60 * 60_000, 0];
 
 export function moderatorConsole(root: HTMLElement, activity: string): void {
   const token = urlToken(activity);
   let conn: Connection | null = null;
+  let title = '';
   const store = new ConsultStore();
+  const review = new ReviewQueue();
+  const approvedCopies = new Map<number, { name: string; text: string }>();
   const hideMsg = h('p', { class: 'panel-msg', role: 'alert' });
-  const reason = h('select', { class: 'hide-reason', id: 'hide-reason' });
-  const reasonLabel = h('label', { for: 'hide-reason' });
-  const hideButtons: HTMLButtonElement[] = [];
-  const timeoutButtons: HTMLButtonElement[] = [];
-  const approveButtons: { ok: HTMLButtonElement; current: () => { seq: number; role: string } | null }[] = [];
-  const hide = (seq: number) => {
+  const fail = (e: unknown) => {
+    hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: e instanceof Error ? e.message : String(e) });
+  };
+  const refreshAll = () => {
+    list.refresh();
+    counts();
+  };
+  const hide = (seq: number, reason: string) => {
     if (!store.available || !conn) return;
     hideMsg.textContent = '';
-    conn.cmd({ c: 'hide_comment', seq, reason: reason.selectedOptions[0]?.textContent ?? '' }).catch((e: unknown) => {
-      hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: String(e) });
-    });
+    conn.cmd({ c: 'hide_comment', seq, reason }).then(() => {
+      review.settle(seq);
+      refreshAll();
+    }, fail);
   };
   const approve = (seq: number) => {
-    if (!store.available || !conn) return;
+    if (!store.available || !conn) return Promise.resolve();
     hideMsg.textContent = '';
-    conn.cmd({ c: 'approve_comment', seq }).catch((e: unknown) => {
-      hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: String(e) });
-    });
+    return conn.cmd({ c: 'approve_comment', seq }).then(
+      () => {
+        review.settle(seq);
+        refreshAll();
+      },
+      (e: unknown) => {
+        // Not held after all (posted before review was on): it is public; drop it from the queue.
+        if (e instanceof PostError && e.code === 'not_held') {
+          review.settle(seq);
+          refreshAll();
+        } else fail(e);
+      },
+    );
   };
-  // The protocol does not mark held comments in a moderator's batches, so every viewer comment
-  // gets an approve button while review mode is on; approving one that is not held answers
-  // `not_held`. The public copy (`approves`) replaces the held original in this list.
+  const discipline = async (anchor: HTMLElement, c: Comment) => {
+    const len = await choose(anchor, t('timeoutFor', { name: c.name }), TIMEOUTS.map((ms) => ({ label: ms ? t('timeoutLen', { dur: formatLen(ms) }) : t('banChoice'), value: ms })));
+    if (len === null) return;
+    const reason = await chooseReason(anchor, t('reasonFor'));
+    if (!reason || !conn) return;
+    hideMsg.textContent = '';
+    const cmd = len ? ({ c: 'timeout', who: c.authorId, until_ms: Date.now() + len, reason } as const) : ({ c: 'ban', who: c.authorId, reason } as const);
+    conn.cmd(cmd).catch(fail);
+  };
+  const formatLen = (ms: number) => (ms >= 3_600_000 ? t('durHours', { n: ms / 3_600_000 }) : t('durMinutes', { n: ms / 60_000 }));
+
+  // Row actions sit in their own column, so they never cover the text.
   const list = new CommentList({
     cap: 5000,
-    rowActions: (row, current) => {
-      const ok = h('button', { type: 'button', class: 'row-approve', 'aria-disabled': 'true', hidden: true });
-      const btn = h('button', { type: 'button', class: 'row-hide', 'aria-disabled': 'true' });
-      const mute = h('button', { type: 'button', class: 'row-timeout', 'aria-disabled': 'true' });
-      mute.textContent = t('timeout10');
-      timeoutButtons.push(mute);
+    rowActions: (actions, current) => {
+      const ok = h('button', { type: 'button', class: 'row-approve', hidden: true });
+      const hideBtn = h('button', { type: 'button', class: 'row-hide', 'aria-haspopup': 'menu' });
+      const mute = h('button', { type: 'button', class: 'row-timeout', 'aria-haspopup': 'menu' });
+      const held = h('span', { class: 'row-held', hidden: true });
+      actions.append(held, ok, hideBtn, mute);
+      hideBtn.addEventListener('click', () => {
+        const c = current();
+        if (c && store.available) void chooseReason(hideBtn, t('hideWhy')).then((r) => r && hide(c.seq, r));
+      });
       mute.addEventListener('click', () => {
         const c = current();
-        if (!c || !store.available || !conn) return;
-        hideMsg.textContent = '';
-        const why = reason.selectedOptions[0]?.textContent ?? '';
-        conn.cmd({ c: 'timeout', who: c.authorId, until_ms: Date.now() + 10 * 60_000, reason: why }).catch((e: unknown) => {
-          hideMsg.textContent = errorText(e instanceof PostError ? e.code : 'internal', { msg: String(e) });
-        });
-      });
-      btn.textContent = t('hide');
-      ok.textContent = t('approve');
-      row.append(h('span', { class: 'row-actions' }, ok, mute, btn));
-      hideButtons.push(btn);
-      approveButtons.push({ ok, current });
-      btn.addEventListener('click', () => {
-        const c = current();
-        if (c) hide(c.seq);
+        if (c && store.available) void discipline(mute, c);
       });
       ok.addEventListener('click', () => {
         const c = current();
-        if (c) approve(c.seq);
+        if (c) void approve(c.seq);
       });
       return (c) => {
-        btn.setAttribute('aria-label', t('hideLabel', { seq: c.seq }));
-        btn.setAttribute('aria-disabled', String(!store.available));
-        btn.title = store.available ? '' : t('notYetAvailable');
-        ok.setAttribute('aria-label', t('approveLabel', { seq: c.seq }));
+        const isHeld = review.isHeld(c.seq);
+        actions.closest('.crow')?.classList.toggle('held', isHeld);
+        held.hidden = !isHeld;
+        held.textContent = t('heldTag');
+        ok.hidden = !isHeld;
+        ok.textContent = t('approve');
+        ok.setAttribute('aria-label', t('approveLabel', { name: c.name }));
+        hideBtn.textContent = isHeld ? t('reject') : t('hide');
+        hideBtn.setAttribute('aria-label', isHeld ? t('rejectLabel', { name: c.name }) : t('hideLabel', { name: c.name }));
+        hideBtn.setAttribute('aria-disabled', String(!store.available));
+        mute.textContent = t('discipline');
         mute.setAttribute('aria-label', t('timeoutLabel', { name: c.name }));
         mute.setAttribute('aria-disabled', String(!store.available));
         mute.hidden = c.role === 'moderator';
-        ok.setAttribute('aria-disabled', String(!store.available));
-        ok.hidden = !store.modes.review || c.role !== 'viewer' || store.settled.has(c.seq);
       };
     },
   });
+
+  // The review queue (待审): the comments presumed held, oldest first, with keyboard shortcuts.
+  const reviewSlot = slot('review', () => t('reviewQueueN', { n: review.size }), () => t('reviewEmpty'));
+  const reviewList = h('ol', { class: 'review-list', 'aria-label': t('reviewQueue') });
+  const reviewHelp = h('p', { class: 'muted review-help' });
+  const approveAll = h('button', { type: 'button', class: 'btn small', 'data-key': 'approve-all' });
+  reviewSlot.body.append(h('div', { class: 'review-bar' }, approveAll, reviewHelp), reviewList);
+  approveAll.addEventListener('click', () => {
+    for (const c of review.held()) void approve(c.seq);
+  });
+  const renderReview = () => {
+    const items = review.held();
+    reviewSlot.el.querySelector('h2')!.textContent = t('reviewQueueN', { n: items.length });
+    reviewSlot.el.dataset.count = String(items.length);
+    (reviewSlot.body.querySelector('.slot-pending') as HTMLElement).hidden = items.length > 0;
+    approveAll.hidden = items.length < 2;
+    approveAll.textContent = t('approveAll', { n: items.length });
+    reviewHelp.textContent = items.length ? t('reviewKeys') : '';
+    const focused = (document.activeElement as HTMLElement | null)?.closest('.review-item') as HTMLElement | null;
+    const keep = focused ? Number(focused.dataset.seq) : null;
+    reviewList.replaceChildren(
+      ...items.slice(0, 100).map((c) => {
+        const li = h(
+          'li',
+          { class: 'review-item', tabindex: 0, 'data-seq': String(c.seq), 'aria-label': `${c.name}：${c.text}` },
+          h('p', { class: 'review-text' }, h('strong', {}, c.name), '：', c.text),
+        );
+        const ok = h('button', { type: 'button', class: 'btn small primary', 'data-key': `approve-${c.seq}` }, t('approve'));
+        const no = h('button', { type: 'button', class: 'btn small', 'data-key': `reject-${c.seq}`, 'aria-haspopup': 'menu' }, t('reject'));
+        ok.addEventListener('click', () => void approve(c.seq));
+        no.addEventListener('click', () => void chooseReason(no, t('rejectWhy')).then((r) => r && hide(c.seq, r)));
+        li.append(h('div', { class: 'q-actions' }, ok, no));
+        return li;
+      }),
+    );
+    if (keep !== null) {
+      const again = reviewList.querySelector<HTMLElement>(`[data-seq="${keep}"]`) ?? (review.next(keep) ? reviewList.querySelector<HTMLElement>(`[data-seq="${review.next(keep)!.seq}"]`) : null);
+      again?.focus();
+    }
+  };
+  // Keyboard: A approve, R reject (asks the reason), J/↓ next, K/↑ previous.
+  reviewList.addEventListener('keydown', (e) => {
+    const li = (e.target as HTMLElement).closest('.review-item') as HTMLElement | null;
+    if (!li || (e.target as HTMLElement).tagName === 'BUTTON') return;
+    const seq = Number(li.dataset.seq);
+    const k = e.key.toLowerCase();
+    if (k === 'a') {
+      e.preventDefault();
+      const next = review.next(seq);
+      void approve(seq).then(() => {
+        if (next && next.seq !== seq) reviewList.querySelector<HTMLElement>(`[data-seq="${next.seq}"]`)?.focus();
+      });
+    } else if (k === 'r') {
+      e.preventDefault();
+      const no = li.querySelector<HTMLButtonElement>(`[data-key="reject-${seq}"]`)!;
+      void chooseReason(no, t('rejectWhy')).then((r) => r && hide(seq, r));
+    } else if (k === 'j' || e.key === 'ArrowDown') {
+      e.preventDefault();
+      (li.nextElementSibling as HTMLElement | null)?.focus();
+    } else if (k === 'k' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      (li.previousElementSibling as HTMLElement | null)?.focus();
+    }
+  });
+
   const status = statusLine(() => conn);
   const you = h('p', { class: 'you muted' });
-  const policy = slot('policy', () => t('policy'), () => t('reviewPending'));
-  const questions = slot('question-queue', () => t('questionQueue'), () => t('questionQueuePending'));
-  const floor = slot('floor', () => t('floor'), () => t('floorPending'));
+  const policy = slot('policy', () => t('policy'), () => t('loading'));
+  const questions = slot('question-queue', () => t('questionQueue'), () => t('loading'));
+  const floor = slot('floor', () => t('floor'), () => t('loading'));
+  const sanctions = slot('sanctions', () => t('sanctions'), () => t('sanctionsNone'));
   const audit = slot('audit', () => t('auditLog'), () => t('auditNone'));
-  const auditList = h('ol', { class: 'audit', reversed: true });
+  const auditList = h('ol', { class: 'audit' });
   audit.body.append(auditList);
-  store.onChange(() => {
-    const entries = store.audit.slice(-30).reverse();
+  const renderAudit = () => {
+    const entries = store.audit.slice(-50).reverse();
     (audit.body.querySelector('.slot-pending') as HTMLElement | null)?.toggleAttribute('hidden', entries.length > 0);
+    const look = {
+      name: (id: string) => store.knownName(id) ?? (id === conn?.you?.id ? conn.you.name : null),
+      comment: (seq: number) => list.get(seq) ?? approvedCopies.get(seq) ?? null,
+      question: (id: number) => store.questions.get(id)?.text ?? null,
+    };
     auditList.replaceChildren(
-      ...entries.map((e) =>
-        h('li', { value: String(e.index), title: e.hash }, `${new Date(e.at_ms).toLocaleTimeString()} ${store.nameOf(e.actor)} ${e.action} ${e.target}${e.reason ? `（${e.reason}）` : ''}`),
-      ),
+      ...entries.map((e) => {
+        const l = auditLine(e, look);
+        return h(
+          'li',
+          { title: e.hash, 'data-action': e.action },
+          h('span', { class: 'audit-n' }, `${l.n}.`),
+          ' ',
+          h('time', { datetime: new Date(e.at_ms).toISOString() }, l.time),
+          ' ',
+          h('strong', {}, l.actor),
+          `：${l.what}${l.reason}`,
+        );
+      }),
     );
+  };
+  store.onChange(renderAudit);
+  i18n(renderAudit);
+
+  // The chair's view of the room: joins the room's media receive-only, on request.
+  let roomMedia: RoomMedia | null = null;
+  const grid = new RoomGrid(() => roomMedia, (p) => store.nameOf(p), () => conn?.you?.id ?? null);
+  const videoSlot = slot('room-video', () => t('roomVideo'), () => '');
+  const watchBtn = h('button', { type: 'button', class: 'btn small', 'data-key': 'watch-room', 'aria-pressed': 'false' });
+  videoSlot.body.replaceChildren(watchBtn, grid.el);
+  grid.el.hidden = true;
+  let watching = false;
+  watchBtn.addEventListener('click', () => {
+    if (!roomMedia) return;
+    watching = !watching;
+    grid.el.hidden = !watching;
+    watchBtn.setAttribute('aria-pressed', String(watching));
+    if (watching) void roomMedia.join().catch(fail);
+    else void roomMedia.leave();
+    labels();
   });
+
   const commentsH = h('h2', { id: 'console-comments-h' });
   const who = { id: () => conn?.you?.id ?? null, moderator: true };
   policyPanel(policy.body, store, () => conn);
-  questionsPanel(questions.body, store, () => conn, who);
+  questionsPanel(questions.body, store, () => conn, who, activity);
   floorPanel(floor.body, store, () => conn, who);
+  sanctionsPanel(sanctions.body, store, () => conn);
 
+  const pageHeader = header(() => (title ? `${title} · ${t('consoleTitle')}` : t('consoleTitle')));
   root.replaceChildren(
-    header(() => `${t('consoleTitle')} · ${activity}`),
+    pageHeader,
     h(
       'main',
       { class: 'console' },
       h(
         'section',
         { class: 'comments', 'aria-labelledby': 'console-comments-h' },
-        commentsH,
+        h('div', { class: 'comments-head' }, commentsH, h('span', { class: 'held-count', 'aria-live': 'polite' })),
         you,
         status.el,
-        h('div', { class: 'hide-bar' }, reasonLabel, reason, hideMsg),
+        hideMsg,
         list.root,
         composer(() => conn, () => conn?.limits?.max_text_chars ?? 500),
       ),
-      h('div', { class: 'stage' }, floor.el, questions.el, policy.el, audit.el),
+      h('div', { class: 'stage' }, reviewSlot.el, videoSlot.el, floor.el, questions.el, policy.el, sanctions.el, audit.el),
     ),
   );
+  const heldCount = root.querySelector('.held-count') as HTMLElement;
+  let shownSize = -1;
+  /** The held count and the review panel, when the queue changed. */
+  const counts = (force = false) => {
+    if (!force && review.size === shownSize) return;
+    shownSize = review.size;
+    heldCount.textContent = review.size ? t('heldCount', { n: review.size }) : '';
+    renderReview();
+  };
   const labels = () => {
-    commentsH.textContent = t('comments');
-    reasonLabel.textContent = t('hideReason');
-    const sel = reason.selectedIndex;
-    reason.replaceChildren(...REASONS.map((k) => h('option', {}, t(k))));
-    reason.selectedIndex = Math.max(0, sel);
-    enableHide();
+    commentsH.textContent = t('commentsAll');
+    watchBtn.textContent = watching ? t('stopWatchingRoom') : t('watchRoom');
     if (conn?.you) you.textContent = t('you', { name: conn.you.name, role: t(`role_${conn.you.role}`) });
     list.relabel();
-  };
-  const enableHide = () => {
-    for (const b of hideButtons) {
-      b.textContent = t('hide');
-      b.title = store.available ? '' : t('notYetAvailable');
-      b.setAttribute('aria-disabled', String(!store.available));
-    }
-    for (const m of timeoutButtons) {
-      m.textContent = t('timeout10');
-      m.setAttribute('aria-disabled', String(!store.available));
-    }
-    for (const { ok, current } of approveButtons) {
-      const c = current();
-      ok.textContent = t('approve');
-      ok.setAttribute('aria-disabled', String(!store.available));
-      ok.hidden = !c || !store.modes.review || c.role !== 'viewer' || store.settled.has(c.seq);
-    }
+    counts(true);
   };
   i18n(labels);
-  store.onChange(enableHide);
+  let settledSeen = 0;
+  store.onChange(() => {
+    review.handleModes(store.modes);
+    if (store.settled.size !== settledSeen) {
+      settledSeen = store.settled.size;
+      for (const seq of store.settled) review.settle(seq);
+      list.refresh();
+    }
+    counts();
+    grid.relabel();
+  });
+  void getActivity(activity)
+    .then((a) => {
+      title = a.title;
+      pageHeader.refresh();
+    })
+    .catch(() => undefined);
+  const learn = (items: Item[]) => {
+    for (const i of items) {
+      if (!isComment(i.body)) continue;
+      store.learnName(i.body.author.id, i.body.author.name);
+      // The held original leaves the list when its public copy arrives; the audit log still names it.
+      if (typeof i.body.approves === 'number') {
+        approvedCopies.set(i.body.approves, { name: i.body.author.name, text: i.body.text });
+        if (approvedCopies.size > 500) approvedCopies.delete(approvedCopies.keys().next().value as number);
+      }
+    }
+  };
+  let mediaOn = 0;
   conn = new Connection(activity, async (fresh) => (fresh ? null : token), {
-    state: (s) => status.update(s),
+    state: (s) => {
+      status.update(s);
+      if (s.kind === 'live' && watching && roomMedia && conn && conn.stats.connects !== mediaOn) {
+        mediaOn = conn.stats.connects;
+        void roomMedia.rejoin().catch(() => undefined);
+      }
+    },
     welcome: (w) => {
       you.textContent = t('you', { name: w.you.name, role: t(`role_${w.you.role}`) });
+      store.learnName(w.you.id, w.you.name);
     },
-    items: (items) => list.push(items),
-    reset: (items) => list.replace(items),
-    consultState: (st) => store.applyState(st),
-    consultEvent: (e) => store.applyEvent(e),
+    items: (items) => {
+      learn(items);
+      review.handleItems(items);
+      list.push(items);
+      counts();
+    },
+    reset: (items) => {
+      learn(items);
+      review.handleReset(items);
+      list.replace(items);
+      counts();
+    },
+    consultState: (st) => {
+      store.applyState(st);
+      review.handleModes(st.comment_modes);
+    },
+    consultEvent: (e) => {
+      if (e.t === 'comment_modes') review.handleModes(e.modes);
+      store.applyEvent(e);
+    },
+    mediaEvent: (e) => void roomMedia?.handle(e),
+  });
+  roomMedia = new RoomMedia(conn, {
+    track: (tr, s, r) => grid.addTrack(tr, s, r),
+    gone: (tr, s) => grid.removeTrack(tr, s),
+    speaker: (p) => grid.setAnnounced(p),
+    state: () => undefined,
   });
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, review, grid, tiles: () => grid.describe() };
 }

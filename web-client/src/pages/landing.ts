@@ -11,6 +11,7 @@ export function landing(root: HTMLElement): void {
   let error = '';
   const render = () => {
     heading.textContent = t('activities');
+    staff.textContent = t('staffNote');
     status.textContent = error ? t('loadFailed', { msg: error }) : data === null ? t('loading') : data.length ? '' : t('noActivities');
     list.replaceChildren(
       ...(data ?? []).map((a) => {
@@ -18,18 +19,15 @@ export function landing(root: HTMLElement): void {
         const kind = h('span', { class: 'muted', text: t(a.kind === 'room' ? 'kindRoom' : 'kindLivestream') });
         const viewers = h('span', { class: 'muted', text: t('viewers', { n: formatCount(a.viewers) }) });
         const id = encodeURIComponent(a.id);
-        const links = h(
-          'nav',
-          { class: 'faces', 'aria-label': a.title },
-          h('a', { href: `/live/${id}`, class: 'btn primary', text: t('faceWatch') }),
-          h('a', { href: `/room/${id}`, class: 'btn', text: t('faceRoom') }),
-          h('a', { href: `/console/${id}`, class: 'btn', text: t('faceConsole') }),
-        );
+        // Only the public face: the room and the console need the organisers' link with a token,
+        // and a button that leads to a token error helps nobody.
+        const links = h('nav', { class: 'faces', 'aria-label': a.title }, h('a', { href: `/live/${id}`, class: 'btn primary', text: t('faceWatch'), 'aria-label': `${t('faceWatch')}：${a.title}` }));
         return h('li', { class: 'activity', 'data-id': a.id }, h('h3', { text: a.title }), h('p', { class: 'meta' }, state, ' ', kind, ' · ', viewers), links);
       }),
     );
   };
-  root.replaceChildren(header(() => t('activities')), h('main', { class: 'landing' }, heading, status, list));
+  const staff = h('p', { class: 'muted staff-note' });
+  root.replaceChildren(header(() => t('activities')), h('main', { class: 'landing' }, heading, status, list, staff));
   i18n(render);
   listActivities()
     .then((a) => {

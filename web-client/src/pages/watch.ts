@@ -1,20 +1,24 @@
-// The public watch page: video slot, pinned question and questions slots, the live comment
-// stream with a composer, the viewer count. Gets a viewer token by itself.
+// The public watch page, phone first: the video on top (with "直播尚未开始", a live badge, the
+// speaker's lower-third, a reconnecting overlay, sound and fullscreen), the question on stage
+// directly under it, then 评论 / 提问 tabs (both side by side on a wide screen) with the composer
+// kept at the bottom of the screen. Gets a viewer token by itself.
 
 import { ApiError, getActivity, storedNickname, viewerToken } from '../api';
 import { CommentList } from '../commentList';
 import { Connection } from '../connection';
-import { WhepPlayer, type WhepState } from '../media/whep';
+import { WhepPlayer } from '../media/whep';
 import { ConsultStore } from '../consult';
 import { pinnedPanel, questionsPanel } from '../consultUi';
-import { t } from '../i18n';
+import { t, type I18nKey } from '../i18n';
+import { composeRule } from '../rules';
 import { composer, errorText, formatCount, h, header, i18n, slot, statusLine } from '../ui';
+import { VideoBox } from '../videoBox';
 
 // Every viewer polls: 100k viewers at 20 s ≈ 5k cheap GETs per second across the cluster.
 const VIEWER_POLL_MS = 20_000;
 
 export function watch(root: HTMLElement, activity: string): void {
-  let title = activity;
+  let title = '';
   let conn: Connection | null = null;
   const list = new CommentList();
   const status = statusLine(() => conn);
@@ -35,7 +39,7 @@ export function watch(root: HTMLElement, activity: string): void {
   const renderName = () => {
     nameOut.textContent = `${t('nickname')}：${nickname}`;
     nameBtn.textContent = t('changeName');
-    nameBtn.setAttribute('aria-label', t('changeNameLabel'));
+    nameBtn.title = t('changeNameLabel');
     nameInput.setAttribute('aria-label', t('nicknameLabel'));
     nameMsg.textContent = tokenError;
   };
@@ -84,6 +88,42 @@ export function watch(root: HTMLElement, activity: string): void {
 
   const resetNote = h('p', { class: 'reset-note', role: 'status', hidden: true });
   const store = new ConsultStore();
+  const maxChars = () => conn?.limits?.max_text_chars ?? 500;
+  const compose = composer(() => conn, maxChars, {
+    rules: () => (store.available && conn?.you ? composeRule(store.modes, conn.you, conn.lastPostAckMs, Date.now()) : null),
+    // One's own held comment is shown to oneself (the server sends it to moderators only).
+    sent: (ack, text) => {
+      const you = conn?.you;
+      if (ack.held && you) list.insertPending({ seq: ack.seq, ts: Date.now(), authorId: you.id, name: you.name, role: you.role, verified: !!you.verified, text: text.trim() });
+    },
+  });
+  store.onChange(() => compose.refresh());
+
+  // The video box; the player plays into box.video and reports its transport state.
+  const box = new VideoBox();
+  const video = slot('video', () => t('videoSlot'), () => '');
+  video.body.replaceChildren(box.el);
+  let videoState = 'idle';
+  let videoDetail = '';
+  // The livestream over WHEP (receive-only; no token needed for a public livestream). Muted
+  // autoplay is what browsers allow; the box's button turns the sound on.
+  let player: WhepPlayer | null = null;
+  const startVideo = () => {
+    if (player) return;
+    player = new WhepPlayer(`/whep/${encodeURIComponent(activity)}`, async () => null, box.video, (st, detail) => {
+      videoState = st;
+      videoDetail = detail ?? '';
+      box.setTransport(st);
+    });
+    void player.start();
+  };
+  window.addEventListener('pagehide', () => void player?.stop());
+  store.onChange(() => {
+    const holder = store.floor.holder;
+    const p = holder ? store.present.get(holder) : undefined;
+    box.setSpeaker(holder ? store.nameOf(holder) : null, p ? t(`role_${p.role}` as I18nKey) : '');
+  });
+
   conn = new Connection(activity, tokens, {
     consultState: (st) => store.applyState(st),
     consultEvent: (e) => store.applyEvent(e),
@@ -91,6 +131,7 @@ export function watch(root: HTMLElement, activity: string): void {
       status.update(s);
       // The count includes this page once it is subscribed: refresh it then.
       if (s.kind === 'live') window.setTimeout(() => void refreshViewers(), 500);
+      compose.refresh();
     },
     items: (items) => list.push(items),
     reset: (items, reason) => {
@@ -100,67 +141,62 @@ export function watch(root: HTMLElement, activity: string): void {
     },
   });
 
-  const video = slot('video', () => t('videoSlot'), () => t('videoPending'));
-  video.body.classList.add('video-box');
-  // The livestream over WHEP (receive-only; no token needed for a public livestream). Muted
-  // autoplay is what browsers allow; a button turns the sound on.
-  const videoEl = h('video', { class: 'live-video', autoplay: true, playsinline: true, muted: true, hidden: true });
-  videoEl.muted = true;
-  const sound = h('button', { type: 'button', class: 'btn small sound', hidden: true, 'aria-pressed': 'false' });
-  const videoNote = video.body.querySelector('.slot-pending') as HTMLElement;
-  video.body.append(videoEl, sound);
-  let videoState: WhepState | 'idle' = 'idle';
-  let videoDetail = '';
-  const renderVideo = () => {
-    sound.textContent = videoEl.muted ? t('unmute') : t('mute');
-    sound.setAttribute('aria-pressed', String(!videoEl.muted));
-    if (videoState === 'idle') return;
-    videoEl.hidden = videoState !== 'playing';
-    sound.hidden = videoState !== 'playing';
-    videoNote.hidden = videoState === 'playing';
-    videoNote.textContent = videoState === 'failed' ? t('videoFailed') : t('videoConnecting');
-    video.body.dataset.state = videoState;
-  };
-  sound.addEventListener('click', () => {
-    videoEl.muted = !videoEl.muted;
-    renderVideo();
-  });
-  let player: WhepPlayer | null = null;
-  const startVideo = () => {
-    if (player) return;
-    player = new WhepPlayer(`/whep/${encodeURIComponent(activity)}`, async () => null, videoEl, (st, detail) => {
-      videoState = st;
-      videoDetail = detail ?? '';
-      renderVideo();
-    });
-    void player.start();
-  };
-  window.addEventListener('pagehide', () => void player?.stop());
-  const pinned = slot('pinned', () => t('pinnedSlot'), () => t('pinnedNone'));
-  const questions = slot('questions', () => t('questionsSlot'), () => t('questionsPending'));
+  const pinned = slot('pinned', () => t('onStageSlot'), () => t('pinnedNone'));
+  const questions = slot('questions', () => t('questionsSlot'), () => t('loading'));
   pinnedPanel(pinned.body, store);
-  questionsPanel(questions.body, store, () => conn, { id: () => conn?.you?.id ?? null, moderator: false });
+  questionsPanel(questions.body, store, () => conn, { id: () => conn?.you?.id ?? null, moderator: false }, activity);
   const commentsH = h('h2', { id: 'comments-h' });
-  const maxChars = () => conn?.limits?.max_text_chars ?? 500;
+
+  // 评论 / 提问 tabs (a phone shows one at a time; a wide screen shows both and hides the tabs).
+  const main = h('main', { class: 'watch', 'data-tab': 'comments' });
+  const tab = (name: 'comments' | 'questions') =>
+    h('button', { type: 'button', role: 'tab', class: 'tab', id: `tab-${name}`, 'aria-controls': `panel-${name}`, 'data-tab': name, 'aria-selected': String(name === 'comments') });
+  const tabComments = tab('comments');
+  const tabQuestions = tab('questions');
+  const tabs = h('div', { class: 'tabs', role: 'tablist' }, tabComments, tabQuestions);
+  const select = (name: string) => {
+    main.dataset.tab = name;
+    for (const b of [tabComments, tabQuestions]) {
+      const on = b.dataset.tab === name;
+      b.setAttribute('aria-selected', String(on));
+      b.tabIndex = on ? 0 : -1;
+    }
+  };
+  for (const b of [tabComments, tabQuestions]) b.addEventListener('click', () => select(b.dataset.tab!));
+  tabs.addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+    const next = main.dataset.tab === 'comments' ? tabQuestions : tabComments;
+    select(next.dataset.tab!);
+    next.focus();
+  });
+  tabQuestions.tabIndex = -1;
+
   const comments = h(
     'section',
-    { class: 'comments', 'aria-labelledby': 'comments-h' },
+    { class: 'comments', id: 'panel-comments', role: 'tabpanel', 'aria-labelledby': 'comments-h' },
     h('div', { class: 'comments-head' }, commentsH, viewers),
     status.el,
     resetNote,
     list.root,
     h('div', { class: 'nickbar' }, nameOut, nameBtn, nameInput, nameMsg),
-    composer(() => conn, maxChars),
+    compose,
   );
-  root.replaceChildren(
-    header(() => title),
-    h('main', { class: 'watch' }, h('div', { class: 'stage' }, video.el, pinned.el, questions.el), comments),
-  );
+  questions.el.id = 'panel-questions';
+  questions.el.setAttribute('role', 'tabpanel');
+  main.append(video.el, pinned.el, tabs, comments, questions.el);
+  const pageHeader = header(() => title || t('loading'));
+  root.replaceChildren(pageHeader, main);
+  const renderTabs = () => {
+    const open = store.publicQuestions().filter((q) => q.state !== 'answered').length;
+    tabComments.textContent = t('tabComments');
+    tabQuestions.textContent = open ? t('tabQuestionsN', { n: open }) : t('tabQuestions');
+  };
+  store.onChange(renderTabs);
   i18n(() => {
     commentsH.textContent = t('comments');
     renderViewers();
     renderName();
-    renderVideo();
+    renderTabs();
     list.relabel();
   });
 
@@ -168,11 +204,11 @@ export function watch(root: HTMLElement, activity: string): void {
     try {
       const a = await getActivity(activity);
       viewerCount = a.viewers;
+      box.setActivityState(a.kind === 'livestream' ? a.state : a.state === 'ended' ? 'ended' : 'scheduled');
       if (a.kind === 'livestream' && a.state === 'live') startVideo();
       if (a.title !== title) {
         title = a.title;
-        document.querySelector('.page-title')!.textContent = title;
-        document.title = `${title} · ${t('appName')}`;
+        pageHeader.refresh();
       }
       renderViewers();
     } catch {
@@ -185,5 +221,5 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   void poll();
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, video: () => videoState, videoDetail: () => videoDetail };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, box, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
 }
