@@ -3,6 +3,8 @@
 pub mod fmp4;
 pub mod h264;
 pub mod opus;
+pub mod packager;
+pub mod playlist;
 pub mod reorder;
 
 use bytes::Bytes;
