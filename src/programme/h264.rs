@@ -370,6 +370,8 @@ pub(crate) mod tests {
     /// A 640x360 constrained-baseline SPS and a PPS (from an x264 stream).
     pub const SPS_640X360: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2e, 0x48];
     pub const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+    /// A 320x240 constrained-baseline SPS (x264).
+    pub const SPS_320X240: &[u8] = &[0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80];
 
     pub fn rtp(seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> RtpPacket {
         RtpPacket { seq, ts, marker, payload: Bytes::from(payload), arrival_us: 1_000 }
@@ -440,6 +442,8 @@ pub(crate) mod tests {
         let info = SpsInfo::parse(SPS_640X360).unwrap();
         assert_eq!((info.width, info.height), (640, 360));
         assert_eq!(info.codec_string(), "avc1.42c01e");
+        let small = SpsInfo::parse(SPS_320X240).unwrap();
+        assert_eq!((small.width, small.height), (320, 240));
         assert!(SpsInfo::parse(PPS).is_err());
         assert!(SpsInfo::parse(&[0x67, 0x42]).is_err());
     }

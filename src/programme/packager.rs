@@ -299,6 +299,9 @@ impl Packager {
         // All audio left goes into the last part.
         self.close_part_with(end_us, true);
         self.close_segment();
+        // Whatever comes next (a paused programme resuming) starts a new epoch.
+        self.epoch = None;
+        self.last_video_us = None;
     }
 
     fn start_epoch(&mut self, video: Option<VideoParams>) {
