@@ -25,6 +25,7 @@ pub mod opus;
 pub mod packager;
 pub mod playlist;
 pub mod reorder;
+pub mod store;
 pub mod switcher;
 
 pub use engine::{Output, Programme, ProgrammeConfig, ProgrammeStatus, TrackCodec, TrackKey, TrackKind};
