@@ -1,0 +1,268 @@
+//! The stage tap: everything published on a room's stage, as one stream of events, for the
+//! hub's programme (the livestream packaged as LL-HLS).
+//!
+//! ```text
+//! let mut tap = sfu.stage_tap("room");
+//! while let Some(ev) = tap.recv().await {
+//!     StageEvent::TrackAdded { track, participant, kind, codec }   // also for tracks already there
+//!     StageEvent::Packet(p)                                       // seq, ts, marker, keyframe, payload, arrival
+//!     StageEvent::TrackRemoved { track, participant, kind }
+//!     StageEvent::ActiveSpeaker { participant }
+//! }
+//! sfu.request_keyframe("room", "alice").await;                    // PLI, throttled per track
+//! ```
+//!
+//! How: a tap subscribes to each published track's fan-out channel exactly as a forwarder
+//! does (its own lagging `broadcast` receiver) and copies packets into one bounded queue with
+//! `try_send`. A slow tap loses packets — counted in [`StageTap::lost`], and visible to the
+//! consumer as RTP sequence gaps — and never holds up the stage or its subscribers. Track and
+//! speaker events are never dropped: they wait for room in the queue on the tap's own task.
+//! Simulcast publishers are tapped at their top layer. Packets carry the time the tap saw them
+//! (microseconds after the ingest task read them), since the fan-out carries no arrival time.
+//!
+//! While a room has a tap it is a *stage*: it is kept even when idle (so the tap keeps seeing it)
+//! and its publishers are asked for H.264 first (the offer's H.264 formats are moved first), the codec
+//! the programme packages without re-encoding. A publisher that cannot send H.264 falls back to
+//! VP8 as before: WebRTC viewers still get it; the programme reports it as unusable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::room::{Fwd, PublishedTrack, Room, RoomEvent};
+use crate::{Counters, Inner, MediaKind, TaskGuard, TrackId};
+
+/// Events a tap's queue holds (about four seconds of a two-camera stage).
+pub const TAP_QUEUE: usize = 4096;
+
+/// A published track's codec, as negotiated with its publisher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapCodec {
+    /// `video/H264`, `video/VP8`, `audio/opus`, ...
+    pub mime_type: String,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Audio channels (0 for video).
+    pub channels: u16,
+    /// The `a=fmtp` parameters.
+    pub fmtp: String,
+}
+
+/// One RTP packet of a stage track (header extensions stripped).
+#[derive(Clone, Debug)]
+pub struct TapPacket {
+    /// The track.
+    pub track: TrackId,
+    /// RTP sequence number (the publisher's).
+    pub seq: u16,
+    /// RTP timestamp (the publisher's).
+    pub ts: u32,
+    /// Marker bit.
+    pub marker: bool,
+    /// The SFU's keyframe detection says this packet starts a keyframe.
+    pub keyframe: bool,
+    /// The payload.
+    pub payload: Bytes,
+    /// When the tap saw it.
+    pub arrival: Instant,
+}
+
+/// What happens on the stage.
+#[derive(Clone, Debug)]
+pub enum StageEvent {
+    /// A track is on stage (sent for existing tracks when the tap opens, then for new ones).
+    TrackAdded {
+        /// The track.
+        track: TrackId,
+        /// Its publisher.
+        participant: String,
+        /// Audio or video.
+        kind: MediaKind,
+        /// Its codec.
+        codec: TapCodec,
+    },
+    /// A packet of a track.
+    Packet(TapPacket),
+    /// A track left the stage.
+    TrackRemoved {
+        /// The track.
+        track: TrackId,
+        /// Its publisher.
+        participant: String,
+        /// Audio or video.
+        kind: MediaKind,
+    },
+    /// The dominant speaker changed.
+    ActiveSpeaker {
+        /// Who speaks.
+        participant: String,
+    },
+}
+
+/// A room's stage as a stream of [`StageEvent`]s. Dropping it stops its tasks.
+pub struct StageTap {
+    rx: mpsc::Receiver<StageEvent>,
+    lost: Arc<AtomicU64>,
+    _stage: StageGuard,
+}
+
+impl std::fmt::Debug for StageTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StageTap({})", self._stage.room)
+    }
+}
+
+impl StageTap {
+    /// The next event; `None` once the SFU is gone.
+    pub async fn recv(&mut self) -> Option<StageEvent> {
+        self.rx.recv().await
+    }
+
+    /// Packets this tap lost because its queue was full or it lagged behind a track's fan-out.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks the room a stage while the tap lives.
+struct StageGuard {
+    inner: Arc<Inner>,
+    room: String,
+}
+
+impl Drop for StageGuard {
+    fn drop(&mut self) {
+        {
+            let mut stages = self.inner.stages.lock().expect("stages");
+            if let Some(n) = stages.get_mut(&self.room) {
+                *n -= 1;
+                if *n == 0 {
+                    stages.remove(&self.room);
+                }
+            }
+        }
+        let room = self.inner.room(&self.room);
+        self.inner.forget_room_if_idle(&room);
+    }
+}
+
+pub(crate) fn open(inner: &Arc<Inner>, room_name: &str) -> StageTap {
+    *inner.stages.lock().expect("stages").entry(room_name.to_owned()).or_insert(0) += 1;
+    let room = inner.room(room_name);
+    let (tx, rx) = mpsc::channel(TAP_QUEUE);
+    let lost = Arc::new(AtomicU64::new(0));
+    tokio::spawn(run_tap(room, tx, Arc::clone(&lost), Arc::clone(&inner.counters)));
+    StageTap { rx, lost, _stage: StageGuard { inner: Arc::clone(inner), room: room_name.to_owned() } }
+}
+
+fn codec_of(t: &PublishedTrack) -> TapCodec {
+    TapCodec { mime_type: t.codec.mime_type.clone(), clock_rate: t.codec.clock_rate, channels: t.codec.channels, fmtp: t.codec.sdp_fmtp_line.clone() }
+}
+
+struct Tapped {
+    participant: String,
+    kind: MediaKind,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn run_tap(room: Arc<Room>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>, counters: Arc<Counters>) {
+    let _g = TaskGuard::new(&counters);
+    let mut events = room.events.subscribe();
+    let mut tapped: HashMap<TrackId, Tapped> = HashMap::new();
+    let speaker = room.state.lock().expect("room").speaker.clone();
+    if !sync(&room, &tx, &lost, &counters, &mut tapped).await {
+        return;
+    }
+    if let Some(participant) = speaker
+        && tx.send(StageEvent::ActiveSpeaker { participant }).await.is_err()
+    {
+        return;
+    }
+    loop {
+        let ok = tokio::select! {
+            r = events.recv() => match r {
+                Ok(RoomEvent::Speaker(participant)) => tx.send(StageEvent::ActiveSpeaker { participant }).await.is_ok(),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => sync(&room, &tx, &lost, &counters, &mut tapped).await,
+                Err(broadcast::error::RecvError::Closed) => false,
+            },
+            _ = tx.closed() => false,
+        };
+        if !ok {
+            break;
+        }
+    }
+    for (_, t) in tapped {
+        t.task.abort();
+    }
+}
+
+/// Makes the tapped set the room's tracks; false once the tap is gone.
+async fn sync(room: &Room, tx: &mpsc::Sender<StageEvent>, lost: &Arc<AtomicU64>, counters: &Arc<Counters>, tapped: &mut HashMap<TrackId, Tapped>) -> bool {
+    let tracks = room.tracks();
+    let gone: Vec<TrackId> = tapped.keys().filter(|id| !tracks.iter().any(|t| t.id == **id)).copied().collect();
+    for id in gone {
+        let t = tapped.remove(&id).expect("present");
+        t.task.abort();
+        if tx.send(StageEvent::TrackRemoved { track: id, participant: t.participant, kind: t.kind }).await.is_err() {
+            return false;
+        }
+    }
+    for t in tracks {
+        if tapped.contains_key(&t.id) {
+            continue;
+        }
+        // Subscribe before announcing, so no packet after the announcement is missed.
+        let rx = t.tx.subscribe();
+        let added = StageEvent::TrackAdded { track: t.id, participant: t.participant.clone(), kind: t.kind, codec: codec_of(&t) };
+        if tx.send(added).await.is_err() {
+            return false;
+        }
+        let top = (t.layer_count.load(Ordering::Relaxed).max(1) - 1) as u8;
+        let task = tokio::spawn(tap_track(t.id, top, rx, tx.clone(), Arc::clone(lost), Arc::clone(counters)));
+        tapped.insert(t.id, Tapped { participant: t.participant.clone(), kind: t.kind, task });
+    }
+    true
+}
+
+/// Copies one track's packets (of one simulcast layer) into the tap's queue, dropping on full.
+async fn tap_track(track: TrackId, layer: u8, mut rx: broadcast::Receiver<Fwd>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>, counters: Arc<Counters>) {
+    let _g = TaskGuard::new(&counters);
+    loop {
+        let r = tokio::select! {
+            r = rx.recv() => r,
+            _ = tx.closed() => break,
+        };
+        match r {
+            Ok(p) if p.layer == layer => {
+                let ev = StageEvent::Packet(TapPacket { track, seq: p.seq, ts: p.ts, marker: p.marker, keyframe: p.keyframe, payload: p.payload, arrival: Instant::now() });
+                match tx.try_send(ev) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                lost.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+/// Asks `participant`'s cameras in `room` for a keyframe; false if they publish none there.
+pub(crate) async fn request_keyframe(inner: &Inner, room: &str, participant: &str) -> bool {
+    let room = inner.rooms.lock().expect("rooms").get(room).cloned();
+    let Some(room) = room else { return false };
+    let tracks: Vec<Arc<PublishedTrack>> = room.tracks().into_iter().filter(|t| t.participant == participant && t.kind == MediaKind::Video).collect();
+    for t in &tracks {
+        t.request_keyframe().await;
+    }
+    !tracks.is_empty()
+}
