@@ -17,7 +17,9 @@
 //! `try_send`. A slow tap loses packets — counted in [`StageTap::lost`], and visible to the
 //! consumer as RTP sequence gaps — and never holds up the stage or its subscribers. Track and
 //! speaker events are never dropped: they wait for room in the queue on the tap's own task.
-//! Simulcast publishers are tapped at their top layer. Packets carry the time the tap saw them
+//! Simulcast publishers are tapped at their top layer. A tap's tasks (one, plus one per track)
+//! end with the tap; they are not in [`crate::SfuStats::tasks_alive`], which counts the tasks of
+//! sessions (a hub keeps a tap open per live livestream for its whole life). Packets carry the time the tap saw them
 //! (microseconds after the ingest task read them), since the fan-out carries no arrival time.
 //!
 //! While a room has a tap it is a *stage*: it is kept even when idle (so the tap keeps seeing it)
@@ -34,7 +36,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::room::{Fwd, PublishedTrack, Room, RoomEvent};
-use crate::{Counters, Inner, MediaKind, TaskGuard, TrackId};
+use crate::{Inner, MediaKind, TrackId};
 
 /// Events a tap's queue holds (about four seconds of a two-camera stage).
 pub const TAP_QUEUE: usize = 4096;
@@ -122,6 +124,11 @@ impl StageTap {
         self.rx.recv().await
     }
 
+    /// The next event if one is queued (to take a burst before acting on it).
+    pub fn try_recv(&mut self) -> Option<StageEvent> {
+        self.rx.try_recv().ok()
+    }
+
     /// Packets this tap lost because its queue was full or it lagged behind a track's fan-out.
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
@@ -155,7 +162,7 @@ pub(crate) fn open(inner: &Arc<Inner>, room_name: &str) -> StageTap {
     let room = inner.room(room_name);
     let (tx, rx) = mpsc::channel(TAP_QUEUE);
     let lost = Arc::new(AtomicU64::new(0));
-    tokio::spawn(run_tap(room, tx, Arc::clone(&lost), Arc::clone(&inner.counters)));
+    tokio::spawn(run_tap(room, tx, Arc::clone(&lost)));
     StageTap { rx, lost, _stage: StageGuard { inner: Arc::clone(inner), room: room_name.to_owned() } }
 }
 
@@ -169,12 +176,11 @@ struct Tapped {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn run_tap(room: Arc<Room>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>, counters: Arc<Counters>) {
-    let _g = TaskGuard::new(&counters);
+async fn run_tap(room: Arc<Room>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>) {
     let mut events = room.events.subscribe();
     let mut tapped: HashMap<TrackId, Tapped> = HashMap::new();
     let speaker = room.state.lock().expect("room").speaker.clone();
-    if !sync(&room, &tx, &lost, &counters, &mut tapped).await {
+    if !sync(&room, &tx, &lost, &mut tapped).await {
         return;
     }
     if let Some(participant) = speaker
@@ -186,7 +192,7 @@ async fn run_tap(room: Arc<Room>, tx: mpsc::Sender<StageEvent>, lost: Arc<Atomic
         let ok = tokio::select! {
             r = events.recv() => match r {
                 Ok(RoomEvent::Speaker(participant)) => tx.send(StageEvent::ActiveSpeaker { participant }).await.is_ok(),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => sync(&room, &tx, &lost, &counters, &mut tapped).await,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => sync(&room, &tx, &lost, &mut tapped).await,
                 Err(broadcast::error::RecvError::Closed) => false,
             },
             _ = tx.closed() => false,
@@ -201,7 +207,7 @@ async fn run_tap(room: Arc<Room>, tx: mpsc::Sender<StageEvent>, lost: Arc<Atomic
 }
 
 /// Makes the tapped set the room's tracks; false once the tap is gone.
-async fn sync(room: &Room, tx: &mpsc::Sender<StageEvent>, lost: &Arc<AtomicU64>, counters: &Arc<Counters>, tapped: &mut HashMap<TrackId, Tapped>) -> bool {
+async fn sync(room: &Room, tx: &mpsc::Sender<StageEvent>, lost: &Arc<AtomicU64>, tapped: &mut HashMap<TrackId, Tapped>) -> bool {
     let tracks = room.tracks();
     let gone: Vec<TrackId> = tapped.keys().filter(|id| !tracks.iter().any(|t| t.id == **id)).copied().collect();
     for id in gone {
@@ -222,15 +228,14 @@ async fn sync(room: &Room, tx: &mpsc::Sender<StageEvent>, lost: &Arc<AtomicU64>,
             return false;
         }
         let top = (t.layer_count.load(Ordering::Relaxed).max(1) - 1) as u8;
-        let task = tokio::spawn(tap_track(t.id, top, rx, tx.clone(), Arc::clone(lost), Arc::clone(counters)));
+        let task = tokio::spawn(tap_track(t.id, top, rx, tx.clone(), Arc::clone(lost)));
         tapped.insert(t.id, Tapped { participant: t.participant.clone(), kind: t.kind, task });
     }
     true
 }
 
 /// Copies one track's packets (of one simulcast layer) into the tap's queue, dropping on full.
-async fn tap_track(track: TrackId, layer: u8, mut rx: broadcast::Receiver<Fwd>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>, counters: Arc<Counters>) {
-    let _g = TaskGuard::new(&counters);
+async fn tap_track(track: TrackId, layer: u8, mut rx: broadcast::Receiver<Fwd>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>) {
     loop {
         let r = tokio::select! {
             r = rx.recv() => r,
