@@ -1,6 +1,7 @@
 //! The livestream programme in Chromium: two fake cameras publish onto the stage over WHIP, a
 //! third browser plays the watch page through hls.js, and the floor handed from one speaker to
-//! the other switches the picture (`tests/browser/programme.mjs`).
+//! the other switches the picture; "低延迟" on a node that refuses WebRTC viewers falls back to
+//! HLS by itself (`tests/browser/programme.mjs`).
 //!
 //! Needs Node.js, `chromium`, `ffmpeg` (to make the fake cameras' y4m files), `web-client/dist`
 //! and `tests/browser/node_modules` (made here when missing; `.ci/run` makes them beforehand).
@@ -62,6 +63,8 @@ async fn the_watch_page_plays_the_programme_with_hls_js_and_follows_the_floor_to
     let h = TestHub::start(|c| {
         c.web_dir = web.clone();
         c.sfu.udp_port_range = (56_000, 56_199);
+        // A node with no room for WebRTC viewers: the player's "低延迟" must fall back to HLS.
+        c.sfu.max_viewers_per_node = 0;
     })
     .await;
     let (a, b) = ("甲委员", "乙委员");

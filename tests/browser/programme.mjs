@@ -184,6 +184,21 @@ try {
   await viewer.screenshot({ path: join(shots, 'programme-b.png') });
   if (longestStall > 2000) throw new Error(`playback stood still for ${longestStall} ms`);
   if (!(end.latency > 0 && end.latency < 10_000)) throw new Error(`latency not shown honestly: ${end.latency}`);
+  const shown = await viewer.textContent('.player .latency');
+  if (!/\d/.test(shown)) throw new Error(`no latency on screen: ${shown}`);
+
+  // "低延迟": this node refuses WebRTC viewers (it is full), so the player goes back to HLS by
+  // itself and says so.
+  await viewer.click('.player .low-latency');
+  await viewer.waitForFunction(() => window.__shangliang.player.status.detail === 'whep_refused', null, { timeout: 15_000 });
+  await viewer.waitForFunction(() => {
+    const st = window.__shangliang.player.status;
+    return st.mode === 'hls' && st.state === 'playing';
+  }, null, { timeout: 20_000 });
+  const note = await viewer.textContent('.player .player-note');
+  if (!note.includes('低延迟')) throw new Error(`the fallback is not explained: ${note}`);
+  log(`low latency refused, back on HLS: ${note}`);
+  await viewer.screenshot({ path: join(shots, 'programme-fallback.png') });
   log('programme browser test: ok');
 } catch (e) {
   failed = true;
