@@ -50,14 +50,14 @@ pub struct ProgrammeConfig {
     pub keyframe_interval_us: u64,
     /// Repeat an unanswered keyframe request after this long.
     pub keyframe_retry_us: u64,
-    /// At the start, wait this long for a camera's first keyframe before going on air with
-    /// sound alone.
+    /// At the start, wait this long for a camera's first keyframe before going on air with the
+    /// holding picture.
     pub start_wait_us: u64,
     /// Audio is filled with silence up to this long before now (later voice packets still fit).
     pub audio_lag_us: u64,
-    /// No track on stage for this long: the programme pauses (its segment is closed; when the
-    /// stage fills again a new epoch begins).
-    pub idle_after_us: u64,
+    /// The camera on air sent nothing for this long: the holding picture fills in until its
+    /// next keyframe.
+    pub camera_stall_us: u64,
 }
 
 impl Default for ProgrammeConfig {
@@ -66,9 +66,9 @@ impl Default for ProgrammeConfig {
             packager: PackagerConfig::default(),
             keyframe_interval_us: 1_600_000,
             keyframe_retry_us: 500_000,
-            start_wait_us: 3_000_000,
+            start_wait_us: 2_000_000,
             audio_lag_us: 300_000,
-            idle_after_us: 5_000_000,
+            camera_stall_us: 1_000_000,
         }
     }
 }
@@ -156,6 +156,8 @@ pub struct ProgrammeStatus {
     pub switching_to: Option<String>,
     /// Whose voice is on air.
     pub audio: Option<String>,
+    /// The holding picture is shown (no camera on air, or it went quiet).
+    pub holding_picture: bool,
     /// The moderator's pin.
     pub pin: Option<String>,
     /// Every track on stage.
@@ -230,10 +232,13 @@ pub struct Programme {
     requested: HashMap<ParticipantId, u64>,
     /// The next audio sample's decode time (48 kHz), once on air.
     audio_next: Option<u64>,
-    /// When the first track of the current run appeared (the start wait counts from it).
+    /// When the first track appeared (the start wait counts from it).
     first_track_us: Option<u64>,
-    /// When the stage became empty.
-    empty_since_us: Option<u64>,
+    /// Media time of the last camera frame put out.
+    last_camera_us: Option<u64>,
+    /// The holding picture is on air; its next frame is due at this media time (µs).
+    slate_next_us: Option<u64>,
+    slate_frames: u64,
     reported: HashSet<TrackKey>,
     packager: Packager,
     out: VecDeque<Output>,
@@ -243,6 +248,41 @@ pub struct Programme {
 
 /// The steady tick while the programme is on: silence is written in 20 ms packets.
 pub const TICK_US: u64 = 20_000;
+
+/// The holding picture: a dark 320x180 H.264 stream (x264, baseline) of an SPS, a PPS and two
+/// IDR frames with different `idr_pic_id`, shown alternately at 10 fps while no camera is on
+/// air. Every frame is a keyframe, so any part of it can start a segment.
+const SLATE: &[u8] = include_bytes!("slate.h264");
+/// The holding picture's frame interval.
+pub const SLATE_FRAME_US: u64 = 100_000;
+
+struct Slate {
+    params: VideoParams,
+    frames: [Bytes; 2],
+}
+
+fn slate() -> &'static Slate {
+    static SLATE_PARSED: std::sync::OnceLock<Slate> = std::sync::OnceLock::new();
+    SLATE_PARSED.get_or_init(|| {
+        // Annex B with 4-byte start codes only (as written by x264).
+        let mut nalus: Vec<&[u8]> = Vec::new();
+        let mut rest = SLATE;
+        while let Some(i) = rest.windows(4).position(|w| w == [0, 0, 0, 1]) {
+            rest = &rest[i + 4..];
+            let end = rest.windows(4).position(|w| w == [0, 0, 0, 1]).unwrap_or(rest.len());
+            nalus.push(&rest[..end]);
+        }
+        let avcc = |n: &[u8]| {
+            let mut v = (n.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(n);
+            Bytes::from(v)
+        };
+        Slate {
+            params: VideoParams::new(Bytes::copy_from_slice(nalus[0]), Bytes::copy_from_slice(nalus[1])).expect("the slate's SPS parses"),
+            frames: [avcc(nalus[2]), avcc(nalus[3])],
+        }
+    })
+}
 
 impl Programme {
     /// A programme whose media time zero is `now_us`; see [`Packager::new`] for the numbering.
@@ -265,7 +305,9 @@ impl Programme {
             requested: HashMap::new(),
             audio_next: None,
             first_track_us: None,
-            empty_since_us: Some(now_us),
+            last_camera_us: None,
+            slate_next_us: None,
+            slate_frames: 0,
             reported: HashSet::new(),
             packager,
             out: VecDeque::new(),
@@ -299,7 +341,6 @@ impl Programme {
             }
         };
         self.tracks.insert(track, Track { participant, kind, codec, depack, sps: None, pps: None, params: None, anchor: None });
-        self.empty_since_us = None;
         self.first_track_us.get_or_insert(now_us);
         self.reselect(now_us);
     }
@@ -319,9 +360,6 @@ impl Programme {
         }
         if self.audio_track == Some(track) {
             self.audio_track = None;
-        }
-        if self.tracks.is_empty() {
-            self.empty_since_us = Some(now_us);
         }
         self.reselect(now_us);
     }
@@ -390,25 +428,31 @@ impl Programme {
             self.drain_track(k, now_us);
         }
         let media_now = self.media_us(now_us);
-        // Idle: nobody on stage for a while. Close what is open; a new epoch follows.
-        if let Some(since) = self.empty_since_us
-            && self.audio_next.is_some()
-            && now_us.saturating_sub(since) >= self.cfg.idle_after_us
-        {
-            self.packager.finish();
-            self.audio_next = None;
-            self.last_video_dts = None;
-            self.first_track_us = None;
-            self.drain_packager();
-            return;
-        }
-        // Start with sound alone if no camera came in time (or there is none to wait for).
+        // On air: at the first camera keyframe, or with the holding picture if none came in
+        // time (or there is no camera to wait for).
         if self.audio_next.is_none()
             && let Some(first) = self.first_track_us
         {
             let camera_expected = self.tracks.values().any(|t| t.kind == TrackKind::Video && t.codec == TrackCodec::H264);
-            if now_us.saturating_sub(first) >= self.cfg.start_wait_us || (!camera_expected && self.audio_track.is_some()) {
+            if now_us.saturating_sub(first) >= self.cfg.start_wait_us || !camera_expected {
                 self.audio_next = Some(to_48k(media_now.saturating_sub(self.cfg.audio_lag_us)));
+                self.slate_next_us = Some(media_now.saturating_sub(self.cfg.audio_lag_us));
+            }
+        }
+        // The holding picture while no camera is on air (or the one on air went quiet): the
+        // programme always has a picture track, so a player's buffers never lose one.
+        let stalled = self.video_track.is_some() && self.last_camera_us.is_some_and(|t| media_now.saturating_sub(t) >= self.cfg.camera_stall_us);
+        if self.audio_next.is_some() && (self.video_track.is_none() || stalled) {
+            let next = self.slate_next_us.get_or_insert(media_now);
+            let mut at = *next;
+            let mut frames = Vec::new();
+            while at <= media_now {
+                frames.push(at);
+                at += SLATE_FRAME_US;
+            }
+            *next = at;
+            for t in frames {
+                self.push_slate(t);
             }
         }
         // Silence where no voice is.
@@ -469,6 +513,7 @@ impl Programme {
             video: who(self.video_track),
             switching_to: who(self.wanted.map(|w| w.0)),
             audio: who(self.audio_track),
+            holding_picture: self.slate_next_us.is_some(),
             pin: self.pin.as_ref().map(|p| p.as_str().to_owned()),
             sources: self
                 .tracks
@@ -494,6 +539,23 @@ impl Programme {
                 })
                 .sum(),
         }
+    }
+
+    /// One frame of the holding picture at media time `t_us`.
+    fn push_slate(&mut self, t_us: u64) {
+        let slate = slate();
+        let mut dts = to_90k(t_us);
+        if let Some(last) = self.last_video_dts
+            && dts <= last
+        {
+            dts = last + 1;
+        }
+        self.last_video_dts = Some(dts);
+        let frame = slate.frames[(self.slate_frames % 2) as usize].clone();
+        self.slate_frames += 1;
+        self.packager.set_video_source(None);
+        self.packager.push_video(dts, frame, true, &slate.params);
+        self.drain_packager();
     }
 
     fn request_keyframe(&mut self, who: ParticipantId, now_us: u64) {
@@ -614,6 +676,19 @@ impl Programme {
         if self.video_track != Some(key) {
             return;
         }
+        if self.slate_next_us.is_some() {
+            // The holding picture is on: the camera comes back at a keyframe (others cannot be
+            // decoded after the slate's parameters).
+            if !au.keyframe {
+                if let Some(who) = self.tracks.get(&key).map(|t| t.participant.clone()) {
+                    self.request_keyframe(who, now_us);
+                }
+                return;
+            }
+            self.slate_next_us = None;
+            let who = self.tracks.get(&key).map(|t| t.participant.as_str().to_owned());
+            self.packager.set_video_source(who);
+        }
         let Some(t) = self.tracks.get_mut(&key) else { return };
         let Some(params) = t.params.clone() else { return };
         let anchor = *t.anchor.get_or_insert(Anchor { rtp: au.rtp_ts, media_us: arrival, clock: 90_000 });
@@ -634,6 +709,7 @@ impl Programme {
             self.audio_next = Some(to_48k(dts * 100 / 9));
         }
         self.last_video_dts = Some(dts);
+        self.last_camera_us = Some(self.media_us(now_us));
         if au.keyframe {
             self.last_keyframe_media_us = Some(dts * 100 / 9);
         }
@@ -926,16 +1002,21 @@ mod tests {
     }
 
     #[test]
-    fn without_a_camera_the_programme_is_sound_only_after_the_start_wait() {
+    fn without_a_camera_the_programme_shows_the_holding_picture_with_the_voice() {
         let mut s = Stage::new();
         s.publish("voice", None, true, false);
         s.run(6_000);
         let inits = s.inits();
-        assert_eq!(inits.len(), 1);
-        assert_eq!(inits[0].codecs, "opus");
+        assert_eq!(inits.len(), 1, "one epoch: the holding picture and the voice");
+        assert_eq!(inits[0].resolution, Some((320, 180)));
+        assert!(inits[0].codecs.ends_with(",opus"), "{}", inits[0].codecs);
         assert!(s.segments().len() >= 2);
-        let (_, audio_end) = s.check_timeline();
+        assert!(s.segments().iter().all(|g| g.entry.video_source.is_none() && g.entry.parts[0].independent));
+        let (frames, audio_end) = s.check_timeline();
+        assert!(frames.len() >= 8, "{} video parts", frames.len());
         assert!(audio_end > 48_000 * 4, "{audio_end}");
+        assert!(s.prog.status().holding_picture);
+        assert_eq!(s.prog.status().audio.as_deref(), Some("voice"));
     }
 
     #[test]
@@ -950,23 +1031,27 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_stage_pauses_the_programme_and_it_resumes_with_a_new_epoch() {
+    fn an_empty_stage_keeps_the_programme_on_air_with_the_holding_picture_until_a_camera_returns() {
         let mut s = Stage::new();
         s.publish("wang", Some(SPS_640X360), true, false);
         s.run(3_000);
-        for (k, _) in s.prog.tracks.iter().map(|(k, t)| (*k, t.kind)).collect::<Vec<_>>() {
+        for k in s.prog.tracks.keys().copied().collect::<Vec<_>>() {
             s.prog.handle_track_removed(k, s.now);
         }
         s.pubs.clear();
-        s.run(7_000);
-        let paused = s.segments().len();
-        s.run(3_000);
-        assert_eq!(s.segments().len(), paused, "nothing is written while the stage is empty");
+        s.run(1_500);
+        let empty = s.segments().len();
+        s.run(4_000);
+        assert!(s.segments().len() >= empty + 2, "the programme goes on while the stage is empty");
+        assert!(s.prog.status().holding_picture);
         s.publish("li", Some(SPS_640X360), true, false);
         s.run(3_000);
-        assert!(s.segments().len() > paused);
-        let resumed = s.segments().into_iter().find(|g| g.entry.video_source.as_deref() == Some("li")).unwrap();
-        assert!(resumed.entry.discontinuity);
+        assert!(!s.prog.status().holding_picture);
+        let resumed = s.segments().into_iter().find(|g| g.entry.video_source.as_deref() == Some("li")).expect("li on air");
+        assert!(resumed.entry.discontinuity, "the camera's parameters differ from the holding picture's");
+        // Camera, holding picture, camera: three epochs, one timeline.
+        assert_eq!(s.inits().len(), 3);
+        s.check_timeline();
     }
 
     proptest! {
@@ -993,7 +1078,7 @@ mod tests {
                 }
                 s.run(ms);
             }
-            s.run(1_000);
+            s.run(2_000);
             let (tags, audio_end) = s.check_timeline();
             prop_assert!(!tags.is_empty() && audio_end > 48_000, "{} video parts, audio to {}", tags.len(), audio_end);
         }

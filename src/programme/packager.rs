@@ -192,13 +192,9 @@ impl Packager {
         self.out.pop_front()
     }
 
-    /// Label segments from now on with whose camera they show.
+    /// Label the segments opened from now on with whose camera they show (a segment is
+    /// labelled with the camera on air at its start).
     pub fn set_video_source(&mut self, who: Option<String>) {
-        if let Some(s) = self.seg.as_mut()
-            && s.video_source.is_none()
-        {
-            s.video_source.clone_from(&who);
-        }
         self.video_source = who;
     }
 

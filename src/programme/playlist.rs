@@ -113,6 +113,9 @@ pub struct LiveWindow {
     discontinuity_sequence: u64,
     ended: bool,
     version: u64,
+    /// The first segment's number (a restarted programme continues its recording's numbering):
+    /// the live edge while nothing is written yet.
+    first_msn: u64,
 }
 
 fn secs(us: u64) -> String {
@@ -141,6 +144,13 @@ impl LiveWindow {
     /// An empty window.
     pub fn new(cfg: PlaylistConfig) -> Self {
         Self { cfg, ..Default::default() }
+    }
+
+    /// An empty window whose first segment will be `first_msn`: until it is written, blocking
+    /// requests up to two segments beyond it wait instead of being refused (players that were
+    /// watching before a hub restart ask for the numbers that follow).
+    pub fn starting_at(cfg: PlaylistConfig, first_msn: u64) -> Self {
+        Self { cfg, first_msn, ..Default::default() }
     }
 
     /// The configuration.
@@ -230,7 +240,7 @@ impl LiveWindow {
         if part.is_some_and(|p| p > 1000) {
             return Err(RequestError::BadPart);
         }
-        let edge = self.edge_msn().unwrap_or(0);
+        let edge = self.edge_msn().unwrap_or(self.first_msn);
         if msn > edge + 2 {
             return Err(RequestError::TooFarAhead { msn, edge });
         }
@@ -492,6 +502,9 @@ mod tests {
         assert_eq!(w.check_request(Some(104), Some(0)), Ok(()));
         assert_eq!(w.check_request(Some(105), None), Err(RequestError::TooFarAhead { msn: 105, edge: 102 }));
         assert_eq!(w.check_request(None, Some(1)), Err(RequestError::BadPart));
+        let fresh = LiveWindow::starting_at(PlaylistConfig::default(), 500);
+        assert_eq!(fresh.check_request(Some(501), Some(0)), Ok(()), "a restarted programme's next numbers wait");
+        assert!(fresh.check_request(Some(503), None).is_err());
         w.handle_end();
         assert!(w.satisfies(1_000, Some(3)));
         let text = w.render();

@@ -217,13 +217,16 @@ async fn status(State(hub): State<Arc<Hub>>, Path(activity): Path<String>) -> Re
     let body = match snap {
         Some(s) => json!({
             "live": !s.window.ended(),
+            // The live playlist has a segment to play.
+            "playable": !s.window.is_empty(),
             "edge": s.window.edge_msn(),
             "next_part": s.window.next_part().map(|(m, p)| format!("{m}.{p}")),
             "programme": s.status,
         }),
-        None => json!({ "live": false }),
+        None => json!({ "live": false, "playable": false }),
     };
-    Ok(([(header::CACHE_CONTROL, "no-cache")], axum::Json(body)).into_response())
+    // Players poll it while waiting for the start: a cache may answer for a second.
+    Ok(([(header::CACHE_CONTROL, "public, max-age=1")], axum::Json(body)).into_response())
 }
 
 /// What a file name under `/hls/{activity}/` is.

@@ -373,6 +373,9 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
         for a in list {
             println!("  {:<16} {:?} {:?}: {}", a.id.as_str(), a.kind, a.state, a.title);
             println!("    watch          {base}/live/{}", a.id);
+            if a.kind == ActivityKind::Livestream {
+                println!("    hls            {base}/hls/{}/index.m3u8", a.id);
+            }
             println!("    room           {base}/room/{}", a.id);
             println!("    console        {base}/console/{}", a.id);
         }

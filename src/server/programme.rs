@@ -314,7 +314,7 @@ impl ProgrammeDriver {
         let wall = move |i: Instant| base_wall + i.saturating_duration_since(base_instant).as_micros() as u64;
         let now = || base_wall + base_instant.elapsed().as_micros() as u64;
         let mut p = Programme::new(self.settings.engine.clone(), now(), rec.next_msn(), rec.next_epoch());
-        self.window = Some(LiveWindow::new(self.settings.playlist.clone()));
+        self.window = Some(LiveWindow::starting_at(self.settings.playlist.clone(), rec.next_msn()));
         for (who, audible) in floor.audible {
             p.handle_audible(who, audible, now());
         }
@@ -358,7 +358,14 @@ impl ProgrammeDriver {
                 },
                 _ = sleep => {}
                 _ = state_check.tick() => {
-                    let live = self.hub.upgrade().and_then(|h| h.bus.activity(&self.activity).ok().flatten()).is_some_and(|a| a.state == ActivityState::Live);
+                    let Some(hub) = self.hub.upgrade() else { break };
+                    if hub.bus.home_elsewhere(&self.activity).is_some() {
+                        // Cluster: the activity's home is another node now; its programme is
+                        // made there. Stop as a crash would (the store keeps whole segments).
+                        tracing::info!(activity = %self.activity, "programme moved to another node");
+                        break;
+                    }
+                    let live = hub.bus.activity(&self.activity).ok().flatten().is_some_and(|a| a.state == ActivityState::Live);
                     if !live {
                         ended = true;
                     }
@@ -379,7 +386,7 @@ impl ProgrammeDriver {
         if let Some(w) = self.window.as_mut() {
             w.handle_end();
         }
-        if let Some(j) = &jobs {
+        if ended && let Some(j) = &jobs {
             let _ = j.try_send(Job::End(now() / 1000));
         }
         self.status_dirty = true;

@@ -131,6 +131,7 @@ export class Player {
   private ticker: number | undefined;
   private generation = 0;
   private readonly url: string;
+  private readonly statusUrl: string;
   private readonly whepUrl: string;
 
   constructor(opts: PlayerOptions) {
@@ -138,6 +139,7 @@ export class Player {
     const base = opts.base ?? '';
     const a = encodeURIComponent(opts.activity);
     this.url = `${base}/hls/${a}/index.m3u8`;
+    this.statusUrl = `${base}/hls/${a}/programme.json`;
     this.whepUrl = `${base}/whep/${a}`;
     this.modeBtn = document.createElement('button');
     this.modeBtn.type = 'button';
@@ -231,7 +233,27 @@ export class Player {
     this.video.srcObject = null;
   }
 
+  /** Whether the programme has a segment to play (asked before the playlist, so that a
+   *  livestream that has not started is a quiet wait rather than a failing request). */
+  private async onAir(): Promise<boolean> {
+    try {
+      const r = await fetch(this.statusUrl, { cache: 'no-store' });
+      if (!r.ok) return false;
+      const st = (await r.json()) as { playable?: boolean };
+      return st.playable === true;
+    } catch {
+      return false;
+    }
+  }
+
   private async startHls(gen: number): Promise<void> {
+    if (!(await this.onAir())) {
+      if (gen !== this.generation) return;
+      this.set({ state: 'offline', latencyMs: null });
+      // Polled with jitter: many viewers waiting for the start do not ask in step.
+      this.retry = window.setTimeout(() => void this.setMode('hls', this.status.detail), 2500 + Math.random() * 2500);
+      return;
+    }
     const Hls = await loadHls().catch(() => null);
     if (gen !== this.generation) return;
     if (Hls && Hls.isSupported()) {
