@@ -642,10 +642,10 @@ impl Programme {
                         if let Some(pps) = &au.pps {
                             t.pps = Some(pps.clone());
                         }
-                        if au.sps.is_some() || au.pps.is_some() {
-                            if let (Some(sps), Some(pps)) = (&t.sps, &t.pps) {
-                                t.params = VideoParams::new(sps.clone(), pps.clone()).ok();
-                            }
+                        if (au.sps.is_some() || au.pps.is_some())
+                            && let (Some(sps), Some(pps)) = (&t.sps, &t.pps)
+                        {
+                            t.params = VideoParams::new(sps.clone(), pps.clone()).ok();
                         }
                         self.handle_video_frame(key, au, now_us);
                     }
@@ -849,7 +849,7 @@ mod tests {
                         pb.frames += 1;
                     }
                     if let Some(k) = pb.audio
-                        && media_ms % 20 == 0
+                        && media_ms.is_multiple_of(20)
                     {
                         let ts = 1234u32.wrapping_mul(k.0 as u32).wrapping_add(media_ms as u32 * 48);
                         packets.push((k, RtpPacket { seq: pb.aseq, ts, marker: false, payload: Bytes::from_static(&[0x78, 1, 2, 3]), arrival_us: 0 }, false));

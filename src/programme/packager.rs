@@ -373,7 +373,7 @@ impl Packager {
         let duration_us = end_us.saturating_sub(part.start_us).max(1);
         let independent = match part.video.samples.first() {
             Some(s) => s.sync,
-            None => !self.epoch.as_ref().is_some_and(|e| e.video.is_some()),
+            None => self.epoch.as_ref().is_none_or(|e| e.video.is_none()),
         };
         let bytes = fmp4::fragment(self.frag_seq, Some(&part.video), Some(&part.audio));
         self.frag_seq = self.frag_seq.wrapping_add(1);
@@ -559,8 +559,6 @@ mod tests {
                 for p in rest {
                     prop_assert!(p.duration_us >= 425_000 && p.duration_us <= 500_000, "{:?}", s.entry.parts);
                 }
-                let start_ms = (s.entry.pdt_ms - 1_700_000_000_000) as u64;
-                let _ = start_ms;
                 prop_assert_eq!(s.entry.duration_us, s.entry.parts.iter().map(|p| p.duration_us).sum::<u64>());
             }
         }

@@ -67,11 +67,14 @@ pub enum IndexLine {
     },
 }
 
+/// An init segment as the index lists it: (epoch, RFC 6381 codecs, picture size).
+pub type InitEntry = (u32, String, Option<(u32, u32)>);
+
 /// What a recording's index says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recording {
     /// Init segments: (epoch, codecs, resolution).
-    pub inits: Vec<(u32, String, Option<(u32, u32)>)>,
+    pub inits: Vec<InitEntry>,
     /// Segments in order.
     pub segments: Vec<SegmentEntry>,
     /// Whether the livestream ended (the last line is `end`).
