@@ -53,7 +53,12 @@ impl H264Publisher {
         // Offer VP8 before H.264, as browsers do: only the SFU's preference makes H.264 first.
         let transceivers = bot.pc.get_transceivers().await;
         let codec = |rtp_codec: RTCRtpCodec, payload_type| RTCRtpCodecParameters { rtp_codec, payload_type };
-        transceivers[0].set_codec_preferences(vec![codec(vp8(), 96), codec(h264(), 125)]).await.expect("codec preferences");
+        // (The video transceiver is the one that accepts video codecs; their order is not fixed.)
+        let mut preferred = false;
+        for t in &transceivers {
+            preferred |= t.set_codec_preferences(vec![codec(vp8(), 96), codec(h264(), 125)]).await.is_ok();
+        }
+        assert!(preferred, "codec preferences on the video transceiver");
         let offer = bot.offer().await;
         let vp8_at = offer.find("VP8/90000").expect("offer has VP8");
         let h264_at = offer.find("H264/90000").expect("offer has H.264");
