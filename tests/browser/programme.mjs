@@ -77,7 +77,7 @@ async function publish(token) {
 
 // Runs in the watch page: what the player shows now.
 function sample() {
-  const v = document.querySelector('.player video');
+  const v = document.querySelector('.live-video');
   if (!v) return null;
   const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : { totalVideoFrames: 0, droppedVideoFrames: 0 };
   let color = null;
@@ -184,18 +184,18 @@ try {
   await viewer.screenshot({ path: join(shots, 'programme-b.png') });
   if (longestStall > 2000) throw new Error(`playback stood still for ${longestStall} ms`);
   if (!(end.latency > 0 && end.latency < 10_000)) throw new Error(`latency not shown honestly: ${end.latency}`);
-  const shown = await viewer.textContent('.player .latency');
+  const shown = await viewer.textContent('.player-controls .latency');
   if (!/\d/.test(shown)) throw new Error(`no latency on screen: ${shown}`);
 
   // "低延迟": this node refuses WebRTC viewers (it is full), so the player goes back to HLS by
   // itself and says so.
-  await viewer.click('.player .low-latency');
+  await viewer.click('.player-controls .low-latency');
   await viewer.waitForFunction(() => window.__shangliang.player.status.detail === 'whep_refused', null, { timeout: 15_000 });
   await viewer.waitForFunction(() => {
     const st = window.__shangliang.player.status;
     return st.mode === 'hls' && st.state === 'playing';
   }, null, { timeout: 20_000 });
-  const note = await viewer.textContent('.player .player-note');
+  const note = await viewer.textContent('.player-controls .player-note');
   if (!note.includes('低延迟')) throw new Error(`the fallback is not explained: ${note}`);
   log(`low latency refused, back on HLS: ${note}`);
   await viewer.screenshot({ path: join(shots, 'programme-fallback.png') });

@@ -155,6 +155,7 @@ export class Player {
     this.controls.append(this.modeBtn, this.latency);
     if (opts.video) {
       // The page owns the video, its sound button and its overlay (state texts).
+      this.modeBtn.className = 'vbtn low-latency';
       this.video = opts.video;
       this.sound = null;
       this.note.hidden = true;
