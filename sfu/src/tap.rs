@@ -17,7 +17,10 @@
 //! `try_send`. A slow tap loses packets — counted in [`StageTap::lost`], and visible to the
 //! consumer as RTP sequence gaps — and never holds up the stage or its subscribers. Track and
 //! speaker events are never dropped: they wait for room in the queue on the tap's own task.
-//! Simulcast publishers are tapped at their top layer. A tap's tasks (one, plus one per track)
+//! A simulcast publisher is tapped at its best layer heard in the last half second (the top one
+//! once the sender's bandwidth estimate allows it), switched at that layer's keyframe, with
+//! sequence numbers and timestamps rewritten so the tapped track stays one continuous stream (as
+//! a forwarder does for a subscriber); other tracks keep the publisher's numbers. A tap's tasks (one, plus one per track)
 //! end with the tap; they are not in [`crate::SfuStats::tasks_alive`], which counts the tasks of
 //! sessions (a hub keeps a tap open per live livestream for its whole life). Packets carry the time the tap saw them
 //! (microseconds after the ingest task read them), since the fan-out carries no arrival time.
@@ -35,6 +38,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::rewrite::{LayerDecision, LayerSelector, SeqRewriter, TsRewriter};
 use crate::room::{Fwd, PublishedTrack, Room, RoomEvent};
 use crate::{Inner, MediaKind, TrackId};
 
@@ -59,9 +63,9 @@ pub struct TapCodec {
 pub struct TapPacket {
     /// The track.
     pub track: TrackId,
-    /// RTP sequence number (the publisher's).
+    /// RTP sequence number (the publisher's; continuous across simulcast layer switches).
     pub seq: u16,
-    /// RTP timestamp (the publisher's).
+    /// RTP timestamp (the publisher's; continuous across simulcast layer switches).
     pub ts: u32,
     /// Marker bit.
     pub marker: bool,
@@ -227,36 +231,73 @@ async fn sync(room: &Room, tx: &mpsc::Sender<StageEvent>, lost: &Arc<AtomicU64>,
         if tx.send(added).await.is_err() {
             return false;
         }
-        let top = (t.layer_count.load(Ordering::Relaxed).max(1) - 1) as u8;
-        let task = tokio::spawn(tap_track(t.id, top, rx, tx.clone(), Arc::clone(lost)));
+        let task = tokio::spawn(tap_track(t.id, Arc::downgrade(&t), rx, tx.clone(), Arc::clone(lost)));
         tapped.insert(t.id, Tapped { participant: t.participant.clone(), kind: t.kind, task });
     }
     true
 }
 
-/// Copies one track's packets (of one simulcast layer) into the tap's queue, dropping on full.
-async fn tap_track(track: TrackId, layer: u8, mut rx: broadcast::Receiver<Fwd>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>) {
+/// How recently a simulcast layer must have been heard to be the one tapped.
+const LAYER_FRESH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Copies one track's packets into the tap's queue, dropping on full. A simulcast track is
+/// reduced to one layer (see the module docs). Holds the track only weakly: the fan-out closing
+/// (the track gone) ends the task.
+async fn tap_track(track: TrackId, published: std::sync::Weak<PublishedTrack>, mut rx: broadcast::Receiver<Fwd>, tx: mpsc::Sender<StageEvent>, lost: Arc<AtomicU64>) {
+    let clock = published.upgrade().map_or(90_000, |t| t.codec.clock_rate);
+    let mut selector: Option<LayerSelector> = None;
+    let mut seq = SeqRewriter::new(1);
+    let mut ts = TsRewriter::new(clock, 0);
+    let mut heard: [Option<Instant>; 8] = [None; 8];
     loop {
         let r = tokio::select! {
             r = rx.recv() => r,
             _ = tx.closed() => break,
         };
-        match r {
-            Ok(p) if p.layer == layer => {
-                let ev = StageEvent::Packet(TapPacket { track, seq: p.seq, ts: p.ts, marker: p.marker, keyframe: p.keyframe, payload: p.payload, arrival: Instant::now() });
-                match tx.try_send(ev) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        lost.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => break,
-                }
-            }
-            Ok(_) => {}
+        let mut p = match r {
+            Ok(p) => p,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 lost.fetch_add(n, Ordering::Relaxed);
+                continue;
             }
             Err(broadcast::error::RecvError::Closed) => break,
+        };
+        let now = Instant::now();
+        let layers = published.upgrade().map_or(1, |t| t.layer_count.load(Ordering::Relaxed)).clamp(1, heard.len());
+        if layers > 1 {
+            heard[(p.layer as usize).min(heard.len() - 1)] = Some(now);
+            let best = (0..layers).rev().find(|l| heard[*l].is_some_and(|t| now.duration_since(t) < LAYER_FRESH)).unwrap_or(0);
+            let sel = selector.get_or_insert_with(|| LayerSelector::new(layers, best));
+            sel.handle_layers(layers);
+            if sel.effective_target() != best {
+                sel.handle_set_target(best);
+            }
+            let decision = sel.handle_packet(p.layer as usize, p.keyframe);
+            let wants_keyframe = sel.wants_keyframe();
+            match decision {
+                LayerDecision::Drop => {
+                    if wants_keyframe && let Some(t) = published.upgrade() {
+                        t.request_keyframe().await; // throttled per track
+                    }
+                    continue;
+                }
+                LayerDecision::SwitchAndForward => {
+                    seq.handle_switch();
+                    ts.handle_switch();
+                }
+                LayerDecision::Forward => {}
+            }
+            let Some(s) = seq.rewrite(p.seq) else { continue };
+            p.seq = s;
+            p.ts = ts.rewrite(p.ts, now);
+        }
+        let ev = StageEvent::Packet(TapPacket { track, seq: p.seq, ts: p.ts, marker: p.marker, keyframe: p.keyframe, payload: p.payload, arrival: now });
+        match tx.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                lost.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
     }
 }

@@ -249,9 +249,11 @@ pub struct Programme {
 /// The steady tick while the programme is on: silence is written in 20 ms packets.
 pub const TICK_US: u64 = 20_000;
 
-/// The holding picture: a dark 320x180 H.264 stream (x264, baseline) of an SPS, a PPS and two
+/// The holding picture: a dark 32x18 H.264 stream (x264, baseline) of an SPS, a PPS and two
 /// IDR frames with different `idr_pic_id`, shown alternately at 10 fps while no camera is on
-/// air. Every frame is a keyframe, so any part of it can start a segment.
+/// air. Every frame is a keyframe, so any part of it can start a segment; its size is the tell
+/// by which a player knows it is not a picture (`web-client/src/videoBox.ts` counts no frames
+/// of it), and it costs almost nothing to send and keep.
 const SLATE: &[u8] = include_bytes!("slate.h264");
 /// The holding picture's frame interval.
 pub const SLATE_FRAME_US: u64 = 100_000;
@@ -1008,7 +1010,7 @@ mod tests {
         s.run(6_000);
         let inits = s.inits();
         assert_eq!(inits.len(), 1, "one epoch: the holding picture and the voice");
-        assert_eq!(inits[0].resolution, Some((320, 180)));
+        assert_eq!(inits[0].resolution, Some((32, 18)));
         assert!(inits[0].codecs.ends_with(",opus"), "{}", inits[0].codecs);
         assert!(s.segments().len() >= 2);
         assert!(s.segments().iter().all(|g| g.entry.video_source.is_none() && g.entry.parts[0].independent));

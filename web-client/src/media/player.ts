@@ -42,9 +42,12 @@ export function transportOf(s: PlayerStatus): 'idle' | 'connecting' | 'playing' 
       return 'idle';
     case 'playing':
     case 'waiting':
-      return 'playing'; // the box tells a frozen picture from a live one by its frames
-    case 'connecting':
+    // Reached the hub but there is nothing to play (not on air yet, or interrupted): the box,
+    // which watches the frames, then says "直播尚未开始" before the first picture and "stalled"
+    // after one.
     case 'offline':
+      return 'playing';
+    case 'connecting':
       return 'connecting';
   }
 }
