@@ -176,6 +176,12 @@ struct ServeArgs {
     /// Pending slots kept for addresses holding fewer than 4 (default: an eighth of the maximum).
     #[arg(long)]
     pending_reserve: Option<usize>,
+    /// Delete livestream recordings not written for this many days (default: keep them).
+    #[arg(long, env = "SHANGLIANG_RECORDING_RETENTION_DAYS")]
+    recording_retention_days: Option<u64>,
+    /// Do not package livestreams as LL-HLS nor record them (WHEP only).
+    #[arg(long)]
+    no_programme: bool,
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -298,6 +304,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         client_header: a.client_address_header,
         ..Default::default()
     };
+    cfg.programme.enabled = !a.no_programme;
+    cfg.programme.retention = a.recording_retention_days.map(|d| Duration::from_secs(d * 86_400));
     let defaults = FanoutConfig::default();
     cfg.fanout = FanoutConfig {
         shards: a.shards.unwrap_or(defaults.shards),

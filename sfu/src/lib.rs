@@ -9,6 +9,8 @@
 //! Sfu::join(room, participant)        → (ParticipantHandle, events)  member: publisher + subscriber legs
 //! Sfu::close_session(id)                                      DELETE of a WHIP/WHEP resource
 //! Sfu::set_forwarding(room, participant, audio, video)        the floor, enforced in the media plane
+//! Sfu::stage_tap(room)                → StageTap              the stage as events (the hub's programme)
+//! Sfu::request_keyframe(room, participant)                    PLI to a publisher's cameras
 //! ```
 //!
 //! Layout: [`rewrite`] and [`speaker`] are the pure state machines (unit- and property-tested);
@@ -17,6 +19,7 @@
 
 pub mod rewrite;
 pub mod speaker;
+pub mod tap;
 
 mod forward;
 mod participant;
@@ -37,6 +40,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 pub use participant::{ParticipantHandle, Pc};
+pub use tap::{StageEvent, StageTap, TapCodec, TapPacket};
 
 use forward::{FwdCmd, IngestCtx, Outgoing, random_u32};
 use peer::{BuiltPc, PcEvent, PortPool};
@@ -262,6 +266,8 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     next_track_id: Arc<AtomicU64>,
     counters: Arc<Counters>,
+    /// Rooms with open stage taps (and how many): kept while idle, publishers asked for H.264.
+    stages: Mutex<HashMap<String, usize>>,
 }
 
 /// The SFU node. Cheap to clone; all clones share the node.
@@ -283,6 +289,7 @@ impl Sfu {
                 next_id: AtomicU64::new(1),
                 next_track_id: Arc::new(AtomicU64::new(1)),
                 counters: Arc::new(Counters::default()),
+                stages: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -341,6 +348,8 @@ impl Sfu {
         if participant.trim().is_empty() {
             return Err(SfuError::NotAllowed("publishing requires a participant".into()));
         }
+        // WHIP is ingest onto a stage: ask for H.264, which the programme packages as is.
+        let offer_sdp = &peer::prefer_h264(offer_sdp);
         let offer = parse_offer(offer_sdp)?;
         media_sections(offer_sdp)?;
         if !peer::media_directions(offer_sdp)
@@ -422,6 +431,18 @@ impl Sfu {
         g.audio.store(audio, Ordering::SeqCst);
         g.video.store(video, Ordering::SeqCst);
         self.inner.forget_room_if_idle(&room);
+    }
+
+    /// The room's stage as a stream of events (see [`tap`]). While a tap is open the room is a
+    /// stage: kept when idle, and its members' publisher connections prefer H.264.
+    pub fn stage_tap(&self, room: &str) -> StageTap {
+        tap::open(&self.inner, room)
+    }
+
+    /// Asks `participant`'s cameras in `room` for a keyframe (PLI, throttled per track); false
+    /// if they publish no video there.
+    pub async fn request_keyframe(&self, room: &str, participant: &str) -> bool {
+        tap::request_keyframe(&self.inner, room, participant).await
     }
 
     /// Counters of this node.
@@ -531,7 +552,15 @@ impl Inner {
         Arc::clone(rooms.entry(name.to_owned()).or_insert_with(|| Arc::new(Room::new(name))))
     }
 
+    /// Whether `room` has an open stage tap.
+    pub(crate) fn is_stage(&self, room: &str) -> bool {
+        self.stages.lock().expect("stages").contains_key(room)
+    }
+
     pub(crate) fn forget_room_if_idle(&self, room: &Arc<Room>) {
+        if self.is_stage(&room.name) {
+            return; // a tap watches it
+        }
         let mut rooms = self.rooms.lock().expect("rooms");
         if room.is_idle() {
             // Floor gates set for nobody are dropped with the room.

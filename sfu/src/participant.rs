@@ -307,6 +307,8 @@ impl Driver {
     }
 
     async fn publish_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
+        // On a stage (a tapped room: a livestream) publishers are asked for H.264 first.
+        let sdp = &if self.inner.is_stage(&self.room.name) { peer::prefer_h264(sdp) } else { sdp.to_owned() };
         let offer = crate::parse_offer(sdp)?;
         if self.publisher.is_none() {
             let b = peer::build_pc(self.inner.cfg.bind_ip, self.inner.cfg.announced_ip, &self.inner.ports, true).await?;

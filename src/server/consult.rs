@@ -66,6 +66,11 @@ pub trait FloorHook: Send + Sync + 'static {
         audio: bool,
         video: bool,
     );
+
+    /// The floor's holder or mode may have changed (called with `set_forwarding`'s updates).
+    /// The livestream programme follows it to choose whose camera is on air; the SFU needs only
+    /// the gates, hence the default that does nothing.
+    fn set_turn(&self, _activity: &ActivityId, _holder: Option<&ParticipantId>, _open: bool) {}
 }
 
 /// The default hook: media is not wired.
@@ -682,6 +687,8 @@ impl ConsultDriver {
             return;
         };
         let hook = hub.consult.hook();
+        let open = self.c.floor().mode() == shangliang_signaling::consult::FloorMode::Open;
+        hook.set_turn(&self.activity, self.c.floor().holder(), open);
         for who in self.present.keys() {
             let may = self.c.may_speak(who);
             if self.speaking.insert(who.clone(), may) != Some(may) {

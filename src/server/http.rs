@@ -30,6 +30,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/ws", get(websocket))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
         .merge(super::media::routes())
+        .merge(super::hls::routes())
         .with_state(hub)
         .fallback_service(web)
 }

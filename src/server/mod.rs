@@ -8,10 +8,12 @@ pub mod auth;
 pub mod consult;
 pub(crate) mod consult_relay;
 pub mod edge;
+pub mod hls;
 mod http;
 pub mod inbox;
 pub mod media;
 pub mod metrics;
+pub mod programme;
 mod session;
 
 use std::net::{IpAddr, SocketAddr};
@@ -71,6 +73,8 @@ pub struct ServeConfig {
     pub cluster: Option<ClusterConfig>,
     /// HTTP timeouts, pending-connection caps and trusted proxies (`edge.rs`).
     pub edge: edge::EdgeConfig,
+    /// The livestream programme (LL-HLS) and its recordings.
+    pub programme: programme::ProgrammeSettings,
 }
 
 impl ServeConfig {
@@ -93,6 +97,7 @@ impl ServeConfig {
             sfu: shangliang_sfu::SfuConfig::default(),
             cluster: None,
             edge: edge::EdgeConfig::default(),
+            programme: programme::ProgrammeSettings::default(),
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct Hub {
     pub media: media::Media,
     /// The moderation drivers, one per activity.
     pub consult: consult::ConsultDrivers,
+    /// The livestream programmes (LL-HLS, recording), one driver per live livestream.
+    pub programmes: programme::Programmes,
     /// The control-plane runtime (one thread): moderation drivers and comment acceptance run
     /// here, so that under a delivery storm — tens of thousands of viewer tasks woken every
     /// flush on the main runtime — posting, policy and acks do not wait behind them.
@@ -247,13 +254,16 @@ impl Hub {
             inboxes: inbox::Inboxes::default(),
             media: media::Media::new(shangliang_sfu::Sfu::new(cfg.sfu.clone())),
             consult: consult::ConsultDrivers::default(),
+            programmes: programme::Programmes::default(),
             control,
             _control_stop: control_stop,
             cfg,
         });
         hub.consult.bind(Arc::downgrade(&hub));
         // The floor reaches the media plane: may-speak changes gate forwarding in the SFU.
-        hub.set_floor_hook(hub.media.floor_hook());
+        // ... and the livestream programme follows the same floor.
+        hub.set_floor_hook(Arc::new(programme::Tee(hub.media.floor_hook(), hub.programmes.floor_hook())));
+        hub.programmes.start(&hub);
         // Keyed limiters keep a cell per key: drop the idle ones now and then.
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
@@ -363,6 +373,9 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
         for a in list {
             println!("  {:<16} {:?} {:?}: {}", a.id.as_str(), a.kind, a.state, a.title);
             println!("    watch          {base}/live/{}", a.id);
+            if a.kind == ActivityKind::Livestream {
+                println!("    hls            {base}/hls/{}/index.m3u8", a.id);
+            }
             println!("    room           {base}/room/{}", a.id);
             println!("    console        {base}/console/{}", a.id);
         }

@@ -363,7 +363,7 @@ async function main() {
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // 8b. The livestream: a moderator's page publishes the (fake) camera over WHIP; the watch page
-  // plays it over WHEP.
+  // plays the programme (LL-HLS through hls.js).
   const studio = await context.newPage();
   watchConsole(studio, 'studio');
   await studio.goto(`${base}/healthz`);
@@ -400,7 +400,9 @@ async function main() {
     window.__pc.close();
   });
   await studio.close();
-  log('livestream plays over WHEP');
+  // The player is done here; the page is moved to another hub below, which has no programme.
+  await page.evaluate(() => window.__shangliang.player?.stop());
+  log('livestream plays (LL-HLS)');
 
   // 9. Member room and moderator console shells connect with tokens from the URL.
   for (const [face, tok] of [

@@ -19,6 +19,9 @@ import { h, i18n } from './ui';
 export type Transport = 'idle' | 'connecting' | 'playing' | 'failed' | 'closed';
 export type BoxState = 'not-started' | 'ended' | 'connecting' | 'waiting' | 'playing' | 'stalled' | 'reconnecting';
 
+/** Frames this narrow are the livestream programme's holding picture, not a camera. */
+export const HOLDING_PICTURE_MAX_WIDTH = 32;
+
 /** No new frame for this long while connected: the picture froze (publisher gone, network). */
 export const STALL_MS = 3000;
 
@@ -107,6 +110,8 @@ export class VideoBox {
   private watchFrames(): void {
     const v = this.video as HTMLVideoElement & { requestVideoFrameCallback?: (cb: () => void) => number };
     const seen = () => {
+      // The programme's holding picture (32x18, while no camera is on air) is not a picture.
+      if (v.videoWidth > 0 && v.videoWidth <= HOLDING_PICTURE_MAX_WIDTH) return;
       this.frames++;
       const was = this.lastFrameAt;
       this.lastFrameAt = performance.now();

@@ -6,7 +6,7 @@
 import { ApiError, getActivity, storedNickname, viewerToken } from '../api';
 import { CommentList } from '../commentList';
 import { Connection } from '../connection';
-import { WhepPlayer } from '../media/whep';
+import { Player, transportOf } from '../media/player';
 import { ConsultStore } from '../consult';
 import { pinnedPanel, questionsPanel } from '../consultUi';
 import { t, type I18nKey } from '../i18n';
@@ -105,19 +105,22 @@ export function watch(root: HTMLElement, activity: string): void {
   video.body.replaceChildren(box.el);
   let videoState = 'idle';
   let videoDetail = '';
-  // The livestream over WHEP (receive-only; no token needed for a public livestream). Muted
-  // autoplay is what browsers allow; the box's button turns the sound on.
-  let player: WhepPlayer | null = null;
+  // The livestream: the programme over LL-HLS, WebRTC (WHEP) as "低延迟" (media/player.ts).
+  // Muted autoplay is what browsers allow; the box's button turns the sound on.
+  const player = new Player({ activity, video: box.video });
+  box.controls.append(player.controls);
+  player.onStatus = (st) => {
+    videoState = st.state;
+    videoDetail = st.detail;
+    box.setTransport(transportOf(st));
+  };
+  let videoStarted = false;
   const startVideo = () => {
-    if (player) return;
-    player = new WhepPlayer(`/whep/${encodeURIComponent(activity)}`, async () => null, box.video, (st, detail) => {
-      videoState = st;
-      videoDetail = detail ?? '';
-      box.setTransport(st);
-    });
+    if (videoStarted) return;
+    videoStarted = true;
     void player.start();
   };
-  window.addEventListener('pagehide', () => void player?.stop());
+  window.addEventListener('pagehide', () => void player.stop());
   store.onChange(() => {
     const holder = store.floor.holder;
     const p = holder ? store.present.get(holder) : undefined;
@@ -221,5 +224,5 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   void poll();
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, box, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, box, player, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
 }
