@@ -126,7 +126,13 @@ async fn drive(hub: &TestHub, script: &str, env: &[(&str, String)]) {
 async fn watch_page_streams_comments_and_resumes_after_a_network_cut() {
     prerequisites();
     let web = root().join("web-client/dist");
-    let hub = TestHub::start(|cfg| cfg.web_dir = web.clone()).await;
+    // The page posts 300 comments and then a burst of 1,000 right after: give the poster room for
+    // both (the burst is about delivery, not the rate limit, which tests/bad_input.rs covers).
+    let hub = TestHub::start(|cfg| {
+        cfg.web_dir = web.clone();
+        cfg.comments_per_minute = 600_000;
+    })
+    .await;
     // Another hub with its own record (another epoch, another signing key) and three comments:
     // the page is moved to it at the end and must show its snapshot instead of its list.
     let other = TestHub::start(|cfg| cfg.web_dir = web.clone()).await;
