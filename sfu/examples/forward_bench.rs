@@ -46,7 +46,6 @@ fn serve() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let sfu = Sfu::new(SfuConfig {
-            udp_port_range: (53_000, 54_999),
             max_viewers_per_node: 10_000,
             ..SfuConfig::default()
         });

@@ -1,79 +1,39 @@
-//! Building one `webrtc` 0.21 peer connection the way the SFU needs it, and the event handler
-//! that turns callbacks into channel messages (never doing work on the driver task).
+//! Building one sans-I/O `rtc` 0.21 peer connection the way the SFU needs it, and the SDP
+//! helpers the sessions use.
 //!
-//! Every choice here answers an item of `WEBRTC-NOTES.md`: mDNS disabled, explicit UDP bind,
-//! an interceptor that hands PLI/FIR/RR to the application, callbacks that only `send`.
+//! Every connection of the node is an ICE-lite agent (RFC 8445 §2.5) with exactly one local
+//! candidate, the node's shared UDP socket, added before any description is created so every
+//! offer and answer carries it (gathering is complete at once: there is nothing to gather).
+//! mDNS is off (the agent would otherwise send multicast queries from our socket). An
+//! interceptor hands PLI/FIR/RR from subscribers to the driver (the default chain consumes
+//! them; `WEBRTC-NOTES.md`).
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
-use tokio::sync::{mpsc, watch};
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateType, RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
-    SettingEngineBuilder, register_default_interceptors,
-};
 
 use crate::SfuError;
 
 /// The RFC 6464 client-to-mixer audio level header extension.
 pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// What a peer connection's callbacks report, in order, to the task that owns the connection.
-pub(crate) enum PcEvent {
-    State(RTCPeerConnectionState),
-    Candidate(crate::IceCandidate),
-    Track(Arc<dyn TrackRemote>),
-}
-
-/// Forwards callbacks into channels. Runs on the connection's driver task, so it only sends.
-struct Handler {
-    events: mpsc::UnboundedSender<PcEvent>,
-    gathered: watch::Sender<bool>,
-    accept_tracks: bool,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.gathered.send_replace(state == RTCIceGatheringState::Complete);
-    }
-
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let _ = self.events.send(PcEvent::Candidate(crate::IceCandidate {
-                candidate: init.candidate,
-                sdp_mid: init.sdp_mid,
-                sdp_mline_index: init.sdp_mline_index,
-            }));
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.events.send(PcEvent::State(state));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        // Never poll here: the handler runs on the driver, polling would deadlock it.
-        if self.accept_tracks {
-            let _ = self.events.send(PcEvent::Track(track));
-        }
-    }
-}
-
 /// Passes inbound keyframe requests (PLI, FIR) and receiver reports to the application, after
-/// every other interceptor has seen them (the crate's `rtcp-processing` example, plus RR for
-/// loss-driven layer choice). Everything else stops at the end of the chain as usual.
+/// every other interceptor has seen them (the `rtc` crate's `rtcp-processing` example, plus RR
+/// for loss-driven layer choice). Everything else stops at the end of the chain as usual.
 struct RtcpToApp {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
@@ -93,8 +53,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            let kept: Vec<Box<dyn rtc::rtcp::Packet>> =
-                packets.iter().filter(|p| wanted_by_app(p.as_ref())).cloned().collect();
+            let kept: Vec<Box<dyn rtc::rtcp::Packet>> = packets.iter().filter(|p| wanted_by_app(p.as_ref())).cloned().collect();
             if kept.is_empty() {
                 return Ok(());
             }
@@ -126,130 +85,59 @@ impl Interceptor for RtcpToApp {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-/// A built connection plus the channels its callbacks feed.
-pub(crate) struct BuiltPc {
-    pub pc: Arc<dyn PeerConnection>,
-    pub events: mpsc::UnboundedReceiver<PcEvent>,
-    pub gathered: watch::Receiver<bool>,
-    pub port: u16,
+/// Builds the node's peer connections: codecs, interceptors, ICE-lite and the one candidate.
+pub(crate) struct PcFactory {
+    media_engine: MediaEngine,
+    candidate: RTCIceCandidateInit,
 }
 
-/// Which UDP port the next connection binds. `(0, 0)` means "let the OS pick".
-pub(crate) struct PortPool {
-    lo: u16,
-    hi: u16,
-    next: u16,
-    used: std::collections::HashSet<u16>,
-}
-
-impl PortPool {
-    pub fn new((lo, hi): (u16, u16)) -> Self {
-        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-        Self { lo, hi, next: lo, used: Default::default() }
-    }
-
-    fn ephemeral(&self) -> bool {
-        self.lo == 0 && self.hi == 0
-    }
-
-    /// A free port of the range (round robin, so a just-freed port is not reused at once).
-    pub fn take(&mut self) -> Option<u16> {
-        if self.ephemeral() {
-            return Some(0);
+impl PcFactory {
+    /// Connections whose one host candidate is `candidate` (the announced address of the shared
+    /// socket).
+    pub fn new(candidate: SocketAddr) -> Result<Self, SfuError> {
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().map_err(SfuError::webrtc)?;
+        me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)
+            .map_err(SfuError::webrtc)?;
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: candidate.ip().to_string(),
+                port: candidate.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
         }
-        let n = (self.hi - self.lo) as u32 + 1;
-        for _ in 0..n {
-            let p = self.next;
-            self.next = if self.next >= self.hi { self.lo } else { self.next + 1 };
-            if self.used.insert(p) {
-                return Some(p);
-            }
-        }
-        None
-    }
-
-    pub fn give_back(&mut self, port: u16) {
-        self.used.remove(&port);
-    }
-}
-
-fn media_engine() -> Result<MediaEngine, SfuError> {
-    let mut me = MediaEngine::default();
-    me.register_default_codecs().map_err(SfuError::webrtc)?;
-    me.register_header_extension(
-        RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
-        RtpCodecKind::Audio,
-        None,
-    )
-    .map_err(SfuError::webrtc)?;
-    Ok(me)
-}
-
-/// Build a connection bound to `bind_ip:port` (port from the pool; retried on a taken port).
-pub(crate) async fn build_pc(
-    bind_ip: IpAddr,
-    announced_ip: Option<IpAddr>,
-    ports: &std::sync::Mutex<PortPool>,
-    accept_tracks: bool,
-) -> Result<BuiltPc, SfuError> {
-    let mut last_err = None;
-    for _attempt in 0..8 {
-        let port = ports.lock().expect("port pool").take().ok_or(SfuError::NoPorts)?;
-        match build_on(bind_ip, announced_ip, port, accept_tracks).await {
-            Ok(mut built) => {
-                built.port = port;
-                return Ok(built);
-            }
-            Err(e) => {
-                // Most likely the port is held by another process: keep it marked used for a
-                // while would be kinder, but simply moving on is enough for a retry.
-                ports.lock().expect("port pool").give_back(port);
-                last_err = Some(e);
-                if port == 0 {
-                    break;
-                }
-            }
-        }
-    }
-    Err(last_err.unwrap_or(SfuError::NoPorts))
-}
-
-async fn build_on(
-    bind_ip: IpAddr,
-    announced_ip: Option<IpAddr>,
-    port: u16,
-    accept_tracks: bool,
-) -> Result<BuiltPc, SfuError> {
-    let mut me = media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut me).map_err(SfuError::webrtc)?;
-    let registry = registry.with(Slot::from(14_000), RtcpToApp { read_queue: VecDeque::new(), write_queue: VecDeque::new() });
-    let mut se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
-    if let Some(ip) = announced_ip {
-        se = se.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (gtx, grx) = watch::channel(false);
-    let handler = Arc::new(Handler { events: tx, gathered: gtx, accept_tracks });
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(me)
-        .with_setting_engine(se.build())
-        .with_interceptor_registry(registry)
-        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec![SocketAddr::new(bind_ip, port)])
-        .build()
-        .await
+        .new_candidate_host()
         .map_err(SfuError::webrtc)?;
-    Ok(BuiltPc { pc: Arc::new(pc), events: rx, gathered: grx, port })
+        let candidate = RTCIceCandidate::from(&host).to_json().map_err(SfuError::webrtc)?;
+        Ok(Self { media_engine: me, candidate })
+    }
+
+    /// A new connection, its candidate added and gathering complete.
+    pub fn build(&self, now: Instant) -> Result<RTCPeerConnection, SfuError> {
+        let mut me = self.media_engine.clone();
+        let registry = register_default_interceptors(Registry::new(), &mut me).map_err(SfuError::webrtc)?;
+        let registry = registry.with(Slot::from(14_000), RtcpToApp { read_queue: VecDeque::new(), write_queue: VecDeque::new() });
+        let se = SettingEngineBuilder::new().with_lite(true).with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_setting_engine(se)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(SfuError::webrtc)?;
+        pc.add_local_candidate(self.candidate.clone()).map_err(SfuError::webrtc)?;
+        // End of candidates: gathering is complete, every description carries the candidate.
+        pc.add_local_candidate(RTCIceCandidateInit::default()).map_err(SfuError::webrtc)?;
+        Ok(pc)
+    }
 }
 
-/// Wait for ICE gathering to complete (host candidates only: milliseconds), bounded.
-pub(crate) async fn wait_gathered(gathered: &mut watch::Receiver<bool>) -> Result<(), SfuError> {
-    match tokio::time::timeout(Duration::from_secs(15), gathered.wait_for(|g| *g)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(_)) => Err(SfuError::Closed),
-        Err(_) => Err(SfuError::Timeout("ICE gathering")),
-    }
+/// The `a=ice-ufrag` of an SDP (the first; BUNDLE makes them all equal).
+pub(crate) fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")).map(str::trim)
 }
 
 /// The `a=extmap` id of `uri` in an SDP, if negotiated.
@@ -272,59 +160,6 @@ pub(crate) fn offered_rids(sdp: &str) -> Vec<String> {
             (it.next()? == "send").then(|| id.to_owned())
         })
         .collect()
-}
-
-/// The offer with each video section's payload types reordered so that H.264 comes first
-/// (packetization mode 1, what WebRTC senders use, before mode 0), then the RTX formats of those,
-/// then everything else in the offer's order. The answer follows the offer's order and a
-/// sender sends the answer's first format, so a publisher able to send H.264 does; one that
-/// cannot (no H.264 in its offer) is unchanged and negotiates VP8 as before.
-pub(crate) fn prefer_h264(sdp: &str) -> String {
-    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
-    let lines: Vec<&str> = sdp.split(eol).collect();
-    let mut out: Vec<String> = Vec::with_capacity(lines.len());
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        if !line.starts_with("m=video ") {
-            out.push(line.to_owned());
-            i += 1;
-            continue;
-        }
-        let end = (i + 1..lines.len()).find(|&j| lines[j].starts_with("m=")).unwrap_or(lines.len());
-        let section = &lines[i + 1..end];
-        out.push(reorder_video_mline(line, section));
-        out.extend(section.iter().map(|l| (*l).to_owned()));
-        i = end;
-    }
-    out.join(eol)
-}
-
-fn reorder_video_mline(mline: &str, section: &[&str]) -> String {
-    let mut parts = mline.split(' ');
-    let head: Vec<&str> = parts.by_ref().take(3).collect();
-    let pts: Vec<&str> = parts.collect();
-    let attr = |prefix: &str, pt: &str| {
-        section.iter().find_map(|l| l.strip_prefix(prefix).and_then(|r| r.strip_prefix(pt)).and_then(|r| r.strip_prefix(' ')).map(str::to_owned))
-    };
-    let is_h264 = |pt: &str| attr("a=rtpmap:", pt).is_some_and(|m| m.to_ascii_lowercase().starts_with("h264/"));
-    let mode1 = |pt: &str| attr("a=fmtp:", pt).is_some_and(|f| f.replace(' ', "").contains("packetization-mode=1"));
-    let apt = |pt: &str| {
-        attr("a=fmtp:", pt).and_then(|f| f.split(';').find_map(|kv| kv.trim().strip_prefix("apt=").map(|v| v.trim().to_owned())))
-    };
-    let mut h264: Vec<&str> = pts.iter().copied().filter(|p| is_h264(p) && mode1(p)).collect();
-    h264.extend(pts.iter().copied().filter(|p| is_h264(p) && !mode1(p)));
-    if h264.is_empty() {
-        return mline.to_owned();
-    }
-    let mut order: Vec<&str> = h264.clone();
-    for target in &h264 {
-        order.extend(pts.iter().copied().filter(|p| apt(p).as_deref() == Some(*target)));
-    }
-    order.extend(pts.iter().copied().filter(|p| !order.contains(p)).collect::<Vec<_>>());
-    let mut all = head;
-    all.extend(order);
-    all.join(" ")
 }
 
 /// The direction attributes of the media sections of an SDP.
@@ -356,41 +191,24 @@ pub(crate) fn media_directions(sdp: &str) -> Vec<(&str, &str)> {
 mod tests {
     use super::*;
 
-    const SDP: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rid:q send\r\na=rid:f send\r\nm=application 9 x\r\n";
+    const SDP: &str = "v=0\r\na=ice-ufrag:abcd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rid:q send\r\na=rid:f send\r\nm=application 9 x\r\n";
 
     #[test]
-    fn sdp_helpers_read_extmap_rids_and_directions() {
+    fn sdp_helpers_read_ufrag_extmap_rids_and_directions() {
+        assert_eq!(ice_ufrag(SDP), Some("abcd"));
         assert_eq!(extmap_id(SDP, AUDIO_LEVEL_URI), Some(1));
         assert_eq!(extmap_id(SDP, "urn:x"), None);
         assert_eq!(offered_rids(SDP), vec!["q", "f"]);
-        assert_eq!(
-            media_directions(SDP),
-            vec![("audio", "sendonly"), ("video", "recvonly"), ("application", "sendrecv")]
-        );
+        assert_eq!(media_directions(SDP), vec![("audio", "sendonly"), ("video", "recvonly"), ("application", "sendrecv")]);
     }
 
     #[test]
-    fn h264_is_moved_first_in_video_sections_with_its_rtx() {
-        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 45\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
-a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n\
-a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=rtpmap:104 H264/90000\r\na=fmtp:104 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
-a=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=104\r\na=rtpmap:45 AV1/90000\r\n";
-        let out = prefer_h264(offer);
-        assert!(out.contains("\r\nm=video 9 UDP/TLS/RTP/SAVPF 104 102 105 103 96 97 45\r\n"), "{out}");
-        assert!(out.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
-        assert_eq!(out.len(), offer.len());
-        let vp8_only = "v=0\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\na=rtpmap:96 VP8/90000\na=rtpmap:97 rtx/90000\n";
-        assert_eq!(prefer_h264(vp8_only), vp8_only);
-    }
-
-    #[test]
-    fn port_pool_hands_out_each_port_once() {
-        let mut p = PortPool::new((5000, 5001));
-        assert_eq!(p.take(), Some(5000));
-        assert_eq!(p.take(), Some(5001));
-        assert_eq!(p.take(), None);
-        p.give_back(5000);
-        assert_eq!(p.take(), Some(5000));
+    fn a_built_connection_offers_ice_lite_with_the_shared_candidate() {
+        let f = PcFactory::new("127.0.0.1:40123".parse().unwrap()).unwrap();
+        let mut pc = f.build(Instant::now()).unwrap();
+        pc.add_transceiver_from_kind(RtpCodecKind::Audio, None).unwrap();
+        let offer = pc.create_offer(None).unwrap();
+        assert!(offer.sdp.contains("a=ice-lite"), "{}", offer.sdp);
+        assert!(offer.sdp.contains("127.0.0.1 40123 typ host"), "{}", offer.sdp);
     }
 }

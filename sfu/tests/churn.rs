@@ -17,7 +17,7 @@ fn cycles() -> usize {
 async fn thousand_join_leave_cycles_leave_no_growth() {
     let n = cycles();
     tokio::time::timeout(Duration::from_secs(300), async {
-        let sfu = sfu(49_000, 1000, 100_000);
+        let sfu = sfu(1000, 100_000);
         // A live stage, so viewers get forwarders with a real source.
         let publisher = Publisher::start(&sfu, "churn", "speaker", 30, 2, 500).await;
         let mut b = bot().await;
@@ -77,7 +77,7 @@ async fn thousand_join_leave_cycles_leave_no_growth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_vanishes_without_delete_is_cleaned_up() {
     tokio::time::timeout(Duration::from_secs(90), async {
-        let sfu = sfu(49_500, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "gone", "speaker", 30, 2, 500).await;
         let mut v = Viewer::start(&sfu, "gone").await;
         assert!(tokio::time::timeout(Duration::from_secs(5), v.rx.recv()).await.is_ok());

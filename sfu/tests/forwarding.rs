@@ -29,7 +29,7 @@ fn check_video(rx: &[Rx]) -> (u32, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_rtp_reaches_every_subscriber_with_rewritten_ssrc_and_continuous_seq() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(41_000, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "stage", "speaker-1", 30, 4, 900).await;
         let mut viewers = Vec::new();
         for _ in 0..3 {
@@ -69,7 +69,7 @@ async fn publisher_rtp_reaches_every_subscriber_with_rewritten_ssrc_and_continuo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_subscriber_triggers_pli_and_starts_on_keyframe() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(43_000, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "late", "speaker-1", 30, 3, 600).await;
         // Let the publisher's only keyframe go by with nobody watching.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -95,7 +95,7 @@ async fn subscriber_pli_reaches_the_publisher_throttled() {
     use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
     use webrtc::media_stream::track_remote::TrackRemoteEvent;
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(44_000, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "pli", "speaker-1", 30, 2, 500).await;
         let mut b = bot().await;
         b.recv_only(RtpCodecKind::Audio).await;

@@ -46,7 +46,7 @@ fn audio_last_seq(rx: &[Rx]) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_receives_another_members_tracks_hears_the_active_speaker_and_the_floor_gates_audio() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(51_000, 10, 10);
+        let sfu = sfu(10, 10);
         let (alice, _alice_ev) = sfu.join("council", "alice").await.unwrap();
         let (bob, bob_ev) = sfu.join("council", "bob").await.unwrap();
         let bob = Arc::new(bob);
@@ -124,7 +124,7 @@ fn ufrag(sdp: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_ice_restart_renegotiates_and_media_keeps_flowing() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(51_500, 10, 10);
+        let sfu = sfu(10, 10);
         let (alice, _a_ev) = sfu.join("r", "alice").await.unwrap();
         let publisher = Publisher::start_via(Signal::Member(&alice), 30, 2, 400).await;
         let (bob, mut bob_ev) = sfu.join("r", "bob").await.unwrap();
@@ -175,7 +175,7 @@ async fn subscriber_ice_restart_renegotiates_and_media_keeps_flowing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floor_withheld_before_joining_holds_when_the_member_publishes() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(51_700, 10, 10);
+        let sfu = sfu(10, 10);
         // The chair withholds carol's audio before she is even in the room.
         sfu.set_forwarding("chaired", "carol", false, true);
         let (carol, _c_ev) = sfu.join("chaired", "carol").await.unwrap();

@@ -105,7 +105,7 @@ fn layer_of(p: &Rx) -> u8 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_simulcast_layer_keeps_the_stream_continuous() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(52_000, 10, 10);
+        let sfu = sfu(10, 10);
         let (_pub, stop) = simulcast_publisher(&sfu, "sim").await;
         let mut v = Viewer::start(&sfu, "sim").await;
         // Default: the highest layer.

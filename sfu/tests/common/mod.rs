@@ -29,10 +29,9 @@ use webrtc::peer_connection::{
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// A node for one test, with its own port range so parallel tests never collide.
-pub fn sfu(first_port: u16, max_participants: usize, max_viewers: usize) -> Sfu {
+/// A node for one test on its own ephemeral UDP port (every peer connection shares it).
+pub fn sfu(max_participants: usize, max_viewers: usize) -> Sfu {
     Sfu::new(SfuConfig {
-        udp_port_range: (first_port, first_port + 999),
         max_participants_per_room: max_participants,
         max_viewers_per_node: max_viewers,
         ..SfuConfig::default()
