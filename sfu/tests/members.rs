@@ -193,3 +193,38 @@ async fn floor_withheld_before_joining_holds_when_the_member_publishes() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_published_while_the_subscriber_is_connected_arrives_after_renegotiation_starting_on_a_keyframe() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(10, 10);
+        let (alice, _a_ev) = sfu.join("live", "alice").await.unwrap();
+        let first = Publisher::start_via(Signal::Member(&alice), 30, 2, 400).await;
+        let (bob, bob_ev) = sfu.join("live", "bob").await.unwrap();
+        let bob = Arc::new(bob);
+        let (_bob_bot, mut bob_rx, _bob_events) = subscriber_bot(Arc::clone(&bob), bob_ev).await;
+        let rx = collect_for(&mut bob_rx, Duration::from_secs(2)).await;
+        let alice_ssrc = rx.iter().find(|p| p.video).expect("alice's video before carol publishes").ssrc;
+        // Carol publishes while bob's subscriber connection is up: a new offer, a new track.
+        let (carol, _c_ev) = sfu.join("live", "carol").await.unwrap();
+        let second = Publisher::start_via(Signal::Member(&carol), 30, 2, 400).await;
+        let t = std::time::Instant::now();
+        let carol_video = loop {
+            let rx = collect_for(&mut bob_rx, Duration::from_millis(200)).await;
+            if let Some(i) = rx.iter().position(|p| p.video && p.ssrc != alice_ssrc) {
+                break rx[i..].iter().filter(|p| p.video && p.ssrc == rx[i].ssrc).cloned().collect::<Vec<_>>();
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "carol's video never reached bob");
+        };
+        assert!(is_key_start(&carol_video[0].payload), "the new track did not start on a keyframe");
+        assert!(carol_video.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+        first.stop().await;
+        second.stop().await;
+        alice.leave().await;
+        carol.leave().await;
+        sfu.close_session(bob.id()).await;
+        assert_eq!(sfu.stats().sessions, 0);
+    })
+    .await
+    .expect("bounded");
+}

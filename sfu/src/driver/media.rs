@@ -94,7 +94,7 @@ impl Driver {
         );
         let sender = pc.rtc.add_track(track).map_err(SfuError::webrtc)?;
         let fwd = Forwarder::new(codec.clock_rate, random_u32() as u16, random_u32(), layer);
-        let out = Out { sender, ssrc, mime: codec.mime_type.to_ascii_lowercase(), pt: None, fwd };
+        let out = Out { sender, ssrc, mime: codec.mime_type.to_ascii_lowercase(), pt: None, offered: false, ready: false, fwd };
         pc.outs.push(Some(out));
         Ok(pc.outs.len() - 1)
     }

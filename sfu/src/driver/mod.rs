@@ -102,6 +102,11 @@ pub(crate) struct Out {
     pub mime: String,
     /// The payload type the leg negotiated for `mime` (looked up once negotiated).
     pub pt: Option<u8>,
+    /// In an offer the remote has not answered yet (a member's subscriber leg).
+    pub offered: bool,
+    /// Negotiated: the remote knows this track's SSRC, so packets are not lost on it. The
+    /// forwarder starts (on a keyframe) once the track is ready and the connection is up.
+    pub ready: bool,
     pub fwd: Forwarder,
 }
 
@@ -380,10 +385,10 @@ impl Driver {
     fn drain_writes(&mut self, key: PcKey, now: Instant) {
         let Some(pc) = self.pcs.get_mut(&key) else { return };
         while let Some(w) = pc.rtc.poll_write() {
-            match w.transport.transport_protocol {
-                TransportProtocol::UDP => self.batch.push(w.transport.peer_addr, &w.message),
-                // ICE-TCP: the connection's framed writer would take it here.
-                _ => {}
+            // Only UDP pairs exist; an ICE-TCP pair's output would go to its connection's
+            // framed writer here.
+            if w.transport.transport_protocol == TransportProtocol::UDP {
+                self.batch.push(w.transport.peer_addr, &w.message);
             }
         }
         if let Some(t) = pc.rtc.poll_timeout() {
@@ -460,6 +465,28 @@ impl Driver {
         self.counters.pcs.store(self.pcs.len(), Ordering::SeqCst);
         for t in published {
             self.unpublish(t);
+        }
+    }
+
+    /// The remote answered for the tracks of `key` (all of them, or those `offered`): they are
+    /// ready, and if the connection is up their forwarders start on a keyframe.
+    fn tracks_negotiated(&mut self, key: PcKey, only_offered: bool, now: Instant) {
+        let Some(pc) = self.pcs.get_mut(&key) else { return };
+        let connected = pc.connected;
+        let mut asks = Vec::new();
+        for o in pc.outs.iter_mut().flatten() {
+            if o.ready || (only_offered && !o.offered) {
+                continue;
+            }
+            o.ready = true;
+            if connected && o.fwd.handle_connected()
+                && let Some(src) = o.fwd.source()
+            {
+                asks.push(src);
+            }
+        }
+        for t in asks {
+            self.request_keyframe(t, now);
         }
     }
 

@@ -190,6 +190,7 @@ impl Driver {
                 slots.push((idx, *kind));
             }
             let answer = self.answer(key, offer, now)?;
+            self.tracks_negotiated(key, false, now);
             Ok::<_, SfuError>((slots, answer))
         })();
         let (slots, answer) = match result {
@@ -379,6 +380,7 @@ impl Driver {
         pc.rtc.set_remote_description(now, answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         m.negotiating = false;
         self.negotiated(sub, now);
+        self.tracks_negotiated(sub, true, now);
         Ok(())
     }
 
@@ -452,6 +454,9 @@ impl Driver {
         let Some(Session::Member(m)) = self.sessions.get(&id) else { return };
         let sub = m.sub;
         let Some(pc) = self.pcs.get_mut(&sub) else { return };
+        for o in pc.outs.iter_mut().flatten() {
+            o.offered = true;
+        }
         let r = (|| {
             let offer = pc.rtc.create_offer(None).map_err(SfuError::webrtc)?;
             pc.rtc.set_local_description(now, offer).map_err(SfuError::webrtc)?;
@@ -550,7 +555,7 @@ impl Driver {
         pc.connected = true;
         pc.deadline = None;
         // DTLS just completed: whatever keyframe went by before is lost to this subscriber.
-        let asks: Vec<TrackId> = pc.outs.iter_mut().flatten().filter_map(|o| if o.fwd.handle_connected() { o.fwd.source() } else { None }).collect();
+        let asks: Vec<TrackId> = pc.outs.iter_mut().flatten().filter(|o| o.ready).filter_map(|o| if o.fwd.handle_connected() { o.fwd.source() } else { None }).collect();
         for t in asks {
             self.request_keyframe(t, now);
         }
