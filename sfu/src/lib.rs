@@ -171,6 +171,23 @@ pub struct SfuStats {
     pub keyframe_requests_in: u64,
 }
 
+/// What the node's socket did: how well sends and receives are batched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// `sendmsg` calls (each one GSO transmit: several datagrams to one destination).
+    pub sends: u64,
+    /// Datagrams those calls carried.
+    pub datagrams_sent: u64,
+    /// `recvmmsg` calls that returned data.
+    pub receives: u64,
+    /// Datagrams received (GRO trains counted per datagram).
+    pub datagrams_received: u64,
+    /// Datagrams no connection claimed (unknown address and ufrag).
+    pub unrouted: u64,
+    /// Datagrams per GSO send this socket allows (1: the kernel has no `UDP_SEGMENT`).
+    pub max_gso_segments: u64,
+}
+
 /// Everything that can go wrong, one enum (map to HTTP/websocket codes at the edge).
 #[derive(Debug, thiserror::Error)]
 pub enum SfuError {
@@ -226,6 +243,12 @@ pub(crate) struct Counters {
     pub ingested: AtomicU64,
     pub refused: AtomicU64,
     pub keyframe_requests_in: AtomicU64,
+    pub sends: AtomicU64,
+    pub datagrams_sent: AtomicU64,
+    pub receives: AtomicU64,
+    pub datagrams_received: AtomicU64,
+    pub unrouted: AtomicU64,
+    pub max_gso_segments: AtomicU64,
     pub rooms: AtomicUsize,
     pub sessions: AtomicUsize,
     pub pcs: AtomicUsize,
@@ -381,6 +404,22 @@ impl Sfu {
             forwarded_packets: c.forwarded.load(Ordering::Relaxed),
             lagged_packets: c.refused.load(Ordering::Relaxed),
             keyframe_requests_in: c.keyframe_requests_in.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Sfu {
+    /// Counters of the node's socket (batching of sends and receives).
+    pub fn io_stats(&self) -> IoStats {
+        let c = &self.inner.counters;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        IoStats {
+            sends: r(&c.sends),
+            datagrams_sent: r(&c.datagrams_sent),
+            receives: r(&c.receives),
+            datagrams_received: r(&c.datagrams_received),
+            unrouted: r(&c.unrouted),
+            max_gso_segments: r(&c.max_gso_segments),
         }
     }
 }

@@ -54,6 +54,13 @@ async fn publisher_rtp_reaches_every_subscriber_with_rewritten_ssrc_and_continuo
         assert_eq!(ssrcs.len(), 3, "each subscriber leg has its own SSRC");
         let st = sfu.stats();
         assert!(st.forwarded_packets > 3 * 150, "{st:?}");
+        // Batched sends: a flush's datagrams to one viewer leave in one GSO sendmsg.
+        let io = sfu.io_stats();
+        eprintln!("{io:?}");
+        if io.max_gso_segments > 1 {
+            assert!(io.datagrams_sent > io.sends, "no datagram shared a sendmsg: {io:?}");
+        }
+        assert!(io.datagrams_received >= io.receives && io.unrouted == 0, "{io:?}");
         publisher.stop().await;
         for v in viewers {
             assert!(sfu.close_session(v.session).await);

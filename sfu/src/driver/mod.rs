@@ -204,6 +204,7 @@ enum Wake {
 impl Driver {
     fn new(cfg: SfuConfig, io: UdpIo, local: SocketAddr, factory: PcFactory, counters: Arc<Counters>) -> Self {
         let batch = SendBatch::new(io.max_gso_segments(), 60_000);
+        counters.max_gso_segments.store(io.max_gso_segments() as u64, Ordering::Relaxed);
         Self {
             cfg,
             io,
@@ -288,10 +289,14 @@ impl Driver {
                 }
             };
             let now = Instant::now();
-            let Self { io, demux, pcs, dirty, local, .. } = self;
+            let Self { io, demux, pcs, dirty, local, counters, .. } = self;
+            counters.receives.fetch_add(1, Ordering::Relaxed);
             for (from, bytes) in io.datagrams(n) {
+                counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
                 let Some(key) = demux.route(Proto::Udp, from, bytes) else {
-                    continue; // no connection knows this address (yet): dropped, as str0m does
+                    // No connection knows this address (yet): dropped, as str0m does.
+                    counters.unrouted.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 };
                 let Some(pc) = pcs.get_mut(&key) else { continue };
                 let msg = TaggedBytesMut {
@@ -373,6 +378,9 @@ impl Driver {
             }
         }
         if !self.batch.is_empty() {
+            let c = &self.counters;
+            c.sends.fetch_add(self.batch.transmits().len() as u64, Ordering::Relaxed);
+            c.datagrams_sent.fetch_add(self.batch.transmits().iter().map(|t| t.segments() as u64).sum(), Ordering::Relaxed);
             let refused = self.io.send(&mut self.batch).await;
             if refused > 0 {
                 self.counters.refused.fetch_add(refused as u64, Ordering::Relaxed);
