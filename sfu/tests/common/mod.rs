@@ -211,6 +211,8 @@ pub struct Publisher {
     pub sent_video: Arc<AtomicU64>,
     pub sent_audio: Arc<AtomicU64>,
     pub stop: Arc<AtomicBool>,
+    /// While set, the publisher keeps its connection but sends nothing (the bench's floor phase).
+    pub pause: Arc<AtomicBool>,
 }
 
 pub const VIDEO_SSRC: u32 = 0x1111_0001;
@@ -265,6 +267,7 @@ impl Publisher {
         let sent_video = Arc::new(AtomicU64::new(0));
         let sent_audio = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let pause = Arc::new(AtomicBool::new(false));
         let want_key = Arc::new(AtomicBool::new(true));
         {
             let (video, plis, want_key) = (Arc::clone(&video), Arc::clone(&plis), Arc::clone(&want_key));
@@ -276,7 +279,7 @@ impl Publisher {
             });
         }
         {
-            let (stop, sent_video, sent_audio) = (Arc::clone(&stop), Arc::clone(&sent_video), Arc::clone(&sent_audio));
+            let (stop, pause, sent_video, sent_audio) = (Arc::clone(&stop), Arc::clone(&pause), Arc::clone(&sent_video), Arc::clone(&sent_audio));
             tokio::spawn(async move {
                 let mut seq: u16 = 1000;
                 let mut aseq: u16 = 7000;
@@ -289,6 +292,10 @@ impl Publisher {
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
                     let now = Instant::now();
+                    if pause.load(Ordering::Relaxed) {
+                        next_frame = now;
+                        continue;
+                    }
                     // audio: one packet per 20 ms
                     let ts = (now - start).as_millis() as u32 * 48;
                     let mut header = rtp::header::Header { version: 2, payload_type: apt, sequence_number: aseq, timestamp: ts, ssrc: AUDIO_SSRC, marker: false, ..Default::default() };
@@ -330,7 +337,7 @@ impl Publisher {
                 }
             });
         }
-        Publisher { bot, session, video_ssrc: VIDEO_SSRC, audio_ssrc: AUDIO_SSRC, plis, sent_video, sent_audio, stop }
+        Publisher { bot, session, video_ssrc: VIDEO_SSRC, audio_ssrc: AUDIO_SSRC, plis, sent_video, sent_audio, stop, pause }
     }
 
     pub async fn stop(&self) {
