@@ -13,9 +13,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Attribute, Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet, ReceiverReportBuilder, Registry, SenderReportBuilder, Slot, StreamInfo,
+    TaggedPacket,
+};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only};
+use rtc::peer_connection::configuration::interceptor_registry::{configure_simulcast_extension_headers, configure_twcc_receiver_only};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
@@ -115,10 +118,10 @@ impl PcFactory {
         Ok(Self { media_engine: me, candidate })
     }
 
-    /// A new connection, its candidate added and gathering complete.
-    pub fn build(&self, now: Instant) -> Result<RTCPeerConnection, SfuError> {
+    /// A new connection for media flowing `dir`, its candidate added and gathering complete.
+    pub fn build(&self, dir: Direction, now: Instant) -> Result<RTCPeerConnection, SfuError> {
         let mut me = self.media_engine.clone();
-        let registry = interceptors(&mut me)?;
+        let registry = interceptors(&mut me, dir)?;
         let se = SettingEngineBuilder::new().with_lite(true).with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -139,19 +142,40 @@ impl PcFactory {
 /// costs ~100 KiB per stream per viewer.)
 const NACK_BUFFER: u16 = 256;
 
-/// `rtc`'s default interceptors (`register_default_interceptors`: NACK generator and responder,
-/// mid/rid extensions, TWCC feedback for what we receive, sender and receiver reports) with a
-/// smaller NACK send buffer, and the RTCP-to-application tap last.
-fn interceptors(me: &mut MediaEngine) -> Result<Registry, SfuError> {
+/// Which way media flows on a connection: it decides the interceptor chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// The SFU sends (WHEP viewers, members' subscriber legs).
+    Send,
+    /// The SFU receives (WHIP ingest, members' publisher legs).
+    Receive,
+}
+
+/// `rtc`'s default interceptors (`register_default_interceptors`) split by direction, because
+/// every interceptor costs a queue move per packet and the forwarded packets cross the sending
+/// chain once per viewer:
+///
+/// * sending: the NACK responder (smaller buffer), sender reports (A/V sync, RTT) and the tap
+///   that hands subscribers' PLI/FIR/RR to the SFU;
+/// * receiving: the NACK generator, TWCC feedback and receiver reports.
+///
+/// Both register the same codecs, feedback and mid/rid extensions, so SDPs are unchanged but for
+/// the transport-cc extension, offered only where the SFU receives.
+fn interceptors(me: &mut MediaEngine, dir: Direction) -> Result<Registry, SfuError> {
     for parameter in ["", "pli"] {
         me.register_feedback(RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() }, RtpCodecKind::Video);
     }
-    let registry = Registry::new()
-        .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_BUFFER).build())
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
     configure_simulcast_extension_headers(me).map_err(SfuError::webrtc)?;
-    let registry = configure_twcc_receiver_only(registry, me).map_err(SfuError::webrtc)?;
-    Ok(configure_rtcp_reports(registry).with(Slot::from(14_000), RtcpToApp { read_queue: VecDeque::new(), write_queue: VecDeque::new() }))
+    Ok(match dir {
+        Direction::Send => Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_BUFFER).build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(Slot::from(14_000), RtcpToApp { read_queue: VecDeque::new(), write_queue: VecDeque::new() }),
+        Direction::Receive => {
+            let registry = Registry::new().with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+            configure_twcc_receiver_only(registry, me).map_err(SfuError::webrtc)?.with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        }
+    })
 }
 
 /// The `a=ice-ufrag` of an SDP (the first; BUNDLE makes them all equal).
@@ -224,7 +248,7 @@ mod tests {
     #[test]
     fn a_built_connection_offers_ice_lite_with_the_shared_candidate() {
         let f = PcFactory::new("127.0.0.1:40123".parse().unwrap()).unwrap();
-        let mut pc = f.build(Instant::now()).unwrap();
+        let mut pc = f.build(Direction::Send, Instant::now()).unwrap();
         pc.add_transceiver_from_kind(RtpCodecKind::Audio, None).unwrap();
         let offer = pc.create_offer(None).unwrap();
         assert!(offer.sdp.contains("a=ice-lite"), "{}", offer.sdp);

@@ -147,3 +147,16 @@ async fn many_peer_connections_share_the_nodes_one_port() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_a_taken_port_is_refused_not_sharing_it() {
+    let first = sfu(10, 10);
+    let taken = first.local_addr().port();
+    let cfg = shangliang_sfu::SfuConfig { udp_port: taken, ..Default::default() };
+    match shangliang_sfu::Sfu::bind(cfg) {
+        Err(SfuError::NoPorts) => {}
+        other => panic!("binding a taken port must fail: {other:?}"),
+    }
+    let wildcard = shangliang_sfu::SfuConfig { bind_ip: "0.0.0.0".parse().unwrap(), ..Default::default() };
+    assert!(matches!(shangliang_sfu::Sfu::bind(wildcard), Err(SfuError::NotAllowed(_))), "a wildcard bind needs an announced address");
+}

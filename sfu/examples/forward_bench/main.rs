@@ -289,12 +289,22 @@ fn main() {
             // Phase 1: the SFU with N viewers.
             let setup = Instant::now();
             while sfu_rx.len() < n {
-                let c = Arc::new(AtomicU64::new(0));
-                if let Err(e) = sfu_viewer(&sfu, Arc::clone(&c), Arc::clone(&stop)).await {
-                    println!("viewer {} could not join: {e}; stopping", sfu_rx.len() + 1);
-                    return rows;
+                // Up to 32 viewers connect at once (ICE and DTLS take a few round trips each).
+                let wave: Vec<_> = (0..(n - sfu_rx.len()).min(32))
+                    .map(|_| {
+                        let (sfu, stop, c) = (Arc::clone(&sfu), Arc::clone(&stop), Arc::new(AtomicU64::new(0)));
+                        tokio::spawn(async move { sfu_viewer(&sfu, Arc::clone(&c), stop).await.map(|()| c) })
+                    })
+                    .collect();
+                for w in wave {
+                    match w.await.unwrap() {
+                        Ok(c) => sfu_rx.push(c),
+                        Err(e) => {
+                            println!("viewer {} could not join: {e}; stopping", sfu_rx.len() + 1);
+                            return rows;
+                        }
+                    }
                 }
-                sfu_rx.push(c);
             }
             eprintln!("{n} viewers connected in {:?}", setup.elapsed());
             publisher.pause.store(false, Ordering::SeqCst);

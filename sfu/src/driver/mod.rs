@@ -410,7 +410,8 @@ impl Driver {
     }
 
     fn new_pc(&mut self, session: SessionId, role: Role, now: Instant) -> Result<PcKey, SfuError> {
-        let rtc = self.factory.build(now)?;
+        let dir = if role.receives_media() { crate::peer::Direction::Receive } else { crate::peer::Direction::Send };
+        let rtc = self.factory.build(dir, now)?;
         let key = PcKey(self.next_pc);
         self.next_pc += 1;
         self.pcs.insert(

@@ -23,12 +23,11 @@ pub(crate) const MAX_DATAGRAM: usize = 2048;
 /// Socket buffers: a burst of a flush to thousands of viewers must not overflow the send queue.
 const SOCKET_BUFFER: usize = 8 * 1024 * 1024;
 
-/// Bind the node's socket (not yet registered with a runtime). `SO_REUSEADDR` so a restarted
-/// node gets its port back at once.
+/// Bind the node's socket (not yet registered with a runtime). No `SO_REUSEADDR`: on Linux it
+/// would let a second node bind the same UDP port and silently share its datagrams.
 pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
@@ -94,10 +93,12 @@ impl UdpIo {
         })
     }
 
-    /// Send every transmit of `batch` (waiting for buffer space if the kernel pushes back).
-    /// Returns the number of datagrams the kernel refused (dropped, as a router would).
+    /// Send every transmit of `batch`, waiting (at most [`SEND_WAIT`] per flush in total) for
+    /// buffer space if the kernel pushes back. Returns the number of datagrams not sent (dropped,
+    /// as a router would, rather than stalling every other connection behind a full queue).
     pub async fn send(&self, batch: &mut SendBatch) -> usize {
         let mut refused = 0;
+        let deadline = tokio::time::Instant::now() + SEND_WAIT;
         for t in batch.transmits() {
             let contents = batch.contents(t);
             let transmit = Transmit {
@@ -107,15 +108,11 @@ impl UdpIo {
                 segment_size: (t.segments() > 1).then_some(t.segment_size),
                 src_ip: None,
             };
-            let mut attempts = 0;
             loop {
                 match self.socket.try_io(Interest::WRITABLE, || self.state.try_send((&self.socket).into(), &transmit)) {
                     Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && attempts < 50 => {
-                        attempts += 1;
-                        // Bounded: a full send queue drains in microseconds; if it does not, the
-                        // datagrams are dropped rather than stalling every other connection.
-                        let _ = tokio::time::timeout(std::time::Duration::from_millis(2), self.socket.writable()).await;
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && tokio::time::Instant::now() < deadline => {
+                        let _ = tokio::time::timeout_at(deadline, self.socket.writable()).await;
                     }
                     Err(e) => {
                         tracing::debug!("udp send to {} ({} segments) failed: {e}", t.dst, t.segments());
@@ -132,6 +129,9 @@ impl UdpIo {
         refused
     }
 }
+
+/// The longest one flush waits for socket buffer space.
+const SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn batch_max(batch: &SendBatch) -> usize {
     batch.transmits().iter().map(|t| t.segments()).max().unwrap_or(1)
