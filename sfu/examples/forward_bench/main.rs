@@ -246,6 +246,7 @@ struct Row {
     sfu_rate: f64,
     sfu_cores: f64,
     sfu_per_cpu: f64,
+    ingest_loss: f64,
     sfu_loss: f64,
     worst_viewer_loss: f64,
     per_send: f64,
@@ -283,8 +284,8 @@ fn main() {
         let mut sfu_rx: Vec<Arc<AtomicU64>> = Vec::new();
         let mut plain_rx: Vec<Arc<AtomicU64>> = Vec::new();
         let mut rows = Vec::new();
-        println!("| viewers | SFU fwd pkt/s | SFU CPU (cores) | SFU pkt per CPU-s | floor pkt per CPU-s | SFU/floor | SFU loss (worst viewer) | floor loss | datagrams per sendmsg | SFU RSS per viewer |");
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("| viewers | SFU fwd pkt/s | SFU CPU (cores) | SFU pkt per CPU-s | floor pkt per CPU-s | SFU/floor | loss publisher→SFU | SFU loss (worst viewer) | floor loss | datagrams per sendmsg | SFU RSS per viewer |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for n in steps {
             // Phase 1: the SFU with N viewers.
             let setup = Instant::now();
@@ -327,6 +328,7 @@ fn main() {
             let loss_of = |g: u64| if sent > 0 { (1.0 - g as f64 / sent as f64).max(0.0) } else { 0.0 };
             let sfu_loss = loss_of(got.iter().sum::<u64>() / n as u64);
             let worst = got.iter().map(|g| loss_of(*g)).fold(0.0, f64::max);
+            let ingest_loss = loss_of(s1[1] - s0[1]);
             let sends = (s1[4] - s0[4]).max(1) as f64;
             let per_send = (s1[5] - s0[5]) as f64 / sends;
 
@@ -359,6 +361,7 @@ fn main() {
                 sfu_rate: fwd / wall,
                 sfu_cores: cpu / wall,
                 sfu_per_cpu: if cpu > 0.0 { fwd / cpu } else { f64::NAN },
+                ingest_loss,
                 sfu_loss,
                 worst_viewer_loss: worst,
                 per_send,
@@ -367,13 +370,14 @@ fn main() {
                 floor_loss,
             };
             println!(
-                "| {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} % ({:.2} %) | {:.2} % | {:.2} | {:.0} KiB |",
+                "| {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} % | {:.2} % ({:.2} %) | {:.2} % | {:.2} | {:.0} KiB |",
                 row.n,
                 row.sfu_rate,
                 row.sfu_cores,
                 row.sfu_per_cpu,
                 row.floor_per_cpu,
                 row.sfu_per_cpu / row.floor_per_cpu,
+                row.ingest_loss * 100.0,
                 row.sfu_loss * 100.0,
                 row.worst_viewer_loss * 100.0,
                 row.floor_loss * 100.0,
