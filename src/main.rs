@@ -283,6 +283,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         udp_port: a.rtc_udp_port,
         max_participants_per_room: a.max_room_participants,
         max_viewers_per_node: a.max_viewers_per_node,
+        ..shangliang_sfu::SfuConfig::default()
     };
     cfg.edge = shangliang::server::edge::EdgeConfig {
         header_timeout: Duration::from_secs(a.header_timeout_secs.max(1)),

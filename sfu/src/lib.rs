@@ -52,6 +52,9 @@ pub struct SfuConfig {
     pub max_participants_per_room: usize,
     /// Receive-only (WHEP) viewers on this node.
     pub max_viewers_per_node: usize,
+    /// A negotiated connection whose ICE has not completed by then is released. The SFU is an
+    /// ICE-lite agent and never fails a connection that no check ever reached by itself.
+    pub ice_timeout: Duration,
 }
 
 impl Default for SfuConfig {
@@ -62,6 +65,7 @@ impl Default for SfuConfig {
             udp_port: 0,
             max_participants_per_room: 50,
             max_viewers_per_node: 5_000,
+            ice_timeout: Duration::from_secs(30),
         }
     }
 }

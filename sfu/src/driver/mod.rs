@@ -136,10 +136,6 @@ pub(crate) struct PcState {
     dirty: bool,
 }
 
-/// How long a negotiated connection may take to connect before it is released. Chromium
-/// connects in well under a second on a reachable address.
-const ICE_DEADLINE: Duration = Duration::from_secs(30);
-
 /// recvmmsg calls per wake-up before the flush (32 datagrams each, more with GRO).
 const RECV_BATCHES: usize = 8;
 
@@ -336,7 +332,7 @@ impl Driver {
             self.deadlines.pop();
             let expired = self.pcs.get(&key).is_some_and(|pc| !pc.connected && pc.deadline == Some(t));
             if expired && let Some(session) = self.pcs.get(&key).map(|pc| pc.session) {
-                tracing::debug!("session {session}: ICE did not complete within {ICE_DEADLINE:?}; released");
+                tracing::debug!("session {session}: ICE did not complete within {:?}; released", self.cfg.ice_timeout);
                 self.close_session(session, "ICE deadline");
             }
         }
@@ -445,7 +441,7 @@ impl Driver {
             o.pt = None; // look the payload type up again after each negotiation
         }
         if !pc.connected && pc.deadline.is_none() && pc.rtc.remote_description().is_some() && pc.rtc.local_description().is_some() {
-            let t = now + ICE_DEADLINE;
+            let t = now + self.cfg.ice_timeout;
             pc.deadline = Some(t);
             self.deadlines.push(Reverse((t, key)));
         }
