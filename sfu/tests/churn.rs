@@ -101,24 +101,26 @@ async fn a_viewer_that_vanishes_without_delete_is_cleaned_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_negotiated_viewer_that_never_connects_is_released_at_the_ice_timeout() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let sfu = shangliang_sfu::Sfu::new(shangliang_sfu::SfuConfig { ice_timeout: Duration::from_secs(1), ..Default::default() });
+        let sfu = shangliang_sfu::Sfu::new(shangliang_sfu::SfuConfig { ice_timeout: Duration::from_secs(3), ..Default::default() });
         let mut b = bot().await;
         b.recv_only(RtpCodecKind::Audio).await;
         b.recv_only(RtpCodecKind::Video).await;
         let offer = b.offer().await;
         let _ = b.pc.close().await; // the client never answers our checks: it is gone
+        // A member whose subscriber leg was never offered (an empty room) is not timed out.
+        let (member, _ev) = sfu.join("stage", "bob").await.unwrap();
+        let t = Instant::now();
         for _ in 0..5 {
             sfu.whep("stage", &offer).await.expect("whep");
         }
-        // A member whose subscriber leg was never offered (an empty room) is not timed out.
-        let (member, _ev) = sfu.join("stage", "bob").await.unwrap();
-        assert_eq!(sfu.stats().sessions, 6);
-        let t = Instant::now();
+        if t.elapsed() < Duration::from_secs(2) {
+            assert_eq!(sfu.stats().sessions, 6, "the viewers are there until their timeout");
+        }
         while sfu.stats().sessions > 1 {
-            assert!(t.elapsed() < Duration::from_secs(10), "unconnected viewers were never released: {:?}", sfu.stats());
+            assert!(t.elapsed() < Duration::from_secs(15), "unconnected viewers were never released: {:?}", sfu.stats());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(t.elapsed() >= Duration::from_millis(800), "released before the timeout");
+        assert!(t.elapsed() >= Duration::from_millis(2_900), "released before the timeout");
         let st = sfu.stats();
         assert_eq!((st.sessions, st.peer_connections), (1, 1), "{st:?}");
         member.leave().await;

@@ -104,15 +104,22 @@ pub(super) enum RoomChange {
 impl Driver {
     pub(super) fn handle_cmd(&mut self, c: Cmd) {
         let now = Instant::now();
+        // Gauges are updated before a reply goes out, so a caller reads its own change.
         match c {
             Cmd::Whep { room, offer, kinds, reply } => {
-                let _ = reply.send(self.whep(&room, offer, kinds, now));
+                let r = self.whep(&room, offer, kinds, now);
+                self.update_gauges();
+                let _ = reply.send(r);
             }
             Cmd::Whip { room, participant, offer, reply } => {
-                let _ = reply.send(self.whip(&room, &participant, offer, now));
+                let r = self.whip(&room, &participant, offer, now);
+                self.update_gauges();
+                let _ = reply.send(r);
             }
             Cmd::Join { room, participant, events, reply } => {
-                let _ = reply.send(self.join(&room, &participant, events, now));
+                let r = self.join(&room, &participant, events, now);
+                self.update_gauges();
+                let _ = reply.send(r);
             }
             Cmd::Member { id, cmd } => self.member_cmd(id, cmd, now),
             Cmd::Close { id, reply } => {
@@ -120,6 +127,7 @@ impl Driver {
                 if known {
                     self.close_session(id, "closed");
                 }
+                self.update_gauges();
                 let _ = reply.send(Ok(known));
             }
             Cmd::ViewerLayer { id, layer, reply } => {
