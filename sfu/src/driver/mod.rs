@@ -184,6 +184,8 @@ pub(crate) struct Driver {
     timers: BinaryHeap<Reverse<(Instant, PcKey)>>,
     deadlines: BinaryHeap<Reverse<(Instant, PcKey)>>,
     dirty: Vec<PcKey>,
+    /// Connections whose state machine panicked, to be released.
+    poisoned: Vec<PcKey>,
     next_pc: u64,
     next_session: u64,
     next_track: u64,
@@ -215,6 +217,7 @@ impl Driver {
             timers: BinaryHeap::new(),
             deadlines: BinaryHeap::new(),
             dirty: Vec::new(),
+            poisoned: Vec::new(),
             next_pc: 1,
             next_session: 1,
             next_track: 1,
@@ -285,7 +288,7 @@ impl Driver {
                 }
             };
             let now = Instant::now();
-            let Self { io, demux, pcs, dirty, local, counters, .. } = self;
+            let Self { io, demux, pcs, dirty, local, counters, poisoned, .. } = self;
             counters.receives.fetch_add(1, Ordering::Relaxed);
             for (from, bytes) in io.datagrams(n) {
                 counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
@@ -300,8 +303,10 @@ impl Driver {
                     transport: TransportContext { local_addr: *local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
                     message: BytesMut::from(bytes),
                 };
-                if let Err(e) = pc.rtc.handle_read(msg) {
-                    tracing::trace!("pc {key:?} handle_read: {e}");
+                match contain(|| pc.rtc.handle_read(msg)) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => tracing::trace!("pc {key:?} handle_read: {e}"),
+                    None => poisoned.push(key),
                 }
                 mark(dirty, key, pc);
             }
@@ -320,8 +325,10 @@ impl Driver {
                 continue; // superseded by an earlier deadline
             }
             pc.timeout = None;
-            if let Err(e) = pc.rtc.handle_timeout(now) {
-                tracing::debug!("pc {key:?} handle_timeout: {e}");
+            match contain(|| pc.rtc.handle_timeout(now)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::debug!("pc {key:?} handle_timeout: {e}"),
+                None => self.poisoned.push(key),
             }
             mark(&mut self.dirty, key, pc);
         }
@@ -340,6 +347,7 @@ impl Driver {
 
     /// Drain every touched connection (events, media, datagrams, timers), then send the batch.
     async fn flush(&mut self) {
+        self.release_poisoned();
         // Forwarding touches subscriber connections, whose events may touch publishers (a PLI):
         // bounded rounds, each draining what the previous one touched.
         let mut reads: Vec<TaggedRTCMessage> = Vec::new();
@@ -353,11 +361,19 @@ impl Driver {
                 let now = Instant::now();
                 let Some(pc) = self.pcs.get_mut(&key) else { continue };
                 pc.dirty = false;
-                while let Some(ev) = pc.rtc.poll_event() {
-                    events.push(ev);
-                }
-                while let Some(m) = pc.rtc.poll_read() {
-                    reads.push(m);
+                let drained = contain(|| {
+                    while let Some(ev) = pc.rtc.poll_event() {
+                        events.push(ev);
+                    }
+                    while let Some(m) = pc.rtc.poll_read() {
+                        reads.push(m);
+                    }
+                });
+                if drained.is_none() {
+                    events.clear();
+                    reads.clear();
+                    self.poisoned.push(key);
+                    continue;
                 }
                 let role = pc.role;
                 for ev in events.drain(..) {
@@ -373,6 +389,7 @@ impl Driver {
                 self.drain_writes(key, now);
             }
         }
+        self.release_poisoned();
         if !self.batch.is_empty() {
             let c = &self.counters;
             c.sends.fetch_add(self.batch.transmits().len() as u64, Ordering::Relaxed);
@@ -388,14 +405,22 @@ impl Driver {
     /// Move a connection's datagrams into the send batch and re-arm its timer.
     fn drain_writes(&mut self, key: PcKey, now: Instant) {
         let Some(pc) = self.pcs.get_mut(&key) else { return };
-        while let Some(w) = pc.rtc.poll_write() {
-            // Only UDP pairs exist; an ICE-TCP pair's output would go to its connection's
-            // framed writer here.
-            if w.transport.transport_protocol == TransportProtocol::UDP {
-                self.batch.push(w.transport.peer_addr, &w.message);
+        let batch = &mut self.batch;
+        let next = contain(|| {
+            while let Some(w) = pc.rtc.poll_write() {
+                // Only UDP pairs exist; an ICE-TCP pair's output would go to its connection's
+                // framed writer here.
+                if w.transport.transport_protocol == TransportProtocol::UDP {
+                    batch.push(w.transport.peer_addr, &w.message);
+                }
             }
-        }
-        if let Some(t) = pc.rtc.poll_timeout() {
+            pc.rtc.poll_timeout()
+        });
+        let Some(next) = next else {
+            self.poisoned.push(key);
+            return;
+        };
+        if let Some(t) = next {
             // Never spin on a deadline that is already due: at least 1 ms from now.
             let t = t.max(now + Duration::from_millis(1));
             if pc.timeout.is_none_or(|old| t < old) {
@@ -495,11 +520,28 @@ impl Driver {
         }
     }
 
+    /// Close the sessions of connections whose `rtc` state machine panicked: one connection's
+    /// bug (or a packet that trips one) must not take the node's other connections down with
+    /// the driver thread.
+    fn release_poisoned(&mut self) {
+        while let Some(key) = self.poisoned.pop() {
+            if let Some(session) = self.pcs.get(&key).map(|pc| pc.session) {
+                tracing::error!("session {session}: its connection's state machine panicked; released");
+                self.close_session(session, "panicked");
+            }
+        }
+    }
+
     fn update_gauges(&self) {
         self.counters.sessions.store(self.sessions.len(), Ordering::SeqCst);
         self.counters.rooms.store(self.rooms.len(), Ordering::SeqCst);
         self.counters.pcs.store(self.pcs.len(), Ordering::SeqCst);
     }
+}
+
+/// Run `f`, catching a panic from inside `rtc` (`None`); the caller releases that connection.
+pub(super) fn contain<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 /// Note that `key` has output to drain at the next flush.
@@ -520,4 +562,17 @@ pub(crate) fn random_u32() -> u32 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     ((z ^ (z >> 31)) as u32).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_a_connection_is_contained() {
+        // The panic message is captured by the test harness.
+        let r: Option<u8> = contain(|| panic!("a bug in one connection's state machine"));
+        assert_eq!(r, None);
+        assert_eq!(contain(|| 7), Some(7));
+    }
 }

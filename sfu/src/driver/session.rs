@@ -174,10 +174,16 @@ impl Driver {
     fn answer(&mut self, key: PcKey, offer: String, now: Instant) -> Result<String, SfuError> {
         let pc = self.pcs.get_mut(&key).ok_or(SfuError::Closed)?;
         let offer = RTCSessionDescription::offer(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        pc.rtc.set_remote_description(now, offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let answer = pc.rtc.create_answer(None).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        pc.rtc.set_local_description(now, answer).map_err(SfuError::webrtc)?;
-        let sdp = pc.rtc.local_description().map(|d| d.sdp).ok_or(SfuError::Closed)?;
+        let sdp = super::contain(|| {
+            pc.rtc.set_remote_description(now, offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+            let answer = pc.rtc.create_answer(None).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+            pc.rtc.set_local_description(now, answer).map_err(SfuError::webrtc)?;
+            pc.rtc.local_description().map(|d| d.sdp).ok_or(SfuError::Closed)
+        })
+        .unwrap_or_else(|| {
+            self.poisoned.push(key);
+            Err(SfuError::InvalidSdp("the offer could not be applied".into()))
+        })?;
         self.negotiated(key, now);
         Ok(sdp)
     }
@@ -385,7 +391,12 @@ impl Driver {
         let sub = m.sub;
         let answer = RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let pc = self.pcs.get_mut(&sub).ok_or(SfuError::Closed)?;
-        pc.rtc.set_remote_description(now, answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        super::contain(|| pc.rtc.set_remote_description(now, answer))
+            .unwrap_or_else(|| {
+                self.poisoned.push(sub);
+                Err(rtc::shared::error::Error::Other("panicked".into()))
+            })
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         m.negotiating = false;
         self.negotiated(sub, now);
         self.tracks_negotiated(sub, true, now);
