@@ -26,7 +26,7 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
 
 use crate::SfuError;
@@ -178,6 +178,19 @@ fn interceptors(me: &mut MediaEngine, dir: Direction) -> Result<Registry, SfuErr
     })
 }
 
+/// The payload type a leg negotiated for a source's codec: the same MIME type, preferring the
+/// same `a=fmtp` line, then (H.264) the same packetization mode, then any. `None` if the leg did
+/// not negotiate that codec (an SFU does not transcode).
+pub(crate) fn payload_type_for(negotiated: &[RTCRtpCodecParameters], source: &RTCRtpCodec) -> Option<u8> {
+    let same: Vec<&RTCRtpCodecParameters> = negotiated.iter().filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&source.mime_type)).collect();
+    let mode = |fmtp: &str| fmtp.split(';').find_map(|kv| kv.trim().strip_prefix("packetization-mode=").map(|v| v.trim().to_owned())).unwrap_or_else(|| "0".into());
+    same.iter()
+        .find(|c| c.rtp_codec.sdp_fmtp_line == source.sdp_fmtp_line)
+        .or_else(|| same.iter().find(|c| mode(&c.rtp_codec.sdp_fmtp_line) == mode(&source.sdp_fmtp_line)))
+        .or_else(|| same.first())
+        .map(|c| c.payload_type)
+}
+
 /// The `a=ice-ufrag` of an SDP (the first; BUNDLE makes them all equal).
 pub(crate) fn ice_ufrag(sdp: &str) -> Option<&str> {
     sdp.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")).map(str::trim)
@@ -243,6 +256,26 @@ mod tests {
         assert_eq!(extmap_id(SDP, "urn:x"), None);
         assert_eq!(offered_rids(SDP), vec!["q", "f"]);
         assert_eq!(media_directions(SDP), vec![("audio", "sendonly"), ("video", "recvonly"), ("application", "sendrecv")]);
+    }
+
+    #[test]
+    fn a_source_codec_maps_to_the_legs_payload_type_by_mime_fmtp_and_packetization_mode() {
+        let c = |mime: &str, fmtp: &str, pt| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec { mime_type: mime.into(), clock_rate: 90_000, channels: 0, sdp_fmtp_line: fmtp.into(), rtcp_feedback: vec![] },
+            payload_type: pt,
+        };
+        let leg = [
+            c("video/VP8", "", 96),
+            c("video/H264", "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f", 102),
+            c("video/H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", 104),
+            c("video/H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 106),
+        ];
+        let src = |mime: &str, fmtp: &str| c(mime, fmtp, 0).rtp_codec;
+        assert_eq!(payload_type_for(&leg, &src("video/vp8", "")), Some(96));
+        assert_eq!(payload_type_for(&leg, &src("video/H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")), Some(106));
+        assert_eq!(payload_type_for(&leg, &src("video/H264", "packetization-mode=1;profile-level-id=640c1f")), Some(104), "same mode");
+        assert_eq!(payload_type_for(&leg, &src("video/H264", "profile-level-id=42001f")), Some(102), "mode 0 by default");
+        assert_eq!(payload_type_for(&leg, &src("video/AV1", "")), None, "not negotiated: no transcoding");
     }
 
     #[test]

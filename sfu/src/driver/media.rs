@@ -53,12 +53,6 @@ pub(crate) struct Published {
     subscribers: Vec<(PcKey, usize)>,
 }
 
-impl Published {
-    fn source(&self, out_mime: &str) -> Source {
-        Source { id: self.id, layers: self.layer_count, codec_matches: self.mime == out_mime }
-    }
-}
-
 pub(crate) fn default_codec(kind: MediaKind) -> RTCRtpCodec {
     match kind {
         MediaKind::Audio => RTCRtpCodec {
@@ -73,8 +67,11 @@ pub(crate) fn default_codec(kind: MediaKind) -> RTCRtpCodec {
 }
 
 impl Driver {
-    /// Add an outgoing track of `kind`/`codec` to connection `key`; returns its index.
-    pub(super) fn add_outgoing(&mut self, key: PcKey, kind: MediaKind, codec: RTCRtpCodec, label: &str, layer: usize) -> Result<usize, SfuError> {
+    /// Add an outgoing track of `kind`/`codec` to connection `key`; returns its index. With
+    /// `any_codec` (a viewer's slot, which follows whoever is on stage) the leg negotiates every
+    /// codec both sides have, and each source is sent with its own codec's payload type; without
+    /// it (a member's copy of one published track) only `codec`.
+    pub(super) fn add_outgoing(&mut self, key: PcKey, kind: MediaKind, codec: RTCRtpCodec, label: &str, layer: usize, any_codec: bool) -> Result<usize, SfuError> {
         let pc = self.pcs.get_mut(&key).ok_or(SfuError::Closed)?;
         let ssrc = random_u32();
         let rtp_kind = match kind {
@@ -93,9 +90,18 @@ impl Driver {
             }],
         );
         let sender = pc.rtc.add_track(track).map_err(SfuError::webrtc)?;
+        if any_codec {
+            let ids: Vec<_> = pc.rtc.get_transceivers().collect();
+            let transceiver = ids.into_iter().find(|t| pc.rtc.rtp_transceiver(*t).is_some_and(|x| x.sender() == Some(sender)));
+            // An empty preference list is the media engine's codecs (`setCodecPreferences([])`).
+            if let Some(t) = transceiver
+                && let Some(mut x) = pc.rtc.rtp_transceiver(t)
+            {
+                x.set_codec_preferences(Vec::new()).map_err(SfuError::webrtc)?;
+            }
+        }
         let fwd = Forwarder::new(codec.clock_rate, random_u32() as u16, random_u32(), layer);
-        let out = Out { sender, ssrc, mime: codec.mime_type.to_ascii_lowercase(), pt: None, offered: false, ready: false, fwd };
-        pc.outs.push(Some(out));
+        pc.outs.push(Some(Out { sender, ssrc, pt: None, offered: false, ready: false, fwd }));
         Ok(pc.outs.len() - 1)
     }
 
@@ -111,10 +117,12 @@ impl Driver {
             self.unsubscribe(old, key, idx);
         }
         let src = source.and_then(|id| {
-            let out_mime = self.pcs.get(&key)?.outs.get(idx)?.as_ref()?.mime.clone();
             let t = self.tracks.get_mut(&id)?;
             t.subscribers.push((key, idx));
-            Some(t.source(&out_mime))
+            let pc = self.pcs.get_mut(&key)?;
+            let sender = pc.outs.get(idx)?.as_ref()?.sender;
+            let codecs = pc.rtc.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default();
+            Some(Source { id, layers: t.layer_count, codec_matches: crate::peer::payload_type_for(&codecs, &t.codec).is_some() })
         });
         let ask = match self.pcs.get_mut(&key).and_then(|pc| pc.outs.get_mut(idx)).and_then(|o| o.as_mut()) {
             Some(o) => o.fwd.handle_source(src),
@@ -255,12 +263,16 @@ impl Driver {
                 }
                 Verdict::Drop(_) => continue,
             };
-            if out.pt.is_none() {
-                out.pt = pc.rtc.rtp_sender(out.sender).and_then(|mut s| {
-                    s.get_parameters().rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&out.mime)).map(|c| c.payload_type)
-                });
-            }
-            let Some(pt) = out.pt else { continue };
+            let pt = match out.pt {
+                Some((src, pt)) if src == id => pt,
+                _ => {
+                    let Some(pt) = pc.rtc.rtp_sender(out.sender).and_then(|mut s| crate::peer::payload_type_for(&s.get_parameters().rtp_parameters.codecs, &t.codec)) else {
+                        continue;
+                    };
+                    out.pt = Some((id, pt));
+                    pt
+                }
+            };
             let packet = rtp::Packet {
                 header: rtp::header::Header {
                     version: 2,

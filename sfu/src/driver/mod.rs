@@ -98,10 +98,9 @@ impl Role {
 pub(crate) struct Out {
     pub sender: RTCRtpSenderId,
     pub ssrc: u32,
-    /// Lower-case MIME type of the codec the track was created with.
-    pub mime: String,
-    /// The payload type the leg negotiated for `mime` (looked up once negotiated).
-    pub pt: Option<u8>,
+    /// The payload type the leg negotiated for the current source's codec (looked up on the
+    /// first packet of a source, and again after each negotiation).
+    pub pt: Option<(TrackId, u8)>,
     /// In an offer the remote has not answered yet (a member's subscriber leg).
     pub offered: bool,
     /// Negotiated: the remote knows this track's SSRC, so packets are not lost on it. The

@@ -200,7 +200,7 @@ impl Driver {
             let mut slots = Vec::new();
             for (i, kind) in kinds.iter().enumerate() {
                 let codec = tracks.iter().find(|t| t.2 == *kind).and_then(|t| self.track_codec(t.0)).map_or_else(|| default_codec(*kind), |c| c.0);
-                let idx = self.add_outgoing(key, *kind, codec, &format!("{id}-{i}"), INITIAL_LAYER)?;
+                let idx = self.add_outgoing(key, *kind, codec, &format!("{id}-{i}"), INITIAL_LAYER, true)?;
                 slots.push((idx, *kind));
             }
             let answer = self.answer(key, offer, now)?;
@@ -446,7 +446,7 @@ impl Driver {
                 continue;
             }
             let Some((codec, _)) = self.track_codec(track) else { continue };
-            match self.add_outgoing(sub, kind, codec, &format!("{participant}-{}", track.0), INITIAL_LAYER) {
+            match self.add_outgoing(sub, kind, codec, &format!("{participant}-{}", track.0), INITIAL_LAYER, false) {
                 Ok(idx) => {
                     self.set_source(sub, idx, Some(track), now);
                     if let Some(Session::Member(m)) = self.sessions.get_mut(&id) {
