@@ -206,16 +206,29 @@ pub(crate) fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     })
 }
 
-/// The rids a publisher offers to send (`a=rid:<id> send`), in SDP order.
-pub(crate) fn offered_rids(sdp: &str) -> Vec<String> {
-    sdp.lines()
-        .filter_map(|l| {
-            let rest = l.trim().strip_prefix("a=rid:")?;
-            let mut it = rest.split_whitespace();
-            let id = it.next()?;
-            (it.next()? == "send").then(|| id.to_owned())
-        })
-        .collect()
+/// The rids a publisher offers to send (`a=rid:<id> send`) in each media section, by the
+/// section's `a=mid`, in SDP order. A camera and a screen share may both be simulcast with the
+/// same rids: each section is its own set of layers.
+pub(crate) fn offered_rids(sdp: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    for l in sdp.lines().map(str::trim) {
+        if l.starts_with("m=") {
+            out.extend(current.take().filter(|(_, r)| !r.is_empty()));
+            current = Some((String::new(), Vec::new()));
+        } else if let Some((mid, rids)) = current.as_mut() {
+            if let Some(m) = l.strip_prefix("a=mid:") {
+                *mid = m.trim().to_owned();
+            } else if let Some(rest) = l.strip_prefix("a=rid:") {
+                let mut it = rest.split_whitespace();
+                if let (Some(id), Some("send")) = (it.next(), it.next()) {
+                    rids.push(id.to_owned());
+                }
+            }
+        }
+    }
+    out.extend(current.filter(|(_, r)| !r.is_empty()));
+    out
 }
 
 /// The direction attributes of the media sections of an SDP.
@@ -247,15 +260,16 @@ pub(crate) fn media_directions(sdp: &str) -> Vec<(&str, &str)> {
 mod tests {
     use super::*;
 
-    const SDP: &str = "v=0\r\na=ice-ufrag:abcd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rid:q send\r\na=rid:f send\r\nm=application 9 x\r\n";
+    const SDP: &str = "v=0\r\na=ice-ufrag:abcd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\na=rid:q send\r\na=rid:f send\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\nm=application 9 x\r\n";
 
     #[test]
     fn sdp_helpers_read_ufrag_extmap_rids_and_directions() {
         assert_eq!(ice_ufrag(SDP), Some("abcd"));
         assert_eq!(extmap_id(SDP, AUDIO_LEVEL_URI), Some(1));
         assert_eq!(extmap_id(SDP, "urn:x"), None);
-        assert_eq!(offered_rids(SDP), vec!["q", "f"]);
-        assert_eq!(media_directions(SDP), vec![("audio", "sendonly"), ("video", "recvonly"), ("application", "sendrecv")]);
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(offered_rids(SDP), vec![("1".to_string(), s(&["q", "f"])), ("2".to_string(), s(&["q", "h", "f"]))], "per section");
+        assert_eq!(media_directions(SDP), vec![("audio", "sendonly"), ("video", "recvonly"), ("video", "sendrecv"), ("application", "sendrecv")]);
     }
 
     #[test]

@@ -153,7 +153,14 @@ impl Driver {
             tracing::debug!("track {} opened without a codec for ssrc {}", init.track_id, init.ssrc);
             return;
         };
-        let layer = init.rid.as_ref().map_or(0, |r| rid_rank(r.as_ref(), &pc.rids)) as u8;
+        // The rids of this track's own media section (a camera and a screen may both be simulcast).
+        let ids: Vec<_> = pc.rtc.get_transceivers().collect();
+        let mid = ids.into_iter().find_map(|t| pc.rtc.rtp_transceiver(t).filter(|x| x.receiver() == Some(init.receiver_id)).and_then(|x| x.mid().clone()));
+        let section_rids: Vec<String> = match &mid {
+            Some(mid) => pc.rids.iter().find(|(m, _)| m == mid).map(|(_, r)| r.clone()).unwrap_or_default(),
+            None => pc.rids.first().map(|(_, r)| r.clone()).unwrap_or_default(),
+        };
+        let layer = init.rid.as_ref().map_or(0, |r| rid_rank(r.as_ref(), &section_rids)) as u8;
         if let Some(t) = pc.ins.iter().find(|i| i.rtc_track == init.track_id).and_then(|i| self.tracks.get_mut(&i.track)) {
             t.layers.retain(|(s, _)| *s != init.ssrc);
             t.layers.push((init.ssrc, layer));
@@ -161,7 +168,7 @@ impl Driver {
         }
         let session = pc.session;
         let Some((room, participant)) = self.sessions.get(&session).and_then(|s| s.publisher_of()) else { return };
-        let rids = if kind == MediaKind::Video { pc.rids.clone() } else { Vec::new() };
+        let rids = if kind == MediaKind::Video { section_rids } else { Vec::new() };
         let id = TrackId(self.next_track);
         self.next_track += 1;
         pc.ins.push(In { rtc_track: init.track_id.clone(), track: id });

@@ -125,9 +125,9 @@ pub(crate) struct PcState {
     /// Outgoing tracks; indices are stable (a removed track leaves `None`).
     pub outs: Vec<Option<Out>>,
     pub ins: Vec<In>,
-    /// The offer's audio-level extension id and simulcast rids (publishing connections).
+    /// The offer's audio-level extension id and simulcast rids by mid (publishing connections).
     pub audio_level_id: Option<u8>,
-    pub rids: Vec<String>,
+    pub rids: Vec<(String, Vec<String>)>,
     /// The earliest deadline queued in the timer heap for this connection.
     timeout: Option<Instant>,
     /// ICE must complete by then, or the session is released.
