@@ -144,9 +144,10 @@ struct ServeArgs {
     #[arg(long, env = "SHANGLIANG_RTC_ANNOUNCED_IP")]
     rtc_announced_ip: Option<std::net::IpAddr>,
     /// The one UDP port all of the node's peer connections share (demultiplexed by ICE ufrag
-    /// and remote address; 0: the OS chooses).
-    #[arg(long, default_value_t = 50_000, env = "SHANGLIANG_RTC_UDP_PORT")]
-    rtc_udp_port: u16,
+    /// and remote address; 0: the OS chooses). Default 50000, or any free port if 50000 is taken
+    /// (logged); given explicitly, the port is required.
+    #[arg(long, env = "SHANGLIANG_RTC_UDP_PORT")]
+    rtc_udp_port: Option<u16>,
     /// Most participants (joined or publishing) per room.
     #[arg(long, default_value_t = 50)]
     max_room_participants: usize,
@@ -280,7 +281,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.sfu = shangliang_sfu::SfuConfig {
         bind_ip: a.rtc_bind_ip,
         announced_ip: a.rtc_announced_ip,
-        udp_port: a.rtc_udp_port,
+        udp_port: a.rtc_udp_port.unwrap_or(50_000),
+        any_port_if_taken: a.rtc_udp_port.is_none(),
         max_participants_per_room: a.max_room_participants,
         max_viewers_per_node: a.max_viewers_per_node,
         ..shangliang_sfu::SfuConfig::default()

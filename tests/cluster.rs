@@ -271,7 +271,6 @@ impl Node {
         let log = std::fs::File::create(dir.join("hub.log")).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--rtc-udp-port", "0"]) // several nodes on one host: any free UDP port each
             .args([
                 "--comments-per-minute",
                 "100000",

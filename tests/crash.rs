@@ -17,7 +17,7 @@ fn free_port() -> u16 {
 
 fn spawn_hub(dir: &std::path::Path, port: u16) -> Child {
     Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000", "--frames-per-second", "10000", "--rtc-udp-port", "0"])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000", "--frames-per-second", "10000"])
         .arg("--data-dir")
         .arg(dir)
         .stdout(Stdio::null())

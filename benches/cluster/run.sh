@@ -146,7 +146,7 @@ for k in $(seq 1 "$NODES"); do
   port=$((FIRST_PORT + k - 1))
   target/release/shangliang serve --listen "127.0.0.1:$port" --data-dir "$dir" \
     --nats "nats://127.0.0.1:$NATS_PORT" --database "$DB" --nodes "$NODE_LIST" \
-    --max-connections 19000 --comments-per-minute 100000 --frames-per-second 1000 --rtc-udp-port 0 \
+    --max-connections 19000 --comments-per-minute 100000 --frames-per-second 1000 \
     --idle-timeout-secs 300 $HUB_ARGS >"$dir/stdout.log" 2>"$dir/hub.log" &
   PIDS+=($!); NODE_PIDS+=($!)
   for _ in $(seq 1 300); do

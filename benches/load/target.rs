@@ -199,8 +199,6 @@ pub fn setup(args: &Args) -> Result<Target, String> {
                 "serve",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
-                "--rtc-udp-port",
-                "0",
                 "--data-dir",
             ])
             .arg(&data)

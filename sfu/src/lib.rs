@@ -48,6 +48,10 @@ pub struct SfuConfig {
     /// The one UDP port every peer connection of the node shares. `0` lets the OS choose
     /// (read it back with [`Sfu::local_addr`]); the hub's default is 50000.
     pub udp_port: u16,
+    /// If `udp_port` is taken, bind any free port instead (with a warning) rather than fail. The
+    /// hub sets it for its default port only, so a second hub on a development machine starts;
+    /// a port given explicitly is required.
+    pub any_port_if_taken: bool,
     /// Distinct publishing/joined participants per room.
     pub max_participants_per_room: usize,
     /// Receive-only (WHEP) viewers on this node.
@@ -63,6 +67,7 @@ impl Default for SfuConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             announced_ip: None,
             udp_port: 0,
+            any_port_if_taken: false,
             max_participants_per_room: 50,
             max_viewers_per_node: 5_000,
             ice_timeout: Duration::from_secs(30),
@@ -314,10 +319,22 @@ impl Sfu {
         if announced.is_unspecified() {
             return Err(SfuError::NotAllowed(format!("bind address {} is a wildcard: set an announced address", cfg.bind_ip)));
         }
-        let socket = io::udp::bind(bind).map_err(|e| {
-            tracing::error!("SFU: cannot bind UDP {bind}: {e}");
-            SfuError::NoPorts
-        })?;
+        let socket = match io::udp::bind(bind) {
+            Ok(s) => s,
+            Err(e) if cfg.any_port_if_taken && e.kind() == std::io::ErrorKind::AddrInUse => {
+                let any = SocketAddr::new(cfg.bind_ip, 0);
+                let s = io::udp::bind(any).map_err(|e| {
+                    tracing::error!("SFU: cannot bind UDP {any}: {e}");
+                    SfuError::NoPorts
+                })?;
+                tracing::warn!("SFU: UDP {bind} is taken; media uses {} instead (give --rtc-udp-port to require a port)", s.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
+                s
+            }
+            Err(e) => {
+                tracing::error!("SFU: cannot bind UDP {bind}: {e}");
+                return Err(SfuError::NoPorts);
+            }
+        };
         let local_addr = socket.local_addr().map_err(|_| SfuError::NoPorts)?;
         let candidate = SocketAddr::new(announced, local_addr.port());
         let counters = Arc::new(Counters::default());

@@ -160,3 +160,13 @@ async fn a_second_node_on_a_taken_port_is_refused_not_sharing_it() {
     let wildcard = shangliang_sfu::SfuConfig { bind_ip: "0.0.0.0".parse().unwrap(), ..Default::default() };
     assert!(matches!(shangliang_sfu::Sfu::bind(wildcard), Err(SfuError::NotAllowed(_))), "a wildcard bind needs an announced address");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_port_that_is_taken_gives_way_to_any_free_port_when_allowed() {
+    let first = sfu(10, 10);
+    let taken = first.local_addr().port();
+    let cfg = shangliang_sfu::SfuConfig { udp_port: taken, any_port_if_taken: true, ..Default::default() };
+    let second = shangliang_sfu::Sfu::bind(cfg).expect("any free port instead");
+    assert_ne!(second.local_addr().port(), taken);
+    assert_ne!(second.local_addr().port(), 0);
+}
