@@ -10,6 +10,8 @@
 //! Sfu::join(room, participant)        → (ParticipantHandle, events)  member: publisher + subscriber legs
 //! Sfu::close_session(id)                                      DELETE of a WHIP/WHEP resource
 //! Sfu::set_forwarding(room, participant, audio, video)        the floor, enforced in the media plane
+//! Sfu::stage_tap(room)                → StageTap              the stage as events (the hub's programme)
+//! Sfu::request_keyframe(room, participant)                    PLI to a publisher's cameras
 //! ```
 //!
 //! Every call is a message to the driver ([`driver`]), which owns all state: rooms, sessions,
@@ -21,6 +23,7 @@
 pub mod forward;
 pub mod rewrite;
 pub mod speaker;
+pub mod tap;
 
 mod driver;
 mod io;
@@ -35,6 +38,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use participant::{ParticipantHandle, Pc};
+pub use tap::{StageEvent, StageTap, TapCodec, TapPacket};
 
 use driver::Cmd;
 
@@ -411,6 +415,19 @@ impl Sfu {
     /// Takes effect on the next packet; re-opening video waits for a keyframe.
     pub fn set_forwarding(&self, room: &str, participant: &str, audio: bool, video: bool) {
         self.inner.send(Cmd::Floor { room: room.to_owned(), participant: participant.to_owned(), audio, video });
+    }
+
+    /// The room's stage as a stream of events (see [`tap`]). While a tap is open the room is a
+    /// stage: kept when idle, and its members' publisher connections prefer H.264.
+    pub fn stage_tap(&self, room: &str) -> StageTap {
+        tap::open(&self.inner, room)
+    }
+
+    /// Asks `participant`'s cameras in `room` for a keyframe (PLI, throttled per track); false
+    /// if they publish no video there.
+    pub async fn request_keyframe(&self, room: &str, participant: &str) -> bool {
+        let (room, participant) = (room.to_owned(), participant.to_owned());
+        self.inner.call(|reply| Cmd::KeyframeFor { room, participant, reply }).await.unwrap_or(false)
     }
 
     /// Counters of this node.

@@ -231,6 +231,59 @@ pub(crate) fn offered_rids(sdp: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// The offer with each video section's payload types reordered so that H.264 comes first
+/// (packetization mode 1, what WebRTC senders use, before mode 0), then the RTX formats of those,
+/// then everything else in the offer's order. The answer follows the offer's order and a
+/// sender sends the answer's first format, so a publisher able to send H.264 does; one that
+/// cannot (no H.264 in its offer) is unchanged and negotiates VP8 as before.
+pub(crate) fn prefer_h264(sdp: &str) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let lines: Vec<&str> = sdp.split(eol).collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if !line.starts_with("m=video ") {
+            out.push(line.to_owned());
+            i += 1;
+            continue;
+        }
+        let end = (i + 1..lines.len()).find(|&j| lines[j].starts_with("m=")).unwrap_or(lines.len());
+        let section = &lines[i + 1..end];
+        out.push(reorder_video_mline(line, section));
+        out.extend(section.iter().map(|l| (*l).to_owned()));
+        i = end;
+    }
+    out.join(eol)
+}
+
+fn reorder_video_mline(mline: &str, section: &[&str]) -> String {
+    let mut parts = mline.split(' ');
+    let head: Vec<&str> = parts.by_ref().take(3).collect();
+    let pts: Vec<&str> = parts.collect();
+    let attr = |prefix: &str, pt: &str| {
+        section.iter().find_map(|l| l.strip_prefix(prefix).and_then(|r| r.strip_prefix(pt)).and_then(|r| r.strip_prefix(' ')).map(str::to_owned))
+    };
+    let is_h264 = |pt: &str| attr("a=rtpmap:", pt).is_some_and(|m| m.to_ascii_lowercase().starts_with("h264/"));
+    let mode1 = |pt: &str| attr("a=fmtp:", pt).is_some_and(|f| f.replace(' ', "").contains("packetization-mode=1"));
+    let apt = |pt: &str| {
+        attr("a=fmtp:", pt).and_then(|f| f.split(';').find_map(|kv| kv.trim().strip_prefix("apt=").map(|v| v.trim().to_owned())))
+    };
+    let mut h264: Vec<&str> = pts.iter().copied().filter(|p| is_h264(p) && mode1(p)).collect();
+    h264.extend(pts.iter().copied().filter(|p| is_h264(p) && !mode1(p)));
+    if h264.is_empty() {
+        return mline.to_owned();
+    }
+    let mut order: Vec<&str> = h264.clone();
+    for target in &h264 {
+        order.extend(pts.iter().copied().filter(|p| apt(p).as_deref() == Some(*target)));
+    }
+    order.extend(pts.iter().copied().filter(|p| !order.contains(p)).collect::<Vec<_>>());
+    let mut all = head;
+    all.extend(order);
+    all.join(" ")
+}
+
 /// The direction attributes of the media sections of an SDP.
 pub(crate) fn media_directions(sdp: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
@@ -290,6 +343,21 @@ mod tests {
         assert_eq!(payload_type_for(&leg, &src("video/H264", "packetization-mode=1;profile-level-id=640c1f")), Some(104), "same mode");
         assert_eq!(payload_type_for(&leg, &src("video/H264", "profile-level-id=42001f")), Some(102), "mode 0 by default");
         assert_eq!(payload_type_for(&leg, &src("video/AV1", "")), None, "not negotiated: no transcoding");
+    }
+
+    #[test]
+    fn h264_is_moved_first_in_video_sections_with_its_rtx() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 45\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n\
+a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=rtpmap:104 H264/90000\r\na=fmtp:104 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+a=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=104\r\na=rtpmap:45 AV1/90000\r\n";
+        let out = prefer_h264(offer);
+        assert!(out.contains("\r\nm=video 9 UDP/TLS/RTP/SAVPF 104 102 105 103 96 97 45\r\n"), "{out}");
+        assert!(out.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
+        assert_eq!(out.len(), offer.len());
+        let vp8_only = "v=0\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\na=rtpmap:96 VP8/90000\na=rtpmap:97 rtx/90000\n";
+        assert_eq!(prefer_h264(vp8_only), vp8_only);
     }
 
     #[test]

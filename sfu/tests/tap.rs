@@ -161,7 +161,7 @@ async fn next_matching<T>(tap: &mut StageTap, within: Duration, mut f: impl FnMu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tap_sees_a_stage_publishers_h264_tracks_packets_keyframes_and_departure() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(42_000, 10, 10);
+        let sfu = sfu(10, 10);
         // Opened on an empty room, which must stay a stage although it is idle.
         let mut tap = sfu.stage_tap("stage");
         sfu.set_forwarding("stage", "nobody", true, true);
@@ -250,7 +250,7 @@ async fn the_tap_sees_a_stage_publishers_h264_tracks_packets_keyframes_and_depar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tap_that_is_never_read_loses_packets_and_never_stalls_the_stage() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(42_300, 10, 10);
+        let sfu = sfu(10, 10);
         let tap = sfu.stage_tap("stage");
         // Many packets so the tap's queue (4096 events) fills within the test.
         let publisher = Publisher::start(&sfu, "stage", "speaker", 30, 40, 200).await;
@@ -274,7 +274,7 @@ async fn a_tap_that_is_never_read_loses_packets_and_never_stalls_the_stage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_on_a_stage_is_asked_for_h264_and_a_vp8_only_publisher_still_gets_on() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(42_600, 10, 10);
+        let sfu = sfu(10, 10);
         let mut tap = sfu.stage_tap("stage");
         let (member, _events) = sfu.join("stage", "wang").await.unwrap();
         let publisher = H264Publisher::start(Signal::Member(&member)).await;

@@ -25,6 +25,7 @@ use super::{Driver, In, Out, PcKey, mark, random_u32};
 use crate::forward::{DropReason, Forwarder, PacketMeta, Source, Verdict};
 use crate::rewrite::{PliThrottle, is_keyframe, rid_rank};
 use crate::speaker::parse_audio_level;
+use crate::tap::{StageEvent, TapCodec, TapPacket};
 use crate::{MediaKind, SfuError, TrackId};
 
 /// The default minimum interval between two PLIs to one publisher track.
@@ -190,8 +191,12 @@ impl Driver {
             subscribers: Vec::new(),
         };
         self.tracks.insert(id, t);
+        let added = self.stage_track_added(id);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.tracks.push(id);
+            if let Some(ev) = added {
+                r.taps.retain(|tap| tap.event(ev.clone()));
+            }
         }
         self.room_changed(&room, super::session::RoomChange::Published { participant, track: id, kind }, now);
     }
@@ -229,9 +234,16 @@ impl Driver {
         }
     }
 
-    /// One publisher packet to every subscriber of its track.
+    /// The tap event announcing track `id`.
+    pub(super) fn stage_track_added(&self, id: TrackId) -> Option<StageEvent> {
+        let t = self.tracks.get(&id)?;
+        let codec = TapCodec { mime_type: t.codec.mime_type.clone(), clock_rate: t.codec.clock_rate, channels: t.codec.channels, fmtp: t.codec.sdp_fmtp_line.clone() };
+        Some(StageEvent::TrackAdded { track: id, participant: t.participant.clone(), kind: t.kind, codec })
+    }
+
+    /// One publisher packet to every subscriber of its track (and the room's taps).
     fn forward_packet(&mut self, id: TrackId, from: PcKey, pkt: rtp::Packet, now: Instant) {
-        let Self { tracks, pcs, dirty, counters, .. } = self;
+        let Self { tracks, pcs, dirty, counters, rooms, .. } = self;
         let Some(t) = tracks.get_mut(&id) else { return };
         // Only media SSRCs that opened: RTX/FEC streams are not forwarded.
         let Some(&(_, layer)) = t.layers.iter().find(|(s, _)| *s == pkt.header.ssrc) else { return };
@@ -254,6 +266,14 @@ impl Driver {
             keyframe: is_keyframe(&t.mime, &pkt.payload),
             gate_open: t.gate,
         };
+        // The stage tap: the top simulcast layer, as the publisher sent it.
+        if layer as usize + 1 == t.layer_count
+            && let Some(r) = rooms.get_mut(&t.room)
+            && !r.taps.is_empty()
+        {
+            let p = TapPacket { track: id, seq: meta.seq, ts: meta.ts, marker: pkt.header.marker, keyframe: meta.keyframe, payload: pkt.payload.clone(), arrival: now };
+            r.taps.retain_mut(|tap| tap.packet(p.clone()));
+        }
         let mut want_key = false;
         let mut awaiting = false;
         let mut forwarded = 0u64;

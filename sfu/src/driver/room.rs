@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::speaker::ActiveSpeakerDetector;
+use crate::tap::TapSink;
 use crate::{SessionId, SfuError, TrackId};
 
 /// One participant's presence and floor gates (set by [`crate::Sfu::set_forwarding`]).
@@ -32,6 +33,8 @@ pub(crate) struct Room {
     pub viewers: usize,
     pub speaker: Option<String>,
     pub detector: ActiveSpeakerDetector<String>,
+    /// Open stage taps: while there is one the room is a stage (kept when idle, H.264 asked).
+    pub taps: Vec<TapSink>,
 }
 
 impl Room {
@@ -78,10 +81,13 @@ impl Room {
         Some(s)
     }
 
-    /// Nobody is left and no floor decision is pending: the room can be forgotten. A closed
-    /// gate keeps the room (so a floor set before someone joins, or across a rejoin, holds).
+    /// Nobody is left, no tap watches and no floor decision is pending: the room can be
+    /// forgotten. A closed gate keeps the room (so a floor set before someone joins, or across a
+    /// rejoin, holds).
     pub fn is_idle(&self) -> bool {
-        self.viewers == 0 && self.tracks.is_empty() && self.sessions.is_empty() && self.participants.values().all(|p| p.sessions == 0 && p.audio && p.video)
+        self.taps.is_empty()
+            && self.viewers == 0
+            && self.tracks.is_empty() && self.sessions.is_empty() && self.participants.values().all(|p| p.sessions == 0 && p.audio && p.video)
     }
 }
 

@@ -22,6 +22,7 @@ use super::media::default_codec;
 use super::room::Room;
 use super::{Cmd, Driver, MemberCmd, PcKey, Reply, Role};
 use crate::rewrite::rid_rank;
+use crate::tap::{StageEvent, TapSink};
 use crate::{MediaKind, Pc, SessionId, SfuError, SfuEvent, TrackId};
 
 /// Simulcast layer a new subscriber starts on (the highest the publisher sends).
@@ -146,6 +147,21 @@ impl Driver {
                 };
                 let _ = reply.send(r);
             }
+            Cmd::TapOpen { room, sink } => self.open_tap(&room, sink),
+            Cmd::TapClose { room, id } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.taps.retain(|t| t.id != id);
+                }
+                self.forget_room_if_idle(&room);
+            }
+            Cmd::KeyframeFor { room, participant, reply } => {
+                let cameras: Vec<TrackId> =
+                    self.room_tracks(&room).into_iter().filter(|t| t.1 == participant && t.2 == MediaKind::Video).map(|t| t.0).collect();
+                for t in &cameras {
+                    self.request_keyframe(*t, now);
+                }
+                let _ = reply.send(Ok(!cameras.is_empty()));
+            }
             Cmd::Floor { room, participant, audio, video } => {
                 let r = self.rooms.entry(room.clone()).or_default();
                 let p = r.participants.entry(participant.clone()).or_default();
@@ -162,6 +178,20 @@ impl Driver {
         let id = SessionId(self.next_session);
         self.next_session += 1;
         id
+    }
+
+    /// A tap opens on `room`: it is told of the tracks already there and the current speaker.
+    fn open_tap(&mut self, room: &str, sink: TapSink) {
+        let added: Vec<StageEvent> = self.room_tracks(room).into_iter().filter_map(|(id, _, _)| self.stage_track_added(id)).collect();
+        let r = self.rooms.entry(room.to_owned()).or_default();
+        let mut ok = added.into_iter().all(|ev| sink.event(ev));
+        if let Some(participant) = r.speaker.clone() {
+            ok &= sink.event(StageEvent::ActiveSpeaker { participant });
+        }
+        if ok {
+            r.taps.push(sink);
+        }
+        self.forget_room_if_idle(room);
     }
 
     fn forget_room_if_idle(&mut self, room: &str) {
@@ -224,6 +254,8 @@ impl Driver {
     }
 
     fn whip(&mut self, room: &str, participant: &str, offer: String, now: Instant) -> Result<(SessionId, String), SfuError> {
+        // WHIP is ingest onto a stage: ask for H.264, which the programme packages as is.
+        let offer = crate::peer::prefer_h264(&offer);
         let max = self.cfg.max_participants_per_room;
         self.rooms.entry(room.to_owned()).or_default().enter(room, participant, max).inspect_err(|_| self.forget_room_if_idle(room))?;
         let id = self.new_session_id();
@@ -361,6 +393,8 @@ impl Driver {
 
     fn publish_offer(&mut self, id: SessionId, sdp: String, now: Instant) -> Result<String, SfuError> {
         let Some(Session::Member(m)) = self.sessions.get(&id) else { return Err(SfuError::Closed) };
+        // On a stage (a tapped room: a livestream) publishers are asked for H.264 first.
+        let sdp = if self.rooms.get(&m.room).is_some_and(|r| !r.taps.is_empty()) { crate::peer::prefer_h264(&sdp) } else { sdp };
         let key = match m.publ {
             Some(k) => k,
             None => {
@@ -513,6 +547,18 @@ impl Driver {
 
     /// Tell the room's sessions what changed.
     pub(super) fn room_changed(&mut self, room: &str, change: RoomChange, now: Instant) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            let ev = match &change {
+                RoomChange::Speaker(p) => Some(StageEvent::ActiveSpeaker { participant: p.clone() }),
+                RoomChange::Unpublished { participant, track, kind } => {
+                    Some(StageEvent::TrackRemoved { track: *track, participant: participant.clone(), kind: *kind })
+                }
+                RoomChange::Published { .. } => None, // announced with its codec by `handle_track_open`
+            };
+            if let Some(ev) = ev {
+                r.taps.retain(|t| t.event(ev.clone()));
+            }
+        }
         let ids: Vec<SessionId> = self.rooms.get(room).map(|r| r.sessions.clone()).unwrap_or_default();
         for id in ids {
             match self.sessions.get(&id) {
