@@ -309,3 +309,26 @@ async fn a_member_on_a_stage_is_asked_for_h264_and_a_vp8_only_publisher_still_ge
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_viewer_who_arrives_before_the_stages_h264_publisher_gets_its_video() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(10, 10);
+        let _tap = sfu.stage_tap("stage");
+        // The viewer's video slot is negotiated before anything is published; it carries every
+        // codec both sides have, so the H.264 the stage asks its publishers for reaches it.
+        let mut viewer = Viewer::start(&sfu, "stage").await;
+        let publisher = H264Publisher::start(Signal::Whip(&sfu, "stage", "alice")).await;
+        let rx = viewer.collect(Duration::from_secs(3)).await;
+        let video: Vec<&Rx> = rx.iter().filter(|p| p.video).collect();
+        assert!(video.len() > 30, "the early viewer got {} video packets", video.len());
+        assert!(matches!(video[0].payload[0] & 0x1f, 24 | 5 | 7), "the first video packet starts an H.264 keyframe");
+        assert!(video.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+        publisher.stop().await;
+        sfu.close_session(publisher.session).await;
+        sfu.close_session(viewer.session).await;
+        let _ = viewer.bot.pc.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
