@@ -17,8 +17,12 @@
 //! order it processes them. A tap holds at most [`TAP_QUEUE`] packets not yet read: beyond
 //! that packets are dropped — counted in [`StageTap::lost`], and visible to the consumer as RTP
 //! sequence gaps — and the driver never waits for a tap. Track and speaker events are never
-//! dropped (they do not count against the bound). Simulcast publishers are tapped at their top
-//! layer. `arrival` is when the SFU's socket read the packet (kept monotonic per tap).
+//! dropped (they do not count against the bound). A simulcast publisher is tapped at its best
+//! layer heard in the last half second (the top one once the sender's bandwidth estimate allows
+//! it), switched at that layer's keyframe, with sequence numbers and timestamps rewritten so the
+//! tapped track stays one continuous stream — a [`Forwarder`] does it, as for a subscriber;
+//! other tracks keep the publisher's numbers. `arrival` is when the SFU's socket read the packet
+//! (kept monotonic per tap).
 //!
 //! While a room has a tap it is a *stage*: it is kept even when idle (so the tap keeps seeing it)
 //! and its publishers are asked for H.264 first (the offer's H.264 formats are moved first), the
@@ -26,14 +30,16 @@
 //! to VP8 as before: WebRTC viewers still get it; the programme reports it as unusable. WHIP is
 //! always ingest onto a stage and always asked for H.264.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::driver::Cmd;
+use crate::forward::{DropReason, Forwarder, PacketMeta, Source, Verdict};
 use crate::{Inner, MediaKind, TrackId};
 
 /// Packets a tap's queue holds unread (about four seconds of a two-camera stage).
@@ -57,9 +63,9 @@ pub struct TapCodec {
 pub struct TapPacket {
     /// The track.
     pub track: TrackId,
-    /// RTP sequence number (the publisher's).
+    /// RTP sequence number (the publisher's; continuous across simulcast layer switches).
     pub seq: u16,
-    /// RTP timestamp (the publisher's).
+    /// RTP timestamp (the publisher's; continuous across simulcast layer switches).
     pub ts: u32,
     /// Marker bit.
     pub marker: bool,
@@ -146,6 +152,17 @@ impl Drop for TapGuard {
     }
 }
 
+/// How recently a simulcast layer must have been heard to be the one tapped.
+const LAYER_FRESH: Duration = Duration::from_millis(500);
+
+/// How a tap follows one simulcast track: the layer it takes, and the rewriting that keeps it
+/// one stream.
+struct Follow {
+    fwd: Forwarder,
+    heard: [Option<Instant>; 8],
+    target: Option<usize>,
+}
+
 /// The driver's end of a tap.
 pub(crate) struct TapSink {
     pub id: u64,
@@ -153,6 +170,7 @@ pub(crate) struct TapSink {
     queued: Arc<AtomicUsize>,
     lost: Arc<AtomicU64>,
     last_arrival: Option<Instant>,
+    follow: HashMap<TrackId, Follow>,
 }
 
 impl TapSink {
@@ -161,8 +179,46 @@ impl TapSink {
         self.tx.send(ev).is_ok()
     }
 
+    /// A packet of a published track (`meta` as the forwarders see it). A plain track's packets
+    /// pass with the publisher's numbers; a simulcast track is reduced to one layer (see the
+    /// module docs). Returns `(alive, keyframe wanted)`: false once the tap is gone; a keyframe
+    /// is wanted while a layer switch waits for one (the caller's PLI is throttled per track).
+    pub fn media(&mut self, meta: &PacketMeta, clock_rate: u32, marker: bool, payload: &Bytes, arrival: Instant) -> (bool, bool) {
+        let packet = |seq, ts| TapPacket { track: meta.source, seq, ts, marker, keyframe: meta.keyframe, payload: payload.clone(), arrival };
+        if meta.layers <= 1 {
+            return (self.packet(packet(meta.seq, meta.ts)), false);
+        }
+        let f = self.follow.entry(meta.source).or_insert_with(|| {
+            let mut fwd = Forwarder::new(clock_rate, 1, 0, 0);
+            fwd.handle_source(Some(Source { id: meta.source, layers: meta.layers, codec_matches: true }));
+            fwd.handle_connected();
+            Follow { fwd, heard: [None; 8], target: None }
+        });
+        let n = meta.layers.clamp(1, f.heard.len());
+        f.heard[(meta.layer as usize).min(f.heard.len() - 1)] = Some(arrival);
+        let best = (0..n).rev().find(|l| f.heard[*l].is_some_and(|t| arrival.saturating_duration_since(t) < LAYER_FRESH)).unwrap_or(0);
+        let mut want = false;
+        if f.target != Some(best) {
+            f.target = Some(best);
+            want |= f.fwd.handle_target_layer(best);
+        }
+        // The programme follows the floor itself: the tap sees what is published.
+        let d = f.fwd.handle_packet(&PacketMeta { gate_open: true, ..*meta }, arrival);
+        want |= d.request_keyframe;
+        match d.verdict {
+            Verdict::Forward { seq, ts, .. } => (self.packet(packet(seq, ts)), want),
+            Verdict::Drop(DropReason::AwaitingKeyframe) => (!self.tx.is_closed(), want || f.fwd.wants_keyframe()),
+            Verdict::Drop(_) => (!self.tx.is_closed(), want),
+        }
+    }
+
+    /// Track `id` left the stage: forget how it was followed.
+    pub fn forget(&mut self, id: TrackId) {
+        self.follow.remove(&id);
+    }
+
     /// A packet, unless the tap holds too many unread. False once the tap is gone.
-    pub fn packet(&mut self, mut p: TapPacket) -> bool {
+    fn packet(&mut self, mut p: TapPacket) -> bool {
         if self.queued.load(Ordering::Relaxed) >= TAP_QUEUE {
             self.lost.fetch_add(1, Ordering::Relaxed);
             return !self.tx.is_closed();
@@ -182,7 +238,7 @@ pub(crate) fn open(inner: &Arc<Inner>, room: &str) -> StageTap {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let lost = Arc::new(AtomicU64::new(0));
-    let sink = TapSink { id, tx, queued: Arc::clone(&queued), lost: Arc::clone(&lost), last_arrival: None };
+    let sink = TapSink { id, tx, queued: Arc::clone(&queued), lost: Arc::clone(&lost), last_arrival: None, follow: HashMap::new() };
     inner.send(Cmd::TapOpen { room: room.to_owned(), sink });
     StageTap { rx, queued, lost, guard: TapGuard { inner: Arc::clone(inner), room: room.to_owned(), id } }
 }

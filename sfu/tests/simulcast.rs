@@ -26,6 +26,13 @@ fn payload(l: usize, first: bool, key: bool) -> Bytes {
 }
 
 async fn simulcast_publisher(sfu: &shangliang_sfu::Sfu, room: &str) -> (Bot, Arc<AtomicBool>) {
+    let (b, stop, _layers) = simulcast_publisher_with_layers(sfu, room).await;
+    (b, stop)
+}
+
+/// Like [`simulcast_publisher`]; the returned count is how many layers (from q up) it sends.
+async fn simulcast_publisher_with_layers(sfu: &shangliang_sfu::Sfu, room: &str) -> (Bot, Arc<AtomicBool>, Arc<std::sync::atomic::AtomicUsize>) {
+    let layers_on = Arc::new(std::sync::atomic::AtomicUsize::new(3));
     let mut b = bot().await;
     let codings = (0..3)
         .map(|i| RTCRtpEncodingParameters {
@@ -64,7 +71,7 @@ async fn simulcast_publisher(sfu: &shangliang_sfu::Sfu, room: &str) -> (Bot, Arc
         });
     }
     {
-        let stop = Arc::clone(&stop);
+        let (stop, layers_on) = (Arc::clone(&stop), Arc::clone(&layers_on));
         tokio::spawn(async move {
             let mut seq = [100u16, 20_000, 40_000];
             let start = Instant::now();
@@ -73,7 +80,7 @@ async fn simulcast_publisher(sfu: &shangliang_sfu::Sfu, room: &str) -> (Bot, Arc
                 tick.tick().await;
                 let key = want_key.swap(false, Ordering::SeqCst);
                 let ts = (start.elapsed().as_micros() as u64 * 9 / 100) as u32;
-                for l in 0..3 {
+                for l in 0..layers_on.load(Ordering::SeqCst) {
                     for k in 0..2 {
                         let mut h = rtp::header::Header {
                             version: 2,
@@ -95,7 +102,7 @@ async fn simulcast_publisher(sfu: &shangliang_sfu::Sfu, room: &str) -> (Bot, Arc
             }
         });
     }
-    (b, stop)
+    (b, stop, layers_on)
 }
 
 fn layer_of(p: &Rx) -> u8 {
@@ -283,6 +290,45 @@ async fn a_camera_and_a_screen_both_simulcast_with_the_same_rids_stay_apart_and_
         stop.store(true, Ordering::SeqCst);
         alice.leave().await;
         bob.leave().await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_tap_follows_a_simulcast_publisher_at_its_best_layer_on_one_continuous_stream() {
+    use shangliang_sfu::StageEvent;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(10, 10);
+        let mut tap = sfu.stage_tap("sim");
+        let (_pub, stop, layers_on) = simulcast_publisher_with_layers(&sfu, "sim").await;
+        let mut packets: Vec<(u16, u8, bool)> = Vec::new();
+        let mut collect = async |d: Duration, packets: &mut Vec<(u16, u8, bool)>| {
+            let end = tokio::time::Instant::now() + d;
+            while let Ok(Some(ev)) = tokio::time::timeout_at(end, tap.recv()).await {
+                if let StageEvent::Packet(p) = ev {
+                    packets.push((p.seq, p.payload[3], p.payload[1] & 0x01 == 0 && p.payload[0] & 0x10 != 0));
+                }
+            }
+        };
+        // Every change of layer (and the start) is on a keyframe of the new layer.
+        let switches_on_keyframes = |packets: &[(u16, u8, bool)]| (0..packets.len()).filter(|&i| i == 0 || packets[i].1 != packets[i - 1].1).all(|i| packets[i].2);
+        collect(Duration::from_secs(2), &mut packets).await;
+        assert!(packets.len() > 30, "tapped {} packets", packets.len());
+        assert!(switches_on_keyframes(&packets), "a layer switch did not start on a keyframe");
+        // The layers are heard in turn as the publisher starts; once all three are, the top one.
+        let tail = &packets[packets.len() - 10..];
+        assert!(tail.iter().all(|p| p.1 == 2), "with all three layers heard the tap is not on the top one: {tail:?}");
+        // The top layer stops (the sender's estimate dropped): within half a second the tap
+        // follows h, from h's keyframe, on the same continuous numbers.
+        let before = packets.len();
+        layers_on.store(2, Ordering::SeqCst);
+        collect(Duration::from_secs(3), &mut packets).await;
+        let first_h = before + packets[before..].iter().position(|p| p.1 == 1).expect("the tap never followed layer h");
+        assert!(packets[first_h..].iter().all(|p| p.1 == 1), "layers mixed after the switch");
+        assert!(switches_on_keyframes(&packets), "a layer switch did not start on a keyframe");
+        assert!(packets.windows(2).all(|w| w[1].0 == w[0].0.wrapping_add(1)), "the tapped stream has a gap or a repeat");
+        stop.store(true, Ordering::SeqCst);
     })
     .await
     .expect("bounded");

@@ -25,7 +25,7 @@ use super::{Driver, In, Out, PcKey, mark, random_u32};
 use crate::forward::{DropReason, Forwarder, PacketMeta, Source, Verdict};
 use crate::rewrite::{PliThrottle, is_keyframe, rid_rank};
 use crate::speaker::parse_audio_level;
-use crate::tap::{StageEvent, TapCodec, TapPacket};
+use crate::tap::{StageEvent, TapCodec};
 use crate::{MediaKind, SfuError, TrackId};
 
 /// The default minimum interval between two PLIs to one publisher track.
@@ -266,15 +266,19 @@ impl Driver {
             keyframe: is_keyframe(&t.mime, &pkt.payload),
             gate_open: t.gate,
         };
-        // The stage tap: the top simulcast layer, as the publisher sent it.
-        if layer as usize + 1 == t.layer_count
-            && let Some(r) = rooms.get_mut(&t.room)
+        // The stage taps: every packet as the publisher sent it (a simulcast track reduced to
+        // one layer by each tap).
+        let mut tap_wants_key = false;
+        if let Some(r) = rooms.get_mut(&t.room)
             && !r.taps.is_empty()
         {
-            let p = TapPacket { track: id, seq: meta.seq, ts: meta.ts, marker: pkt.header.marker, keyframe: meta.keyframe, payload: pkt.payload.clone(), arrival: now };
-            r.taps.retain_mut(|tap| tap.packet(p.clone()));
+            r.taps.retain_mut(|tap| {
+                let (alive, want) = tap.media(&meta, t.codec.clock_rate, pkt.header.marker, &pkt.payload, now);
+                tap_wants_key |= want;
+                alive
+            });
         }
-        let mut want_key = false;
+        let mut want_key = tap_wants_key;
         let mut awaiting = false;
         let mut forwarded = 0u64;
         for &(skey, idx) in &t.subscribers {

@@ -555,6 +555,11 @@ impl Driver {
                 }
                 RoomChange::Published { .. } => None, // announced with its codec by `handle_track_open`
             };
+            if let RoomChange::Unpublished { track, .. } = &change {
+                for t in r.taps.iter_mut() {
+                    t.forget(*track);
+                }
+            }
             if let Some(ev) = ev {
                 r.taps.retain(|t| t.event(ev.clone()));
             }
