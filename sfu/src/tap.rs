@@ -133,6 +133,15 @@ impl StageTap {
         ev
     }
 
+    /// The next event if one is queued (to take a burst before acting on it).
+    pub fn try_recv(&mut self) -> Option<StageEvent> {
+        let ev = self.rx.try_recv().ok();
+        if let Some(StageEvent::Packet(_)) = &ev {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        ev
+    }
+
     /// Packets this tap lost because it held [`TAP_QUEUE`] unread ones.
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
