@@ -137,15 +137,17 @@ struct ServeArgs {
     /// run build` makes `web-client/dist`).
     #[arg(long, default_value = "web-client/dist", env = "SHANGLIANG_WEB_DIR")]
     web_dir: PathBuf,
-    /// Address the SFU's UDP sockets bind to (a concrete address, not a wildcard).
+    /// Address the SFU's UDP socket binds to (a wildcard needs --rtc-announced-ip).
     #[arg(long, default_value = "127.0.0.1", env = "SHANGLIANG_RTC_BIND_IP")]
     rtc_bind_ip: std::net::IpAddr,
     /// Address announced in ICE candidates instead of the bind address (1:1 NAT).
     #[arg(long, env = "SHANGLIANG_RTC_ANNOUNCED_IP")]
     rtc_announced_ip: Option<std::net::IpAddr>,
-    /// UDP ports for peer connections, inclusive (one port per peer connection).
-    #[arg(long, default_value = "50000-50999", value_parser = parse_port_range, env = "SHANGLIANG_RTC_PORTS")]
-    rtc_ports: (u16, u16),
+    /// The one UDP port all of the node's peer connections share (demultiplexed by ICE ufrag
+    /// and remote address; 0: the OS chooses). Default 50000, or any free port if 50000 is taken
+    /// (logged); given explicitly, the port is required.
+    #[arg(long, env = "SHANGLIANG_RTC_UDP_PORT")]
+    rtc_udp_port: Option<u16>,
     /// Most participants (joined or publishing) per room.
     #[arg(long, default_value_t = 50)]
     max_room_participants: usize,
@@ -182,16 +184,6 @@ struct ServeArgs {
     /// Do not package livestreams as LL-HLS nor record them (WHEP only).
     #[arg(long)]
     no_programme: bool,
-}
-
-fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (a, b) = s.split_once('-').ok_or("FIRST-LAST, e.g. 50000-50999")?;
-    let a: u16 = a.trim().parse().map_err(|e| format!("{e}"))?;
-    let b: u16 = b.trim().parse().map_err(|e| format!("{e}"))?;
-    if a == 0 || b < a {
-        return Err("FIRST-LAST with 0 < FIRST <= LAST".into());
-    }
-    Ok((a, b))
 }
 
 #[derive(clap::Args)]
@@ -289,9 +281,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.sfu = shangliang_sfu::SfuConfig {
         bind_ip: a.rtc_bind_ip,
         announced_ip: a.rtc_announced_ip,
-        udp_port_range: a.rtc_ports,
+        udp_port: a.rtc_udp_port.unwrap_or(50_000),
+        any_port_if_taken: a.rtc_udp_port.is_none(),
         max_participants_per_room: a.max_room_participants,
         max_viewers_per_node: a.max_viewers_per_node,
+        ..shangliang_sfu::SfuConfig::default()
     };
     cfg.edge = shangliang::server::edge::EdgeConfig {
         header_timeout: Duration::from_secs(a.header_timeout_secs.max(1)),

@@ -15,9 +15,9 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use shangliang_sfu::SessionId;
 use shangliang_signaling::Role;
 
-async fn hub(first_port: u16, tune: impl FnOnce(&mut shangliang::server::ServeConfig)) -> TestHub {
+/// The SFU binds one ephemeral UDP port per hub (the old port-range argument is ignored).
+async fn hub(_first_port: u16, tune: impl FnOnce(&mut shangliang::server::ServeConfig)) -> TestHub {
     TestHub::start(|c| {
-        c.sfu.udp_port_range = (first_port, first_port + 499);
         tune(c);
     })
     .await

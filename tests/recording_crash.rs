@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 
 fn spawn_hub(dir: &std::path::Path, port: u16) -> Child {
     Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--rtc-ports", "57000-57199", "--web-dir", "/nonexistent"])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--web-dir", "/nonexistent"])
         .arg("--data-dir")
         .arg(dir)
         .stdout(Stdio::null())

@@ -1,343 +1,399 @@
-//! The media path: one ingest task per published track, one forwarder task per outgoing track
-//! of a subscriber leg, one RTCP reader per outgoing track.
+//! Per-packet forwarding decisions for one outgoing track of one subscriber, as values.
+//! Pure: no I/O, no clock (time is an argument), no knowledge of peer connections.
 //!
 //! ```text
-//! TrackRemote::poll ─ ingest ─► broadcast (one per published track, 512 slots)
-//!                                   ├─► forwarder (subscriber A) ─► TrackLocalStaticRTP::write_rtp
-//!                                   └─► forwarder (subscriber B) ─► ...
-//! TrackLocal::poll (PLI/FIR/RR) ─ rtcp reader ─► FwdCmd to its forwarder ─► PLI upstream (throttled)
+//! on a source change:     ask = fwd.handle_source(Some(Source { .. }))     // ask: keyframe wanted
+//! on a layer choice:      ask = fwd.handle_target_layer(layer)
+//! on receiver loss:       ask = fwd.handle_loss(fraction_lost)
+//! when DTLS completes:    ask = fwd.handle_connected()
+//! for every packet:       let d = fwd.handle_packet(&meta, now);
+//!                         match d.verdict { Forward { seq, ts, .. } => send, Drop(_) => {} }
+//!                         if d.request_keyframe { throttled PLI to the source }
 //! ```
 //!
-//! Each forwarder has its own lagging receiver, so a slow subscriber loses packets (counted)
-//! instead of stalling the publisher or the other subscribers.
+//! The caller (the driver) applies a [`Decision`]: it rewrites the packet's header with the
+//! returned sequence number and timestamp and hands it to the subscriber's connection, and it
+//! turns `request_keyframe` into a PLI to the publisher through the track's throttle. This is the
+//! shape of LiveKit's `Forwarder`, whose `TranslationParams` carry `shouldDrop`, `shouldSendPLI`
+//! and the rewritten `sn`/`ts`.
+//!
+//! Invariants (property-tested below): across source switches, layer switches and floor changes
+//! the forwarded sequence numbers are continuous (`+1` per forwarded packet when the source
+//! loses nothing); nothing is forwarded while the floor gate is closed; every switch asks for a
+//! keyframe and the first video packet forwarded after it is a keyframe.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
-use tokio::sync::{broadcast, mpsc};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::rtp_transceiver::RtpSender;
+use crate::TrackId;
+use crate::rewrite::{LayerDecision, LayerSelector, SeqRewriter, TsRewriter};
 
-use crate::rewrite::{LayerDecision, LayerSelector, PliThrottle, SeqRewriter, TsRewriter, is_keyframe, rid_rank};
-use crate::room::{Fwd, Gates, PublishedTrack, Room, PLI_INTERVAL};
-use crate::speaker::parse_audio_level;
-use crate::{Counters, MediaKind, TaskGuard, TrackId};
-
-/// Commands to one forwarder.
-#[derive(Debug)]
-pub(crate) enum FwdCmd {
-    /// Forward from this published track from now on (`None`: pause).
-    Source(Option<Arc<PublishedTrack>>),
-    /// Simulcast layer wanted by the subscriber (0 = lowest).
-    Layer(usize),
-    /// Loss reported by the subscriber (RTCP RR fraction lost).
-    Loss(u8),
-    /// The subscriber asked for a keyframe (PLI/FIR).
-    Keyframe,
+/// What the forwarder needs to know about one incoming packet (the payload stays with the
+/// caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// The published track it came from.
+    pub source: TrackId,
+    /// Its simulcast layer (0 the lowest; 0 without simulcast).
+    pub layer: u8,
+    /// Layers the source currently has (1 without simulcast).
+    pub layers: usize,
+    /// Sequence number as sent by the publisher.
+    pub seq: u16,
+    /// RTP timestamp as sent by the publisher.
+    pub ts: u32,
+    /// It starts a keyframe (always true for audio).
+    pub keyframe: bool,
+    /// The floor lets this source's media of this kind through.
+    pub gate_open: bool,
 }
 
-impl std::fmt::Debug for PublishedTrack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PublishedTrack({:?}, {})", self.id, self.participant)
+/// A source the forwarder follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// The published track.
+    pub id: TrackId,
+    /// Its layer count.
+    pub layers: usize,
+    /// The subscriber's leg negotiated this source's codec (no transcoding: otherwise dropped).
+    pub codec_matches: bool,
+}
+
+/// Why a packet is not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The subscriber's connection is not up yet (DTLS incomplete).
+    NotConnected,
+    /// The packet is not from the source this forwarder follows (or it follows none).
+    NotSource,
+    /// The source's codec is not negotiated on the subscriber's leg.
+    Codec,
+    /// The floor withholds this media.
+    Muted,
+    /// Another simulcast layer, or waiting for a keyframe to start or switch.
+    AwaitingKeyframe,
+    /// A late packet from before the current source began (its sequence slot is taken).
+    Late,
+}
+
+/// The verdict on one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it with this sequence number and timestamp.
+    Forward {
+        /// Rewritten sequence number.
+        seq: u16,
+        /// Rewritten timestamp.
+        ts: u32,
+        /// First packet after a switch (source, layer or floor).
+        switched: bool,
+    },
+    /// Do not send it.
+    Drop(DropReason),
+}
+
+/// A forwarding decision: the verdict, and whether the source should be asked for a keyframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Forward (rewritten) or drop.
+    pub verdict: Verdict,
+    /// A keyframe is needed from the source (the caller throttles the PLIs).
+    pub request_keyframe: bool,
+}
+
+impl Decision {
+    fn drop(r: DropReason) -> Self {
+        Self { verdict: Verdict::Drop(r), request_keyframe: false }
     }
 }
 
-/// Everything a forwarder needs about its outgoing track.
-pub(crate) struct Outgoing {
-    pub track: Arc<TrackLocalStaticRTP>,
-    pub sender: Arc<dyn RtpSender>,
-    pub ssrc: u32,
-    pub codec: RTCRtpCodec,
-    pub connected: Arc<AtomicBool>,
+/// Forwarding state of one outgoing track of one subscriber.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    seq: SeqRewriter,
+    ts: TsRewriter,
+    selector: LayerSelector,
+    target_layer: usize,
+    source: Option<Source>,
+    connected: bool,
+    /// The floor was closed for the last packet seen.
+    muted: bool,
+    /// The next forwarded packet starts after a switch.
+    switching: bool,
 }
 
-fn seed(x: u64) -> u32 {
-    // splitmix64: distinct, well-spread SSRCs / initial sequence numbers without a rand dependency.
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u32
-}
+impl Forwarder {
+    /// A forwarder for a stream of `clock_rate` Hz starting at `first_seq`/`first_ts`, aiming at
+    /// simulcast layer `target_layer` (clamped to what the source has).
+    pub fn new(clock_rate: u32, first_seq: u16, first_ts: u32, target_layer: usize) -> Self {
+        Self {
+            seq: SeqRewriter::new(first_seq),
+            ts: TsRewriter::new(clock_rate, first_ts),
+            selector: LayerSelector::new(1, target_layer),
+            target_layer,
+            source: None,
+            connected: false,
+            muted: false,
+            switching: true,
+        }
+    }
 
-/// A fresh pseudo-random 32-bit value (SSRC, initial sequence number, timestamp).
-pub(crate) fn random_u32() -> u32 {
-    use std::sync::atomic::AtomicU64;
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    seed(t ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x2545_F491_4F6C_DD1D)).max(1)
-}
+    /// The source followed now.
+    pub fn source(&self) -> Option<TrackId> {
+        self.source.map(|s| s.id)
+    }
 
-/// Run one forwarder until its command channel closes.
-pub(crate) async fn run_forwarder(
-    out: Outgoing,
-    mut cmds: mpsc::Receiver<FwdCmd>,
-    counters: Arc<Counters>,
-    initial_layer: usize,
-) {
-    let _guard = TaskGuard::new(&counters);
-    let mut seq = SeqRewriter::new(random_u32() as u16);
-    let mut ts = TsRewriter::new(out.codec.clock_rate, random_u32());
-    let mut source: Option<(Arc<PublishedTrack>, broadcast::Receiver<Fwd>)> = None;
-    let mut selector = LayerSelector::new(1, initial_layer);
-    let mut target_layer = initial_layer;
-    let mut pt: Option<u8> = None;
-    let mut gate_was_open = true;
-    let mut was_connected = false;
-    let out_mime = out.codec.mime_type.to_ascii_lowercase();
-    loop {
-        let next = match &mut source {
-            Some((_, rx)) => tokio::select! {
-                biased;
-                c = cmds.recv() => Err(c),
-                r = rx.recv() => Ok(r),
-            },
-            None => Err(cmds.recv().await),
+    fn restart(&mut self) {
+        let layers = self.source.map_or(1, |s| s.layers);
+        self.selector = LayerSelector::new(layers, self.target_layer);
+        self.seq.handle_switch();
+        self.ts.handle_switch();
+        self.switching = true;
+    }
+
+    /// Follow `source` from now on (`None`: pause). True when a keyframe should be requested.
+    pub fn handle_source(&mut self, source: Option<Source>) -> bool {
+        if self.source.map(|s| s.id) == source.map(|s| s.id) {
+            self.source = source;
+            return false;
+        }
+        self.source = source;
+        self.restart();
+        self.source.is_some()
+    }
+
+    /// The subscriber's connection completed DTLS: whatever keyframe went by is lost to it.
+    pub fn handle_connected(&mut self) -> bool {
+        if self.connected {
+            return false;
+        }
+        self.connected = true;
+        self.restart();
+        self.source.is_some()
+    }
+
+    /// The subscriber (or policy) chose simulcast layer `layer`.
+    pub fn handle_target_layer(&mut self, layer: usize) -> bool {
+        self.target_layer = layer;
+        self.selector.handle_set_target(layer);
+        self.source.is_some() && self.selector.wants_keyframe()
+    }
+
+    /// The subscriber's receiver report: `fraction_lost` / 256.
+    pub fn handle_loss(&mut self, fraction_lost: u8) -> bool {
+        let before = self.selector.effective_target();
+        self.selector.handle_loss(fraction_lost);
+        self.source.is_some() && self.selector.effective_target() != before
+    }
+
+    /// The subscriber asked for a keyframe (PLI/FIR): pass it on if there is a source.
+    pub fn handle_keyframe_request(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// Decide for one packet.
+    pub fn handle_packet(&mut self, p: &PacketMeta, now: Instant) -> Decision {
+        let Some(src) = self.source.filter(|s| s.id == p.source) else {
+            return Decision::drop(DropReason::NotSource);
         };
-        match next {
-            Err(None) => break,
-            Err(Some(cmd)) => match cmd {
-                FwdCmd::Source(s) => {
-                    let same = matches!((&source, &s), (Some((a, _)), Some(b)) if a.id == b.id);
-                    if !same {
-                        source = s.map(|t| {
-                            let rx = t.tx.subscribe();
-                            (t, rx)
-                        });
-                        seq.handle_switch();
-                        ts.handle_switch();
-                        if let Some((t, _)) = &source {
-                            selector = LayerSelector::new(t.layer_count.load(Ordering::Relaxed), target_layer);
-                            t.request_keyframe().await;
+        if !src.codec_matches {
+            return Decision::drop(DropReason::Codec);
+        }
+        if !self.connected {
+            return Decision::drop(DropReason::NotConnected);
+        }
+        if !p.gate_open {
+            self.muted = true;
+            return Decision::drop(DropReason::Muted);
+        }
+        let mut request_keyframe = false;
+        if self.muted {
+            // The floor came back: restart on a keyframe, continuing the sequence.
+            self.muted = false;
+            self.restart();
+            request_keyframe = true;
+        }
+        self.selector.handle_layers(p.layers);
+        match self.selector.handle_packet(p.layer as usize, p.keyframe) {
+            LayerDecision::Drop => {
+                return Decision { verdict: Verdict::Drop(DropReason::AwaitingKeyframe), request_keyframe };
+            }
+            LayerDecision::SwitchAndForward => {
+                self.seq.handle_switch();
+                self.ts.handle_switch();
+                self.switching = true;
+            }
+            LayerDecision::Forward => {}
+        }
+        let Some(seq) = self.seq.rewrite(p.seq) else {
+            return Decision { verdict: Verdict::Drop(DropReason::Late), request_keyframe };
+        };
+        let ts = self.ts.rewrite(p.ts, now);
+        let switched = std::mem::take(&mut self.switching);
+        Decision { verdict: Verdict::Forward { seq, ts, switched }, request_keyframe }
+    }
+
+    /// Waiting for a keyframe before anything can be forwarded (a deferred PLI is worth sending).
+    pub fn wants_keyframe(&self) -> bool {
+        self.source.is_some() && (self.muted || self.selector.wants_keyframe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    const A: TrackId = TrackId(1);
+    const B: TrackId = TrackId(2);
+
+    fn src(id: TrackId, layers: usize) -> Option<Source> {
+        Some(Source { id, layers, codec_matches: true })
+    }
+
+    fn pkt(source: TrackId, layer: u8, layers: usize, seq: u16, keyframe: bool, gate_open: bool) -> PacketMeta {
+        PacketMeta { source, layer, layers, seq, ts: seq as u32 * 3000, keyframe, gate_open }
+    }
+
+    fn forwarded(d: Decision) -> Option<u16> {
+        match d.verdict {
+            Verdict::Forward { seq, .. } => Some(seq),
+            Verdict::Drop(_) => None,
+        }
+    }
+
+    #[test]
+    fn nothing_before_the_connection_is_up_then_a_keyframe_start() {
+        let t = Instant::now();
+        let mut f = Forwarder::new(90_000, 500, 0, 2);
+        assert!(f.handle_source(src(A, 1)), "a new source asks for a keyframe");
+        assert_eq!(f.handle_packet(&pkt(A, 0, 1, 10, true, true), t).verdict, Verdict::Drop(DropReason::NotConnected));
+        assert!(f.handle_connected(), "connecting asks again: earlier keyframes were missed");
+        assert_eq!(f.handle_packet(&pkt(A, 0, 1, 11, false, true), t).verdict, Verdict::Drop(DropReason::AwaitingKeyframe));
+        assert!(f.wants_keyframe());
+        let d = f.handle_packet(&pkt(A, 0, 1, 12, true, true), t);
+        assert_eq!(d.verdict, Verdict::Forward { seq: 500, ts: 0, switched: true });
+        assert_eq!(forwarded(f.handle_packet(&pkt(A, 0, 1, 13, false, true), t + Duration::from_millis(33))), Some(501));
+        assert_eq!(f.handle_packet(&pkt(B, 0, 1, 1, true, true), t).verdict, Verdict::Drop(DropReason::NotSource));
+    }
+
+    #[test]
+    fn a_codec_the_leg_did_not_negotiate_is_dropped() {
+        let mut f = Forwarder::new(90_000, 1, 0, 0);
+        f.handle_source(Some(Source { id: A, layers: 1, codec_matches: false }));
+        f.handle_connected();
+        assert_eq!(f.handle_packet(&pkt(A, 0, 1, 1, true, true), Instant::now()).verdict, Verdict::Drop(DropReason::Codec));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// `n` packets of the current source (a keyframe first when `key`).
+        Packets { n: u8, key: bool },
+        SwitchSource,
+        SetLayer(u8),
+        Floor(bool),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (1u8..20, any::<bool>()).prop_map(|(n, key)| Step::Packets { n, key }),
+            1 => Just(Step::SwitchSource),
+            1 => (0u8..3).prop_map(Step::SetLayer),
+            1 => any::<bool>().prop_map(Step::Floor),
+        ]
+    }
+
+    proptest! {
+        /// Sources switch, layers switch, the floor closes and opens; each source's layers are
+        /// sent without loss. Then: forwarded sequence numbers step by exactly one, nothing passes
+        /// a closed floor, every switch asks for a keyframe, and whenever the forwarded layer
+        /// changes (a new source, a new layer, the floor back) it starts on a keyframe of the
+        /// target layer.
+        #[test]
+        fn forwarded_stream_is_continuous_gated_and_starts_on_keyframes(
+            first in any::<u16>(),
+            steps in proptest::collection::vec(step(), 1..40),
+        ) {
+            let t0 = Instant::now();
+            let layers = 3usize;
+            let mut f = Forwarder::new(90_000, first, 7, 2);
+            let mut source = A;
+            let mut in_seq = [[1000u16, 20_000, 40_000], [5u16, 30_000, 60_000]];
+            let mut gate = true;
+            let mut target = 2u8;
+            prop_assert!(f.handle_source(src(source, layers)));
+            prop_assert!(f.handle_connected());
+            let mut last_out: Option<u16> = None;
+            // The layer being forwarded; `None` after a source switch or a floor restart.
+            let mut current: Option<u8> = None;
+            let mut muted_seen = false;
+            let mut now = t0;
+            for s in steps {
+                match s {
+                    Step::Packets { n, key } => {
+                        for k in 0..n {
+                            now += Duration::from_millis(10);
+                            let si = (source.0 - 1) as usize;
+                            for l in 0..layers as u8 {
+                                let seq = in_seq[si][l as usize];
+                                in_seq[si][l as usize] = seq.wrapping_add(1);
+                                let keyframe = key && k == 0;
+                                if gate && muted_seen {
+                                    muted_seen = false;
+                                    current = None; // the floor came back: a restart
+                                }
+                                let d = f.handle_packet(&pkt(source, l, layers, seq, keyframe, gate), now);
+                                if !gate {
+                                    muted_seen = true;
+                                }
+                                if let Verdict::Forward { seq: out, switched, .. } = d.verdict {
+                                    prop_assert!(gate, "forwarded while the floor was closed");
+                                    if current != Some(l) {
+                                        prop_assert!(keyframe, "a switch to layer {} did not start on a keyframe", l);
+                                        prop_assert_eq!(l, target, "switched to a layer other than the target");
+                                        prop_assert!(switched);
+                                        current = Some(l);
+                                    }
+                                    if let Some(prev) = last_out {
+                                        prop_assert_eq!(out, prev.wrapping_add(1), "gap or repeat in the forwarded stream");
+                                    } else {
+                                        prop_assert_eq!(out, first);
+                                    }
+                                    last_out = Some(out);
+                                }
+                            }
                         }
                     }
-                }
-                FwdCmd::Layer(l) => {
-                    target_layer = l;
-                    selector.handle_set_target(l);
-                    if selector.wants_keyframe()
-                        && let Some((t, _)) = &source
-                    {
-                        t.request_keyframe().await;
+                    Step::SwitchSource => {
+                        source = if source == A { B } else { A };
+                        prop_assert!(f.handle_source(src(source, layers)), "a source switch asks for a keyframe");
+                        current = None;
                     }
-                }
-                FwdCmd::Loss(f) => {
-                    let before = selector.effective_target();
-                    selector.handle_loss(f);
-                    if selector.effective_target() != before
-                        && let Some((t, _)) = &source
-                    {
-                        t.request_keyframe().await;
-                    }
-                }
-                FwdCmd::Keyframe => {
-                    if let Some((t, _)) = &source {
-                        t.request_keyframe().await;
-                    }
-                }
-            },
-            Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
-                counters.lagged.fetch_add(n, Ordering::Relaxed);
-                if let Some((t, _)) = &source {
-                    t.request_keyframe().await;
-                }
-            }
-            Ok(Err(broadcast::error::RecvError::Closed)) => {
-                source = None;
-                seq.handle_switch();
-                ts.handle_switch();
-            }
-            Ok(Ok(p)) => {
-                let Some((t, _)) = &source else { continue };
-                if !out.connected.load(Ordering::Relaxed) {
-                    continue;
-                }
-                if !was_connected {
-                    // DTLS just completed: whatever keyframe went by before is lost to us.
-                    was_connected = true;
-                    selector = LayerSelector::new(t.layer_count.load(Ordering::Relaxed), target_layer);
-                    t.request_keyframe().await;
-                }
-                let open = t.gate.load(Ordering::Relaxed);
-                if !open {
-                    gate_was_open = false;
-                    continue;
-                }
-                if !gate_was_open {
-                    // The floor came back: restart on a keyframe, continuing the sequence.
-                    gate_was_open = true;
-                    selector = LayerSelector::new(t.layer_count.load(Ordering::Relaxed), target_layer);
-                    seq.handle_switch();
-                    ts.handle_switch();
-                    t.request_keyframe().await;
-                }
-                let layers = t.layer_count.load(Ordering::Relaxed);
-                selector.handle_layers(layers);
-                match selector.handle_packet(p.layer as usize, p.keyframe) {
-                    LayerDecision::Drop => {
-                        if selector.wants_keyframe() {
-                            t.poll_deferred_keyframe().await;
+                    Step::SetLayer(l) => {
+                        let ask = f.handle_target_layer(l as usize);
+                        if current.is_some_and(|c| c != l) {
+                            prop_assert!(ask, "a layer switch asks for a keyframe");
                         }
-                        continue;
+                        target = l;
                     }
-                    LayerDecision::SwitchAndForward => {
-                        seq.handle_switch();
-                        ts.handle_switch();
-                    }
-                    LayerDecision::Forward => {}
-                }
-                if !t.codec.mime_type.eq_ignore_ascii_case(&out_mime) {
-                    continue; // the subscriber leg negotiated another codec; cannot transcode
-                }
-                if pt.is_none() {
-                    pt = negotiated_pt(&out.sender, &out_mime).await;
-                }
-                let Some(pt) = pt else { continue };
-                let Some(out_seq) = seq.rewrite(p.seq) else { continue };
-                let out_ts = ts.rewrite(p.ts, Instant::now());
-                let packet = rtp::Packet {
-                    header: rtp::header::Header {
-                        version: 2,
-                        marker: p.marker,
-                        payload_type: pt,
-                        sequence_number: out_seq,
-                        timestamp: out_ts,
-                        ssrc: out.ssrc,
-                        ..Default::default()
-                    },
-                    payload: p.payload,
-                };
-                if out.track.write_rtp(packet).await.is_ok() {
-                    counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                    Step::Floor(open) => gate = open,
                 }
             }
         }
-    }
-}
 
-/// The payload type the subscriber leg negotiated for `mime` (lower-case), once negotiated.
-async fn negotiated_pt(sender: &Arc<dyn RtpSender>, mime: &str) -> Option<u8> {
-    let params = sender.get_parameters().await.ok()?;
-    params
-        .rtp_parameters
-        .codecs
-        .iter()
-        .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase() == mime)
-        .map(|c| c.payload_type)
-}
-
-/// Read the subscriber's RTCP about one outgoing track and turn it into forwarder commands.
-pub(crate) async fn run_rtcp_reader(
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    fwd: mpsc::Sender<FwdCmd>,
-    counters: Arc<Counters>,
-) {
-    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-    use rtc::rtcp::receiver_report::ReceiverReport;
-    let _guard = TaskGuard::new(&counters);
-    while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
-        for p in packets {
-            let any = p.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                counters.keyframe_requests_in.fetch_add(1, Ordering::Relaxed);
-                let _ = fwd.try_send(FwdCmd::Keyframe);
-            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-                for r in rr.reports.iter().filter(|r| r.ssrc == ssrc) {
-                    let _ = fwd.try_send(FwdCmd::Loss(r.fraction_lost));
-                }
+        /// A closed floor forwards nothing, whatever arrives.
+        #[test]
+        fn nothing_is_forwarded_while_the_floor_is_closed(
+            packets in proptest::collection::vec((any::<u16>(), any::<bool>(), 0u8..3), 1..100),
+        ) {
+            let mut f = Forwarder::new(48_000, 1, 1, 0);
+            f.handle_source(src(A, 3));
+            f.handle_connected();
+            let now = Instant::now();
+            for (seq, key, layer) in packets {
+                let d = f.handle_packet(&pkt(A, layer, 3, seq, key, false), now);
+                prop_assert_eq!(d.verdict, Verdict::Drop(DropReason::Muted));
             }
         }
-    }
-}
-
-/// Context of one publisher connection, shared by its ingest tasks.
-#[derive(Clone)]
-pub(crate) struct IngestCtx {
-    pub room: Arc<Room>,
-    pub participant: String,
-    pub gates: Gates,
-    pub audio_level_id: Option<u8>,
-    pub rids: Vec<String>,
-    pub counters: Arc<Counters>,
-    pub next_track_id: Arc<std::sync::atomic::AtomicU64>,
-    pub published: Arc<std::sync::Mutex<Vec<TrackId>>>,
-}
-
-/// Read one remote track and publish it into the room until it ends.
-pub(crate) async fn run_ingest(track: Arc<dyn TrackRemote>, ctx: IngestCtx) {
-    let _guard = TaskGuard::new(&ctx.counters);
-    let kind = match track.kind().await {
-        RtpCodecKind::Audio => MediaKind::Audio,
-        _ => MediaKind::Video,
-    };
-    let mut published: Option<Arc<PublishedTrack>> = None;
-    let mut ssrc_layers: Vec<(u32, u8)> = Vec::new();
-    let mut mime = String::new();
-    while let Some(ev) = track.poll().await {
-        match ev {
-            TrackRemoteEvent::OnOpen(init) => {
-                let layer = init.rid.as_ref().map_or(0, |r| rid_rank(r.as_ref(), &ctx.rids)) as u8;
-                ssrc_layers.retain(|(s, _)| *s != init.ssrc);
-                ssrc_layers.push((init.ssrc, layer));
-                if published.is_none() {
-                    let Some(codec) = track.codec(init.ssrc).await else { continue };
-                    mime = codec.mime_type.to_ascii_lowercase();
-                    let id = TrackId(ctx.next_track_id.fetch_add(1, Ordering::Relaxed));
-                    let t = Arc::new(PublishedTrack {
-                        id,
-                        participant: ctx.participant.clone(),
-                        kind,
-                        codec,
-                        remote: Arc::clone(&track),
-                        layers: Default::default(),
-                        rids: if kind == MediaKind::Video { ctx.rids.clone() } else { Vec::new() },
-                        layer_count: (ctx.rids.len().max(1) * usize::from(kind == MediaKind::Video)).max(1).into(),
-                        tx: broadcast::channel(512).0,
-                        pli: std::sync::Mutex::new(PliThrottle::new(PLI_INTERVAL)),
-                        gate: Arc::clone(if kind == MediaKind::Audio { &ctx.gates.audio } else { &ctx.gates.video }),
-                    });
-                    ctx.published.lock().expect("published").push(id);
-                    ctx.room.publish(Arc::clone(&t));
-                    published = Some(t);
-                }
-                if let Some(t) = &published {
-                    *t.layers.lock().expect("layers") = ssrc_layers.clone();
-                }
-            }
-            TrackRemoteEvent::OnRtpPacket(pkt) => {
-                let Some(t) = &published else { continue };
-                // Only media SSRCs we saw open; RTX/FEC streams are not forwarded (NOTES).
-                let Some(&(_, layer)) = ssrc_layers.iter().find(|(s, _)| *s == pkt.header.ssrc) else { continue };
-                ctx.counters.ingested.fetch_add(1, Ordering::Relaxed);
-                if kind == MediaKind::Audio
-                    && let Some(id) = ctx.audio_level_id
-                    && let Some(e) = pkt.header.extensions.iter().find(|e| e.id == id)
-                    && let Some((_, level)) = parse_audio_level(&e.payload)
-                {
-                    ctx.room.handle_audio_level(&ctx.participant, level, Instant::now());
-                }
-                let keyframe = is_keyframe(&mime, &pkt.payload);
-                let _ = t.tx.send(Fwd {
-                    layer,
-                    seq: pkt.header.sequence_number,
-                    ts: pkt.header.timestamp,
-                    marker: pkt.header.marker,
-                    keyframe,
-                    payload: pkt.payload,
-                });
-            }
-            TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => break,
-            _ => {}
-        }
-    }
-    if let Some(t) = published {
-        ctx.published.lock().expect("published").retain(|id| *id != t.id);
-        ctx.room.unpublish(t.id);
     }
 }

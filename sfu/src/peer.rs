@@ -1,79 +1,42 @@
-//! Building one `webrtc` 0.21 peer connection the way the SFU needs it, and the event handler
-//! that turns callbacks into channel messages (never doing work on the driver task).
+//! Building one sans-I/O `rtc` 0.21 peer connection the way the SFU needs it, and the SDP
+//! helpers the sessions use.
 //!
-//! Every choice here answers an item of `WEBRTC-NOTES.md`: mDNS disabled, explicit UDP bind,
-//! an interceptor that hands PLI/FIR/RR to the application, callbacks that only `send`.
+//! Every connection of the node is an ICE-lite agent (RFC 8445 §2.5) with exactly one local
+//! candidate, the node's shared UDP socket, added before any description is created so every
+//! offer and answer carries it (gathering is complete at once: there is nothing to gather).
+//! mDNS is off (the agent would otherwise send multicast queries from our socket). An
+//! interceptor hands PLI/FIR/RR from subscribers to the driver (the default chain consumes
+//! them; `WEBRTC-NOTES.md`).
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet, ReceiverReportBuilder, Registry, SenderReportBuilder, Slot, StreamInfo,
+    TaggedPacket,
+};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{configure_simulcast_extension_headers, configure_twcc_receiver_only};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
-use tokio::sync::{mpsc, watch};
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateType, RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
-    SettingEngineBuilder, register_default_interceptors,
-};
 
 use crate::SfuError;
 
 /// The RFC 6464 client-to-mixer audio level header extension.
 pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// What a peer connection's callbacks report, in order, to the task that owns the connection.
-pub(crate) enum PcEvent {
-    State(RTCPeerConnectionState),
-    Candidate(crate::IceCandidate),
-    Track(Arc<dyn TrackRemote>),
-}
-
-/// Forwards callbacks into channels. Runs on the connection's driver task, so it only sends.
-struct Handler {
-    events: mpsc::UnboundedSender<PcEvent>,
-    gathered: watch::Sender<bool>,
-    accept_tracks: bool,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.gathered.send_replace(state == RTCIceGatheringState::Complete);
-    }
-
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            let _ = self.events.send(PcEvent::Candidate(crate::IceCandidate {
-                candidate: init.candidate,
-                sdp_mid: init.sdp_mid,
-                sdp_mline_index: init.sdp_mline_index,
-            }));
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.events.send(PcEvent::State(state));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        // Never poll here: the handler runs on the driver, polling would deadlock it.
-        if self.accept_tracks {
-            let _ = self.events.send(PcEvent::Track(track));
-        }
-    }
-}
-
 /// Passes inbound keyframe requests (PLI, FIR) and receiver reports to the application, after
-/// every other interceptor has seen them (the crate's `rtcp-processing` example, plus RR for
-/// loss-driven layer choice). Everything else stops at the end of the chain as usual.
+/// every other interceptor has seen them (the `rtc` crate's `rtcp-processing` example, plus RR
+/// for loss-driven layer choice). Everything else stops at the end of the chain as usual.
 struct RtcpToApp {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
@@ -93,8 +56,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            let kept: Vec<Box<dyn rtc::rtcp::Packet>> =
-                packets.iter().filter(|p| wanted_by_app(p.as_ref())).cloned().collect();
+            let kept: Vec<Box<dyn rtc::rtcp::Packet>> = packets.iter().filter(|p| wanted_by_app(p.as_ref())).cloned().collect();
             if kept.is_empty() {
                 return Ok(());
             }
@@ -126,130 +88,112 @@ impl Interceptor for RtcpToApp {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-/// A built connection plus the channels its callbacks feed.
-pub(crate) struct BuiltPc {
-    pub pc: Arc<dyn PeerConnection>,
-    pub events: mpsc::UnboundedReceiver<PcEvent>,
-    pub gathered: watch::Receiver<bool>,
-    pub port: u16,
+/// Builds the node's peer connections: codecs, interceptors, ICE-lite and the one candidate.
+pub(crate) struct PcFactory {
+    media_engine: MediaEngine,
+    candidate: RTCIceCandidateInit,
 }
 
-/// Which UDP port the next connection binds. `(0, 0)` means "let the OS pick".
-pub(crate) struct PortPool {
-    lo: u16,
-    hi: u16,
-    next: u16,
-    used: std::collections::HashSet<u16>,
-}
-
-impl PortPool {
-    pub fn new((lo, hi): (u16, u16)) -> Self {
-        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-        Self { lo, hi, next: lo, used: Default::default() }
-    }
-
-    fn ephemeral(&self) -> bool {
-        self.lo == 0 && self.hi == 0
-    }
-
-    /// A free port of the range (round robin, so a just-freed port is not reused at once).
-    pub fn take(&mut self) -> Option<u16> {
-        if self.ephemeral() {
-            return Some(0);
+impl PcFactory {
+    /// Connections whose one host candidate is `candidate` (the announced address of the shared
+    /// socket).
+    pub fn new(candidate: SocketAddr) -> Result<Self, SfuError> {
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().map_err(SfuError::webrtc)?;
+        me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)
+            .map_err(SfuError::webrtc)?;
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: candidate.ip().to_string(),
+                port: candidate.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
         }
-        let n = (self.hi - self.lo) as u32 + 1;
-        for _ in 0..n {
-            let p = self.next;
-            self.next = if self.next >= self.hi { self.lo } else { self.next + 1 };
-            if self.used.insert(p) {
-                return Some(p);
-            }
-        }
-        None
-    }
-
-    pub fn give_back(&mut self, port: u16) {
-        self.used.remove(&port);
-    }
-}
-
-fn media_engine() -> Result<MediaEngine, SfuError> {
-    let mut me = MediaEngine::default();
-    me.register_default_codecs().map_err(SfuError::webrtc)?;
-    me.register_header_extension(
-        RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
-        RtpCodecKind::Audio,
-        None,
-    )
-    .map_err(SfuError::webrtc)?;
-    Ok(me)
-}
-
-/// Build a connection bound to `bind_ip:port` (port from the pool; retried on a taken port).
-pub(crate) async fn build_pc(
-    bind_ip: IpAddr,
-    announced_ip: Option<IpAddr>,
-    ports: &std::sync::Mutex<PortPool>,
-    accept_tracks: bool,
-) -> Result<BuiltPc, SfuError> {
-    let mut last_err = None;
-    for _attempt in 0..8 {
-        let port = ports.lock().expect("port pool").take().ok_or(SfuError::NoPorts)?;
-        match build_on(bind_ip, announced_ip, port, accept_tracks).await {
-            Ok(mut built) => {
-                built.port = port;
-                return Ok(built);
-            }
-            Err(e) => {
-                // Most likely the port is held by another process: keep it marked used for a
-                // while would be kinder, but simply moving on is enough for a retry.
-                ports.lock().expect("port pool").give_back(port);
-                last_err = Some(e);
-                if port == 0 {
-                    break;
-                }
-            }
-        }
-    }
-    Err(last_err.unwrap_or(SfuError::NoPorts))
-}
-
-async fn build_on(
-    bind_ip: IpAddr,
-    announced_ip: Option<IpAddr>,
-    port: u16,
-    accept_tracks: bool,
-) -> Result<BuiltPc, SfuError> {
-    let mut me = media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut me).map_err(SfuError::webrtc)?;
-    let registry = registry.with(Slot::from(14_000), RtcpToApp { read_queue: VecDeque::new(), write_queue: VecDeque::new() });
-    let mut se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
-    if let Some(ip) = announced_ip {
-        se = se.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (gtx, grx) = watch::channel(false);
-    let handler = Arc::new(Handler { events: tx, gathered: gtx, accept_tracks });
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(me)
-        .with_setting_engine(se.build())
-        .with_interceptor_registry(registry)
-        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec![SocketAddr::new(bind_ip, port)])
-        .build()
-        .await
+        .new_candidate_host()
         .map_err(SfuError::webrtc)?;
-    Ok(BuiltPc { pc: Arc::new(pc), events: rx, gathered: grx, port })
+        let candidate = RTCIceCandidate::from(&host).to_json().map_err(SfuError::webrtc)?;
+        Ok(Self { media_engine: me, candidate })
+    }
+
+    /// A new connection for media flowing `dir`, its candidate added and gathering complete.
+    pub fn build(&self, dir: Direction, now: Instant) -> Result<RTCPeerConnection, SfuError> {
+        let mut me = self.media_engine.clone();
+        let registry = interceptors(&mut me, dir)?;
+        let se = SettingEngineBuilder::new().with_lite(true).with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_setting_engine(se)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(SfuError::webrtc)?;
+        pc.add_local_candidate(self.candidate.clone()).map_err(SfuError::webrtc)?;
+        // End of candidates: gathering is complete, every description carries the candidate.
+        pc.add_local_candidate(RTCIceCandidateInit::default()).map_err(SfuError::webrtc)?;
+        Ok(pc)
+    }
 }
 
-/// Wait for ICE gathering to complete (host candidates only: milliseconds), bounded.
-pub(crate) async fn wait_gathered(gathered: &mut watch::Receiver<bool>) -> Result<(), SfuError> {
-    match tokio::time::timeout(Duration::from_secs(15), gathered.wait_for(|g| *g)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(_)) => Err(SfuError::Closed),
-        Err(_) => Err(SfuError::Timeout("ICE gathering")),
+/// Packets a subscriber leg keeps per outgoing stream to answer NACKs: at 150 video packets a
+/// second about 1.7 s, plenty for a retransmission round trip. (`rtc`'s default is 1024, which
+/// costs ~100 KiB per stream per viewer.)
+const NACK_BUFFER: u16 = 256;
+
+/// Which way media flows on a connection: it decides the interceptor chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// The SFU sends (WHEP viewers, members' subscriber legs).
+    Send,
+    /// The SFU receives (WHIP ingest, members' publisher legs).
+    Receive,
+}
+
+/// `rtc`'s default interceptors (`register_default_interceptors`) split by direction, because
+/// every interceptor costs a queue move per packet and the forwarded packets cross the sending
+/// chain once per viewer:
+///
+/// * sending: the NACK responder (smaller buffer), sender reports (A/V sync, RTT) and the tap
+///   that hands subscribers' PLI/FIR/RR to the SFU;
+/// * receiving: the NACK generator, TWCC feedback and receiver reports.
+///
+/// Both register the same codecs, feedback and mid/rid extensions, so SDPs are unchanged but for
+/// the transport-cc extension, offered only where the SFU receives.
+fn interceptors(me: &mut MediaEngine, dir: Direction) -> Result<Registry, SfuError> {
+    for parameter in ["", "pli"] {
+        me.register_feedback(RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() }, RtpCodecKind::Video);
     }
+    configure_simulcast_extension_headers(me).map_err(SfuError::webrtc)?;
+    Ok(match dir {
+        Direction::Send => Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_BUFFER).build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(Slot::from(14_000), RtcpToApp { read_queue: VecDeque::new(), write_queue: VecDeque::new() }),
+        Direction::Receive => {
+            let registry = Registry::new().with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+            configure_twcc_receiver_only(registry, me).map_err(SfuError::webrtc)?.with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        }
+    })
+}
+
+/// The payload type a leg negotiated for a source's codec: the same MIME type, preferring the
+/// same `a=fmtp` line, then (H.264) the same packetization mode, then any. `None` if the leg did
+/// not negotiate that codec (an SFU does not transcode).
+pub(crate) fn payload_type_for(negotiated: &[RTCRtpCodecParameters], source: &RTCRtpCodec) -> Option<u8> {
+    let same: Vec<&RTCRtpCodecParameters> = negotiated.iter().filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&source.mime_type)).collect();
+    let mode = |fmtp: &str| fmtp.split(';').find_map(|kv| kv.trim().strip_prefix("packetization-mode=").map(|v| v.trim().to_owned())).unwrap_or_else(|| "0".into());
+    same.iter()
+        .find(|c| c.rtp_codec.sdp_fmtp_line == source.sdp_fmtp_line)
+        .or_else(|| same.iter().find(|c| mode(&c.rtp_codec.sdp_fmtp_line) == mode(&source.sdp_fmtp_line)))
+        .or_else(|| same.first())
+        .map(|c| c.payload_type)
+}
+
+/// The `a=ice-ufrag` of an SDP (the first; BUNDLE makes them all equal).
+pub(crate) fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")).map(str::trim)
 }
 
 /// The `a=extmap` id of `uri` in an SDP, if negotiated.
@@ -262,16 +206,29 @@ pub(crate) fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     })
 }
 
-/// The rids a publisher offers to send (`a=rid:<id> send`), in SDP order.
-pub(crate) fn offered_rids(sdp: &str) -> Vec<String> {
-    sdp.lines()
-        .filter_map(|l| {
-            let rest = l.trim().strip_prefix("a=rid:")?;
-            let mut it = rest.split_whitespace();
-            let id = it.next()?;
-            (it.next()? == "send").then(|| id.to_owned())
-        })
-        .collect()
+/// The rids a publisher offers to send (`a=rid:<id> send`) in each media section, by the
+/// section's `a=mid`, in SDP order. A camera and a screen share may both be simulcast with the
+/// same rids: each section is its own set of layers.
+pub(crate) fn offered_rids(sdp: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    for l in sdp.lines().map(str::trim) {
+        if l.starts_with("m=") {
+            out.extend(current.take().filter(|(_, r)| !r.is_empty()));
+            current = Some((String::new(), Vec::new()));
+        } else if let Some((mid, rids)) = current.as_mut() {
+            if let Some(m) = l.strip_prefix("a=mid:") {
+                *mid = m.trim().to_owned();
+            } else if let Some(rest) = l.strip_prefix("a=rid:") {
+                let mut it = rest.split_whitespace();
+                if let (Some(id), Some("send")) = (it.next(), it.next()) {
+                    rids.push(id.to_owned());
+                }
+            }
+        }
+    }
+    out.extend(current.filter(|(_, r)| !r.is_empty()));
+    out
 }
 
 /// The offer with each video section's payload types reordered so that H.264 comes first
@@ -356,17 +313,36 @@ pub(crate) fn media_directions(sdp: &str) -> Vec<(&str, &str)> {
 mod tests {
     use super::*;
 
-    const SDP: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rid:q send\r\na=rid:f send\r\nm=application 9 x\r\n";
+    const SDP: &str = "v=0\r\na=ice-ufrag:abcd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\na=rid:q send\r\na=rid:f send\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\nm=application 9 x\r\n";
 
     #[test]
-    fn sdp_helpers_read_extmap_rids_and_directions() {
+    fn sdp_helpers_read_ufrag_extmap_rids_and_directions() {
+        assert_eq!(ice_ufrag(SDP), Some("abcd"));
         assert_eq!(extmap_id(SDP, AUDIO_LEVEL_URI), Some(1));
         assert_eq!(extmap_id(SDP, "urn:x"), None);
-        assert_eq!(offered_rids(SDP), vec!["q", "f"]);
-        assert_eq!(
-            media_directions(SDP),
-            vec![("audio", "sendonly"), ("video", "recvonly"), ("application", "sendrecv")]
-        );
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(offered_rids(SDP), vec![("1".to_string(), s(&["q", "f"])), ("2".to_string(), s(&["q", "h", "f"]))], "per section");
+        assert_eq!(media_directions(SDP), vec![("audio", "sendonly"), ("video", "recvonly"), ("video", "sendrecv"), ("application", "sendrecv")]);
+    }
+
+    #[test]
+    fn a_source_codec_maps_to_the_legs_payload_type_by_mime_fmtp_and_packetization_mode() {
+        let c = |mime: &str, fmtp: &str, pt| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec { mime_type: mime.into(), clock_rate: 90_000, channels: 0, sdp_fmtp_line: fmtp.into(), rtcp_feedback: vec![] },
+            payload_type: pt,
+        };
+        let leg = [
+            c("video/VP8", "", 96),
+            c("video/H264", "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f", 102),
+            c("video/H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", 104),
+            c("video/H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 106),
+        ];
+        let src = |mime: &str, fmtp: &str| c(mime, fmtp, 0).rtp_codec;
+        assert_eq!(payload_type_for(&leg, &src("video/vp8", "")), Some(96));
+        assert_eq!(payload_type_for(&leg, &src("video/H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")), Some(106));
+        assert_eq!(payload_type_for(&leg, &src("video/H264", "packetization-mode=1;profile-level-id=640c1f")), Some(104), "same mode");
+        assert_eq!(payload_type_for(&leg, &src("video/H264", "profile-level-id=42001f")), Some(102), "mode 0 by default");
+        assert_eq!(payload_type_for(&leg, &src("video/AV1", "")), None, "not negotiated: no transcoding");
     }
 
     #[test]
@@ -385,12 +361,12 @@ a=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=104\r\na=rtpmap:45 AV1/90000\r\n";
     }
 
     #[test]
-    fn port_pool_hands_out_each_port_once() {
-        let mut p = PortPool::new((5000, 5001));
-        assert_eq!(p.take(), Some(5000));
-        assert_eq!(p.take(), Some(5001));
-        assert_eq!(p.take(), None);
-        p.give_back(5000);
-        assert_eq!(p.take(), Some(5000));
+    fn a_built_connection_offers_ice_lite_with_the_shared_candidate() {
+        let f = PcFactory::new("127.0.0.1:40123".parse().unwrap()).unwrap();
+        let mut pc = f.build(Direction::Send, Instant::now()).unwrap();
+        pc.add_transceiver_from_kind(RtpCodecKind::Audio, None).unwrap();
+        let offer = pc.create_offer(None).unwrap();
+        assert!(offer.sdp.contains("a=ice-lite"), "{}", offer.sdp);
+        assert!(offer.sdp.contains("127.0.0.1 40123 typ host"), "{}", offer.sdp);
     }
 }

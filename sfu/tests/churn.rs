@@ -17,7 +17,7 @@ fn cycles() -> usize {
 async fn thousand_join_leave_cycles_leave_no_growth() {
     let n = cycles();
     tokio::time::timeout(Duration::from_secs(300), async {
-        let sfu = sfu(49_000, 1000, 100_000);
+        let sfu = sfu(1000, 100_000);
         // A live stage, so viewers get forwarders with a real source.
         let publisher = Publisher::start(&sfu, "churn", "speaker", 30, 2, 500).await;
         let mut b = bot().await;
@@ -77,7 +77,7 @@ async fn thousand_join_leave_cycles_leave_no_growth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_vanishes_without_delete_is_cleaned_up() {
     tokio::time::timeout(Duration::from_secs(90), async {
-        let sfu = sfu(49_500, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "gone", "speaker", 30, 2, 500).await;
         let mut v = Viewer::start(&sfu, "gone").await;
         assert!(tokio::time::timeout(Duration::from_secs(5), v.rx.recv()).await.is_ok());
@@ -93,6 +93,38 @@ async fn a_viewer_that_vanishes_without_delete_is_cleaned_up() {
         assert_eq!(sfu.stats().peer_connections, 1);
         publisher.stop().await;
         sfu.close_session(publisher.session).await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_negotiated_viewer_that_never_connects_is_released_at_the_ice_timeout() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let sfu = shangliang_sfu::Sfu::new(shangliang_sfu::SfuConfig { ice_timeout: Duration::from_secs(3), ..Default::default() });
+        let mut b = bot().await;
+        b.recv_only(RtpCodecKind::Audio).await;
+        b.recv_only(RtpCodecKind::Video).await;
+        let offer = b.offer().await;
+        let _ = b.pc.close().await; // the client never answers our checks: it is gone
+        // A member whose subscriber leg was never offered (an empty room) is not timed out.
+        let (member, _ev) = sfu.join("stage", "bob").await.unwrap();
+        let t = Instant::now();
+        for _ in 0..5 {
+            sfu.whep("stage", &offer).await.expect("whep");
+        }
+        if t.elapsed() < Duration::from_secs(2) {
+            assert_eq!(sfu.stats().sessions, 6, "the viewers are there until their timeout");
+        }
+        while sfu.stats().sessions > 1 {
+            assert!(t.elapsed() < Duration::from_secs(15), "unconnected viewers were never released: {:?}", sfu.stats());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(t.elapsed() >= Duration::from_millis(2_900), "released before the timeout");
+        let st = sfu.stats();
+        assert_eq!((st.sessions, st.peer_connections), (1, 1), "{st:?}");
+        member.leave().await;
+        assert_eq!(sfu.stats().rooms, 0);
     })
     .await
     .expect("bounded");

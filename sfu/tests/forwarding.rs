@@ -29,7 +29,7 @@ fn check_video(rx: &[Rx]) -> (u32, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_rtp_reaches_every_subscriber_with_rewritten_ssrc_and_continuous_seq() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(41_000, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "stage", "speaker-1", 30, 4, 900).await;
         let mut viewers = Vec::new();
         for _ in 0..3 {
@@ -54,6 +54,13 @@ async fn publisher_rtp_reaches_every_subscriber_with_rewritten_ssrc_and_continuo
         assert_eq!(ssrcs.len(), 3, "each subscriber leg has its own SSRC");
         let st = sfu.stats();
         assert!(st.forwarded_packets > 3 * 150, "{st:?}");
+        // Batched sends: a flush's datagrams to one viewer leave in one GSO sendmsg.
+        let io = sfu.io_stats();
+        eprintln!("{io:?}");
+        if io.max_gso_segments > 1 {
+            assert!(io.datagrams_sent > io.sends, "no datagram shared a sendmsg: {io:?}");
+        }
+        assert!(io.datagrams_received >= io.receives && io.unrouted == 0, "{io:?}");
         publisher.stop().await;
         for v in viewers {
             assert!(sfu.close_session(v.session).await);
@@ -69,7 +76,7 @@ async fn publisher_rtp_reaches_every_subscriber_with_rewritten_ssrc_and_continuo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_subscriber_triggers_pli_and_starts_on_keyframe() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(43_000, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "late", "speaker-1", 30, 3, 600).await;
         // Let the publisher's only keyframe go by with nobody watching.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -95,7 +102,7 @@ async fn subscriber_pli_reaches_the_publisher_throttled() {
     use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
     use webrtc::media_stream::track_remote::TrackRemoteEvent;
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(44_000, 10, 10);
+        let sfu = sfu(10, 10);
         let publisher = Publisher::start(&sfu, "pli", "speaker-1", 30, 2, 500).await;
         let mut b = bot().await;
         b.recv_only(RtpCodecKind::Audio).await;
@@ -133,4 +140,37 @@ async fn subscriber_pli_reaches_the_publisher_throttled() {
     })
     .await
     .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_follows_the_stage_from_a_vp8_camera_to_an_h264_one_on_one_continuous_stream() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(10, 10);
+        let first = Publisher::start(&sfu, "stage", "cam-vp8", 30, 2, 500).await;
+        let mut viewer = Viewer::start(&sfu, "stage").await;
+        let before: Vec<Rx> = viewer.collect(Duration::from_secs(2)).await.into_iter().filter(|p| p.video).collect();
+        assert!(before.len() > 40, "vp8 video: {}", before.len());
+        // The VP8 camera leaves and an H.264 one takes the stage: the viewer's one video slot
+        // negotiated both codecs, so it follows with the other payload type, on the same SSRC,
+        // the sequence continuing, starting on the H.264 keyframe.
+        first.stop().await;
+        assert!(sfu.close_session(first.session).await);
+        let second = Publisher::start_codec_via(Signal::Whip(&sfu, "stage", "cam-h264"), h264(), 30, 2, 500).await;
+        let after: Vec<Rx> = viewer.collect(Duration::from_secs(3)).await.into_iter().filter(|p| p.video).collect();
+        let all: Vec<&Rx> = before.iter().chain(&after).collect();
+        // Exactly one change of payload type: the switch (VP8 still in flight comes first).
+        let switches: Vec<usize> = (1..all.len()).filter(|&i| all[i].pt != all[i - 1].pt).collect();
+        assert_eq!(switches.len(), 1, "one codec switch");
+        let i = switches[0];
+        assert!(all.len() - i > 40, "h264 video after the switch: {}", all.len() - i);
+        assert_eq!(all[i].payload[0], 0x65, "the first H.264 packet is an IDR slice");
+        assert!(all.iter().all(|p| p.ssrc == all[0].ssrc), "one stream for the viewer");
+        assert!(all.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)), "the sequence continues across the switch");
+        second.stop().await;
+        sfu.close_session(second.session).await;
+        sfu.close_session(viewer.session).await;
+        let _ = viewer.bot.pc.close().await;
+    })
+    .await
+    .expect("test timed out");
 }

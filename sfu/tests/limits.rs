@@ -29,7 +29,7 @@ async fn sending_offer() -> (Bot, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_sdp_is_refused_with_a_clear_error() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let sfu = sfu(45_000, 10, 10);
+        let sfu = sfu(10, 10);
         for bad in ["", "hello", "v=0\r\nthis is not sdp\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"] {
             match sfu.whep("r", bad).await {
                 Err(SfuError::InvalidSdp(msg)) => assert!(!msg.is_empty()),
@@ -50,7 +50,7 @@ async fn invalid_sdp_is_refused_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_cannot_publish() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let sfu = sfu(46_000, 10, 10);
+        let sfu = sfu(10, 10);
         // A WHEP offer that would send media is refused outright.
         let (b, offer) = sending_offer().await;
         match sfu.whep("r", &offer).await {
@@ -81,7 +81,7 @@ async fn viewer_cannot_publish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_full_is_a_clear_error() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let sfu = sfu(47_000, 2, 1);
+        let sfu = sfu(2, 1);
         let (_b1, o1) = sending_offer().await;
         let (s1, _) = sfu.whip("room", "alice", &o1).await.unwrap();
         let (_h, _ev) = sfu.join("room", "bob").await.unwrap();
@@ -114,18 +114,59 @@ async fn room_full_is_a_clear_error() {
     .expect("bounded");
 }
 
+/// The port of the candidate line of an SDP answer.
+fn candidate_port(sdp: &str) -> Option<u16> {
+    let line = sdp.lines().find(|l| l.starts_with("a=candidate:"))?;
+    line.split_whitespace().nth(5)?.parse().ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn port_range_exhaustion_is_a_clear_error() {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        let sfu = shangliang_sfu::Sfu::new(shangliang_sfu::SfuConfig { udp_port_range: (48_000, 48_001), ..Default::default() });
+async fn many_peer_connections_share_the_nodes_one_port() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // The old core took one UDP port (and file) per connection and answered `NoPorts` when a
+        // range ran out; now every connection is demultiplexed on the node's one socket.
+        let sfu = sfu(10, 1_000);
+        let port = sfu.local_addr().port();
         let (_b, o) = recvonly_offer().await;
-        sfu.whep("r", &o).await.unwrap();
-        sfu.whep("r", &o).await.unwrap();
-        match sfu.whep("r", &o).await {
-            Err(SfuError::NoPorts) => {}
-            other => panic!("{other:?}"),
+        let fds = open_fds();
+        let mut ids = Vec::new();
+        for _ in 0..200 {
+            let (id, answer) = sfu.whep("r", &o).await.expect("no port is consumed per viewer");
+            assert_eq!(candidate_port(&answer), Some(port), "every answer names the one port");
+            assert!(answer.contains("a=ice-lite"), "the node is an ICE-lite agent");
+            ids.push(id);
         }
+        assert_eq!(sfu.stats().peer_connections, 200);
+        assert!(open_fds() <= fds + 2, "connections took files: {fds} -> {}", open_fds());
+        for id in ids {
+            assert!(sfu.close_session(id).await);
+        }
+        let st = sfu.stats();
+        assert_eq!((st.sessions, st.peer_connections, st.rooms), (0, 0, 0), "{st:?}");
     })
     .await
     .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_a_taken_port_is_refused_not_sharing_it() {
+    let first = sfu(10, 10);
+    let taken = first.local_addr().port();
+    let cfg = shangliang_sfu::SfuConfig { udp_port: taken, ..Default::default() };
+    match shangliang_sfu::Sfu::bind(cfg) {
+        Err(SfuError::NoPorts) => {}
+        other => panic!("binding a taken port must fail: {other:?}"),
+    }
+    let wildcard = shangliang_sfu::SfuConfig { bind_ip: "0.0.0.0".parse().unwrap(), ..Default::default() };
+    assert!(matches!(shangliang_sfu::Sfu::bind(wildcard), Err(SfuError::NotAllowed(_))), "a wildcard bind needs an announced address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_port_that_is_taken_gives_way_to_any_free_port_when_allowed() {
+    let first = sfu(10, 10);
+    let taken = first.local_addr().port();
+    let cfg = shangliang_sfu::SfuConfig { udp_port: taken, any_port_if_taken: true, ..Default::default() };
+    let second = shangliang_sfu::Sfu::bind(cfg).expect("any free port instead");
+    assert_ne!(second.local_addr().port(), taken);
+    assert_ne!(second.local_addr().port(), 0);
 }

@@ -46,7 +46,7 @@ fn audio_last_seq(rx: &[Rx]) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_receives_another_members_tracks_hears_the_active_speaker_and_the_floor_gates_audio() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(51_000, 10, 10);
+        let sfu = sfu(10, 10);
         let (alice, _alice_ev) = sfu.join("council", "alice").await.unwrap();
         let (bob, bob_ev) = sfu.join("council", "bob").await.unwrap();
         let bob = Arc::new(bob);
@@ -124,7 +124,7 @@ fn ufrag(sdp: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_ice_restart_renegotiates_and_media_keeps_flowing() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(51_500, 10, 10);
+        let sfu = sfu(10, 10);
         let (alice, _a_ev) = sfu.join("r", "alice").await.unwrap();
         let publisher = Publisher::start_via(Signal::Member(&alice), 30, 2, 400).await;
         let (bob, mut bob_ev) = sfu.join("r", "bob").await.unwrap();
@@ -151,11 +151,19 @@ async fn subscriber_ice_restart_renegotiates_and_media_keeps_flowing() {
         }
         assert!(first_ufrag.is_some(), "the first offer was answered");
         bob.ice_restart().await.unwrap();
+        // Offers are sequential: one still outstanding from the publisher's second track (sent
+        // before the restart, old credentials) is answered first; the restart offer follows it.
+        let mut offers = 0;
         let restarted = loop {
             if let SfuEvent::SubscriberOffer { sdp } =
                 tokio::time::timeout(Duration::from_secs(5), bob_ev.recv()).await.expect("offer after restart").unwrap()
             {
-                break sdp;
+                offers += 1;
+                if ufrag(&sdp) != first_ufrag {
+                    break sdp;
+                }
+                assert!(offers < 3, "no offer with new credentials after the restart");
+                answer(sdp).await;
             }
         };
         assert_ne!(ufrag(&restarted), first_ufrag, "an ICE restart offer carries new credentials");
@@ -175,7 +183,7 @@ async fn subscriber_ice_restart_renegotiates_and_media_keeps_flowing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floor_withheld_before_joining_holds_when_the_member_publishes() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(51_700, 10, 10);
+        let sfu = sfu(10, 10);
         // The chair withholds carol's audio before she is even in the room.
         sfu.set_forwarding("chaired", "carol", false, true);
         let (carol, _c_ev) = sfu.join("chaired", "carol").await.unwrap();
@@ -189,6 +197,41 @@ async fn floor_withheld_before_joining_holds_when_the_member_publishes() {
         publisher.stop().await;
         carol.leave().await;
         sfu.close_session(dave.id()).await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_published_while_the_subscriber_is_connected_arrives_after_renegotiation_starting_on_a_keyframe() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(10, 10);
+        let (alice, _a_ev) = sfu.join("live", "alice").await.unwrap();
+        let first = Publisher::start_via(Signal::Member(&alice), 30, 2, 400).await;
+        let (bob, bob_ev) = sfu.join("live", "bob").await.unwrap();
+        let bob = Arc::new(bob);
+        let (_bob_bot, mut bob_rx, _bob_events) = subscriber_bot(Arc::clone(&bob), bob_ev).await;
+        let rx = collect_for(&mut bob_rx, Duration::from_secs(2)).await;
+        let alice_ssrc = rx.iter().find(|p| p.video).expect("alice's video before carol publishes").ssrc;
+        // Carol publishes while bob's subscriber connection is up: a new offer, a new track.
+        let (carol, _c_ev) = sfu.join("live", "carol").await.unwrap();
+        let second = Publisher::start_via(Signal::Member(&carol), 30, 2, 400).await;
+        let t = std::time::Instant::now();
+        let carol_video = loop {
+            let rx = collect_for(&mut bob_rx, Duration::from_millis(200)).await;
+            if let Some(i) = rx.iter().position(|p| p.video && p.ssrc != alice_ssrc) {
+                break rx[i..].iter().filter(|p| p.video && p.ssrc == rx[i].ssrc).cloned().collect::<Vec<_>>();
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "carol's video never reached bob");
+        };
+        assert!(is_key_start(&carol_video[0].payload), "the new track did not start on a keyframe");
+        assert!(carol_video.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+        first.stop().await;
+        second.stop().await;
+        alice.leave().await;
+        carol.leave().await;
+        sfu.close_session(bob.id()).await;
+        assert_eq!(sfu.stats().sessions, 0);
     })
     .await
     .expect("bounded");

@@ -161,7 +161,7 @@ async fn next_matching<T>(tap: &mut StageTap, within: Duration, mut f: impl FnMu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tap_sees_a_stage_publishers_h264_tracks_packets_keyframes_and_departure() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(42_000, 10, 10);
+        let sfu = sfu(10, 10);
         // Opened on an empty room, which must stay a stage although it is idle.
         let mut tap = sfu.stage_tap("stage");
         sfu.set_forwarding("stage", "nobody", true, true);
@@ -250,7 +250,7 @@ async fn the_tap_sees_a_stage_publishers_h264_tracks_packets_keyframes_and_depar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tap_that_is_never_read_loses_packets_and_never_stalls_the_stage() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(42_300, 10, 10);
+        let sfu = sfu(10, 10);
         let tap = sfu.stage_tap("stage");
         // Many packets so the tap's queue (4096 events) fills within the test.
         let publisher = Publisher::start(&sfu, "stage", "speaker", 30, 40, 200).await;
@@ -274,7 +274,7 @@ async fn a_tap_that_is_never_read_loses_packets_and_never_stalls_the_stage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_on_a_stage_is_asked_for_h264_and_a_vp8_only_publisher_still_gets_on() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let sfu = sfu(42_600, 10, 10);
+        let sfu = sfu(10, 10);
         let mut tap = sfu.stage_tap("stage");
         let (member, _events) = sfu.join("stage", "wang").await.unwrap();
         let publisher = H264Publisher::start(Signal::Member(&member)).await;
@@ -305,6 +305,29 @@ async fn a_member_on_a_stage_is_asked_for_h264_and_a_vp8_only_publisher_still_ge
         sfu.close_session(vp8.session).await;
         member.leave().await;
         plain.leave().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_viewer_who_arrives_before_the_stages_h264_publisher_gets_its_video() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(10, 10);
+        let _tap = sfu.stage_tap("stage");
+        // The viewer's video slot is negotiated before anything is published; it carries every
+        // codec both sides have, so the H.264 the stage asks its publishers for reaches it.
+        let mut viewer = Viewer::start(&sfu, "stage").await;
+        let publisher = H264Publisher::start(Signal::Whip(&sfu, "stage", "alice")).await;
+        let rx = viewer.collect(Duration::from_secs(3)).await;
+        let video: Vec<&Rx> = rx.iter().filter(|p| p.video).collect();
+        assert!(video.len() > 30, "the early viewer got {} video packets", video.len());
+        assert!(matches!(video[0].payload[0] & 0x1f, 24 | 5 | 7), "the first video packet starts an H.264 keyframe");
+        assert!(video.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+        publisher.stop().await;
+        sfu.close_session(publisher.session).await;
+        sfu.close_session(viewer.session).await;
+        let _ = viewer.bot.pc.close().await;
     })
     .await
     .expect("test timed out");

@@ -67,7 +67,7 @@ pub struct ServeConfig {
     /// Directory of the built web client, served for every path no API route takes (relative
     /// paths are resolved against the working directory).
     pub web_dir: PathBuf,
-    /// The SFU's settings (UDP bind/announced address, port range, room and viewer limits).
+    /// The SFU's settings (UDP bind/announced address, its one port, room and viewer limits).
     pub sfu: shangliang_sfu::SfuConfig,
     /// Cluster mode (NATS + PostgreSQL); `None`: the embedded single node.
     pub cluster: Option<ClusterConfig>,
@@ -111,6 +111,9 @@ pub enum StartError {
     /// The record could not be opened.
     #[error("record: {0}")]
     Record(#[from] RecordError),
+    /// The SFU's UDP port could not be bound.
+    #[error("media: {0}")]
+    Media(#[from] shangliang_sfu::SfuError),
 }
 
 /// The hub's shared state.
@@ -252,7 +255,7 @@ impl Hub {
             token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
             connections: AtomicUsize::new(0),
             inboxes: inbox::Inboxes::default(),
-            media: media::Media::new(shangliang_sfu::Sfu::new(cfg.sfu.clone())),
+            media: media::Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?),
             consult: consult::ConsultDrivers::default(),
             programmes: programme::Programmes::default(),
             control,

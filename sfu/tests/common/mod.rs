@@ -29,10 +29,9 @@ use webrtc::peer_connection::{
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// A node for one test, with its own port range so parallel tests never collide.
-pub fn sfu(first_port: u16, max_participants: usize, max_viewers: usize) -> Sfu {
+/// A node for one test on its own ephemeral UDP port (every peer connection shares it).
+pub fn sfu(max_participants: usize, max_viewers: usize) -> Sfu {
     Sfu::new(SfuConfig {
-        udp_port_range: (first_port, first_port + 999),
         max_participants_per_room: max_participants,
         max_viewers_per_node: max_viewers,
         ..SfuConfig::default()
@@ -212,6 +211,8 @@ pub struct Publisher {
     pub sent_video: Arc<AtomicU64>,
     pub sent_audio: Arc<AtomicU64>,
     pub stop: Arc<AtomicBool>,
+    /// While set, the publisher keeps its connection but sends nothing (the bench's floor phase).
+    pub pause: Arc<AtomicBool>,
 }
 
 pub const VIDEO_SSRC: u32 = 0x1111_0001;
@@ -229,6 +230,27 @@ pub fn vp8_payload(frame: u32, idx: u16, key: bool, size: usize) -> Bytes {
     Bytes::from(v)
 }
 
+/// Payload of synthetic H.264 packet `idx` of frame `frame`: an IDR slice NAL unit (type 5) to
+/// start a keyframe, a non-IDR slice (type 1) otherwise, then the frame and packet numbers.
+pub fn h264_payload(frame: u32, idx: u16, key: bool, size: usize) -> Bytes {
+    let mut v = vec![if key && idx == 0 { 0x65 } else { 0x41 }, 0x88];
+    v.extend_from_slice(&frame.to_be_bytes());
+    v.extend_from_slice(&idx.to_be_bytes());
+    v.resize(size.max(12), 0xcd);
+    Bytes::from(v)
+}
+
+/// H.264 constrained baseline, packetization mode 1, as browsers offer it.
+pub fn h264() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "video/H264".into(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
 pub fn is_key_start(payload: &[u8]) -> bool {
     payload.len() > 2 && payload[0] & 0x10 != 0 && payload[1] & 0x01 == 0
 }
@@ -242,8 +264,16 @@ impl Publisher {
 
     /// Like [`start`](Self::start), signaling through WHIP or a member's publisher connection.
     pub async fn start_via(sig: Signal<'_>, fps: u32, pkts_per_frame: u16, pkt_size: usize) -> Publisher {
+        Self::start_codec_via(sig, vp8(), fps, pkts_per_frame, pkt_size).await
+    }
+
+    /// Like [`start_via`](Self::start_via) with another video codec: VP8, or H.264 (an IDR
+    /// slice NAL unit first in a keyframe, non-IDR slices otherwise; enough for an SFU).
+    pub async fn start_codec_via(sig: Signal<'_>, codec: RTCRtpCodec, fps: u32, pkts_per_frame: u16, pkt_size: usize) -> Publisher {
+        let h264 = codec.mime_type.eq_ignore_ascii_case("video/H264");
+        let mime = codec.mime_type.clone();
         let mut bot = bot().await;
-        let video = local_track(RtpCodecKind::Video, vp8(), VIDEO_SSRC);
+        let video = local_track(RtpCodecKind::Video, codec, VIDEO_SSRC);
         let audio = local_track(RtpCodecKind::Audio, opus(), AUDIO_SSRC);
         let vs = bot.pc.add_track(Arc::clone(&video) as Arc<dyn TrackLocal>).await.unwrap();
         let as_ = bot.pc.add_track(Arc::clone(&audio) as Arc<dyn TrackLocal>).await.unwrap();
@@ -258,7 +288,7 @@ impl Publisher {
         let pt_of = |p: rtc::rtp_transceiver::rtp_sender::RTCRtpSendParameters, mime: &str| {
             p.rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime)).unwrap().payload_type
         };
-        let vpt = pt_of(vs.get_parameters().await.unwrap(), "video/VP8");
+        let vpt = pt_of(vs.get_parameters().await.unwrap(), &mime);
         let aparams = as_.get_parameters().await.unwrap();
         let level_id = aparams.rtp_parameters.header_extensions.iter().find(|e| e.uri == AUDIO_LEVEL_URI).map(|e| e.id as u8);
         let apt = pt_of(aparams, "audio/opus");
@@ -266,6 +296,7 @@ impl Publisher {
         let sent_video = Arc::new(AtomicU64::new(0));
         let sent_audio = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let pause = Arc::new(AtomicBool::new(false));
         let want_key = Arc::new(AtomicBool::new(true));
         {
             let (video, plis, want_key) = (Arc::clone(&video), Arc::clone(&plis), Arc::clone(&want_key));
@@ -277,7 +308,7 @@ impl Publisher {
             });
         }
         {
-            let (stop, sent_video, sent_audio) = (Arc::clone(&stop), Arc::clone(&sent_video), Arc::clone(&sent_audio));
+            let (stop, pause, sent_video, sent_audio) = (Arc::clone(&stop), Arc::clone(&pause), Arc::clone(&sent_video), Arc::clone(&sent_audio));
             tokio::spawn(async move {
                 let mut seq: u16 = 1000;
                 let mut aseq: u16 = 7000;
@@ -290,6 +321,10 @@ impl Publisher {
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
                     let now = Instant::now();
+                    if pause.load(Ordering::Relaxed) {
+                        next_frame = now;
+                        continue;
+                    }
                     // audio: one packet per 20 ms
                     let ts = (now - start).as_millis() as u32 * 48;
                     let mut header = rtp::header::Header { version: 2, payload_type: apt, sequence_number: aseq, timestamp: ts, ssrc: AUDIO_SSRC, marker: false, ..Default::default() };
@@ -317,7 +352,7 @@ impl Publisher {
                                     marker: idx + 1 == pkts_per_frame,
                                     ..Default::default()
                                 },
-                                payload: vp8_payload(frame, idx, key, pkt_size),
+                                payload: if h264 { h264_payload(frame, idx, key, pkt_size) } else { vp8_payload(frame, idx, key, pkt_size) },
                             };
                             seq = seq.wrapping_add(1);
                             if video.write_rtp(pkt).await.is_err() {
@@ -331,7 +366,7 @@ impl Publisher {
                 }
             });
         }
-        Publisher { bot, session, video_ssrc: VIDEO_SSRC, audio_ssrc: AUDIO_SSRC, plis, sent_video, sent_audio, stop }
+        Publisher { bot, session, video_ssrc: VIDEO_SSRC, audio_ssrc: AUDIO_SSRC, plis, sent_video, sent_audio, stop, pause }
     }
 
     pub async fn stop(&self) {
