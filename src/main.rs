@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use shangliang::fanout::FanoutConfig;
 use shangliang::server::auth::{TokenKeys, now_secs};
 use shangliang::server::{ServeConfig, TokenClaims, parse_ttl};
-use shangliang_signaling::{ActivityId, Org, OrgLevel, Role};
+use shangliang_signaling::{ActivityId, NodeId, Org, OrgLevel, Role};
 
 #[derive(Parser)]
 #[command(name = "shangliang", version, about = "Real-time hub of an online consultation platform")]
@@ -316,7 +316,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             a.nodes.is_empty() || a.nodes.contains(&public_url),
             "--nodes does not list this node's URL {public_url} (set --public-url to the URL the list uses)"
         );
-        cfg.cluster = Some(shangliang::bus::ClusterConfig { nats_url, database_url, nodes: a.nodes, public_url });
+        cfg.cluster = Some(shangliang::bus::ClusterConfig {
+            nats_url,
+            database_url,
+            nodes: a.nodes.into_iter().map(NodeId::from).collect(),
+            public_url: public_url.into(),
+        });
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(shangliang::server::serve(cfg))
@@ -328,7 +333,7 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
     let keys = TokenKeys::load_or_create(&a.data_dir)?;
     let now = now_secs();
     let claims = TokenClaims {
-        sub: a.subject.unwrap_or_else(|| format!("{}:{}", a.role.as_str(), a.name)),
+        sub: a.subject.unwrap_or_else(|| format!("{}:{}", a.role.as_str(), a.name)).into(),
         name: a.name,
         role: a.role,
         act,

@@ -21,7 +21,7 @@ pub use codec::{
     DecodeError, Form, decode_client, decode_server, encode_batch, encode_client, encode_item,
     encode_server,
 };
-pub use ids::{ActivityId, Epoch, InvalidId, Seq};
+pub use ids::{ActivityId, Epoch, InvalidId, NodeId, ParticipantId, RoomId, Seq};
 pub use messages::*;
 
 /// The protocol version this crate speaks. A client sends it in `auth`; the server refuses

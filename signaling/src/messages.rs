@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::consult::{Command, ConsultEvent, Reply, Snapshot};
-use crate::ids::{ActivityId, Epoch, Seq};
+use crate::ids::{ActivityId, Epoch, ParticipantId, Seq};
 
 /// Where a subscriber stands in a topic: the epoch it saw and the last sequence number it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ pub struct Org {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
     /// Stable pseudonymous id of the identity (the token's subject).
-    pub id: String,
+    pub id: ParticipantId,
     /// Display name.
     pub name: String,
     /// Role in the activity.

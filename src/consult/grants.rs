@@ -32,7 +32,7 @@ impl Grants {
     /// How other readers see this identity on a comment or question.
     pub fn author(&self) -> Author {
         Author {
-            id: self.subject.0.clone(),
+            id: self.subject.clone(),
             name: self.name.clone(),
             role: self.role,
             verified: self.verified,

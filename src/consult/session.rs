@@ -905,7 +905,7 @@ impl Consultation {
                 QuestionState::Pending | QuestionState::Rejected => {
                     // Only the asker and the moderators know of it.
                     self.push(
-                        Audience::Participant(ParticipantId(asker)),
+                        Audience::Participant(asker),
                         ConsultEvent::Question { question: full },
                     );
                 }
@@ -932,9 +932,9 @@ impl Consultation {
             .filter(|q| {
                 full || q.state.is_public()
                     || q.state == QuestionState::Dismissed
-                    || q.asker.id == g.subject.0
+                    || q.asker.id == g.subject
             })
-            .map(|q| q.view(full || q.asker.id == g.subject.0))
+            .map(|q| q.view(full || q.asker.id == g.subject))
             .collect();
         let present = self
             .people

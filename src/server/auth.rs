@@ -8,13 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
-use shangliang_signaling::{ActivityId, Author, ErrorCode, Org, Role};
+use shangliang_signaling::{ActivityId, Author, ErrorCode, Org, ParticipantId, Role};
 
 /// Claims of a shangliang token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Stable identity (pseudonymous for the public).
-    pub sub: String,
+    pub sub: ParticipantId,
     /// Display name.
     pub name: String,
     /// Role in the activity.

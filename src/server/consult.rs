@@ -34,12 +34,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::Hub;
 use super::auth::Claims;
 use super::consult_relay::EventRelay;
+use crate::bus::Cluster;
 use crate::consult::{
     Audience, AuditEntry, Command, CommentDecision, ConsultError, ConsultEvent, Consultation,
     ConsultationConfig, Grants, Outbound, ParticipantId, QuestionId, Reply, Snapshot,
 };
 use crate::fanout::Views;
-use crate::record::{self, Record};
+use crate::record::postgres::PgRecord;
+use crate::record::sqlite::{RecordOptions, SqliteRecord};
+use crate::record::{Fence, Record};
 
 /// How long vote-driven question updates to many connections are held back and merged.
 const QUESTION_COALESCE: Duration = Duration::from_millis(100);
@@ -84,7 +87,7 @@ impl FloorHook for NoFloorHook {
 /// What a verified token grants, for the state machines.
 pub fn grants_of(claims: &Claims) -> Grants {
     Grants {
-        subject: ParticipantId::new(claims.sub.clone()),
+        subject: claims.sub.clone(),
         name: claims.name.clone(),
         role: claims.role,
         org: claims.org.clone(),
@@ -225,13 +228,13 @@ impl ConsultDrivers {
     /// exist or the hub is gone.
     pub fn sender(&self, activity: &ActivityId) -> Option<mpsc::Sender<DriverMsg>> {
         let hub = self.hub.get()?.upgrade()?;
-        let Some(cluster) = hub.bus.cluster() else {
+        let Some(cluster) = hub.cluster.as_ref() else {
             return self.local_sender(activity);
         };
         if let Some(tx) = self.routers.get(activity) {
             return Some(tx.clone());
         }
-        hub.bus.activity(activity).ok()??;
+        hub.record.activity(activity).ok()??;
         let entry = self.routers.entry(activity.clone()).or_insert_with(|| {
             super::consult_relay::spawn_router(
                 Arc::downgrade(&hub),
@@ -271,8 +274,8 @@ impl ConsultDrivers {
             return None;
         }
         let hub = self.hub.get()?.upgrade()?;
-        let a = hub.bus.activity(activity).ok()??;
-        let events = hub.bus.cluster().map(|c| {
+        let a = hub.record.activity(activity).ok()??;
+        let events = hub.cluster.as_ref().map(|c| {
             self.events
                 .get_or_init(|| EventRelay::spawn(c.clone(), &hub.control))
                 .clone()
@@ -281,7 +284,7 @@ impl ConsultDrivers {
         self.map.remove_if(activity, |_, tx| tx.is_closed());
         let entry = self.map.entry(activity.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
-            let head = hub.bus.head(activity).unwrap_or_default();
+            let head = hub.record.head(activity).unwrap_or_default();
             let config = ConsultationConfig {
                 title: a.title.clone(),
                 ..ConsultationConfig::default()
@@ -292,10 +295,11 @@ impl ConsultDrivers {
                 activity: activity.clone(),
                 c,
                 hub: Arc::downgrade(&hub),
-                bus: hub.bus.clone(),
+                record: hub.record.clone(),
+                cluster: hub.cluster.clone(),
                 events,
                 me: tx.downgrade(),
-                persist: spawn_persist(&hub.control, hub.bus.clone(), activity.clone()),
+                persist: spawn_persist(&hub.control, hub.record.clone(), activity.clone()),
                 pending_questions: BTreeMap::new(),
                 coalesce_due: None,
                 summary_due: None,
@@ -318,24 +322,24 @@ fn now_ms() -> u64 {
 }
 
 enum Persist {
-    Audit(record::AuditEntry),
+    Audit(AuditEntry),
     Summary { json: String, head: String, state: String },
     /// Give the moderation fence back (the driver stopped).
-    Release(crate::bus::Fence),
+    Release(Fence),
 }
 
 /// One task per activity writes audit entries and summaries in the order they were made (the
 /// record refuses an audit entry that does not continue the chain).
 fn spawn_persist(
     control: &tokio::runtime::Handle,
-    record: crate::bus::Bus,
+    record: Arc<dyn Record>,
     activity: ActivityId,
 ) -> mpsc::UnboundedSender<Persist> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     control.spawn(async move {
         while let Some(p) = rx.recv().await {
             let res = match p {
-                Persist::Audit(e) => record.append_audit(e).await,
+                Persist::Audit(e) => record.append_audit(&activity, &e).await,
                 Persist::Summary { json, head, state } => {
                     record.put_summary(&activity, json, head, state).await
                 }
@@ -353,55 +357,15 @@ fn spawn_persist(
     tx
 }
 
-fn hash32(hex_str: &str) -> record::AuditHash {
-    let mut h = [0u8; 32];
-    let _ = hex::decode_to_slice(hex_str, &mut h);
-    h
-}
-
-fn opt(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
-/// A consult audit entry as the record stores it (`idx` counts from 1 there).
-pub fn audit_to_record(activity: &ActivityId, e: &AuditEntry) -> record::AuditEntry {
-    record::AuditEntry {
-        activity: activity.clone(),
-        idx: e.index + 1,
-        ts_ms: e.at_ms,
-        actor: e.actor.0.clone(),
-        action: e.action.clone(),
-        target: opt(&e.target),
-        detail: opt(&e.detail),
-        reason: e.reason.clone(),
-        prev_hash: hash32(&e.prev_hash),
-        hash: hash32(&e.hash),
-    }
-}
-
-/// A stored audit row back in the form whose hash chain [`crate::consult::verify`] checks.
-pub fn audit_from_record(e: &record::AuditEntry) -> AuditEntry {
-    AuditEntry {
-        index: e.idx.saturating_sub(1),
-        at_ms: e.ts_ms,
-        actor: ParticipantId::new(e.actor.clone()),
-        action: e.action.clone(),
-        target: e.target.clone().unwrap_or_default(),
-        detail: e.detail.clone().unwrap_or_default(),
-        reason: e.reason.clone(),
-        prev_hash: hex::encode(e.prev_hash),
-        hash: hex::encode(e.hash),
-    }
-}
-
 /// The owner of one activity's [`Consultation`].
 struct ConsultDriver {
     activity: ActivityId,
     c: Consultation,
     hub: Weak<Hub>,
-    /// Where its topic items are appended and its audit log and summary stored: the record
-    /// (one node) or the cluster.
-    bus: crate::bus::Bus,
+    /// Where its topic items are appended and its audit log and summary stored.
+    record: Arc<dyn Record>,
+    /// Cluster mode: who is home.
+    cluster: Option<Arc<Cluster>>,
     /// Cluster mode: events also go to the other nodes' connections.
     events: Option<EventRelay>,
     /// To tell itself the seq of items it appended; weak, so the driver ends with the hub.
@@ -416,13 +380,13 @@ struct ConsultDriver {
     present: HashMap<ParticipantId, u32>,
     /// What the floor hook was last told.
     speaking: HashMap<ParticipantId, bool>,
-    /// The proof that no other node runs this activity's moderation (see [`crate::bus::Bus::fence`]).
-    fence: Option<crate::bus::Fence>,
+    /// The proof that no other node runs this activity's moderation (see [`Record::fence`]).
+    fence: Option<Fence>,
 }
 
 impl ConsultDriver {
     async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
-        match self.bus.fence(&self.activity).await {
+        match self.record.fence(&self.activity).await {
             Ok(Some(f)) => self.fence = Some(f),
             refused => {
                 match refused {
@@ -442,11 +406,11 @@ impl ConsultDriver {
         // Continue from the last checkpoint: after a restart of this hub (its clients reconnect
         // and join again), or when this node became the activity's home (every node's router
         // announces its connections again).
-        match self.bus.checkpoint(&self.activity).await {
+        match self.record.checkpoint(&self.activity).await {
             Ok(Some(state)) => {
                 match Consultation::restore(&state, now_ms()) {
                     Ok(mut c) => {
-                        c.handle_topic_seq(self.bus.head(&self.activity).unwrap_or_default());
+                        c.handle_topic_seq(self.record.head(&self.activity).unwrap_or_default());
                         self.c = c;
                         tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
                     }
@@ -460,9 +424,8 @@ impl ConsultDriver {
             Err(e) => tracing::error!(activity = %self.activity, "cannot read the moderation checkpoint: {e}"),
         }
         // Chain new moderator actions onto the log stored before a restart.
-        match self.bus.audit_log(&self.activity).await {
-            Ok(rows) if !rows.is_empty() => {
-                let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
+        match self.record.audit_log(&self.activity).await {
+            Ok(entries) if !entries.is_empty() => {
                 match self.c.handle_restore_audit(entries) {
                     Ok(()) => self.audited = self.c.audit().entries().len(),
                     Err(b) => tracing::error!(
@@ -489,7 +452,7 @@ impl ConsultDriver {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(m) => {
-                        if self.fence.is_some_and(|f| !self.bus.fence_held(f)) {
+                        if self.fence.is_some_and(|f| !self.record.fence_held(f)) {
                             // The lock connection was lost: another node may take over now.
                             tracing::warn!(activity = %self.activity, "moderation fence lost; driver stops");
                             metrics::counter!("shangliang_consult_fence_lost_total").increment(1);
@@ -509,7 +472,8 @@ impl ConsultDriver {
         // The hub is going away (or, in a cluster, the activity's home moved and the new home
         // writes the record from now on): write the final record.
         self.flush_questions();
-        if self.fence.is_some() && self.bus.home_elsewhere(&self.activity).is_none() {
+        let still_home = self.cluster.as_ref().is_none_or(|c| c.home_elsewhere(&self.activity).is_none());
+        if self.fence.is_some() && still_home {
             let _ = self.persist.send(Persist::Summary {
                 json: self.c.summary(now_ms()).to_json(),
                 head: self.c.audit().head(),
@@ -605,9 +569,9 @@ impl ConsultDriver {
             let _ = reply.send(result.map_err(|e| wire(&e)));
             return;
         };
-        let (record, activity, me) = (self.bus.clone(), self.activity.clone(), self.me.clone());
+        let (record, activity, me) = (self.record.clone(), self.activity.clone(), self.me.clone());
         tokio::spawn(async move {
-            let answer = match record.append(&activity, body, true).await {
+            let answer = match record.append_durable(&activity, body, true).await {
                 Ok(item) => {
                     if let Some(me) = me.upgrade() {
                         let _ = me.send(DriverMsg::TopicSeq(item.seq)).await;
@@ -657,9 +621,7 @@ impl ConsultDriver {
         }
         let entries = self.c.audit().entries();
         for e in &entries[self.audited.min(entries.len())..] {
-            let _ = self
-                .persist
-                .send(Persist::Audit(audit_to_record(&self.activity, e)));
+            let _ = self.persist.send(Persist::Audit(e.clone()));
         }
         self.audited = entries.len();
         if self.summary_due.is_some_and(|t| t <= now) {
@@ -718,7 +680,7 @@ pub(crate) fn deliver_local(hub: &Hub, activity: &ActivityId, to: Audience, even
         Audience::Moderators => Views::Full,
         Audience::NonModerators => Views::Public,
         Audience::Participant(id) => {
-            hub.inboxes.send_to(activity, id.as_str(), &msg);
+            hub.inboxes.send_to(activity, &id, &msg);
             return;
         }
     };
@@ -748,7 +710,7 @@ pub enum RecordSource {
 }
 
 /// A stored session record: the summary (JSON, audit head), if any, and the audit log.
-type StoredRecord = (Option<(String, String)>, Vec<record::AuditEntry>);
+type StoredRecord = (Option<(String, String)>, Vec<AuditEntry>);
 
 /// The stored summary (JSON, audit head) and audit log of `activity`.
 fn read_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<StoredRecord> {
@@ -756,26 +718,16 @@ fn read_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<S
         .enable_all()
         .build()?;
     rt.block_on(async {
-        match source {
+        let nothing = || Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {});
+        let record: Arc<dyn Record> = match source {
             RecordSource::Dir(data_dir) => {
                 let path = data_dir.join("shangliang.sqlite3");
                 anyhow::ensure!(path.exists(), "no record at {}", path.display());
-                let record = Record::open_sqlite(
-                    &path,
-                    record::RecordOptions::default(),
-                    Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}),
-                )?;
-                Ok((record.summary(activity)?, record.audit_log(activity).await?))
+                Arc::new(SqliteRecord::open(&path, RecordOptions::default(), nothing())?)
             }
-            RecordSource::Database(url) => {
-                let pg = record::postgres::PgRecord::connect(
-                    url,
-                    Box::new(|_: &ActivityId, _: &shangliang_signaling::Item, _: bool| {}),
-                )
-                .await?;
-                Ok((pg.summary(activity).await?, pg.audit_log(activity).await?))
-            }
-        }
+            RecordSource::Database(url) => Arc::new(PgRecord::connect(url, nothing()).await?),
+        };
+        Ok((record.summary(activity).await?, record.audit_log(activity).await?))
     })
 }
 
@@ -812,8 +764,7 @@ pub struct Verified {
 /// stored with the summary is on the chain (entries removed from the end are caught there).
 /// `Err` names the first broken entry (its `idx` in the `audit_log` table).
 pub fn verify_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<Verified> {
-    let (summary, rows) = read_record(source, activity)?;
-    let entries: Vec<AuditEntry> = rows.iter().map(audit_from_record).collect();
+    let (summary, entries) = read_record(source, activity)?;
     if let Err(b) = crate::consult::verify(&entries) {
         let e = &entries[b.index];
         anyhow::bail!(

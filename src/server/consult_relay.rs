@@ -33,7 +33,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shangliang_signaling::consult::{Command, ConsultEvent, Reply, Snapshot};
-use shangliang_signaling::{ActivityId, ErrorCode, Seq};
+use shangliang_signaling::{ActivityId, ErrorCode, NodeId, Seq};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Hub;
@@ -85,22 +85,22 @@ enum RelayReply {
     /// A one-way message was handled.
     Done,
     /// The receiver is not the activity's home (as it sees the cluster): the named node is.
-    NotHome(String),
+    NotHome(NodeId),
 }
 
 /// An event of a home node's driver, for the other nodes' connections.
 #[derive(Debug, Serialize, Deserialize)]
 struct EventWire {
     /// The publishing node (it has delivered the event to its own connections already).
-    origin: String,
+    origin: NodeId,
     to: Audience,
     event: ConsultEvent,
 }
 
 /// The NATS subject a node receives relayed moderation on: a hash of its URL (URLs contain
 /// characters subjects may not).
-fn relay_subject(node: &str) -> String {
-    let d = Sha256::digest(node.as_bytes());
+fn relay_subject(node: &NodeId) -> String {
+    let d = Sha256::digest(node.as_str().as_bytes());
     format!("{RELAY_PREFIX}{}", hex::encode(&d[..8]))
 }
 
@@ -130,7 +130,7 @@ pub(crate) fn spawn_router(
     control.spawn(async move {
         // This node's connections of the activity, to announce again to a new home.
         let mut present: HashMap<ParticipantId, (Grants, u32)> = HashMap::new();
-        let mut last_home: Option<String> = None;
+        let mut last_home: Option<NodeId> = None;
         let mut check = tokio::time::interval(HOME_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -172,7 +172,7 @@ pub(crate) fn spawn_router(
 }
 
 /// Hands one driver message to the driver on `home`: this node's own, or over NATS.
-async fn send(hub: &Weak<Hub>, cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: DriverMsg) {
+async fn send(hub: &Weak<Hub>, cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg: DriverMsg) {
     if home == cluster.me() {
         // No driver (the hub or the activity is gone): the reply senders drop, callers see
         // "unavailable".
@@ -186,7 +186,7 @@ async fn send(hub: &Weak<Hub>, cluster: &Arc<Cluster>, home: &str, activity: &Ac
 }
 
 /// Sends one driver message to the home node `home`.
-async fn relay(cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: DriverMsg) {
+async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg: DriverMsg) {
     let subject = relay_subject(home);
     let a = activity.clone();
     let (wire, answer): (RelayMsg, Option<Answer>) = match msg {
@@ -289,7 +289,7 @@ impl Answer {
 /// until the hub is dropped.
 pub(crate) async fn start(hub: &Arc<Hub>, cluster: Arc<Cluster>) -> Result<(), async_nats::SubscribeError> {
     let nats = cluster.nats().clone();
-    let me = cluster.me().to_owned();
+    let me = cluster.me().clone();
     let mut requests = nats.subscribe(relay_subject(&me)).await?;
     let mut events = nats.subscribe(format!("{EVENTS_PREFIX}>")).await?;
     // Make sure the server has the subscriptions before anyone is told this node is up.
@@ -341,7 +341,7 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
         }
     };
     let home = cluster.home(msg.activity());
-    let driver = if home == cluster.me() {
+    let driver = if home == *cluster.me() {
         hub.consult.local_sender(msg.activity())
     } else {
         None
@@ -396,7 +396,7 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
     }
 }
 
-fn handle_event(hub: &Arc<Hub>, me: &str, m: async_nats::Message) {
+fn handle_event(hub: &Arc<Hub>, me: &NodeId, m: async_nats::Message) {
     let Some(activity) = m
         .subject
         .strip_prefix(EVENTS_PREFIX)
@@ -405,7 +405,7 @@ fn handle_event(hub: &Arc<Hub>, me: &str, m: async_nats::Message) {
         return;
     };
     match serde_json::from_slice::<EventWire>(&m.payload) {
-        Ok(w) if w.origin == me => {}
+        Ok(w) if w.origin == *me => {}
         Ok(w) => super::consult::deliver_local(hub, &activity, w.to, w.event),
         Err(e) => tracing::warn!(subject = %m.subject, "undecodable relayed event: {e}"),
     }
@@ -422,7 +422,7 @@ impl EventRelay {
     pub(crate) fn spawn(cluster: Arc<Cluster>, control: &tokio::runtime::Handle) -> EventRelay {
         let (tx, mut rx) = mpsc::unbounded_channel::<(ActivityId, Audience, ConsultEvent)>();
         control.spawn(async move {
-            let origin = cluster.me().to_owned();
+            let origin = cluster.me().clone();
             while let Some((activity, to, event)) = rx.recv().await {
                 let w = EventWire { origin: origin.clone(), to, event };
                 let body = serde_json::to_vec(&w).expect("events serialize");
@@ -450,8 +450,8 @@ mod tests {
 
     #[test]
     fn relay_subjects_are_valid_nats_tokens_and_differ_per_node() {
-        let a = relay_subject("http://127.0.0.1:8081");
-        let b = relay_subject("http://127.0.0.1:8082");
+        let a = relay_subject(&NodeId::new("http://127.0.0.1:8081"));
+        let b = relay_subject(&NodeId::new("http://127.0.0.1:8082"));
         assert_ne!(a, b);
         let token = a.strip_prefix(RELAY_PREFIX).unwrap();
         assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{a}");

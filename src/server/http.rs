@@ -110,18 +110,18 @@ impl From<crate::record::RecordError> for ApiError {
 }
 
 async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
-    if let Some(health) = hub.bus.cluster_health() {
+    if let Some(health) = hub.cluster.as_ref().map(|c| c.health()) {
         let status = if health.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         let body = json!({
             "status": if health.ok() { "ok" } else { "unavailable" },
             "nats": health.nats,
             "database": health.database,
             "connections": hub.connections(),
-            "activities": hub.bus.activities().map(|a| a.len()).unwrap_or(0),
+            "activities": hub.record.activities().map(|a| a.len()).unwrap_or(0),
         });
         return (status, Json(body)).into_response();
     }
-    match hub.record.activities() {
+    match hub.record.health().and_then(|()| hub.record.activities().map_err(|e| e.to_string())) {
         Ok(a) => Json(json!({
             "status": "ok",
             "connections": hub.connections(),
@@ -130,7 +130,7 @@ async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
         .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "record": e.to_string() })),
+            Json(json!({ "status": "unavailable", "record": e })),
         )
             .into_response(),
     }
@@ -157,7 +157,7 @@ fn view(hub: &Hub, activity: Activity) -> ActivityView {
 }
 
 async fn list_activities(State(hub): State<Arc<Hub>>) -> Result<Json<Vec<ActivityView>>, ApiError> {
-    let list = hub.bus.activities()?;
+    let list = hub.record.activities()?;
     Ok(Json(list.into_iter().map(|a| view(&hub, a)).collect()))
 }
 
@@ -170,7 +170,7 @@ async fn get_activity(
     Path(id): Path<String>,
 ) -> Result<Json<ActivityView>, ApiError> {
     let id = parse_id(&id)?;
-    let a = hub.bus.activity(&id)?.ok_or_else(no_such_activity)?;
+    let a = hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
     Ok(Json(view(&hub, a)))
 }
 
@@ -186,7 +186,7 @@ struct ViewerTokenRequest {
 #[derive(Serialize)]
 struct ViewerTokenResponse {
     token: String,
-    subject: String,
+    subject: shangliang_signaling::ParticipantId,
     name: String,
     expires_in: u64,
 }
@@ -208,10 +208,10 @@ async fn viewer_token(
     let id = parse_id(&id)?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    hub.bus.activity(&id)?.ok_or_else(no_such_activity)?;
+    hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
     let name = normalize_line(&req.name, limits::MAX_NAME_CHARS)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_name", e.to_string()))?;
-    let subject = format!("v-{}", hex::encode(rand::random::<[u8; 8]>()));
+    let subject = shangliang_signaling::ParticipantId::from(format!("v-{}", hex::encode(rand::random::<[u8; 8]>())));
     let now = now_secs();
     let ttl = hub.cfg.viewer_token_ttl_secs;
     let claims = Claims {

@@ -31,14 +31,13 @@ use shangliang_sfu::{
 use shangliang_signaling::media::{
     IceCandidate, MediaErrorCode, MediaEvent, MediaRequest, PcKind, TrackKind,
 };
-use shangliang_signaling::{ActivityId, Role, ServerMsg, limits::MAX_SDP_BYTES};
+use shangliang_signaling::{ActivityId, ParticipantId, Role, RoomId, ServerMsg, limits::MAX_SDP_BYTES};
 use tokio::sync::mpsc;
 
 use super::Hub;
 use super::auth::Claims;
 use super::consult::FloorHook;
 use super::inbox::Direct;
-use crate::consult::ParticipantId;
 use crate::record::ActivityKind;
 
 /// The hub's media plane: the SFU node and the key of its resource ids.
@@ -102,7 +101,7 @@ impl FloorHook for SfuFloor {
         video: bool,
     ) {
         self.0
-            .set_forwarding(activity.as_str(), participant.as_str(), audio, video);
+            .set_forwarding(RoomId::of(activity).as_str(), participant.as_str(), audio, video);
     }
 }
 
@@ -175,7 +174,7 @@ fn activity_of(hub: &Hub, id: &str) -> Result<(ActivityId, ActivityKind), HttpEr
         )
     };
     let id = ActivityId::new(id).map_err(|_| not_found())?;
-    match hub.bus.activity(&id) {
+    match hub.record.activity(&id) {
         Ok(Some(a)) => Ok((id, a.kind)),
         Ok(None) => Err(not_found()),
         Err(e) => Err(HttpError(
@@ -273,9 +272,9 @@ fn created(location: String, answer: String) -> Response {
 /// Cluster mode: the activity's media lives on its home node; the client is sent there with
 /// `307 Temporary Redirect` (method and body are kept, as WHIP and WHEP allow).
 fn redirect_home(hub: &Hub, kind: &str, activity: &ActivityId) -> Option<Response> {
-    let node = hub.bus.home_elsewhere(activity)?;
+    let node = hub.cluster.as_ref()?.home_elsewhere(activity)?;
     metrics::counter!("shangliang_media_redirects_total", "kind" => kind.to_owned()).increment(1);
-    let location = format!("{}/{kind}/{activity}", node.trim_end_matches('/'));
+    let location = format!("{}/{kind}/{activity}", node.as_str().trim_end_matches('/'));
     Some(
         (
             StatusCode::TEMPORARY_REDIRECT,
@@ -304,7 +303,7 @@ async fn whep_post(
     let (session, answer) = hub
         .media
         .sfu
-        .whep(activity.as_str(), &offer)
+        .whep(RoomId::of(&activity).as_str(), &offer)
         .await
         .map_err(sfu_http_error)?;
     metrics::counter!("shangliang_whep_sessions_total").increment(1);
@@ -338,7 +337,7 @@ async fn whip_post(
     let (session, answer) = hub
         .media
         .sfu
-        .whip(activity.as_str(), &claims.sub, &offer)
+        .whip(RoomId::of(&activity).as_str(), claims.sub.as_str(), &offer)
         .await
         .map_err(sfu_http_error)?;
     metrics::counter!("shangliang_whip_sessions_total").increment(1);
@@ -461,7 +460,7 @@ pub fn event(ev: SfuEvent) -> MediaEvent {
             track,
             kind,
         } => MediaEvent::TrackPublished {
-            participant,
+            participant: ParticipantId::from(participant),
             track: track.0,
             kind: track_kind(kind),
         },
@@ -470,11 +469,13 @@ pub fn event(ev: SfuEvent) -> MediaEvent {
             track,
             kind,
         } => MediaEvent::TrackUnpublished {
-            participant,
+            participant: ParticipantId::from(participant),
             track: track.0,
             kind: track_kind(kind),
         },
-        SfuEvent::ActiveSpeaker { participant } => MediaEvent::ActiveSpeaker { participant },
+        SfuEvent::ActiveSpeaker { participant } => MediaEvent::ActiveSpeaker {
+            participant: ParticipantId::from(participant),
+        },
         SfuEvent::ConnectionState { which, state } => MediaEvent::ConnectionState {
             pc: pc_kind(which),
             state,
@@ -585,17 +586,18 @@ impl MediaConn {
                 "viewers watch the livestream; they do not join rooms",
             );
         }
-        match hub.bus.activity(&claims.act) {
+        match hub.record.activity(&claims.act) {
             Ok(Some(_)) => {}
             Ok(None) => return err(MediaErrorCode::NoSuchRoom, "no such activity"),
             Err(e) => return err(MediaErrorCode::Internal, &e.to_string()),
         }
         // Cluster mode: the room lives on the activity's home node.
-        if let Some(node) = hub.bus.home_elsewhere(&claims.act) {
+        if let Some(node) = hub.cluster.as_ref().and_then(|c| c.home_elsewhere(&claims.act)) {
             metrics::counter!("shangliang_room_redirects_total").increment(1);
             return MediaEvent::Redirect { node };
         }
-        let (handle, mut events) = match hub.media.sfu.join(claims.act.as_str(), &claims.sub).await
+        let room = RoomId::of(&claims.act);
+        let (handle, mut events) = match hub.media.sfu.join(room.as_str(), claims.sub.as_str()).await
         {
             Ok(x) => x,
             Err(e) => return media_error(e),

@@ -24,11 +24,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
-use shangliang_signaling::{ActivityId, Item, Seq};
+use shangliang_signaling::{ActivityId, Item, ParticipantId, Seq};
 
-use crate::bus::{Bus, Cluster, ClusterConfig};
+use crate::bus::{Cluster, ClusterConfig};
 use crate::fanout::{Fanout, FanoutConfig};
-use crate::record::{ActivityKind, ActivityState, Record, RecordError, RecordOptions};
+use crate::record::postgres::PgRecord;
+use crate::record::sqlite::{RecordOptions, SqliteRecord};
+use crate::record::{ActivityKind, ActivityState, Record, RecordError};
 use auth::TokenKeys;
 
 pub use http::router;
@@ -122,13 +124,13 @@ pub struct Hub {
     pub cfg: ServeConfig,
     /// Token keys.
     pub keys: TokenKeys,
-    /// The durable record.
-    pub record: Record,
+    /// The durable record: SQLite (one node) or PostgreSQL (cluster mode).
+    pub record: Arc<dyn Record>,
     /// The fan-out core.
     pub fanout: Fanout,
-    /// Where items are sequenced: the record (one node) or the cluster.
-    pub bus: Bus,
-    comment_limiter: DefaultKeyedRateLimiter<String>,
+    /// Cluster mode: NATS delivery and membership.
+    pub cluster: Option<Arc<Cluster>>,
+    comment_limiter: DefaultKeyedRateLimiter<ParticipantId>,
     token_limiter: DefaultKeyedRateLimiter<IpAddr>,
     connections: AtomicUsize,
     /// Direct messages to participants' connections.
@@ -171,17 +173,34 @@ fn start_control_runtime() -> std::io::Result<(tokio::runtime::Handle, std::sync
 impl Hub {
     /// Opens the record, seeds the fan-out core with every activity's topic and creates the
     /// demo activities on first run. Must run inside a tokio runtime.
-    pub fn start(cfg: ServeConfig) -> Result<Arc<Hub>, StartError> {
+    pub async fn start(cfg: ServeConfig) -> Result<Arc<Hub>, StartError> {
         let fanout = Fanout::new(cfg.fanout.clone());
-        Self::start_with(cfg, fanout, None, start_control_runtime()?)
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let hook_fanout = fanout.clone();
+        let record: Arc<dyn Record> = Arc::new(SqliteRecord::open(
+            &cfg.data_dir.join("shangliang.sqlite3"),
+            RecordOptions::default(),
+            Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
+                if let Err(e) = hook_fanout.publish(activity, item.clone(), public) {
+                    tracing::error!(%activity, seq = %item.seq, "fan-out refused a committed item: {e}");
+                }
+            }),
+        )?);
+        if cfg.demo && record.activities()?.is_empty() {
+            create_demo_activities(record.as_ref()).await?;
+        }
+        for a in record.activities()? {
+            let head = record.head(&a.id)?;
+            fanout.open_topic(a.id.clone(), a.epoch, head);
+        }
+        Self::start_with(cfg, fanout, record, None, start_control_runtime()?)
     }
 
     /// Starts a cluster node: connects to PostgreSQL (must be up) and NATS (may come later),
     /// creates the demo activities in PostgreSQL if there are none, and opens every activity's
     /// topic at its head, and subscribes to the moderation relay (before it serves anyone, so
     /// a request relayed here never finds nobody listening). Items, the audit log, summaries
-    /// and checkpoints are in PostgreSQL; the data directory holds only the token secret (the
-    /// SQLite file is opened but stays empty).
+    /// and checkpoints are in PostgreSQL; the data directory holds only the token secret.
     pub async fn start_cluster(cfg: ServeConfig, cluster: ClusterConfig) -> Result<Arc<Hub>, StartError> {
         let fanout = Fanout::new(cfg.fanout.clone());
         // The cluster's tasks (the PostgreSQL writer and connections, the NATS client, the
@@ -189,20 +208,24 @@ impl Hub {
         // → ack path and the relay to an activity's home queue behind tens of thousands of
         // viewer tasks (measured: ack p50 ≈ 5 s at 100k viewers on six nodes).
         let control = start_control_runtime()?;
-        let c = control
+        let demo = cfg.demo;
+        let (record, c) = control
             .0
-            .spawn(Cluster::connect(cluster, fanout.clone()))
+            .spawn({
+                let fanout = fanout.clone();
+                async move {
+                    let (hook, feed) = crate::bus::cluster::commit_feed();
+                    let record: Arc<dyn Record> = Arc::new(PgRecord::connect(&cluster.database_url, hook).await?);
+                    if demo && record.activities()?.is_empty() {
+                        create_demo_activities(record.as_ref()).await?;
+                    }
+                    let c = Cluster::connect(cluster, fanout, record.clone(), feed).await?;
+                    Ok::<_, RecordError>((record, c))
+                }
+            })
             .await
             .map_err(|e| StartError::from(RecordError::Unavailable(format!("cluster start: {e}"))))??;
-        if cfg.demo && c.activities().is_empty() {
-            for (id, title, kind) in DEMO_ACTIVITIES {
-                match c.create_activity(ActivityId::new(id).expect("valid id"), title, kind, ActivityState::Live).await {
-                    Ok(_) | Err(RecordError::AlreadyExists(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        let hub = Self::start_with(cfg, fanout, Some(c.clone()), control)?;
+        let hub = Self::start_with(cfg, fanout, record, Some(c.clone()), control)?;
         consult_relay::start(&hub, c)
             .await
             .map_err(|e| StartError::from(RecordError::Unavailable(format!("nats: {e}"))))?;
@@ -212,35 +235,13 @@ impl Hub {
     fn start_with(
         cfg: ServeConfig,
         fanout: Fanout,
+        record: Arc<dyn Record>,
         cluster: Option<Arc<Cluster>>,
         (control, control_stop): (tokio::runtime::Handle, std::sync::mpsc::SyncSender<()>),
     ) -> Result<Arc<Hub>, StartError> {
         metrics::install();
         std::fs::create_dir_all(&cfg.data_dir)?;
         let keys = TokenKeys::load_or_create(&cfg.data_dir)?;
-        let hook_fanout = fanout.clone();
-        let record = Record::open_sqlite(
-            &cfg.data_dir.join("shangliang.sqlite3"),
-            RecordOptions::default(),
-            Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
-                if let Err(e) = hook_fanout.publish(activity, item.clone(), public) {
-                    tracing::error!(%activity, seq = %item.seq, "fan-out refused a committed item: {e}");
-                }
-            }),
-        )?;
-        if cluster.is_none() {
-            if cfg.demo && record.activities()?.is_empty() {
-                create_demo_activities(&record)?;
-            }
-            for a in record.activities()? {
-                let head = record.head(&a.id)?;
-                fanout.open_topic(a.id.clone(), a.epoch, head);
-            }
-        }
-        let bus = match cluster {
-            Some(c) => Bus::Cluster(c),
-            None => Bus::Local(record.clone()),
-        };
         let per_min = |n: u32| NonZeroU32::new(n.max(1)).unwrap();
         let comment_quota = Quota::with_period(Duration::from_secs(60) / cfg.comments_per_minute.max(1))
             .expect("non-zero period")
@@ -250,7 +251,7 @@ impl Hub {
             keys,
             record,
             fanout,
-            bus,
+            cluster,
             comment_limiter: DefaultKeyedRateLimiter::keyed(comment_quota),
             token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
             connections: AtomicUsize::new(0),
@@ -283,26 +284,16 @@ impl Hub {
         Ok(hub)
     }
 
-    /// Creates an activity and opens its topic.
-    pub fn create_activity(
+    /// Creates an activity and opens its topic (in cluster mode the other nodes open it
+    /// within a tick).
+    pub async fn create_activity(
         &self,
         id: ActivityId,
         title: &str,
         kind: ActivityKind,
         state: ActivityState,
     ) -> Result<(), RecordError> {
-        if let Bus::Cluster(c) = &self.bus {
-            // PostgreSQL is reached asynchronously; this blocking API is kept for callers
-            // outside the runtime's workers (needs the multi-threaded runtime).
-            let c = c.clone();
-            let title = title.to_owned();
-            let a = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(c.create_activity(id, &title, kind, state))
-            })?;
-            self.fanout.open_topic(a.id, a.epoch, Seq(0));
-            return Ok(());
-        }
-        let a = self.record.create_activity(id, title, kind, state)?;
+        let a = self.record.create_activity(id, title, kind, state).await?;
         self.fanout.open_topic(a.id, a.epoch, Seq(0));
         Ok(())
     }
@@ -310,6 +301,12 @@ impl Hub {
     /// Installs where the floor reaches the media plane (the SFU wiring calls this).
     pub fn set_floor_hook(&self, hook: Arc<dyn consult::FloorHook>) {
         self.consult.set_hook(hook);
+    }
+
+    /// The home node of `activity` if it is another node (cluster mode only): that node runs
+    /// its moderation, hosts its video room and makes its programme. `None`: this node.
+    pub fn home_elsewhere(&self, activity: &ActivityId) -> Option<shangliang_signaling::NodeId> {
+        self.cluster.as_ref()?.home_elsewhere(activity)
     }
 
     /// Current number of websocket connections.
@@ -324,19 +321,16 @@ const DEMO_ACTIVITIES: [(&str, &str, ActivityKind); 2] = [
     ("demo-room", "视频会商室（演示）", ActivityKind::Room),
 ];
 
-fn create_demo_activities(record: &Record) -> Result<(), RecordError> {
-    record.create_activity(
-        ActivityId::new("demo").expect("valid id"),
-        "推进城乡融合发展 · 网络协商议政直播（演示）",
-        ActivityKind::Livestream,
-        ActivityState::Live,
-    )?;
-    record.create_activity(
-        ActivityId::new("demo-room").expect("valid id"),
-        "视频会商室（演示）",
-        ActivityKind::Room,
-        ActivityState::Live,
-    )?;
+/// Creates the demo activities (in a cluster several nodes may race to: whoever is second
+/// finds them there).
+async fn create_demo_activities(record: &dyn Record) -> Result<(), RecordError> {
+    for (id, title, kind) in DEMO_ACTIVITIES {
+        let id = ActivityId::new(id).expect("valid id");
+        match record.create_activity(id, title, kind, ActivityState::Live).await {
+            Ok(_) | Err(RecordError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
@@ -346,7 +340,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let hub = match cfg.cluster.clone() {
         Some(cluster) => Hub::start_cluster(cfg, cluster).await?,
-        None => Hub::start(cfg)?,
+        None => Hub::start(cfg).await?,
     };
     print_banner(&hub, addr);
     run(listener, hub, shutdown_signal()).await?;
@@ -372,7 +366,7 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
     if let Some(c) = hub.cfg.cluster.as_ref() {
         println!("  cluster          nats {} · database {}", c.nats_url, redact(&c.database_url));
     }
-    if let Ok(list) = hub.bus.activities() {
+    if let Ok(list) = hub.record.activities() {
         for a in list {
             println!("  {:<16} {:?} {:?}: {}", a.id.as_str(), a.kind, a.state, a.title);
             println!("    watch          {base}/live/{}", a.id);

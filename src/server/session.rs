@@ -345,9 +345,9 @@ where
             CatchUp::Frames(frames) => frames,
             CatchUp::Reset { frame, .. } => vec![frame],
             CatchUp::FromRecord { from, to, then } => {
-                match self.hub.bus.items(&topic, from, to, !full_view).await {
+                match self.hub.record.items(&topic, from, to, !full_view).await {
                     Ok(items) => {
-                        let encoded: Vec<Bytes> = items.iter().map(|i| encode_item(self.form, i)).collect();
+                        let encoded: Vec<Bytes> = items.iter().map(|s| encode_item(self.form, &s.item)).collect();
                         let batch = encode_batch(
                             self.form,
                             &topic,
@@ -453,7 +453,7 @@ async fn accept_comment(
     };
     let body = ItemBody::Comment { author: claims.author(), text: text.clone(), approves: None };
     let started = Instant::now();
-    let item = hub.bus.append(&topic, body, !held).await.map_err(|e| {
+    let item = hub.record.append_durable(&topic, body, !held).await.map_err(|e| {
         tracing::warn!("append failed: {e}");
         (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
     })?;
