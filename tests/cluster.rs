@@ -499,7 +499,7 @@ async fn database_outage_refuses_posts_then_recovers() {
 /// The activity's home node among `nodes` (the rule every node applies to the alive ones).
 fn home_of<'a>(nodes: &[&'a Node]) -> &'a Node {
     let urls: Vec<shangliang_signaling::NodeId> = nodes.iter().map(|n| n.base().into()).collect();
-    let home = shangliang::bus::room_owner(&demo(), &urls).unwrap().to_string();
+    let home = shangliang::bus::home_node(&demo(), &urls).unwrap().to_string();
     nodes.iter().find(|n| n.base() == home).unwrap()
 }
 

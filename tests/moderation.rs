@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{TestHub, WAIT, cmd, demo, event, items_through, ok, sub_state};
-use shangliang::server::consult::FloorHook;
+use shangliang::server::moderation::FloorHook;
 use shangliang_signaling::consult::{
     Command, ConsultEvent, FloorEvent, GrantTarget, ParticipantId, PolicyChange, QuestionId,
     QuestionOp, Reply, TurnEnd,

@@ -9,7 +9,7 @@ use std::fmt;
 
 pub use crate::ids::ParticipantId;
 use crate::ids::Seq;
-use crate::messages::{Author, Role};
+use crate::identity::{Author, Role};
 
 /// A question of one activity, numbered from 1 in order of submission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

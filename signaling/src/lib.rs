@@ -11,6 +11,7 @@
 //! builds the one shared `batch` frame per topic per flush out of items encoded once.
 
 mod codec;
+mod identity;
 mod ids;
 pub mod limits;
 pub mod media;
@@ -21,6 +22,7 @@ pub use codec::{
     DecodeError, Form, decode_client, decode_server, encode_batch, encode_client, encode_item,
     encode_server,
 };
+pub use identity::{Author, Org, OrgLevel, Role};
 pub use ids::{ActivityId, Epoch, InvalidId, NodeId, ParticipantId, RoomId, Seq};
 pub use messages::*;
 

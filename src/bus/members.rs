@@ -3,7 +3,7 @@
 //!
 //! Every node publishes a heartbeat (its public URL) on NATS every [`HEARTBEAT`]; a node counts
 //! as alive while its last heartbeat is younger than [`LIVE_FOR`]. The home of an activity is
-//! the rendezvous winner ([`super::room_owner`]) over the alive nodes of the configured list, so
+//! the rendezvous winner ([`super::home_node`]) over the alive nodes of the configured list, so
 //! every node that sees the same heartbeats computes the same home, and when a node dies only
 //! the activities it was home to move.
 //!
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use shangliang_signaling::{ActivityId, NodeId};
 
-use super::room_owner;
+use super::home::home_node;
 
 /// How often a node announces itself.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -132,7 +132,7 @@ impl Members {
     /// The home node of `activity` now.
     pub fn home(&self, activity: &ActivityId, now: Instant, nats_up: bool) -> NodeId {
         let live = self.live(now, nats_up);
-        room_owner(activity, &live).unwrap_or(&self.me).clone()
+        home_node(activity, &live).unwrap_or(&self.me).clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(m.live(later, true), vec![nodes[0].clone(), nodes[1].clone()]);
         for i in 0..50 {
             let a = act(i);
-            let before = room_owner(&a, &nodes).unwrap().clone();
+            let before = home_node(&a, &nodes).unwrap().clone();
             let after = m.home(&a, later, true);
             if before != nodes[2] {
                 assert_eq!(after, before, "only the dead node's activities move");

@@ -7,12 +7,12 @@
 //!   record. The record (PostgreSQL, see `crate::record::postgres`) is where items are
 //!   sequenced and stored; this module only moves notifications.
 //! - [`members`]: which nodes are alive (NATS heartbeats), and so which node is an activity's
-//!   home ([`owner`]).
+//!   home ([`home`]).
 
 pub mod cluster;
+pub mod home;
 pub mod members;
-pub mod owner;
 pub mod sequencer;
 
 pub use cluster::{Cluster, ClusterConfig, ClusterHealth};
-pub use owner::room_owner;
+pub use home::home_node;

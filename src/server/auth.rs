@@ -10,6 +10,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use shangliang_signaling::{ActivityId, Author, ErrorCode, Org, ParticipantId, Role};
 
+use crate::consult::Grants;
+
 /// Claims of a shangliang token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -37,6 +39,18 @@ impl Claims {
     /// The identity as readers of a topic see it.
     pub fn author(&self) -> Author {
         Author { id: self.sub.clone(), name: self.name.clone(), role: self.role, verified: self.verified }
+    }
+
+    /// What the token grants, for the state machines.
+    pub fn grants(&self) -> Grants {
+        Grants {
+            subject: self.sub.clone(),
+            name: self.name.clone(),
+            role: self.role,
+            org: self.org.clone(),
+            verified: self.verified,
+            activity: self.act.clone(),
+        }
     }
 }
 

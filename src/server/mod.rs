@@ -1,28 +1,37 @@
 //! The axum/tokio shell around the core: HTTP API, websocket sessions, auth, metrics.
 //! The only part of the hub that knows about HTTP.
 //!
-//! [`Hub`] holds the shared state (record, fan-out core, token keys, limiters); [`router`]
-//! builds the routes; [`serve`] binds and runs until Ctrl-C or SIGTERM.
+//! ```text
+//! http/        REST API (health, metrics, activities, viewer tokens) and the static web client
+//! ws/          the websocket endpoint and one session task per connection
+//! moderation/  the moderation drivers, their registry and the relay to an activity's home
+//! media/       WHIP/WHEP and room media signalling over the SFU
+//! auth.rs      tokens; inbox.rs direct messages to one participant; metrics.rs /metrics
+//! ```
+//!
+//! [`Hub`] is the assembly: it opens the record, starts the fan-out core, the control runtime
+//! and the moderation registry, and hands each handler only the state it needs ([`Hub::api`],
+//! [`Hub::ws`], [`Hub::media_state`]); no handler sees the `Hub`. [`router`] builds the routes;
+//! [`run`] serves a bound listener; [`serve`] binds and runs until Ctrl-C or SIGTERM.
 
 pub mod auth;
-pub mod consult;
-pub(crate) mod consult_relay;
 pub mod edge;
 pub mod hls;
-mod http;
+pub mod http;
 pub mod inbox;
 pub mod media;
 pub mod metrics;
+pub mod moderation;
 pub mod programme;
-mod session;
+pub mod ws;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use shangliang_signaling::{ActivityId, Item, ParticipantId, Seq};
 
@@ -32,8 +41,11 @@ use crate::record::postgres::PgRecord;
 use crate::record::sqlite::{RecordOptions, SqliteRecord};
 use crate::record::{ActivityKind, ActivityState, Record, RecordError};
 use auth::TokenKeys;
-
-pub use http::router;
+use http::{ApiState, ViewerTokens};
+use inbox::Inboxes;
+use media::{Media, MediaState};
+use moderation::{FloorHook, Outlets, Registry};
+use ws::{Connections, SessionLimits, WsState};
 
 /// Re-exported for the command line.
 pub use auth::{Claims as TokenClaims, parse_ttl};
@@ -118,33 +130,33 @@ pub enum StartError {
     Media(#[from] shangliang_sfu::SfuError),
 }
 
-/// The hub's shared state.
+/// The running hub: every part, owned here and handed to the handlers that need it.
 pub struct Hub {
     /// Configuration in force.
     pub cfg: ServeConfig,
     /// Token keys.
-    pub keys: TokenKeys,
+    pub keys: Arc<TokenKeys>,
     /// The durable record: SQLite (one node) or PostgreSQL (cluster mode).
     pub record: Arc<dyn Record>,
     /// The fan-out core.
     pub fanout: Fanout,
     /// Cluster mode: NATS delivery and membership.
     pub cluster: Option<Arc<Cluster>>,
-    comment_limiter: DefaultKeyedRateLimiter<ParticipantId>,
-    token_limiter: DefaultKeyedRateLimiter<IpAddr>,
-    connections: AtomicUsize,
     /// Direct messages to participants' connections.
-    pub inboxes: inbox::Inboxes,
+    pub inboxes: Arc<Inboxes>,
     /// The media plane (SFU, WHIP/WHEP resources).
-    pub media: media::Media,
-    /// The moderation drivers, one per activity.
-    pub consult: consult::ConsultDrivers,
+    pub media: Arc<Media>,
+    /// The moderation drivers, one per activity, and (cluster mode) the routers to their homes.
+    pub moderation: Registry,
     /// The livestream programmes (LL-HLS, recording), one driver per live livestream.
     pub programmes: programme::Programmes,
+    connections: Connections,
+    viewer_tokens: Arc<ViewerTokens>,
+    comment_limiter: Arc<DefaultKeyedRateLimiter<ParticipantId>>,
     /// The control-plane runtime (one thread): moderation drivers and comment acceptance run
     /// here, so that under a delivery storm — tens of thousands of viewer tasks woken every
     /// flush on the main runtime — posting, policy and acks do not wait behind them.
-    pub control: tokio::runtime::Handle,
+    control: tokio::runtime::Handle,
     _control_stop: std::sync::mpsc::SyncSender<()>,
 }
 
@@ -226,7 +238,8 @@ impl Hub {
             .await
             .map_err(|e| StartError::from(RecordError::Unavailable(format!("cluster start: {e}"))))??;
         let hub = Self::start_with(cfg, fanout, record, Some(c.clone()), control)?;
-        consult_relay::start(&hub, c)
+        let outlets = Outlets { fanout: hub.fanout.clone(), inboxes: hub.inboxes.clone() };
+        moderation::start_relay(c, hub.moderation.local_drivers(), outlets, &hub.control)
             .await
             .map_err(|e| StartError::from(RecordError::Unavailable(format!("nats: {e}"))))?;
         Ok(hub)
@@ -241,46 +254,48 @@ impl Hub {
     ) -> Result<Arc<Hub>, StartError> {
         metrics::install();
         std::fs::create_dir_all(&cfg.data_dir)?;
-        let keys = TokenKeys::load_or_create(&cfg.data_dir)?;
+        let keys = Arc::new(TokenKeys::load_or_create(&cfg.data_dir)?);
         let per_min = |n: u32| NonZeroU32::new(n.max(1)).unwrap();
         let comment_quota = Quota::with_period(Duration::from_secs(60) / cfg.comments_per_minute.max(1))
             .expect("non-zero period")
             .allow_burst(per_min(cfg.comments_per_minute.min((cfg.comments_per_minute / 60).max(5))));
-        let token_quota = Quota::per_minute(per_min(cfg.viewer_tokens_per_minute));
+        let comment_limiter = Arc::new(DefaultKeyedRateLimiter::keyed(comment_quota));
+        // Keyed limiters keep a cell per key: drop the idle ones now and then.
+        let weak = Arc::downgrade(&comment_limiter);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(l) = weak.upgrade() else { break };
+                l.retain_recent();
+                l.shrink_to_fit();
+            }
+        });
+        let inboxes = Arc::new(Inboxes::default());
+        let outlets = Outlets { fanout: fanout.clone(), inboxes: inboxes.clone() };
+        let moderation = Registry::new(record.clone(), outlets, cluster.clone(), control.clone());
+        let media = Arc::new(Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?));
+        let programmes = programme::Programmes::default();
+        // The floor reaches the media plane: may-speak changes gate forwarding in the SFU ...
+        // and the livestream programme follows the same floor.
+        moderation.set_floor_hook(Arc::new(programme::Tee(media.floor_hook(), programmes.floor_hook())));
         let hub = Arc::new(Hub {
             keys,
             record,
             fanout,
             cluster,
-            comment_limiter: DefaultKeyedRateLimiter::keyed(comment_quota),
-            token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
-            connections: AtomicUsize::new(0),
-            inboxes: inbox::Inboxes::default(),
-            media: media::Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?),
-            consult: consult::ConsultDrivers::default(),
-            programmes: programme::Programmes::default(),
+            inboxes,
+            media,
+            moderation,
+            programmes,
+            connections: Connections::default(),
+            viewer_tokens: ViewerTokens::new(cfg.viewer_tokens_per_minute, cfg.viewer_token_ttl_secs),
+            comment_limiter,
             control,
             _control_stop: control_stop,
             cfg,
         });
-        hub.consult.bind(Arc::downgrade(&hub));
-        // The floor reaches the media plane: may-speak changes gate forwarding in the SFU.
-        // ... and the livestream programme follows the same floor.
-        hub.set_floor_hook(Arc::new(programme::Tee(hub.media.floor_hook(), hub.programmes.floor_hook())));
         hub.programmes.start(&hub);
-        // Keyed limiters keep a cell per key: drop the idle ones now and then.
-        let weak = Arc::downgrade(&hub);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let Some(hub) = weak.upgrade() else { break };
-                hub.comment_limiter.retain_recent();
-                hub.token_limiter.retain_recent();
-                hub.comment_limiter.shrink_to_fit();
-                hub.token_limiter.shrink_to_fit();
-            }
-        });
         Ok(hub)
     }
 
@@ -298,9 +313,9 @@ impl Hub {
         Ok(())
     }
 
-    /// Installs where the floor reaches the media plane (the SFU wiring calls this).
-    pub fn set_floor_hook(&self, hook: Arc<dyn consult::FloorHook>) {
-        self.consult.set_hook(hook);
+    /// Installs where the floor reaches the media plane (the SFU's is installed at start).
+    pub fn set_floor_hook(&self, hook: Arc<dyn FloorHook>) {
+        self.moderation.set_floor_hook(hook);
     }
 
     /// The home node of `activity` if it is another node (cluster mode only): that node runs
@@ -311,8 +326,61 @@ impl Hub {
 
     /// Current number of websocket connections.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.connections.get()
     }
+
+    /// What the REST API needs.
+    pub fn api(&self) -> ApiState {
+        ApiState {
+            record: self.record.clone(),
+            fanout: self.fanout.clone(),
+            keys: self.keys.clone(),
+            cluster: self.cluster.clone(),
+            connections: self.connections.clone(),
+            viewer_tokens: self.viewer_tokens.clone(),
+        }
+    }
+
+    /// What the media handlers need.
+    pub fn media_state(&self) -> MediaState {
+        MediaState {
+            media: self.media.clone(),
+            record: self.record.clone(),
+            keys: self.keys.clone(),
+            cluster: self.cluster.clone(),
+        }
+    }
+
+    /// What a websocket session needs.
+    pub fn ws(&self) -> WsState {
+        WsState {
+            keys: self.keys.clone(),
+            fanout: self.fanout.clone(),
+            record: self.record.clone(),
+            inboxes: self.inboxes.clone(),
+            moderation: self.moderation.clone(),
+            media: self.media_state(),
+            limits: SessionLimits {
+                frames_per_second: self.cfg.frames_per_second,
+                idle_timeout: self.cfg.idle_timeout,
+                write_timeout: self.cfg.write_timeout,
+                comments_per_minute: self.cfg.comments_per_minute,
+                max_connections: self.cfg.max_connections,
+            },
+            connections: self.connections.clone(),
+            control: self.control.clone(),
+            comment_limiter: self.comment_limiter.clone(),
+        }
+    }
+}
+
+/// All routes of `hub`; every other path is the web client.
+pub fn router(hub: Arc<Hub>) -> Router {
+    http::routes(hub.api())
+        .merge(ws::routes(Arc::new(hub.ws())))
+        .merge(media::routes(hub.media_state()))
+        .merge(hls::routes().with_state(hub.clone()))
+        .fallback_service(http::web_client(&hub.cfg.web_dir))
 }
 
 /// The demo activities of a first run: (id, title, kind).

@@ -32,7 +32,7 @@ use shangliang_signaling::ActivityId;
 use tokio::sync::{mpsc, watch};
 
 use super::Hub;
-use super::consult::FloorHook;
+use super::moderation::FloorHook;
 use crate::consult::ParticipantId;
 use crate::programme::playlist::{LiveWindow, PlaylistConfig};
 use crate::programme::store::{self, SegmentStore};

@@ -3,7 +3,7 @@
 //! It owns the floor, the questions, the comment policy, the audit log and attendance. Every
 //! input carries the caller's [`Grants`] and `now_ms`; it is authorised ([`authorize_in`]),
 //! applied, appended to the audit log when a moderator did it, and its consequences are queued
-//! as [`Outbound`] events for the server to deliver.
+//! as [`Addressed`] events for the server to deliver.
 //!
 //! ```text
 //! // the activity's driver task owns `c: Consultation`
@@ -57,12 +57,12 @@ pub enum Audience {
     Participant(ParticipantId),
 }
 
-/// An event and who gets it.
+/// An event addressed to an audience: what the state machine asks the server to deliver.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outbound {
-    /// Who.
+pub struct Addressed {
+    /// Who gets it.
     pub audience: Audience,
-    /// What.
+    /// The event.
     pub event: ConsultEvent,
 }
 
@@ -147,7 +147,7 @@ pub struct Consultation {
     #[serde(skip)]
     rejoin_until: Option<u64>,
     #[serde(skip)]
-    events: VecDeque<Outbound>,
+    events: VecDeque<Addressed>,
 }
 
 /// After a restore, how long members have to be announced again (by their node, or by
@@ -240,7 +240,7 @@ impl Consultation {
     }
 
     /// The next event to deliver.
-    pub fn poll_event(&mut self) -> Option<Outbound> {
+    pub fn poll_event(&mut self) -> Option<Addressed> {
         self.events.pop_front()
     }
 
@@ -859,7 +859,7 @@ impl Consultation {
     // ---- internals --------------------------------------------------------------------
 
     fn push(&mut self, audience: Audience, event: ConsultEvent) {
-        self.events.push_back(Outbound { audience, event });
+        self.events.push_back(Addressed { audience, event });
     }
 
     fn log(
@@ -1168,7 +1168,7 @@ mod tests {
         (c, m, a, b, v)
     }
 
-    fn drain(c: &mut Consultation) -> Vec<Outbound> {
+    fn drain(c: &mut Consultation) -> Vec<Addressed> {
         std::iter::from_fn(|| c.poll_event()).collect()
     }
 
@@ -1647,7 +1647,7 @@ mod tests {
 
     #[test]
     fn events_have_a_stable_json_shape() {
-        let out = Outbound {
+        let out = Addressed {
             audience: Audience::Everyone,
             event: ConsultEvent::Floor(FloorEvent::HandsChanged {
                 hands: vec![ParticipantId::new("a")],
@@ -1657,7 +1657,7 @@ mod tests {
             serde_json::to_string(&out).unwrap(),
             r#"{"audience":{"to":"everyone"},"event":{"t":"floor","k":"hands_changed","hands":["a"]}}"#
         );
-        let back: Outbound = serde_json::from_str(&serde_json::to_string(&out).unwrap()).unwrap();
+        let back: Addressed = serde_json::from_str(&serde_json::to_string(&out).unwrap()).unwrap();
         assert_eq!(back, out);
     }
 

@@ -1,10 +1,10 @@
 //! Moderation across the nodes of a cluster: one driver per activity, on its home node.
 //!
 //! Each activity's [`Consultation`](crate::consult::Consultation) (floor, questions, review
-//! queue, comment policy, audit chain) lives in exactly one [`ConsultDriver`](super::consult)
-//! task, on the activity's *home* node ([`crate::bus::members`]: rendezvous hashing over the
-//! alive nodes). Sessions on every node talk to it through a per-activity **router** on their
-//! own node, with the same [`DriverMsg`]s as in single-node mode:
+//! queue, comment policy, audit chain) lives in exactly one moderation driver
+//! ([`super::driver`]), on the activity's *home* node ([`crate::bus::members`]: rendezvous
+//! hashing over the alive nodes). Sessions on every node talk to it through a per-activity
+//! **router** on their own node, with the same [`DriverMsg`]s as in single-node mode:
 //!
 //! ```text
 //! session ─DriverMsg─▶ router(activity) ── home is me ──▶ local driver
@@ -26,7 +26,7 @@
 //! elsewhere are refused with `unavailable`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -36,8 +36,8 @@ use shangliang_signaling::consult::{Command, ConsultEvent, Reply, Snapshot};
 use shangliang_signaling::{ActivityId, ErrorCode, NodeId, Seq};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Hub;
-use super::consult::{DriverMsg, PostDecision, WireError};
+use super::deliver::Outlets;
+use super::msg::{DriverMsg, LocalDrivers, PostDecision, WireError};
 use crate::bus::Cluster;
 use crate::consult::{Audience, Grants, ParticipantId};
 
@@ -120,8 +120,8 @@ fn unreachable_home(e: impl std::fmt::Display) -> WireError {
 
 /// Starts the router of `activity` on this node; the returned sender takes the place of a
 /// driver's.
-pub(crate) fn spawn_router(
-    hub: Weak<Hub>,
+pub(super) fn spawn_router(
+    drivers: Arc<dyn LocalDrivers>,
     cluster: Arc<Cluster>,
     control: &tokio::runtime::Handle,
     activity: ActivityId,
@@ -147,7 +147,7 @@ pub(crate) fn spawn_router(
                 tracing::info!(%activity, %home, n = present.len(), "activity moved; announcing this node's connections");
                 for (g, n) in present.values() {
                     for _ in 0..*n {
-                        send(&hub, &cluster, &home, &activity, DriverMsg::Join(g.clone())).await;
+                        send(drivers.as_ref(), &cluster, &home, &activity, DriverMsg::Join(g.clone())).await;
                     }
                 }
             }
@@ -165,18 +165,18 @@ pub(crate) fn spawn_router(
                 }
                 _ => {}
             }
-            send(&hub, &cluster, &home, &activity, msg).await;
+            send(drivers.as_ref(), &cluster, &home, &activity, msg).await;
         }
     });
     tx
 }
 
 /// Hands one driver message to the driver on `home`: this node's own, or over NATS.
-async fn send(hub: &Weak<Hub>, cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg: DriverMsg) {
+async fn send(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg: DriverMsg) {
     if home == cluster.me() {
-        // No driver (the hub or the activity is gone): the reply senders drop, callers see
-        // "unavailable".
-        let driver = hub.upgrade().and_then(|h| h.consult.local_sender(activity));
+        // No driver (the activity is gone, or another node holds its fence): the reply senders
+        // drop, callers see "unavailable".
+        let driver = drivers.local(activity);
         if let Some(driver) = driver {
             let _ = driver.send(msg).await;
         }
@@ -285,35 +285,35 @@ impl Answer {
 }
 
 /// Subscribes this node to relayed moderation (for the activities it is home to) and to the
-/// other homes' events, then serves both and stops local drivers whose activity moved away,
-/// until the hub is dropped.
-pub(crate) async fn start(hub: &Arc<Hub>, cluster: Arc<Cluster>) -> Result<(), async_nats::SubscribeError> {
+/// other homes' events, then serves both on `control` and stops local drivers whose activity
+/// moved away, for as long as the control runtime runs.
+pub async fn start(
+    cluster: Arc<Cluster>,
+    drivers: Arc<dyn LocalDrivers>,
+    outlets: Outlets,
+    control: &tokio::runtime::Handle,
+) -> Result<(), async_nats::SubscribeError> {
     let nats = cluster.nats().clone();
     let me = cluster.me().clone();
     let mut requests = nats.subscribe(relay_subject(&me)).await?;
     let mut events = nats.subscribe(format!("{EVENTS_PREFIX}>")).await?;
     // Make sure the server has the subscriptions before anyone is told this node is up.
     let _ = tokio::time::timeout(RELAY_TIMEOUT, nats.flush()).await;
-    let weak = Arc::downgrade(hub);
-    hub.control.spawn(async move {
-        let hub = weak;
+    control.spawn(async move {
         let mut check = tokio::time::interval(HOME_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 m = requests.next() => {
                     let Some(m) = m else { break };
-                    let Some(hub) = hub.upgrade() else { break };
-                    handle_request(&hub, &cluster, m).await;
+                    handle_request(drivers.as_ref(), &cluster, m).await;
                 }
                 m = events.next() => {
                     let Some(m) = m else { break };
-                    let Some(hub) = hub.upgrade() else { break };
-                    handle_event(&hub, &me, m);
+                    handle_event(&outlets, &me, m);
                 }
                 _ = check.tick() => {
-                    let Some(hub) = hub.upgrade() else { break };
-                    hub.consult.retain_local(|a| cluster.home(a) == me);
+                    drivers.retain(&|a| cluster.home(a) == me);
                 }
             }
         }
@@ -321,7 +321,7 @@ pub(crate) async fn start(hub: &Arc<Hub>, cluster: Arc<Cluster>) -> Result<(), a
     Ok(())
 }
 
-async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::Message) {
+async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: async_nats::Message) {
     let msg: RelayMsg = match serde_json::from_slice(&m.payload) {
         Ok(x) => x,
         Err(e) => {
@@ -342,7 +342,7 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
     };
     let home = cluster.home(msg.activity());
     let driver = if home == *cluster.me() {
-        hub.consult.local_sender(msg.activity())
+        drivers.local(msg.activity())
     } else {
         None
     };
@@ -396,7 +396,7 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
     }
 }
 
-fn handle_event(hub: &Arc<Hub>, me: &NodeId, m: async_nats::Message) {
+fn handle_event(outlets: &Outlets, me: &NodeId, m: async_nats::Message) {
     let Some(activity) = m
         .subject
         .strip_prefix(EVENTS_PREFIX)
@@ -406,20 +406,20 @@ fn handle_event(hub: &Arc<Hub>, me: &NodeId, m: async_nats::Message) {
     };
     match serde_json::from_slice::<EventWire>(&m.payload) {
         Ok(w) if w.origin == *me => {}
-        Ok(w) => super::consult::deliver_local(hub, &activity, w.to, w.event),
+        Ok(w) => outlets.deliver(&activity, w.to, w.event),
         Err(e) => tracing::warn!(subject = %m.subject, "undecodable relayed event: {e}"),
     }
 }
 
 /// Publishes a home driver's events to the other nodes, in the order they were made.
 #[derive(Clone)]
-pub(crate) struct EventRelay {
+pub(super) struct EventRelay {
     tx: mpsc::UnboundedSender<(ActivityId, Audience, ConsultEvent)>,
 }
 
 impl EventRelay {
     /// Starts the publishing task.
-    pub(crate) fn spawn(cluster: Arc<Cluster>, control: &tokio::runtime::Handle) -> EventRelay {
+    pub(super) fn spawn(cluster: Arc<Cluster>, control: &tokio::runtime::Handle) -> EventRelay {
         let (tx, mut rx) = mpsc::unbounded_channel::<(ActivityId, Audience, ConsultEvent)>();
         control.spawn(async move {
             let origin = cluster.me().clone();
@@ -439,7 +439,7 @@ impl EventRelay {
     }
 
     /// Queues one event for the other nodes.
-    pub(crate) fn send(&self, activity: &ActivityId, to: Audience, event: ConsultEvent) {
+    pub(super) fn send(&self, activity: &ActivityId, to: Audience, event: ConsultEvent) {
         let _ = self.tx.send((activity.clone(), to, event));
     }
 }

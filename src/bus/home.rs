@@ -1,4 +1,4 @@
-//! Which node is an activity's home (its moderation and video room): rendezvous (highest random
+//! Which node is an activity's *home* (its moderation and video room): rendezvous (highest random
 //! weight) hashing of the activity id over a node list — in practice the alive nodes, see
 //! [`super::members`].
 //!
@@ -19,10 +19,11 @@ fn weight(node: &NodeId, activity: &ActivityId) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-/// The node (one of `nodes`, base URLs such as `http://10.0.0.5:8080`) that hosts the video
-/// room of `activity`; `None` if `nodes` is empty. Ties (practically impossible) go to the
-/// smaller URL, so the answer never depends on the list's order.
-pub fn room_owner<'a>(activity: &ActivityId, nodes: &'a [NodeId]) -> Option<&'a NodeId> {
+/// The home of `activity` among `nodes` (base URLs such as `http://10.0.0.5:8080`): the node
+/// that runs its moderation and hosts its video room; `None` if `nodes` is empty. Ties
+/// (practically impossible) go to the smaller URL, so the answer never depends on the list's
+/// order.
+pub fn home_node<'a>(activity: &ActivityId, nodes: &'a [NodeId]) -> Option<&'a NodeId> {
     nodes
         .iter()
         .map(|n| (weight(n, activity), std::cmp::Reverse(n)))
@@ -51,15 +52,15 @@ mod tests {
         let mut b = a.clone();
         b.reverse();
         for i in 0..200 {
-            assert_eq!(room_owner(&act(i), &a), room_owner(&act(i), &b));
+            assert_eq!(home_node(&act(i), &a), home_node(&act(i), &b));
         }
     }
 
     #[test]
     fn no_nodes_no_owner_and_one_node_owns_all() {
-        assert_eq!(room_owner(&act(1), &[]), None);
+        assert_eq!(home_node(&act(1), &[]), None);
         let one = nodes(1);
-        assert_eq!(room_owner(&act(1), &one), Some(&one[0]));
+        assert_eq!(home_node(&act(1), &one), Some(&one[0]));
     }
 
     #[test]
@@ -68,7 +69,7 @@ mod tests {
         let mut count: HashMap<&NodeId, usize> = HashMap::new();
         for i in 0..6000 {
             *count
-                .entry(room_owner(&act(i), &list).unwrap())
+                .entry(home_node(&act(i), &list).unwrap())
                 .or_default() += 1;
         }
         assert_eq!(count.len(), 6);
@@ -86,10 +87,10 @@ mod tests {
             .cloned()
             .collect();
         for i in 0..1000 {
-            let before = room_owner(&act(i), &all).unwrap();
-            let after = room_owner(&act(i), &fewer).unwrap();
+            let before = home_node(&act(i), &all).unwrap();
+            let after = home_node(&act(i), &fewer).unwrap();
             if !before.as_str().ends_with("8083") {
-                assert_eq!(before, after, "room {i} moved though its node stayed");
+                assert_eq!(before, after, "activity {i} moved though its home stayed");
             }
         }
     }

@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -24,10 +23,12 @@ use shangliang_signaling::{
     Position, ServerMsg, close, decode_client, encode_batch, encode_item, encode_server, limits,
 };
 
-use super::Hub;
-use super::auth::Claims;
-use super::consult::{DriverMsg, PostDecision, grants_of};
+use super::WsState;
 use crate::consult::Grants;
+use crate::server::auth::Claims;
+use crate::server::inbox::Direct;
+use crate::server::media::MediaConn;
+use crate::server::moderation::{DriverMsg, PostDecision};
 use crate::consult::text::normalize_line;
 use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
 
@@ -43,30 +44,30 @@ const MAX_FRAMES_PER_FLUSH: usize = 16;
 type SendError = axum::Error;
 
 /// Runs one connection to its end.
-pub async fn run<S>(hub: Arc<Hub>, socket: S, peer: SocketAddr)
+pub async fn run<S>(state: Arc<WsState>, socket: S, peer: SocketAddr)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
-    hub.connections.fetch_add(1, Ordering::Relaxed);
+    state.connections.opened();
     metrics::gauge!("shangliang_connections").increment(1.0);
     metrics::counter!("shangliang_connections_total").increment(1);
     // Boxed: an async fn keeps room for its moved-out arguments, so nesting the session inline
     // would hold the socket twice in the task.
-    let code = Box::pin(Session::start(&hub, socket, peer)).await;
+    let code = Box::pin(Session::start(&state, socket, peer)).await;
     metrics::counter!("shangliang_closed_total", "code" => code.to_string()).increment(1);
     metrics::gauge!("shangliang_connections").decrement(1.0);
-    hub.connections.fetch_sub(1, Ordering::Relaxed);
+    state.connections.closed();
 }
 
 struct Session<'h, S> {
-    hub: &'h Arc<Hub>,
+    state: &'h Arc<WsState>,
     socket: S,
     form: Form,
     claims: Claims,
     conn: ConnHandle,
     subscriptions: Vec<ActivityId>,
     /// Sender of this connection's inbox, for answers that come later (acks, media events).
-    inbox_tx: tokio::sync::mpsc::Sender<super::inbox::Direct>,
+    inbox_tx: tokio::sync::mpsc::Sender<Direct>,
     /// The activity's moderation driver (None if the activity does not exist).
     consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
     grants: Grants,
@@ -75,7 +76,7 @@ struct Session<'h, S> {
     flood_seconds: u32,
     last_flood: Option<Instant>,
     /// This connection's participation in a room's media, if any.
-    media: super::media::MediaConn,
+    media: MediaConn,
 }
 
 /// How a session ended: the close code sent (or that would have been sent).
@@ -85,8 +86,8 @@ impl<'h, S> Session<'h, S>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
-    async fn start(hub: &'h Arc<Hub>, mut socket: S, peer: SocketAddr) -> CloseCode {
-        let (form, claims) = match Box::pin(authenticate(hub, &mut socket)).await {
+    async fn start(state: &'h Arc<WsState>, mut socket: S, peer: SocketAddr) -> CloseCode {
+        let (form, claims) = match Box::pin(authenticate(state, &mut socket)).await {
             Ok(ok) => ok,
             Err((code, reason)) => {
                 tracing::debug!(%peer, code, reason, "refused before auth");
@@ -94,19 +95,19 @@ where
                 return code;
             }
         };
-        let (conn, rx) = hub.fanout.connect(form);
-        let (_inbox_guard, inbox_tx, inbox_rx) = hub.inboxes.register(claims.act.clone(), claims.sub.clone());
-        let fps = NonZeroU32::new(hub.cfg.frames_per_second.max(1)).unwrap();
+        let (conn, rx) = state.fanout.connect(form);
+        let (_inbox_guard, inbox_tx, inbox_rx) = state.inboxes.register(claims.act.clone(), claims.sub.clone());
+        let fps = NonZeroU32::new(state.limits.frames_per_second.max(1)).unwrap();
         let burst = fps.saturating_mul(NonZeroU32::new(2).unwrap());
-        let grants = grants_of(&claims);
-        let consult = hub.consult.sender(&claims.act);
+        let grants = claims.grants();
+        let consult = state.moderation.sender(&claims.act);
         if let Some(tx) = &consult {
             let _ = tx.send(DriverMsg::Join(grants.clone())).await;
         }
         let mut session = Session {
             consult,
             grants,
-            hub,
+            state,
             socket,
             form,
             claims,
@@ -119,7 +120,7 @@ where
             ),
             flood_seconds: 0,
             last_flood: None,
-            media: super::media::MediaConn::default(),
+            media: MediaConn::default(),
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -128,8 +129,8 @@ where
             limits: AnnouncedLimits {
                 max_frame_bytes: limits::MAX_CLIENT_FRAME_BYTES as u32,
                 max_text_chars: limits::MAX_TEXT_CHARS as u32,
-                comments_per_minute: hub.cfg.comments_per_minute,
-                idle_timeout_ms: hub.cfg.idle_timeout.as_millis() as u32,
+                comments_per_minute: state.limits.comments_per_minute,
+                idle_timeout_ms: state.limits.idle_timeout.as_millis() as u32,
             },
         };
         if session.send_msg(&welcome).await.is_err() {
@@ -137,7 +138,7 @@ where
         }
         let (code, reason) = session.serve(rx, inbox_rx).await;
         // Leaving the room frees its connections before the socket closes.
-        session.media.leave(hub).await;
+        session.media.leave().await;
         if let Some(tx) = &session.consult {
             let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
         }
@@ -149,9 +150,9 @@ where
     async fn serve(
         &mut self,
         mut rx: ConnReceiver,
-        mut inbox: tokio::sync::mpsc::Receiver<super::inbox::Direct>,
+        mut inbox: tokio::sync::mpsc::Receiver<Direct>,
     ) -> (CloseCode, &'static str) {
-        let idle_timeout = self.hub.cfg.idle_timeout;
+        let idle_timeout = self.state.limits.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         loop {
@@ -196,7 +197,7 @@ where
         rx: &mut ConnReceiver,
     ) -> Result<(), (CloseCode, &'static str)> {
         let form = self.form;
-        let timeout = self.hub.cfg.write_timeout;
+        let timeout = self.state.limits.write_timeout;
         let mut close_after: Option<(CloseCode, &'static str)> = None;
         let write = async {
             self.socket.feed(frame_message(form, first)).await?;
@@ -292,12 +293,12 @@ where
             // Rare and large futures are boxed so the per-connection task stays small.
             ClientMsg::Sub { topic, resume } => Box::pin(self.subscribe(topic, resume)).await,
             ClientMsg::Unsub { topic } => {
-                self.hub.fanout.unsubscribe(&self.conn, &topic);
+                self.state.fanout.unsubscribe(&self.conn, &topic);
                 self.subscriptions.retain(|t| *t != topic);
             }
             ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
             ClientMsg::Media { id, req } => {
-                let ev = Box::pin(self.media.handle(self.hub, &self.claims, &self.inbox_tx, req)).await;
+                let ev = Box::pin(self.media.handle(&self.state.media, &self.claims, &self.inbox_tx, req)).await;
                 let _ = self.send_msg(&ServerMsg::Media { id: Some(id), ev }).await;
             }
             ClientMsg::Cmd { id, topic, cmd } => Box::pin(self.command(id, topic, cmd)).await,
@@ -320,7 +321,7 @@ where
             return self.send_error(None, ErrorCode::TooManySubscriptions, "too many subscriptions").await;
         }
         let full_view = self.claims.role.is_moderator();
-        let sub = match self.hub.fanout.subscribe(&self.conn, &topic, full_view, resume) {
+        let sub = match self.state.fanout.subscribe(&self.conn, &topic, full_view, resume) {
             Ok(s) => s,
             Err(crate::fanout::FanoutError::NoSuchTopic) => {
                 return self.send_error(None, ErrorCode::NoSuchTopic, "no such activity").await;
@@ -345,7 +346,7 @@ where
             CatchUp::Frames(frames) => frames,
             CatchUp::Reset { frame, .. } => vec![frame],
             CatchUp::FromRecord { from, to, then } => {
-                match self.hub.record.items(&topic, from, to, !full_view).await {
+                match self.state.record.items(&topic, from, to, !full_view).await {
                     Ok(items) => {
                         let encoded: Vec<Bytes> = items.iter().map(|s| encode_item(self.form, &s.item)).collect();
                         let batch = encode_batch(
@@ -362,7 +363,7 @@ where
                     Err(e) => {
                         // Without the history the client would have a silent gap: refuse the
                         // subscription instead; it may try again.
-                        self.hub.fanout.unsubscribe(&self.conn, &topic);
+                        self.state.fanout.unsubscribe(&self.conn, &topic);
                         self.subscriptions.retain(|t| *t != topic);
                         return self.send_error(None, ErrorCode::Unavailable, format!("history unavailable: {e}")).await;
                     }
@@ -404,11 +405,11 @@ where
     /// keeps reading (posts from one connection are pipelined) and the acceptance path does
     /// not queue behind the viewer tasks of the main runtime.
     async fn post(&mut self, id: u32, topic: ActivityId, text: String) {
-        let hub = Arc::clone(self.hub);
+        let state = Arc::clone(self.state);
         let (claims, grants) = (self.claims.clone(), self.grants.clone());
         let (consult, inbox) = (self.consult.clone(), self.inbox_tx.clone());
-        self.hub.control.spawn(async move {
-            let answer = match accept_comment(&hub, &claims, consult.as_ref(), &grants, topic, text).await {
+        self.state.control.spawn(async move {
+            let answer = match accept_comment(&state, &claims, consult.as_ref(), &grants, topic, text).await {
                 Ok((seq, held)) => {
                     metrics::counter!("shangliang_comments_accepted_total").increment(1);
                     ServerMsg::Ack { id, seq, held }
@@ -429,7 +430,7 @@ where
 /// durable: public when accepted, moderators-only when held. Returns its sequence number and
 /// whether it is held, once the record has committed it (and the fan-out holds it).
 async fn accept_comment(
-    hub: &Hub,
+    state: &WsState,
     claims: &Claims,
     consult: Option<&tokio::sync::mpsc::Sender<DriverMsg>>,
     grants: &Grants,
@@ -440,7 +441,7 @@ async fn accept_comment(
         return Err((ErrorCode::Forbidden, "your token is for another activity".into()));
     }
     let text = normalize_line(&text, limits::MAX_TEXT_CHARS).map_err(|e| (e.code(), e.to_string()))?;
-    if !claims.role.is_moderator() && hub.comment_limiter.check_key(&claims.sub).is_err() {
+    if !claims.role.is_moderator() && state.comment_limiter.check_key(&claims.sub).is_err() {
         return Err((ErrorCode::RateLimited, "too many comments; wait a moment".into()));
     }
     let unavailable = || (ErrorCode::Unavailable, "the activity is not available; retry".to_string());
@@ -453,7 +454,7 @@ async fn accept_comment(
     };
     let body = ItemBody::Comment { author: claims.author(), text: text.clone(), approves: None };
     let started = Instant::now();
-    let item = hub.record.append_durable(&topic, body, !held).await.map_err(|e| {
+    let item = state.record.append_durable(&topic, body, !held).await.map_err(|e| {
         tracing::warn!("append failed: {e}");
         (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
     })?;
@@ -481,7 +482,7 @@ async fn state_msg(
 }
 
 /// Waits for the first frame, which must be a valid `auth`; fixes the connection's form.
-async fn authenticate<S>(hub: &Hub, socket: &mut S) -> Result<(Form, Claims), (CloseCode, &'static str)>
+async fn authenticate<S>(state: &WsState, socket: &mut S) -> Result<(Form, Claims), (CloseCode, &'static str)>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
@@ -510,7 +511,7 @@ where
                 refuse(socket, ErrorCode::VersionUnsupported, format!("this server speaks version {PROTOCOL_VERSION}")).await;
                 return Err((close::VERSION, "version unsupported"));
             }
-            match hub.keys.verify(&token) {
+            match state.keys.verify(&token) {
                 Ok(claims) => Ok((form, claims)),
                 Err(e) => {
                     refuse(socket, e.code(), e.to_string()).await;

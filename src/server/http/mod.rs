@@ -1,81 +1,91 @@
-//! HTTP routes: health, metrics, the activities API, anonymous viewer tokens, the websocket.
+//! The REST API: health, metrics, the activities, anonymous viewer tokens; and the built web
+//! client ([`web`]) for every path no route takes.
 
-use std::net::SocketAddr;
+mod web;
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shangliang_signaling::{ActivityId, Role, limits};
+use shangliang_signaling::{ActivityId, ParticipantId, Role, limits};
 
-use super::Hub;
-use super::auth::{Claims, now_secs};
+use super::auth::{Claims, TokenKeys, now_secs};
+use super::edge::ClientAddr;
+use super::ws::Connections;
+use crate::bus::Cluster;
 use crate::consult::text::normalize_line;
-use crate::record::Activity;
+use crate::fanout::Fanout;
+use crate::record::{Activity, Record};
 
-/// All routes of the hub; every other path is the web client (see [`web_client`]).
-pub fn router(hub: Arc<Hub>) -> Router {
-    let web = web_client(&hub.cfg.web_dir);
+pub use web::web_client;
+
+/// What the API's handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The activities.
+    pub record: Arc<dyn Record>,
+    /// Subscriber counts of the topics.
+    pub fanout: Fanout,
+    /// Mints viewer tokens.
+    pub keys: Arc<TokenKeys>,
+    /// Cluster mode: NATS and database health.
+    pub cluster: Option<Arc<Cluster>>,
+    /// Websocket connections of this node (for `/healthz`).
+    pub connections: Connections,
+    /// The anonymous viewer tokens' limits.
+    pub viewer_tokens: Arc<ViewerTokens>,
+}
+
+/// Anonymous viewer tokens: how many one address may mint, and for how long they hold.
+pub struct ViewerTokens {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    ttl_secs: u64,
+}
+
+impl ViewerTokens {
+    /// `per_minute` tokens per address, each valid `ttl_secs`. The limiter keeps a cell per
+    /// address: a task on the current runtime drops the idle ones every minute while the
+    /// returned value lives.
+    pub fn new(per_minute: u32, ttl_secs: u64) -> Arc<ViewerTokens> {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("non-zero"));
+        let t = Arc::new(ViewerTokens {
+            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            ttl_secs,
+        });
+        let weak = Arc::downgrade(&t);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(t) = weak.upgrade() else { break };
+                t.limiter.retain_recent();
+                t.limiter.shrink_to_fit();
+            }
+        });
+        t
+    }
+}
+
+/// The API routes.
+pub fn routes(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/activities", get(list_activities))
         .route("/api/activities/{id}", get(get_activity))
         .route("/api/activities/{id}/viewer-token", post(viewer_token))
-        .route("/ws", get(websocket))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
-        .merge(super::media::routes())
-        .merge(super::hls::routes())
-        .with_state(hub)
-        .fallback_service(web)
-}
-
-/// The built web client: files of `dir` (hashed assets cached for a year), and `index.html` for
-/// the app's routes `/`, `/live/*`, `/room/*`, `/console/*` (the app routes in the browser).
-/// Without a built client every page answers a short note saying how to build it.
-fn web_client(dir: &std::path::Path) -> Router {
-    use tower_http::services::{ServeDir, ServeFile};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let index = dir.join("index.html");
-    if !index.is_file() {
-        tracing::warn!(dir = %dir.display(), "web client not built; serving build instructions");
-        return Router::new().fallback(get(not_built));
-    }
-    let pages = Router::new()
-        .route_service("/", ServeFile::new(&index))
-        .route_service("/index.html", ServeFile::new(&index))
-        .route_service("/live/{*rest}", ServeFile::new(&index))
-        .route_service("/room/{*rest}", ServeFile::new(&index))
-        .route_service("/console/{*rest}", ServeFile::new(&index))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-cache"),
-        ));
-    // Vite names assets by content hash: they never change.
-    let assets = Router::new().nest_service("/assets", ServeDir::new(dir.join("assets"))).layer(
-        SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("public, max-age=31536000, immutable"),
-        ),
-    );
-    pages
-        .merge(assets)
-        .fallback_service(ServeDir::new(dir))
-}
-
-async fn not_built() -> Response {
-    let body = "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>商量 shangliang</title>\
-<h1>商量 shangliang</h1>\
-<p>网页客户端尚未构建 / The web client is not built. In the repository, run:</p>\
-<pre>npm --prefix web-client ci &amp;&amp; npm --prefix web-client run build</pre>\
-<p>then restart <code>cargo run --release -- serve</code> (or pass <code>--web-dir</code>). \
-The API (<a href=\"/api/activities\">/api/activities</a>) and the websocket (<code>/ws</code>) work without it.</p></html>";
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+        .with_state(state)
 }
 
 async fn api_not_found() -> ApiError {
@@ -109,14 +119,14 @@ impl From<crate::record::RecordError> for ApiError {
     }
 }
 
-async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
+async fn healthz(State(hub): State<ApiState>) -> Response {
     if let Some(health) = hub.cluster.as_ref().map(|c| c.health()) {
         let status = if health.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         let body = json!({
             "status": if health.ok() { "ok" } else { "unavailable" },
             "nats": health.nats,
             "database": health.database,
-            "connections": hub.connections(),
+            "connections": hub.connections.get(),
             "activities": hub.record.activities().map(|a| a.len()).unwrap_or(0),
         });
         return (status, Json(body)).into_response();
@@ -124,7 +134,7 @@ async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
     match hub.record.health().and_then(|()| hub.record.activities().map_err(|e| e.to_string())) {
         Ok(a) => Json(json!({
             "status": "ok",
-            "connections": hub.connections(),
+            "connections": hub.connections.get(),
             "activities": a.len(),
         }))
         .into_response(),
@@ -151,12 +161,12 @@ struct ActivityView {
     viewers: usize,
 }
 
-fn view(hub: &Hub, activity: Activity) -> ActivityView {
+fn view(hub: &ApiState, activity: Activity) -> ActivityView {
     let viewers = hub.fanout.topic_info(&activity.id).map(|t| t.subscribers).unwrap_or(0);
     ActivityView { activity, viewers }
 }
 
-async fn list_activities(State(hub): State<Arc<Hub>>) -> Result<Json<Vec<ActivityView>>, ApiError> {
+async fn list_activities(State(hub): State<ApiState>) -> Result<Json<Vec<ActivityView>>, ApiError> {
     let list = hub.record.activities()?;
     Ok(Json(list.into_iter().map(|a| view(&hub, a)).collect()))
 }
@@ -166,7 +176,7 @@ fn parse_id(id: &str) -> Result<ActivityId, ApiError> {
 }
 
 async fn get_activity(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<ActivityView>, ApiError> {
     let id = parse_id(&id)?;
@@ -186,19 +196,19 @@ struct ViewerTokenRequest {
 #[derive(Serialize)]
 struct ViewerTokenResponse {
     token: String,
-    subject: shangliang_signaling::ParticipantId,
+    subject: ParticipantId,
     name: String,
     expires_in: u64,
 }
 
 async fn viewer_token(
-    State(hub): State<Arc<Hub>>,
-    super::edge::ClientAddr(client): super::edge::ClientAddr,
+    State(hub): State<ApiState>,
+    ClientAddr(client): ClientAddr,
     Path(id): Path<String>,
     body: Result<Json<ViewerTokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ViewerTokenResponse>, ApiError> {
     // The client's address, not the TCP peer: behind a trusted proxy every peer is the proxy.
-    if hub.token_limiter.check_key(&client).is_err() {
+    if hub.viewer_tokens.limiter.check_key(&client).is_err() {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -211,9 +221,9 @@ async fn viewer_token(
     hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
     let name = normalize_line(&req.name, limits::MAX_NAME_CHARS)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_name", e.to_string()))?;
-    let subject = shangliang_signaling::ParticipantId::from(format!("v-{}", hex::encode(rand::random::<[u8; 8]>())));
+    let subject = ParticipantId::from(format!("v-{}", hex::encode(rand::random::<[u8; 8]>())));
     let now = now_secs();
-    let ttl = hub.cfg.viewer_token_ttl_secs;
+    let ttl = hub.viewer_tokens.ttl_secs;
     let claims = Claims {
         sub: subject.clone(),
         name: name.clone(),
@@ -225,27 +235,4 @@ async fn viewer_token(
         exp: now + ttl,
     };
     Ok(Json(ViewerTokenResponse { token: hub.keys.mint(&claims), subject, name, expires_in: ttl }))
-}
-
-async fn websocket(
-    State(hub): State<Arc<Hub>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if hub.connections() >= hub.cfg.max_connections {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "this node is at its connection limit; try another node or later",
-        )
-        .into_response();
-    }
-    // Small buffers: tungstenite's defaults (128 KiB each) would cost 256 KiB per viewer. The
-    // write buffer lets frames queued while the connection waited go out in one syscall.
-    ws.read_buffer_size(1024)
-        .write_buffer_size(8 * 1024)
-        .max_write_buffer_size(256 * 1024)
-        .max_message_size(limits::MAX_CLIENT_FRAME_BYTES)
-        .max_frame_size(limits::MAX_CLIENT_FRAME_BYTES)
-        .on_upgrade(move |socket| super::session::run(hub, socket, peer))
 }
