@@ -7,8 +7,9 @@
 //! `docs/protocol.md` is the reference; this crate is the executable form of it.
 //!
 //! No I/O lives here: [`decode_client`] turns a frame into a [`ClientMsg`] under the limits of
-//! [`limits`], [`encode_server`] turns a [`ServerMsg`] into frame bytes, and [`BatchEncoder`]
-//! builds the one shared `batch` frame per topic per flush out of items encoded once.
+//! [`limits`], [`encode_server`] turns a [`ServerMsg`] into frame bytes, and [`encode_batch`]
+//! builds the one shared `batch` frame per topic per flush out of items encoded once
+//! ([`encode_item`]).
 
 mod codec;
 mod identity;

@@ -110,7 +110,6 @@ pub fn commit_feed() -> (CommitHook, CommitFeed) {
 
 /// One node's connection to the cluster.
 pub struct Cluster {
-    cfg: ClusterConfig,
     record: Arc<dyn Record>,
     nats: async_nats::Client,
     delivery: mpsc::UnboundedSender<Delivery>,
@@ -148,7 +147,6 @@ impl Cluster {
             nats: nats.clone(),
             delivery: delivery_tx.clone(),
             members: Members::new(cfg.public_url.clone(), cfg.nodes.clone()),
-            cfg,
         });
         let driver = DeliveryDriver {
             fanout,
@@ -173,11 +171,6 @@ impl Cluster {
         tokio::time::sleep(SETTLE).await;
         tokio::spawn(watcher(Arc::downgrade(&cluster)));
         Ok(cluster)
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &ClusterConfig {
-        &self.cfg
     }
 
     /// The node's NATS connection (for the moderation relay).
@@ -206,17 +199,6 @@ impl Cluster {
     /// This node.
     pub fn me(&self) -> &NodeId {
         self.members.me()
-    }
-
-    /// The nodes alive now, as this node sees them.
-    pub fn live_nodes(&self) -> Vec<NodeId> {
-        self.members.live(Instant::now(), self.nats_up())
-    }
-
-    /// Tells this node's delivery at once of an activity created here (the others learn of it
-    /// within a [`TICK`]).
-    pub fn announce(&self, activity: Activity) {
-        let _ = self.delivery.send(Delivery::Heads(vec![(activity, Seq(0))]));
     }
 
     /// Whether NATS and the record are reachable.

@@ -11,7 +11,7 @@
 //!     select! {
 //!         input = rx.recv() => match input {            // from websocket sessions
 //!             Join(g)             => c.handle_join(&g, now_ms())?,
-//!             Post(g, text)       => match c.handle_post_comment(&g, &text, now_ms()) { .. }
+//!             Post(g, topic, text) => match c.handle_post_comment(&g, &topic, &text, now_ms()) { .. }
 //!             GrantFloor(g, t, l) => c.handle_grant_floor(&g, t, l, now_ms())?,
 //!             ..
 //!         },
@@ -22,9 +22,10 @@
 //! }
 //! ```
 //!
-//! Comments take two steps because the fan-out core assigns the sequence number:
-//! [`Consultation::handle_post_comment`] decides, the server stores and publishes, then
-//! [`Consultation::handle_comment_committed`] tells the policy the seq.
+//! Comments take two steps because the record numbers the items of a topic as it commits them:
+//! [`Consultation::handle_post_comment`] decides (topic, text, rate limit, the moderators'
+//! rules), the server appends the comment to the record, and once it is durable
+//! [`Consultation::handle_comment_committed`] tells the policy its seq.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -40,6 +41,7 @@ use super::floor::{Floor, FloorMode, GrantTarget, TurnEnd};
 use super::grants::{Action, ConsultError, Grants, authorize_in};
 use super::ids::{ParticipantId, QuestionId};
 use super::questions::{Question, QuestionState, Questions};
+use super::rate::Rate;
 use super::text::normalize_line;
 pub use shangliang_signaling::consult::{ConsultEvent, QuestionOp, FloorSnapshot, PresentRow, Snapshot};
 
@@ -662,18 +664,25 @@ impl Consultation {
 
     // ---- comments ---------------------------------------------------------------------
 
-    /// Decides on a posted comment. On `Accept`/`Hold` the server stores it, gets its seq and
-    /// calls [`Consultation::handle_comment_committed`].
+    /// Decides on a comment posted to `topic`. On `Accept`/`Hold` the server stores it, gets
+    /// its seq and calls [`Consultation::handle_comment_committed`].
     pub fn handle_post_comment(
         &mut self,
         g: &Grants,
+        topic: &ActivityId,
         raw_text: &str,
         now_ms: u64,
     ) -> CommentDecision {
         if let Err(e) = authorize_in(g, &self.activity, Action::PostComment) {
             return CommentDecision::Refuse(e);
         }
-        self.comments.handle_post(g, raw_text, now_ms)
+        self.comments.handle_post(g, topic, raw_text, now_ms)
+    }
+
+    /// Limits each identity to `per_minute` comments (with a small burst; moderators are never
+    /// limited). Not part of a checkpoint: the server sets it after `new` and `restore`.
+    pub fn set_comment_rate(&mut self, per_minute: u32) {
+        self.comments.set_rate(Some(Rate::per_minute(per_minute)));
     }
 
     /// The comment decided on was stored under `seq` (`held` after a `Hold`).
@@ -1187,7 +1196,7 @@ mod tests {
         let (mut c, mut m, ..) = setup();
         m.activity = ActivityId::new("other").unwrap();
         assert_eq!(c.handle_mute_all(&m, T0), Err(ConsultError::WrongActivity));
-        let d = c.handle_post_comment(&m, "hi", T0);
+        let d = c.handle_post_comment(&m, &m.activity.clone(), "hi", T0);
         assert_eq!(d, CommentDecision::Refuse(ConsultError::WrongActivity));
     }
 
@@ -1399,7 +1408,7 @@ mod tests {
     fn a_checkpoint_continues_floor_questions_and_review_queue() {
         let (mut c, m, a, b, v) = setup();
         c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0).unwrap();
-        let CommentDecision::Hold { text, .. } = c.handle_post_comment(&v, "待审评论", T0) else {
+        let CommentDecision::Hold { text, .. } = c.handle_post_comment(&v, &v.activity.clone(), "待审评论", T0) else {
             panic!("held")
         };
         c.handle_comment_committed(Seq(1), &v, text, true, T0);
@@ -1435,7 +1444,7 @@ mod tests {
             let g = grants(&format!("viewer-{i}"), Role::Viewer);
             c.handle_join(&g, T0).unwrap();
             let text = format!("第{i}条评论");
-            if let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, &text, T0) {
+            if let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, &v.activity.clone(), &text, T0) {
                 c.handle_comment_committed(Seq(i + 1), &v, text, false, T0);
             }
         }
@@ -1476,7 +1485,7 @@ mod tests {
         let (mut c, m, _a, _b, v) = setup();
         c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0)
             .unwrap();
-        let d = c.handle_post_comment(&v, "希望多开几条公交", T0);
+        let d = c.handle_post_comment(&v, &v.activity.clone(), "希望多开几条公交", T0);
         let CommentDecision::Hold { text, .. } = d else {
             panic!("{d:?}")
         };
@@ -1498,7 +1507,7 @@ mod tests {
         c.handle_timeout(&m, &v.subject, T0 + 60_000, "刷屏", T0)
             .unwrap();
         assert_eq!(
-            c.handle_post_comment(&v, "x", T0 + 1),
+            c.handle_post_comment(&v, &v.activity.clone(), "x", T0 + 1),
             CommentDecision::Refuse(ConsultError::TimedOut {
                 until_ms: T0 + 60_000
             })
@@ -1510,7 +1519,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            c.handle_post_comment(&v, "x", T0 + 60_000),
+            c.handle_post_comment(&v, &v.activity.clone(), "x", T0 + 60_000),
             CommentDecision::Accept { .. }
         ));
         assert_eq!(
@@ -1522,7 +1531,7 @@ mod tests {
     #[test]
     fn hidden_comment_is_recorded_with_reason_and_original() {
         let (mut c, m, _a, _b, v) = setup();
-        let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, "原话 | 带竖线", T0)
+        let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, &v.activity.clone(), "原话 | 带竖线", T0)
         else {
             panic!()
         };
@@ -1765,7 +1774,7 @@ mod tests {
                     }
                     Op::Post(i) => {
                         let g = &gs[i as usize];
-                        match c.handle_post_comment(g, "评论", now) {
+                        match c.handle_post_comment(g, &gs[0].activity, "评论", now) {
                             CommentDecision::Accept { text, .. } => { seq += 1; c.handle_comment_committed(Seq(seq), g, text, false, now); }
                             CommentDecision::Hold { text, .. } => { seq += 1; c.handle_comment_committed(Seq(seq), g, text, true, now); }
                             CommentDecision::Refuse(_) => {}

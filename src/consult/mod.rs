@@ -8,7 +8,9 @@
 //! - [`command`]: every request as one serde enum, for a driver fed by a channel.
 //! - [`floor`]: the hand queue and who may speak ([`floor::Floor::may_speak`] is the SFU's hook).
 //! - [`questions`]: the public's questions, votes and their fate.
-//! - [`comments`]: what happens to a posted comment; holds, hides, bans, modes.
+//! - [`comments`]: what happens to a posted comment (topic, text, rate, the moderators' rules);
+//!   holds, hides, bans, modes.
+//! - [`rate`]: the per-identity comment rate limit (GCRA, time as an argument).
 //! - [`audit`]: the hash-chained log and [`audit::verify`].
 //! - [`minutes`]: the session record as JSON, CSV and Markdown minutes.
 //! - [`text`]: normalisation of user-written text.
@@ -30,13 +32,14 @@ pub mod ids;
 pub mod consultation;
 pub mod minutes;
 pub mod questions;
+pub mod rate;
 pub mod text;
 
 pub use audit::{AuditEntry, AuditLog, BrokenLink, verify, verify_head};
 pub use command::{Command, Reply};
 pub use comments::{CommentDecision, CommentModes, HoldReason, PolicyChange};
 pub use floor::{FloorEvent, FloorMode, GrantTarget, TurnEnd};
-pub use grants::{Action, ConsultError, ErrorReport, Grants, authorize};
+pub use grants::{Action, ConsultError, Grants, authorize};
 pub use ids::{ParticipantId, QuestionId};
 pub use questions::{QuestionState, QuestionView};
 pub use consultation::{

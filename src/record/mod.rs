@@ -29,6 +29,8 @@ pub mod audit;
 pub mod merkle;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::fmt;
 use std::str::FromStr;

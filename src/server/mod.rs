@@ -26,14 +26,12 @@ pub mod programme;
 pub mod ws;
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use governor::{DefaultKeyedRateLimiter, Quota};
-use shangliang_signaling::{ActivityId, Item, ParticipantId, Seq};
+use shangliang_signaling::{ActivityId, Item, Seq};
 
 use crate::bus::{Cluster, ClusterConfig};
 use crate::fanout::{Fanout, FanoutConfig};
@@ -152,10 +150,10 @@ pub struct Hub {
     pub programmes: programme::Programmes,
     connections: Connections,
     viewer_tokens: Arc<ViewerTokens>,
-    comment_limiter: Arc<DefaultKeyedRateLimiter<ParticipantId>>,
-    /// The control-plane runtime (one thread): moderation drivers and comment acceptance run
-    /// here, so that under a delivery storm — tens of thousands of viewer tasks woken every
-    /// flush on the main runtime — posting, policy and acks do not wait behind them.
+    /// The control-plane runtime (one thread): the moderation drivers (which decide and append
+    /// every comment) and the cluster's tasks run here, so that under a delivery storm — tens
+    /// of thousands of viewer tasks woken every flush on the main runtime — posting, policy
+    /// and acks do not wait behind them.
     control: tokio::runtime::Handle,
     _control_stop: std::sync::mpsc::SyncSender<()>,
 }
@@ -255,25 +253,9 @@ impl Hub {
         metrics::install();
         std::fs::create_dir_all(&cfg.data_dir)?;
         let keys = Arc::new(TokenKeys::load_or_create(&cfg.data_dir)?);
-        let per_min = |n: u32| NonZeroU32::new(n.max(1)).unwrap();
-        let comment_quota = Quota::with_period(Duration::from_secs(60) / cfg.comments_per_minute.max(1))
-            .expect("non-zero period")
-            .allow_burst(per_min(cfg.comments_per_minute.min((cfg.comments_per_minute / 60).max(5))));
-        let comment_limiter = Arc::new(DefaultKeyedRateLimiter::keyed(comment_quota));
-        // Keyed limiters keep a cell per key: drop the idle ones now and then.
-        let weak = Arc::downgrade(&comment_limiter);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let Some(l) = weak.upgrade() else { break };
-                l.retain_recent();
-                l.shrink_to_fit();
-            }
-        });
         let inboxes = Arc::new(Inboxes::default());
         let outlets = Outlets { fanout: fanout.clone(), inboxes: inboxes.clone() };
-        let moderation = Registry::new(record.clone(), outlets, cluster.clone(), control.clone());
+        let moderation = Registry::new(record.clone(), outlets, cluster.clone(), control.clone(), cfg.comments_per_minute);
         let media = Arc::new(Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?));
         let programmes = programme::Programmes::default();
         // The floor reaches the media plane: may-speak changes gate forwarding in the SFU ...
@@ -290,7 +272,6 @@ impl Hub {
             programmes,
             connections: Connections::default(),
             viewer_tokens: ViewerTokens::new(cfg.viewer_tokens_per_minute, cfg.viewer_token_ttl_secs),
-            comment_limiter,
             control,
             _control_stop: control_stop,
             cfg,
@@ -368,8 +349,6 @@ impl Hub {
                 max_connections: self.cfg.max_connections,
             },
             connections: self.connections.clone(),
-            control: self.control.clone(),
-            comment_limiter: self.comment_limiter.clone(),
         }
     }
 }

@@ -68,8 +68,8 @@ fn track_kind(k: MediaKind) -> TrackKind {
     }
 }
 
-/// An SFU event as the client sees it.
-pub fn event(ev: SfuEvent) -> MediaEvent {
+/// An SFU event as the client sees it (the SFU's participant names become typed ids here).
+fn event(ev: SfuEvent) -> MediaEvent {
     match ev {
         SfuEvent::SubscriberOffer { sdp } => MediaEvent::SubscriberOffer { sdp },
         SfuEvent::IceCandidate { which, candidate } => MediaEvent::Ice {
@@ -119,11 +119,6 @@ fn sdp_ok(sdp: &str) -> Result<(), MediaEvent> {
 }
 
 impl MediaConn {
-    /// Whether this connection is in a room.
-    pub fn is_joined(&self) -> bool {
-        self.joined.is_some()
-    }
-
     /// Serves one request; returns the answer (sent with the request's id).
     pub async fn handle(
         &mut self,

@@ -1,12 +1,19 @@
-//! The moderation driver: one task per activity owns its [`Consultation`] (STYLE habit 3).
+//! The moderation driver: one task per activity owns its [`Consultation`] (STYLE habit 3) —
+//! the only place that decides on the activity's comments and moderation.
 //!
 //! Sessions never touch the state machine; they send a [`DriverMsg`] with the caller's
-//! [`Grants`] (built from the verified token) and, where an answer is needed, a oneshot. The
-//! driver runs every input, ticks at [`Consultation::poll_timeout`], and after each step:
+//! [`Grants`] (built from the verified token) and where the answer goes. The driver runs every
+//! input, ticks at [`Consultation::poll_timeout`], and after each step:
 //!
 //! ```text
 //! loop {
-//!     select! { msg = rx.recv() => handle(msg), _ = sleep(until the next deadline) => {} }
+//!     select! { msg = rx.recv() => {}, _ = sleep(until the next deadline) => {} }
+//!     apply what the record has made durable since the last step (`Done`s, see below)
+//!     handle(msg):
+//!         Post    => c.handle_post_comment → refused: answer now
+//!                                          → accepted/held: record.append(item, done)  // no wait
+//!         Command => c.handle_command; an approval copy or a hide item: record.append(item, done)
+//!         ..
 //!     c.handle_tick(now)
 //!     while let Some(Addressed { audience, event }) = c.poll_event() {
 //!         Everyone | Moderators | NonModerators => fanout.broadcast(topic, views, event)
@@ -19,30 +26,39 @@
 //! }
 //! ```
 //!
-//! Durable side effects of moderation (the public copy of an approved comment, the `hide`
-//! item) are appended to the record by a spawned task, and the command's reply is sent only
-//! once they are durable, so a moderator's `reply` means viewers will see the effect.
+//! # Appends are pipelined, and ordered with what they cause
+//! The driver never waits for the record. An append's `done` runs on the record's writer right
+//! after the commit and does two things, in this order: it pushes a [`Done`] onto the driver's
+//! completion queue (the comment's seq, for the review queue and hides), then it answers the
+//! poster (`ack`) or the moderator (`reply`). The driver applies the queue at the start of
+//! every step, *after* taking that step's message. So anything an ack or a reply can cause — a
+//! moderator who approves the comment the moment its poster was acknowledged, on any node —
+//! reaches the driver after the `Done` that preceded the ack, and finds the comment known.
+//! The completion queue is a second channel, so FIFO of the message channel alone would not
+//! give this; applying it after each receive does (the receive happens after the message was
+//! sent, which happened after the ack, which happened after the `Done` was queued).
 //!
 //! A driver holds what it needs ([`DriverDeps`]) and nothing that points back at whoever
 //! started it; it ends when every sender of its channel is gone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shangliang_signaling::{ActivityId, ErrorCode, ItemBody, ParticipantId, Role, Seq};
+use shangliang_signaling::{ActivityId, ErrorCode, Item, ItemBody, ParticipantId, Role, Seq};
 use tokio::sync::{mpsc, oneshot};
 
 use super::deliver::Outlets;
 use super::floor::FloorHook;
-use super::msg::{DriverMsg, WireError, wire};
+use super::msg::{Acked, DriverMsg, PostReply, WireError, wire};
+use super::persist::{Persist, Persister};
 use super::relay::EventRelay;
 use crate::bus::Cluster;
 use crate::consult::{
-    Addressed, Audience, AuditEntry, Command, ConsultEvent, Consultation, ConsultationConfig,
+    Addressed, Audience, Command, CommentDecision, ConsultEvent, Consultation, ConsultationConfig,
     Grants, QuestionId, Reply,
 };
-use crate::record::{Fence, Record};
+use crate::record::{Fence, Record, RecordError};
 
 /// How long vote-driven question updates to many connections are held back and merged.
 const QUESTION_COALESCE: Duration = Duration::from_millis(100);
@@ -62,15 +78,46 @@ pub(super) struct DriverDeps {
     pub events: Option<EventRelay>,
     /// Where the floor reaches the media plane (replaceable at run time, read on floor changes).
     pub hook: Arc<RwLock<Arc<dyn FloorHook>>>,
+    /// Comments one identity may post per minute (moderators are exempt).
+    pub comments_per_minute: u32,
+}
+
+/// What the record made durable, for the driver (see the module docs).
+enum Done {
+    /// A comment the driver accepted or held is stored under `seq`.
+    Comment {
+        seq: Seq,
+        grants: Grants,
+        text: String,
+        held: bool,
+    },
+    /// An item a moderation caused (approval copy, hide) is stored under `seq`.
+    Item(Seq),
+    /// An append failed (nothing stored): only its answer carries news.
+    Failed,
 }
 
 /// How a driver ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum Ended {
-    /// Another node holds the activity's fence: it did not start.
-    FenceRefused,
-    /// It ran and stopped (its senders are gone, or its fence was lost).
+    /// It did not start: another node holds the activity's fence (`held_elsewhere`), or the
+    /// fence could not be asked for (the database is unreachable).
+    FenceRefused {
+        /// Another node holds it (rather than: the record could not be reached).
+        held_elsewhere: bool,
+    },
+    /// Its senders are gone (the hub stops, or the activity's home moved).
     Stopped,
+    /// It may no longer run the activity (its fence was lost, or someone else wrote the stored
+    /// record): its state may be stale. What it had not handled yet — the message that found
+    /// out and everything queued behind it — is handed back, for a driver started afresh from
+    /// the stored record.
+    Stale {
+        /// The message it was about to handle.
+        pending: Option<DriverMsg>,
+        /// Its channel, with whatever is still queued.
+        rx: mpsc::Receiver<DriverMsg>,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -97,12 +144,16 @@ pub(super) fn spawn(
     };
     let mut c = Consultation::new(activity.clone(), config, now_ms());
     c.handle_topic_seq(head);
+    c.set_comment_rate(deps.comments_per_minute);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let driver = ModerationDriver {
-        persist: spawn_persist(control, deps.record.clone(), activity.clone()),
+        persist: Persister::spawn(control, deps.record.clone(), activity.clone()),
         activity,
         c,
         deps,
-        me: tx.downgrade(),
+        done_tx,
+        done_rx,
+        in_flight: 0,
         pending_questions: BTreeMap::new(),
         coalesce_due: None,
         summary_due: None,
@@ -115,55 +166,22 @@ pub(super) fn spawn(
     tx
 }
 
-enum Persist {
-    Audit(AuditEntry),
-    Summary { json: String, head: String, state: String },
-    /// Give the moderation fence back (the driver stopped).
-    Release(Fence),
-}
-
-/// One task per activity writes audit entries and summaries in the order they were made (the
-/// record refuses an audit entry that does not continue the chain).
-fn spawn_persist(
-    control: &tokio::runtime::Handle,
-    record: Arc<dyn Record>,
-    activity: ActivityId,
-) -> mpsc::UnboundedSender<Persist> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    control.spawn(async move {
-        while let Some(p) = rx.recv().await {
-            let res = match p {
-                Persist::Audit(e) => record.append_audit(&activity, &e).await,
-                Persist::Summary { json, head, state } => {
-                    record.put_summary(&activity, json, head, state).await
-                }
-                Persist::Release(fence) => {
-                    record.unfence(fence).await;
-                    Ok(())
-                }
-            };
-            if let Err(e) = res {
-                metrics::counter!("shangliang_consult_persist_failed_total").increment(1);
-                tracing::error!(%activity, "moderation record write failed: {e}");
-            }
-        }
-    });
-    tx
-}
-
 /// The owner of one activity's [`Consultation`].
 struct ModerationDriver {
     activity: ActivityId,
     c: Consultation,
     deps: DriverDeps,
-    /// To tell itself the seq of items it appended; weak, so that the driver still ends when
-    /// its senders are gone.
-    me: mpsc::WeakSender<DriverMsg>,
-    persist: mpsc::UnboundedSender<Persist>,
+    /// The completion queue: what the record made durable (filled on its writer).
+    done_tx: std::sync::mpsc::Sender<Done>,
+    done_rx: std::sync::mpsc::Receiver<Done>,
+    /// Appends not answered yet.
+    in_flight: usize,
+    persist: Persister,
     /// Question events to many connections waiting to be merged: (audience, id) → latest.
     pending_questions: BTreeMap<(u8, QuestionId), Addressed>,
     coalesce_due: Option<u64>,
     summary_due: Option<u64>,
+    /// Audit entries handed to the persist task (which writes them in order, retrying).
     audited: usize,
     /// Connections per present member, guest or moderator.
     present: HashMap<ParticipantId, u32>,
@@ -175,16 +193,18 @@ struct ModerationDriver {
 
 impl ModerationDriver {
     async fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) -> Ended {
+        let mut stale = None;
         match self.deps.record.fence(&self.activity).await {
             Ok(Some(f)) => self.fence = Some(f),
             refused => {
+                let held_elsewhere = refused.is_ok();
                 match refused {
                     Ok(_) => tracing::warn!(activity = %self.activity, "another node still runs this activity's moderation; not starting"),
                     Err(e) => tracing::warn!(activity = %self.activity, "cannot take the moderation fence: {e}"),
                 }
                 metrics::counter!("shangliang_consult_fence_refused_total").increment(1);
                 // Dropping `rx` answers everything queued with "unavailable".
-                return Ended::FenceRefused;
+                return Ended::FenceRefused { held_elsewhere };
             }
         }
         // Continue from the last checkpoint: after a restart of this hub (its clients reconnect
@@ -195,6 +215,7 @@ impl ModerationDriver {
                 match Consultation::restore(&state, now_ms()) {
                     Ok(mut c) => {
                         c.handle_topic_seq(self.deps.record.head(&self.activity).unwrap_or_default());
+                        c.set_comment_rate(self.deps.comments_per_minute);
                         self.c = c;
                         tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
                     }
@@ -233,21 +254,30 @@ impl ModerationDriver {
             let sleep = wake.map_or(Duration::from_secs(3600), |w| {
                 Duration::from_millis(w.saturating_sub(now))
             });
-            tokio::select! {
+            let msg = tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(m) => {
-                        if self.fence.is_some_and(|f| !self.deps.record.fence_held(f)) {
-                            // The lock connection was lost: another node may take over now.
-                            tracing::warn!(activity = %self.activity, "moderation fence lost; driver stops");
-                            metrics::counter!("shangliang_consult_fence_lost_total").increment(1);
-                            self.fence = None;
-                            break;
-                        }
-                        self.handle_msg(m)
-                    }
+                    Some(m) => Some(m),
                     None => break,
                 },
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep(sleep) => None,
+            };
+            if self.fence.is_some_and(|f| !self.deps.record.fence_held(f)) {
+                // The lock connection was lost: another node may take over now.
+                tracing::warn!(activity = %self.activity, "moderation fence lost; driver stops");
+                metrics::counter!("shangliang_consult_fence_lost_total").increment(1);
+                self.fence = None;
+                stale = Some(msg);
+                break;
+            }
+            if self.persist.is_broken() {
+                // The stored record was written by someone else: start again from it.
+                stale = Some(msg);
+                break;
+            }
+            // After the receive, before the message: see the module docs.
+            self.apply_done(now_ms());
+            if let Some(m) = msg {
+                self.handle_msg(m);
             }
             let now = now_ms();
             self.c.handle_tick(now);
@@ -255,10 +285,11 @@ impl ModerationDriver {
         }
         // The hub is going away (or, in a cluster, the activity's home moved and the new home
         // writes the record from now on): write the final record.
+        self.apply_done(now_ms());
         self.flush_questions();
         let still_home = self.deps.cluster.as_ref().is_none_or(|c| c.home_elsewhere(&self.activity).is_none());
         if self.fence.is_some() && still_home {
-            let _ = self.persist.send(Persist::Summary {
+            self.persist.send(Persist::Summary {
                 json: self.c.summary(now_ms()).to_json(),
                 head: self.c.audit().head(),
                 state: self.c.checkpoint(),
@@ -267,9 +298,12 @@ impl ModerationDriver {
         if let Some(f) = self.fence.take() {
             // Released only after everything this driver persisted is written: the persist
             // task works in order.
-            let _ = self.persist.send(Persist::Release(f));
+            self.persist.send(Persist::Release(f));
         }
-        Ended::Stopped
+        match stale {
+            Some(pending) => Ended::Stale { pending, rx },
+            None => Ended::Stopped,
+        }
     }
 
     fn handle_msg(&mut self, msg: DriverMsg) {
@@ -301,25 +335,10 @@ impl ModerationDriver {
             }
             DriverMsg::Post {
                 grants,
+                topic,
                 text,
                 reply,
-            } => {
-                let _ = reply.send(self.c.handle_post_comment(&grants, &text, now).into());
-            }
-            DriverMsg::Committed {
-                seq,
-                grants,
-                text,
-                held,
-                done,
-            } => {
-                self.c
-                    .handle_comment_committed(seq, &grants, text, held, now);
-                let _ = done.send(());
-                self.summary_due
-                    .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
-            }
-            DriverMsg::TopicSeq(seq) => self.c.handle_topic_seq(seq),
+            } => self.handle_post(grants, &topic, &text, reply, now),
             DriverMsg::Command { grants, cmd, reply } => {
                 self.handle_command(grants, cmd, reply, now)
             }
@@ -354,25 +373,83 @@ impl ModerationDriver {
             let _ = reply.send(result.map_err(|e| wire(&e)));
             return;
         };
-        let (record, activity, me) = (self.deps.record.clone(), self.activity.clone(), self.me.clone());
-        tokio::spawn(async move {
-            let answer = match record.append_durable(&activity, body, true).await {
+        let (done, activity) = (self.done_tx.clone(), self.activity.clone());
+        self.append(
+            body,
+            true,
+            Box::new(move |r: Result<Item, RecordError>| match r {
                 Ok(item) => {
-                    if let Some(me) = me.upgrade() {
-                        let _ = me.send(DriverMsg::TopicSeq(item.seq)).await;
-                    }
-                    result.map_err(|e| wire(&e))
+                    let _ = done.send(Done::Item(item.seq));
+                    let _ = reply.send(result.map_err(|e| wire(&e)));
                 }
                 Err(e) => {
+                    let _ = done.send(Done::Failed);
                     tracing::error!(%activity, "moderation item not stored: {e}");
-                    Err((
+                    let _ = reply.send(Err((
                         ErrorCode::Unavailable,
                         "the moderation was logged but its item could not be stored; retry".into(),
-                    ))
+                    )));
                 }
-            };
-            let _ = reply.send(answer);
-        });
+            }),
+        );
+    }
+
+    /// A posted comment: decided here, appended without waiting, answered once durable.
+    fn handle_post(&mut self, grants: Grants, topic: &ActivityId, text: &str, reply: PostReply, now: u64) {
+        let (text, held) = match self.c.handle_post_comment(&grants, topic, text, now) {
+            CommentDecision::Refuse(e) => return reply.send(Err(wire(&e))),
+            CommentDecision::Accept { public, text } => (text, !public),
+            CommentDecision::Hold { text, .. } => (text, true),
+        };
+        self.summary_due
+            .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+        let body = ItemBody::Comment {
+            author: grants.author(),
+            text: text.clone(),
+            approves: None,
+        };
+        let (done, activity, started) = (self.done_tx.clone(), self.activity.clone(), Instant::now());
+        self.append(
+            body,
+            !held,
+            Box::new(move |r: Result<Item, RecordError>| match r {
+                Ok(item) => {
+                    metrics::histogram!("shangliang_record_append_seconds").record(started.elapsed().as_secs_f64());
+                    // The driver's notice first, then the ack (see the module docs).
+                    let _ = done.send(Done::Comment { seq: item.seq, grants, text, held });
+                    reply.send(Ok(Acked { seq: item.seq, held }));
+                }
+                Err(e) => {
+                    let _ = done.send(Done::Failed);
+                    tracing::warn!(%activity, "comment not stored: {e}");
+                    reply.send(Err((
+                        ErrorCode::Unavailable,
+                        "the comment could not be stored; it was not accepted".into(),
+                    )));
+                }
+            }),
+        );
+    }
+
+    fn append(&mut self, body: ItemBody, public: bool, done: crate::record::AppendDone) {
+        self.in_flight += 1;
+        self.deps.record.append(&self.activity, body, public, done);
+    }
+
+    /// Applies what the record made durable since the last step.
+    fn apply_done(&mut self, now: u64) {
+        while let Ok(d) = self.done_rx.try_recv() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            match d {
+                Done::Comment { seq, grants, text, held } => {
+                    self.c.handle_comment_committed(seq, &grants, text, held, now);
+                    self.summary_due
+                        .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+                }
+                Done::Item(seq) => self.c.handle_topic_seq(seq),
+                Done::Failed => {}
+            }
+        }
     }
 
     fn drain(&mut self, now: u64) {
@@ -406,12 +483,14 @@ impl ModerationDriver {
         }
         let entries = self.c.audit().entries();
         for e in &entries[self.audited.min(entries.len())..] {
-            let _ = self.persist.send(Persist::Audit(e.clone()));
+            self.persist.send(Persist::Audit(e.clone()));
         }
         self.audited = entries.len();
         if self.summary_due.is_some_and(|t| t <= now) {
-            self.summary_due = None;
-            let _ = self.persist.send(Persist::Summary {
+            // Appends still in flight are not in this checkpoint: look again shortly (their
+            // `Done`s are applied at the start of every step, and no message may come).
+            self.summary_due = (self.in_flight > 0).then_some(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            self.persist.send(Persist::Summary {
                 json: self.c.summary(now).to_json(),
                 head: self.c.audit().head(),
                 state: self.c.checkpoint(),

@@ -4,25 +4,30 @@
 //!
 //! ```text
 //! registry.rs  which driver (or router) a session talks to; starts drivers on first use
-//! driver.rs    the driver task: owns the state machine, persists, delivers events
+//! driver.rs    the driver task: owns the state machine, decides posts, appends, delivers events
+//! persist.rs   its writer of audit entries and summaries (in order, retried)
 //! relay.rs     cluster mode: routers to the home node, the relay server, events to other nodes
-//! msg.rs       what a driver takes (DriverMsg) and the LocalDrivers seam the relay uses
+//! msg.rs       what a driver takes (DriverMsg, PostReply) and the LocalDrivers seam
 //! deliver.rs   where an event goes on this node (fan-out views, one participant's inboxes)
 //! floor.rs     the FloorHook into the media plane
 //! export.rs    `shangliang export` and `verify-record`
 //! ```
-//! Imports point one way: registry → (driver, relay) → (msg, deliver, floor).
+//! Imports point one way: registry → driver → (persist, relay) and relay → (msg, deliver);
+//! the relay reaches the drivers through the `LocalDrivers` trait, not the registry.
 
 mod deliver;
 mod driver;
 pub mod export;
 mod floor;
 mod msg;
+mod persist;
 mod registry;
 mod relay;
+#[cfg(test)]
+mod tests;
 
 pub use deliver::Outlets;
 pub use floor::{FloorHook, NoFloorHook};
-pub use msg::{DriverMsg, LocalDrivers, PostDecision, WireError};
+pub use msg::{Acked, DriverMsg, LocalDrivers, PostAnswer, PostReply, WireError};
 pub use registry::Registry;
 pub use relay::{RELAY_TIMEOUT, start as start_relay};

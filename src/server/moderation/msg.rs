@@ -1,10 +1,11 @@
 //! What a moderation driver takes (the same messages whether a session on this node or the
 //! relay from another node sends them) and what answers look like.
 
-use shangliang_signaling::{ActivityId, ErrorCode, ParticipantId, Seq};
+use shangliang_signaling::{ActivityId, ErrorCode, ParticipantId, Seq, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::consult::{Command, CommentDecision, ConsultError, Grants, Reply, Snapshot};
+use crate::consult::{Command, ConsultError, Grants, Reply, Snapshot};
+use crate::server::inbox::Direct;
 
 /// A refusal as the wire sends it.
 pub type WireError = (ErrorCode, String);
@@ -14,28 +15,85 @@ pub(super) fn wire(e: &ConsultError) -> WireError {
     (e.wire_code(), e.to_string())
 }
 
-/// The driver's decision on a posted comment (the comment policy's [`CommentDecision`], in
-/// the form that also crosses nodes).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PostDecision {
-    /// Store `text` (normalised); `held`: moderators only until approved.
-    Store {
-        /// The text to store.
-        text: String,
-        /// Held for review.
-        held: bool,
-    },
-    /// Do not store it.
-    Refuse(WireError),
+/// A comment the record has made durable: its seq, and whether it is held for review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Acked {
+    /// Its sequence number in the topic.
+    pub seq: Seq,
+    /// Held for review: only moderators see it until one approves it.
+    pub held: bool,
 }
 
-impl From<CommentDecision> for PostDecision {
-    fn from(d: CommentDecision) -> Self {
-        match d {
-            CommentDecision::Accept { public, text } => PostDecision::Store { text, held: !public },
-            CommentDecision::Hold { text, .. } => PostDecision::Store { text, held: true },
-            CommentDecision::Refuse(e) => PostDecision::Refuse(wire(&e)),
+/// The answer to a post: durable (`ack`), or refused with a reason (`error`).
+pub type PostAnswer = Result<Acked, WireError>;
+
+/// Where the answer to a post goes; answered exactly once, from wherever the answer is known
+/// (a refusal in the driver, an ack on the record's writer right after the commit). One that
+/// is dropped unanswered — its driver stopped, the activity moved, the message never arrived —
+/// answers `unavailable` (retry) as it goes, so no post is left without an answer.
+#[derive(Debug)]
+pub struct PostReply(Option<ReplyTo>);
+
+#[derive(Debug)]
+enum ReplyTo {
+    /// A session of this node: the `ack` or `error`, with the post's `id`, straight into its
+    /// inbox (a full inbox drops it: the client does not read its socket).
+    Inbox { id: u32, inbox: mpsc::Sender<Direct> },
+    /// A post relayed from another node: the relay answers it over NATS.
+    Relay(oneshot::Sender<PostAnswer>),
+}
+
+impl PostReply {
+    /// The answer goes to a session of this node, as `ack`/`error` with the post's `id`.
+    pub fn inbox(id: u32, inbox: mpsc::Sender<Direct>) -> PostReply {
+        PostReply(Some(ReplyTo::Inbox { id, inbox }))
+    }
+
+    /// The answer goes back over the relay.
+    pub fn relay(tx: oneshot::Sender<PostAnswer>) -> PostReply {
+        PostReply(Some(ReplyTo::Relay(tx)))
+    }
+
+    /// Sends the answer (never waits).
+    pub fn send(mut self, answer: PostAnswer) {
+        if let Some(to) = self.0.take() {
+            to.send(answer);
+        }
+    }
+}
+
+impl Drop for PostReply {
+    fn drop(&mut self) {
+        if let Some(to) = self.0.take() {
+            to.send(Err((
+                ErrorCode::Unavailable,
+                "the activity's moderation is not available; retry".into(),
+            )));
+        }
+    }
+}
+
+impl ReplyTo {
+    fn send(self, answer: PostAnswer) {
+        match self {
+            ReplyTo::Inbox { id, inbox } => {
+                let msg = match answer {
+                    Ok(Acked { seq, held }) => {
+                        metrics::counter!("shangliang_comments_accepted_total").increment(1);
+                        ServerMsg::Ack { id, seq, held }
+                    }
+                    Err((code, message)) => {
+                        metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
+                        ServerMsg::Error { id: Some(id), code, message }
+                    }
+                };
+                if inbox.try_send(Box::new(msg)).is_err() {
+                    metrics::counter!("shangliang_inbox_dropped_total").increment(1);
+                }
+            }
+            ReplyTo::Relay(tx) => {
+                let _ = tx.send(answer);
+            }
         }
     }
 }
@@ -63,32 +121,18 @@ pub enum DriverMsg {
         /// The answer.
         reply: oneshot::Sender<Result<Snapshot, WireError>>,
     },
-    /// Decide on a posted comment (comment policy).
+    /// A posted comment: the driver decides on it (topic, text, rate, the moderators' rules)
+    /// and appends it; `reply` is answered once it is durable, or at once if it is refused.
     Post {
         /// The poster.
         grants: Grants,
+        /// The topic the post names.
+        topic: ActivityId,
         /// The text as posted.
         text: String,
-        /// Store (public or held) or refuse.
-        reply: oneshot::Sender<PostDecision>,
+        /// Where the answer goes.
+        reply: PostReply,
     },
-    /// A decided comment is durable under `seq`.
-    Committed {
-        /// Its seq.
-        seq: Seq,
-        /// The poster.
-        grants: Grants,
-        /// The stored text.
-        text: String,
-        /// Stored as held.
-        held: bool,
-        /// Answered once the driver knows (the poster is acknowledged after this, so a
-        /// moderator who reacts to the ack finds the comment in the review queue, whichever
-        /// node either of them is on).
-        done: oneshot::Sender<()>,
-    },
-    /// An item this driver caused (approval copy, hide) is durable under `seq`.
-    TopicSeq(Seq),
 }
 
 /// The drivers running on this node, as the cluster relay reaches them (implemented by the

@@ -2,7 +2,7 @@
 //! activity, started on first use) and, in cluster mode, of the routers that carry a session's
 //! messages to the activity's home node.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -32,22 +32,27 @@ pub struct Registry {
 
 /// The drivers running on this node.
 struct Local {
+    /// Itself, for the drivers' end callbacks (which may start a successor).
+    me: Weak<Local>,
     deps: DriverDeps,
     control: tokio::runtime::Handle,
     map: DashMap<ActivityId, mpsc::Sender<DriverMsg>>,
-    /// When a driver last found its activity's fence held by another node.
+    /// When a driver last found its activity's fence held by another node (for
+    /// [`FENCE_RETRY`], new drivers are not started).
     fence_refused: Arc<DashMap<ActivityId, Instant>>,
 }
 
 impl Registry {
     /// The registry of a node whose drivers store in `record`, reach this node's connections
-    /// through `outlets` and run on `control`. In cluster mode (`cluster`) sessions reach every
-    /// activity through a router, and home drivers' events also go to the other nodes.
+    /// through `outlets`, run on `control` and let each identity post `comments_per_minute`.
+    /// In cluster mode (`cluster`) sessions reach every activity through a router, and home
+    /// drivers' events also go to the other nodes.
     pub fn new(
         record: Arc<dyn Record>,
         outlets: Outlets,
         cluster: Option<Arc<Cluster>>,
         control: tokio::runtime::Handle,
+        comments_per_minute: u32,
     ) -> Registry {
         let events = cluster.as_ref().map(|c| EventRelay::spawn(c.clone(), &control));
         let deps = DriverDeps {
@@ -56,9 +61,11 @@ impl Registry {
             cluster,
             events,
             hook: Arc::new(RwLock::new(Arc::new(NoFloorHook))),
+            comments_per_minute,
         };
         Registry {
-            local: Arc::new(Local {
+            local: Arc::new_cyclic(|me| Local {
+                me: me.clone(),
                 deps,
                 control,
                 map: DashMap::new(),
@@ -101,6 +108,34 @@ impl Registry {
     }
 }
 
+impl Local {
+    /// What a stale driver had not handled goes to its successor, started afresh from the
+    /// stored record (in order; whatever the successor cannot take is answered `unavailable`
+    /// as it is dropped).
+    fn hand_over(
+        &self,
+        activity: &ActivityId,
+        pending: Option<DriverMsg>,
+        mut rx: mpsc::Receiver<DriverMsg>,
+    ) {
+        // Closed first, so that `local` no longer takes it for a live driver.
+        rx.close();
+        let Some(next) = self.local(activity) else { return };
+        self.control.spawn(async move {
+            if let Some(m) = pending
+                && next.send(m).await.is_err()
+            {
+                return;
+            }
+            while let Some(m) = rx.recv().await {
+                if next.send(m).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 impl LocalDrivers for Local {
     fn local(&self, activity: &ActivityId) -> Option<mpsc::Sender<DriverMsg>> {
         if let Some(tx) = self.map.get(activity).filter(|tx| !tx.is_closed()) {
@@ -120,8 +155,7 @@ impl LocalDrivers for Local {
         self.map.remove_if(activity, |_, tx| tx.is_closed());
         let entry = self.map.entry(activity.clone()).or_insert_with(|| {
             let head = self.deps.record.head(activity).unwrap_or_default();
-            let refused = self.fence_refused.clone();
-            let id = activity.clone();
+            let (me, id) = (self.me.clone(), activity.clone());
             driver::spawn(
                 self.deps.clone(),
                 &self.control,
@@ -130,8 +164,16 @@ impl LocalDrivers for Local {
                 head,
                 DRIVER_QUEUE,
                 move |ended| {
-                    if ended == Ended::FenceRefused {
-                        refused.insert(id, Instant::now());
+                    let Some(local) = me.upgrade() else { return };
+                    match ended {
+                        // Another node runs it: do not ask for every message. (If the record
+                        // could not be reached, the next message asks again.)
+                        Ended::FenceRefused { held_elsewhere: true } => {
+                            local.fence_refused.insert(id, Instant::now());
+                        }
+                        Ended::FenceRefused { held_elsewhere: false } => {}
+                        Ended::Stopped => {}
+                        Ended::Stale { pending, rx } => local.hand_over(&id, pending, rx),
                     }
                 },
             )

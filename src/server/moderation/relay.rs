@@ -9,9 +9,10 @@
 //! ```text
 //! session ─DriverMsg─▶ router(activity) ── home is me ──▶ local driver
 //!                                      └─ home is N ───▶ NATS shangliang.consult.<key(N)>
-//!                                                            │ (request/reply for cmd, state,
-//!                                                            │  post, committed; publish for
-//!                                                            ▼  join, leave)
+//!                                                            │ (request/reply for cmd, state
+//!                                                            │  and post — one round trip, the
+//!                                                            │  answer sent once durable;
+//!                                                            ▼  publish for join, leave)
 //!                                              relay server on N ─▶ N's driver
 //! N's driver ─ events ─▶ N's fan-out + NATS shangliang.events.<activity> ─▶ every other node's
 //!                                                            fan-out / inboxes
@@ -33,11 +34,11 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shangliang_signaling::consult::{Command, ConsultEvent, Reply, Snapshot};
-use shangliang_signaling::{ActivityId, ErrorCode, NodeId, Seq};
+use shangliang_signaling::{ActivityId, ErrorCode, NodeId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::deliver::Outlets;
-use super::msg::{DriverMsg, LocalDrivers, PostDecision, WireError};
+use super::msg::{DriverMsg, LocalDrivers, PostAnswer, PostReply, WireError};
 use crate::bus::Cluster;
 use crate::consult::{Audience, Grants, ParticipantId};
 
@@ -58,8 +59,7 @@ enum RelayMsg {
     Leave { a: ActivityId, who: ParticipantId },
     Command { a: ActivityId, g: Grants, cmd: Command },
     State { a: ActivityId, g: Grants },
-    Post { a: ActivityId, g: Grants, text: String },
-    Committed { a: ActivityId, seq: Seq, g: Grants, text: String, held: bool },
+    Post { a: ActivityId, g: Grants, topic: ActivityId, text: String },
 }
 
 impl RelayMsg {
@@ -69,8 +69,7 @@ impl RelayMsg {
             | RelayMsg::Leave { a, .. }
             | RelayMsg::Command { a, .. }
             | RelayMsg::State { a, .. }
-            | RelayMsg::Post { a, .. }
-            | RelayMsg::Committed { a, .. } => a,
+            | RelayMsg::Post { a, .. } => a,
         }
     }
 }
@@ -81,9 +80,7 @@ impl RelayMsg {
 enum RelayReply {
     Reply(Result<Reply, WireError>),
     State(Result<Snapshot, WireError>),
-    Post(PostDecision),
-    /// A one-way message was handled.
-    Done,
+    Post(PostAnswer),
     /// The receiver is not the activity's home (as it sees the cluster): the named node is.
     NotHome(NodeId),
 }
@@ -192,20 +189,15 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
     let (wire, answer): (RelayMsg, Option<Answer>) = match msg {
         DriverMsg::Join(g) => (RelayMsg::Join { a, g }, None),
         DriverMsg::Leave(who) => (RelayMsg::Leave { a, who }, None),
-        DriverMsg::Committed { seq, grants, text, held, done } => {
-            (RelayMsg::Committed { a, seq, g: grants, text, held }, Some(Answer::Done(done)))
-        }
         DriverMsg::Command { grants, cmd, reply } => {
             (RelayMsg::Command { a, g: grants, cmd }, Some(Answer::Reply(reply)))
         }
         DriverMsg::State { grants, reply } => {
             (RelayMsg::State { a, g: grants }, Some(Answer::State(reply)))
         }
-        DriverMsg::Post { grants, text, reply } => {
-            (RelayMsg::Post { a, g: grants, text }, Some(Answer::Post(reply)))
+        DriverMsg::Post { grants, topic, text, reply } => {
+            (RelayMsg::Post { a, g: grants, topic, text }, Some(Answer::Post(reply)))
         }
-        // Only a driver sends itself these.
-        DriverMsg::TopicSeq(_) => return,
     };
     // While NATS is down nothing reaches the home: answer at once rather than let messages
     // queue in the client (and sessions wait behind a full router). Joins and leaves of this
@@ -244,8 +236,7 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
 enum Answer {
     Reply(oneshot::Sender<Result<Reply, WireError>>),
     State(oneshot::Sender<Result<Snapshot, WireError>>),
-    Post(oneshot::Sender<PostDecision>),
-    Done(oneshot::Sender<()>),
+    Post(PostReply),
 }
 
 impl Answer {
@@ -268,18 +259,11 @@ impl Answer {
                     Err(e) => Err(e),
                 });
             }
-            Answer::Done(tx) => {
-                if matches!(r, Ok(RelayReply::Done)) {
-                    let _ = tx.send(());
-                }
-            }
-            Answer::Post(tx) => {
-                let _ = tx.send(match r {
-                    Ok(RelayReply::Post(x)) => x,
-                    Ok(_) => PostDecision::Refuse(moving()),
-                    Err(e) => PostDecision::Refuse(e),
-                });
-            }
+            Answer::Post(reply) => reply.send(match r {
+                Ok(RelayReply::Post(x)) => x,
+                Ok(_) => Err(moving()),
+                Err(e) => Err(e),
+            }),
         }
     }
 }
@@ -358,17 +342,6 @@ async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: a
         RelayMsg::Leave { who, .. } => {
             let _ = driver.send(DriverMsg::Leave(who)).await;
         }
-        RelayMsg::Committed { seq, g, text, held, .. } => {
-            let (done, rx) = oneshot::channel();
-            let _ = driver
-                .send(DriverMsg::Committed { seq, grants: g, text, held, done })
-                .await;
-            tokio::spawn(async move {
-                if rx.await.is_ok() {
-                    respond(RelayReply::Done).await;
-                }
-            });
-        }
         RelayMsg::Command { g, cmd, .. } => {
             let (reply, rx) = oneshot::channel();
             let _ = driver.send(DriverMsg::Command { grants: g, cmd, reply }).await;
@@ -383,14 +356,15 @@ async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: a
                 respond(RelayReply::State(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
         }
-        RelayMsg::Post { g, text, .. } => {
+        RelayMsg::Post { g, topic, text, .. } => {
+            // Answered by the record's writer once the comment is durable (or by the driver
+            // if it refuses it): the one round trip of a relayed post.
             let (reply, rx) = oneshot::channel();
-            let _ = driver.send(DriverMsg::Post { grants: g, text, reply }).await;
-            tokio::spawn(async move {
-                respond(RelayReply::Post(
-                    rx.await.unwrap_or_else(|_| PostDecision::Refuse(moving())),
-                ))
+            let _ = driver
+                .send(DriverMsg::Post { grants: g, topic, text, reply: PostReply::relay(reply) })
                 .await;
+            tokio::spawn(async move {
+                respond(RelayReply::Post(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
         }
     }
@@ -447,6 +421,7 @@ impl EventRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shangliang_signaling::Seq;
 
     #[test]
     fn relay_subjects_are_valid_nats_tokens_and_differ_per_node() {
@@ -474,8 +449,8 @@ mod tests {
         };
         let back: RelayMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
         assert!(matches!(back, RelayMsg::Command { cmd: Command::LowerHand { target: Some(_) }, .. }));
-        let r = RelayReply::Post(PostDecision::Store { text: "好".into(), held: true });
+        let r = RelayReply::Post(Ok(super::super::msg::Acked { seq: Seq(7), held: true }));
         let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-        assert!(matches!(back, RelayReply::Post(PostDecision::Store { held: true, .. })));
+        assert!(matches!(back, RelayReply::Post(Ok(a)) if a.seq == Seq(7) && a.held));
     }
 }

@@ -2,6 +2,8 @@
 //! [`session`] task per connection.
 
 mod session;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +16,8 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use governor::DefaultKeyedRateLimiter;
 use serde_json::json;
-use shangliang_signaling::{ParticipantId, limits};
+use shangliang_signaling::limits;
 
 use super::auth::TokenKeys;
 use super::inbox::Inboxes;
@@ -79,10 +80,6 @@ pub struct WsState {
     pub limits: SessionLimits,
     /// This node's connection count.
     pub connections: Connections,
-    /// Where posts are accepted (the control runtime).
-    pub control: tokio::runtime::Handle,
-    /// The per-identity comment rate limit.
-    pub comment_limiter: Arc<DefaultKeyedRateLimiter<ParticipantId>>,
 }
 
 /// The websocket route.

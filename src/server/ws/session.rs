@@ -1,8 +1,20 @@
 //! One websocket connection: authenticate, then serve subscriptions and posts.
 //!
-//! The session is generic over the socket (`Stream` + `Sink` of [`Message`]) so it can be
-//! driven by channels in tests. One task per connection: it waits at once on the client's
-//! frames, the connection's fan-out queue and the idle timer.
+//! The session is generic over the socket (`Stream` + `Sink` of [`Message`]), so the unit
+//! tests (`super::tests`) drive it with channels. One task per connection: it waits at once on
+//! the client's frames, the connection's fan-out queue, its inbox (direct messages: acks,
+//! media events) and the idle timer.
+//!
+//! ```text
+//! auth (within AUTH_TIMEOUT) → welcome → loop select! {
+//!     fan-out queue  → write up to MAX_FRAMES_PER_FLUSH frames, one flush
+//!     inbox          → write (acks of posts, replies for one participant, media events)
+//!     client frame   → rate limit → decode → sub | post | cmd | media | ping
+//!     idle timer     → close
+//! }
+//! ```
+//! A `post` is handed to the activity's moderation driver and not waited for: the driver
+//! decides, appends, and the ack reaches the inbox once the comment is durable.
 //!
 //! Refusals (see `docs/protocol.md`): a frame larger than the limit closes with 1009; a
 //! malformed or unknown frame gets an `error` and the connection stays, unless
@@ -19,7 +31,7 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use shangliang_signaling::{
-    ActivityId, AnnouncedLimits, ClientMsg, DecodeError, ErrorCode, Form, ItemBody, PROTOCOL_VERSION,
+    ActivityId, AnnouncedLimits, ClientMsg, DecodeError, ErrorCode, Form, PROTOCOL_VERSION,
     Position, ServerMsg, close, decode_client, encode_batch, encode_item, encode_server, limits,
 };
 
@@ -28,8 +40,8 @@ use crate::consult::Grants;
 use crate::server::auth::Claims;
 use crate::server::inbox::Direct;
 use crate::server::media::MediaConn;
-use crate::server::moderation::{DriverMsg, PostDecision};
-use crate::consult::text::normalize_line;
+use crate::server::moderation::{DriverMsg, PostReply};
+use tokio::sync::mpsc::error::TrySendError;
 use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
 
 /// Time allowed between the upgrade and a valid `auth`.
@@ -68,8 +80,9 @@ struct Session<'h, S> {
     subscriptions: Vec<ActivityId>,
     /// Sender of this connection's inbox, for answers that come later (acks, media events).
     inbox_tx: tokio::sync::mpsc::Sender<Direct>,
-    /// The activity's moderation driver (None if the activity does not exist).
-    consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
+    /// The activity's moderation driver, or in a cluster this node's router to it (None if
+    /// the activity does not exist). See [`Session::driver`].
+    driver: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
     grants: Grants,
     bad_frames: u32,
     frame_limiter: DefaultDirectRateLimiter,
@@ -100,12 +113,12 @@ where
         let fps = NonZeroU32::new(state.limits.frames_per_second.max(1)).unwrap();
         let burst = fps.saturating_mul(NonZeroU32::new(2).unwrap());
         let grants = claims.grants();
-        let consult = state.moderation.sender(&claims.act);
-        if let Some(tx) = &consult {
+        let driver = state.moderation.sender(&claims.act);
+        if let Some(tx) = &driver {
             let _ = tx.send(DriverMsg::Join(grants.clone())).await;
         }
         let mut session = Session {
-            consult,
+            driver,
             grants,
             state,
             socket,
@@ -139,7 +152,7 @@ where
         let (code, reason) = session.serve(rx, inbox_rx).await;
         // Leaving the room frees its connections before the socket closes.
         session.media.leave().await;
-        if let Some(tx) = &session.consult {
+        if let Some(tx) = session.driver() {
             let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), send_close(&mut session.socket, code, reason)).await;
@@ -296,7 +309,7 @@ where
                 self.state.fanout.unsubscribe(&self.conn, &topic);
                 self.subscriptions.retain(|t| *t != topic);
             }
-            ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
+            ClientMsg::Post { id, topic, text } => self.post(id, topic, text),
             ClientMsg::Media { id, req } => {
                 let ev = Box::pin(self.media.handle(&self.state.media, &self.claims, &self.inbox_tx, req)).await;
                 let _ = self.send_msg(&ServerMsg::Media { id: Some(id), ev }).await;
@@ -304,6 +317,15 @@ where
             ClientMsg::Cmd { id, topic, cmd } => Box::pin(self.command(id, topic, cmd)).await,
         }
         None
+    }
+
+    /// The activity's driver (or router), asked for again if the one held has stopped (a
+    /// driver that lost its fence is replaced by one started afresh from the record).
+    fn driver(&mut self) -> Option<tokio::sync::mpsc::Sender<DriverMsg>> {
+        if self.driver.as_ref().is_none_or(|tx| tx.is_closed()) {
+            self.driver = self.state.moderation.sender(&self.claims.act);
+        }
+        self.driver.clone()
     }
 
     fn check_activity(&self, topic: &ActivityId) -> Result<(), (ErrorCode, &'static str)> {
@@ -336,7 +358,7 @@ where
             return;
         }
         // The moderation state goes right after `subscribed`, or after the `reset`.
-        let state = state_msg(self.consult.clone(), self.grants.clone(), &topic).await;
+        let state = state_msg(self.driver(), self.grants.clone(), &topic).await;
         let is_reset = matches!(sub.catch_up, CatchUp::Reset { .. });
         if !is_reset && let Some(state) = &state && self.send_msg(state).await.is_err() {
             return;
@@ -384,7 +406,7 @@ where
         if let Err((code, m)) = self.check_activity(&topic) {
             return self.send_error(Some(id), code, m).await;
         }
-        let Some(tx) = self.consult.clone() else {
+        let Some(tx) = self.driver() else {
             return self.send_error(Some(id), ErrorCode::NoSuchTopic, "no such activity").await;
         };
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -401,80 +423,49 @@ where
         }
     }
 
-    /// Accepts a post on the control runtime and answers through the inbox, so the session
-    /// keeps reading (posts from one connection are pipelined) and the acceptance path does
-    /// not queue behind the viewer tasks of the main runtime.
-    async fn post(&mut self, id: u32, topic: ActivityId, text: String) {
-        let state = Arc::clone(self.state);
-        let (claims, grants) = (self.claims.clone(), self.grants.clone());
-        let (consult, inbox) = (self.consult.clone(), self.inbox_tx.clone());
-        self.state.control.spawn(async move {
-            let answer = match accept_comment(&state, &claims, consult.as_ref(), &grants, topic, text).await {
-                Ok((seq, held)) => {
-                    metrics::counter!("shangliang_comments_accepted_total").increment(1);
-                    ServerMsg::Ack { id, seq, held }
-                }
-                Err((code, message)) => {
-                    metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
-                    ServerMsg::Error { id: Some(id), code, message }
-                }
-            };
-            // The session may be gone; the comment's fate is settled either way.
-            let _ = inbox.send(Box::new(answer)).await;
-        });
+    /// Hands a post to the activity's moderation driver, which decides, appends and answers
+    /// through this connection's inbox once the comment is durable: the session does not wait,
+    /// so posts from one connection are pipelined and the session keeps reading.
+    fn post(&mut self, id: u32, topic: ActivityId, text: String) {
+        let reply = PostReply::inbox(id, self.inbox_tx.clone());
+        let Some(tx) = self.driver() else {
+            return reply.send(Err(unavailable()));
+        };
+        let msg = DriverMsg::Post { grants: self.grants.clone(), topic, text, reply };
+        match tx.try_send(msg) {
+            Ok(()) => {}
+            // The driver is behind: wait for room in a task of its own, not in the session.
+            Err(TrySendError::Full(msg)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = tx.send(msg).await {
+                        refuse_post(e.0);
+                    }
+                });
+            }
+            Err(TrySendError::Closed(msg)) => refuse_post(msg),
+        }
     }
 }
 
-/// Checks a posted comment against the poster's grants, the limits and the activity's comment
-/// policy (review, keywords, slow mode, verified-only, lockdown, timeouts, bans), and makes it
-/// durable: public when accepted, moderators-only when held. Returns its sequence number and
-/// whether it is held, once the record has committed it (and the fan-out holds it).
-async fn accept_comment(
-    state: &WsState,
-    claims: &Claims,
-    consult: Option<&tokio::sync::mpsc::Sender<DriverMsg>>,
-    grants: &Grants,
-    topic: ActivityId,
-    text: String,
-) -> Result<(shangliang_signaling::Seq, bool), (ErrorCode, String)> {
-    if topic != claims.act {
-        return Err((ErrorCode::Forbidden, "your token is for another activity".into()));
-    }
-    let text = normalize_line(&text, limits::MAX_TEXT_CHARS).map_err(|e| (e.code(), e.to_string()))?;
-    if !claims.role.is_moderator() && state.comment_limiter.check_key(&claims.sub).is_err() {
-        return Err((ErrorCode::RateLimited, "too many comments; wait a moment".into()));
-    }
-    let unavailable = || (ErrorCode::Unavailable, "the activity is not available; retry".to_string());
-    let tx = consult.ok_or_else(unavailable)?;
-    let (reply, rx) = tokio::sync::oneshot::channel();
-    tx.send(DriverMsg::Post { grants: grants.clone(), text, reply }).await.map_err(|_| unavailable())?;
-    let (text, held) = match rx.await.map_err(|_| unavailable())? {
-        PostDecision::Store { text, held } => (text, held),
-        PostDecision::Refuse(e) => return Err(e),
-    };
-    let body = ItemBody::Comment { author: claims.author(), text: text.clone(), approves: None };
-    let started = Instant::now();
-    let item = state.record.append_durable(&topic, body, !held).await.map_err(|e| {
-        tracing::warn!("append failed: {e}");
-        (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
-    })?;
-    metrics::histogram!("shangliang_record_append_seconds").record(started.elapsed().as_secs_f64());
-    // The comment is durable and will be acknowledged whatever happens here; waiting (bounded)
-    // only orders the ack after the moderation state knows it.
-    let (done, known) = tokio::sync::oneshot::channel();
-    if tx.send(DriverMsg::Committed { seq: item.seq, grants: grants.clone(), text, held, done }).await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(3), known).await;
-    }
-    Ok((item.seq, held))
+fn unavailable() -> (ErrorCode, String) {
+    (ErrorCode::Unavailable, "the activity is not available; retry".into())
 }
+
+/// Answers a post that never reached its driver.
+fn refuse_post(msg: DriverMsg) {
+    if let DriverMsg::Post { reply, .. } = msg {
+        reply.send(Err(unavailable()));
+    }
+}
+
 
 /// The `state` message for a connection of `grants`, from the activity's driver.
 async fn state_msg(
-    consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
+    driver: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
     grants: Grants,
     topic: &ActivityId,
 ) -> Option<ServerMsg> {
-    let tx = consult?;
+    let tx = driver?;
     let (reply, rx) = tokio::sync::oneshot::channel();
     tx.send(DriverMsg::State { grants, reply }).await.ok()?;
     let state = rx.await.ok()?.ok()?;
