@@ -37,16 +37,24 @@ pub struct PostReply(Option<ReplyTo>);
 #[derive(Debug)]
 enum ReplyTo {
     /// A session of this node: the `ack` or `error`, with the post's `id`, straight into its
-    /// inbox (a full inbox drops it: the client does not read its socket).
-    Inbox { id: u32, inbox: mpsc::Sender<Direct> },
+    /// inbox. A full inbox (a burst of pipelined posts answered by one group commit) is waited
+    /// for in a task on the session's runtime, never on the record's writer: an ack is never
+    /// dropped while the connection lives.
+    Inbox {
+        id: u32,
+        inbox: mpsc::Sender<Direct>,
+        runtime: Option<tokio::runtime::Handle>,
+    },
     /// A post relayed from another node: the relay answers it over NATS.
     Relay(oneshot::Sender<PostAnswer>),
 }
 
 impl PostReply {
-    /// The answer goes to a session of this node, as `ack`/`error` with the post's `id`.
+    /// The answer goes to a session of this node, as `ack`/`error` with the post's `id`. Made
+    /// on the session's runtime (where a full inbox is waited for).
     pub fn inbox(id: u32, inbox: mpsc::Sender<Direct>) -> PostReply {
-        PostReply(Some(ReplyTo::Inbox { id, inbox }))
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        PostReply(Some(ReplyTo::Inbox { id, inbox, runtime }))
     }
 
     /// The answer goes back over the relay.
@@ -76,7 +84,7 @@ impl Drop for PostReply {
 impl ReplyTo {
     fn send(self, answer: PostAnswer) {
         match self {
-            ReplyTo::Inbox { id, inbox } => {
+            ReplyTo::Inbox { id, inbox, runtime } => {
                 let msg = match answer {
                     Ok(Acked { seq, held }) => {
                         metrics::counter!("shangliang_comments_accepted_total").increment(1);
@@ -87,8 +95,18 @@ impl ReplyTo {
                         ServerMsg::Error { id: Some(id), code, message }
                     }
                 };
-                if inbox.try_send(Box::new(msg)).is_err() {
-                    metrics::counter!("shangliang_inbox_dropped_total").increment(1);
+                match inbox.try_send(Box::new(msg)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(msg)) => match runtime {
+                        Some(rt) => {
+                            rt.spawn(async move {
+                                let _ = inbox.send(msg).await;
+                            });
+                        }
+                        None => metrics::counter!("shangliang_inbox_dropped_total").increment(1),
+                    },
+                    // The session is gone; the comment's fate is settled either way.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
             ReplyTo::Relay(tx) => {

@@ -245,3 +245,30 @@ async fn a_post_whose_driver_is_gone_is_answered_unavailable() {
     drop(PostReply::inbox(7, tx));
     assert!(matches!(answer(&mut rx).await, ServerMsg::Error { id: Some(7), code: ErrorCode::Unavailable, .. }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_posts_larger_than_the_inbox_gets_every_ack() {
+    let b = bench().await;
+    // A small inbox, so that one group commit answers many more posts than it holds.
+    let (tx, mut rx) = mpsc::channel(4);
+    b.record.hold_appends();
+    let n = 200u32;
+    for i in 0..n {
+        b.post(&grants(&format!("v{i}"), Role::Member), i, "洪峰", &tx).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.record.held() < n as usize {
+        assert!(tokio::time::Instant::now() < deadline, "the appends never reached the record");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // One group commit answers them all at once, more than the inbox holds.
+    b.record.release();
+    let mut acked = 0;
+    while acked < n {
+        match answer(&mut rx).await {
+            ServerMsg::Ack { .. } => acked += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
