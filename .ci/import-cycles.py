@@ -12,6 +12,7 @@ of more than one file) and exits 1 if there is one.
     .ci/import-cycles.py src signaling/src
     .ci/import-cycles.py --strict --under src/server src   # parents and children count too,
                                                             # among the files under src/server
+    .ci/import-cycles.py --ignore src/admin src             # leave a folder out of the check
 """
 import os
 import re
@@ -180,6 +181,11 @@ def main(args):
         i = args.index("--under")
         under = os.path.normpath(args[i + 1])
         args = args[:i] + args[i + 2 :]
+    ignored = []
+    while "--ignore" in args:
+        i = args.index("--ignore")
+        ignored.append(os.path.normpath(args[i + 1]))
+        args = args[:i] + args[i + 2 :]
     roots = [a for a in args if a != "--strict"] or ["src"]
     bad = False
     for root in roots:
@@ -190,6 +196,9 @@ def main(args):
         if under:
             keep = {m for m, f in mods.items() if os.path.normpath(f).startswith(under + os.sep) or os.path.normpath(f) == under}
             graph = {m: e & keep for m, e in graph.items() if m in keep}
+        if ignored:
+            gone = {m for m, f in mods.items() if any(os.path.normpath(f).startswith(d + os.sep) for d in ignored)}
+            graph = {m: e - gone for m, e in graph.items() if m not in gone}
         n = sum(len(v) for v in graph.values())
         cycles = [c for c in sccs(graph) if len(c) > 1]
         for c in cycles:

@@ -478,7 +478,7 @@ async fn a_shutdown_stops_accepting_and_returns_though_a_half_open_connection_li
     cfg.edge.request_timeout = Duration::from_secs(1);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let hub = shangliang::server::Hub::start(cfg).await.unwrap();
+    let hub = shangliang::server::Hub::start(cfg).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(shangliang::server::run(listener, hub, async {
         let _ = stopped.await;

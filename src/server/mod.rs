@@ -182,12 +182,13 @@ fn start_control_runtime() -> std::io::Result<(tokio::runtime::Handle, std::sync
 
 impl Hub {
     /// Opens the record, seeds the fan-out core with every activity's topic and creates the
-    /// demo activities on first run. Must run inside a tokio runtime.
-    pub async fn start(cfg: ServeConfig) -> Result<Arc<Hub>, StartError> {
+    /// demo activities on first run. Must run inside a tokio runtime (it blocks the calling
+    /// thread for the demo activities' commits on a first run).
+    pub fn start(cfg: ServeConfig) -> Result<Arc<Hub>, StartError> {
         let fanout = Fanout::new(cfg.fanout.clone());
         std::fs::create_dir_all(&cfg.data_dir)?;
         let hook_fanout = fanout.clone();
-        let record: Arc<dyn Record> = Arc::new(SqliteRecord::open(
+        let sqlite = SqliteRecord::open(
             &cfg.data_dir.join("shangliang.sqlite3"),
             RecordOptions::default(),
             Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
@@ -195,10 +196,14 @@ impl Hub {
                     tracing::error!(%activity, seq = %item.seq, "fan-out refused a committed item: {e}");
                 }
             }),
-        )?);
-        if cfg.demo && record.activities()?.is_empty() {
-            create_demo_activities(record.as_ref()).await?;
+        )?;
+        if cfg.demo && sqlite.activities()?.is_empty() {
+            for (id, title, kind) in DEMO_ACTIVITIES {
+                let id = ActivityId::new(id).expect("valid id");
+                sqlite.create_activity_blocking(id, title, kind, ActivityState::Live)?;
+            }
         }
+        let record: Arc<dyn Record> = Arc::new(sqlite);
         for a in record.activities()? {
             let head = record.head(&a.id)?;
             fanout.open_topic(a.id.clone(), a.epoch, head);
@@ -387,7 +392,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let hub = match cfg.cluster.clone() {
         Some(cluster) => Hub::start_cluster(cfg, cluster).await?,
-        None => Hub::start(cfg).await?,
+        None => Hub::start(cfg)?,
     };
     print_banner(&hub, addr);
     run(listener, hub, shutdown_signal()).await?;

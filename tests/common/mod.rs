@@ -37,7 +37,7 @@ impl TestHub {
         tune(&mut cfg);
         let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let hub = Hub::start(cfg).await.unwrap();
+        let hub = Hub::start(cfg).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = hub.clone();
         tokio::spawn(async move {

@@ -185,6 +185,25 @@ impl SqliteRecord {
         })
     }
 
+    /// Creates an activity like [`Record::create_activity`], blocking this thread until it is
+    /// durable (a few milliseconds): for start-up code that is not async. Never from the commit
+    /// hook, which runs on the writer thread.
+    pub fn create_activity_blocking(
+        &self,
+        id: ActivityId,
+        title: &str,
+        kind: ActivityKind,
+        state: ActivityState,
+    ) -> Result<Activity, RecordError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let op = Op::CreateActivity(Activity::fresh(id, title, kind, state));
+        self.submit(op, Reply::Blocking(tx)).map_err(|(e, _)| e)?;
+        match rx.recv().map_err(|_| writer_gone())?? {
+            Value::Activity(a) => Ok(a),
+            _ => unreachable!("the writer answers CreateActivity with an Activity"),
+        }
+    }
+
     async fn call(&self, op: Op) -> Result<Value, RecordError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(op, Reply::Async(tx)).map_err(|(e, _)| e)?;

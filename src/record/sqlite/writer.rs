@@ -50,10 +50,12 @@ pub(super) enum Value {
 type Answer = Result<Value, RecordError>;
 
 /// Where a request's answer goes: an append's [`AppendDone`] (called here, on the writer
-/// thread), or a oneshot someone awaits.
+/// thread), a oneshot someone awaits, or a std channel a blocking caller waits on (a tokio
+/// oneshot cannot be waited on synchronously inside a runtime).
 pub(super) enum Reply {
     Append(AppendDone),
     Async(oneshot::Sender<Answer>),
+    Blocking(std::sync::mpsc::SyncSender<Answer>),
 }
 
 impl Reply {
@@ -65,6 +67,9 @@ impl Reply {
             })),
             // The caller may have gone away: nothing to tell then.
             Reply::Async(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Blocking(tx) => {
                 let _ = tx.send(answer);
             }
         }
