@@ -139,7 +139,7 @@ fn ingest_naive(people: &[Grants], votes: &[(u32, u16, Vote)], n_statements: usi
         Vote::Pass => 2,
     };
     for (p, s, v) in votes {
-        let key = (people[*p as usize].subject.0.clone(), *s);
+        let key = (people[*p as usize].subject.to_string(), *s);
         if let Some(old) = m.insert(key, *v) {
             counts[*s as usize][slot(old)] -= 1;
         }

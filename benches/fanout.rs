@@ -38,7 +38,7 @@ fn item(seq: u64) -> Item {
         seq: Seq(seq),
         ts: 1_700_000_000_000 + seq,
         body: ItemBody::Comment {
-            author: Author { id: format!("viewer-{}", seq % 977), name: "观众".into(), role: Role::Viewer, verified: false },
+            author: Author { id: format!("viewer-{}", seq % 977).into(), name: "观众".into(), role: Role::Viewer, verified: false },
             text: format!("这是第 {seq} 条评论，讨论一下这个议题的细节。"),
             approves: None,
         },

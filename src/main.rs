@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use shangliang::fanout::FanoutConfig;
 use shangliang::server::auth::{TokenKeys, now_secs};
 use shangliang::server::{ServeConfig, TokenClaims, parse_ttl};
-use shangliang_signaling::{ActivityId, Org, OrgLevel, Role};
+use shangliang_signaling::{ActivityId, NodeId, Org, OrgLevel, Role};
 
 #[derive(Parser)]
 #[command(name = "shangliang", version, about = "Real-time hub of an online consultation platform")]
@@ -37,7 +37,7 @@ struct ExportArgs {
     activity: String,
     /// json, csv or md.
     #[arg(long, default_value = "md", value_parser = parse_format)]
-    format: shangliang::server::consult::ExportFormat,
+    format: shangliang::server::moderation::export::ExportFormat,
     /// Directory of the record (as given to serve).
     #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
     data_dir: PathBuf,
@@ -59,8 +59,8 @@ struct VerifyArgs {
     database: Option<String>,
 }
 
-fn parse_format(s: &str) -> Result<shangliang::server::consult::ExportFormat, String> {
-    use shangliang::server::consult::ExportFormat;
+fn parse_format(s: &str) -> Result<shangliang::server::moderation::export::ExportFormat, String> {
+    use shangliang::server::moderation::export::ExportFormat;
     match s {
         "json" => Ok(ExportFormat::Json),
         "csv" => Ok(ExportFormat::Csv),
@@ -248,12 +248,12 @@ fn main() -> anyhow::Result<()> {
         Command::Token(args) => token(args),
         Command::Export(a) => {
             let act = ActivityId::new(&a.activity)?;
-            print!("{}", shangliang::server::consult::export_record(&source(a.data_dir, a.database), &act, a.format)?);
+            print!("{}", shangliang::server::moderation::export::export_record(&source(a.data_dir, a.database), &act, a.format)?);
             Ok(())
         }
         Command::VerifyRecord(a) => {
             let act = ActivityId::new(&a.activity)?;
-            let v = shangliang::server::consult::verify_record(&source(a.data_dir, a.database), &act)?;
+            let v = shangliang::server::moderation::export::verify_record(&source(a.data_dir, a.database), &act)?;
             println!("ok: {} audit entries of {act}, chain head {}", v.entries, v.head);
             if v.after_stored_head > 0 {
                 println!("note: {} entries after the head stored with the summary", v.after_stored_head);
@@ -263,8 +263,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn source(data_dir: PathBuf, database: Option<String>) -> shangliang::server::consult::RecordSource {
-    use shangliang::server::consult::RecordSource;
+fn source(data_dir: PathBuf, database: Option<String>) -> shangliang::server::moderation::export::RecordSource {
+    use shangliang::server::moderation::export::RecordSource;
     database.map_or(RecordSource::Dir(data_dir), RecordSource::Database)
 }
 
@@ -316,7 +316,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             a.nodes.is_empty() || a.nodes.contains(&public_url),
             "--nodes does not list this node's URL {public_url} (set --public-url to the URL the list uses)"
         );
-        cfg.cluster = Some(shangliang::bus::ClusterConfig { nats_url, database_url, nodes: a.nodes, public_url });
+        cfg.cluster = Some(shangliang::bus::ClusterConfig {
+            nats_url,
+            database_url,
+            nodes: a.nodes.into_iter().map(NodeId::from).collect(),
+            public_url: public_url.into(),
+        });
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(shangliang::server::serve(cfg))
@@ -328,7 +333,7 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
     let keys = TokenKeys::load_or_create(&a.data_dir)?;
     let now = now_secs();
     let claims = TokenClaims {
-        sub: a.subject.unwrap_or_else(|| format!("{}:{}", a.role.as_str(), a.name)),
+        sub: a.subject.unwrap_or_else(|| format!("{}:{}", a.role.as_str(), a.name)).into(),
         name: a.name,
         role: a.role,
         act,

@@ -101,7 +101,7 @@ async fn drive(hub: &TestHub, script: &str, env: &[(&str, String)]) {
             let answer = match request.split_once(' ') {
                 Some(("hide", seq)) => {
                     let target = Seq(seq.trim().parse().expect("seq"));
-                    match hub.hub.record.append(&common::demo(), ItemBody::Hide { target }, true).await {
+                    match hub.hub.record.append_durable(&common::demo(), ItemBody::Hide { target }, true).await {
                         Ok(_) => "ok".to_string(),
                         Err(e) => format!("hide failed: {e}"),
                     }

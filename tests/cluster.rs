@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::services::{Nats, Postgres, free_port};
 use common::{Client, demo};
 use shangliang::server::auth::{Claims, TokenKeys, now_secs};
 use shangliang_signaling::{Form, ItemBody, Position, Role, Seq, ServerMsg};
@@ -21,239 +22,6 @@ const SECRET: &str = "5c1d0e8f2a4b6c8d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c
 
 /// Cluster tests start several processes each: run them one at a time on a small machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until PostgreSQL accepts queries (it listens before it has finished starting up).
-async fn wait_pg_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = Command::new(pg_bin("pg_isready"))
-            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        if ready {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "PostgreSQL on port {port} not ready within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_port(port: u16, what: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on port {port} within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn stop(child: &mut Child, signal: &str) {
-    let _ = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// A `nats-server` on a loopback port.
-struct Nats {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Nats {
-    async fn start() -> Nats {
-        let mut n = Nats {
-            port: free_port(),
-            child: None,
-        };
-        n.restart().await;
-        n
-    }
-
-    async fn restart(&mut self) {
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run nats-server ({e}): install it with `apt-get install -y nats-server`"
-                )
-            });
-        self.child = Some(child);
-        wait_port(self.port, "nats-server", Duration::from_secs(10)).await;
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            stop(&mut c, "-KILL");
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A throwaway PostgreSQL cluster in a temporary directory.
-struct Postgres {
-    port: u16,
-    child: Child,
-    user: Option<(u32, u32)>,
-    dir: tempfile::TempDir,
-}
-
-fn pg_bin(name: &str) -> PathBuf {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        return Path::new(&dir).join(name);
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path().join("bin").join(name))
-                .filter(|p| p.exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().unwrap_or_else(|| {
-        panic!("PostgreSQL's {name} not found under /usr/lib/postgresql/*/bin (or $PG_BIN): install it with `apt-get install -y postgresql`")
-    })
-}
-
-/// As root, the uid/gid of the `postgres` system user, whom PostgreSQL runs as.
-fn postgres_user() -> Option<(u32, u32)> {
-    let me = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
-        return None;
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    let line = passwd.lines().find(|l| l.starts_with("postgres:")).unwrap_or_else(|| {
-        panic!("running as root, but there is no `postgres` user to run PostgreSQL as (apt-get install -y postgresql creates it)")
-    });
-    let f: Vec<&str> = line.split(':').collect();
-    Some((f[2].parse().unwrap(), f[3].parse().unwrap()))
-}
-
-fn as_pg_user(cmd: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    if let Some((uid, gid)) = user {
-        cmd.uid(uid).gid(gid);
-    }
-    cmd
-}
-
-impl Postgres {
-    async fn start() -> Postgres {
-        let dir = tempfile::tempdir().unwrap();
-        let user = postgres_user();
-        if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        }
-        let data = dir.path().join("data");
-        let out = as_pg_user(&mut Command::new(pg_bin("initdb")), user)
-            .args([
-                "-U",
-                "shangliang",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        let child = Self::spawn(dir.path(), port, user);
-        let pg = Postgres {
-            port,
-            child,
-            user,
-            dir,
-        };
-        wait_pg_ready(port).await;
-        pg
-    }
-
-    fn spawn(dir: &Path, port: u16, user: Option<(u32, u32)>) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("postgres.log"))
-            .unwrap();
-        as_pg_user(&mut Command::new(pg_bin("postgres")), user)
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "max_connections=200",
-            ])
-            .arg("-k")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn postgres")
-    }
-
-    /// Starts it again (same data, same port) after it was stopped.
-    async fn restart(&mut self) {
-        self.child = Self::spawn(self.dir.path(), self.port, self.user);
-        wait_pg_ready(self.port).await;
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://shangliang@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        // Immediate shutdown: the data is thrown away anyway.
-        stop(&mut self.child, "-QUIT");
-    }
-}
 
 /// One hub process in cluster mode.
 struct Node {
@@ -343,7 +111,7 @@ fn token(role: Role, name: &str) -> String {
     let keys = TokenKeys::load_or_create(dir.path()).unwrap();
     let now = now_secs();
     keys.mint(&Claims {
-        sub: format!("{}:{name}", role.as_str()),
+        sub: format!("{}:{name}", role.as_str()).into(),
         name: name.into(),
         role,
         act: demo(),
@@ -730,8 +498,8 @@ async fn database_outage_refuses_posts_then_recovers() {
 
 /// The activity's home node among `nodes` (the rule every node applies to the alive ones).
 fn home_of<'a>(nodes: &[&'a Node]) -> &'a Node {
-    let urls: Vec<String> = nodes.iter().map(|n| n.base()).collect();
-    let home = shangliang::bus::room_owner(&demo(), &urls).unwrap().to_owned();
+    let urls: Vec<shangliang_signaling::NodeId> = nodes.iter().map(|n| n.base().into()).collect();
+    let home = shangliang::bus::home_node(&demo(), &urls).unwrap().to_string();
     nodes.iter().find(|n| n.base() == home).unwrap()
 }
 
@@ -969,7 +737,7 @@ async fn media_is_redirected_to_the_activitys_home_node() {
 
     // Room signalling: `join` on the other node names the home; on the home it joins.
     let mut member = other.client(Role::Member, "甲").await;
-    assert_eq!(media_join(&mut member).await, MediaEvent::Redirect { node: home.base() });
+    assert_eq!(media_join(&mut member).await, MediaEvent::Redirect { node: home.base().into() });
     let mut member = home.client(Role::Member, "甲").await;
     assert!(matches!(media_join(&mut member).await, MediaEvent::Joined { .. }));
 }
@@ -987,7 +755,7 @@ async fn moderation_waits_while_another_node_holds_the_activitys_fence() {
     // is home (cut off from NATS but not from PostgreSQL), played here by the test.
     let (other, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
     let conn = tokio::spawn(conn);
-    let key = shangliang::bus::fence_key(&demo());
+    let key = shangliang::record::postgres::fence_key(&demo());
     other.query_one("SELECT pg_advisory_lock($1)", &[&key]).await.unwrap();
 
     let mut chair = a.client(Role::Moderator, "主持人").await;

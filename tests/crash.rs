@@ -194,7 +194,7 @@ async fn moderation_state_continues_after_kill_9_of_the_hub() {
         Some("member:甲".to_string()),
         "the speaker keeps the turn for a while, in case they reconnect"
     );
-    assert!(state.present.iter().all(|p| p.id.to_string() != "member:甲"), "but is not present");
+    assert!(state.present.iter().all(|p| p.id != "member:甲"), "but is not present");
     match ok(&mut chair, Command::ApproveComment { seq: held }).await {
         Reply::Approved { comment } => assert_eq!(comment.text, "重启前待审"),
         other => panic!("{other:?}"),

@@ -192,7 +192,7 @@ async fn a_webrtc_stage_publisher_becomes_ll_hls_that_ffmpeg_reads_live_and_from
     assert!(ok && err.trim().is_empty(), "ffmpeg on the live playlist: {err}");
 
     // The livestream ends: the live playlist ends, the recording is VOD.
-    h.hub.record.set_activity_state(&common::demo(), ActivityState::Ended).unwrap();
+    h.hub.record.set_activity_state(&common::demo(), ActivityState::Ended).await.unwrap();
     let t = Instant::now();
     loop {
         let text = get(&h.http("/hls/demo/index.m3u8")).await.text().await.unwrap();

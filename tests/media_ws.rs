@@ -107,7 +107,7 @@ async fn two_members_exchange_media_over_the_websocket_and_the_chaired_floor_gat
                 _ => {}
             }
         }
-        assert_eq!(speaker.as_deref(), Some("member:alice"));
+        assert_eq!(speaker.as_ref().map(|p| p.as_str()), Some("member:alice"));
         // The demo activity is chaired: the moderation driver told the SFU (through the floor
         // hook) that alice may not be heard, so bob sees her but does not hear her.
         let got = collect_for(&mut rx, Duration::from_secs(2)).await;

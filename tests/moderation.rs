@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{TestHub, WAIT, cmd, demo, event, items_through, ok, sub_state};
-use shangliang::server::consult::FloorHook;
+use shangliang::server::moderation::FloorHook;
 use shangliang_signaling::consult::{
     Command, ConsultEvent, FloorEvent, GrantTarget, ParticipantId, PolicyChange, QuestionId,
     QuestionOp, Reply, TurnEnd,
@@ -362,12 +362,15 @@ async fn hidden_comment_is_removed_from_viewers_who_already_saw_it() {
         Err(ErrorCode::AlreadyHidden)
     );
     // The original stays in the record; the audit log says who hid it and why.
-    let original = hub
+    let original: Vec<Item> = hub
         .hub
         .record
         .items(&demo(), seq, seq, false)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|stored| stored.item)
+        .collect();
     assert_eq!(comment_texts(&original), vec!["加微信领红包"]);
     let log = hub.hub.record.audit_log(&demo()).await.unwrap();
     assert_eq!(log.len(), 1);
@@ -572,7 +575,7 @@ async fn export_writes_minutes_and_verify_record_detects_an_edit() {
     // The summary is written a moment after the last change.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let s = hub.hub.record.summary(&demo()).unwrap();
+        let s = hub.hub.record.summary(&demo()).await.unwrap();
         if s.is_some_and(|(json, _)| json.contains("floor_revoked") && json.contains("广告")) {
             break;
         }

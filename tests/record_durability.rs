@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shangliang::record::{ActivityKind, ActivityState, Record, RecordOptions};
+use shangliang::record::sqlite::{RecordOptions, SqliteRecord};
+use shangliang::record::{ActivityKind, ActivityState, Record};
 use shangliang_signaling::{ActivityId, Author, Item, ItemBody, Role, Seq};
 
 fn id(s: &str) -> ActivityId {
@@ -36,8 +37,8 @@ fn text_of(item: &Item) -> &str {
     }
 }
 
-fn open(path: &Path) -> Record {
-    Record::open_sqlite(path, RecordOptions::default(), Box::new(|_, _, _| {})).unwrap()
+fn open(path: &Path) -> SqliteRecord {
+    SqliteRecord::open(path, RecordOptions::default(), Box::new(|_, _, _| {})).unwrap()
 }
 
 #[tokio::test]
@@ -49,10 +50,11 @@ async fn head_and_epoch_survive_reopen() {
         let record = open(&path);
         let created = record
             .create_activity(a.clone(), "t", ActivityKind::Room, ActivityState::Live)
+            .await
             .unwrap();
         for i in 0..25 {
             record
-                .append(&a, comment(format!("c{i}")), true)
+                .append_durable(&a, comment(format!("c{i}")), true)
                 .await
                 .unwrap();
         }
@@ -66,7 +68,7 @@ async fn head_and_epoch_survive_reopen() {
         "same epoch, same everything"
     );
     let next = record
-        .append(&a, comment("after".into()), true)
+        .append_durable(&a, comment("after".into()), true)
         .await
         .unwrap();
     assert_eq!(
@@ -94,6 +96,7 @@ fn run_kill9_child(path: &str) {
                 ActivityKind::Livestream,
                 ActivityState::Live,
             )
+            .await
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let counter = Arc::new(AtomicU64::new(0));
@@ -108,7 +111,7 @@ fn run_kill9_child(path: &str) {
                         }
                         let text = format!("task{t}-{n}");
                         let item = record
-                            .append(&a, comment(text.clone()), true)
+                            .append_durable(&a, comment(text.clone()), true)
                             .await
                             .unwrap();
                         let mut out = std::io::stdout().lock();
@@ -201,7 +204,7 @@ fn acknowledged_append_survives_kill_9() {
             .await
             .unwrap()
             .iter()
-            .map(|i| (i.seq.0, text_of(i).to_owned()))
+            .map(|s| (s.item.seq.0, text_of(&s.item).to_owned()))
             .collect();
         assert_eq!(stored.len() as u64, head.0, "seqs 1..=head without gaps");
         for (seq, text) in &acked {
@@ -230,7 +233,7 @@ fn acknowledged_append_survives_kill_9() {
 async fn group_commit_throughput() {
     async fn measure(max_batch: usize, tasks: usize, per_task: usize) -> f64 {
         let dir = tempfile::tempdir().unwrap();
-        let record = Record::open_sqlite(
+        let record = SqliteRecord::open(
             &dir.path().join("bench.sqlite"),
             RecordOptions {
                 max_batch,
@@ -247,6 +250,7 @@ async fn group_commit_throughput() {
                 ActivityKind::Livestream,
                 ActivityState::Live,
             )
+            .await
             .unwrap();
         let start = Instant::now();
         let handles: Vec<_> = (0..tasks)
@@ -255,7 +259,7 @@ async fn group_commit_throughput() {
                 tokio::spawn(async move {
                     for i in 0..per_task {
                         record
-                            .append(&a, comment(format!("评论 {t}-{i} 这是一条测试评论")), true)
+                            .append_durable(&a, comment(format!("评论 {t}-{i} 这是一条测试评论")), true)
                             .await
                             .unwrap();
                     }

@@ -240,7 +240,7 @@ pub fn self_check() {
 /// An author for harness-made items.
 pub fn author(name: &str) -> Author {
     Author {
-        id: format!("load-{name}"),
+        id: format!("load-{name}").into(),
         name: name.into(),
         role: Role::Member,
         verified: false,

@@ -158,6 +158,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::*;
     use crate::messages::*;
 
     fn sample_item(seq: u64) -> Item {
@@ -267,6 +268,7 @@ mod tests {
 mod consult_tests {
     use super::*;
     use crate::consult::*;
+    use crate::identity::*;
     use crate::messages::*;
 
     fn topic() -> ActivityId {

@@ -7,25 +7,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use crate::ids::ParticipantId;
 use crate::ids::Seq;
-use crate::messages::{Author, Role};
-
-/// A participant: the token's subject (a stable, pseudonymous id of the identity).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ParticipantId(pub String);
-
-impl ParticipantId {
-    /// Wraps a subject.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+use crate::identity::{Author, Role};
 
 /// A question of one activity, numbered from 1 in order of submission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -515,18 +499,6 @@ pub enum Reply {
         comment: HeldComment,
     },
 }
-impl fmt::Display for ParticipantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ParticipantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ParticipantId({})", self.0)
-    }
-}
-
 impl fmt::Display for QuestionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Q{}", self.0)

@@ -7,10 +7,12 @@
 //! `docs/protocol.md` is the reference; this crate is the executable form of it.
 //!
 //! No I/O lives here: [`decode_client`] turns a frame into a [`ClientMsg`] under the limits of
-//! [`limits`], [`encode_server`] turns a [`ServerMsg`] into frame bytes, and [`BatchEncoder`]
-//! builds the one shared `batch` frame per topic per flush out of items encoded once.
+//! [`limits`], [`encode_server`] turns a [`ServerMsg`] into frame bytes, and [`encode_batch`]
+//! builds the one shared `batch` frame per topic per flush out of items encoded once
+//! ([`encode_item`]).
 
 mod codec;
+mod identity;
 mod ids;
 pub mod limits;
 pub mod media;
@@ -21,7 +23,8 @@ pub use codec::{
     DecodeError, Form, decode_client, decode_server, encode_batch, encode_client, encode_item,
     encode_server,
 };
-pub use ids::{ActivityId, Epoch, InvalidId, Seq};
+pub use identity::{Author, Org, OrgLevel, Role};
+pub use ids::{ActivityId, Epoch, InvalidId, NodeId, ParticipantId, RoomId, Seq};
 pub use messages::*;
 
 /// The protocol version this crate speaks. A client sends it in `auth`; the server refuses

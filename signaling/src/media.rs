@@ -11,6 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{NodeId, ParticipantId};
+
 /// Which of a member's two peer connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,7 +117,7 @@ pub enum MediaEvent {
     /// Answer to `join`.
     Joined {
         /// The participant id the others see (the token's subject).
-        participant: String,
+        participant: ParticipantId,
     },
     /// Answer to `publish_offer`.
     PublishAnswer {
@@ -137,7 +139,7 @@ pub enum MediaEvent {
     /// Another participant published a track; it arrives on the subscriber connection.
     TrackPublished {
         /// Who.
-        participant: String,
+        participant: ParticipantId,
         /// The track's id (for `set_layer`).
         track: u64,
         /// Audio or video.
@@ -146,7 +148,7 @@ pub enum MediaEvent {
     /// A track went away.
     TrackUnpublished {
         /// Who.
-        participant: String,
+        participant: ParticipantId,
         /// The track.
         track: u64,
         /// Audio or video.
@@ -155,7 +157,7 @@ pub enum MediaEvent {
     /// The dominant speaker changed.
     ActiveSpeaker {
         /// Who speaks.
-        participant: String,
+        participant: ParticipantId,
     },
     /// One of the connections changed state (`connecting`, `connected`, `disconnected`,
     /// `failed`, `closed`).
@@ -174,7 +176,7 @@ pub enum MediaEvent {
     /// the same token and `join` there.
     Redirect {
         /// The node hosting the room.
-        node: String,
+        node: NodeId,
     },
     /// A request failed.
     Error {

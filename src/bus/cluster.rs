@@ -1,32 +1,31 @@
-//! Cluster mode: PostgreSQL sequences and stores, NATS pushes, each node's delivery driver
-//! feeds its fan-out in seq order and heals gaps from PostgreSQL.
+//! Cluster mode: the record (PostgreSQL) sequences and stores, NATS pushes, each node's
+//! delivery driver feeds its fan-out in seq order and heals gaps from the record.
 //!
 //! Tasks of one node:
-//! - the record's writer ([`PgRecord`]): commits appends; its hook hands each committed item
-//!   to the delivery driver (local viewers) and to the NATS publisher (other nodes);
+//! - the record's writer (`crate::record::postgres`): commits appends; its commit hook (made
+//!   by [`commit_feed`]) hands each committed item to the delivery driver (local viewers) and to
+//!   the NATS publisher (other nodes);
 //! - the NATS publisher: `shangliang.items.<activity>` ← JSON `{p, i}`; drops on a stalled
 //!   connection (the gap is healed from the record);
 //! - the NATS subscriber: `shangliang.items.>` → delivery driver;
-//! - the watcher: every [`TICK`] reads the activities and their heads from PostgreSQL (new
-//!   activities, lost items, database health) → delivery driver;
+//! - the watcher: every [`TICK`] reads the activities and their heads from the record
+//!   ([`Record::catalogue`]: new activities, lost items, database health) → delivery driver;
 //! - the delivery driver ([`DeliveryDriver`]): one [`Sequencer`] per topic; publishes into the
 //!   fan-out in order; reads gaps from the record.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use shangliang_signaling::{ActivityId, Item, Seq};
+use shangliang_signaling::{ActivityId, Item, NodeId, Seq};
 use tokio::sync::mpsc;
 
 use super::members::{HEARTBEAT, Members, SETTLE};
 use super::sequencer::Sequencer;
 use crate::fanout::Fanout;
-use crate::record::postgres::PgRecord;
-use crate::record::{Activity, ActivityKind, ActivityState, RecordError};
+use crate::record::{Activity, CommitHook, Record, RecordError};
 
 /// How often each node reads the heads from PostgreSQL.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -43,12 +42,13 @@ pub struct ClusterConfig {
     pub nats_url: String,
     /// PostgreSQL connection string: `postgres://user@host:port/db`.
     pub database_url: String,
-    /// Base URLs of every node, the same list on every node: each activity's home node (its
-    /// moderation and video room) is chosen from the alive ones; see [`super::members`].
-    pub nodes: Vec<String>,
-    /// This node's own base URL as it appears in `nodes` (how clients and other nodes reach
+    /// Every node, the same list on every node (empty: discovered from heartbeats): each
+    /// activity's home node (its moderation and video room) is chosen from the alive ones;
+    /// see [`super::members`].
+    pub nodes: Vec<NodeId>,
+    /// This node as it appears in `nodes` (its base URL: how clients and other nodes reach
     /// it).
-    pub public_url: String,
+    pub public_url: NodeId,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -79,36 +79,58 @@ impl ClusterHealth {
     }
 }
 
+/// What the record's commit hook feeds: made by [`commit_feed`], consumed by
+/// [`Cluster::connect`].
+pub struct CommitFeed {
+    delivery_tx: mpsc::UnboundedSender<Delivery>,
+    delivery_rx: mpsc::UnboundedReceiver<Delivery>,
+    publish_rx: mpsc::UnboundedReceiver<(ActivityId, Item, bool)>,
+}
+
+/// The commit hook a cluster node opens its record with: every item the record commits goes
+/// to this node's delivery driver (its own viewers) and to the NATS publisher (the other
+/// nodes). Cheap and non-blocking, as a hook must be.
+pub fn commit_feed() -> (CommitHook, CommitFeed) {
+    let (delivery_tx, delivery_rx) = mpsc::unbounded_channel();
+    let (publish_tx, publish_rx) = mpsc::unbounded_channel::<(ActivityId, Item, bool)>();
+    let hook_delivery = delivery_tx.clone();
+    let hook: CommitHook = Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
+        let _ = hook_delivery.send(Delivery::Item(activity.clone(), item.clone(), public));
+        let _ = publish_tx.send((activity.clone(), item.clone(), public));
+    });
+    (
+        hook,
+        CommitFeed {
+            delivery_tx,
+            delivery_rx,
+            publish_rx,
+        },
+    )
+}
+
 /// One node's connection to the cluster.
 pub struct Cluster {
-    cfg: ClusterConfig,
-    pg: PgRecord,
+    record: Arc<dyn Record>,
     nats: async_nats::Client,
-    /// Activities as last read from PostgreSQL (or created here since).
-    activities: RwLock<Vec<Activity>>,
-    /// Their heads as last read.
-    heads: RwLock<HashMap<ActivityId, Seq>>,
-    db_up: AtomicBool,
-    db_error: Mutex<String>,
     delivery: mpsc::UnboundedSender<Delivery>,
     members: Members,
 }
 
 impl Cluster {
-    /// Connects to PostgreSQL (must be up) and NATS (may come later), opens every activity's
-    /// topic in `fanout` at its head, and starts the node's tasks.
-    pub async fn connect(cfg: ClusterConfig, fanout: Fanout) -> Result<Arc<Cluster>, RecordError> {
-        let (delivery_tx, delivery_rx) = mpsc::unbounded_channel();
-        let (publish_tx, publish_rx) = mpsc::unbounded_channel::<(ActivityId, Item, bool)>();
-        let hook_delivery = delivery_tx.clone();
-        let pg = PgRecord::connect(
-            &cfg.database_url,
-            Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
-                let _ = hook_delivery.send(Delivery::Item(activity.clone(), item.clone(), public));
-                let _ = publish_tx.send((activity.clone(), item.clone(), public));
-            }),
-        )
-        .await?;
+    /// Connects to NATS (which may come later), opens every activity's topic in `fanout` at its
+    /// head, and starts the node's tasks on the current runtime. `record` is the cluster's
+    /// shared record, opened with the hook of `feed`.
+    pub async fn connect(
+        cfg: ClusterConfig,
+        fanout: Fanout,
+        record: Arc<dyn Record>,
+        feed: CommitFeed,
+    ) -> Result<Arc<Cluster>, RecordError> {
+        let CommitFeed {
+            delivery_tx,
+            delivery_rx,
+            publish_rx,
+        } = feed;
         let nats = async_nats::ConnectOptions::new()
             .name("shangliang")
             .retry_on_initial_connect()
@@ -117,24 +139,18 @@ impl Cluster {
             .connect(cfg.nats_url.as_str())
             .await
             .map_err(|e| RecordError::Unavailable(format!("nats: {e}")))?;
-        let list = pg.activities().await?;
-        for (a, head) in &list {
-            fanout.open_topic(a.id.clone(), a.epoch, *head);
+        for (a, head) in record.catalogue().await? {
+            fanout.open_topic(a.id.clone(), a.epoch, head);
         }
         let cluster = Arc::new(Cluster {
-            activities: RwLock::new(list.iter().map(|(a, _)| a.clone()).collect()),
-            heads: RwLock::new(list.iter().map(|(a, h)| (a.id.clone(), *h)).collect()),
-            pg: pg.clone(),
+            record: record.clone(),
             nats: nats.clone(),
-            db_up: AtomicBool::new(true),
-            db_error: Mutex::new(String::new()),
             delivery: delivery_tx.clone(),
             members: Members::new(cfg.public_url.clone(), cfg.nodes.clone()),
-            cfg,
         });
         let driver = DeliveryDriver {
             fanout,
-            pg,
+            record,
             rx: delivery_rx,
             topics: HashMap::new(),
         };
@@ -157,16 +173,6 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &ClusterConfig {
-        &self.cfg
-    }
-
-    /// The PostgreSQL record (audit log and summaries are stored there too).
-    pub fn record(&self) -> &PgRecord {
-        &self.pg
-    }
-
     /// The node's NATS connection (for the moderation relay).
     pub fn nats(&self) -> &async_nats::Client {
         &self.nats
@@ -179,98 +185,31 @@ impl Cluster {
 
     /// The home node of `activity` now (its moderation and video room); see
     /// [`super::members`].
-    pub fn home(&self, activity: &ActivityId) -> String {
+    pub fn home(&self, activity: &ActivityId) -> NodeId {
         self.members.home(activity, Instant::now(), self.nats_up())
     }
 
-    /// This node's public URL.
-    pub fn me(&self) -> &str {
+    /// The home node of `activity` if it is another node: that node runs its moderation and
+    /// hosts its video room. `None`: this node.
+    pub fn home_elsewhere(&self, activity: &ActivityId) -> Option<NodeId> {
+        let home = self.home(activity);
+        (home != *self.me()).then_some(home)
+    }
+
+    /// This node.
+    pub fn me(&self) -> &NodeId {
         self.members.me()
     }
 
-    /// The nodes alive now, as this node sees them.
-    pub fn live_nodes(&self) -> Vec<String> {
-        self.members.live(Instant::now(), self.nats_up())
-    }
-
-    /// Appends through the cluster's sequencer (PostgreSQL); `Ok` once committed.
-    pub async fn append(
-        &self,
-        activity: &ActivityId,
-        body: shangliang_signaling::ItemBody,
-        public: bool,
-    ) -> Result<Item, RecordError> {
-        self.pg.append(activity, body, public).await
-    }
-
-    /// History from PostgreSQL.
-    pub async fn items(
-        &self,
-        activity: &ActivityId,
-        from: Seq,
-        to: Seq,
-        public_only: bool,
-    ) -> Result<Vec<Item>, RecordError> {
-        Ok(self
-            .pg
-            .items(activity, from, to, public_only)
-            .await?
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect())
-    }
-
-    /// Activities as last known (refreshed every [`TICK`]).
-    pub fn activities(&self) -> Vec<Activity> {
-        self.activities
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// An activity's head as last read (at most a [`TICK`] old).
-    pub fn head(&self, id: &ActivityId) -> Seq {
-        self.heads
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// Creates an activity in PostgreSQL; every node opens its topic within a [`TICK`], this
-    /// one at once.
-    pub async fn create_activity(
-        &self,
-        id: ActivityId,
-        title: &str,
-        kind: ActivityKind,
-        state: ActivityState,
-    ) -> Result<Activity, RecordError> {
-        let a = self.pg.create_activity(id, title, kind, state).await?;
-        self.activities
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(a.clone());
-        let _ = self
-            .delivery
-            .send(Delivery::Heads(vec![(a.clone(), Seq(0))]));
-        Ok(a)
-    }
-
-    /// Whether NATS and PostgreSQL are reachable.
+    /// Whether NATS and the record are reachable.
     pub fn health(&self) -> ClusterHealth {
         let nats = match self.nats.connection_state() {
             async_nats::connection::State::Connected => "connected".to_owned(),
             other => format!("{other:?}").to_lowercase(),
         };
-        let database = if self.db_up.load(Ordering::Relaxed) {
-            "ok".to_owned()
-        } else {
-            self.db_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
+        let database = match self.record.health() {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => e,
         };
         ClusterHealth { nats, database }
     }
@@ -314,7 +253,7 @@ async fn subscriber_task(mut sub: async_nats::Subscriber, tx: mpsc::UnboundedSen
 async fn heartbeat_task(cluster: std::sync::Weak<Cluster>, mut sub: async_nats::Subscriber) {
     let Some((nats, me)) = cluster
         .upgrade()
-        .map(|c| (c.nats.clone(), c.members.me().to_owned()))
+        .map(|c| (c.nats.clone(), c.members.me().to_string()))
     else {
         return;
     };
@@ -345,29 +284,24 @@ async fn heartbeat_task(cluster: std::sync::Weak<Cluster>, mut sub: async_nats::
 async fn watcher(cluster: std::sync::Weak<Cluster>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut db_up = true;
     loop {
         tick.tick().await;
         let Some(c) = cluster.upgrade() else { break };
-        let nats_up = c.nats.connection_state() == async_nats::connection::State::Connected;
-        metrics::gauge!("shangliang_cluster_nats_up").set(if nats_up { 1.0 } else { 0.0 });
-        match c.pg.activities().await {
+        metrics::gauge!("shangliang_cluster_nats_up").set(if c.nats_up() { 1.0 } else { 0.0 });
+        match c.record.catalogue().await {
             Ok(list) => {
-                c.db_up.store(true, Ordering::Relaxed);
+                db_up = true;
                 metrics::gauge!("shangliang_cluster_database_up").set(1.0);
-                *c.activities.write().unwrap_or_else(|e| e.into_inner()) =
-                    list.iter().map(|(a, _)| a.clone()).collect();
-                *c.heads.write().unwrap_or_else(|e| e.into_inner()) =
-                    list.iter().map(|(a, h)| (a.id.clone(), *h)).collect();
                 if c.delivery.send(Delivery::Heads(list)).is_err() {
                     break;
                 }
             }
             Err(e) => {
-                if c.db_up.swap(false, Ordering::Relaxed) {
+                if std::mem::replace(&mut db_up, false) {
                     tracing::warn!("database unavailable: {e}");
                 }
                 metrics::gauge!("shangliang_cluster_database_up").set(0.0);
-                *c.db_error.lock().unwrap_or_else(|e| e.into_inner()) = e.to_string();
             }
         }
     }
@@ -377,7 +311,7 @@ async fn watcher(cluster: std::sync::Weak<Cluster>) {
 /// cluster mode.
 struct DeliveryDriver {
     fanout: Fanout,
-    pg: PgRecord,
+    record: Arc<dyn Record>,
     rx: mpsc::UnboundedReceiver<Delivery>,
     topics: HashMap<ActivityId, Sequencer>,
 }
@@ -435,14 +369,14 @@ impl DeliveryDriver {
         to: Seq,
         ready: &mut Vec<(Item, bool)>,
     ) {
-        match self.pg.items(activity, from, to, false).await {
+        match self.record.items(activity, from, to, false).await {
             Ok(items) => {
                 metrics::counter!("shangliang_cluster_healed_items_total")
                     .increment(items.len() as u64);
                 tracing::debug!(%activity, %from, %to, n = items.len(), "gap healed from the record");
                 let seq = self.topics.get_mut(activity).expect("sequencer exists");
-                for (item, public) in items {
-                    seq.handle_item(item, public, ready);
+                for s in items {
+                    seq.handle_item(s.item, s.public, ready);
                 }
                 self.publish(activity, ready);
             }

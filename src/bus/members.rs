@@ -3,7 +3,7 @@
 //!
 //! Every node publishes a heartbeat (its public URL) on NATS every [`HEARTBEAT`]; a node counts
 //! as alive while its last heartbeat is younger than [`LIVE_FOR`]. The home of an activity is
-//! the rendezvous winner ([`super::room_owner`]) over the alive nodes of the configured list, so
+//! the rendezvous winner ([`super::home_node`]) over the alive nodes of the configured list, so
 //! every node that sees the same heartbeats computes the same home, and when a node dies only
 //! the activities it was home to move.
 //!
@@ -23,7 +23,7 @@
 //! A short disagreement (a heartbeat lost at the edge of [`LIVE_FOR`], a node cut off from NATS
 //! but not from PostgreSQL) can still make two nodes believe they are home to one activity. The
 //! view is only advice: before a driver runs it takes the activity's *fence*, a session-level
-//! advisory lock in PostgreSQL ([`super::Bus::fence`]), released when the driver stops or its
+//! advisory lock in PostgreSQL (`crate::record::Record::fence`), released when the driver stops or its
 //! node or connection dies; the second node waits. As a second line, audit rows are appended only
 //! if they continue the stored chain.
 //!
@@ -34,9 +34,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use shangliang_signaling::ActivityId;
+use shangliang_signaling::{ActivityId, NodeId};
 
-use super::room_owner;
+use super::home::home_node;
 
 /// How often a node announces itself.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -48,24 +48,24 @@ pub const SETTLE: Duration = Duration::from_millis(1100);
 /// The membership view of one node.
 #[derive(Debug)]
 pub struct Members {
-    me: String,
+    me: NodeId,
     /// The configured list (sorted, including `me`); `None`: discovered from heartbeats.
-    nodes: Option<Vec<String>>,
+    nodes: Option<Vec<NodeId>>,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
     /// Last heartbeat heard from each node (configured ones only, if there is a list).
-    seen: HashMap<String, Instant>,
+    seen: HashMap<NodeId, Instant>,
     /// The alive set as last computed while NATS was connected (sorted).
-    last_live: Vec<String>,
+    last_live: Vec<NodeId>,
 }
 
 impl Members {
     /// `me` is this node's own public URL; `nodes` the configured list (the same on every
     /// node), or empty to discover the nodes from their heartbeats. `me` is always alive.
-    pub fn new(me: String, nodes: Vec<String>) -> Members {
+    pub fn new(me: NodeId, nodes: Vec<NodeId>) -> Members {
         let configured = !nodes.is_empty();
         let mut all = nodes;
         all.push(me.clone());
@@ -81,8 +81,8 @@ impl Members {
         }
     }
 
-    /// This node's URL.
-    pub fn me(&self) -> &str {
+    /// This node.
+    pub fn me(&self) -> &NodeId {
         &self.me
     }
 
@@ -94,22 +94,22 @@ impl Members {
         if self
             .nodes
             .as_ref()
-            .is_none_or(|list| list.iter().any(|n| n == node))
+            .is_none_or(|list| list.iter().any(|n| n.as_str() == node))
         {
-            self.lock().seen.insert(node.to_owned(), now);
+            self.lock().seen.insert(NodeId::new(node), now);
         }
     }
 
     /// The nodes considered alive now, sorted. `nats_up`: whether heartbeats can arrive at
     /// all; while it is `false` the last view is kept (see the module docs).
-    pub fn live(&self, now: Instant, nats_up: bool) -> Vec<String> {
+    pub fn live(&self, now: Instant, nats_up: bool) -> Vec<NodeId> {
         let mut st = self.lock();
         if !nats_up {
             return st.last_live.clone();
         }
         let alive = |t: &Instant| now.saturating_duration_since(*t) < LIVE_FOR;
         st.seen.retain(|_, t| now.saturating_duration_since(*t) < LIVE_FOR * 30);
-        let mut live: Vec<String> = match &self.nodes {
+        let mut live: Vec<NodeId> = match &self.nodes {
             Some(list) => list
                 .iter()
                 .filter(|n| **n == self.me || st.seen.get(*n).is_some_and(alive))
@@ -130,11 +130,9 @@ impl Members {
     }
 
     /// The home node of `activity` now.
-    pub fn home(&self, activity: &ActivityId, now: Instant, nats_up: bool) -> String {
+    pub fn home(&self, activity: &ActivityId, now: Instant, nats_up: bool) -> NodeId {
         let live = self.live(now, nats_up);
-        room_owner(activity, &live)
-            .unwrap_or(self.me.as_str())
-            .to_owned()
+        home_node(activity, &live).unwrap_or(&self.me).clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -146,8 +144,12 @@ impl Members {
 mod tests {
     use super::*;
 
-    fn urls(n: usize) -> Vec<String> {
-        (1..=n).map(|i| format!("http://127.0.0.1:{}", 8080 + i)).collect()
+    fn urls(n: usize) -> Vec<NodeId> {
+        (1..=n).map(|i| NodeId::from(format!("http://127.0.0.1:{}", 8080 + i))).collect()
+    }
+
+    fn ids(list: &[&str]) -> Vec<NodeId> {
+        list.iter().map(NodeId::new).collect()
     }
 
     fn act(i: usize) -> ActivityId {
@@ -160,7 +162,7 @@ mod tests {
         let m = Members::new(urls(3)[0].clone(), urls(3));
         assert_eq!(m.live(t0, true), vec![urls(3)[0].clone()]);
         for n in urls(3) {
-            m.handle_heartbeat(&n, t0 + HEARTBEAT);
+            m.handle_heartbeat(n.as_str(), t0 + HEARTBEAT);
         }
         assert_eq!(m.live(t0 + SETTLE, true), urls(3));
     }
@@ -168,11 +170,11 @@ mod tests {
     #[test]
     fn without_a_configured_list_every_node_heard_counts() {
         let t0 = Instant::now();
-        let m = Members::new("http://a:1".into(), Vec::new());
+        let m = Members::new(NodeId::new("http://a:1"), Vec::new());
         m.handle_heartbeat("http://b:1", t0);
         m.handle_heartbeat("http://c:1", t0);
-        assert_eq!(m.live(t0, true), vec!["http://a:1", "http://b:1", "http://c:1"]);
-        assert_eq!(m.live(t0 + LIVE_FOR, true), vec!["http://a:1"]);
+        assert_eq!(m.live(t0, true), ids(&["http://a:1", "http://b:1", "http://c:1"]));
+        assert_eq!(m.live(t0 + LIVE_FOR, true), ids(&["http://a:1"]));
     }
 
     #[test]
@@ -181,11 +183,11 @@ mod tests {
         let nodes = urls(3);
         let m = Members::new(nodes[0].clone(), nodes.clone());
         let later = t0 + LIVE_FOR + Duration::from_millis(500);
-        m.handle_heartbeat(&nodes[1], later - Duration::from_millis(100));
+        m.handle_heartbeat(nodes[1].as_str(), later - Duration::from_millis(100));
         assert_eq!(m.live(later, true), vec![nodes[0].clone(), nodes[1].clone()]);
         for i in 0..50 {
             let a = act(i);
-            let before = room_owner(&a, &nodes).unwrap().to_owned();
+            let before = home_node(&a, &nodes).unwrap().clone();
             let after = m.home(&a, later, true);
             if before != nodes[2] {
                 assert_eq!(after, before, "only the dead node's activities move");
@@ -204,12 +206,12 @@ mod tests {
         let now = t0 + Duration::from_secs(10);
         for v in &views {
             for n in nodes.iter().filter(|n| **n != nodes[4]) {
-                v.handle_heartbeat(n, now - Duration::from_millis(300));
+                v.handle_heartbeat(n.as_str(), now - Duration::from_millis(300));
             }
         }
         // Node 5 is dead; it still counts itself alive, so compare the other five.
         for i in 0..200 {
-            let homes: Vec<String> = views
+            let homes: Vec<NodeId> = views
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| *k != 4)
@@ -226,8 +228,8 @@ mod tests {
         let nodes = urls(3);
         let m = Members::new(nodes[0].clone(), nodes.clone());
         let t1 = t0 + Duration::from_secs(5);
-        m.handle_heartbeat(&nodes[1], t1);
-        m.handle_heartbeat(&nodes[2], t1);
+        m.handle_heartbeat(nodes[1].as_str(), t1);
+        m.handle_heartbeat(nodes[2].as_str(), t1);
         assert_eq!(m.live(t1, true), nodes);
         // NATS goes away: no heartbeats for a minute, yet nobody is declared dead.
         assert_eq!(m.live(t1 + Duration::from_secs(60), false), nodes);

@@ -1,11 +1,11 @@
 //! One enum for every request a client can make of an activity, so the server's per-activity
 //! driver can be fed by a single channel (STYLE habit 3) and the wire protocol can carry the
 //! moderation requests as one tagged message. Comments are not here: their two-step flow
-//! (decide, store, commit) runs through the record and fan-out (see [`super::session`]).
+//! (decide, store, commit) runs through the record and fan-out (see [`super::consultation`]).
 
 
 use super::grants::{ConsultError, Grants};
-use super::session::Consultation;
+use super::consultation::Consultation;
 pub use shangliang_signaling::consult::{Command, Reply};
 
 impl Consultation {
@@ -91,7 +91,7 @@ impl Consultation {
 mod tests {
     use super::*;
     use crate::consult::grants::tests::grants;
-    use crate::consult::session::ConsultationConfig;
+    use crate::consult::consultation::ConsultationConfig;
     use crate::consult::{ParticipantId, QuestionOp};
     use shangliang_signaling::{ActivityId, Role};
 

@@ -1,18 +1,23 @@
-//! Comment policy: what happens to a posted live comment, and the moderation of comments.
+//! Comment policy: what happens to a posted live comment, and the moderation of comments. The
+//! one place a post is decided: the topic, the text, the rate and the moderators' rules.
 //!
-//! Two steps, because the sequence number comes from the fan-out core:
+//! Two steps, because the sequence number comes from the record, which numbers the items of a
+//! topic as it commits them:
 //!
 //! ```text
-//! let decision = policy.handle_post(&grants, raw_text, now_ms);   // Accept / Hold / Refuse
-//! // server: record + fanout assign the Seq (held ones go to moderators only)
-//! policy.handle_committed(seq, author, text, held, now_ms);       // now approve/hide know it
-//! policy.handle_approve(seq, ..) / handle_hide(seq, ..)           // moderator actions
+//! let decision = policy.handle_post(&grants, topic, raw_text, now_ms);  // Accept / Hold / Refuse
+//! // server: the record stores it and gives it its Seq (held ones go to moderators only)
+//! policy.handle_committed(seq, author, text, held, now_ms);      // now approve/hide know it
+//! policy.handle_approve(seq, ..) / handle_hide(seq, ..)          // moderator actions
 //! ```
 //!
-//! Order of checks for a non-moderator: ban → timeout → lockdown → verified-only → text
-//! normalisation → blocked words → slow mode → review (review mode 先审后发 or a hold word).
-//! Moderators bypass every rule but text normalisation; members bypass review and hold words
-//! (the body trusts its own members) but not blocked words or slow mode.
+//! Order of checks: the topic must be the activity the token is for; then, for a
+//! non-moderator: ban → timeout → lockdown → verified-only → text normalisation → the
+//! per-identity rate limit ([`super::rate`]) → blocked words → slow mode → review (review mode
+//! 先审后发 or a hold word). Moderators bypass every rule but the topic and text normalisation;
+//! members bypass review and hold words (the body trusts its own members) but not blocked
+//! words, the rate limit or slow mode. A text refused as invalid does not use up the rate; one
+//! refused for a blocked word or by slow mode does (it was an attempt to post).
 //!
 //! Keyword matching is a case-insensitive substring match on the NFKC form of the normalised
 //! text (so full-width `ＡＢＣ` matches `abc`).
@@ -20,11 +25,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use shangliang_signaling::{Author, Role, Seq, limits::MAX_REASON_CHARS, limits::MAX_TEXT_CHARS};
+use shangliang_signaling::{
+    ActivityId, Author, Role, Seq, limits::MAX_REASON_CHARS, limits::MAX_TEXT_CHARS,
+};
 use unicode_normalization::UnicodeNormalization;
 
 use super::grants::{ConsultError, Grants};
 use super::ids::ParticipantId;
+use super::rate::{Rate, RateLimiter};
 use super::text::normalize_line;
 pub use shangliang_signaling::consult::{CommentModes, PolicyChange, HeldComment};
 
@@ -125,6 +133,10 @@ pub struct CommentPolicy {
     recent: BTreeMap<Seq, (Author, String)>,
     hidden: BTreeMap<Seq, HiddenComment>,
     counts: CommentCounts,
+    /// Not in a checkpoint: it grows with the posting audience and is set by the server (see
+    /// [`CommentPolicy::set_rate`]); after a restore everyone starts with a full allowance.
+    #[serde(skip)]
+    rate: RateLimiter,
 }
 
 fn match_key(s: &str) -> String {
@@ -199,10 +211,26 @@ impl CommentPolicy {
         }
     }
 
-    /// Decides what happens to a comment. Refusals are counted here; accepted and held
-    /// comments are counted when committed.
-    pub fn handle_post(&mut self, g: &Grants, raw_text: &str, now_ms: u64) -> CommentDecision {
-        match self.decide(g, raw_text, now_ms) {
+    /// Sets the per-identity rate limit (`None`: none). Moderators are never limited.
+    pub fn set_rate(&mut self, rate: Option<Rate>) {
+        self.rate.set_rate(rate);
+    }
+
+    /// The rate limit in force.
+    pub fn rate(&self) -> Option<Rate> {
+        self.rate.rate()
+    }
+
+    /// Decides what happens to a comment posted to `topic`. Refusals are counted here;
+    /// accepted and held comments are counted when committed.
+    pub fn handle_post(
+        &mut self,
+        g: &Grants,
+        topic: &ActivityId,
+        raw_text: &str,
+        now_ms: u64,
+    ) -> CommentDecision {
+        match self.decide(g, topic, raw_text, now_ms) {
             Ok(d) => {
                 if !g.role.is_moderator() {
                     self.last_post_ms.insert(g.subject.clone(), now_ms);
@@ -217,11 +245,15 @@ impl CommentPolicy {
     }
 
     fn decide(
-        &self,
+        &mut self,
         g: &Grants,
+        topic: &ActivityId,
         raw_text: &str,
         now_ms: u64,
     ) -> Result<CommentDecision, ConsultError> {
+        if *topic != g.activity {
+            return Err(ConsultError::WrongActivity);
+        }
         let role = g.role;
         if role.is_moderator() {
             let text = normalize_line(raw_text, MAX_TEXT_CHARS)?;
@@ -235,6 +267,9 @@ impl CommentPolicy {
             return Err(ConsultError::VerifiedOnly);
         }
         let text = normalize_line(raw_text, MAX_TEXT_CHARS)?;
+        self.rate
+            .handle_post(&g.subject, now_ms)
+            .map_err(|retry_after_ms| ConsultError::RateLimited { retry_after_ms })?;
         let key = match_key(&text);
         if self.block_words.iter().any(|w| key.contains(w.as_str())) {
             return Err(ConsultError::Blocked);
@@ -436,6 +471,10 @@ mod tests {
     use super::*;
     use crate::consult::grants::tests::grants;
 
+    fn topic() -> ActivityId {
+        ActivityId::new("act-1").unwrap()
+    }
+
     fn text_of(d: &CommentDecision) -> &str {
         match d {
             CommentDecision::Accept { text, .. } | CommentDecision::Hold { text, .. } => text,
@@ -446,7 +485,7 @@ mod tests {
     #[test]
     fn comment_is_accepted_and_normalised() {
         let mut p = CommentPolicy::new();
-        let d = p.handle_post(&grants("v", Role::Viewer), "  好  ", 0);
+        let d = p.handle_post(&grants("v", Role::Viewer), &topic(), "  好  ", 0);
         assert_eq!(
             d,
             CommentDecision::Accept {
@@ -454,7 +493,7 @@ mod tests {
                 text: "好".into()
             }
         );
-        let d = p.handle_post(&grants("v2", Role::Viewer), " \n ", 0);
+        let d = p.handle_post(&grants("v2", Role::Viewer), &topic(), " \n ", 0);
         assert_eq!(
             d.clone(),
             CommentDecision::Refuse(ConsultError::Text(crate::consult::text::TextError::Empty))
@@ -467,7 +506,7 @@ mod tests {
         let mut p = CommentPolicy::new();
         p.handle_change(&PolicyChange::Review(true)).unwrap();
         let v = grants("v", Role::Viewer);
-        let d = p.handle_post(&v, "建议增加公交线路", 0);
+        let d = p.handle_post(&v, &topic(), "建议增加公交线路", 0);
         assert_eq!(
             d,
             CommentDecision::Hold {
@@ -490,13 +529,13 @@ mod tests {
         p.handle_change(&PolicyChange::HoldWords(vec!["拆迁".into()]))
             .unwrap();
         for role in [Role::Member, Role::Moderator] {
-            let d = p.handle_post(&grants("x", role), "关于拆迁补偿", 0);
+            let d = p.handle_post(&grants("x", role), &topic(), "关于拆迁补偿", 0);
             assert!(
                 matches!(d, CommentDecision::Accept { public: true, .. }),
                 "{role:?}: {d:?}"
             );
         }
-        let d = p.handle_post(&grants("g", Role::Guest), "关于拆迁补偿", 0);
+        let d = p.handle_post(&grants("g", Role::Guest), &topic(), "关于拆迁补偿", 0);
         assert_eq!(
             d,
             CommentDecision::Hold {
@@ -513,15 +552,15 @@ mod tests {
             .unwrap();
         let v = grants("v", Role::Viewer);
         assert_eq!(
-            p.handle_post(&v, "buy SPAM now", 0),
+            p.handle_post(&v, &topic(), "buy SPAM now", 0),
             CommentDecision::Refuse(ConsultError::Blocked)
         );
         assert_eq!(
-            p.handle_post(&v, "ｓｐａｍ", 0),
+            p.handle_post(&v, &topic(), "ｓｐａｍ", 0),
             CommentDecision::Refuse(ConsultError::Blocked)
         );
         assert!(matches!(
-            p.handle_post(&v, "spa m", 0),
+            p.handle_post(&v, &topic(), "spa m", 0),
             CommentDecision::Accept { .. }
         ));
     }
@@ -533,21 +572,21 @@ mod tests {
             .unwrap();
         let v = grants("v", Role::Viewer);
         assert!(matches!(
-            p.handle_post(&v, "a", 1_000),
+            p.handle_post(&v, &topic(), "a", 1_000),
             CommentDecision::Accept { .. }
         ));
         assert_eq!(
-            p.handle_post(&v, "b", 4_000),
+            p.handle_post(&v, &topic(), "b", 4_000),
             CommentDecision::Refuse(ConsultError::SlowMode {
                 retry_after_ms: 7_000
             })
         );
         assert!(matches!(
-            p.handle_post(&grants("w", Role::Viewer), "c", 4_000),
+            p.handle_post(&grants("w", Role::Viewer), &topic(), "c", 4_000),
             CommentDecision::Accept { .. }
         ));
         assert!(matches!(
-            p.handle_post(&v, "d", 11_000),
+            p.handle_post(&v, &topic(), "d", 11_000),
             CommentDecision::Accept { .. }
         ));
     }
@@ -557,12 +596,12 @@ mod tests {
         let mut p = CommentPolicy::new();
         p.handle_change(&PolicyChange::Lockdown(true)).unwrap();
         assert_eq!(
-            p.handle_post(&grants("v", Role::Viewer), "a", 0),
+            p.handle_post(&grants("v", Role::Viewer), &topic(), "a", 0),
             CommentDecision::Refuse(ConsultError::Lockdown)
         );
         for role in [Role::Member, Role::Guest, Role::Moderator] {
             assert!(matches!(
-                p.handle_post(&grants("x", role), "a", 0),
+                p.handle_post(&grants("x", role), &topic(), "a", 0),
                 CommentDecision::Accept { .. }
             ));
         }
@@ -574,12 +613,12 @@ mod tests {
         p.handle_change(&PolicyChange::VerifiedOnly(true)).unwrap();
         let mut v = grants("v", Role::Viewer);
         assert_eq!(
-            p.handle_post(&v, "a", 0),
+            p.handle_post(&v, &topic(), "a", 0),
             CommentDecision::Refuse(ConsultError::VerifiedOnly)
         );
         v.verified = true;
         assert!(matches!(
-            p.handle_post(&v, "a", 0),
+            p.handle_post(&v, &topic(), "a", 0),
             CommentDecision::Accept { .. }
         ));
     }
@@ -598,11 +637,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            p.handle_post(&v, "a", 59_999),
+            p.handle_post(&v, &topic(), "a", 59_999),
             CommentDecision::Refuse(ConsultError::TimedOut { until_ms: 60_000 })
         );
         assert!(matches!(
-            p.handle_post(&v, "a", 60_000),
+            p.handle_post(&v, &topic(), "a", 60_000),
             CommentDecision::Accept { .. }
         ));
     }
@@ -615,12 +654,12 @@ mod tests {
         p.handle_ban(&v.subject, Some(Role::Viewer), "辱骂", &m, 0)
             .unwrap();
         assert_eq!(
-            p.handle_post(&v, "a", u64::MAX),
+            p.handle_post(&v, &topic(), "a", u64::MAX),
             CommentDecision::Refuse(ConsultError::Banned)
         );
         assert!(p.handle_unban(&v.subject));
         assert!(matches!(
-            p.handle_post(&v, "a", 1),
+            p.handle_post(&v, &topic(), "a", 1),
             CommentDecision::Accept { .. }
         ));
         assert_eq!(
@@ -655,5 +694,50 @@ mod tests {
         let h = p.handle_hide(Seq(3), "x", &m, Some(Seq(7)), 6).unwrap();
         assert_eq!(h.text, None);
         assert!(p.is_hidden(Seq(3)));
+    }
+
+    #[test]
+    fn a_post_to_another_topic_is_refused_for_every_role() {
+        let mut p = CommentPolicy::new();
+        let other = ActivityId::new("other").unwrap();
+        for role in [Role::Moderator, Role::Member, Role::Viewer] {
+            assert_eq!(
+                p.handle_post(&grants("x", role), &other, "好", 0),
+                CommentDecision::Refuse(ConsultError::WrongActivity)
+            );
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_is_per_identity_and_spares_moderators() {
+        let mut p = CommentPolicy::new();
+        p.set_rate(Some(Rate::per_minute(3)));
+        let v = grants("v", Role::Viewer);
+        for i in 0..3 {
+            assert!(matches!(p.handle_post(&v, &topic(), &format!("{i}"), 0), CommentDecision::Accept { .. }));
+        }
+        assert_eq!(
+            p.handle_post(&v, &topic(), "again", 1_000),
+            CommentDecision::Refuse(ConsultError::RateLimited { retry_after_ms: 19_000 })
+        );
+        assert_eq!(ConsultError::RateLimited { retry_after_ms: 1 }.wire_code(), shangliang_signaling::ErrorCode::RateLimited);
+        assert!(matches!(p.handle_post(&v, &topic(), "later", 20_000), CommentDecision::Accept { .. }));
+        assert!(matches!(p.handle_post(&grants("w", Role::Viewer), &topic(), "另一个人", 1_000), CommentDecision::Accept { .. }));
+        let m = grants("m", Role::Moderator);
+        for i in 0..10 {
+            assert!(matches!(p.handle_post(&m, &topic(), &format!("{i}"), 0), CommentDecision::Accept { .. }));
+        }
+        assert_eq!(p.counts().refused.get("rate_limited"), Some(&1));
+    }
+
+    #[test]
+    fn an_invalid_text_does_not_use_up_the_rate_but_a_blocked_one_does() {
+        let mut p = CommentPolicy::new();
+        p.set_rate(Some(Rate::per_minute(1)));
+        p.handle_change(&PolicyChange::BlockWords(vec!["spam".into()])).unwrap();
+        let v = grants("v", Role::Viewer);
+        assert!(matches!(p.handle_post(&v, &topic(), "  ", 0), CommentDecision::Refuse(ConsultError::Text(_))));
+        assert_eq!(p.handle_post(&v, &topic(), "spam", 0), CommentDecision::Refuse(ConsultError::Blocked));
+        assert!(matches!(p.handle_post(&v, &topic(), "好", 0), CommentDecision::Refuse(ConsultError::RateLimited { .. })));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A sans-I/O state machine. Inputs are `handle_*` calls carrying `now_ms` (milliseconds since
 //! the Unix epoch); outputs are [`FloorEvent`]s drained with [`Floor::poll_event`]. Role checks
-//! are not done here (see [`super::grants`]); [`super::session::Consultation`] does them.
+//! are not done here (see [`super::grants`]); [`super::consultation::Consultation`] does them.
 //!
 //! ```text
 //! loop {

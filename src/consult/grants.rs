@@ -32,7 +32,7 @@ impl Grants {
     /// How other readers see this identity on a comment or question.
     pub fn author(&self) -> Author {
         Author {
-            id: self.subject.0.clone(),
+            id: self.subject.clone(),
             name: self.name.clone(),
             role: self.role,
             verified: self.verified,
@@ -140,6 +140,12 @@ pub enum ConsultError {
         /// When the timeout ends (ms since the Unix epoch).
         until_ms: u64,
     },
+    /// Too many comments from this identity: the per-identity rate limit.
+    #[error("too many comments; wait a moment")]
+    RateLimited {
+        /// In how many ms the next comment would be allowed.
+        retry_after_ms: u64,
+    },
     /// Slow mode: the identity posted too recently.
     #[error("slow mode: try again in {retry_after_ms} ms")]
     SlowMode {
@@ -190,6 +196,7 @@ impl ConsultError {
             ConsultError::NotVoted => "not_voted",
             ConsultError::Banned => "banned",
             ConsultError::TimedOut { .. } => "timed_out",
+            ConsultError::RateLimited { .. } => "rate_limited",
             ConsultError::SlowMode { .. } => "slow_mode",
             ConsultError::Lockdown => "lockdown",
             ConsultError::VerifiedOnly => "verified_only",
@@ -222,6 +229,7 @@ impl ConsultError {
             ConsultError::NotVoted => ErrorCode::NotVoted,
             ConsultError::Banned => ErrorCode::Banned,
             ConsultError::TimedOut { .. } => ErrorCode::TimedOut,
+            ConsultError::RateLimited { .. } => ErrorCode::RateLimited,
             ConsultError::SlowMode { .. } => ErrorCode::SlowMode,
             ConsultError::Lockdown => ErrorCode::Lockdown,
             ConsultError::VerifiedOnly => ErrorCode::VerifiedOnly,
@@ -230,24 +238,6 @@ impl ConsultError {
             ConsultError::NotHeld(_) => ErrorCode::NotHeld,
             ConsultError::AlreadyHidden(_) => ErrorCode::AlreadyHidden,
             ConsultError::CannotDisciplineModerator => ErrorCode::CannotDisciplineModerator,
-        }
-    }
-}
-
-/// What the server sends (or records) for a refusal: the stable code and a human message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorReport {
-    /// [`ConsultError::code`].
-    pub code: String,
-    /// The error's display text (English); may change between versions.
-    pub message: String,
-}
-
-impl From<&ConsultError> for ErrorReport {
-    fn from(e: &ConsultError) -> Self {
-        ErrorReport {
-            code: e.code().to_owned(),
-            message: e.to_string(),
         }
     }
 }
@@ -363,8 +353,8 @@ pub(crate) mod tests {
         assert_eq!(ConsultError::NotYourTurn.code(), "not_your_turn");
         assert_eq!(ConsultError::TimedOut { until_ms: 5 }.code(), "timed_out");
         assert_eq!(ConsultError::Text(TextError::Empty).code(), "text_empty");
-        let r = ErrorReport::from(&ConsultError::SlowMode { retry_after_ms: 7 });
-        assert_eq!(r.code, "slow_mode");
-        assert_eq!(r.message, "slow mode: try again in 7 ms");
+        let e = ConsultError::SlowMode { retry_after_ms: 7 };
+        assert_eq!(e.code(), "slow_mode");
+        assert_eq!(e.to_string(), "slow mode: try again in 7 ms");
     }
 }

@@ -12,7 +12,7 @@ use shangliang_signaling::{OrgLevel, Role};
 use super::audit::verify_head;
 use super::floor::TurnEnd;
 use super::questions::QuestionState;
-use super::session::SessionSummary;
+use super::consultation::SessionSummary;
 
 const BEIJING_OFFSET_MS: i64 = 8 * 3_600_000;
 

@@ -2,13 +2,15 @@
 //! argument (`now_ms`, milliseconds since the Unix epoch). The server feeds inputs
 //! (`handle_*`) and sends what comes out (`poll_*`).
 //!
-//! - [`session::Consultation`]: one per activity, the only object the server needs to drive.
+//! - [`consultation::Consultation`]: one per activity, the only object the server needs to drive.
 //!   It authorises every input ([`grants`]), routes it to the parts below, appends moderator
-//!   actions to the [`audit`] log and queues [`session::Outbound`] events.
+//!   actions to the [`audit`] log and queues [`consultation::Addressed`] events.
 //! - [`command`]: every request as one serde enum, for a driver fed by a channel.
 //! - [`floor`]: the hand queue and who may speak ([`floor::Floor::may_speak`] is the SFU's hook).
 //! - [`questions`]: the public's questions, votes and their fate.
-//! - [`comments`]: what happens to a posted comment; holds, hides, bans, modes.
+//! - [`comments`]: what happens to a posted comment (topic, text, rate, the moderators' rules);
+//!   holds, hides, bans, modes.
+//! - [`rate`]: the per-identity comment rate limit (GCRA, time as an argument).
 //! - [`audit`]: the hash-chained log and [`audit::verify`].
 //! - [`minutes`]: the session record as JSON, CSV and Markdown minutes.
 //! - [`text`]: normalisation of user-written text.
@@ -27,19 +29,20 @@ pub mod comments;
 pub mod floor;
 pub mod grants;
 pub mod ids;
+pub mod consultation;
 pub mod minutes;
 pub mod questions;
-pub mod session;
+pub mod rate;
 pub mod text;
 
 pub use audit::{AuditEntry, AuditLog, BrokenLink, verify, verify_head};
 pub use command::{Command, Reply};
 pub use comments::{CommentDecision, CommentModes, HoldReason, PolicyChange};
 pub use floor::{FloorEvent, FloorMode, GrantTarget, TurnEnd};
-pub use grants::{Action, ConsultError, ErrorReport, Grants, authorize};
+pub use grants::{Action, ConsultError, Grants, authorize};
 pub use ids::{ParticipantId, QuestionId};
 pub use questions::{QuestionState, QuestionView};
-pub use session::{
-    Audience, ConsultEvent, Consultation, ConsultationConfig, Outbound, QuestionOp, SessionSummary,
-    Snapshot,
+pub use consultation::{
+    Addressed, Audience, ConsultEvent, Consultation, ConsultationConfig, QuestionOp,
+    SessionSummary, Snapshot,
 };

@@ -18,7 +18,7 @@ fn comment(seq: u64, role: Role) -> Item {
         seq: Seq(seq),
         ts: 1_700_000_000_000 + seq,
         body: ItemBody::Comment {
-            author: Author { id: format!("u{seq}"), name: "n".into(), role, verified: false },
+            author: Author { id: format!("u{seq}").into(), name: "n".into(), role, verified: false },
             text: format!("c{seq}"),
             approves: None,
         },

@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use sha2_v011::{Digest, Sha256};
 use shangliang_signaling::{ActivityId, Seq};
 
-use super::AuditEntry;
+use super::audit::AuditRow as AuditEntry;
 
 /// A SHA-256 digest: a leaf hash, a node hash or a root.
 pub type Hash = [u8; 32];

@@ -1,86 +1,45 @@
-//! The durable consultation record: activities, every item of their topics, and the
-//! moderators' audit log, in one SQLite file (the embedded default).
+//! The durable consultation record, behind one seam: the [`Record`] trait.
 //!
-//! # Contract
-//! An `append` that answers `Ok(item)` is **durable** (it survives `kill -9` and, with
-//! `synchronous=FULL`, power loss) and has **already been handed to the commit hook** (the
-//! server's hook publishes into the fan-out core). An `append` that answers `Err` was not given
-//! a seq; nobody sees it. Per activity, seqs are `1, 2, 3 ...` with no gap and no repeat, and
-//! the hook sees them in that order.
+//! Two implementations: [`sqlite::SqliteRecord`] (one file, the embedded default) and
+//! [`postgres::PgRecord`] (shared by the nodes of a cluster). Everything the hub stores goes
+//! through the trait: activities, every item of their topics, the moderators' audit log, the
+//! session summary with the moderation state's checkpoint, and the *fence* that lets only one
+//! node run an activity's moderation. A new storage need is a new trait method with both
+//! implementations (and a test of each), never a `match` on the backend.
 //!
-//! One exception, inherent to any database: if COMMIT reports failure although the data did
-//! reach the file (e.g. an fsync error after the write), the append answers `Err` yet its row
-//! is stored, and the hook never saw it. The writer then re-reads its heads from the file, so
-//! no seq is ever handed out twice.
+//! # Contract of an append
+//! [`Record::append`] queues an item and returns at once (the caller does not wait for the
+//! commit: appends are pipelined). The record gives the item the activity's next seq — per
+//! activity `1, 2, 3 ...`, no gap, no repeat, whichever node appended — and commits it. After
+//! the commit it hands the item to the **commit hook** (given when the record was opened; the
+//! hub's hook feeds the fan-out), in seq order, and only then calls the append's
+//! [`AppendDone`] with `Ok(item)`. So an answered `Ok` means durable (it survives `kill -9`)
+//! *and* already handed on for delivery. `Err` means it was not stored (see each
+//! implementation for the one exception a database cannot avoid: a commit whose answer is
+//! lost).
 //!
-//! # Why it is built this way
-//! - **One writer thread is the sequencer.** SQLite allows one writer at a time anyway; giving
-//!   that role to one thread that owns the write connection makes it also the natural place
-//!   to assign `seq = head + 1` and `ts`, with no lock and no race between "pick the number" and
-//!   "store it". Heads are cached in the thread and are exact, since nothing else writes items.
-//!   (Open a file with one `Record` only; should two processes share one by mistake, the
-//!   `(activity, seq)` primary key fails the colliding batch rather than store a duplicate.)
-//! - **WAL**: readers (the read connections, `spawn_blocking`) see the last committed state
-//!   and never block the writer or each other; a commit appends to the WAL instead of
-//!   rewriting pages of the main file.
-//! - **`synchronous=FULL`**: in WAL mode every COMMIT fsyncs the WAL, so an acknowledged
-//!   comment survives an OS crash or power cut, not only a process crash. (`NORMAL` would only
-//!   sync at checkpoints and can lose the last commits.)
-//! - **Group commit**: one fsync costs about as much for 1 row as for 1000. The writer takes
-//!   every request that queued while it was busy (up to [`RecordOptions::max_batch`]) into one
-//!   transaction, so under load the fsync is amortised over the batch and throughput grows
-//!   with the load instead of being capped at fsyncs per second; an idle record still commits
-//!   a lone append at once (no timer, no added latency).
-//! - **Bounded queue**: beyond [`QUEUE_CAPACITY`] queued requests `append` fails fast with
-//!   [`RecordError::Overloaded`] instead of growing memory.
-//!
-//! # The run loop (`writer::WriterDriver::run`)
-//! ```text
-//! loop {
-//!     req   = queue.blocking_recv()            // ends when every Record handle is dropped
-//!     batch = [req] + queue.try_recv()*        // up to max_batch
-//!     BEGIN IMMEDIATE
-//!     for each request: execute it (append: seq = head+1, ts = now, encode_item once, INSERT)
-//!                       a request refused on its own (no such activity ...) is answered now
-//!     COMMIT                                   // the one fsync of the batch
-//!     ok   => heads += batch; for each item in seq order: on_commit(activity, item, public);
-//!             answer every request Ok
-//!     fail => ROLLBACK; forget the batch's heads; answer every request Err(Unavailable)
-//! }
-//! ```
-//! Cancelling an `append` future after it was queued does not withdraw it: it will be stored
-//! and published; only the answer is lost.
-//!
-//! The blocking methods (`create_activity`, `set_activity_state`) wait for the writer's
-//! commit on the calling thread (a few milliseconds); the hook must therefore never call them,
-//! nor wait for an `append`, or the writer would wait for itself.
+//! # Why a trait object (`Arc<dyn Record>`) and not generics
+//! The backend is chosen at start-up by a command-line flag, and every part of the server
+//! (sessions, moderation drivers, the cluster's delivery, the HTTP API) holds the record. As a
+//! type parameter it would spread to every one of them and to axum's state types for no gain:
+//! a call costs one boxed future (`async_trait`), which is nothing next to an fsync or a
+//! network round trip, and the hot path ([`Record::append`]) is not async at all.
 
-mod audit;
+pub mod audit;
 pub mod merkle;
 pub mod postgres;
-mod read;
-mod schema;
-mod writer;
+pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
-#[cfg(test)]
-use std::sync::atomic::AtomicBool;
-use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
+use shangliang_signaling::consult::AuditEntry;
 use shangliang_signaling::{ActivityId, Epoch, Item, ItemBody, Seq};
-use tokio::sync::mpsc;
 
-pub use audit::{AuditEntry, AuditHash, GENESIS_HASH};
-pub use schema::SCHEMA_VERSION;
-
-use read::ReadPool;
-use writer::{Op, Reply, Request, Value, WriterDriver};
-
-/// Requests that may wait for the writer before new ones are refused with
+/// Requests that may wait for a record's writer before new ones are refused with
 /// [`RecordError::Overloaded`].
 pub const QUEUE_CAPACITY: usize = 65_536;
 
@@ -163,33 +122,39 @@ impl Activity {
             kind,
             state,
             epoch: Epoch(rand::random_range(1..1u32 << 31)),
-            created_ms: writer::now_ms(),
+            created_ms: now_ms(),
         }
     }
 }
 
-/// Tuning of a [`Record`].
-#[derive(Clone, Debug)]
-pub struct RecordOptions {
-    /// Group commit: the most requests the writer puts in one transaction.
-    pub max_batch: usize,
-    /// How many read connections serve `items`, `latest`, `activities` ...
-    pub read_connections: usize,
+/// An item as stored, with whether the public view may show it (false for comments held for
+/// review).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredItem {
+    /// The item.
+    pub item: Item,
+    /// Whether the public view may show it.
+    pub public: bool,
 }
 
-impl Default for RecordOptions {
-    fn default() -> Self {
-        RecordOptions {
-            max_batch: 1024,
-            read_connections: 4,
-        }
-    }
-}
-
-/// Called by the writer thread for each committed item, in seq order, before the `append`
-/// that made it is answered: `(activity, item, public)`. It runs on the writer thread, so it
-/// must be quick and must not wait on the [`Record`] (see the module docs).
+/// Called by the record for each committed item, in seq order, before the append that made it
+/// is answered: `(activity, item, public)`. It runs on the record's writer (a thread or a
+/// task), so it must be quick and must never wait on the record.
 pub type CommitHook = Box<dyn Fn(&ActivityId, &Item, bool) + Send + 'static>;
+
+/// The answer to one [`Record::append`]: called exactly once, on the record's writer after the
+/// commit (and after the commit hook saw the item) — or at once, on the caller's thread, if
+/// the append cannot even be queued. Like the hook it must be quick and must not block: hand
+/// the answer to a channel.
+pub type AppendDone = Box<dyn FnOnce(Result<Item, RecordError>) + Send + 'static>;
+
+/// Proof that this node runs an activity's moderation; see [`Record::fence`]. Opaque: only
+/// the record that granted it can tell whether it still holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub(crate) key: i64,
+    pub(crate) generation: u64,
+}
 
 /// Everything that can go wrong with the record.
 #[derive(Debug, thiserror::Error)]
@@ -203,14 +168,14 @@ pub enum RecordError {
     /// Too many requests are waiting for the writer; nothing was stored. Try again later.
     #[error("the record is overloaded ({QUEUE_CAPACITY} requests queued)")]
     Overloaded,
-    /// The request could not be made durable (the commit failed, or the writer has stopped);
-    /// nothing of it was stored or published.
+    /// The request could not be made durable (the commit failed, the database is unreachable,
+    /// or the writer has stopped); nothing of it was stored or published.
     #[error("the record is unavailable: {0}")]
     Unavailable(String),
     /// SQLite failed on a read, or while opening the file.
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
-    /// Something stored cannot be decoded.
+    /// Something stored (or handed in to be stored) cannot be decoded.
     #[error("the record holds corrupt data: {0}")]
     Corrupt(String),
     /// An audit entry does not continue its activity's chain.
@@ -220,244 +185,145 @@ pub enum RecordError {
     AuditOutOfOrder {
         /// The activity.
         activity: ActivityId,
-        /// The idx the next entry must have.
+        /// The idx (position from 1) the next entry must have.
         expected_idx: u64,
     },
 }
 
-/// Handle to the record. Cheap to clone; the writer thread stops when the last clone is dropped.
-#[derive(Clone)]
-pub struct Record {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// `Some` until drop; taken first so the writer sees the end of its queue.
-    tx: Option<mpsc::Sender<Request>>,
-    writer: Option<JoinHandle<()>>,
-    reads: ReadPool,
-    #[cfg(test)]
-    fail_next_commit: Arc<AtomicBool>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(writer) = self.writer.take() {
-            // The hook may hold the last handle; the writer thread cannot wait for itself.
-            if writer.thread().id() != std::thread::current().id() {
-                let _ = writer.join();
-            }
-        }
+impl RecordError {
+    /// Whether trying the same request again later may succeed (the database was down, the
+    /// writer busy). `false` for refusals that will not change: a broken audit chain, an
+    /// unknown activity, corrupt data.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RecordError::Overloaded | RecordError::Unavailable(_) | RecordError::Storage(_)
+        )
     }
 }
 
-fn writer_gone() -> RecordError {
-    RecordError::Unavailable("the record's writer thread has stopped".into())
-}
+/// The durable record. See the module docs for the append contract and why it is a trait
+/// object.
+#[async_trait::async_trait]
+pub trait Record: Send + Sync + 'static {
+    // ---- activities --------------------------------------------------------------------
 
-impl Record {
-    /// Opens the record at `path`, creating the file and its schema if needed (migrations are
-    /// versioned by `PRAGMA user_version`), in WAL mode with `synchronous=FULL`, and starts the
-    /// writer thread. `on_commit` sees every item committed from now on.
-    pub fn open_sqlite(
-        path: &Path,
-        opts: RecordOptions,
-        on_commit: CommitHook,
-    ) -> Result<Record, RecordError> {
-        let conn = schema::open_writer(path)?;
-        let reads = ReadPool::open(path, opts.read_connections)?;
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        #[cfg(test)]
-        let fail_next_commit = Arc::new(AtomicBool::new(false));
-        let driver = WriterDriver {
-            conn,
-            rx,
-            on_commit,
-            max_batch: opts.max_batch.max(1),
-            heads: Default::default(),
-            audit_heads: Default::default(),
-            pending_heads: Default::default(),
-            pending_audit: Default::default(),
-            #[cfg(test)]
-            fail_next_commit: fail_next_commit.clone(),
-        };
-        let writer = std::thread::Builder::new()
-            .name("record-writer".into())
-            .spawn(move || driver.run())
-            .map_err(|e| {
-                RecordError::Unavailable(format!("cannot start the writer thread: {e}"))
-            })?;
-        Ok(Record {
-            inner: Arc::new(Inner {
-                tx: Some(tx),
-                writer: Some(writer),
-                reads,
-                #[cfg(test)]
-                fail_next_commit,
-            }),
-        })
-    }
-
-    fn submit(&self, op: Op, reply: Reply) -> Result<(), RecordError> {
-        let tx = self.inner.tx.as_ref().ok_or_else(writer_gone)?;
-        tx.try_send(Request { op, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RecordError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => writer_gone(),
-        })
-    }
-
-    /// Sends `op` to the writer and blocks this thread until it is committed.
-    fn call_blocking(&self, op: Op) -> Result<Value, RecordError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(op, Reply::Blocking(tx))?;
-        rx.recv().map_err(|_| writer_gone())?
-    }
-
-    async fn call(&self, op: Op) -> Result<Value, RecordError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(op, Reply::Async(tx))?;
-        rx.await.map_err(|_| writer_gone())?
-    }
-
-    async fn read<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<R, RecordError> + Send + 'static,
-    ) -> Result<R, RecordError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.reads.with(f))
-            .await
-            .map_err(|e| RecordError::Unavailable(format!("read task failed: {e}")))?
-    }
-
-    /// Creates an activity with a fresh random epoch. Blocks until it is durable.
-    /// `Err(AlreadyExists)` if the id is taken.
-    pub fn create_activity(
+    /// Creates an activity with a fresh random epoch ([`Activity::fresh`]); answers once it is
+    /// durable. `Err(AlreadyExists)` if the id is taken.
+    async fn create_activity(
         &self,
         id: ActivityId,
         title: &str,
         kind: ActivityKind,
         state: ActivityState,
-    ) -> Result<Activity, RecordError> {
-        let activity = Activity::fresh(id, title, kind, state);
-        match self.call_blocking(Op::CreateActivity(activity))? {
-            Value::Activity(a) => Ok(a),
-            _ => unreachable!("the writer answers CreateActivity with an Activity"),
-        }
-    }
+    ) -> Result<Activity, RecordError>;
 
-    /// Changes an activity's state. Blocks until it is durable. `Err(NoSuchActivity)`.
-    pub fn set_activity_state(
-        &self,
-        id: &ActivityId,
-        state: ActivityState,
-    ) -> Result<(), RecordError> {
-        self.call_blocking(Op::SetState {
-            id: id.clone(),
-            state,
-        })
-        .map(drop)
-    }
+    /// Changes an activity's state (scheduled → live → ended); answers once durable.
+    /// `Err(NoSuchActivity)` if there is none.
+    async fn set_activity_state(&self, id: &ActivityId, state: ActivityState) -> Result<(), RecordError>;
 
-    /// Every activity, oldest first.
-    pub fn activities(&self) -> Result<Vec<Activity>, RecordError> {
-        self.inner.reads.with(read::activities)
-    }
+    /// Every activity, oldest first. Answered without waiting on the network: SQLite reads its
+    /// file, PostgreSQL answers from the catalogue it re-reads every [`Record::catalogue`]
+    /// call (at most a cluster tick old).
+    fn activities(&self) -> Result<Vec<Activity>, RecordError>;
 
-    /// One activity, if it exists.
-    pub fn activity(&self, id: &ActivityId) -> Result<Option<Activity>, RecordError> {
-        self.inner.reads.with(|c| read::activity(c, id))
-    }
+    /// One activity, if it exists (like [`Record::activities`]).
+    fn activity(&self, id: &ActivityId) -> Result<Option<Activity>, RecordError>;
 
-    /// The last committed seq of an activity: `Seq(0)` if it has no items or does not exist.
-    pub fn head(&self, id: &ActivityId) -> Result<Seq, RecordError> {
-        self.inner.reads.with(|c| read::head(c, id))
-    }
+    /// The last committed seq of an activity, `Seq(0)` if it has no items or does not exist
+    /// (like [`Record::activities`]: exact for SQLite, as last read for PostgreSQL).
+    fn head(&self, id: &ActivityId) -> Result<Seq, RecordError>;
 
-    /// Appends an item to an activity's topic: the writer gives it the next seq and the
-    /// current time, commits it, hands it to the commit hook, then answers. `Ok` means durable
-    /// and published; see the module docs. `public` is whether the public view may show it
-    /// (false for comments held for review).
-    pub async fn append(
+    /// Reads every activity with its head afresh (and, for PostgreSQL, refreshes the catalogue
+    /// [`Record::activities`] answers from). The cluster calls it every tick to find new
+    /// activities and items it did not hear of.
+    async fn catalogue(&self) -> Result<Vec<(Activity, Seq)>, RecordError>;
+
+    /// `Ok` while the record can be used; otherwise what is wrong (for `/healthz`).
+    fn health(&self) -> Result<(), String>;
+
+    // ---- items -------------------------------------------------------------------------
+
+    /// Queues an item for `activity`'s topic and returns at once; `done` is answered once it
+    /// is durable (see the module docs). `public` is whether the public view may show it.
+    fn append(&self, activity: &ActivityId, body: ItemBody, public: bool, done: AppendDone);
+
+    /// [`Record::append`], waiting for the answer.
+    async fn append_durable(
         &self,
         activity: &ActivityId,
         body: ItemBody,
         public: bool,
     ) -> Result<Item, RecordError> {
-        match self
-            .call(Op::Append {
-                activity: activity.clone(),
-                body,
-                public,
-            })
-            .await?
-        {
-            Value::Item(item) => Ok(item),
-            _ => unreachable!("the writer answers Append with an Item"),
-        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.append(
+            activity,
+            body,
+            public,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await
+            .map_err(|_| RecordError::Unavailable("the record's writer has stopped".into()))?
     }
 
     /// The items with `from <= seq <= to`, in seq order; only public ones if `public_only`.
-    pub async fn items(
+    async fn items(
         &self,
         activity: &ActivityId,
         from: Seq,
         to: Seq,
         public_only: bool,
-    ) -> Result<Vec<Item>, RecordError> {
-        let id = activity.clone();
-        self.read(move |c| read::items(c, &id, from, to, public_only))
-            .await
-    }
+    ) -> Result<Vec<StoredItem>, RecordError>;
 
-    /// The last `n` items (only public ones if `public_only`), in seq order.
-    pub async fn latest(
-        &self,
-        activity: &ActivityId,
-        n: usize,
-        public_only: bool,
-    ) -> Result<Vec<Item>, RecordError> {
-        let id = activity.clone();
-        self.read(move |c| read::latest(c, &id, n, public_only))
-            .await
-    }
+    // ---- the moderators' audit log -----------------------------------------------------
 
-    /// Appends a moderator action to its activity's audit log; answers once durable.
-    /// `Err(AuditOutOfOrder)` unless `entry.idx` is the last idx + 1 (1 for the first) and
-    /// `entry.prev_hash` the last entry's hash ([`GENESIS_HASH`] for the first).
-    pub async fn append_audit(&self, entry: AuditEntry) -> Result<(), RecordError> {
-        self.call(Op::AppendAudit(entry)).await.map(drop)
-    }
+    /// Appends a moderator action to `activity`'s audit log; answers once durable. Refused
+    /// with `AuditOutOfOrder` unless it continues the stored chain: its `index` is the last
+    /// one + 1 (0 for the first) and its `prev_hash` the last entry's `hash` (64 zeros for the
+    /// first). So two writers or a bug cannot fork the chain silently.
+    async fn append_audit(&self, activity: &ActivityId, entry: &AuditEntry)
+    -> Result<(), RecordError>;
+
+    /// `activity`'s audit log, oldest first.
+    async fn audit_log(&self, activity: &ActivityId) -> Result<Vec<AuditEntry>, RecordError>;
+
+    // ---- summary and checkpoint --------------------------------------------------------
 
     /// Stores the latest session summary (JSON) of an activity with the audit chain head it
-    /// was made at and the moderation state's checkpoint, replacing the previous ones; answers
-    /// once durable.
-    pub async fn put_summary(
+    /// was made at and the moderation state's checkpoint (JSON), replacing the previous ones;
+    /// answers once durable.
+    async fn put_summary(
         &self,
         activity: &ActivityId,
         json: String,
         audit_head: String,
         state: String,
-    ) -> Result<(), RecordError> {
-        self.call(Op::PutSummary { activity: activity.clone(), json, audit_head, state }).await.map(drop)
-    }
-
-    /// The moderation state's latest checkpoint of an activity (see `put_summary`).
-    pub fn checkpoint(&self, activity: &ActivityId) -> Result<Option<String>, RecordError> {
-        self.inner.reads.with(|c| read::checkpoint(c, activity))
-    }
+    ) -> Result<(), RecordError>;
 
     /// The latest stored summary JSON and audit chain head of an activity.
-    pub fn summary(&self, activity: &ActivityId) -> Result<Option<(String, String)>, RecordError> {
-        self.inner.reads.with(|c| read::summary(c, activity))
-    }
+    async fn summary(&self, activity: &ActivityId) -> Result<Option<(String, String)>, RecordError>;
 
-    /// An activity's audit log, in idx order.
-    pub async fn audit_log(&self, activity: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
-        let id = activity.clone();
-        self.read(move |c| read::audit_log(c, &id)).await
-    }
+    /// The moderation state's latest checkpoint of an activity (see [`Record::put_summary`]).
+    async fn checkpoint(&self, activity: &ActivityId) -> Result<Option<String>, RecordError>;
+
+    // ---- the moderation fence ----------------------------------------------------------
+
+    /// Makes the caller the only one that runs `activity`'s moderation until
+    /// [`Record::unfence`] or until it dies. `Ok(None)`: someone else holds it (in a cluster,
+    /// another node that still believes it is home — two drivers must never run at once).
+    async fn fence(&self, activity: &ActivityId) -> Result<Option<Fence>, RecordError>;
+
+    /// Gives a fence back.
+    async fn unfence(&self, fence: Fence);
+
+    /// Whether `fence` still holds (it can be lost with the database connection that held it).
+    fn fence_held(&self, fence: Fence) -> bool;
 }
 
-#[cfg(test)]
-mod tests;
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

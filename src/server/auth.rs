@@ -8,13 +8,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
-use shangliang_signaling::{ActivityId, Author, ErrorCode, Org, Role};
+use shangliang_signaling::{ActivityId, Author, ErrorCode, Org, ParticipantId, Role};
+
+use crate::consult::Grants;
 
 /// Claims of a shangliang token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Stable identity (pseudonymous for the public).
-    pub sub: String,
+    pub sub: ParticipantId,
     /// Display name.
     pub name: String,
     /// Role in the activity.
@@ -37,6 +39,18 @@ impl Claims {
     /// The identity as readers of a topic see it.
     pub fn author(&self) -> Author {
         Author { id: self.sub.clone(), name: self.name.clone(), role: self.role, verified: self.verified }
+    }
+
+    /// What the token grants, for the state machines.
+    pub fn grants(&self) -> Grants {
+        Grants {
+            subject: self.sub.clone(),
+            name: self.name.clone(),
+            role: self.role,
+            org: self.org.clone(),
+            verified: self.verified,
+            activity: self.act.clone(),
+        }
     }
 }
 

@@ -90,7 +90,7 @@ fn not_found(code: &'static str, msg: &str) -> HlsError {
 /// The activity, if it is a livestream.
 fn livestream(hub: &Hub, id: &str) -> Result<ActivityId, HlsError> {
     let id = ActivityId::new(id).map_err(|_| not_found("no_such_activity", "no such activity"))?;
-    match hub.bus.activity(&id) {
+    match hub.record.activity(&id) {
         Ok(Some(a)) if a.kind == ActivityKind::Livestream => Ok(id),
         Ok(Some(_)) => Err(not_found("not_a_livestream", "this activity is a room; rooms have no programme")),
         Ok(None) => Err(not_found("no_such_activity", "no such activity")),
@@ -100,9 +100,9 @@ fn livestream(hub: &Hub, id: &str) -> Result<ActivityId, HlsError> {
 
 /// Cluster mode: the programme is made on the activity's home node; send the player there.
 fn redirect_home(hub: &Hub, activity: &ActivityId, rest: &str, query: Option<&str>) -> Option<Response> {
-    let node = hub.bus.home_elsewhere(activity)?;
+    let node = hub.home_elsewhere(activity)?;
     let q = query.map(|q| format!("?{q}")).unwrap_or_default();
-    let location = format!("{}/hls/{activity}/{rest}{q}", node.trim_end_matches('/'));
+    let location = format!("{}/hls/{activity}/{rest}{q}", node.as_str().trim_end_matches('/'));
     Some((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location), (header::CACHE_CONTROL, "no-store".to_owned())]).into_response())
 }
 
@@ -369,10 +369,10 @@ async fn pin(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, headers:
     if req.participant.as_ref().is_some_and(|p| p.is_empty() || p.len() > 256) {
         return Err(HlsError(StatusCode::BAD_REQUEST, "bad_request", "participant must be 1..256 bytes or null".into()));
     }
-    if hub.bus.home_elsewhere(&id).is_some() {
+    if hub.home_elsewhere(&id).is_some() {
         return Err(HlsError(StatusCode::MISDIRECTED_REQUEST, "not_home", "pin on the activity's home node".into()));
     }
-    tracing::info!(activity = %id, by = claims.sub, pin = ?req.participant, "programme pin");
+    tracing::info!(activity = %id, by = %claims.sub, pin = ?req.participant, "programme pin");
     hub.programmes.pin(&id, req.participant.clone().map(ParticipantId::new));
     Ok(axum::Json(json!({ "pin": req.participant })).into_response())
 }

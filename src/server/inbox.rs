@@ -1,15 +1,15 @@
 //! Direct messages to one participant's connections (as opposed to the fan-out's topic
 //! frames): media signalling events, replies and events meant for one identity.
 //!
-//! Each session registers a bounded sender under (activity, subject) and drains the receiver in
-//! its select loop. A full inbox drops the message for that connection (and counts it): a client
-//! that does not read its socket must not hold the server's memory.
+//! Each session registers a bounded sender under (activity, participant) and drains the
+//! receiver in its select loop. A full inbox drops the message for that connection (and counts
+//! it): a client that does not read its socket must not hold the server's memory.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use shangliang_signaling::{ActivityId, ServerMsg};
+use shangliang_signaling::{ActivityId, ParticipantId, ServerMsg};
 use tokio::sync::mpsc;
 
 /// Messages one connection's inbox holds before it drops.
@@ -19,7 +19,7 @@ pub const INBOX_CAPACITY: usize = 256;
 /// created, and a slot of a bare `ServerMsg` would cost every connection kilobytes up front.
 pub type Direct = Box<ServerMsg>;
 
-type Key = (ActivityId, String);
+type Key = (ActivityId, ParticipantId);
 
 /// The registry of inboxes.
 #[derive(Default)]
@@ -40,18 +40,18 @@ impl Inboxes {
     pub fn register(
         &self,
         activity: ActivityId,
-        subject: String,
+        participant: ParticipantId,
     ) -> (InboxGuard<'_>, mpsc::Sender<Direct>, mpsc::Receiver<Direct>) {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (activity, subject);
+        let key = (activity, participant);
         self.map.entry(key.clone()).or_default().insert(id, tx.clone());
         (InboxGuard { inboxes: self, key, id }, tx, rx)
     }
 
-    /// Sends `msg` to every connection of `subject` in `activity`; returns how many took it.
-    pub fn send_to(&self, activity: &ActivityId, subject: &str, msg: &ServerMsg) -> usize {
-        let key = (activity.clone(), subject.to_owned());
+    /// Sends `msg` to every connection of `participant` in `activity`; returns how many took it.
+    pub fn send_to(&self, activity: &ActivityId, participant: &ParticipantId, msg: &ServerMsg) -> usize {
+        let key = (activity.clone(), participant.clone());
         let Some(list) = self.map.get(&key) else { return 0 };
         let mut sent = 0;
         for tx in list.values() {

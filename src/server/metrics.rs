@@ -2,7 +2,9 @@
 //!
 //! Names (all prefixed `shangliang_`): `connections` (gauge), `connections_total`,
 //! `comments_accepted_total`, `comments_refused_total{code}`, `frames_refused_total{code}`,
-//! `closed_total{code}`, `record_append_seconds`; the fan-out core adds its own
+//! `closed_total{code}`, `record_append_seconds` (a comment's commit, as the driver sees it),
+//! `consult_persist_retries_total`, `consult_persist_failed_total`,
+//! `consult_audit_unwritten{activity}`; the fan-out core adds its own
 //! (`fanout_deliveries_total`, `fanout_dropped_frames_total`, `fanout_flush_seconds`,
 //! `fanout_publish_to_send_seconds`, ...).
 

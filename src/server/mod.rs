@@ -1,37 +1,49 @@
 //! The axum/tokio shell around the core: HTTP API, websocket sessions, auth, metrics.
 //! The only part of the hub that knows about HTTP.
 //!
-//! [`Hub`] holds the shared state (record, fan-out core, token keys, limiters); [`router`]
-//! builds the routes; [`serve`] binds and runs until Ctrl-C or SIGTERM.
+//! ```text
+//! http/        REST API (health, metrics, activities, viewer tokens) and the static web client
+//! ws/          the websocket endpoint and one session task per connection
+//! moderation/  the moderation drivers, their registry and the relay to an activity's home
+//! media/       WHIP/WHEP and room media signalling over the SFU
+//! auth.rs      tokens; inbox.rs direct messages to one participant; metrics.rs /metrics
+//! ```
+//!
+//! [`Hub`] is the assembly: it opens the record, starts the fan-out core, the control runtime
+//! and the moderation registry, and hands each handler only the state it needs ([`Hub::api`],
+//! [`Hub::ws`], [`Hub::media_state`]); no handler sees the `Hub`. [`router`] builds the routes;
+//! [`run`] serves a bound listener; [`serve`] binds and runs until Ctrl-C or SIGTERM.
 
 pub mod auth;
-pub mod consult;
-pub(crate) mod consult_relay;
 pub mod edge;
 pub mod hls;
-mod http;
+pub mod http;
 pub mod inbox;
 pub mod media;
 pub mod metrics;
+pub mod moderation;
 pub mod programme;
-mod session;
+pub mod ws;
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota};
+use axum::Router;
 use shangliang_signaling::{ActivityId, Item, Seq};
 
-use crate::bus::{Bus, Cluster, ClusterConfig};
+use crate::bus::{Cluster, ClusterConfig};
 use crate::fanout::{Fanout, FanoutConfig};
-use crate::record::{ActivityKind, ActivityState, Record, RecordError, RecordOptions};
+use crate::record::postgres::PgRecord;
+use crate::record::sqlite::{RecordOptions, SqliteRecord};
+use crate::record::{ActivityKind, ActivityState, Record, RecordError};
 use auth::TokenKeys;
-
-pub use http::router;
+use http::{ApiState, ViewerTokens};
+use inbox::Inboxes;
+use media::{Media, MediaState};
+use moderation::{FloorHook, Outlets, Registry};
+use ws::{Connections, SessionLimits, WsState};
 
 /// Re-exported for the command line.
 pub use auth::{Claims as TokenClaims, parse_ttl};
@@ -116,33 +128,33 @@ pub enum StartError {
     Media(#[from] shangliang_sfu::SfuError),
 }
 
-/// The hub's shared state.
+/// The running hub: every part, owned here and handed to the handlers that need it.
 pub struct Hub {
     /// Configuration in force.
     pub cfg: ServeConfig,
     /// Token keys.
-    pub keys: TokenKeys,
-    /// The durable record.
-    pub record: Record,
+    pub keys: Arc<TokenKeys>,
+    /// The durable record: SQLite (one node) or PostgreSQL (cluster mode).
+    pub record: Arc<dyn Record>,
     /// The fan-out core.
     pub fanout: Fanout,
-    /// Where items are sequenced: the record (one node) or the cluster.
-    pub bus: Bus,
-    comment_limiter: DefaultKeyedRateLimiter<String>,
-    token_limiter: DefaultKeyedRateLimiter<IpAddr>,
-    connections: AtomicUsize,
+    /// Cluster mode: NATS delivery and membership.
+    pub cluster: Option<Arc<Cluster>>,
     /// Direct messages to participants' connections.
-    pub inboxes: inbox::Inboxes,
+    pub inboxes: Arc<Inboxes>,
     /// The media plane (SFU, WHIP/WHEP resources).
-    pub media: media::Media,
-    /// The moderation drivers, one per activity.
-    pub consult: consult::ConsultDrivers,
+    pub media: Arc<Media>,
+    /// The moderation drivers, one per activity, and (cluster mode) the routers to their homes.
+    pub moderation: Registry,
     /// The livestream programmes (LL-HLS, recording), one driver per live livestream.
     pub programmes: programme::Programmes,
-    /// The control-plane runtime (one thread): moderation drivers and comment acceptance run
-    /// here, so that under a delivery storm — tens of thousands of viewer tasks woken every
-    /// flush on the main runtime — posting, policy and acks do not wait behind them.
-    pub control: tokio::runtime::Handle,
+    connections: Connections,
+    viewer_tokens: Arc<ViewerTokens>,
+    /// The control-plane runtime (one thread): the moderation drivers (which decide and append
+    /// every comment) and the cluster's tasks run here, so that under a delivery storm — tens
+    /// of thousands of viewer tasks woken every flush on the main runtime — posting, policy
+    /// and acks do not wait behind them.
+    control: tokio::runtime::Handle,
     _control_stop: std::sync::mpsc::SyncSender<()>,
 }
 
@@ -170,56 +182,13 @@ fn start_control_runtime() -> std::io::Result<(tokio::runtime::Handle, std::sync
 
 impl Hub {
     /// Opens the record, seeds the fan-out core with every activity's topic and creates the
-    /// demo activities on first run. Must run inside a tokio runtime.
+    /// demo activities on first run. Must run inside a tokio runtime (it blocks the calling
+    /// thread for the demo activities' commits on a first run).
     pub fn start(cfg: ServeConfig) -> Result<Arc<Hub>, StartError> {
         let fanout = Fanout::new(cfg.fanout.clone());
-        Self::start_with(cfg, fanout, None, start_control_runtime()?)
-    }
-
-    /// Starts a cluster node: connects to PostgreSQL (must be up) and NATS (may come later),
-    /// creates the demo activities in PostgreSQL if there are none, and opens every activity's
-    /// topic at its head, and subscribes to the moderation relay (before it serves anyone, so
-    /// a request relayed here never finds nobody listening). Items, the audit log, summaries
-    /// and checkpoints are in PostgreSQL; the data directory holds only the token secret (the
-    /// SQLite file is opened but stays empty).
-    pub async fn start_cluster(cfg: ServeConfig, cluster: ClusterConfig) -> Result<Arc<Hub>, StartError> {
-        let fanout = Fanout::new(cfg.fanout.clone());
-        // The cluster's tasks (the PostgreSQL writer and connections, the NATS client, the
-        // delivery driver) live on the control runtime too: on the main one, the post → commit
-        // → ack path and the relay to an activity's home queue behind tens of thousands of
-        // viewer tasks (measured: ack p50 ≈ 5 s at 100k viewers on six nodes).
-        let control = start_control_runtime()?;
-        let c = control
-            .0
-            .spawn(Cluster::connect(cluster, fanout.clone()))
-            .await
-            .map_err(|e| StartError::from(RecordError::Unavailable(format!("cluster start: {e}"))))??;
-        if cfg.demo && c.activities().is_empty() {
-            for (id, title, kind) in DEMO_ACTIVITIES {
-                match c.create_activity(ActivityId::new(id).expect("valid id"), title, kind, ActivityState::Live).await {
-                    Ok(_) | Err(RecordError::AlreadyExists(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        let hub = Self::start_with(cfg, fanout, Some(c.clone()), control)?;
-        consult_relay::start(&hub, c)
-            .await
-            .map_err(|e| StartError::from(RecordError::Unavailable(format!("nats: {e}"))))?;
-        Ok(hub)
-    }
-
-    fn start_with(
-        cfg: ServeConfig,
-        fanout: Fanout,
-        cluster: Option<Arc<Cluster>>,
-        (control, control_stop): (tokio::runtime::Handle, std::sync::mpsc::SyncSender<()>),
-    ) -> Result<Arc<Hub>, StartError> {
-        metrics::install();
         std::fs::create_dir_all(&cfg.data_dir)?;
-        let keys = TokenKeys::load_or_create(&cfg.data_dir)?;
         let hook_fanout = fanout.clone();
-        let record = Record::open_sqlite(
+        let sqlite = SqliteRecord::open(
             &cfg.data_dir.join("shangliang.sqlite3"),
             RecordOptions::default(),
             Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
@@ -228,94 +197,174 @@ impl Hub {
                 }
             }),
         )?;
-        if cluster.is_none() {
-            if cfg.demo && record.activities()?.is_empty() {
-                create_demo_activities(&record)?;
-            }
-            for a in record.activities()? {
-                let head = record.head(&a.id)?;
-                fanout.open_topic(a.id.clone(), a.epoch, head);
+        if cfg.demo && sqlite.activities()?.is_empty() {
+            for (id, title, kind) in DEMO_ACTIVITIES {
+                let id = ActivityId::new(id).expect("valid id");
+                sqlite.create_activity_blocking(id, title, kind, ActivityState::Live)?;
             }
         }
-        let bus = match cluster {
-            Some(c) => Bus::Cluster(c),
-            None => Bus::Local(record.clone()),
-        };
-        let per_min = |n: u32| NonZeroU32::new(n.max(1)).unwrap();
-        let comment_quota = Quota::with_period(Duration::from_secs(60) / cfg.comments_per_minute.max(1))
-            .expect("non-zero period")
-            .allow_burst(per_min(cfg.comments_per_minute.min((cfg.comments_per_minute / 60).max(5))));
-        let token_quota = Quota::per_minute(per_min(cfg.viewer_tokens_per_minute));
+        let record: Arc<dyn Record> = Arc::new(sqlite);
+        for a in record.activities()? {
+            let head = record.head(&a.id)?;
+            fanout.open_topic(a.id.clone(), a.epoch, head);
+        }
+        Self::start_with(cfg, fanout, record, None, start_control_runtime()?)
+    }
+
+    /// Starts a cluster node: connects to PostgreSQL (must be up) and NATS (may come later),
+    /// creates the demo activities in PostgreSQL if there are none, and opens every activity's
+    /// topic at its head, and subscribes to the moderation relay (before it serves anyone, so
+    /// a request relayed here never finds nobody listening). Items, the audit log, summaries
+    /// and checkpoints are in PostgreSQL; the data directory holds only the token secret.
+    pub async fn start_cluster(cfg: ServeConfig, cluster: ClusterConfig) -> Result<Arc<Hub>, StartError> {
+        let fanout = Fanout::new(cfg.fanout.clone());
+        // The cluster's tasks (the PostgreSQL writer and connections, the NATS client, the
+        // delivery driver) live on the control runtime too: on the main one, the post → commit
+        // → ack path and the relay to an activity's home queue behind tens of thousands of
+        // viewer tasks (measured: ack p50 ≈ 5 s at 100k viewers on six nodes).
+        let control = start_control_runtime()?;
+        let demo = cfg.demo;
+        let (record, c) = control
+            .0
+            .spawn({
+                let fanout = fanout.clone();
+                async move {
+                    let (hook, feed) = crate::bus::cluster::commit_feed();
+                    let record: Arc<dyn Record> = Arc::new(PgRecord::connect(&cluster.database_url, hook).await?);
+                    if demo && record.activities()?.is_empty() {
+                        create_demo_activities(record.as_ref()).await?;
+                    }
+                    let c = Cluster::connect(cluster, fanout, record.clone(), feed).await?;
+                    Ok::<_, RecordError>((record, c))
+                }
+            })
+            .await
+            .map_err(|e| StartError::from(RecordError::Unavailable(format!("cluster start: {e}"))))??;
+        let hub = Self::start_with(cfg, fanout, record, Some(c.clone()), control)?;
+        let outlets = Outlets { fanout: hub.fanout.clone(), inboxes: hub.inboxes.clone() };
+        moderation::start_relay(c, hub.moderation.local_drivers(), outlets, &hub.control)
+            .await
+            .map_err(|e| StartError::from(RecordError::Unavailable(format!("nats: {e}"))))?;
+        Ok(hub)
+    }
+
+    fn start_with(
+        cfg: ServeConfig,
+        fanout: Fanout,
+        record: Arc<dyn Record>,
+        cluster: Option<Arc<Cluster>>,
+        (control, control_stop): (tokio::runtime::Handle, std::sync::mpsc::SyncSender<()>),
+    ) -> Result<Arc<Hub>, StartError> {
+        metrics::install();
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let keys = Arc::new(TokenKeys::load_or_create(&cfg.data_dir)?);
+        let inboxes = Arc::new(Inboxes::default());
+        let outlets = Outlets { fanout: fanout.clone(), inboxes: inboxes.clone() };
+        let moderation = Registry::new(record.clone(), outlets, cluster.clone(), control.clone(), cfg.comments_per_minute);
+        let media = Arc::new(Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?));
+        let programmes = programme::Programmes::default();
+        // The floor reaches the media plane: may-speak changes gate forwarding in the SFU ...
+        // and the livestream programme follows the same floor.
+        moderation.set_floor_hook(Arc::new(programme::Tee(media.floor_hook(), programmes.floor_hook())));
         let hub = Arc::new(Hub {
             keys,
             record,
             fanout,
-            bus,
-            comment_limiter: DefaultKeyedRateLimiter::keyed(comment_quota),
-            token_limiter: DefaultKeyedRateLimiter::keyed(token_quota),
-            connections: AtomicUsize::new(0),
-            inboxes: inbox::Inboxes::default(),
-            media: media::Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?),
-            consult: consult::ConsultDrivers::default(),
-            programmes: programme::Programmes::default(),
+            cluster,
+            inboxes,
+            media,
+            moderation,
+            programmes,
+            connections: Connections::default(),
+            viewer_tokens: ViewerTokens::new(cfg.viewer_tokens_per_minute, cfg.viewer_token_ttl_secs),
             control,
             _control_stop: control_stop,
             cfg,
         });
-        hub.consult.bind(Arc::downgrade(&hub));
-        // The floor reaches the media plane: may-speak changes gate forwarding in the SFU.
-        // ... and the livestream programme follows the same floor.
-        hub.set_floor_hook(Arc::new(programme::Tee(hub.media.floor_hook(), hub.programmes.floor_hook())));
         hub.programmes.start(&hub);
-        // Keyed limiters keep a cell per key: drop the idle ones now and then.
-        let weak = Arc::downgrade(&hub);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let Some(hub) = weak.upgrade() else { break };
-                hub.comment_limiter.retain_recent();
-                hub.token_limiter.retain_recent();
-                hub.comment_limiter.shrink_to_fit();
-                hub.token_limiter.shrink_to_fit();
-            }
-        });
         Ok(hub)
     }
 
-    /// Creates an activity and opens its topic.
-    pub fn create_activity(
+    /// Creates an activity and opens its topic (in cluster mode the other nodes open it
+    /// within a tick).
+    pub async fn create_activity(
         &self,
         id: ActivityId,
         title: &str,
         kind: ActivityKind,
         state: ActivityState,
     ) -> Result<(), RecordError> {
-        if let Bus::Cluster(c) = &self.bus {
-            // PostgreSQL is reached asynchronously; this blocking API is kept for callers
-            // outside the runtime's workers (needs the multi-threaded runtime).
-            let c = c.clone();
-            let title = title.to_owned();
-            let a = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(c.create_activity(id, &title, kind, state))
-            })?;
-            self.fanout.open_topic(a.id, a.epoch, Seq(0));
-            return Ok(());
-        }
-        let a = self.record.create_activity(id, title, kind, state)?;
+        let a = self.record.create_activity(id, title, kind, state).await?;
         self.fanout.open_topic(a.id, a.epoch, Seq(0));
         Ok(())
     }
 
-    /// Installs where the floor reaches the media plane (the SFU wiring calls this).
-    pub fn set_floor_hook(&self, hook: Arc<dyn consult::FloorHook>) {
-        self.consult.set_hook(hook);
+    /// Installs where the floor reaches the media plane (the SFU's is installed at start).
+    pub fn set_floor_hook(&self, hook: Arc<dyn FloorHook>) {
+        self.moderation.set_floor_hook(hook);
+    }
+
+    /// The home node of `activity` if it is another node (cluster mode only): that node runs
+    /// its moderation, hosts its video room and makes its programme. `None`: this node.
+    pub fn home_elsewhere(&self, activity: &ActivityId) -> Option<shangliang_signaling::NodeId> {
+        self.cluster.as_ref()?.home_elsewhere(activity)
     }
 
     /// Current number of websocket connections.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.connections.get()
     }
+
+    /// What the REST API needs.
+    pub fn api(&self) -> ApiState {
+        ApiState {
+            record: self.record.clone(),
+            fanout: self.fanout.clone(),
+            keys: self.keys.clone(),
+            cluster: self.cluster.clone(),
+            connections: self.connections.clone(),
+            viewer_tokens: self.viewer_tokens.clone(),
+        }
+    }
+
+    /// What the media handlers need.
+    pub fn media_state(&self) -> MediaState {
+        MediaState {
+            media: self.media.clone(),
+            record: self.record.clone(),
+            keys: self.keys.clone(),
+            cluster: self.cluster.clone(),
+        }
+    }
+
+    /// What a websocket session needs.
+    pub fn ws(&self) -> WsState {
+        WsState {
+            keys: self.keys.clone(),
+            fanout: self.fanout.clone(),
+            record: self.record.clone(),
+            inboxes: self.inboxes.clone(),
+            moderation: self.moderation.clone(),
+            media: self.media_state(),
+            limits: SessionLimits {
+                frames_per_second: self.cfg.frames_per_second,
+                idle_timeout: self.cfg.idle_timeout,
+                write_timeout: self.cfg.write_timeout,
+                comments_per_minute: self.cfg.comments_per_minute,
+                max_connections: self.cfg.max_connections,
+            },
+            connections: self.connections.clone(),
+        }
+    }
+}
+
+/// All routes of `hub`; every other path is the web client.
+pub fn router(hub: Arc<Hub>) -> Router {
+    http::routes(hub.api())
+        .merge(ws::routes(Arc::new(hub.ws())))
+        .merge(media::routes(hub.media_state()))
+        .merge(hls::routes().with_state(hub.clone()))
+        .fallback_service(http::web_client(&hub.cfg.web_dir))
 }
 
 /// The demo activities of a first run: (id, title, kind).
@@ -324,19 +373,16 @@ const DEMO_ACTIVITIES: [(&str, &str, ActivityKind); 2] = [
     ("demo-room", "视频会商室（演示）", ActivityKind::Room),
 ];
 
-fn create_demo_activities(record: &Record) -> Result<(), RecordError> {
-    record.create_activity(
-        ActivityId::new("demo").expect("valid id"),
-        "推进城乡融合发展 · 网络协商议政直播（演示）",
-        ActivityKind::Livestream,
-        ActivityState::Live,
-    )?;
-    record.create_activity(
-        ActivityId::new("demo-room").expect("valid id"),
-        "视频会商室（演示）",
-        ActivityKind::Room,
-        ActivityState::Live,
-    )?;
+/// Creates the demo activities (in a cluster several nodes may race to: whoever is second
+/// finds them there).
+async fn create_demo_activities(record: &dyn Record) -> Result<(), RecordError> {
+    for (id, title, kind) in DEMO_ACTIVITIES {
+        let id = ActivityId::new(id).expect("valid id");
+        match record.create_activity(id, title, kind, ActivityState::Live).await {
+            Ok(_) | Err(RecordError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
@@ -372,7 +418,7 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
     if let Some(c) = hub.cfg.cluster.as_ref() {
         println!("  cluster          nats {} · database {}", c.nats_url, redact(&c.database_url));
     }
-    if let Ok(list) = hub.bus.activities() {
+    if let Ok(list) = hub.record.activities() {
         for a in list {
             println!("  {:<16} {:?} {:?}: {}", a.id.as_str(), a.kind, a.state, a.title);
             println!("    watch          {base}/live/{}", a.id);

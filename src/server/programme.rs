@@ -32,7 +32,7 @@ use shangliang_signaling::ActivityId;
 use tokio::sync::{mpsc, watch};
 
 use super::Hub;
-use super::consult::FloorHook;
+use super::moderation::FloorHook;
 use crate::consult::ParticipantId;
 use crate::programme::playlist::{LiveWindow, PlaylistConfig};
 use crate::programme::store::{self, SegmentStore};
@@ -131,7 +131,7 @@ impl Programmes {
         if !hub.cfg.programme.enabled {
             return;
         }
-        if let Ok(list) = hub.bus.activities() {
+        if let Ok(list) = hub.record.activities() {
             for a in list.into_iter().filter(|a| a.kind == ActivityKind::Livestream && a.state == ActivityState::Live) {
                 let _ = self.ensure(&a.id);
             }
@@ -167,10 +167,10 @@ impl Programmes {
         }
         let start = || {
             let hub = self.shared.hub.get()?.upgrade()?;
-            if !hub.cfg.programme.enabled || hub.bus.home_elsewhere(activity).is_some() {
+            if !hub.cfg.programme.enabled || hub.home_elsewhere(activity).is_some() {
                 return None;
             }
-            let a = hub.bus.activity(activity).ok()??;
+            let a = hub.record.activity(activity).ok()??;
             (a.kind == ActivityKind::Livestream && a.state == ActivityState::Live).then_some(hub)
         };
         let Some(hub) = start() else {
@@ -359,13 +359,13 @@ impl ProgrammeDriver {
                 _ = sleep => {}
                 _ = state_check.tick() => {
                     let Some(hub) = self.hub.upgrade() else { break };
-                    if hub.bus.home_elsewhere(&self.activity).is_some() {
+                    if hub.home_elsewhere(&self.activity).is_some() {
                         // Cluster: the activity's home is another node now; its programme is
                         // made there. Stop as a crash would (the store keeps whole segments).
                         tracing::info!(activity = %self.activity, "programme moved to another node");
                         break;
                     }
-                    let live = hub.bus.activity(&self.activity).ok().flatten().is_some_and(|a| a.state == ActivityState::Live);
+                    let live = hub.record.activity(&self.activity).ok().flatten().is_some_and(|a| a.state == ActivityState::Live);
                     if !live {
                         ended = true;
                     }

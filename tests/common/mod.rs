@@ -2,6 +2,8 @@
 //! and a small websocket client speaking the protocol.
 #![allow(dead_code, missing_docs)]
 
+pub mod services;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +57,7 @@ impl TestHub {
     pub fn token_with(&self, role: Role, name: &str, activity: &str, ttl: i64) -> String {
         let now = now_secs();
         self.hub.keys.mint(&Claims {
-            sub: format!("{}:{name}", role.as_str()),
+            sub: format!("{}:{name}", role.as_str()).into(),
             name: name.into(),
             role,
             act: ActivityId::new(activity).unwrap(),

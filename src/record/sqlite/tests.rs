@@ -1,11 +1,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use futures_util::FutureExt;
-use shangliang_signaling::{Author, Role};
+use shangliang_signaling::{Author, Item, Role};
 use tempfile::TempDir;
 
 use super::*;
+use crate::record::audit::GENESIS_HASH;
 
 fn id(s: &str) -> ActivityId {
     ActivityId::new(s).unwrap()
@@ -34,11 +34,11 @@ fn text_of(item: &Item) -> &str {
 type Seen = Arc<Mutex<Vec<(ActivityId, u64, bool)>>>;
 
 /// A record in a fresh directory whose hook remembers what it saw.
-fn open() -> (TempDir, Record, Seen) {
+fn open() -> (TempDir, SqliteRecord, Seen) {
     let dir = tempfile::tempdir().unwrap();
     let seen: Seen = Default::default();
     let hook_seen = seen.clone();
-    let record = Record::open_sqlite(
+    let record = SqliteRecord::open(
         &dir.path().join("record.sqlite"),
         RecordOptions::default(),
         Box::new(move |a, item, public| {
@@ -52,7 +52,7 @@ fn open() -> (TempDir, Record, Seen) {
     (dir, record, seen)
 }
 
-fn live(record: &Record, name: &str) -> ActivityId {
+async fn live(record: &SqliteRecord, name: &str) -> ActivityId {
     let a = id(name);
     record
         .create_activity(
@@ -61,6 +61,7 @@ fn live(record: &Record, name: &str) -> ActivityId {
             ActivityKind::Livestream,
             ActivityState::Live,
         )
+        .await
         .unwrap();
     a
 }
@@ -68,7 +69,7 @@ fn live(record: &Record, name: &str) -> ActivityId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_get_consecutive_seqs_per_activity() {
     let (_dir, record, seen) = open();
-    let acts = [live(&record, "a"), live(&record, "b")];
+    let acts = [live(&record, "a").await, live(&record, "b").await];
     let mut tasks = Vec::new();
     for t in 0..50 {
         let record = record.clone();
@@ -76,8 +77,7 @@ async fn appends_get_consecutive_seqs_per_activity() {
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..20 {
-                let item = record
-                    .append(&a, comment(&format!("{t}-{i}")), i % 3 != 0)
+                let item = record.append_durable(&a, comment(&format!("{t}-{i}")), i % 3 != 0)
                     .await
                     .unwrap();
                 seqs.push(item.seq.0);
@@ -115,28 +115,27 @@ async fn appends_get_consecutive_seqs_per_activity() {
 #[tokio::test]
 async fn items_come_back_in_range_and_respect_public_only() {
     let (_dir, record, _) = open();
-    let a = live(&record, "a");
-    let other = live(&record, "other");
+    let a = live(&record, "a").await;
+    let other = live(&record, "other").await;
     for i in 1..=10u64 {
         // Odd seqs are public, even ones held for review.
-        record
-            .append(&a, comment(&format!("c{i}")), i % 2 == 1)
+        record.append_durable(&a, comment(&format!("c{i}")), i % 2 == 1)
             .await
             .unwrap();
-        record.append(&other, comment("noise"), true).await.unwrap();
+        record.append_durable(&other, comment("noise"), true).await.unwrap();
     }
     let all = record.items(&a, Seq(3), Seq(7), false).await.unwrap();
     assert_eq!(
-        all.iter().map(|i| i.seq.0).collect::<Vec<_>>(),
-        [3, 4, 5, 6, 7]
+        all.iter().map(|s| (s.item.seq.0, s.public)).collect::<Vec<_>>(),
+        [(3, true), (4, false), (5, true), (6, false), (7, true)]
     );
     assert_eq!(
-        all.iter().map(text_of).collect::<Vec<_>>(),
+        all.iter().map(|s| text_of(&s.item)).collect::<Vec<_>>(),
         ["c3", "c4", "c5", "c6", "c7"]
     );
     let public = record.items(&a, Seq(3), Seq(7), true).await.unwrap();
     assert_eq!(
-        public.iter().map(|i| i.seq.0).collect::<Vec<_>>(),
+        public.iter().map(|s| s.item.seq.0).collect::<Vec<_>>(),
         [3, 5, 7]
     );
     assert!(
@@ -163,44 +162,27 @@ async fn items_come_back_in_range_and_respect_public_only() {
 }
 
 #[tokio::test]
-async fn latest_returns_the_last_n_in_seq_order() {
-    let (_dir, record, _) = open();
-    let a = live(&record, "a");
-    for i in 1..=10u64 {
-        record
-            .append(&a, comment(&format!("c{i}")), i <= 8)
-            .await
-            .unwrap();
-    }
-    let seqs = |v: Vec<Item>| v.iter().map(|i| i.seq.0).collect::<Vec<_>>();
-    assert_eq!(seqs(record.latest(&a, 3, false).await.unwrap()), [8, 9, 10]);
-    assert_eq!(seqs(record.latest(&a, 3, true).await.unwrap()), [6, 7, 8]);
-    assert_eq!(seqs(record.latest(&a, 100, false).await.unwrap()).len(), 10);
-}
-
-#[tokio::test]
 async fn appended_item_carries_seq_time_and_body_as_stored() {
     let (_dir, record, _) = open();
-    let a = live(&record, "a");
-    let before = writer::now_ms();
-    let item = record.append(&a, comment("你好"), true).await.unwrap();
+    let a = live(&record, "a").await;
+    let before = crate::record::now_ms();
+    let item = record.append_durable(&a, comment("你好"), true).await.unwrap();
     assert_eq!(item.seq, Seq(1));
-    assert!(item.ts >= before && item.ts <= writer::now_ms());
-    let hide = record
-        .append(&a, ItemBody::Hide { target: Seq(1) }, true)
+    assert!(item.ts >= before && item.ts <= crate::record::now_ms());
+    let hide = record.append_durable(&a, ItemBody::Hide { target: Seq(1) }, true)
         .await
         .unwrap();
     assert_eq!(hide.seq, Seq(2));
     assert_eq!(
         record.items(&a, Seq(1), Seq(2), false).await.unwrap(),
-        vec![item, hide]
+        vec![StoredItem { item, public: true }, StoredItem { item: hide, public: true }]
     );
 }
 
 #[tokio::test]
 async fn activities_are_created_once_with_an_epoch_javascript_can_hold() {
     let (_dir, record, _) = open();
-    let a = live(&record, "a");
+    let a = live(&record, "a").await;
     let got = record.activity(&a).unwrap().unwrap();
     assert!(got.epoch.0 > 0 && got.epoch.0 < 1 << 31);
     assert_eq!(
@@ -208,7 +190,7 @@ async fn activities_are_created_once_with_an_epoch_javascript_can_hold() {
         (ActivityKind::Livestream, ActivityState::Live, "议题")
     );
     assert!(matches!(
-        record.create_activity(a.clone(), "again", ActivityKind::Room, ActivityState::Scheduled),
+        record.create_activity(a.clone(), "again", ActivityKind::Room, ActivityState::Scheduled).await,
         Err(RecordError::AlreadyExists(x)) if x == a
     ));
     let r = record
@@ -218,6 +200,7 @@ async fn activities_are_created_once_with_an_epoch_javascript_can_hold() {
             ActivityKind::Room,
             ActivityState::Scheduled,
         )
+        .await
         .unwrap();
     assert_eq!(
         record
@@ -233,28 +216,13 @@ async fn activities_are_created_once_with_an_epoch_javascript_can_hold() {
 }
 
 #[tokio::test]
-async fn activity_state_changes_are_stored() {
-    let (_dir, record, _) = open();
-    let a = live(&record, "a");
-    record.set_activity_state(&a, ActivityState::Ended).unwrap();
-    assert_eq!(
-        record.activity(&a).unwrap().unwrap().state,
-        ActivityState::Ended
-    );
-    assert!(matches!(
-        record.set_activity_state(&id("none"), ActivityState::Live),
-        Err(RecordError::NoSuchActivity(_))
-    ));
-}
-
-#[tokio::test]
 async fn append_to_an_unknown_activity_is_refused_alone() {
     let (_dir, record, seen) = open();
-    let a = live(&record, "a");
+    let a = live(&record, "a").await;
     let nobody = id("nobody");
     let (bad, good) = tokio::join!(
-        record.append(&nobody, comment("x"), true),
-        record.append(&a, comment("y"), true)
+        record.append_durable(&nobody, comment("x"), true),
+        record.append_durable(&a, comment("y"), true)
     );
     assert!(matches!(bad, Err(RecordError::NoSuchActivity(_))));
     assert_eq!(good.unwrap().seq, Seq(1));
@@ -264,23 +232,23 @@ async fn append_to_an_unknown_activity_is_refused_alone() {
 #[tokio::test]
 async fn failed_commit_answers_unavailable_and_hands_out_no_seq() {
     let (_dir, record, seen) = open();
-    let a = live(&record, "a");
-    record.append(&a, comment("one"), true).await.unwrap();
+    let a = live(&record, "a").await;
+    record.append_durable(&a, comment("one"), true).await.unwrap();
     record.inner.fail_next_commit.store(true, Ordering::SeqCst);
-    let failed = record.append(&a, comment("lost"), true).await;
+    let failed = record.append_durable(&a, comment("lost"), true).await;
     assert!(
         matches!(failed, Err(RecordError::Unavailable(_))),
         "{failed:?}"
     );
     assert_eq!(record.head(&a).unwrap(), Seq(1));
-    let next = record.append(&a, comment("two"), true).await.unwrap();
+    let next = record.append_durable(&a, comment("two"), true).await.unwrap();
     assert_eq!(
         next.seq,
         Seq(2),
         "the failed append's seq is handed out again"
     );
     assert_eq!(
-        text_of(&record.items(&a, Seq(2), Seq(2), false).await.unwrap()[0]),
+        text_of(&record.items(&a, Seq(2), Seq(2), false).await.unwrap()[0].item),
         "two"
     );
     let hooked: Vec<u64> = seen.lock().unwrap().iter().map(|s| s.1).collect();
@@ -290,12 +258,12 @@ async fn failed_commit_answers_unavailable_and_hands_out_no_seq() {
 #[tokio::test]
 async fn append_errors_instead_of_hanging_once_the_writer_is_gone() {
     let (_dir, record, _) = open();
-    let a = live(&record, "a");
+    let a = live(&record, "a").await;
     let crash = record.call(Op::Crash).await;
     assert!(matches!(crash, Err(RecordError::Unavailable(_))));
     let after = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        record.append(&a, comment("x"), true),
+        record.append_durable(&a, comment("x"), true),
     )
     .await
     .expect("append must not hang");
@@ -306,6 +274,7 @@ async fn append_errors_instead_of_hanging_once_the_writer_is_gone() {
     assert!(
         record
             .create_activity(id("b"), "t", ActivityKind::Room, ActivityState::Live)
+            .await
             .is_err()
     );
 }
@@ -318,7 +287,7 @@ async fn a_full_queue_refuses_with_overloaded() {
     let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let release_rx = Mutex::new(release_rx);
-    let record = Record::open_sqlite(
+    let record = SqliteRecord::open(
         &dir.path().join("r.sqlite"),
         RecordOptions::default(),
         Box::new(move |_, item, _| {
@@ -329,35 +298,33 @@ async fn a_full_queue_refuses_with_overloaded() {
         }),
     )
     .unwrap();
-    let a = live(&record, "a");
+    let a = live(&record, "a").await;
     let first = tokio::spawn({
         let (record, a) = (record.clone(), a.clone());
-        async move { record.append(&a, comment("first"), true).await }
+        async move { record.append_durable(&a, comment("first"), true).await }
     });
     entered_rx.recv().unwrap();
-    // Polling once queues the request; dropping the future leaves it queued.
+    // An append is queued at once; nobody waits for these answers.
     for _ in 0..QUEUE_CAPACITY {
-        assert!(
-            record
-                .append(&a, comment("q"), true)
-                .now_or_never()
-                .is_none()
-        );
+        record.append(&a, comment("q"), true, Box::new(|_| {}));
     }
-    let over = record
-        .append(&a, comment("one too many"), true)
-        .now_or_never();
-    assert!(
-        matches!(over, Some(Err(RecordError::Overloaded))),
-        "{over:?}"
+    // The refusal is answered at once, on this thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    record.append(
+        &a,
+        comment("one too many"),
+        true,
+        Box::new(move |r| tx.send(r).unwrap()),
     );
+    let over = rx.try_recv().expect("answered at once");
+    assert!(matches!(over, Err(RecordError::Overloaded)), "{over:?}");
     release_tx.send(()).unwrap();
     assert_eq!(first.await.unwrap().unwrap().seq, Seq(1));
     // The queued ones are stored although nobody waited for their answers. The writer drains
     // the full queue in batches; until it has room again, a new append is refused as overloaded.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let last = loop {
-        match record.append(&a, comment("last"), true).await {
+        match record.append_durable(&a, comment("last"), true).await {
             Err(RecordError::Overloaded) if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
@@ -370,46 +337,47 @@ async fn a_full_queue_refuses_with_overloaded() {
 #[tokio::test]
 async fn a_panicking_hook_does_not_stop_the_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let record = Record::open_sqlite(
+    let record = SqliteRecord::open(
         &dir.path().join("r.sqlite"),
         RecordOptions::default(),
         Box::new(|_, item, _| assert!(item.seq != Seq(1), "hook fails on purpose")),
     )
     .unwrap();
-    let a = live(&record, "a");
+    let a = live(&record, "a").await;
     assert_eq!(
-        record.append(&a, comment("x"), true).await.unwrap().seq,
+        record.append_durable(&a, comment("x"), true).await.unwrap().seq,
         Seq(1)
     );
     assert_eq!(
-        record.append(&a, comment("y"), true).await.unwrap().seq,
+        record.append_durable(&a, comment("y"), true).await.unwrap().seq,
         Seq(2)
     );
 }
 
-fn audit(a: &ActivityId, idx: u64, prev_hash: AuditHash) -> AuditEntry {
+/// The entry at position `index` (from 0) whose chain link is `prev_hash`; its own hash is
+/// `index + 1` repeated (the record checks links, not what was hashed).
+fn audit(index: u64, prev_hash: [u8; 32]) -> AuditEntry {
     AuditEntry {
-        activity: a.clone(),
-        idx,
-        ts_ms: 1_700_000_000_000 + idx,
+        index,
+        at_ms: 1_700_000_000_000 + index,
         actor: "mod-1".into(),
-        action: "hide_comment".into(),
-        target: Some(idx.to_string()),
-        detail: None,
-        reason: (idx == 1).then(|| "off topic".into()),
-        prev_hash,
-        hash: [idx as u8; 32],
+        action: "comment_hidden".into(),
+        target: format!("#{index}"),
+        detail: String::new(),
+        reason: (index == 0).then(|| "off topic".into()),
+        prev_hash: hex::encode(prev_hash),
+        hash: hex::encode([index as u8 + 1; 32]),
     }
 }
 
 #[tokio::test]
 async fn audit_entries_come_back_in_order() {
     let (_dir, record, _) = open();
-    let a = live(&record, "a");
-    let e1 = audit(&a, 1, GENESIS_HASH);
-    let e2 = audit(&a, 2, e1.hash);
-    record.append_audit(e1.clone()).await.unwrap();
-    record.append_audit(e2.clone()).await.unwrap();
+    let a = live(&record, "a").await;
+    let e1 = audit(0, GENESIS_HASH);
+    let e2 = audit(1, [1; 32]);
+    record.append_audit(&a, &e1).await.unwrap();
+    record.append_audit(&a, &e2).await.unwrap();
     assert_eq!(record.audit_log(&a).await.unwrap(), vec![e1, e2]);
     assert!(record.audit_log(&id("other")).await.unwrap().is_empty());
 }
@@ -417,8 +385,8 @@ async fn audit_entries_come_back_in_order() {
 #[tokio::test]
 async fn audit_entry_that_does_not_continue_the_chain_is_refused() {
     let (_dir, record, _) = open();
-    let a = live(&record, "a");
-    let first_wrong = record.append_audit(audit(&a, 2, GENESIS_HASH)).await;
+    let a = live(&record, "a").await;
+    let first_wrong = record.append_audit(&a, &audit(1, GENESIS_HASH)).await;
     assert!(matches!(
         first_wrong,
         Err(RecordError::AuditOutOfOrder {
@@ -426,9 +394,9 @@ async fn audit_entry_that_does_not_continue_the_chain_is_refused() {
             ..
         })
     ));
-    let e1 = audit(&a, 1, GENESIS_HASH);
-    record.append_audit(e1.clone()).await.unwrap();
-    let bad_prev = record.append_audit(audit(&a, 2, [9; 32])).await;
+    let e1 = audit(0, GENESIS_HASH);
+    record.append_audit(&a, &e1).await.unwrap();
+    let bad_prev = record.append_audit(&a, &audit(1, [9; 32])).await;
     assert!(matches!(
         bad_prev,
         Err(RecordError::AuditOutOfOrder {
@@ -436,7 +404,7 @@ async fn audit_entry_that_does_not_continue_the_chain_is_refused() {
             ..
         })
     ));
-    let replay = record.append_audit(e1.clone()).await;
+    let replay = record.append_audit(&a, &e1).await;
     assert!(matches!(
         replay,
         Err(RecordError::AuditOutOfOrder {
@@ -444,9 +412,7 @@ async fn audit_entry_that_does_not_continue_the_chain_is_refused() {
             ..
         })
     ));
-    let unknown = record
-        .append_audit(audit(&id("none"), 1, GENESIS_HASH))
-        .await;
+    let unknown = record.append_audit(&id("none"), &audit(0, GENESIS_HASH)).await;
     assert!(matches!(unknown, Err(RecordError::NoSuchActivity(_))));
     assert_eq!(record.audit_log(&a).await.unwrap(), vec![e1]);
 }
@@ -454,13 +420,13 @@ async fn audit_entry_that_does_not_continue_the_chain_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hook_sees_an_item_before_its_append_is_answered() {
     let (_dir, record, seen) = open();
-    let a = live(&record, "a");
+    let a = live(&record, "a").await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (record, a, seen) = (record.clone(), a.clone(), seen.clone());
             tokio::spawn(async move {
                 for _ in 0..10 {
-                    let item = record.append(&a, comment("x"), false).await.unwrap();
+                    let item = record.append_durable(&a, comment("x"), false).await.unwrap();
                     let hooked = seen
                         .lock()
                         .unwrap()
@@ -478,28 +444,28 @@ async fn hook_sees_an_item_before_its_append_is_answered() {
 #[tokio::test]
 async fn a_second_writer_on_the_same_file_cannot_duplicate_a_seq() {
     let (dir, r1, _) = open();
-    let r2 = Record::open_sqlite(
+    let r2 = SqliteRecord::open(
         &dir.path().join("record.sqlite"),
         RecordOptions::default(),
         Box::new(|_, _, _| {}),
     )
     .unwrap();
-    let a = live(&r1, "a");
-    assert_eq!(r1.append(&a, comment("1"), true).await.unwrap().seq, Seq(1));
-    assert_eq!(r2.append(&a, comment("2"), true).await.unwrap().seq, Seq(2));
+    let a = live(&r1, "a").await;
+    assert_eq!(r1.append_durable(&a, comment("1"), true).await.unwrap().seq, Seq(1));
+    assert_eq!(r2.append_durable(&a, comment("2"), true).await.unwrap().seq, Seq(2));
     // r1 still believes the head is 1: its batch collides on the primary key and fails whole.
-    let collided = r1.append(&a, comment("dup"), true).await;
+    let collided = r1.append_durable(&a, comment("dup"), true).await;
     assert!(
         matches!(collided, Err(RecordError::Unavailable(_))),
         "{collided:?}"
     );
-    assert_eq!(r1.append(&a, comment("3"), true).await.unwrap().seq, Seq(3));
+    assert_eq!(r1.append_durable(&a, comment("3"), true).await.unwrap().seq, Seq(3));
     let texts: Vec<String> = r1
         .items(&a, Seq(1), Seq(9), false)
         .await
         .unwrap()
         .iter()
-        .map(|i| text_of(i).to_owned())
+        .map(|s| text_of(&s.item).to_owned())
         .collect();
     assert_eq!(texts, ["1", "2", "3"]);
 }

@@ -12,9 +12,9 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use shangliang_signaling::{ActivityId, Epoch, Item, Seq};
 
-use super::audit::{AuditEntry, AuditHash};
 use super::schema::open_reader;
-use super::{Activity, RecordError};
+use crate::record::audit::{AuditHash, AuditRow};
+use crate::record::{Activity, RecordError, StoredItem};
 
 pub(super) struct ReadPool {
     conns: Vec<Mutex<Connection>>,
@@ -120,9 +120,9 @@ pub(super) fn items(
     from: Seq,
     to: Seq,
     public_only: bool,
-) -> Result<Vec<Item>, RecordError> {
+) -> Result<Vec<StoredItem>, RecordError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT body FROM items WHERE activity = ?1 AND seq BETWEEN ?2 AND ?3 \
+        "SELECT public, body FROM items WHERE activity = ?1 AND seq BETWEEN ?2 AND ?3 \
          AND (public = 1 OR ?4 = 0) ORDER BY seq",
     )?;
     let mut rows = stmt.query(params![
@@ -133,31 +133,10 @@ pub(super) fn items(
     ])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(decode_item(
-            row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?,
-        )?);
+        let public: bool = row.get(0)?;
+        let item = decode_item(row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?)?;
+        out.push(StoredItem { item, public });
     }
-    Ok(out)
-}
-
-pub(super) fn latest(
-    conn: &Connection,
-    id: &ActivityId,
-    n: usize,
-    public_only: bool,
-) -> Result<Vec<Item>, RecordError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT body FROM items WHERE activity = ?1 AND (public = 1 OR ?2 = 0) \
-         ORDER BY seq DESC LIMIT ?3",
-    )?;
-    let mut rows = stmt.query(params![id.as_str(), public_only, sql_int(n as u64)])?;
-    let mut out = Vec::with_capacity(n.min(1024));
-    while let Some(row) = rows.next()? {
-        out.push(decode_item(
-            row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?,
-        )?);
-    }
-    out.reverse();
     Ok(out)
 }
 
@@ -171,16 +150,13 @@ fn hash_from_blob(v: Vec<u8>) -> rusqlite::Result<AuditHash> {
     })
 }
 
-pub(super) fn audit_log(
-    conn: &Connection,
-    id: &ActivityId,
-) -> Result<Vec<AuditEntry>, RecordError> {
+pub(super) fn audit_log(conn: &Connection, id: &ActivityId) -> Result<Vec<AuditRow>, RecordError> {
     let mut stmt = conn.prepare_cached(
         "SELECT idx, ts_ms, actor, action, target, reason, prev_hash, hash, detail \
          FROM audit_log WHERE activity = ?1 ORDER BY idx",
     )?;
     let rows = stmt.query_map([id.as_str()], |r| {
-        Ok(AuditEntry {
+        Ok(AuditRow {
             activity: id.clone(),
             idx: get_u64(r, 0)?,
             ts_ms: get_u64(r, 1)?,
@@ -210,7 +186,7 @@ pub(super) fn audit_head(
     .optional()
 }
 
-/// The stored summary JSON and audit head of an activity, if any.
+/// The stored moderation checkpoint of an activity, if any.
 pub(super) fn checkpoint(conn: &Connection, id: &ActivityId) -> Result<Option<String>, RecordError> {
     Ok(conn
         .prepare_cached("SELECT state FROM summaries WHERE activity = ?1")?
@@ -219,6 +195,7 @@ pub(super) fn checkpoint(conn: &Connection, id: &ActivityId) -> Result<Option<St
         .flatten())
 }
 
+/// The stored summary JSON and audit head of an activity, if any.
 pub(super) fn summary(conn: &Connection, id: &ActivityId) -> Result<Option<(String, String)>, RecordError> {
     Ok(conn
         .prepare_cached("SELECT json, audit_head FROM summaries WHERE activity = ?1")?

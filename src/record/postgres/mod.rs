@@ -1,12 +1,29 @@
-//! The cluster record: activities and every item of their topics in PostgreSQL, shared by all
-//! hub nodes. **PostgreSQL is the sequencer** in cluster mode (see `src/bus/mod.rs` for why).
+//! The cluster's [`Record`]: activities, every item of their topics, the audit log, summaries
+//! and checkpoints in PostgreSQL, shared by all hub nodes. **PostgreSQL is the sequencer** in
+//! cluster mode, and the fence of each activity's moderation is a PostgreSQL advisory lock.
 //!
 //! # Contract
-//! An [`PgRecord::append`] that answers `Ok(item)` is committed in PostgreSQL (durable before
-//! the poster is acknowledged) and has been handed to the commit hook. Per activity, seqs are
-//! `1, 2, 3 ...` with no gap and no repeat, whichever node appended them: the seq comes from
+//! An append answered `Ok(item)` is committed in PostgreSQL (durable before the poster is
+//! acknowledged) and has been handed to the commit hook. Per activity, seqs are `1, 2, 3 ...`
+//! with no gap and no repeat, whichever node appended them: the seq comes from
 //! `UPDATE activities SET head = head + n ... RETURNING head` in the same transaction as the
 //! item rows, so the row lock on the activity orders concurrent writers of all nodes.
+//!
+//! # Why PostgreSQL and not JetStream sequences
+//! The seq must be identical on every node, dense, and durable before the poster's ack; the
+//! history must be in PostgreSQL for resume and export. With JetStream as the sequencer an item
+//! is made durable twice (stream, then a copy into PostgreSQL by every node or a writer) and the
+//! two can disagree during a PostgreSQL outage. With PostgreSQL as the sequencer there is one
+//! durable truth; NATS (`crate::bus`) carries only notifications, so losing NATS costs latency
+//! (gaps are healed from here within ~0.5 s), never data. The cost: one PostgreSQL transaction
+//! per group of appends per node (group commit amortises it), well within the comment rates a
+//! consultation sees (thousands per second).
+//!
+//! # The catalogue
+//! [`Record::activities`], [`Record::activity`] and [`Record::head`] answer from a copy of the
+//! `activities` table that [`Record::catalogue`] re-reads (the cluster calls it every tick), so
+//! they never wait on the network: at most a tick old. An activity created through this node is
+//! in it at once.
 //!
 //! # The writer (one task per node)
 //! ```text
@@ -25,20 +42,24 @@
 //! it may have been stored: the poster is told "not accepted" and the item still appears. The
 //! reverse (an acknowledged item lost) cannot happen.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use shangliang_signaling::consult::AuditEntry;
 use shangliang_signaling::{ActivityId, Epoch, Item, ItemBody, Seq};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 
-use super::{Activity, ActivityKind, ActivityState, AuditEntry, CommitHook, GENESIS_HASH, RecordError};
+use super::audit::{AuditRow, GENESIS_HASH};
+use super::{
+    Activity, ActivityKind, ActivityState, AppendDone, CommitHook, Fence, QUEUE_CAPACITY, Record,
+    RecordError, StoredItem, now_ms,
+};
 
 /// Most appends committed in one transaction.
 const MAX_BATCH: usize = 1024;
-/// Appends that may wait for the writer before new ones are refused.
-const QUEUE_CAPACITY: usize = 65_536;
 /// How long a connection attempt or one statement may take before the database is called
 /// unavailable.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
@@ -127,7 +148,24 @@ struct AppendReq {
     activity: ActivityId,
     body: ItemBody,
     public: bool,
-    reply: oneshot::Sender<Result<Item, RecordError>>,
+    done: AppendDone,
+}
+
+/// The PostgreSQL advisory lock key of an activity's moderation fence: 8 bytes of SHA-256,
+/// stable everywhere (`SELECT * FROM pg_locks WHERE locktype = 'advisory'` shows who holds it).
+pub fn fence_key(activity: &ActivityId) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest([b"shangliang-home\0".as_slice(), activity.as_str().as_bytes()].concat());
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+/// The `activities` table as last read, with the health of the last read.
+#[derive(Default)]
+struct Catalogue {
+    activities: Vec<Activity>,
+    heads: HashMap<ActivityId, Seq>,
+    /// `None` while the last read worked; else its error.
+    error: Option<String>,
 }
 
 /// Handle to the PostgreSQL record. Cheap to clone.
@@ -142,17 +180,18 @@ struct PgInner {
     /// one connection serves every concurrent reader.
     reader: Mutex<Option<Arc<Client>>>,
     tx: mpsc::Sender<AppendReq>,
+    catalogue: RwLock<Catalogue>,
     /// The connection that holds this node's activity locks (session-level advisory locks:
     /// released by PostgreSQL when the connection or the node dies), and how many times it
     /// has been (re)connected: locks taken under an older generation are gone.
     locker: tokio::sync::Mutex<Option<Client>>,
-    lock_generation: std::sync::atomic::AtomicU64,
+    lock_generation: AtomicU64,
 }
 
 impl PgRecord {
-    /// Connects, creates the schema if needed and starts the writer task. Fails if the
-    /// database cannot be reached now (a node refuses to start blind); later outages are
-    /// survived by reconnecting.
+    /// Connects, creates the schema if needed, reads the catalogue and starts the writer task
+    /// (on the current runtime). Fails if the database cannot be reached now (a node refuses
+    /// to start blind); later outages are survived by reconnecting.
     pub async fn connect(url: &str, on_commit: CommitHook) -> Result<PgRecord, RecordError> {
         let client = connect(url).await?;
         timed(client.batch_execute(SCHEMA)).await?;
@@ -164,22 +203,32 @@ impl PgRecord {
             on_commit,
         };
         tokio::spawn(writer.run());
-        Ok(PgRecord {
+        let record = PgRecord {
             inner: Arc::new(PgInner {
                 url: url.to_owned(),
                 reader: Mutex::new(None),
                 tx,
+                catalogue: RwLock::new(Catalogue::default()),
                 locker: tokio::sync::Mutex::new(None),
-                lock_generation: std::sync::atomic::AtomicU64::new(0),
+                lock_generation: AtomicU64::new(0),
             }),
-        })
+        };
+        record.catalogue().await?;
+        Ok(record)
+    }
+
+    fn read_catalogue(&self) -> std::sync::RwLockReadGuard<'_, Catalogue> {
+        self.inner.catalogue.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_catalogue(&self) -> std::sync::RwLockWriteGuard<'_, Catalogue> {
+        self.inner.catalogue.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes the exclusive lock named `key` for this node if nobody holds it: `Ok(Some(gen))`
     /// with the lock connection's generation, `Ok(None)` if another node holds it. The lock
     /// lives as long as the lock connection (see [`PgRecord::lock_generation`]).
-    pub async fn try_lock(&self, key: i64) -> Result<Option<u64>, RecordError> {
-        use std::sync::atomic::Ordering;
+    async fn try_lock(&self, key: i64) -> Result<Option<u64>, RecordError> {
         let mut guard = self.inner.locker.lock().await;
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
             *guard = Some(connect(&self.inner.url).await?);
@@ -193,8 +242,7 @@ impl PgRecord {
 
     /// Releases a lock taken with [`PgRecord::try_lock`] under generation `generation` (a
     /// lock of an older generation went with its connection).
-    pub async fn unlock(&self, key: i64, generation: u64) {
-        use std::sync::atomic::Ordering;
+    async fn unlock(&self, key: i64, generation: u64) {
         let guard = self.inner.locker.lock().await;
         if self.inner.lock_generation.load(Ordering::SeqCst) != generation {
             return;
@@ -206,8 +254,7 @@ impl PgRecord {
 
     /// The lock connection's generation now, or `u64::MAX` if it is closed (every lock is
     /// gone).
-    pub fn lock_generation(&self) -> u64 {
-        use std::sync::atomic::Ordering;
+    fn lock_generation(&self) -> u64 {
         match self.inner.locker.try_lock() {
             Ok(g) if g.as_ref().is_none_or(|c| c.is_closed()) => u64::MAX,
             _ => self.inner.lock_generation.load(Ordering::SeqCst),
@@ -226,56 +273,8 @@ impl PgRecord {
         Ok(c)
     }
 
-    /// Appends an item: the writer gives it the activity's next seq, commits, hands it to the
-    /// commit hook, then answers. See the module docs.
-    pub async fn append(
-        &self,
-        activity: &ActivityId,
-        body: ItemBody,
-        public: bool,
-    ) -> Result<Item, RecordError> {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .try_send(AppendReq {
-                activity: activity.clone(),
-                body,
-                public,
-                reply,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => RecordError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => unavailable("the writer task has stopped"),
-            })?;
-        rx.await
-            .map_err(|_| unavailable("the writer task has stopped"))?
-    }
-
-    /// Creates an activity with a fresh random epoch (shared by every node, since it lives
-    /// here). `Err(AlreadyExists)` if the id is taken.
-    pub async fn create_activity(
-        &self,
-        id: ActivityId,
-        title: &str,
-        kind: ActivityKind,
-        state: ActivityState,
-    ) -> Result<Activity, RecordError> {
-        let a = Activity::fresh(id, title, kind, state);
-        let c = self.reader().await?;
-        let n = timed(c.execute(
-            "INSERT INTO activities (id, title, kind, state, epoch, created_ms) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (id) DO NOTHING",
-            &[&a.id.as_str(), &a.title, &a.kind.as_str(), &a.state.as_str(), &i64::from(a.epoch.0), &(a.created_ms as i64)],
-        ))
-        .await?;
-        if n == 0 {
-            return Err(RecordError::AlreadyExists(a.id));
-        }
-        Ok(a)
-    }
-
-    /// Every activity with its head (last committed seq), oldest first.
-    pub async fn activities(&self) -> Result<Vec<(Activity, Seq)>, RecordError> {
+    /// Every activity with its head (last committed seq), oldest first, read now.
+    async fn read_activities(&self) -> Result<Vec<(Activity, Seq)>, RecordError> {
         let c = self.reader().await?;
         let rows = timed(c.query(
             "SELECT id, title, kind, state, epoch, created_ms, head FROM activities ORDER BY created_ms, id",
@@ -306,15 +305,117 @@ impl PgRecord {
             })
             .collect()
     }
+}
 
-    /// The items with `from <= seq <= to`, in seq order; only public ones if `public_only`.
-    pub async fn items(
+#[async_trait::async_trait]
+impl Record for PgRecord {
+    /// Shared by every node, since it lives here; in this node's catalogue at once, in the
+    /// others' within a tick.
+    async fn create_activity(
+        &self,
+        id: ActivityId,
+        title: &str,
+        kind: ActivityKind,
+        state: ActivityState,
+    ) -> Result<Activity, RecordError> {
+        let a = Activity::fresh(id, title, kind, state);
+        let c = self.reader().await?;
+        let n = timed(c.execute(
+            "INSERT INTO activities (id, title, kind, state, epoch, created_ms) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO NOTHING",
+            &[&a.id.as_str(), &a.title, &a.kind.as_str(), &a.state.as_str(), &i64::from(a.epoch.0), &(a.created_ms as i64)],
+        ))
+        .await?;
+        if n == 0 {
+            return Err(RecordError::AlreadyExists(a.id));
+        }
+        let mut cat = self.write_catalogue();
+        if !cat.activities.iter().any(|x| x.id == a.id) {
+            cat.activities.push(a.clone());
+            cat.heads.insert(a.id.clone(), Seq(0));
+        }
+        Ok(a)
+    }
+
+    /// In this node's catalogue at once, in the others' within a tick.
+    async fn set_activity_state(&self, id: &ActivityId, state: ActivityState) -> Result<(), RecordError> {
+        let c = self.reader().await?;
+        let n = timed(c.execute(
+            "UPDATE activities SET state = $2 WHERE id = $1",
+            &[&id.as_str(), &state.as_str()],
+        ))
+        .await?;
+        if n == 0 {
+            return Err(RecordError::NoSuchActivity(id.clone()));
+        }
+        if let Some(a) = self.write_catalogue().activities.iter_mut().find(|a| a.id == *id) {
+            a.state = state;
+        }
+        Ok(())
+    }
+
+    fn activities(&self) -> Result<Vec<Activity>, RecordError> {
+        Ok(self.read_catalogue().activities.clone())
+    }
+
+    fn activity(&self, id: &ActivityId) -> Result<Option<Activity>, RecordError> {
+        Ok(self.read_catalogue().activities.iter().find(|a| a.id == *id).cloned())
+    }
+
+    fn head(&self, id: &ActivityId) -> Result<Seq, RecordError> {
+        Ok(self.read_catalogue().heads.get(id).copied().unwrap_or_default())
+    }
+
+    async fn catalogue(&self) -> Result<Vec<(Activity, Seq)>, RecordError> {
+        match self.read_activities().await {
+            Ok(list) => {
+                let mut cat = self.write_catalogue();
+                cat.activities = list.iter().map(|(a, _)| a.clone()).collect();
+                cat.heads = list.iter().map(|(a, h)| (a.id.clone(), *h)).collect();
+                cat.error = None;
+                Ok(list)
+            }
+            Err(e) => {
+                self.write_catalogue().error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn health(&self) -> Result<(), String> {
+        match &self.read_catalogue().error {
+            None => Ok(()),
+            Some(e) => Err(e.clone()),
+        }
+    }
+
+    /// The writer gives the item the activity's next seq, commits, hands it to the commit hook,
+    /// then answers. See the module docs.
+    fn append(&self, activity: &ActivityId, body: ItemBody, public: bool, done: AppendDone) {
+        let req = AppendReq {
+            activity: activity.clone(),
+            body,
+            public,
+            done,
+        };
+        if let Err(e) = self.inner.tx.try_send(req) {
+            let (why, req) = match e {
+                mpsc::error::TrySendError::Full(r) => (RecordError::Overloaded, r),
+                mpsc::error::TrySendError::Closed(r) => {
+                    (unavailable("the writer task has stopped"), r)
+                }
+            };
+            (req.done)(Err(why));
+        }
+    }
+
+    async fn items(
         &self,
         activity: &ActivityId,
         from: Seq,
         to: Seq,
         public_only: bool,
-    ) -> Result<Vec<(Item, bool)>, RecordError> {
+    ) -> Result<Vec<StoredItem>, RecordError> {
         let c = self.reader().await?;
         let rows = timed(c.query(
             "SELECT seq, ts, public, body FROM items
@@ -334,27 +435,30 @@ impl PgRecord {
                 let body: &str = r.get(3);
                 let body = serde_json::from_str(body)
                     .map_err(|e| RecordError::Corrupt(format!("item {activity}/{seq}: {e}")))?;
-                Ok((
-                    Item {
+                Ok(StoredItem {
+                    item: Item {
                         seq: Seq(seq as u64),
                         ts: ts as u64,
                         body,
                     },
-                    r.get(2),
-                ))
+                    public: r.get(2),
+                })
             })
             .collect()
     }
-}
 
-impl PgRecord {
     /// Appends a moderator action to its activity's audit log; answers once committed. The
     /// chain is checked by the database in the same statement: the row is inserted only if
     /// `idx - 1` holds `prev_hash` (genesis for idx 1), and the primary key refuses a second
     /// entry at one idx. So two nodes that both believe they run an activity's moderation
     /// (a moment of disagreement about ownership) cannot fork the chain: the second write is
     /// refused with `AuditOutOfOrder`.
-    pub async fn append_audit(&self, e: AuditEntry) -> Result<(), RecordError> {
+    async fn append_audit(
+        &self,
+        activity: &ActivityId,
+        entry: &AuditEntry,
+    ) -> Result<(), RecordError> {
+        let e = AuditRow::from_entry(activity, entry)?;
         let c = self.reader().await?;
         let idx = e.idx.min(i64::MAX as u64) as i64;
         let res = timed(c.execute(
@@ -366,7 +470,7 @@ impl PgRecord {
                            WHERE activity = $1::TEXT AND idx = $2::BIGINT - 1 AND hash = $9::BYTEA)
              ON CONFLICT (activity, idx) DO NOTHING",
             &[
-                &e.activity.as_str(),
+                &activity.as_str(),
                 &idx,
                 &(e.ts_ms.min(i64::MAX as u64) as i64),
                 &e.actor,
@@ -385,18 +489,18 @@ impl PgRecord {
         }
         let row = timed(c.query_one(
             "SELECT COALESCE(MAX(idx), 0) FROM audit_log WHERE activity = $1",
-            &[&e.activity.as_str()],
+            &[&activity.as_str()],
         ))
         .await?;
         let last: i64 = row.get(0);
         Err(RecordError::AuditOutOfOrder {
-            activity: e.activity,
+            activity: activity.clone(),
             expected_idx: last as u64 + 1,
         })
     }
 
     /// An activity's audit log, in idx order.
-    pub async fn audit_log(&self, activity: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
+    async fn audit_log(&self, activity: &ActivityId) -> Result<Vec<AuditEntry>, RecordError> {
         let c = self.reader().await?;
         let rows = timed(c.query(
             "SELECT idx, ts_ms, actor, action, target, detail, reason, prev_hash, hash
@@ -413,7 +517,7 @@ impl PgRecord {
             .map(|r| {
                 let idx: i64 = r.get(0);
                 let ts: i64 = r.get(1);
-                Ok(AuditEntry {
+                Ok(AuditRow {
                     activity: activity.clone(),
                     idx: idx.max(0) as u64,
                     ts_ms: ts.max(0) as u64,
@@ -424,14 +528,15 @@ impl PgRecord {
                     reason: r.get(6),
                     prev_hash: hash(r.get(7), idx)?,
                     hash: hash(r.get(8), idx)?,
-                })
+                }
+                .into_entry())
             })
             .collect()
     }
 
     /// Stores the latest session summary of an activity with the audit head it was made at
     /// and the moderation state's checkpoint.
-    pub async fn put_summary(
+    async fn put_summary(
         &self,
         activity: &ActivityId,
         json: String,
@@ -449,7 +554,7 @@ impl PgRecord {
     }
 
     /// The moderation state's latest checkpoint of an activity.
-    pub async fn checkpoint(&self, activity: &ActivityId) -> Result<Option<String>, RecordError> {
+    async fn checkpoint(&self, activity: &ActivityId) -> Result<Option<String>, RecordError> {
         let c = self.reader().await?;
         let row = timed(c.query_opt(
             "SELECT state FROM summaries WHERE activity = $1",
@@ -460,7 +565,7 @@ impl PgRecord {
     }
 
     /// The latest stored summary JSON and audit chain head of an activity.
-    pub async fn summary(
+    async fn summary(
         &self,
         activity: &ActivityId,
     ) -> Result<Option<(String, String)>, RecordError> {
@@ -471,6 +576,19 @@ impl PgRecord {
         ))
         .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn fence(&self, activity: &ActivityId) -> Result<Option<Fence>, RecordError> {
+        let key = fence_key(activity);
+        Ok(self.try_lock(key).await?.map(|generation| Fence { key, generation }))
+    }
+
+    async fn unfence(&self, fence: Fence) {
+        self.unlock(fence.key, fence.generation).await;
+    }
+
+    fn fence_held(&self, fence: Fence) -> bool {
+        self.lock_generation() == fence.generation
     }
 }
 
@@ -498,53 +616,64 @@ impl PgWriterDriver {
 
     async fn handle_batch(&mut self, batch: Vec<AppendReq>) {
         // Group by activity, in id order (every node locks activity rows in the same order).
-        let mut groups: BTreeMap<ActivityId, Vec<AppendReq>> = BTreeMap::new();
+        // The answers are kept apart from the rows: they are not `Sync`, and the rows are
+        // borrowed across the transaction's awaits.
+        let mut groups: BTreeMap<ActivityId, Vec<(ItemBody, bool)>> = BTreeMap::new();
+        let mut dones: BTreeMap<ActivityId, Vec<AppendDone>> = BTreeMap::new();
         for r in batch {
-            groups.entry(r.activity.clone()).or_default().push(r);
+            groups.entry(r.activity.clone()).or_default().push((r.body, r.public));
+            dones.entry(r.activity).or_default().push(r.done);
         }
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             self.client = None;
             match connect(&self.url).await {
                 Ok(c) => self.client = Some(c),
-                Err(e) => return fail_all(groups, &e.to_string()),
+                Err(e) => return fail_all(dones, &e.to_string()),
             }
         }
         let client = self.client.as_mut().expect("connected above");
         let ts = now_ms();
         match commit_batch(client, &groups, ts).await {
             Ok(firsts) => {
-                for (activity, reqs) in groups {
+                for ((activity, rows), (_, dones)) in groups.into_iter().zip(dones) {
                     let Some(first) = firsts.get(&activity).copied() else {
-                        for r in reqs {
-                            let _ = r
-                                .reply
-                                .send(Err(RecordError::NoSuchActivity(activity.clone())));
+                        for done in dones {
+                            done(Err(RecordError::NoSuchActivity(activity.clone())));
                         }
                         continue;
                     };
-                    for (i, r) in reqs.into_iter().enumerate() {
-                        let item = Item {
-                            seq: Seq(first + i as u64),
-                            ts,
-                            body: r.body,
-                        };
-                        (self.on_commit)(&activity, &item, r.public);
-                        let _ = r.reply.send(Ok(item));
+                    // Every item of the batch reaches the hook before any append is answered,
+                    // as in the SQLite writer.
+                    let items: Vec<Item> = rows
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (body, public))| {
+                            let item = Item {
+                                seq: Seq(first + i as u64),
+                                ts,
+                                body,
+                            };
+                            (self.on_commit)(&activity, &item, public);
+                            item
+                        })
+                        .collect();
+                    for (item, done) in items.into_iter().zip(dones) {
+                        done(Ok(item));
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!("record commit failed: {e}");
                 self.client = None;
-                fail_all(groups, &e.to_string());
+                fail_all(dones, &e.to_string());
             }
         }
     }
 }
 
-fn fail_all(groups: BTreeMap<ActivityId, Vec<AppendReq>>, why: &str) {
-    for r in groups.into_values().flatten() {
-        let _ = r.reply.send(Err(RecordError::Unavailable(why.to_owned())));
+fn fail_all(dones: BTreeMap<ActivityId, Vec<AppendDone>>, why: &str) {
+    for done in dones.into_values().flatten() {
+        done(Err(RecordError::Unavailable(why.to_owned())));
     }
 }
 
@@ -552,7 +681,7 @@ fn fail_all(groups: BTreeMap<ActivityId, Vec<AppendReq>>, why: &str) {
 /// exists (absent: no such activity, nothing stored for it).
 async fn commit_batch(
     client: &mut Client,
-    groups: &BTreeMap<ActivityId, Vec<AppendReq>>,
+    groups: &BTreeMap<ActivityId, Vec<(ItemBody, bool)>>,
     ts: u64,
 ) -> Result<BTreeMap<ActivityId, u64>, RecordError> {
     let tx = timed(client.transaction()).await?;
@@ -568,10 +697,10 @@ async fn commit_batch(
         let head: i64 = row.get(0);
         let first = head - n + 1;
         let seqs: Vec<i64> = (first..=head).collect();
-        let publics: Vec<bool> = reqs.iter().map(|r| r.public).collect();
+        let publics: Vec<bool> = reqs.iter().map(|(_, public)| *public).collect();
         let bodies: Vec<String> = reqs
             .iter()
-            .map(|r| serde_json::to_string(&r.body).expect("item bodies serialize"))
+            .map(|(body, _)| serde_json::to_string(body).expect("item bodies serialize"))
             .collect();
         timed(tx.execute(
             "INSERT INTO items (activity, seq, ts, public, body)
@@ -583,10 +712,4 @@ async fn commit_batch(
     }
     timed(tx.commit()).await?;
     Ok(firsts)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

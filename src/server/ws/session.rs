@@ -1,8 +1,20 @@
 //! One websocket connection: authenticate, then serve subscriptions and posts.
 //!
-//! The session is generic over the socket (`Stream` + `Sink` of [`Message`]) so it can be
-//! driven by channels in tests. One task per connection: it waits at once on the client's
-//! frames, the connection's fan-out queue and the idle timer.
+//! The session is generic over the socket (`Stream` + `Sink` of [`Message`]), so the unit
+//! tests (`super::tests`) drive it with channels. One task per connection: it waits at once on
+//! the client's frames, the connection's fan-out queue, its inbox (direct messages: acks,
+//! media events) and the idle timer.
+//!
+//! ```text
+//! auth (within AUTH_TIMEOUT) → welcome → loop select! {
+//!     fan-out queue  → write up to MAX_FRAMES_PER_FLUSH frames, one flush
+//!     inbox          → write (acks of posts, replies for one participant, media events)
+//!     client frame   → rate limit → decode → sub | post | cmd | media | ping
+//!     idle timer     → close
+//! }
+//! ```
+//! A `post` is handed to the activity's moderation driver and not waited for: the driver
+//! decides, appends, and the ack reaches the inbox once the comment is durable.
 //!
 //! Refusals (see `docs/protocol.md`): a frame larger than the limit closes with 1009; a
 //! malformed or unknown frame gets an `error` and the connection stays, unless
@@ -12,7 +24,6 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -20,15 +31,17 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use shangliang_signaling::{
-    ActivityId, AnnouncedLimits, ClientMsg, DecodeError, ErrorCode, Form, ItemBody, PROTOCOL_VERSION,
+    ActivityId, AnnouncedLimits, ClientMsg, DecodeError, ErrorCode, Form, PROTOCOL_VERSION,
     Position, ServerMsg, close, decode_client, encode_batch, encode_item, encode_server, limits,
 };
 
-use super::Hub;
-use super::auth::Claims;
-use super::consult::{DriverMsg, PostDecision, grants_of};
+use super::WsState;
 use crate::consult::Grants;
-use crate::consult::text::normalize_line;
+use crate::server::auth::Claims;
+use crate::server::inbox::Direct;
+use crate::server::media::MediaConn;
+use crate::server::moderation::{DriverMsg, PostReply};
+use tokio::sync::mpsc::error::TrySendError;
 use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
 
 /// Time allowed between the upgrade and a valid `auth`.
@@ -43,39 +56,40 @@ const MAX_FRAMES_PER_FLUSH: usize = 16;
 type SendError = axum::Error;
 
 /// Runs one connection to its end.
-pub async fn run<S>(hub: Arc<Hub>, socket: S, peer: SocketAddr)
+pub async fn run<S>(state: Arc<WsState>, socket: S, peer: SocketAddr)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
-    hub.connections.fetch_add(1, Ordering::Relaxed);
+    state.connections.opened();
     metrics::gauge!("shangliang_connections").increment(1.0);
     metrics::counter!("shangliang_connections_total").increment(1);
     // Boxed: an async fn keeps room for its moved-out arguments, so nesting the session inline
     // would hold the socket twice in the task.
-    let code = Box::pin(Session::start(&hub, socket, peer)).await;
+    let code = Box::pin(Session::start(&state, socket, peer)).await;
     metrics::counter!("shangliang_closed_total", "code" => code.to_string()).increment(1);
     metrics::gauge!("shangliang_connections").decrement(1.0);
-    hub.connections.fetch_sub(1, Ordering::Relaxed);
+    state.connections.closed();
 }
 
 struct Session<'h, S> {
-    hub: &'h Arc<Hub>,
+    state: &'h Arc<WsState>,
     socket: S,
     form: Form,
     claims: Claims,
     conn: ConnHandle,
     subscriptions: Vec<ActivityId>,
     /// Sender of this connection's inbox, for answers that come later (acks, media events).
-    inbox_tx: tokio::sync::mpsc::Sender<super::inbox::Direct>,
-    /// The activity's moderation driver (None if the activity does not exist).
-    consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
+    inbox_tx: tokio::sync::mpsc::Sender<Direct>,
+    /// The activity's moderation driver, or in a cluster this node's router to it (None if
+    /// the activity does not exist). See [`Session::driver`].
+    driver: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
     grants: Grants,
     bad_frames: u32,
     frame_limiter: DefaultDirectRateLimiter,
     flood_seconds: u32,
     last_flood: Option<Instant>,
     /// This connection's participation in a room's media, if any.
-    media: super::media::MediaConn,
+    media: MediaConn,
 }
 
 /// How a session ended: the close code sent (or that would have been sent).
@@ -85,8 +99,8 @@ impl<'h, S> Session<'h, S>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
-    async fn start(hub: &'h Arc<Hub>, mut socket: S, peer: SocketAddr) -> CloseCode {
-        let (form, claims) = match Box::pin(authenticate(hub, &mut socket)).await {
+    async fn start(state: &'h Arc<WsState>, mut socket: S, peer: SocketAddr) -> CloseCode {
+        let (form, claims) = match Box::pin(authenticate(state, &mut socket)).await {
             Ok(ok) => ok,
             Err((code, reason)) => {
                 tracing::debug!(%peer, code, reason, "refused before auth");
@@ -94,19 +108,19 @@ where
                 return code;
             }
         };
-        let (conn, rx) = hub.fanout.connect(form);
-        let (_inbox_guard, inbox_tx, inbox_rx) = hub.inboxes.register(claims.act.clone(), claims.sub.clone());
-        let fps = NonZeroU32::new(hub.cfg.frames_per_second.max(1)).unwrap();
+        let (conn, rx) = state.fanout.connect(form);
+        let (_inbox_guard, inbox_tx, inbox_rx) = state.inboxes.register(claims.act.clone(), claims.sub.clone());
+        let fps = NonZeroU32::new(state.limits.frames_per_second.max(1)).unwrap();
         let burst = fps.saturating_mul(NonZeroU32::new(2).unwrap());
-        let grants = grants_of(&claims);
-        let consult = hub.consult.sender(&claims.act);
-        if let Some(tx) = &consult {
+        let grants = claims.grants();
+        let driver = state.moderation.sender(&claims.act);
+        if let Some(tx) = &driver {
             let _ = tx.send(DriverMsg::Join(grants.clone())).await;
         }
         let mut session = Session {
-            consult,
+            driver,
             grants,
-            hub,
+            state,
             socket,
             form,
             claims,
@@ -119,7 +133,7 @@ where
             ),
             flood_seconds: 0,
             last_flood: None,
-            media: super::media::MediaConn::default(),
+            media: MediaConn::default(),
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -128,8 +142,8 @@ where
             limits: AnnouncedLimits {
                 max_frame_bytes: limits::MAX_CLIENT_FRAME_BYTES as u32,
                 max_text_chars: limits::MAX_TEXT_CHARS as u32,
-                comments_per_minute: hub.cfg.comments_per_minute,
-                idle_timeout_ms: hub.cfg.idle_timeout.as_millis() as u32,
+                comments_per_minute: state.limits.comments_per_minute,
+                idle_timeout_ms: state.limits.idle_timeout.as_millis() as u32,
             },
         };
         if session.send_msg(&welcome).await.is_err() {
@@ -137,8 +151,8 @@ where
         }
         let (code, reason) = session.serve(rx, inbox_rx).await;
         // Leaving the room frees its connections before the socket closes.
-        session.media.leave(hub).await;
-        if let Some(tx) = &session.consult {
+        session.media.leave().await;
+        if let Some(tx) = session.driver() {
             let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), send_close(&mut session.socket, code, reason)).await;
@@ -149,9 +163,9 @@ where
     async fn serve(
         &mut self,
         mut rx: ConnReceiver,
-        mut inbox: tokio::sync::mpsc::Receiver<super::inbox::Direct>,
+        mut inbox: tokio::sync::mpsc::Receiver<Direct>,
     ) -> (CloseCode, &'static str) {
-        let idle_timeout = self.hub.cfg.idle_timeout;
+        let idle_timeout = self.state.limits.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         loop {
@@ -196,7 +210,7 @@ where
         rx: &mut ConnReceiver,
     ) -> Result<(), (CloseCode, &'static str)> {
         let form = self.form;
-        let timeout = self.hub.cfg.write_timeout;
+        let timeout = self.state.limits.write_timeout;
         let mut close_after: Option<(CloseCode, &'static str)> = None;
         let write = async {
             self.socket.feed(frame_message(form, first)).await?;
@@ -292,17 +306,26 @@ where
             // Rare and large futures are boxed so the per-connection task stays small.
             ClientMsg::Sub { topic, resume } => Box::pin(self.subscribe(topic, resume)).await,
             ClientMsg::Unsub { topic } => {
-                self.hub.fanout.unsubscribe(&self.conn, &topic);
+                self.state.fanout.unsubscribe(&self.conn, &topic);
                 self.subscriptions.retain(|t| *t != topic);
             }
-            ClientMsg::Post { id, topic, text } => Box::pin(self.post(id, topic, text)).await,
+            ClientMsg::Post { id, topic, text } => self.post(id, topic, text),
             ClientMsg::Media { id, req } => {
-                let ev = Box::pin(self.media.handle(self.hub, &self.claims, &self.inbox_tx, req)).await;
+                let ev = Box::pin(self.media.handle(&self.state.media, &self.claims, &self.inbox_tx, req)).await;
                 let _ = self.send_msg(&ServerMsg::Media { id: Some(id), ev }).await;
             }
             ClientMsg::Cmd { id, topic, cmd } => Box::pin(self.command(id, topic, cmd)).await,
         }
         None
+    }
+
+    /// The activity's driver (or router), asked for again if the one held has stopped (a
+    /// driver that lost its fence is replaced by one started afresh from the record).
+    fn driver(&mut self) -> Option<tokio::sync::mpsc::Sender<DriverMsg>> {
+        if self.driver.as_ref().is_none_or(|tx| tx.is_closed()) {
+            self.driver = self.state.moderation.sender(&self.claims.act);
+        }
+        self.driver.clone()
     }
 
     fn check_activity(&self, topic: &ActivityId) -> Result<(), (ErrorCode, &'static str)> {
@@ -320,7 +343,7 @@ where
             return self.send_error(None, ErrorCode::TooManySubscriptions, "too many subscriptions").await;
         }
         let full_view = self.claims.role.is_moderator();
-        let sub = match self.hub.fanout.subscribe(&self.conn, &topic, full_view, resume) {
+        let sub = match self.state.fanout.subscribe(&self.conn, &topic, full_view, resume) {
             Ok(s) => s,
             Err(crate::fanout::FanoutError::NoSuchTopic) => {
                 return self.send_error(None, ErrorCode::NoSuchTopic, "no such activity").await;
@@ -335,7 +358,7 @@ where
             return;
         }
         // The moderation state goes right after `subscribed`, or after the `reset`.
-        let state = state_msg(self.consult.clone(), self.grants.clone(), &topic).await;
+        let state = state_msg(self.driver(), self.grants.clone(), &topic).await;
         let is_reset = matches!(sub.catch_up, CatchUp::Reset { .. });
         if !is_reset && let Some(state) = &state && self.send_msg(state).await.is_err() {
             return;
@@ -345,9 +368,9 @@ where
             CatchUp::Frames(frames) => frames,
             CatchUp::Reset { frame, .. } => vec![frame],
             CatchUp::FromRecord { from, to, then } => {
-                match self.hub.bus.items(&topic, from, to, !full_view).await {
+                match self.state.record.items(&topic, from, to, !full_view).await {
                     Ok(items) => {
-                        let encoded: Vec<Bytes> = items.iter().map(|i| encode_item(self.form, i)).collect();
+                        let encoded: Vec<Bytes> = items.iter().map(|s| encode_item(self.form, &s.item)).collect();
                         let batch = encode_batch(
                             self.form,
                             &topic,
@@ -362,7 +385,7 @@ where
                     Err(e) => {
                         // Without the history the client would have a silent gap: refuse the
                         // subscription instead; it may try again.
-                        self.hub.fanout.unsubscribe(&self.conn, &topic);
+                        self.state.fanout.unsubscribe(&self.conn, &topic);
                         self.subscriptions.retain(|t| *t != topic);
                         return self.send_error(None, ErrorCode::Unavailable, format!("history unavailable: {e}")).await;
                     }
@@ -383,7 +406,7 @@ where
         if let Err((code, m)) = self.check_activity(&topic) {
             return self.send_error(Some(id), code, m).await;
         }
-        let Some(tx) = self.consult.clone() else {
+        let Some(tx) = self.driver() else {
             return self.send_error(Some(id), ErrorCode::NoSuchTopic, "no such activity").await;
         };
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -400,80 +423,49 @@ where
         }
     }
 
-    /// Accepts a post on the control runtime and answers through the inbox, so the session
-    /// keeps reading (posts from one connection are pipelined) and the acceptance path does
-    /// not queue behind the viewer tasks of the main runtime.
-    async fn post(&mut self, id: u32, topic: ActivityId, text: String) {
-        let hub = Arc::clone(self.hub);
-        let (claims, grants) = (self.claims.clone(), self.grants.clone());
-        let (consult, inbox) = (self.consult.clone(), self.inbox_tx.clone());
-        self.hub.control.spawn(async move {
-            let answer = match accept_comment(&hub, &claims, consult.as_ref(), &grants, topic, text).await {
-                Ok((seq, held)) => {
-                    metrics::counter!("shangliang_comments_accepted_total").increment(1);
-                    ServerMsg::Ack { id, seq, held }
-                }
-                Err((code, message)) => {
-                    metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
-                    ServerMsg::Error { id: Some(id), code, message }
-                }
-            };
-            // The session may be gone; the comment's fate is settled either way.
-            let _ = inbox.send(Box::new(answer)).await;
-        });
+    /// Hands a post to the activity's moderation driver, which decides, appends and answers
+    /// through this connection's inbox once the comment is durable: the session does not wait,
+    /// so posts from one connection are pipelined and the session keeps reading.
+    fn post(&mut self, id: u32, topic: ActivityId, text: String) {
+        let reply = PostReply::inbox(id, self.inbox_tx.clone());
+        let Some(tx) = self.driver() else {
+            return reply.send(Err(unavailable()));
+        };
+        let msg = DriverMsg::Post { grants: self.grants.clone(), topic, text, reply };
+        match tx.try_send(msg) {
+            Ok(()) => {}
+            // The driver is behind: wait for room in a task of its own, not in the session.
+            Err(TrySendError::Full(msg)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = tx.send(msg).await {
+                        refuse_post(e.0);
+                    }
+                });
+            }
+            Err(TrySendError::Closed(msg)) => refuse_post(msg),
+        }
     }
 }
 
-/// Checks a posted comment against the poster's grants, the limits and the activity's comment
-/// policy (review, keywords, slow mode, verified-only, lockdown, timeouts, bans), and makes it
-/// durable: public when accepted, moderators-only when held. Returns its sequence number and
-/// whether it is held, once the record has committed it (and the fan-out holds it).
-async fn accept_comment(
-    hub: &Hub,
-    claims: &Claims,
-    consult: Option<&tokio::sync::mpsc::Sender<DriverMsg>>,
-    grants: &Grants,
-    topic: ActivityId,
-    text: String,
-) -> Result<(shangliang_signaling::Seq, bool), (ErrorCode, String)> {
-    if topic != claims.act {
-        return Err((ErrorCode::Forbidden, "your token is for another activity".into()));
-    }
-    let text = normalize_line(&text, limits::MAX_TEXT_CHARS).map_err(|e| (e.code(), e.to_string()))?;
-    if !claims.role.is_moderator() && hub.comment_limiter.check_key(&claims.sub).is_err() {
-        return Err((ErrorCode::RateLimited, "too many comments; wait a moment".into()));
-    }
-    let unavailable = || (ErrorCode::Unavailable, "the activity is not available; retry".to_string());
-    let tx = consult.ok_or_else(unavailable)?;
-    let (reply, rx) = tokio::sync::oneshot::channel();
-    tx.send(DriverMsg::Post { grants: grants.clone(), text, reply }).await.map_err(|_| unavailable())?;
-    let (text, held) = match rx.await.map_err(|_| unavailable())? {
-        PostDecision::Store { text, held } => (text, held),
-        PostDecision::Refuse(e) => return Err(e),
-    };
-    let body = ItemBody::Comment { author: claims.author(), text: text.clone(), approves: None };
-    let started = Instant::now();
-    let item = hub.bus.append(&topic, body, !held).await.map_err(|e| {
-        tracing::warn!("append failed: {e}");
-        (ErrorCode::Unavailable, "the comment could not be stored; it was not accepted".to_string())
-    })?;
-    metrics::histogram!("shangliang_record_append_seconds").record(started.elapsed().as_secs_f64());
-    // The comment is durable and will be acknowledged whatever happens here; waiting (bounded)
-    // only orders the ack after the moderation state knows it.
-    let (done, known) = tokio::sync::oneshot::channel();
-    if tx.send(DriverMsg::Committed { seq: item.seq, grants: grants.clone(), text, held, done }).await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(3), known).await;
-    }
-    Ok((item.seq, held))
+fn unavailable() -> (ErrorCode, String) {
+    (ErrorCode::Unavailable, "the activity is not available; retry".into())
 }
+
+/// Answers a post that never reached its driver.
+fn refuse_post(msg: DriverMsg) {
+    if let DriverMsg::Post { reply, .. } = msg {
+        reply.send(Err(unavailable()));
+    }
+}
+
 
 /// The `state` message for a connection of `grants`, from the activity's driver.
 async fn state_msg(
-    consult: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
+    driver: Option<tokio::sync::mpsc::Sender<DriverMsg>>,
     grants: Grants,
     topic: &ActivityId,
 ) -> Option<ServerMsg> {
-    let tx = consult?;
+    let tx = driver?;
     let (reply, rx) = tokio::sync::oneshot::channel();
     tx.send(DriverMsg::State { grants, reply }).await.ok()?;
     let state = rx.await.ok()?.ok()?;
@@ -481,7 +473,7 @@ async fn state_msg(
 }
 
 /// Waits for the first frame, which must be a valid `auth`; fixes the connection's form.
-async fn authenticate<S>(hub: &Hub, socket: &mut S) -> Result<(Form, Claims), (CloseCode, &'static str)>
+async fn authenticate<S>(state: &WsState, socket: &mut S) -> Result<(Form, Claims), (CloseCode, &'static str)>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
@@ -510,7 +502,7 @@ where
                 refuse(socket, ErrorCode::VersionUnsupported, format!("this server speaks version {PROTOCOL_VERSION}")).await;
                 return Err((close::VERSION, "version unsupported"));
             }
-            match hub.keys.verify(&token) {
+            match state.keys.verify(&token) {
                 Ok(claims) => Ok((form, claims)),
                 Err(e) => {
                     refuse(socket, e.code(), e.to_string()).await;

@@ -1,4 +1,4 @@
-//! Which node is an activity's home (its moderation and video room): rendezvous (highest random
+//! Which node is an activity's *home* (its moderation and video room): rendezvous (highest random
 //! weight) hashing of the activity id over a node list — in practice the alive nodes, see
 //! [`super::members`].
 //!
@@ -8,24 +8,25 @@
 //! platforms and Rust versions (unlike `std`'s hasher).
 
 use sha2::{Digest, Sha256};
-use shangliang_signaling::ActivityId;
+use shangliang_signaling::{ActivityId, NodeId};
 
-fn weight(node: &str, activity: &ActivityId) -> u64 {
+fn weight(node: &NodeId, activity: &ActivityId) -> u64 {
     let mut h = Sha256::new();
-    h.update(node.as_bytes());
+    h.update(node.as_str().as_bytes());
     h.update([0u8]);
     h.update(activity.as_str().as_bytes());
     let d = h.finalize();
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-/// The node (one of `nodes`, base URLs such as `http://10.0.0.5:8080`) that hosts the video
-/// room of `activity`; `None` if `nodes` is empty. Ties (practically impossible) go to the
-/// smaller URL, so the answer never depends on the list's order.
-pub fn room_owner<'a>(activity: &ActivityId, nodes: &'a [String]) -> Option<&'a str> {
+/// The home of `activity` among `nodes` (base URLs such as `http://10.0.0.5:8080`): the node
+/// that runs its moderation and hosts its video room; `None` if `nodes` is empty. Ties
+/// (practically impossible) go to the smaller URL, so the answer never depends on the list's
+/// order.
+pub fn home_node<'a>(activity: &ActivityId, nodes: &'a [NodeId]) -> Option<&'a NodeId> {
     nodes
         .iter()
-        .map(|n| (weight(n, activity), std::cmp::Reverse(n.as_str())))
+        .map(|n| (weight(n, activity), std::cmp::Reverse(n)))
         .max()
         .map(|(_, std::cmp::Reverse(n))| n)
 }
@@ -35,9 +36,9 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn nodes(n: usize) -> Vec<String> {
+    fn nodes(n: usize) -> Vec<NodeId> {
         (1..=n)
-            .map(|i| format!("http://127.0.0.1:{}", 8080 + i))
+            .map(|i| NodeId::from(format!("http://127.0.0.1:{}", 8080 + i)))
             .collect()
     }
 
@@ -51,24 +52,24 @@ mod tests {
         let mut b = a.clone();
         b.reverse();
         for i in 0..200 {
-            assert_eq!(room_owner(&act(i), &a), room_owner(&act(i), &b));
+            assert_eq!(home_node(&act(i), &a), home_node(&act(i), &b));
         }
     }
 
     #[test]
     fn no_nodes_no_owner_and_one_node_owns_all() {
-        assert_eq!(room_owner(&act(1), &[]), None);
+        assert_eq!(home_node(&act(1), &[]), None);
         let one = nodes(1);
-        assert_eq!(room_owner(&act(1), &one), Some(one[0].as_str()));
+        assert_eq!(home_node(&act(1), &one), Some(&one[0]));
     }
 
     #[test]
     fn rooms_spread_over_the_nodes() {
         let list = nodes(6);
-        let mut count: HashMap<&str, usize> = HashMap::new();
+        let mut count: HashMap<&NodeId, usize> = HashMap::new();
         for i in 0..6000 {
             *count
-                .entry(room_owner(&act(i), &list).unwrap())
+                .entry(home_node(&act(i), &list).unwrap())
                 .or_default() += 1;
         }
         assert_eq!(count.len(), 6);
@@ -80,16 +81,16 @@ mod tests {
     #[test]
     fn removing_a_node_moves_only_its_rooms() {
         let all = nodes(6);
-        let fewer: Vec<String> = all
+        let fewer: Vec<NodeId> = all
             .iter()
-            .filter(|n| !n.ends_with("8083"))
+            .filter(|n| !n.as_str().ends_with("8083"))
             .cloned()
             .collect();
         for i in 0..1000 {
-            let before = room_owner(&act(i), &all).unwrap();
-            let after = room_owner(&act(i), &fewer).unwrap();
-            if !before.ends_with("8083") {
-                assert_eq!(before, after, "room {i} moved though its node stayed");
+            let before = home_node(&act(i), &all).unwrap();
+            let after = home_node(&act(i), &fewer).unwrap();
+            if !before.as_str().ends_with("8083") {
+                assert_eq!(before, after, "activity {i} moved though its home stayed");
             }
         }
     }

@@ -1,17 +1,18 @@
 //! Moderation across the nodes of a cluster: one driver per activity, on its home node.
 //!
 //! Each activity's [`Consultation`](crate::consult::Consultation) (floor, questions, review
-//! queue, comment policy, audit chain) lives in exactly one [`ConsultDriver`](super::consult)
-//! task, on the activity's *home* node ([`crate::bus::members`]: rendezvous hashing over the
-//! alive nodes). Sessions on every node talk to it through a per-activity **router** on their
-//! own node, with the same [`DriverMsg`]s as in single-node mode:
+//! queue, comment policy, audit chain) lives in exactly one moderation driver
+//! ([`super::driver`]), on the activity's *home* node ([`crate::bus::members`]: rendezvous
+//! hashing over the alive nodes). Sessions on every node talk to it through a per-activity
+//! **router** on their own node, with the same [`DriverMsg`]s as in single-node mode:
 //!
 //! ```text
 //! session ─DriverMsg─▶ router(activity) ── home is me ──▶ local driver
 //!                                      └─ home is N ───▶ NATS shangliang.consult.<key(N)>
-//!                                                            │ (request/reply for cmd, state,
-//!                                                            │  post, committed; publish for
-//!                                                            ▼  join, leave)
+//!                                                            │ (request/reply for cmd, state
+//!                                                            │  and post — one round trip, the
+//!                                                            │  answer sent once durable;
+//!                                                            ▼  publish for join, leave)
 //!                                              relay server on N ─▶ N's driver
 //! N's driver ─ events ─▶ N's fan-out + NATS shangliang.events.<activity> ─▶ every other node's
 //!                                                            fan-out / inboxes
@@ -26,18 +27,18 @@
 //! elsewhere are refused with `unavailable`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shangliang_signaling::consult::{Command, ConsultEvent, Reply, Snapshot};
-use shangliang_signaling::{ActivityId, ErrorCode, Seq};
+use shangliang_signaling::{ActivityId, ErrorCode, NodeId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Hub;
-use super::consult::{DriverMsg, PostDecision, WireError};
+use super::deliver::Outlets;
+use super::msg::{DriverMsg, LocalDrivers, PostAnswer, PostReply, WireError};
 use crate::bus::Cluster;
 use crate::consult::{Audience, Grants, ParticipantId};
 
@@ -58,8 +59,7 @@ enum RelayMsg {
     Leave { a: ActivityId, who: ParticipantId },
     Command { a: ActivityId, g: Grants, cmd: Command },
     State { a: ActivityId, g: Grants },
-    Post { a: ActivityId, g: Grants, text: String },
-    Committed { a: ActivityId, seq: Seq, g: Grants, text: String, held: bool },
+    Post { a: ActivityId, g: Grants, topic: ActivityId, text: String },
 }
 
 impl RelayMsg {
@@ -69,8 +69,7 @@ impl RelayMsg {
             | RelayMsg::Leave { a, .. }
             | RelayMsg::Command { a, .. }
             | RelayMsg::State { a, .. }
-            | RelayMsg::Post { a, .. }
-            | RelayMsg::Committed { a, .. } => a,
+            | RelayMsg::Post { a, .. } => a,
         }
     }
 }
@@ -81,26 +80,24 @@ impl RelayMsg {
 enum RelayReply {
     Reply(Result<Reply, WireError>),
     State(Result<Snapshot, WireError>),
-    Post(PostDecision),
-    /// A one-way message was handled.
-    Done,
+    Post(PostAnswer),
     /// The receiver is not the activity's home (as it sees the cluster): the named node is.
-    NotHome(String),
+    NotHome(NodeId),
 }
 
 /// An event of a home node's driver, for the other nodes' connections.
 #[derive(Debug, Serialize, Deserialize)]
 struct EventWire {
     /// The publishing node (it has delivered the event to its own connections already).
-    origin: String,
+    origin: NodeId,
     to: Audience,
     event: ConsultEvent,
 }
 
 /// The NATS subject a node receives relayed moderation on: a hash of its URL (URLs contain
 /// characters subjects may not).
-fn relay_subject(node: &str) -> String {
-    let d = Sha256::digest(node.as_bytes());
+fn relay_subject(node: &NodeId) -> String {
+    let d = Sha256::digest(node.as_str().as_bytes());
     format!("{RELAY_PREFIX}{}", hex::encode(&d[..8]))
 }
 
@@ -120,8 +117,8 @@ fn unreachable_home(e: impl std::fmt::Display) -> WireError {
 
 /// Starts the router of `activity` on this node; the returned sender takes the place of a
 /// driver's.
-pub(crate) fn spawn_router(
-    hub: Weak<Hub>,
+pub(super) fn spawn_router(
+    drivers: Arc<dyn LocalDrivers>,
     cluster: Arc<Cluster>,
     control: &tokio::runtime::Handle,
     activity: ActivityId,
@@ -130,7 +127,7 @@ pub(crate) fn spawn_router(
     control.spawn(async move {
         // This node's connections of the activity, to announce again to a new home.
         let mut present: HashMap<ParticipantId, (Grants, u32)> = HashMap::new();
-        let mut last_home: Option<String> = None;
+        let mut last_home: Option<NodeId> = None;
         let mut check = tokio::time::interval(HOME_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -147,7 +144,7 @@ pub(crate) fn spawn_router(
                 tracing::info!(%activity, %home, n = present.len(), "activity moved; announcing this node's connections");
                 for (g, n) in present.values() {
                     for _ in 0..*n {
-                        send(&hub, &cluster, &home, &activity, DriverMsg::Join(g.clone())).await;
+                        send(drivers.as_ref(), &cluster, &home, &activity, DriverMsg::Join(g.clone())).await;
                     }
                 }
             }
@@ -165,18 +162,18 @@ pub(crate) fn spawn_router(
                 }
                 _ => {}
             }
-            send(&hub, &cluster, &home, &activity, msg).await;
+            send(drivers.as_ref(), &cluster, &home, &activity, msg).await;
         }
     });
     tx
 }
 
 /// Hands one driver message to the driver on `home`: this node's own, or over NATS.
-async fn send(hub: &Weak<Hub>, cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: DriverMsg) {
+async fn send(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg: DriverMsg) {
     if home == cluster.me() {
-        // No driver (the hub or the activity is gone): the reply senders drop, callers see
-        // "unavailable".
-        let driver = hub.upgrade().and_then(|h| h.consult.local_sender(activity));
+        // No driver (the activity is gone, or another node holds its fence): the reply senders
+        // drop, callers see "unavailable".
+        let driver = drivers.local(activity);
         if let Some(driver) = driver {
             let _ = driver.send(msg).await;
         }
@@ -186,26 +183,21 @@ async fn send(hub: &Weak<Hub>, cluster: &Arc<Cluster>, home: &str, activity: &Ac
 }
 
 /// Sends one driver message to the home node `home`.
-async fn relay(cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: DriverMsg) {
+async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg: DriverMsg) {
     let subject = relay_subject(home);
     let a = activity.clone();
     let (wire, answer): (RelayMsg, Option<Answer>) = match msg {
         DriverMsg::Join(g) => (RelayMsg::Join { a, g }, None),
         DriverMsg::Leave(who) => (RelayMsg::Leave { a, who }, None),
-        DriverMsg::Committed { seq, grants, text, held, done } => {
-            (RelayMsg::Committed { a, seq, g: grants, text, held }, Some(Answer::Done(done)))
-        }
         DriverMsg::Command { grants, cmd, reply } => {
             (RelayMsg::Command { a, g: grants, cmd }, Some(Answer::Reply(reply)))
         }
         DriverMsg::State { grants, reply } => {
             (RelayMsg::State { a, g: grants }, Some(Answer::State(reply)))
         }
-        DriverMsg::Post { grants, text, reply } => {
-            (RelayMsg::Post { a, g: grants, text }, Some(Answer::Post(reply)))
+        DriverMsg::Post { grants, topic, text, reply } => {
+            (RelayMsg::Post { a, g: grants, topic, text }, Some(Answer::Post(reply)))
         }
-        // Only a driver sends itself these.
-        DriverMsg::TopicSeq(_) => return,
     };
     // While NATS is down nothing reaches the home: answer at once rather than let messages
     // queue in the client (and sessions wait behind a full router). Joins and leaves of this
@@ -244,8 +236,7 @@ async fn relay(cluster: &Arc<Cluster>, home: &str, activity: &ActivityId, msg: D
 enum Answer {
     Reply(oneshot::Sender<Result<Reply, WireError>>),
     State(oneshot::Sender<Result<Snapshot, WireError>>),
-    Post(oneshot::Sender<PostDecision>),
-    Done(oneshot::Sender<()>),
+    Post(PostReply),
 }
 
 impl Answer {
@@ -268,52 +259,45 @@ impl Answer {
                     Err(e) => Err(e),
                 });
             }
-            Answer::Done(tx) => {
-                if matches!(r, Ok(RelayReply::Done)) {
-                    let _ = tx.send(());
-                }
-            }
-            Answer::Post(tx) => {
-                let _ = tx.send(match r {
-                    Ok(RelayReply::Post(x)) => x,
-                    Ok(_) => PostDecision::Refuse(moving()),
-                    Err(e) => PostDecision::Refuse(e),
-                });
-            }
+            Answer::Post(reply) => reply.send(match r {
+                Ok(RelayReply::Post(x)) => x,
+                Ok(_) => Err(moving()),
+                Err(e) => Err(e),
+            }),
         }
     }
 }
 
 /// Subscribes this node to relayed moderation (for the activities it is home to) and to the
-/// other homes' events, then serves both and stops local drivers whose activity moved away,
-/// until the hub is dropped.
-pub(crate) async fn start(hub: &Arc<Hub>, cluster: Arc<Cluster>) -> Result<(), async_nats::SubscribeError> {
+/// other homes' events, then serves both on `control` and stops local drivers whose activity
+/// moved away, for as long as the control runtime runs.
+pub async fn start(
+    cluster: Arc<Cluster>,
+    drivers: Arc<dyn LocalDrivers>,
+    outlets: Outlets,
+    control: &tokio::runtime::Handle,
+) -> Result<(), async_nats::SubscribeError> {
     let nats = cluster.nats().clone();
-    let me = cluster.me().to_owned();
+    let me = cluster.me().clone();
     let mut requests = nats.subscribe(relay_subject(&me)).await?;
     let mut events = nats.subscribe(format!("{EVENTS_PREFIX}>")).await?;
     // Make sure the server has the subscriptions before anyone is told this node is up.
     let _ = tokio::time::timeout(RELAY_TIMEOUT, nats.flush()).await;
-    let weak = Arc::downgrade(hub);
-    hub.control.spawn(async move {
-        let hub = weak;
+    control.spawn(async move {
         let mut check = tokio::time::interval(HOME_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 m = requests.next() => {
                     let Some(m) = m else { break };
-                    let Some(hub) = hub.upgrade() else { break };
-                    handle_request(&hub, &cluster, m).await;
+                    handle_request(drivers.as_ref(), &cluster, m).await;
                 }
                 m = events.next() => {
                     let Some(m) = m else { break };
-                    let Some(hub) = hub.upgrade() else { break };
-                    handle_event(&hub, &me, m);
+                    handle_event(&outlets, &me, m);
                 }
                 _ = check.tick() => {
-                    let Some(hub) = hub.upgrade() else { break };
-                    hub.consult.retain_local(|a| cluster.home(a) == me);
+                    drivers.retain(&|a| cluster.home(a) == me);
                 }
             }
         }
@@ -321,7 +305,7 @@ pub(crate) async fn start(hub: &Arc<Hub>, cluster: Arc<Cluster>) -> Result<(), a
     Ok(())
 }
 
-async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::Message) {
+async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: async_nats::Message) {
     let msg: RelayMsg = match serde_json::from_slice(&m.payload) {
         Ok(x) => x,
         Err(e) => {
@@ -341,8 +325,8 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
         }
     };
     let home = cluster.home(msg.activity());
-    let driver = if home == cluster.me() {
-        hub.consult.local_sender(msg.activity())
+    let driver = if home == *cluster.me() {
+        drivers.local(msg.activity())
     } else {
         None
     };
@@ -358,17 +342,6 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
         RelayMsg::Leave { who, .. } => {
             let _ = driver.send(DriverMsg::Leave(who)).await;
         }
-        RelayMsg::Committed { seq, g, text, held, .. } => {
-            let (done, rx) = oneshot::channel();
-            let _ = driver
-                .send(DriverMsg::Committed { seq, grants: g, text, held, done })
-                .await;
-            tokio::spawn(async move {
-                if rx.await.is_ok() {
-                    respond(RelayReply::Done).await;
-                }
-            });
-        }
         RelayMsg::Command { g, cmd, .. } => {
             let (reply, rx) = oneshot::channel();
             let _ = driver.send(DriverMsg::Command { grants: g, cmd, reply }).await;
@@ -383,20 +356,21 @@ async fn handle_request(hub: &Arc<Hub>, cluster: &Arc<Cluster>, m: async_nats::M
                 respond(RelayReply::State(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
         }
-        RelayMsg::Post { g, text, .. } => {
+        RelayMsg::Post { g, topic, text, .. } => {
+            // Answered by the record's writer once the comment is durable (or by the driver
+            // if it refuses it): the one round trip of a relayed post.
             let (reply, rx) = oneshot::channel();
-            let _ = driver.send(DriverMsg::Post { grants: g, text, reply }).await;
-            tokio::spawn(async move {
-                respond(RelayReply::Post(
-                    rx.await.unwrap_or_else(|_| PostDecision::Refuse(moving())),
-                ))
+            let _ = driver
+                .send(DriverMsg::Post { grants: g, topic, text, reply: PostReply::relay(reply) })
                 .await;
+            tokio::spawn(async move {
+                respond(RelayReply::Post(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
         }
     }
 }
 
-fn handle_event(hub: &Arc<Hub>, me: &str, m: async_nats::Message) {
+fn handle_event(outlets: &Outlets, me: &NodeId, m: async_nats::Message) {
     let Some(activity) = m
         .subject
         .strip_prefix(EVENTS_PREFIX)
@@ -405,24 +379,24 @@ fn handle_event(hub: &Arc<Hub>, me: &str, m: async_nats::Message) {
         return;
     };
     match serde_json::from_slice::<EventWire>(&m.payload) {
-        Ok(w) if w.origin == me => {}
-        Ok(w) => super::consult::deliver_local(hub, &activity, w.to, w.event),
+        Ok(w) if w.origin == *me => {}
+        Ok(w) => outlets.deliver(&activity, w.to, w.event),
         Err(e) => tracing::warn!(subject = %m.subject, "undecodable relayed event: {e}"),
     }
 }
 
 /// Publishes a home driver's events to the other nodes, in the order they were made.
 #[derive(Clone)]
-pub(crate) struct EventRelay {
+pub(super) struct EventRelay {
     tx: mpsc::UnboundedSender<(ActivityId, Audience, ConsultEvent)>,
 }
 
 impl EventRelay {
     /// Starts the publishing task.
-    pub(crate) fn spawn(cluster: Arc<Cluster>, control: &tokio::runtime::Handle) -> EventRelay {
+    pub(super) fn spawn(cluster: Arc<Cluster>, control: &tokio::runtime::Handle) -> EventRelay {
         let (tx, mut rx) = mpsc::unbounded_channel::<(ActivityId, Audience, ConsultEvent)>();
         control.spawn(async move {
-            let origin = cluster.me().to_owned();
+            let origin = cluster.me().clone();
             while let Some((activity, to, event)) = rx.recv().await {
                 let w = EventWire { origin: origin.clone(), to, event };
                 let body = serde_json::to_vec(&w).expect("events serialize");
@@ -439,7 +413,7 @@ impl EventRelay {
     }
 
     /// Queues one event for the other nodes.
-    pub(crate) fn send(&self, activity: &ActivityId, to: Audience, event: ConsultEvent) {
+    pub(super) fn send(&self, activity: &ActivityId, to: Audience, event: ConsultEvent) {
         let _ = self.tx.send((activity.clone(), to, event));
     }
 }
@@ -447,11 +421,12 @@ impl EventRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shangliang_signaling::Seq;
 
     #[test]
     fn relay_subjects_are_valid_nats_tokens_and_differ_per_node() {
-        let a = relay_subject("http://127.0.0.1:8081");
-        let b = relay_subject("http://127.0.0.1:8082");
+        let a = relay_subject(&NodeId::new("http://127.0.0.1:8081"));
+        let b = relay_subject(&NodeId::new("http://127.0.0.1:8082"));
         assert_ne!(a, b);
         let token = a.strip_prefix(RELAY_PREFIX).unwrap();
         assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
@@ -474,8 +449,8 @@ mod tests {
         };
         let back: RelayMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
         assert!(matches!(back, RelayMsg::Command { cmd: Command::LowerHand { target: Some(_) }, .. }));
-        let r = RelayReply::Post(PostDecision::Store { text: "好".into(), held: true });
+        let r = RelayReply::Post(Ok(super::super::msg::Acked { seq: Seq(7), held: true }));
         let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-        assert!(matches!(back, RelayReply::Post(PostDecision::Store { held: true, .. })));
+        assert!(matches!(back, RelayReply::Post(Ok(a)) if a.seq == Seq(7) && a.held));
     }
 }

@@ -3,7 +3,7 @@
 //! It owns the floor, the questions, the comment policy, the audit log and attendance. Every
 //! input carries the caller's [`Grants`] and `now_ms`; it is authorised ([`authorize_in`]),
 //! applied, appended to the audit log when a moderator did it, and its consequences are queued
-//! as [`Outbound`] events for the server to deliver.
+//! as [`Addressed`] events for the server to deliver.
 //!
 //! ```text
 //! // the activity's driver task owns `c: Consultation`
@@ -11,7 +11,7 @@
 //!     select! {
 //!         input = rx.recv() => match input {            // from websocket sessions
 //!             Join(g)             => c.handle_join(&g, now_ms())?,
-//!             Post(g, text)       => match c.handle_post_comment(&g, &text, now_ms()) { .. }
+//!             Post(g, topic, text) => match c.handle_post_comment(&g, &topic, &text, now_ms()) { .. }
 //!             GrantFloor(g, t, l) => c.handle_grant_floor(&g, t, l, now_ms())?,
 //!             ..
 //!         },
@@ -22,9 +22,10 @@
 //! }
 //! ```
 //!
-//! Comments take two steps because the fan-out core assigns the sequence number:
-//! [`Consultation::handle_post_comment`] decides, the server stores and publishes, then
-//! [`Consultation::handle_comment_committed`] tells the policy the seq.
+//! Comments take two steps because the record numbers the items of a topic as it commits them:
+//! [`Consultation::handle_post_comment`] decides (topic, text, rate limit, the moderators'
+//! rules), the server appends the comment to the record, and once it is durable
+//! [`Consultation::handle_comment_committed`] tells the policy its seq.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -40,6 +41,7 @@ use super::floor::{Floor, FloorMode, GrantTarget, TurnEnd};
 use super::grants::{Action, ConsultError, Grants, authorize_in};
 use super::ids::{ParticipantId, QuestionId};
 use super::questions::{Question, QuestionState, Questions};
+use super::rate::Rate;
 use super::text::normalize_line;
 pub use shangliang_signaling::consult::{ConsultEvent, QuestionOp, FloorSnapshot, PresentRow, Snapshot};
 
@@ -57,12 +59,12 @@ pub enum Audience {
     Participant(ParticipantId),
 }
 
-/// An event and who gets it.
+/// An event addressed to an audience: what the state machine asks the server to deliver.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outbound {
-    /// Who.
+pub struct Addressed {
+    /// Who gets it.
     pub audience: Audience,
-    /// What.
+    /// The event.
     pub event: ConsultEvent,
 }
 
@@ -147,7 +149,7 @@ pub struct Consultation {
     #[serde(skip)]
     rejoin_until: Option<u64>,
     #[serde(skip)]
-    events: VecDeque<Outbound>,
+    events: VecDeque<Addressed>,
 }
 
 /// After a restore, how long members have to be announced again (by their node, or by
@@ -240,7 +242,7 @@ impl Consultation {
     }
 
     /// The next event to deliver.
-    pub fn poll_event(&mut self) -> Option<Outbound> {
+    pub fn poll_event(&mut self) -> Option<Addressed> {
         self.events.pop_front()
     }
 
@@ -662,18 +664,25 @@ impl Consultation {
 
     // ---- comments ---------------------------------------------------------------------
 
-    /// Decides on a posted comment. On `Accept`/`Hold` the server stores it, gets its seq and
-    /// calls [`Consultation::handle_comment_committed`].
+    /// Decides on a comment posted to `topic`. On `Accept`/`Hold` the server stores it, gets
+    /// its seq and calls [`Consultation::handle_comment_committed`].
     pub fn handle_post_comment(
         &mut self,
         g: &Grants,
+        topic: &ActivityId,
         raw_text: &str,
         now_ms: u64,
     ) -> CommentDecision {
         if let Err(e) = authorize_in(g, &self.activity, Action::PostComment) {
             return CommentDecision::Refuse(e);
         }
-        self.comments.handle_post(g, raw_text, now_ms)
+        self.comments.handle_post(g, topic, raw_text, now_ms)
+    }
+
+    /// Limits each identity to `per_minute` comments (with a small burst; moderators are never
+    /// limited). Not part of a checkpoint: the server sets it after `new` and `restore`.
+    pub fn set_comment_rate(&mut self, per_minute: u32) {
+        self.comments.set_rate(Some(Rate::per_minute(per_minute)));
     }
 
     /// The comment decided on was stored under `seq` (`held` after a `Hold`).
@@ -859,7 +868,7 @@ impl Consultation {
     // ---- internals --------------------------------------------------------------------
 
     fn push(&mut self, audience: Audience, event: ConsultEvent) {
-        self.events.push_back(Outbound { audience, event });
+        self.events.push_back(Addressed { audience, event });
     }
 
     fn log(
@@ -905,7 +914,7 @@ impl Consultation {
                 QuestionState::Pending | QuestionState::Rejected => {
                     // Only the asker and the moderators know of it.
                     self.push(
-                        Audience::Participant(ParticipantId(asker)),
+                        Audience::Participant(asker),
                         ConsultEvent::Question { question: full },
                     );
                 }
@@ -932,9 +941,9 @@ impl Consultation {
             .filter(|q| {
                 full || q.state.is_public()
                     || q.state == QuestionState::Dismissed
-                    || q.asker.id == g.subject.0
+                    || q.asker.id == g.subject
             })
-            .map(|q| q.view(full || q.asker.id == g.subject.0))
+            .map(|q| q.view(full || q.asker.id == g.subject))
             .collect();
         let present = self
             .people
@@ -1168,7 +1177,7 @@ mod tests {
         (c, m, a, b, v)
     }
 
-    fn drain(c: &mut Consultation) -> Vec<Outbound> {
+    fn drain(c: &mut Consultation) -> Vec<Addressed> {
         std::iter::from_fn(|| c.poll_event()).collect()
     }
 
@@ -1187,7 +1196,7 @@ mod tests {
         let (mut c, mut m, ..) = setup();
         m.activity = ActivityId::new("other").unwrap();
         assert_eq!(c.handle_mute_all(&m, T0), Err(ConsultError::WrongActivity));
-        let d = c.handle_post_comment(&m, "hi", T0);
+        let d = c.handle_post_comment(&m, &m.activity.clone(), "hi", T0);
         assert_eq!(d, CommentDecision::Refuse(ConsultError::WrongActivity));
     }
 
@@ -1399,7 +1408,7 @@ mod tests {
     fn a_checkpoint_continues_floor_questions_and_review_queue() {
         let (mut c, m, a, b, v) = setup();
         c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0).unwrap();
-        let CommentDecision::Hold { text, .. } = c.handle_post_comment(&v, "待审评论", T0) else {
+        let CommentDecision::Hold { text, .. } = c.handle_post_comment(&v, &v.activity.clone(), "待审评论", T0) else {
             panic!("held")
         };
         c.handle_comment_committed(Seq(1), &v, text, true, T0);
@@ -1435,7 +1444,7 @@ mod tests {
             let g = grants(&format!("viewer-{i}"), Role::Viewer);
             c.handle_join(&g, T0).unwrap();
             let text = format!("第{i}条评论");
-            if let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, &text, T0) {
+            if let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, &v.activity.clone(), &text, T0) {
                 c.handle_comment_committed(Seq(i + 1), &v, text, false, T0);
             }
         }
@@ -1476,7 +1485,7 @@ mod tests {
         let (mut c, m, _a, _b, v) = setup();
         c.handle_set_comment_policy(&m, PolicyChange::Review(true), T0)
             .unwrap();
-        let d = c.handle_post_comment(&v, "希望多开几条公交", T0);
+        let d = c.handle_post_comment(&v, &v.activity.clone(), "希望多开几条公交", T0);
         let CommentDecision::Hold { text, .. } = d else {
             panic!("{d:?}")
         };
@@ -1498,7 +1507,7 @@ mod tests {
         c.handle_timeout(&m, &v.subject, T0 + 60_000, "刷屏", T0)
             .unwrap();
         assert_eq!(
-            c.handle_post_comment(&v, "x", T0 + 1),
+            c.handle_post_comment(&v, &v.activity.clone(), "x", T0 + 1),
             CommentDecision::Refuse(ConsultError::TimedOut {
                 until_ms: T0 + 60_000
             })
@@ -1510,7 +1519,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            c.handle_post_comment(&v, "x", T0 + 60_000),
+            c.handle_post_comment(&v, &v.activity.clone(), "x", T0 + 60_000),
             CommentDecision::Accept { .. }
         ));
         assert_eq!(
@@ -1522,7 +1531,7 @@ mod tests {
     #[test]
     fn hidden_comment_is_recorded_with_reason_and_original() {
         let (mut c, m, _a, _b, v) = setup();
-        let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, "原话 | 带竖线", T0)
+        let CommentDecision::Accept { text, .. } = c.handle_post_comment(&v, &v.activity.clone(), "原话 | 带竖线", T0)
         else {
             panic!()
         };
@@ -1647,7 +1656,7 @@ mod tests {
 
     #[test]
     fn events_have_a_stable_json_shape() {
-        let out = Outbound {
+        let out = Addressed {
             audience: Audience::Everyone,
             event: ConsultEvent::Floor(FloorEvent::HandsChanged {
                 hands: vec![ParticipantId::new("a")],
@@ -1657,7 +1666,7 @@ mod tests {
             serde_json::to_string(&out).unwrap(),
             r#"{"audience":{"to":"everyone"},"event":{"t":"floor","k":"hands_changed","hands":["a"]}}"#
         );
-        let back: Outbound = serde_json::from_str(&serde_json::to_string(&out).unwrap()).unwrap();
+        let back: Addressed = serde_json::from_str(&serde_json::to_string(&out).unwrap()).unwrap();
         assert_eq!(back, out);
     }
 
@@ -1765,7 +1774,7 @@ mod tests {
                     }
                     Op::Post(i) => {
                         let g = &gs[i as usize];
-                        match c.handle_post_comment(g, "评论", now) {
+                        match c.handle_post_comment(g, &gs[0].activity, "评论", now) {
                             CommentDecision::Accept { text, .. } => { seq += 1; c.handle_comment_committed(Seq(seq), g, text, false, now); }
                             CommentDecision::Hold { text, .. } => { seq += 1; c.handle_comment_committed(Seq(seq), g, text, true, now); }
                             CommentDecision::Refuse(_) => {}

@@ -7,15 +7,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 #[cfg(test)]
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
 use shangliang_signaling::{ActivityId, Form, Item, ItemBody, Seq, encode_item};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::{AuditEntry, AuditHash, GENESIS_HASH};
 use super::read::{audit_head, get_u64, sql_int};
-use super::{Activity, ActivityState, CommitHook, RecordError};
+use crate::record::audit::{AuditHash, AuditRow, GENESIS_HASH};
+use crate::record::{Activity, ActivityState, AppendDone, CommitHook, RecordError, now_ms};
 
 /// One request to the writer and where its answer goes.
 pub(super) struct Request {
@@ -34,7 +33,7 @@ pub(super) enum Op {
         id: ActivityId,
         state: ActivityState,
     },
-    AppendAudit(AuditEntry),
+    AppendAudit(AuditRow),
     PutSummary { activity: ActivityId, json: String, audit_head: String, state: String },
     /// Makes the writer thread panic, to test what callers see when it is gone.
     #[cfg(test)]
@@ -50,20 +49,30 @@ pub(super) enum Value {
 
 type Answer = Result<Value, RecordError>;
 
-/// Async callers (`append`) wait on a oneshot; blocking callers (`create_activity` ...) on a
-/// std channel, since a tokio oneshot cannot be waited on synchronously inside a runtime.
+/// Where a request's answer goes: an append's [`AppendDone`] (called here, on the writer
+/// thread), a oneshot someone awaits, or a std channel a blocking caller waits on (a tokio
+/// oneshot cannot be waited on synchronously inside a runtime).
 pub(super) enum Reply {
+    Append(AppendDone),
     Async(oneshot::Sender<Answer>),
     Blocking(std::sync::mpsc::SyncSender<Answer>),
 }
 
 impl Reply {
-    fn send(self, answer: Answer) {
-        // The caller may have gone away (a cancelled `append`): nothing to tell then.
-        let _ = match self {
-            Reply::Async(tx) => tx.send(answer).map_err(drop),
-            Reply::Blocking(tx) => tx.send(answer).map_err(drop),
-        };
+    pub(super) fn send(self, answer: Answer) {
+        match self {
+            Reply::Append(done) => done(answer.map(|v| match v {
+                Value::Item(item) => item,
+                _ => unreachable!("the writer answers Append with an Item"),
+            })),
+            // The caller may have gone away: nothing to tell then.
+            Reply::Async(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(answer);
+            }
+        }
     }
 }
 
@@ -95,12 +104,6 @@ pub(super) struct WriterDriver {
     pub(super) pending_audit: HashMap<ActivityId, (u64, AuditHash)>,
     #[cfg(test)]
     pub(super) fail_next_commit: Arc<AtomicBool>,
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl WriterDriver {
@@ -216,7 +219,7 @@ impl WriterDriver {
                     Ok((Value::Done, None))
                 })
             }
-            Op::AppendAudit(entry) => self.stage_audit(entry),
+            Op::AppendAudit(row) => self.stage_audit(row),
             Op::PutSummary { activity, json, audit_head, state } => {
                 if self.head_of(&activity)?.is_none() {
                     return Ok(Err(RecordError::NoSuchActivity(activity)));
@@ -294,22 +297,23 @@ impl WriterDriver {
         Ok(Ok((Value::Activity(a), None)))
     }
 
-    fn stage_audit(&mut self, e: AuditEntry) -> rusqlite::Result<Step> {
-        if self.head_of(&e.activity)?.is_none() {
-            return Ok(Err(RecordError::NoSuchActivity(e.activity)));
+    fn stage_audit(&mut self, e: AuditRow) -> rusqlite::Result<Step> {
+        let activity = e.activity.clone();
+        if self.head_of(&activity)?.is_none() {
+            return Ok(Err(RecordError::NoSuchActivity(activity)));
         }
         let last = match self
             .pending_audit
-            .get(&e.activity)
-            .or(self.audit_heads.get(&e.activity))
+            .get(&activity)
+            .or(self.audit_heads.get(&activity))
         {
             Some(&last) => Some(last),
-            None => audit_head(&self.conn, &e.activity)?,
+            None => audit_head(&self.conn, &activity)?,
         };
         let (expected_idx, expected_prev) = last.map_or((1, GENESIS_HASH), |(i, h)| (i + 1, h));
         if e.idx != expected_idx || e.prev_hash != expected_prev {
             return Ok(Err(RecordError::AuditOutOfOrder {
-                activity: e.activity,
+                activity,
                 expected_idx,
             }));
         }
@@ -320,7 +324,7 @@ impl WriterDriver {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
-                e.activity.as_str(),
+                activity.as_str(),
                 sql_int(e.idx),
                 sql_int(e.ts_ms),
                 e.actor,
@@ -331,7 +335,7 @@ impl WriterDriver {
                 &e.hash[..],
                 e.detail
             ])?;
-        self.pending_audit.insert(e.activity, (e.idx, e.hash));
+        self.pending_audit.insert(activity, (e.idx, e.hash));
         Ok(Ok((Value::Done, None)))
     }
 

@@ -1,0 +1,166 @@
+//! What a moderation driver takes (the same messages whether a session on this node or the
+//! relay from another node sends them) and what answers look like.
+
+use shangliang_signaling::{ActivityId, ErrorCode, ParticipantId, Seq, ServerMsg};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::consult::{Command, ConsultError, Grants, Reply, Snapshot};
+use crate::server::inbox::Direct;
+
+/// A refusal as the wire sends it.
+pub type WireError = (ErrorCode, String);
+
+/// A domain refusal in its wire form.
+pub(super) fn wire(e: &ConsultError) -> WireError {
+    (e.wire_code(), e.to_string())
+}
+
+/// A comment the record has made durable: its seq, and whether it is held for review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Acked {
+    /// Its sequence number in the topic.
+    pub seq: Seq,
+    /// Held for review: only moderators see it until one approves it.
+    pub held: bool,
+}
+
+/// The answer to a post: durable (`ack`), or refused with a reason (`error`).
+pub type PostAnswer = Result<Acked, WireError>;
+
+/// Where the answer to a post goes; answered exactly once, from wherever the answer is known
+/// (a refusal in the driver, an ack on the record's writer right after the commit). One that
+/// is dropped unanswered — its driver stopped, the activity moved, the message never arrived —
+/// answers `unavailable` (retry) as it goes, so no post is left without an answer.
+#[derive(Debug)]
+pub struct PostReply(Option<ReplyTo>);
+
+#[derive(Debug)]
+enum ReplyTo {
+    /// A session of this node: the `ack` or `error`, with the post's `id`, straight into its
+    /// inbox. A full inbox (a burst of pipelined posts answered by one group commit) is waited
+    /// for in a task on the session's runtime, never on the record's writer: an ack is never
+    /// dropped while the connection lives.
+    Inbox {
+        id: u32,
+        inbox: mpsc::Sender<Direct>,
+        runtime: Option<tokio::runtime::Handle>,
+    },
+    /// A post relayed from another node: the relay answers it over NATS.
+    Relay(oneshot::Sender<PostAnswer>),
+}
+
+impl PostReply {
+    /// The answer goes to a session of this node, as `ack`/`error` with the post's `id`. Made
+    /// on the session's runtime (where a full inbox is waited for).
+    pub fn inbox(id: u32, inbox: mpsc::Sender<Direct>) -> PostReply {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        PostReply(Some(ReplyTo::Inbox { id, inbox, runtime }))
+    }
+
+    /// The answer goes back over the relay.
+    pub fn relay(tx: oneshot::Sender<PostAnswer>) -> PostReply {
+        PostReply(Some(ReplyTo::Relay(tx)))
+    }
+
+    /// Sends the answer (never waits).
+    pub fn send(mut self, answer: PostAnswer) {
+        if let Some(to) = self.0.take() {
+            to.send(answer);
+        }
+    }
+}
+
+impl Drop for PostReply {
+    fn drop(&mut self) {
+        if let Some(to) = self.0.take() {
+            to.send(Err((
+                ErrorCode::Unavailable,
+                "the activity's moderation is not available; retry".into(),
+            )));
+        }
+    }
+}
+
+impl ReplyTo {
+    fn send(self, answer: PostAnswer) {
+        match self {
+            ReplyTo::Inbox { id, inbox, runtime } => {
+                let msg = match answer {
+                    Ok(Acked { seq, held }) => {
+                        metrics::counter!("shangliang_comments_accepted_total").increment(1);
+                        ServerMsg::Ack { id, seq, held }
+                    }
+                    Err((code, message)) => {
+                        metrics::counter!("shangliang_comments_refused_total", "code" => format!("{code:?}")).increment(1);
+                        ServerMsg::Error { id: Some(id), code, message }
+                    }
+                };
+                match inbox.try_send(Box::new(msg)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(msg)) => match runtime {
+                        Some(rt) => {
+                            rt.spawn(async move {
+                                let _ = inbox.send(msg).await;
+                            });
+                        }
+                        None => metrics::counter!("shangliang_inbox_dropped_total").increment(1),
+                    },
+                    // The session is gone; the comment's fate is settled either way.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+            ReplyTo::Relay(tx) => {
+                let _ = tx.send(answer);
+            }
+        }
+    }
+}
+
+/// Inputs of a driver.
+#[derive(Debug)]
+pub enum DriverMsg {
+    /// A connection of this identity authenticated (attendance).
+    Join(Grants),
+    /// A connection of this identity closed.
+    Leave(ParticipantId),
+    /// A moderation command.
+    Command {
+        /// The caller's grants (from the verified token).
+        grants: Grants,
+        /// The command.
+        cmd: Command,
+        /// The answer, once its effects are durable.
+        reply: oneshot::Sender<Result<Reply, WireError>>,
+    },
+    /// The state for a connection that just subscribed.
+    State {
+        /// Whose view.
+        grants: Grants,
+        /// The answer.
+        reply: oneshot::Sender<Result<Snapshot, WireError>>,
+    },
+    /// A posted comment: the driver decides on it (topic, text, rate, the moderators' rules)
+    /// and appends it; `reply` is answered once it is durable, or at once if it is refused.
+    Post {
+        /// The poster.
+        grants: Grants,
+        /// The topic the post names.
+        topic: ActivityId,
+        /// The text as posted.
+        text: String,
+        /// Where the answer goes.
+        reply: PostReply,
+    },
+}
+
+/// The drivers running on this node, as the cluster relay reaches them (implemented by the
+/// registry; a trait so that the relay does not depend on the registry that starts it).
+pub trait LocalDrivers: Send + Sync + 'static {
+    /// The driver of `activity` on this node, started if needed; `None` if the activity does
+    /// not exist or another node holds its fence.
+    fn local(&self, activity: &ActivityId) -> Option<mpsc::Sender<DriverMsg>>;
+
+    /// Stops the local drivers of activities for which `keep` is false (their home moved to
+    /// another node). A driver ends once the messages already queued are done.
+    fn retain(&self, keep: &dyn Fn(&ActivityId) -> bool);
+}
