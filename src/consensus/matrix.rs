@@ -22,6 +22,10 @@ pub const CHUNK_ROWS: usize = 1024;
 /// Most statement columns the packing allows (14 bits).
 pub const MAX_COLUMNS: usize = 1 << 14;
 
+// Every statement an activity may hold has a column (checked here so `statements` needs
+// nothing from the matrix).
+const _: () = assert!(super::statements::MAX_STATEMENTS <= MAX_COLUMNS);
+
 const AGREE: u16 = 1;
 const DISAGREE: u16 = 2;
 const PASS: u16 = 3;

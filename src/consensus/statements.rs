@@ -16,7 +16,6 @@ use shangliang_signaling::Seq;
 
 use super::error::ConsensusError;
 use super::ids::StatementId;
-use super::matrix::MAX_COLUMNS;
 use super::voter::Tier;
 use crate::consult::text::normalize_line;
 use crate::consult::{ParticipantId, QuestionId};
@@ -27,8 +26,6 @@ pub const MAX_STATEMENT_CHARS: usize = 140;
 /// Most statements per activity. Pol.is conversations rarely pass a few hundred; the packing
 /// of the matrix would allow 16,384.
 pub const MAX_STATEMENTS: usize = 1_000;
-
-const _: () = assert!(MAX_STATEMENTS <= MAX_COLUMNS);
 
 /// A viewer's answer to a statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
