@@ -65,8 +65,8 @@ where
     metrics::counter!("shangliang_connections_total").increment(1);
     // Boxed: an async fn keeps room for its moved-out arguments, so nesting the session inline
     // would hold the socket twice in the task.
-    let code = Box::pin(Session::start(&state, socket, peer)).await;
-    metrics::counter!("shangliang_closed_total", "code" => code.to_string()).increment(1);
+    let end = Box::pin(Session::start(&state, socket, peer)).await;
+    metrics::counter!("shangliang_closed_total", "code" => end.label()).increment(1);
     metrics::gauge!("shangliang_connections").decrement(1.0);
     state.connections.closed();
 }
@@ -92,20 +92,51 @@ struct Session<'h, S> {
     media: MediaConn,
 }
 
-/// How a session ended: the close code sent (or that would have been sent).
 type CloseCode = u16;
+
+/// How a session ends, decided once and applied by [`Session::start`]; also the
+/// `closed_total{code}` label, so the metric says what happened on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The hub closes with this code and reason: a Close frame, best effort within the write
+    /// timeout (a client that stopped reading may never take it), then the TCP connection
+    /// is dropped.
+    Close(CloseCode, &'static str),
+    /// The client sent Close: the hub answers with the same code (RFC 6455 §5.5.1; `None` is
+    /// a Close without a code, answered without one), then drops the TCP connection.
+    Echo(Option<CloseCode>),
+    /// The TCP connection ended (or a write failed) without a closing handshake: nothing can
+    /// be sent. Labelled `abrupt`.
+    Abrupt,
+}
+
+impl End {
+    fn label(self) -> String {
+        match self {
+            End::Close(code, _) | End::Echo(Some(code)) => code.to_string(),
+            End::Echo(None) => "1005".into(),
+            End::Abrupt => "abrupt".into(),
+        }
+    }
+}
+
+impl From<(CloseCode, &'static str)> for End {
+    fn from((code, reason): (CloseCode, &'static str)) -> End {
+        End::Close(code, reason)
+    }
+}
 
 impl<'h, S> Session<'h, S>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
-    async fn start(state: &'h Arc<WsState>, mut socket: S, peer: SocketAddr) -> CloseCode {
+    async fn start(state: &'h Arc<WsState>, mut socket: S, peer: SocketAddr) -> End {
         let (form, claims) = match Box::pin(authenticate(state, &mut socket)).await {
             Ok(ok) => ok,
-            Err((code, reason)) => {
-                tracing::debug!(%peer, code, reason, "refused before auth");
-                let _ = send_close(&mut socket, code, reason).await;
-                return code;
+            Err(end) => {
+                tracing::debug!(%peer, ?end, "ended before auth");
+                finish(&mut socket, end, state.limits.write_timeout).await;
+                return end;
             }
         };
         let (conn, rx) = state.fanout.connect(form);
@@ -147,24 +178,24 @@ where
             },
         };
         if session.send_msg(&welcome).await.is_err() {
-            return close::GOING_AWAY;
+            return End::Abrupt;
         }
-        let (code, reason) = session.serve(rx, inbox_rx).await;
+        let end = session.serve(rx, inbox_rx).await;
         // Leaving the room frees its connections before the socket closes.
         session.media.leave().await;
         if let Some(tx) = session.driver() {
             let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), send_close(&mut session.socket, code, reason)).await;
-        code
+        finish(&mut session.socket, end, state.limits.write_timeout).await;
+        end
     }
 
-    /// The main loop. Returns the close code and reason to send.
+    /// The main loop. Returns how the session ends.
     async fn serve(
         &mut self,
         mut rx: ConnReceiver,
         mut inbox: tokio::sync::mpsc::Receiver<Direct>,
-    ) -> (CloseCode, &'static str) {
+    ) -> End {
         let idle_timeout = self.state.limits.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
@@ -177,12 +208,12 @@ where
                             return end;
                         }
                     }
-                    Some(Outbound::Close { code, reason }) => return (code, reason),
-                    None => return (close::GOING_AWAY, "server shutting down"),
+                    Some(Outbound::Close { code, reason }) => return End::Close(code, reason),
+                    None => return End::Close(close::GOING_AWAY, "server shutting down"),
                 },
                 Some(direct) = inbox.recv() => {
                     if self.send_msg(&direct).await.is_err() {
-                        return (close::GOING_AWAY, "write failed");
+                        return End::Abrupt;
                     }
                 }
                 msg = self.socket.next() => {
@@ -194,10 +225,10 @@ where
                             }
                         }
                         Some(Err(e)) => return classify_socket_error(&e),
-                        None => return (close::NORMAL, ""),
+                        None => return End::Abrupt,
                     }
                 }
-                _ = &mut idle => return (close::NORMAL, "idle timeout"),
+                _ = &mut idle => return End::Close(close::NORMAL, "idle timeout"),
             }
         }
     }
@@ -208,7 +239,7 @@ where
         &mut self,
         first: Bytes,
         rx: &mut ConnReceiver,
-    ) -> Result<(), (CloseCode, &'static str)> {
+    ) -> Result<(), End> {
         let form = self.form;
         let timeout = self.state.limits.write_timeout;
         let mut close_after: Option<(CloseCode, &'static str)> = None;
@@ -227,11 +258,11 @@ where
             self.socket.flush().await
         };
         match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => close_after.map_or(Ok(()), Err),
-            Ok(Err(_)) => Err((close::GOING_AWAY, "write failed")),
+            Ok(Ok(())) => close_after.map_or(Ok(()), |c| Err(c.into())),
+            Ok(Err(_)) => Err(End::Abrupt),
             Err(_) => {
                 metrics::counter!("shangliang_fanout_slow_closed_total").increment(1);
-                Err((close::SLOW_CONSUMER, "slow consumer"))
+                Err(End::Close(close::SLOW_CONSUMER, "slow consumer"))
             }
         }
     }
@@ -247,12 +278,12 @@ where
     }
 
     /// Handles one frame from the client; `Some` ends the session with that close.
-    async fn handle_message(&mut self, msg: Message) -> Option<(CloseCode, &'static str)> {
+    async fn handle_message(&mut self, msg: Message) -> Option<End> {
         let (form, data) = match msg {
             Message::Binary(b) => (Form::MsgPack, b),
             Message::Text(t) => (Form::Json, Bytes::from(t)),
             Message::Ping(_) | Message::Pong(_) => return None,
-            Message::Close(_) => return Some((close::NORMAL, "")),
+            Message::Close(frame) => return Some(End::Echo(frame.map(|f| f.code))),
         };
         let decoded = decode_client(form, &data);
         if self.frame_limiter.check().is_err() {
@@ -267,7 +298,7 @@ where
                 self.last_flood = Some(now);
                 self.flood_seconds += 1;
                 if self.flood_seconds >= FLOOD_STRIKES {
-                    return Some((close::FLOOD, "flood"));
+                    return Some(End::Close(close::FLOOD, "flood"));
                 }
                 self.send_error(None, ErrorCode::RateLimited, "too many frames; slow down").await;
             }
@@ -282,11 +313,11 @@ where
                 self.bad_frames = 0;
                 m
             }
-            Err(DecodeError::TooLarge(_)) => return Some((close::TOO_BIG, "frame too large")),
+            Err(DecodeError::TooLarge(_)) => return Some(End::Close(close::TOO_BIG, "frame too large")),
             Err(e) => {
                 self.bad_frames += 1;
                 if self.bad_frames >= MAX_BAD_FRAMES {
-                    return Some((close::PROTOCOL, "too many bad frames"));
+                    return Some(End::Close(close::PROTOCOL, "too many bad frames"));
                 }
                 let code = match e {
                     DecodeError::UnknownType(_) => ErrorCode::UnknownType,
@@ -473,15 +504,15 @@ async fn state_msg(
 }
 
 /// Waits for the first frame, which must be a valid `auth`; fixes the connection's form.
-async fn authenticate<S>(state: &WsState, socket: &mut S) -> Result<(Form, Claims), (CloseCode, &'static str)>
+async fn authenticate<S>(state: &WsState, socket: &mut S) -> Result<(Form, Claims), End>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
     let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
     let (form, data) = loop {
         let msg = match tokio::time::timeout_at(deadline, socket.next()).await {
-            Err(_) => return Err((close::AUTH_TIMEOUT, "auth timeout")),
-            Ok(None) => return Err((close::NORMAL, "")),
+            Err(_) => return Err(End::Close(close::AUTH_TIMEOUT, "auth timeout")),
+            Ok(None) => return Err(End::Abrupt),
             Ok(Some(Err(e))) => return Err(classify_socket_error(&e)),
             Ok(Some(Ok(m))) => m,
         };
@@ -489,7 +520,7 @@ where
             Message::Binary(b) => break (Form::MsgPack, b),
             Message::Text(t) => break (Form::Json, Bytes::from(t)),
             Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Close(_) => return Err((close::NORMAL, "")),
+            Message::Close(frame) => return Err(End::Echo(frame.map(|f| f.code))),
         }
     };
     let refuse = async |socket: &mut S, code: ErrorCode, message: String| {
@@ -500,25 +531,25 @@ where
         Ok(ClientMsg::Auth { v, token }) => {
             if v != PROTOCOL_VERSION {
                 refuse(socket, ErrorCode::VersionUnsupported, format!("this server speaks version {PROTOCOL_VERSION}")).await;
-                return Err((close::VERSION, "version unsupported"));
+                return Err(End::Close(close::VERSION, "version unsupported"));
             }
             match state.keys.verify(&token) {
                 Ok(claims) => Ok((form, claims)),
                 Err(e) => {
                     refuse(socket, e.code(), e.to_string()).await;
-                    Err((close::UNAUTHENTICATED, if e.code() == ErrorCode::TokenExpired { "token expired" } else { "invalid token" }))
+                    Err(End::Close(close::UNAUTHENTICATED, if e.code() == ErrorCode::TokenExpired { "token expired" } else { "invalid token" }))
                 }
             }
         }
         Ok(_) => {
             refuse(socket, ErrorCode::Unauthenticated, "the first message must be auth".into()).await;
-            Err((close::UNAUTHENTICATED, "unauthenticated"))
+            Err(End::Close(close::UNAUTHENTICATED, "unauthenticated"))
         }
-        Err(DecodeError::TooLarge(_)) => Err((close::TOO_BIG, "frame too large")),
+        Err(DecodeError::TooLarge(_)) => Err(End::Close(close::TOO_BIG, "frame too large")),
         Err(e) => {
             let code = if matches!(e, DecodeError::UnknownType(_)) { ErrorCode::UnknownType } else { ErrorCode::BadFrame };
             refuse(socket, code, e.to_string()).await;
-            Err((close::UNAUTHENTICATED, "unauthenticated"))
+            Err(End::Close(close::UNAUTHENTICATED, "unauthenticated"))
         }
     }
 }
@@ -531,19 +562,41 @@ fn frame_message(form: Form, frame: Bytes) -> Message {
     }
 }
 
-fn classify_socket_error(e: &axum::Error) -> (CloseCode, &'static str) {
+/// Sorts a read error: an oversized frame (1009), a connection that ended without a closing
+/// handshake (`abrupt`: reset, EOF, I/O error), or a protocol violation (4400).
+fn classify_socket_error(e: &axum::Error) -> End {
     let text = e.to_string();
     if text.contains("too long") || text.contains("Space limit") || text.contains("capacity") {
-        (close::TOO_BIG, "frame too large")
+        End::Close(close::TOO_BIG, "frame too large")
+    } else if is_abrupt(&text) {
+        End::Abrupt
     } else {
-        (close::PROTOCOL, "websocket protocol error")
+        End::Close(close::PROTOCOL, "websocket protocol error")
     }
 }
 
-async fn send_close<S>(socket: &mut S, code: CloseCode, reason: &'static str) -> Result<(), SendError>
+/// tungstenite's words for a connection that is gone (its `Error::Io`, `ConnectionClosed`,
+/// `AlreadyClosed` and `Protocol(ResetWithoutClosingHandshake)`); axum hides the error type,
+/// so the text is what there is to go by.
+fn is_abrupt(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    ["io error", "without closing handshake", "connection closed", "already closed", "broken pipe", "connection reset"]
+        .iter()
+        .any(|w| t.contains(w))
+}
+
+/// Applies the end of a session: the Close frame (or the echo of the client's) within
+/// `bound`, best effort; the caller then drops the socket, which closes the TCP connection.
+/// A client that stopped reading gets the frame if it drains its socket within the bound.
+async fn finish<S>(socket: &mut S, end: End, bound: Duration)
 where
     S: Sink<Message, Error = SendError> + Unpin,
 {
-    socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await
+    let frame = match end {
+        End::Close(code, reason) => Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }),
+        End::Echo(Some(code)) => Some(CloseFrame { code, reason: Utf8Bytes::default() }),
+        End::Echo(None) => None,
+        End::Abrupt => return,
+    };
+    let _ = tokio::time::timeout(bound, socket.send(Message::Close(frame))).await;
 }
-

@@ -264,3 +264,30 @@ async fn a_silent_session_is_closed_after_the_idle_timeout() {
     assert_eq!(c.next().await, Got::Closed(close::NORMAL, "idle timeout".into()));
     assert!(since.elapsed() >= Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered_with_the_same_code() {
+    let b = bench(|_| {}).await;
+    let mut c = b.authed(Role::Viewer, "辛").await;
+    c.send_raw(Message::Close(Some(axum::extract::ws::CloseFrame { code: 4000, reason: "bye".into() })));
+    assert_eq!(c.next().await, Got::Closed(4000, String::new()));
+    // Before auth too.
+    let mut early = b.connect();
+    early.send_raw(Message::Close(Some(axum::extract::ws::CloseFrame { code: close::GOING_AWAY, reason: "".into() })));
+    assert_eq!(early.next().await, Got::Closed(close::GOING_AWAY, String::new()));
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_gets_no_close_frame_and_frees_its_slot() {
+    let b = bench(|_| {}).await;
+    let c = b.authed(Role::Viewer, "壬").await;
+    let Client { tx, mut rx, .. } = c;
+    drop(tx); // the stream ends without a Close: an abrupt disconnect
+    let next = tokio::time::timeout(WAIT, rx.recv()).await.expect("the session ends in time");
+    assert!(next.is_none(), "nothing is sent to a vanished client, got {next:?}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.state.connections.get() != 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.state.connections.get(), 0, "the session's slot is given back");
+}
