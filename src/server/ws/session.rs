@@ -598,5 +598,14 @@ where
         End::Echo(None) => None,
         End::Abrupt => return,
     };
-    let _ = tokio::time::timeout(bound, socket.send(Message::Close(frame))).await;
+    let echo = matches!(end, End::Echo(_));
+    let _ = tokio::time::timeout(bound, async {
+        // tungstenite queues the answer to a client's Close itself (with the client's code) and
+        // refuses a second Close after it (`SendAfterClosing`), sending its own only on the next
+        // flush: flush then. A socket without that machinery (the unit tests' channels) takes ours.
+        if socket.send(Message::Close(frame)).await.is_err() && echo {
+            let _ = socket.flush().await;
+        }
+    })
+    .await;
 }
