@@ -380,6 +380,14 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         }
         _ => None,
     };
+    // The same growth at the end of the posting run (after the drain): what the connections,
+    // their buffers and the history cost once comments have flowed.
+    let per_viewer_kib_end = match (rss_idle, rss_end) {
+        (Some(a), Some(b)) if viewers_connected > 0 => {
+            Some(proto::r3((b - a) * 1024.0 / viewers_connected as f64))
+        }
+        _ => None,
+    };
     let lat = proto::hist_summary_ms(&hist);
     let result = json!({
         "target": target.kind,
@@ -416,6 +424,7 @@ async fn parent(args: cli::Args) -> Result<(), String> {
         "server_rss_mb_connected": rss_connected.map(proto::r3),
         "server_rss_mb": rss_end.map(proto::r3),
         "rss_per_viewer_kib": per_viewer_kib,
+        "rss_per_viewer_kib_end": per_viewer_kib_end,
         "server_cpu_s": server_cpu,
         "server_cpu_s_ramp": match (cpu_idle, cpu_connected) { (Some(a), Some(b)) => Some(proto::r3(b - a)), _ => None },
         "server_cpu_util": server_cpu.map(|c| proto::r3(c / window_s)),
