@@ -95,6 +95,9 @@ pub struct RecordOptions {
     /// The Ed25519 key file that signs the Merkle log's heads (created 0600 if missing);
     /// default: [`LogKey::FILE_NAME`] beside the database file.
     pub key_path: Option<PathBuf>,
+    /// A key to sign with instead of a key file (tests; `export` and `verify-record`, which
+    /// open the record without appending and so never sign).
+    pub key: Option<Arc<LogKey>>,
     /// A head is signed once this many leaves of an activity are unsigned ...
     pub sign_every: u64,
     /// ... or once its oldest unsigned leaf waited this long, and when the record closes.
@@ -107,6 +110,7 @@ impl Default for RecordOptions {
             max_batch: 1024,
             read_connections: 4,
             key_path: None,
+            key: None,
             sign_every: 256,
             sign_interval: Duration::from_secs(2),
         }
@@ -159,7 +163,10 @@ impl SqliteRecord {
         let key_path = opts.key_path.clone().unwrap_or_else(|| {
             LogKey::default_path(path.parent().unwrap_or(Path::new(".")))
         });
-        let key = Arc::new(LogKey::load_or_create(&key_path).map_err(|e| RecordError::Unavailable(e.to_string()))?);
+        let key = match &opts.key {
+            Some(k) => k.clone(),
+            None => Arc::new(LogKey::load_or_create(&key_path).map_err(|e| RecordError::Unavailable(e.to_string()))?),
+        };
         let public = key.public();
         let conn = schema::open_writer(path)?;
         let reads = ReadPool::open(path, opts.read_connections)?;
