@@ -1,5 +1,6 @@
 //! The `shangliang` command line: `serve` runs the hub, `token` mints a signed token,
-//! `export` writes an activity's session record, `verify-record` checks its audit chain.
+//! `export` writes an activity's session record, `verify-record` checks it against its signed
+//! Merkle tree heads.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use shangliang::fanout::FanoutConfig;
+use shangliang::record::merkle::{LogKey, LogPublicKey};
 use shangliang::server::auth::{TokenKeys, now_secs};
 use shangliang::server::{ServeConfig, TokenClaims, parse_ttl};
 use shangliang_signaling::{ActivityId, NodeId, Org, OrgLevel, Role};
@@ -26,7 +28,8 @@ enum Command {
     Token(TokenArgs),
     /// Write an activity's session record (JSON, CSV, or Markdown minutes) to stdout.
     Export(ExportArgs),
-    /// Check an activity's audit log hash chain in the record; exit code 1 if it was altered.
+    /// Check an activity's record against its signed Merkle tree heads (and audit chain); exit
+    /// code 1 if it was altered.
     VerifyRecord(VerifyArgs),
 }
 
@@ -44,6 +47,10 @@ struct ExportArgs {
     /// A cluster's PostgreSQL database instead of --data-dir (postgres://user@host:port/db).
     #[arg(long, env = "SHANGLIANG_DATABASE")]
     database: Option<String>,
+    /// The record's signing key file, whose public key the export prints beside the signed
+    /// head (default: record-signing.key in --data-dir).
+    #[arg(long, env = "SHANGLIANG_RECORD_KEY")]
+    record_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +64,41 @@ struct VerifyArgs {
     /// A cluster's PostgreSQL database instead of --data-dir (postgres://user@host:port/db).
     #[arg(long, env = "SHANGLIANG_DATABASE")]
     database: Option<String>,
+    /// The public key that verifies the hub's tree heads: 64 hex digits or a file holding
+    /// them (the hub writes record-signing.key.pub; default: that file beside --record-key).
+    #[arg(long)]
+    public_key: Option<String>,
+    /// The record's signing key file (default: record-signing.key in --data-dir); only its
+    /// public half is used.
+    #[arg(long, env = "SHANGLIANG_RECORD_KEY")]
+    record_key: Option<PathBuf>,
+    /// A tree head published earlier (a tree-head JSON, a JSON export or Markdown minutes):
+    /// the record must still extend it.
+    #[arg(long)]
+    head: Option<PathBuf>,
+}
+
+/// The public key that verifies the record's heads: given, or read beside the key file.
+fn public_key(given: Option<&str>, record_key: Option<PathBuf>, data_dir: &std::path::Path) -> anyhow::Result<LogPublicKey> {
+    let from_text = |t: &str, what: &str| {
+        t.trim().parse::<LogPublicKey>().map_err(|e| anyhow::anyhow!("{what}: {e} (expected 64 hex digits)"))
+    };
+    if let Some(g) = given {
+        return match std::fs::read_to_string(g) {
+            Ok(text) => from_text(&text, g),
+            Err(_) => from_text(g, "--public-key"),
+        };
+    }
+    let key = record_key.unwrap_or_else(|| LogKey::default_path(data_dir));
+    let mut pub_path = key.clone().into_os_string();
+    pub_path.push(".pub");
+    match std::fs::read_to_string(&pub_path) {
+        Ok(text) => from_text(&text, &pub_path.to_string_lossy()),
+        Err(_) => anyhow::bail!(
+            "no public key to verify the tree heads with: {} is missing (give --public-key)",
+            std::path::Path::new(&pub_path).display()
+        ),
+    }
 }
 
 fn parse_format(s: &str) -> Result<shangliang::server::moderation::export::ExportFormat, String> {
@@ -184,6 +226,11 @@ struct ServeArgs {
     /// Do not package livestreams as LL-HLS nor record them (WHEP only).
     #[arg(long)]
     no_programme: bool,
+    /// The Ed25519 key file that signs the record's tree heads (created 0600 if missing;
+    /// default: record-signing.key in --data-dir). Keep a copy of its .pub where the record
+    /// is checked.
+    #[arg(long, env = "SHANGLIANG_RECORD_KEY")]
+    record_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -247,14 +294,43 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Export(a) => {
+            use shangliang::server::moderation::export;
             let act = ActivityId::new(&a.activity)?;
-            print!("{}", shangliang::server::moderation::export::export_record(&source(a.data_dir, a.database), &act, a.format)?);
+            let key = public_key(None, a.record_key, &a.data_dir).ok();
+            print!("{}", export::export_with_key(&source(a.data_dir, a.database), &act, a.format, key.as_ref())?);
             Ok(())
         }
         Command::VerifyRecord(a) => {
+            use shangliang::server::moderation::export;
             let act = ActivityId::new(&a.activity)?;
-            let v = shangliang::server::moderation::export::verify_record(&source(a.data_dir, a.database), &act)?;
+            let key = public_key(a.public_key.as_deref(), a.record_key, &a.data_dir)?;
+            let published = match &a.head {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    Some(export::parse_published_head(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+                }
+                None => None,
+            };
+            let v = export::verify_record(&source(a.data_dir, a.database), &act, &key, published.as_ref())?;
             println!("ok: {} audit entries of {act}, chain head {}", v.entries, v.head);
+            match &v.log.head {
+                Some(h) => println!(
+                    "ok: {} log leaves ({} items, {} audit entries) give the root {} of the head signed at {} ms (size {}) with key {key}",
+                    v.log.leaves,
+                    v.log.items,
+                    v.log.leaves - v.log.items,
+                    hex::encode(h.root),
+                    h.ts_ms,
+                    h.size
+                ),
+                None => println!("ok: the log of {act} is empty"),
+            }
+            if let Some(p) = &v.log.published {
+                println!("ok: the record extends the head published at {} ms (size {})", p.ts_ms, p.size);
+            }
+            if v.log.unsigned > 0 {
+                println!("note: {} leaves after the latest signed head are not yet signed", v.log.unsigned);
+            }
             if v.after_stored_head > 0 {
                 println!("note: {} entries after the head stored with the summary", v.after_stored_head);
             }
@@ -299,6 +375,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     cfg.programme.enabled = !a.no_programme;
+    cfg.record_key = a.record_key;
     cfg.programme.retention = a.recording_retention_days.map(|d| Duration::from_secs(d * 86_400));
     let defaults = FanoutConfig::default();
     cfg.fanout = FanoutConfig {

@@ -28,6 +28,7 @@
 pub mod audit;
 pub mod merkle;
 pub mod postgres;
+pub mod proof;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -320,6 +321,18 @@ pub trait Record: Send + Sync + 'static {
 
     /// Whether `fence` still holds (it can be lost with the database connection that held it).
     fn fence_held(&self, fence: Fence) -> bool;
+
+    // ---- the Merkle log (see `proof`) ---------------------------------------------------
+
+    /// The latest signed head of `activity`'s Merkle log, if one was signed (heads are
+    /// signed within seconds of an append and when the record closes).
+    async fn tree_head(&self, activity: &ActivityId) -> Result<Option<merkle::SignedTreeHead>, RecordError>;
+
+    /// The public key that verifies this record's heads; `None` if it keeps no log.
+    fn log_public_key(&self) -> Option<merkle::LogPublicKey>;
+
+    /// Every stored row the log of `activity` covers, for `verify-record`.
+    async fn log_dump(&self, activity: &ActivityId) -> Result<proof::LogDump, RecordError>;
 }
 
 pub(crate) fn now_ms() -> u64 {

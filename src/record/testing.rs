@@ -154,4 +154,13 @@ impl Record for Faulty {
     fn fence_held(&self, fence: Fence) -> bool {
         self.inner.fence_held(fence)
     }
+    async fn tree_head(&self, activity: &ActivityId) -> Result<Option<crate::record::merkle::SignedTreeHead>, RecordError> {
+        self.inner.tree_head(activity).await
+    }
+    fn log_public_key(&self) -> Option<crate::record::merkle::LogPublicKey> {
+        self.inner.log_public_key()
+    }
+    async fn log_dump(&self, activity: &ActivityId) -> Result<crate::record::proof::LogDump, RecordError> {
+        self.inner.log_dump(activity).await
+    }
 }

@@ -87,6 +87,9 @@ pub struct ServeConfig {
     pub edge: edge::EdgeConfig,
     /// The livestream programme (LL-HLS) and its recordings.
     pub programme: programme::ProgrammeSettings,
+    /// The Ed25519 key file that signs the record's Merkle tree heads (`None`:
+    /// `record-signing.key` in the data directory, created 0600 if missing).
+    pub record_key: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -110,6 +113,7 @@ impl ServeConfig {
             cluster: None,
             edge: edge::EdgeConfig::default(),
             programme: programme::ProgrammeSettings::default(),
+            record_key: None,
         }
     }
 }
@@ -190,7 +194,7 @@ impl Hub {
         let hook_fanout = fanout.clone();
         let sqlite = SqliteRecord::open(
             &cfg.data_dir.join("shangliang.sqlite3"),
-            RecordOptions::default(),
+            RecordOptions { key_path: cfg.record_key.clone(), ..RecordOptions::default() },
             Box::new(move |activity: &ActivityId, item: &Item, public: bool| {
                 if let Err(e) = hook_fanout.publish(activity, item.clone(), public) {
                     tracing::error!(%activity, seq = %item.seq, "fan-out refused a committed item: {e}");

@@ -590,6 +590,21 @@ impl Record for PgRecord {
     fn fence_held(&self, fence: Fence) -> bool {
         self.lock_generation() == fence.generation
     }
+
+    // The Merkle log is kept by the SQLite record only so far: the cluster's writers (one per
+    // node, all appending to one activity) would have to share the frontier through the
+    // database. Until then PostgreSQL signs nothing, says so, and `verify-record` refuses.
+    async fn tree_head(&self, _activity: &ActivityId) -> Result<Option<crate::record::merkle::SignedTreeHead>, RecordError> {
+        Ok(None)
+    }
+
+    fn log_public_key(&self) -> Option<crate::record::merkle::LogPublicKey> {
+        None
+    }
+
+    async fn log_dump(&self, _activity: &ActivityId) -> Result<crate::record::proof::LogDump, RecordError> {
+        Err(RecordError::Unavailable("the PostgreSQL record keeps no Merkle log yet (only the SQLite record does)".into()))
+    }
 }
 
 /// Owns the write connection; the sequencer of every append this node makes.

@@ -57,11 +57,13 @@
 //! The hook and every `AppendDone` run on the writer thread: they must never wait for the
 //! record, or the writer would wait for itself.
 
+mod log;
 mod read;
 mod schema;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use std::sync::Arc;
 #[cfg(test)]
 use std::sync::atomic::AtomicBool;
@@ -74,6 +76,8 @@ use tokio::sync::mpsc;
 pub use schema::SCHEMA_VERSION;
 
 use super::audit::AuditRow;
+use super::merkle::{LogKey, LogPublicKey, SignedTreeHead};
+use super::proof::LogDump;
 use super::{
     Activity, ActivityKind, ActivityState, AppendDone, CommitHook, Fence, QUEUE_CAPACITY, Record,
     RecordError, StoredItem,
@@ -88,6 +92,16 @@ pub struct RecordOptions {
     pub max_batch: usize,
     /// How many read connections serve `items`, `activities` ...
     pub read_connections: usize,
+    /// The Ed25519 key file that signs the Merkle log's heads (created 0600 if missing);
+    /// default: [`LogKey::FILE_NAME`] beside the database file.
+    pub key_path: Option<PathBuf>,
+    /// A key to sign with instead of a key file (tests; `export` and `verify-record`, which
+    /// open the record without appending and so never sign).
+    pub key: Option<Arc<LogKey>>,
+    /// A head is signed once this many leaves of an activity are unsigned ...
+    pub sign_every: u64,
+    /// ... or once its oldest unsigned leaf waited this long, and when the record closes.
+    pub sign_interval: Duration,
 }
 
 impl Default for RecordOptions {
@@ -95,6 +109,10 @@ impl Default for RecordOptions {
         RecordOptions {
             max_batch: 1024,
             read_connections: 4,
+            key_path: None,
+            key: None,
+            sign_every: 256,
+            sign_interval: Duration::from_secs(2),
         }
     }
 }
@@ -111,6 +129,7 @@ struct Inner {
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     reads: ReadPool,
+    public: LogPublicKey,
     #[cfg(test)]
     fail_next_commit: Arc<AtomicBool>,
 }
@@ -134,12 +153,21 @@ fn writer_gone() -> RecordError {
 impl SqliteRecord {
     /// Opens the record at `path`, creating the file and its schema if needed (migrations are
     /// versioned by `PRAGMA user_version`), in WAL mode with `synchronous=FULL`, and starts the
-    /// writer thread. `on_commit` sees every item committed from now on.
+    /// writer thread. `on_commit` sees every item committed from now on. Loads (or creates)
+    /// the log's signing key first ([`RecordOptions::key_path`]).
     pub fn open(
         path: &Path,
         opts: RecordOptions,
         on_commit: CommitHook,
     ) -> Result<SqliteRecord, RecordError> {
+        let key_path = opts.key_path.clone().unwrap_or_else(|| {
+            LogKey::default_path(path.parent().unwrap_or(Path::new(".")))
+        });
+        let key = match &opts.key {
+            Some(k) => k.clone(),
+            None => Arc::new(LogKey::load_or_create(&key_path).map_err(|e| RecordError::Unavailable(e.to_string()))?),
+        };
+        let public = key.public();
         let conn = schema::open_writer(path)?;
         let reads = ReadPool::open(path, opts.read_connections)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -154,9 +182,29 @@ impl SqliteRecord {
             audit_heads: Default::default(),
             pending_heads: Default::default(),
             pending_audit: Default::default(),
+            key,
+            sign_every: opts.sign_every.max(1),
+            sign_interval_ms: opts.sign_interval.as_millis() as u64,
+            logs: Default::default(),
+            pending_logs: Default::default(),
             #[cfg(test)]
             fail_next_commit: fail_next_commit.clone(),
         };
+        // The ticker: asks the writer every sign interval to sign what is due, so that the
+        // last leaves of a burst are signed within the interval even if nothing follows. It
+        // holds the queue weakly and ends with the record.
+        let weak = tx.downgrade();
+        let interval = opts.sign_interval.max(Duration::from_millis(10));
+        std::thread::Builder::new()
+            .name("record-heads".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(tx) = weak.upgrade() else { break };
+                    let _ = tx.try_send(Request { op: Op::Tick, reply: Reply::Nobody });
+                }
+            })
+            .map_err(|e| RecordError::Unavailable(format!("cannot start the ticker thread: {e}")))?;
         let writer = std::thread::Builder::new()
             .name("record-writer".into())
             .spawn(move || driver.run())
@@ -168,6 +216,7 @@ impl SqliteRecord {
                 tx: Some(tx),
                 writer: Some(writer),
                 reads,
+                public,
                 #[cfg(test)]
                 fail_next_commit,
             }),
@@ -347,6 +396,20 @@ impl Record for SqliteRecord {
 
     fn fence_held(&self, _fence: Fence) -> bool {
         true
+    }
+
+    async fn tree_head(&self, activity: &ActivityId) -> Result<Option<SignedTreeHead>, RecordError> {
+        let id = activity.clone();
+        self.read(move |c| log::latest_head(c, &id)).await
+    }
+
+    fn log_public_key(&self) -> Option<LogPublicKey> {
+        Some(self.inner.public)
+    }
+
+    async fn log_dump(&self, activity: &ActivityId) -> Result<LogDump, RecordError> {
+        let id = activity.clone();
+        self.read(move |c| log::dump(c, &id)).await
     }
 }
 

@@ -150,26 +150,37 @@ fn hash_from_blob(v: Vec<u8>) -> rusqlite::Result<AuditHash> {
     })
 }
 
+const AUDIT_COLUMNS: &str = "idx, ts_ms, actor, action, target, reason, prev_hash, hash, detail";
+
+fn audit_from_row(id: &ActivityId, r: &Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        activity: id.clone(),
+        idx: get_u64(r, 0)?,
+        ts_ms: get_u64(r, 1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        target: r.get(4)?,
+        reason: r.get(5)?,
+        prev_hash: hash_from_blob(r.get(6)?)?,
+        hash: hash_from_blob(r.get(7)?)?,
+        detail: r.get(8)?,
+    })
+}
+
 pub(super) fn audit_log(conn: &Connection, id: &ActivityId) -> Result<Vec<AuditRow>, RecordError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT idx, ts_ms, actor, action, target, reason, prev_hash, hash, detail \
-         FROM audit_log WHERE activity = ?1 ORDER BY idx",
-    )?;
-    let rows = stmt.query_map([id.as_str()], |r| {
-        Ok(AuditRow {
-            activity: id.clone(),
-            idx: get_u64(r, 0)?,
-            ts_ms: get_u64(r, 1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            target: r.get(4)?,
-            reason: r.get(5)?,
-            prev_hash: hash_from_blob(r.get(6)?)?,
-            hash: hash_from_blob(r.get(7)?)?,
-            detail: r.get(8)?,
-        })
-    })?;
+    let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE activity = ?1 ORDER BY idx");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([id.as_str()], |r| audit_from_row(id, r))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One audit row of an activity, by idx.
+pub(super) fn audit_row(conn: &Connection, id: &ActivityId, idx: u64) -> Result<Option<AuditRow>, RecordError> {
+    let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE activity = ?1 AND idx = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![id.as_str(), sql_int(idx)], |r| audit_from_row(id, r))
+        .optional()?)
 }
 
 /// The last audit entry's `(idx, hash)` of an activity, if it has any.

@@ -69,7 +69,34 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE summaries ADD COLUMN state TEXT;
     "#,
+    // 4: the Merkle log (`record::proof`): which item or audit entry each leaf is, in the order
+    // they were committed, with its leaf hash; and the hub's signed tree heads with the
+    // frontier's peaks at that size. Rows that predate it are logged by `backfill_log` in the
+    // same transaction (items and audit entries merged by time).
+    r#"
+    CREATE TABLE log_leaves (
+        activity    TEXT NOT NULL REFERENCES activities(id),
+        leaf        INTEGER NOT NULL,           -- 0, 1, 2 ... without gaps per activity
+        item_seq    INTEGER,                    -- the item's seq, or NULL
+        audit_idx   INTEGER,                    -- the audit entry's idx, or NULL
+        hash        BLOB NOT NULL,              -- SHA-256(0x00 || leaf bytes)
+        PRIMARY KEY (activity, leaf),
+        CHECK ((item_seq IS NULL) <> (audit_idx IS NULL))
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE tree_heads (
+        activity    TEXT NOT NULL REFERENCES activities(id),
+        size        INTEGER NOT NULL,
+        root        BLOB NOT NULL,
+        ts_ms       INTEGER NOT NULL,
+        sig         BLOB NOT NULL,              -- Ed25519 over merkle::SignedTreeHead::message
+        peaks       BLOB NOT NULL,              -- the frontier's peaks, 32 bytes each
+        PRIMARY KEY (activity, size)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
+
+/// The migration after which rows that predate the Merkle log are logged.
+const LOG_MIGRATION: usize = 3;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -115,6 +142,9 @@ fn migrate(conn: &mut Connection) -> Result<(), RecordError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i == LOG_MIGRATION {
+            super::log::backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as u32 + 1)?;
         tx.commit()?;
     }

@@ -12,8 +12,11 @@ use rusqlite::{Connection, params};
 use shangliang_signaling::{ActivityId, Form, Item, ItemBody, Seq, encode_item};
 use tokio::sync::{mpsc, oneshot};
 
+use super::log::{self, LogState};
 use super::read::{audit_head, get_u64, sql_int};
 use crate::record::audit::{AuditHash, AuditRow, GENESIS_HASH};
+use crate::record::merkle::{self, LogKey};
+use crate::record::proof::LeafRef;
 use crate::record::{Activity, ActivityState, AppendDone, CommitHook, RecordError, now_ms};
 
 /// One request to the writer and where its answer goes.
@@ -35,6 +38,8 @@ pub(super) enum Op {
     },
     AppendAudit(AuditRow),
     PutSummary { activity: ActivityId, json: String, audit_head: String, state: String },
+    /// Sign the heads that are due (sent by the ticker thread every sign interval).
+    Tick,
     /// Makes the writer thread panic, to test what callers see when it is gone.
     #[cfg(test)]
     Crash,
@@ -56,6 +61,8 @@ pub(super) enum Reply {
     Append(AppendDone),
     Async(oneshot::Sender<Answer>),
     Blocking(std::sync::mpsc::SyncSender<Answer>),
+    /// Nobody waits (a tick).
+    Nobody,
 }
 
 impl Reply {
@@ -72,6 +79,7 @@ impl Reply {
             Reply::Blocking(tx) => {
                 let _ = tx.send(answer);
             }
+            Reply::Nobody => {}
         }
     }
 }
@@ -102,6 +110,15 @@ pub(super) struct WriterDriver {
     /// failure so that no seq is handed out twice or skipped.
     pub(super) pending_heads: HashMap<ActivityId, u64>,
     pub(super) pending_audit: HashMap<ActivityId, (u64, AuditHash)>,
+    /// Signs the tree heads.
+    pub(super) key: std::sync::Arc<LogKey>,
+    /// A head is signed once this many leaves are unsigned ...
+    pub(super) sign_every: u64,
+    /// ... or once the oldest unsigned leaf waited this long (and when the writer stops).
+    pub(super) sign_interval_ms: u64,
+    /// Each touched activity's Merkle log as committed, and as the open transaction leaves it.
+    pub(super) logs: HashMap<ActivityId, LogState>,
+    pub(super) pending_logs: HashMap<ActivityId, LogState>,
     #[cfg(test)]
     pub(super) fail_next_commit: Arc<AtomicBool>,
 }
@@ -121,10 +138,91 @@ impl WriterDriver {
             }
             self.handle_batch(&mut batch);
         }
+        // Closing: sign whatever is unsigned, so the record ends on a signed head.
+        if self.any_due(u64::MAX) {
+            let mut failure = self.conn.execute_batch("BEGIN IMMEDIATE").err().map(|e| e.to_string());
+            if failure.is_none() {
+                failure = self.sign_due(u64::MAX, now_ms()).err().map(|e| e.to_string());
+            }
+            if failure.is_none() {
+                failure = self.commit().err();
+            }
+            if let Some(why) = failure {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %why, "could not sign the record's last tree heads");
+            }
+        }
+    }
+
+    /// Whether some log has unsigned leaves that are due at `now` (`u64::MAX`: any).
+    fn any_due(&self, now: u64) -> bool {
+        self.logs.values().any(|l| self.due(l, now))
+    }
+
+    fn due(&self, l: &LogState, now: u64) -> bool {
+        let unsigned = l.frontier.size() - l.signed;
+        unsigned > 0 && (unsigned >= self.sign_every || now.saturating_sub(l.signed_ms) >= self.sign_interval_ms)
+    }
+
+    /// Signs, inside the open transaction, a head for every log that is due at `now`, dated
+    /// `ts`.
+    fn sign_due(&mut self, now: u64, ts: u64) -> rusqlite::Result<()> {
+        let ids: Vec<ActivityId> = self
+            .pending_logs
+            .iter()
+            .chain(self.logs.iter().filter(|(id, _)| !self.pending_logs.contains_key(*id)))
+            .filter(|(_, l)| self.due(l, now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let mut state = match self.pending_logs.get(&id) {
+                Some(s) => s.clone(),
+                None => self.logs[&id].clone(),
+            };
+            let sth = self.key.sign(&id, state.frontier.head(), ts);
+            log::insert_head(&self.conn, &sth, &state.frontier)?;
+            state.signed = sth.size;
+            state.signed_ms = ts;
+            self.pending_logs.insert(id, state);
+        }
+        Ok(())
+    }
+
+    /// Makes sure the open transaction has `activity`'s log loaded. `Ok(Err)`: the stored log
+    /// was altered, so nothing more is appended to it (see [`log::load`]).
+    fn log_of(&mut self, activity: &ActivityId) -> rusqlite::Result<Result<(), RecordError>> {
+        if self.pending_logs.contains_key(activity) {
+            return Ok(Ok(()));
+        }
+        let state = match self.logs.get(activity) {
+            Some(s) => s.clone(),
+            None => match log::load(&self.conn, activity, &self.key.public()) {
+                Ok(s) => s,
+                Err(RecordError::Storage(e)) => return Err(e),
+                Err(e) => {
+                    tracing::error!(%activity, "{e}");
+                    return Ok(Err(e));
+                }
+            },
+        };
+        self.pending_logs.insert(activity.clone(), state);
+        Ok(Ok(()))
+    }
+
+    /// Appends a leaf to `activity`'s log, which [`Self::log_of`] has loaded.
+    fn push_leaf(&mut self, activity: &ActivityId, what: LeafRef, leaf: &[u8]) -> rusqlite::Result<()> {
+        let state = self.pending_logs.get_mut(activity).expect("log_of loaded it");
+        let hash = merkle::leaf_hash(leaf);
+        let index = state.frontier.push_leaf_hash(hash);
+        log::insert_leaf(&self.conn, activity, index, what, &hash)
     }
 
     fn handle_batch(&mut self, batch: &mut Vec<Request>) {
         let now = now_ms();
+        batch.retain(|r| !matches!(r.op, Op::Tick));
+        if batch.is_empty() && !self.any_due(now) {
+            return;
+        }
         let mut staged: Vec<Staged> = Vec::with_capacity(batch.len());
         let mut not_run: Vec<Reply> = Vec::new();
         let mut failure = self
@@ -151,6 +249,9 @@ impl WriterDriver {
             }
         }
         if failure.is_none() {
+            failure = self.sign_due(now, now).err().map(|e| e.to_string());
+        }
+        if failure.is_none() {
             failure = self.commit().err();
         }
 
@@ -164,6 +265,8 @@ impl WriterDriver {
             self.pending_audit.clear();
             self.heads.clear();
             self.audit_heads.clear();
+            self.pending_logs.clear();
+            self.logs.clear();
             let replies = staged.into_iter().map(|s| s.reply).chain(not_run);
             for reply in replies {
                 reply.send(Err(RecordError::Unavailable(format!(
@@ -175,6 +278,7 @@ impl WriterDriver {
 
         self.heads.extend(self.pending_heads.drain());
         self.audit_heads.extend(self.pending_audit.drain());
+        self.logs.extend(self.pending_logs.drain());
         // Durable now. Publish in seq order, then answer: an answered append is both durable
         // and already in the fan-out.
         for s in &staged {
@@ -232,6 +336,7 @@ impl WriterDriver {
                     .execute(params![activity.as_str(), json, audit_head, sql_int(now), state])?;
                 Ok(Ok((Value::Done, None)))
             }
+            Op::Tick => Ok(Ok((Value::Done, None))),
             #[cfg(test)]
             Op::Crash => panic!("record writer crash requested by a test"),
         }
@@ -247,6 +352,9 @@ impl WriterDriver {
         let Some(head) = self.head_of(&activity)? else {
             return Ok(Err(RecordError::NoSuchActivity(activity)));
         };
+        if let Err(e) = self.log_of(&activity)? {
+            return Ok(Err(e));
+        }
         let item = Item {
             seq: Seq(head + 1),
             ts: now,
@@ -271,6 +379,8 @@ impl WriterDriver {
                 public,
                 &blob[..]
             ])?;
+        let leaf = merkle::item_leaf(&activity, item.seq, public, &blob);
+        self.push_leaf(&activity, LeafRef::Item(item.seq.0), &leaf)?;
         self.pending_heads.insert(activity.clone(), item.seq.0);
         Ok(Ok((Value::Item(item), Some((activity, public)))))
     }
@@ -317,6 +427,9 @@ impl WriterDriver {
                 expected_idx,
             }));
         }
+        if let Err(refused) = self.log_of(&activity)? {
+            return Ok(Err(refused));
+        }
         self.conn
             .prepare_cached(
                 "INSERT INTO audit_log \
@@ -335,6 +448,7 @@ impl WriterDriver {
                 &e.hash[..],
                 e.detail
             ])?;
+        self.push_leaf(&activity, LeafRef::Audit(e.idx), &merkle::audit_leaf(&e))?;
         self.pending_audit.insert(activity, (e.idx, e.hash));
         Ok(Ok((Value::Done, None)))
     }

@@ -84,6 +84,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/activities", get(list_activities))
         .route("/api/activities/{id}", get(get_activity))
         .route("/api/activities/{id}/viewer-token", post(viewer_token))
+        .route("/api/activities/{id}/tree-head", get(tree_head))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
         .with_state(state)
 }
@@ -182,6 +183,19 @@ async fn get_activity(
     let id = parse_id(&id)?;
     let a = hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
     Ok(Json(view(&hub, a)))
+}
+
+/// The latest signed head of the activity's Merkle log, with the public key that verifies it:
+/// what anyone may keep to check the record later (`verify-record --head`).
+async fn tree_head(State(hub): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
+    let head = hub.record.tree_head(&id).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "no_tree_head", "no tree head signed yet (the log is empty or its first head is seconds away)")
+    })?;
+    let key = hub.record.log_public_key();
+    let body = crate::server::moderation::export::head_json(&head, key.as_ref());
+    Ok(([(header::CACHE_CONTROL, "no-cache")], Json(body)).into_response())
 }
 
 fn no_such_activity() -> ApiError {

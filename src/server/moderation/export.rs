@@ -6,7 +6,9 @@ use std::sync::Arc;
 use shangliang_signaling::ActivityId;
 use shangliang_signaling::consult::AuditEntry;
 
+use crate::record::merkle::{LogKey, LogPublicKey, SignedTreeHead};
 use crate::record::postgres::PgRecord;
+use crate::record::proof::{LogDump, LogVerified};
 use crate::record::sqlite::{RecordOptions, SqliteRecord};
 use crate::record::Record;
 
@@ -30,10 +32,16 @@ pub enum RecordSource {
     Database(String),
 }
 
-/// A stored session record: the summary (JSON, audit head), if any, and the audit log.
-type StoredRecord = (Option<(String, String)>, Vec<AuditEntry>);
+/// A stored session record: the summary (JSON, audit head), if any, the audit log, the latest
+/// signed tree head and the Merkle log's rows.
+struct StoredRecord {
+    summary: Option<(String, String)>,
+    audit: Vec<AuditEntry>,
+    head: Option<SignedTreeHead>,
+    log: Result<LogDump, crate::record::RecordError>,
+}
 
-/// The stored summary (JSON, audit head) and audit log of `activity`.
+/// The stored record of `activity`.
 fn read_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<StoredRecord> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -44,12 +52,49 @@ fn read_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<S
             RecordSource::Dir(data_dir) => {
                 let path = data_dir.join("shangliang.sqlite3");
                 anyhow::ensure!(path.exists(), "no record at {}", path.display());
-                Arc::new(SqliteRecord::open(&path, RecordOptions::default(), nothing())?)
+                // Reading appends nothing, so nothing is signed: a throwaway key, never the
+                // hub's key file (which this must not create).
+                let opts = RecordOptions { key: Some(Arc::new(LogKey::generate())), ..RecordOptions::default() };
+                Arc::new(SqliteRecord::open(&path, opts, nothing())?)
             }
             RecordSource::Database(url) => Arc::new(PgRecord::connect(url, nothing()).await?),
         };
-        Ok((record.summary(activity).await?, record.audit_log(activity).await?))
+        anyhow::ensure!(record.activity(activity)?.is_some(), "no activity {activity} in the record");
+        Ok(StoredRecord {
+            summary: record.summary(activity).await?,
+            audit: record.audit_log(activity).await?,
+            head: record.tree_head(activity).await?,
+            log: record.log_dump(activity).await,
+        })
     })
+}
+
+/// A signed tree head as JSON with the public key that verifies it (what the tree-head endpoint
+/// answers and every export carries).
+pub fn head_json(head: &SignedTreeHead, key: Option<&LogPublicKey>) -> serde_json::Value {
+    let mut v = serde_json::to_value(head).expect("a head serialises");
+    if let (Some(key), Some(o)) = (key, v.as_object_mut()) {
+        o.insert("public_key".into(), serde_json::Value::String(key.to_string()));
+    }
+    v
+}
+
+/// Reads a head published earlier from the text of a file: a signed head as JSON (as the
+/// tree-head endpoint gives it), a JSON export (its `tree_head`), or Markdown minutes (the one
+/// line of JSON in their "signed record head" section).
+pub fn parse_published_head(text: &str) -> anyhow::Result<SignedTreeHead> {
+    let from_value = |v: serde_json::Value| -> Option<SignedTreeHead> {
+        let v = v.get("tree_head").cloned().unwrap_or(v);
+        serde_json::from_value(v).ok()
+    };
+    if let Some(h) = serde_json::from_str(text).ok().and_then(from_value) {
+        return Ok(h);
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('{') && l.contains("\"sig\""))
+        .find_map(|l| serde_json::from_str(l).ok().and_then(from_value))
+        .ok_or_else(|| anyhow::anyhow!("no signed tree head in it (JSON with v, log, size, root, ts_ms, sig)"))
 }
 
 /// The stored session record of `activity` in `format` (what `shangliang export` prints).
@@ -58,14 +103,54 @@ pub fn export_record(
     activity: &ActivityId,
     format: ExportFormat,
 ) -> anyhow::Result<String> {
-    let (summary, _) = read_record(source, activity)?;
+    export_with_key(source, activity, format, None)
+}
+
+/// [`export_record`], with the public key of the record's signing key to print beside its
+/// signed tree head (the hub's `record-signing.key.pub`).
+pub fn export_with_key(
+    source: &RecordSource,
+    activity: &ActivityId,
+    format: ExportFormat,
+    key: Option<&LogPublicKey>,
+) -> anyhow::Result<String> {
+    let stored = read_record(source, activity)?;
     let (json, _head) =
-        summary.ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
+        stored.summary.ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
     let summary: crate::consult::SessionSummary = serde_json::from_str(&json)?;
+    let head = stored.head.as_ref().map(|h| head_json(h, key));
     Ok(match format {
-        ExportFormat::Json => summary.to_json(),
-        ExportFormat::Csv => summary.to_csv(),
-        ExportFormat::Markdown => summary.to_markdown(),
+        ExportFormat::Json => {
+            let mut v: serde_json::Value = serde_json::from_str(&summary.to_json())?;
+            if let (Some(head), Some(o)) = (head, v.as_object_mut()) {
+                o.insert("tree_head".into(), head);
+            }
+            serde_json::to_string_pretty(&v)?
+        }
+        ExportFormat::Csv => {
+            let mut out = summary.to_csv();
+            if let Some(h) = &stored.head {
+                out.push_str(&format!(
+                    "\n# tree_head\nlog,size,root,ts_ms,sig,public_key\n{},{},{},{},{},{}\n",
+                    h.log,
+                    h.size,
+                    hex::encode(h.root),
+                    h.ts_ms,
+                    hex::encode(h.sig),
+                    key.map(|k| k.to_string()).unwrap_or_default()
+                ));
+            }
+            out
+        }
+        ExportFormat::Markdown => {
+            let mut out = summary.to_markdown();
+            if let Some(head) = head {
+                out.push_str(&format!(
+                    "\n## 记录签名 / Signed record head\n\nThe hub's signed Merkle tree head of this record when it was exported. Keep it: `shangliang verify-record --head FILE` later proves the record still extends it.\n\n```json\n{head}\n```\n"
+                ));
+            }
+            out
+        }
     })
 }
 
@@ -79,13 +164,24 @@ pub struct Verified {
     /// Entries logged after the stored summary's head (the summary is written a moment after
     /// the entries; a crash in between leaves a few).
     pub after_stored_head: usize,
+    /// What the Merkle log check established.
+    pub log: LogVerified,
 }
 
 /// Checks the audit chain of `activity` as stored in SQLite: every link, and that the head
 /// stored with the summary is on the chain (entries removed from the end are caught there).
 /// `Err` names the first broken entry (its `idx` in the `audit_log` table).
-pub fn verify_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<Verified> {
-    let (summary, entries) = read_record(source, activity)?;
+///
+/// Then the Merkle log: the tree recomputed from every item and audit row must give the root of
+/// every signed head in `tree_heads` (verified with `key`), and extend `published`, a head
+/// published earlier, if given ([`crate::record::proof::verify_log`]).
+pub fn verify_record(
+    source: &RecordSource,
+    activity: &ActivityId,
+    key: &LogPublicKey,
+    published: Option<&SignedTreeHead>,
+) -> anyhow::Result<Verified> {
+    let StoredRecord { summary, audit: entries, log, .. } = read_record(source, activity)?;
     if let Err(b) = crate::consult::verify(&entries) {
         let e = &entries[b.index];
         anyhow::bail!(
@@ -115,9 +211,11 @@ pub fn verify_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Re
             ),
         }
     }
+    let log = crate::record::proof::verify_log(activity, &log?, key, published)?;
     Ok(Verified {
         entries: entries.len(),
         head,
         after_stored_head,
+        log,
     })
 }
