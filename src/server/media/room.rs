@@ -36,7 +36,10 @@ fn media_error(e: SfuError) -> MediaEvent {
     let code = match &e {
         SfuError::InvalidSdp(_) => MediaErrorCode::InvalidSdp,
         SfuError::RoomFull { .. } => MediaErrorCode::RoomFull,
-        SfuError::NodeFull { .. } | SfuError::NoPorts => MediaErrorCode::NodeFull,
+        SfuError::NodeFull { .. }
+        | SfuError::NoPorts
+        | SfuError::RateLimited
+        | SfuError::TooManyPending { .. } => MediaErrorCode::NodeFull,
         SfuError::NotAllowed(_) => MediaErrorCode::NotAllowed,
         SfuError::Closed | SfuError::NoSuchSession(_) => MediaErrorCode::Closed,
         SfuError::Timeout(_) | SfuError::WebRtc(_) => MediaErrorCode::Internal,
