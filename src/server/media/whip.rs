@@ -270,6 +270,7 @@ async fn whip_post(
             "viewers may not publish".into(),
         ));
     }
+    standing(&state, &activity, &claims).await?;
     let offer = sdp_body(&headers, body).await?;
     let (session, answer) = state
         .media
@@ -283,6 +284,21 @@ async fn whip_post(
         state.media.resource("whip", &activity, session)
     );
     Ok(created(location, answer))
+}
+
+/// A banned participant may not publish (403 `banned`).
+async fn standing(state: &MediaState, activity: &ActivityId, claims: &Claims) -> Result<(), HttpError> {
+    match state.media.standing(activity, &claims.sub).await {
+        Ok(()) => Ok(()),
+        Err(super::Standing::Banned) => Err(HttpError(
+            StatusCode::FORBIDDEN,
+            "banned",
+            "you are banned from this activity".into(),
+        )),
+        Err(super::Standing::Unavailable(m)) => {
+            Err(HttpError(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m))
+        }
+    }
 }
 
 async fn close_resource(
