@@ -148,6 +148,18 @@ async fn whip_and_whep_refusals_have_their_status_and_code() {
         let room_viewer = h.token_with(Role::Viewer, "v", "demo-room", 600);
         let r = post_sdp(&h.http("/whep/demo-room"), Some(&room_viewer), voffer.clone()).await;
         assert_eq!(r.status().as_u16(), 201);
+        // Connected viewers count against the node's limit (pending ones are capped apart).
+        v.accept_answer(r.text().await.unwrap()).await;
+        v.wait_connected().await;
+        for _ in 0..100 {
+            if h.hub.media.sfu.stats().pending_viewers == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut v2 = bots::bot().await;
+        v2.recv_only(RtpCodecKind::Video).await;
+        let voffer = v2.offer().await;
         assert_eq!(error_code(post_sdp(&h.http("/whep/demo"), None, voffer).await).await, (503, "node_full".into()));
         let _ = (b.pc.close().await, b2.pc.close().await, v.pc.close().await);
     })

@@ -20,6 +20,7 @@
 //! sends); `peer` builds connections; `driver` runs the loop and the sessions; `participant`
 //! is a member's signaling handle.
 
+pub mod admission;
 pub mod forward;
 pub mod rewrite;
 pub mod speaker;
@@ -63,6 +64,17 @@ pub struct SfuConfig {
     /// A negotiated connection whose ICE has not completed by then is released. The SFU is an
     /// ICE-lite agent and never fails a connection that no check ever reached by itself.
     pub ice_timeout: Duration,
+    /// WHEP viewers whose ICE and DTLS have not completed yet (*pending*), at most; they are
+    /// capped apart from the connected ones, so unfinished offers cannot take a viewer's place.
+    pub max_pending_viewers: usize,
+    /// A pending viewer is released if it has not connected by then (the lesser of this and
+    /// `ice_timeout`): an offer that never connects holds nothing for long.
+    pub pending_timeout: Duration,
+    /// WHEP offers per minute from one client address ([`Sfu::whep_from`]; an IPv6 /64 is one
+    /// address); 0: no limit.
+    pub whep_per_address_per_minute: u32,
+    /// Offers one address may make at once before the per-minute rate applies.
+    pub whep_burst: u32,
 }
 
 impl Default for SfuConfig {
@@ -75,6 +87,10 @@ impl Default for SfuConfig {
             max_participants_per_room: 50,
             max_viewers_per_node: 5_000,
             ice_timeout: Duration::from_secs(30),
+            max_pending_viewers: 256,
+            pending_timeout: Duration::from_secs(5),
+            whep_per_address_per_minute: 60,
+            whep_burst: 10,
         }
     }
 }
@@ -182,6 +198,16 @@ pub struct SfuStats {
     pub lagged_packets: u64,
     /// PLI/FIR received from subscribers.
     pub keyframe_requests_in: u64,
+    /// WHEP viewers admitted whose connection is not up yet (capped by `max_pending_viewers`).
+    pub pending_viewers: usize,
+    /// WHEP offers refused: too many from one address ([`SfuError::RateLimited`]).
+    pub refused_rate_limited: u64,
+    /// WHEP offers refused: too many pending ([`SfuError::TooManyPending`]).
+    pub refused_pending: u64,
+    /// WHEP offers refused: the node's connected viewers are at their limit ([`SfuError::NodeFull`]).
+    pub refused_node_full: u64,
+    /// Pending viewers released because they did not connect within `pending_timeout`.
+    pub expired_pending: u64,
 }
 
 /// What the node's socket did: how well sends and receives are batched.
@@ -225,6 +251,15 @@ pub enum SfuError {
     /// take a port each, so sessions never fail with it.
     #[error("the SFU's UDP port is not available")]
     NoPorts,
+    /// Too many WHEP offers from this client address; retry later.
+    #[error("too many offers from this address; retry in a minute")]
+    RateLimited,
+    /// Too many viewers are connecting at once (admitted, not connected yet); retry shortly.
+    #[error("too many viewers are connecting ({max}); retry in a few seconds")]
+    TooManyPending {
+        /// The limit.
+        max: usize,
+    },
     /// Unknown or already closed session.
     #[error("no such session: {0}")]
     NoSuchSession(SessionId),
@@ -265,6 +300,11 @@ pub(crate) struct Counters {
     pub rooms: AtomicUsize,
     pub sessions: AtomicUsize,
     pub pcs: AtomicUsize,
+    pub pending_viewers: AtomicUsize,
+    pub refused_rate_limited: AtomicU64,
+    pub refused_pending: AtomicU64,
+    pub refused_node_full: AtomicU64,
+    pub expired_pending: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -361,6 +401,16 @@ impl Sfu {
     /// its audio/video sections is fed from one published track of that kind (the active
     /// speaker's first), switching sources as the stage changes without breaking the stream.
     pub async fn whep(&self, room: &str, offer_sdp: &str) -> Result<(SessionId, String), SfuError> {
+        self.whep_from(room, offer_sdp, None).await
+    }
+
+    /// [`Sfu::whep`] for an offer that arrived from `from` without credentials (a public
+    /// livestream): admitted at most `whep_burst` at once and `whep_per_address_per_minute`
+    /// per client address ([`SfuError::RateLimited`]). `None`: not rate-limited (the caller
+    /// authenticated it). Either way a viewer is *pending* until its connection is up, capped by
+    /// `max_pending_viewers` ([`SfuError::TooManyPending`]) and released after
+    /// `pending_timeout`; only connected viewers count against `max_viewers_per_node`.
+    pub async fn whep_from(&self, room: &str, offer_sdp: &str, from: Option<IpAddr>) -> Result<(SessionId, String), SfuError> {
         check_offer(offer_sdp)?;
         let kinds = media_sections(offer_sdp)?;
         if let Some((k, d)) = peer::media_directions(offer_sdp)
@@ -370,7 +420,7 @@ impl Sfu {
             return Err(SfuError::NotAllowed(format!("a viewer offer must be receive-only ({k} is {d})")));
         }
         let (room, offer) = (room.to_owned(), offer_sdp.to_owned());
-        self.inner.call(|reply| Cmd::Whep { room, offer, kinds, reply }).await
+        self.inner.call(|reply| Cmd::Whep { room, offer, kinds, from, reply }).await
     }
 
     /// Ingest (WHIP): `participant` puts audio/video on the room's stage. Publish rights are
@@ -442,6 +492,11 @@ impl Sfu {
             forwarded_packets: c.forwarded.load(Ordering::Relaxed),
             lagged_packets: c.refused.load(Ordering::Relaxed),
             keyframe_requests_in: c.keyframe_requests_in.load(Ordering::Relaxed),
+            pending_viewers: c.pending_viewers.load(Ordering::SeqCst),
+            refused_rate_limited: c.refused_rate_limited.load(Ordering::Relaxed),
+            refused_pending: c.refused_pending.load(Ordering::Relaxed),
+            refused_node_full: c.refused_node_full.load(Ordering::Relaxed),
+            expired_pending: c.expired_pending.load(Ordering::Relaxed),
         }
     }
 }

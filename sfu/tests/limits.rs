@@ -97,9 +97,18 @@ async fn room_full_is_a_clear_error() {
         // Another room is unaffected; a known participant may open a second session.
         assert!(sfu.whip("other", "carol", &o3).await.is_ok());
         assert!(sfu.whip("room", "alice", &o3).await.is_ok());
-        // Node-wide viewer limit.
+        // Node-wide viewer limit: connected viewers count against it (a pending one, whose
+        // connection is not up, is capped apart and does not hold the place).
         let (_v1, vo) = recvonly_offer().await;
         sfu.whep("room", &vo).await.unwrap();
+        let _connected = Viewer::start(&sfu, "room").await;
+        for _ in 0..100 {
+            if sfu.stats().pending_viewers == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(sfu.stats().pending_viewers, 1, "the second viewer connected, the first is pending");
         match sfu.whep("room", &vo).await {
             Err(SfuError::NodeFull { max: 1 }) => {}
             other => panic!("{other:?}"),

@@ -270,6 +270,7 @@ impl Hub {
         // The floor reaches the media plane: may-speak changes gate forwarding in the SFU ...
         // and the livestream programme follows the same floor.
         moderation.set_floor_hook(Arc::new(programme::Tee(media.floor_hook(), programmes.floor_hook())));
+        media.set_moderation(moderation.clone());
         let hub = Arc::new(Hub {
             keys,
             record,

@@ -64,7 +64,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn serve_sfu() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let sfu = Sfu::new(SfuConfig { max_viewers_per_node: 100_000, ..SfuConfig::default() });
+        let sfu = Sfu::new(SfuConfig { max_viewers_per_node: 100_000, max_pending_viewers: 100_000, ..SfuConfig::default() });
         let stdin = BufReader::new(std::io::stdin());
         let mut out = std::io::stdout();
         for line in stdin.lines() {

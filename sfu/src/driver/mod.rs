@@ -53,7 +53,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 
 /// What the API asks of the driver.
 pub(crate) enum Cmd {
-    Whep { room: String, offer: String, kinds: Vec<MediaKind>, reply: Reply<(SessionId, String)> },
+    Whep { room: String, offer: String, kinds: Vec<MediaKind>, from: Option<std::net::IpAddr>, reply: Reply<(SessionId, String)> },
     Whip { room: String, participant: String, offer: String, reply: Reply<(SessionId, String)> },
     Join { room: String, participant: String, events: mpsc::Sender<SfuEvent>, reply: Reply<SessionId> },
     Member { id: SessionId, cmd: MemberCmd },
@@ -138,6 +138,11 @@ pub(crate) struct PcState {
     dirty: bool,
 }
 
+/// Client addresses the WHEP rate limit remembers at most (a few MB).
+const ADDRESSES_REMEMBERED: usize = 65_536;
+/// A refusal kind (rate limited, pending full, ICE deadline ...) is logged at most this often.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// recvmmsg calls per wake-up before the flush (32 datagrams each, more with GRO).
 const RECV_BATCHES: usize = 8;
 
@@ -191,7 +196,14 @@ pub(crate) struct Driver {
     next_pc: u64,
     next_session: u64,
     next_track: u64,
+    /// WHEP viewers, pending ones included.
     viewers: usize,
+    /// WHEP viewers whose connection is not up yet.
+    pending_viewers: usize,
+    /// Unauthenticated WHEP offers per client address.
+    limiter: crate::admission::AddressLimiter,
+    /// One line per refusal kind per interval.
+    refusals: crate::admission::RefusalLog,
     counters: Arc<Counters>,
 }
 
@@ -205,8 +217,8 @@ impl Driver {
     fn new(cfg: SfuConfig, io: UdpIo, local: SocketAddr, factory: PcFactory, counters: Arc<Counters>) -> Self {
         let batch = SendBatch::new(io.max_gso_segments(), 60_000);
         counters.max_gso_segments.store(io.max_gso_segments() as u64, Ordering::Relaxed);
+        let limiter = crate::admission::AddressLimiter::new(cfg.whep_per_address_per_minute, cfg.whep_burst, ADDRESSES_REMEMBERED);
         Self {
-            cfg,
             io,
             batch,
             local,
@@ -223,7 +235,11 @@ impl Driver {
             next_pc: 1,
             next_session: 1,
             next_track: 1,
+            cfg,
             viewers: 0,
+            pending_viewers: 0,
+            limiter,
+            refusals: crate::admission::RefusalLog::new(REFUSAL_LOG_INTERVAL),
             counters,
         }
     }
@@ -340,8 +356,12 @@ impl Driver {
             }
             self.deadlines.pop();
             let expired = self.pcs.get(&key).is_some_and(|pc| !pc.connected && pc.deadline == Some(t));
-            if expired && let Some(session) = self.pcs.get(&key).map(|pc| pc.session) {
-                tracing::debug!("session {session}: ICE did not complete within {:?}; released", self.cfg.ice_timeout);
+            if expired && let Some((session, role)) = self.pcs.get(&key).map(|pc| (pc.session, pc.role)) {
+                tracing::debug!("session {session}: ICE did not complete in time; released");
+                if role == Role::Viewer {
+                    self.counters.expired_pending.fetch_add(1, Ordering::Relaxed);
+                    self.refused("pending_expired", now);
+                }
                 self.close_session(session, "ICE deadline");
             }
         }
@@ -468,7 +488,9 @@ impl Driver {
             o.pt = None; // look the payload type up again after each negotiation
         }
         if !pc.connected && pc.deadline.is_none() && pc.rtc.remote_description().is_some() && pc.rtc.local_description().is_some() {
-            let t = now + self.cfg.ice_timeout;
+            // A viewer may come without credentials: it holds a pending place for a short time only.
+            let limit = if pc.role == Role::Viewer { self.cfg.ice_timeout.min(self.cfg.pending_timeout) } else { self.cfg.ice_timeout };
+            let t = now + limit;
             pc.deadline = Some(t);
             self.deadlines.push(Reverse((t, key)));
         }
@@ -534,7 +556,16 @@ impl Driver {
         }
     }
 
+    /// A WHEP offer refused (or a pending viewer released) for `kind`: one log line per kind
+    /// per interval, however many come.
+    pub(super) fn refused(&mut self, kind: &'static str, now: Instant) {
+        if let Some(suppressed) = self.refusals.note(kind, now) {
+            tracing::info!("SFU admission: {kind} ({suppressed} more since the last line)");
+        }
+    }
+
     fn update_gauges(&self) {
+        self.counters.pending_viewers.store(self.pending_viewers, Ordering::SeqCst);
         self.counters.sessions.store(self.sessions.len(), Ordering::SeqCst);
         self.counters.rooms.store(self.rooms.len(), Ordering::SeqCst);
         self.counters.pcs.store(self.pcs.len(), Ordering::SeqCst);

@@ -37,6 +37,8 @@ pub(crate) enum Session {
 pub(crate) struct Viewer {
     room: String,
     pc: PcKey,
+    /// Admitted, its connection not up yet.
+    pending: bool,
     /// Outgoing track indices and their kinds, in m-line order.
     slots: Vec<(usize, MediaKind)>,
 }
@@ -107,8 +109,8 @@ impl Driver {
         let now = Instant::now();
         // Gauges are updated before a reply goes out, so a caller reads its own change.
         match c {
-            Cmd::Whep { room, offer, kinds, reply } => {
-                let r = self.whep(&room, offer, kinds, now);
+            Cmd::Whep { room, offer, kinds, from, reply } => {
+                let r = self.whep(&room, offer, kinds, from, now);
                 self.update_gauges();
                 let _ = reply.send(r);
             }
@@ -218,10 +220,27 @@ impl Driver {
         Ok(sdp)
     }
 
-    fn whep(&mut self, room: &str, offer: String, kinds: Vec<MediaKind>, now: Instant) -> Result<(SessionId, String), SfuError> {
+    fn whep(&mut self, room: &str, offer: String, kinds: Vec<MediaKind>, from: Option<std::net::IpAddr>, now: Instant) -> Result<(SessionId, String), SfuError> {
+        use std::sync::atomic::Ordering;
+        if let Some(ip) = from
+            && !self.limiter.check(ip, now)
+        {
+            self.counters.refused_rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.refused("rate_limited", now);
+            return Err(SfuError::RateLimited);
+        }
+        // Connected viewers against the node's limit; pending ones against their own.
         let max = self.cfg.max_viewers_per_node;
-        if self.viewers >= max {
+        if self.viewers - self.pending_viewers >= max {
+            self.counters.refused_node_full.fetch_add(1, Ordering::Relaxed);
+            self.refused("node_full", now);
             return Err(SfuError::NodeFull { max });
+        }
+        let max = self.cfg.max_pending_viewers;
+        if self.pending_viewers >= max {
+            self.counters.refused_pending.fetch_add(1, Ordering::Relaxed);
+            self.refused("pending_full", now);
+            return Err(SfuError::TooManyPending { max });
         }
         let id = self.new_session_id();
         let key = self.new_pc(id, Role::Viewer, now)?;
@@ -245,10 +264,11 @@ impl Driver {
             }
         };
         self.viewers += 1;
+        self.pending_viewers += 1;
         let r = self.rooms.entry(room.to_owned()).or_default();
         r.viewers += 1;
         r.sessions.push(id);
-        self.sessions.insert(id, Session::Viewer(Viewer { room: room.to_owned(), pc: key, slots }));
+        self.sessions.insert(id, Session::Viewer(Viewer { room: room.to_owned(), pc: key, pending: true, slots }));
         self.assign_viewer_slots(id, now);
         Ok((id, answer))
     }
@@ -624,6 +644,21 @@ impl Driver {
         let Some(pc) = self.pcs.get_mut(&key) else { return };
         pc.connected = true;
         pc.deadline = None;
+        let session = pc.session;
+        if let Some(Session::Viewer(v)) = self.sessions.get_mut(&session)
+            && std::mem::take(&mut v.pending)
+        {
+            self.pending_viewers -= 1;
+            if self.viewers - self.pending_viewers > self.cfg.max_viewers_per_node {
+                // Others connected first while this one was pending: the node is full now.
+                self.counters.refused_node_full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.refused("node_full", now);
+                self.close_session(session, "node full");
+                return;
+            }
+            self.update_gauges();
+        }
+        let Some(pc) = self.pcs.get_mut(&key) else { return };
         // DTLS just completed: whatever keyframe went by before is lost to this subscriber.
         let asks: Vec<TrackId> = pc.outs.iter_mut().flatten().filter(|o| o.ready).filter_map(|o| if o.fwd.handle_connected() { o.fwd.source() } else { None }).collect();
         for t in asks {
@@ -643,8 +678,11 @@ impl Driver {
             r.sessions.retain(|x| *x != id);
         }
         match &s {
-            Session::Viewer(_) => {
+            Session::Viewer(v) => {
                 self.viewers -= 1;
+                if v.pending {
+                    self.pending_viewers -= 1;
+                }
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.viewers -= 1;
                 }

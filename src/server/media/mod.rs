@@ -28,7 +28,7 @@ use shangliang_sfu::{SessionId, Sfu};
 use shangliang_signaling::{ActivityId, ParticipantId, RoomId};
 
 use super::auth::TokenKeys;
-use super::moderation::FloorHook;
+use super::moderation::{DriverMsg, FloorHook, Registry};
 use crate::bus::Cluster;
 use crate::record::Record;
 
@@ -58,6 +58,16 @@ pub struct Media {
     /// The SFU node.
     pub sfu: Sfu,
     resource_key: [u8; 32],
+    /// Where bans are looked up (installed when the hub starts; unset, nobody is banned).
+    moderation: std::sync::OnceLock<Registry>,
+}
+
+/// Why the moderation state refuses someone media.
+pub(crate) enum Standing {
+    /// A moderator banned them from the activity.
+    Banned,
+    /// The activity's moderation did not answer (fail closed: a ban cannot be checked).
+    Unavailable(String),
 }
 
 impl Media {
@@ -66,6 +76,32 @@ impl Media {
         Self {
             sfu,
             resource_key: rand::random(),
+            moderation: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Installs where bans are checked before a `join`, a publish offer or a WHIP ingest.
+    pub fn set_moderation(&self, registry: Registry) {
+        let _ = self.moderation.set(registry);
+    }
+
+    /// Whether `who` may take part in `activity`'s media: not banned (asked of the activity's
+    /// moderation driver, on its home node in a cluster).
+    pub(crate) async fn standing(&self, activity: &ActivityId, who: &ParticipantId) -> Result<(), Standing> {
+        let Some(registry) = self.moderation.get() else { return Ok(()) };
+        let unavailable = |why: &str| Standing::Unavailable(format!("the activity's moderation is not available ({why}); retry"));
+        let tx = registry.sender(activity).ok_or_else(|| unavailable("no driver"))?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send(DriverMsg::Banned { who: who.clone(), reply }).await.map_err(|_| unavailable("stopped"))?;
+        match tokio::time::timeout(std::time::Duration::from_secs(5), rx).await {
+            Ok(Ok(Ok(false))) => Ok(()),
+            Ok(Ok(Ok(true))) => {
+                metrics::counter!("shangliang_media_refused_total", "reason" => "banned").increment(1);
+                Err(Standing::Banned)
+            }
+            Ok(Ok(Err((_, m)))) => Err(Standing::Unavailable(m)),
+            Ok(Err(_)) => Err(unavailable("no answer")),
+            Err(_) => Err(unavailable("timed out")),
         }
     }
 

@@ -36,7 +36,10 @@ fn media_error(e: SfuError) -> MediaEvent {
     let code = match &e {
         SfuError::InvalidSdp(_) => MediaErrorCode::InvalidSdp,
         SfuError::RoomFull { .. } => MediaErrorCode::RoomFull,
-        SfuError::NodeFull { .. } | SfuError::NoPorts => MediaErrorCode::NodeFull,
+        SfuError::NodeFull { .. }
+        | SfuError::NoPorts
+        | SfuError::RateLimited
+        | SfuError::TooManyPending { .. } => MediaErrorCode::NodeFull,
         SfuError::NotAllowed(_) => MediaErrorCode::NotAllowed,
         SfuError::Closed | SfuError::NoSuchSession(_) => MediaErrorCode::Closed,
         SfuError::Timeout(_) | SfuError::WebRtc(_) => MediaErrorCode::Internal,
@@ -108,6 +111,15 @@ fn event(ev: SfuEvent) -> MediaEvent {
     }
 }
 
+/// A banned participant may not join or publish (`forbidden`, saying so).
+async fn standing(state: &MediaState, claims: &Claims) -> Result<(), MediaEvent> {
+    match state.media.standing(&claims.act, &claims.sub).await {
+        Ok(()) => Ok(()),
+        Err(super::Standing::Banned) => Err(err(MediaErrorCode::Forbidden, "you are banned from this activity")),
+        Err(super::Standing::Unavailable(m)) => Err(err(MediaErrorCode::Internal, &m)),
+    }
+}
+
 fn sdp_ok(sdp: &str) -> Result<(), MediaEvent> {
     if sdp.len() > MAX_SDP_BYTES {
         return Err(err(
@@ -145,6 +157,9 @@ impl MediaConn {
             MediaRequest::Join => unreachable!("handled above"),
             MediaRequest::PublishOffer { sdp } => {
                 if let Err(e) = sdp_ok(&sdp) {
+                    return e;
+                }
+                if let Err(e) = standing(state, claims).await {
                     return e;
                 }
                 return h
@@ -215,6 +230,9 @@ impl MediaConn {
         if let Some(node) = state.cluster.as_ref().and_then(|c| c.home_elsewhere(&claims.act)) {
             metrics::counter!("shangliang_room_redirects_total").increment(1);
             return MediaEvent::Redirect { node };
+        }
+        if let Err(e) = standing(state, claims).await {
+            return e;
         }
         let room = RoomId::of(&claims.act);
         let (handle, mut events) = match state.media.sfu.join(room.as_str(), claims.sub.as_str()).await

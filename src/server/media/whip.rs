@@ -15,6 +15,7 @@ use shangliang_signaling::{ActivityId, Role, RoomId, limits::MAX_SDP_BYTES};
 use super::MediaState;
 use crate::record::ActivityKind;
 use crate::server::auth::Claims;
+use crate::server::edge::ClientAddr;
 
 /// The WHIP/WHEP routes, before their state.
 pub(super) fn routes() -> Router<MediaState> {
@@ -52,7 +53,14 @@ impl IntoResponse for HttpError {
 }
 
 fn sfu_http_error(e: SfuError) -> HttpError {
+    if let Some(reason) = refusal_reason(&e) {
+        metrics::counter!("shangliang_media_refused_total", "reason" => reason).increment(1);
+    }
     match e {
+        e @ SfuError::RateLimited => HttpError(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
+        e @ SfuError::TooManyPending { .. } => {
+            HttpError(StatusCode::SERVICE_UNAVAILABLE, "node_busy", e.to_string())
+        }
         SfuError::InvalidSdp(m) => HttpError(StatusCode::BAD_REQUEST, "invalid_sdp", m),
         SfuError::NotAllowed(m) => HttpError(StatusCode::BAD_REQUEST, "invalid_sdp", m),
         e @ SfuError::RoomFull { .. } => {
@@ -73,6 +81,18 @@ fn sfu_http_error(e: SfuError) -> HttpError {
             tracing::warn!("sfu: {e}");
             HttpError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         }
+    }
+}
+
+/// The `reason` label of a capacity refusal in `shangliang_media_refused_total` (the SFU logs
+/// one line per kind per interval; every one is counted here).
+fn refusal_reason(e: &SfuError) -> Option<&'static str> {
+    match e {
+        SfuError::RateLimited => Some("rate_limited"),
+        SfuError::TooManyPending { .. } => Some("pending_full"),
+        SfuError::NodeFull { .. } | SfuError::NoPorts => Some("node_full"),
+        SfuError::RoomFull { .. } => Some("room_full"),
+        _ => None,
     }
 }
 
@@ -199,6 +219,7 @@ fn redirect_home(state: &MediaState, kind: &str, activity: &ActivityId) -> Optio
 /// room's media needs a token for that activity (any role).
 async fn whep_post(
     State(state): State<MediaState>,
+    ClientAddr(client): ClientAddr,
     Path(activity): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -207,14 +228,19 @@ async fn whep_post(
     if let Some(r) = redirect_home(&state, "whep", &activity) {
         return Ok(r);
     }
-    if kind == ActivityKind::Room {
+    // A room's media needs a token; a livestream's is public, so its offers are rate-limited
+    // per client address (and, like every viewer, pending only briefly: see `Sfu::whep_from`).
+    let from = if kind == ActivityKind::Room {
         bearer(&state, &headers, &activity)?;
-    }
+        None
+    } else {
+        Some(client)
+    };
     let offer = sdp_body(&headers, body).await?;
     let (session, answer) = state
         .media
         .sfu
-        .whep(RoomId::of(&activity).as_str(), &offer)
+        .whep_from(RoomId::of(&activity).as_str(), &offer, from)
         .await
         .map_err(sfu_http_error)?;
     metrics::counter!("shangliang_whep_sessions_total").increment(1);
@@ -244,6 +270,7 @@ async fn whip_post(
             "viewers may not publish".into(),
         ));
     }
+    standing(&state, &activity, &claims).await?;
     let offer = sdp_body(&headers, body).await?;
     let (session, answer) = state
         .media
@@ -257,6 +284,21 @@ async fn whip_post(
         state.media.resource("whip", &activity, session)
     );
     Ok(created(location, answer))
+}
+
+/// A banned participant may not publish (403 `banned`).
+async fn standing(state: &MediaState, activity: &ActivityId, claims: &Claims) -> Result<(), HttpError> {
+    match state.media.standing(activity, &claims.sub).await {
+        Ok(()) => Ok(()),
+        Err(super::Standing::Banned) => Err(HttpError(
+            StatusCode::FORBIDDEN,
+            "banned",
+            "you are banned from this activity".into(),
+        )),
+        Err(super::Standing::Unavailable(m)) => {
+            Err(HttpError(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m))
+        }
+    }
 }
 
 async fn close_resource(

@@ -333,6 +333,10 @@ impl ModerationDriver {
             DriverMsg::State { grants, reply } => {
                 let _ = reply.send(self.c.snapshot(&grants).map_err(|e| wire(&e)));
             }
+            DriverMsg::Banned { who, reply } => {
+                let banned = self.c.comments().sanctions().any(|(p, s)| *p == who && s.until_ms.is_none());
+                let _ = reply.send(Ok(banned));
+            }
             DriverMsg::Post {
                 grants,
                 topic,

@@ -139,6 +139,14 @@ pub enum DriverMsg {
         /// The answer.
         reply: oneshot::Sender<Result<Snapshot, WireError>>,
     },
+    /// Whether `who` is banned from the activity (the media plane asks before a `join`, a
+    /// publish offer or a WHIP ingest; a timeout only mutes comments).
+    Banned {
+        /// Whom.
+        who: ParticipantId,
+        /// The answer.
+        reply: oneshot::Sender<Result<bool, WireError>>,
+    },
     /// A posted comment: the driver decides on it (topic, text, rate, the moderators' rules)
     /// and appends it; `reply` is answered once it is durable, or at once if it is refused.
     Post {

@@ -59,6 +59,7 @@ enum RelayMsg {
     Leave { a: ActivityId, who: ParticipantId },
     Command { a: ActivityId, g: Grants, cmd: Command },
     State { a: ActivityId, g: Grants },
+    Banned { a: ActivityId, who: ParticipantId },
     Post { a: ActivityId, g: Grants, topic: ActivityId, text: String },
 }
 
@@ -69,6 +70,7 @@ impl RelayMsg {
             | RelayMsg::Leave { a, .. }
             | RelayMsg::Command { a, .. }
             | RelayMsg::State { a, .. }
+            | RelayMsg::Banned { a, .. }
             | RelayMsg::Post { a, .. } => a,
         }
     }
@@ -80,6 +82,7 @@ impl RelayMsg {
 enum RelayReply {
     Reply(Result<Reply, WireError>),
     State(Result<Snapshot, WireError>),
+    Banned(Result<bool, WireError>),
     Post(PostAnswer),
     /// The receiver is not the activity's home (as it sees the cluster): the named node is.
     NotHome(NodeId),
@@ -195,6 +198,7 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
         DriverMsg::State { grants, reply } => {
             (RelayMsg::State { a, g: grants }, Some(Answer::State(reply)))
         }
+        DriverMsg::Banned { who, reply } => (RelayMsg::Banned { a, who }, Some(Answer::Banned(reply))),
         DriverMsg::Post { grants, topic, text, reply } => {
             (RelayMsg::Post { a, g: grants, topic, text }, Some(Answer::Post(reply)))
         }
@@ -236,6 +240,7 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
 enum Answer {
     Reply(oneshot::Sender<Result<Reply, WireError>>),
     State(oneshot::Sender<Result<Snapshot, WireError>>),
+    Banned(oneshot::Sender<Result<bool, WireError>>),
     Post(PostReply),
 }
 
@@ -255,6 +260,13 @@ impl Answer {
             Answer::State(tx) => {
                 let _ = tx.send(match r {
                     Ok(RelayReply::State(x)) => x,
+                    Ok(_) => Err(moving()),
+                    Err(e) => Err(e),
+                });
+            }
+            Answer::Banned(tx) => {
+                let _ = tx.send(match r {
+                    Ok(RelayReply::Banned(x)) => x,
                     Ok(_) => Err(moving()),
                     Err(e) => Err(e),
                 });
@@ -354,6 +366,13 @@ async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: a
             let _ = driver.send(DriverMsg::State { grants: g, reply }).await;
             tokio::spawn(async move {
                 respond(RelayReply::State(rx.await.unwrap_or_else(|_| Err(moving())))).await;
+            });
+        }
+        RelayMsg::Banned { who, .. } => {
+            let (reply, rx) = oneshot::channel();
+            let _ = driver.send(DriverMsg::Banned { who, reply }).await;
+            tokio::spawn(async move {
+                respond(RelayReply::Banned(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
         }
         RelayMsg::Post { g, topic, text, .. } => {
