@@ -225,3 +225,10 @@ async fn landing_watch_room_and_console_have_no_serious_accessibility_violations
 async fn the_watch_page_stays_within_the_phone_script_budget_and_reports_its_throttled_timings() {
     issue13("perf.mjs", "").await;
 }
+
+// ---- issue 13, the server-side items (tests/browser/trust.mjs) ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_timed_out_in_the_console_is_still_timed_out_after_changing_nickname() {
+    issue13("trust.mjs", "rename").await;
+}

@@ -33,12 +33,16 @@ export async function getActivity(id: string): Promise<Activity> {
   return json<Activity>(await fetch(`/api/activities/${encodeURIComponent(id)}`));
 }
 
-export async function mintViewerToken(id: string, name: string): Promise<ViewerTokenResponse> {
+/**
+ * A viewer token for `name`. With `previous` (the current token) the hub re-issues it for the
+ * same identity: a rename keeps the subject, so a timeout or ban follows the person.
+ */
+export async function mintViewerToken(id: string, name: string, previous?: string): Promise<ViewerTokenResponse> {
   return json<ViewerTokenResponse>(
     await fetch(`/api/activities/${encodeURIComponent(id)}/viewer-token`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name }),
+      body: JSON.stringify(previous ? { name, token: previous } : { name }),
     }),
   );
 }
@@ -63,15 +67,23 @@ export function storedNickname(): string {
 
 /** A viewer token for `activity`: the stored one while it is valid for another minute, else a new one. */
 export async function viewerToken(activity: string, fresh: boolean, name = storedNickname()): Promise<StoredToken> {
-  if (!fresh) {
-    try {
-      const s = JSON.parse(localStorage.getItem(key(activity)) ?? 'null') as StoredToken | null;
-      if (s && s.exp > Date.now() + 60_000 && s.name === name) return s;
-    } catch {
-      /* corrupt entry: mint a new one */
-    }
+  let stored: StoredToken | null = null;
+  try {
+    stored = JSON.parse(localStorage.getItem(key(activity)) ?? 'null') as StoredToken | null;
+  } catch {
+    /* corrupt entry: mint a new one */
   }
-  const r = await mintViewerToken(activity, name);
+  if (!fresh && stored && stored.exp > Date.now() + 60_000 && stored.name === name) return stored;
+  // Renew for the same identity while the stored token still holds (a rename, a token about to
+  // expire); a token the hub no longer accepts (another hub, expired) gives way to a fresh one.
+  const previous = stored && stored.exp > Date.now() + 5_000 ? stored.token : undefined;
+  let r: ViewerTokenResponse;
+  try {
+    r = await mintViewerToken(activity, name, previous);
+  } catch (err) {
+    if (!previous || !(err instanceof ApiError) || err.status !== 401) throw err;
+    r = await mintViewerToken(activity, name);
+  }
   const s: StoredToken = { token: r.token, name: r.name, exp: Date.now() + r.expires_in * 1000 };
   localStorage.setItem(key(activity), JSON.stringify(s));
   localStorage.setItem(NAME_KEY, r.name);

@@ -205,6 +205,10 @@ fn no_such_activity() -> ApiError {
 #[derive(Deserialize)]
 struct ViewerTokenRequest {
     name: String,
+    /// The viewer's current token, on a rename: the new token keeps its subject, so a timeout
+    /// or ban follows the person, not the nickname (see `docs/protocol.md` §2.2).
+    #[serde(default)]
+    token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -235,7 +239,10 @@ async fn viewer_token(
     hub.record.activity(&id)?.ok_or_else(no_such_activity)?;
     let name = normalize_line(&req.name, limits::MAX_NAME_CHARS)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_name", e.to_string()))?;
-    let subject = ParticipantId::from(format!("v-{}", hex::encode(rand::random::<[u8; 8]>())));
+    let subject = match req.token.as_deref() {
+        Some(previous) => renewed_subject(&hub.keys, previous, &id)?,
+        None => ParticipantId::from(format!("v-{}", hex::encode(rand::random::<[u8; 8]>()))),
+    };
     let now = now_secs();
     let ttl = hub.viewer_tokens.ttl_secs;
     let claims = Claims {
@@ -249,4 +256,25 @@ async fn viewer_token(
         exp: now + ttl,
     };
     Ok(Json(ViewerTokenResponse { token: hub.keys.mint(&claims), subject, name, expires_in: ttl }))
+}
+
+/// The subject of `previous`, a viewer's still valid token for `activity`: a rename re-issues
+/// the token for the same identity. Anything else is refused rather than answered with a fresh
+/// identity, so a client cannot mistake a new identity for its old one.
+fn renewed_subject(keys: &TokenKeys, previous: &str, activity: &ActivityId) -> Result<ParticipantId, ApiError> {
+    let claims = keys.verify(previous).map_err(|e| {
+        let code = match e {
+            super::auth::TokenError::Expired => "token_expired",
+            super::auth::TokenError::Invalid(_) => "invalid_token",
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, code, format!("the previous token does not verify: {e}"))
+    })?;
+    if claims.role != Role::Viewer || claims.act != *activity {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only a viewer token of this activity can be renewed here",
+        ));
+    }
+    Ok(claims.sub)
 }
