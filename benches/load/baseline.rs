@@ -63,9 +63,9 @@ async fn main(args: Args) {
             limits: AnnouncedLimits {
                 max_frame_bytes: shangliang_signaling::limits::MAX_CLIENT_FRAME_BYTES as u32,
                 max_text_chars: shangliang_signaling::limits::MAX_TEXT_CHARS as u32,
+                comments_per_minute: 1_000_000,
                 idle_timeout_ms: 60_000,
                 frames_per_second: 1_000_000,
-                idle_timeout_ms: 60_000,
             },
         },
     );
