@@ -147,9 +147,7 @@ async fn s1_messagepack_arrays_are_accepted_as_well_as_maps() {
     // (Accepted because the decoder is serde's; maps are what clients should send.)
     let array = rmp_serde::to_vec(&("ping", 9u32)).unwrap();
     c.send_raw(Message::Binary(array.into())).await;
-    let got = c.recv().await;
-    assert!(got == json!({"t": "pong", "id": 9}) || got["code"] == "bad_frame", "{got}");
-    assert_eq!(got["t"], "pong", "arrays are accepted: {got}");
+    assert_eq!(c.recv().await, json!({"t": "pong", "id": 9}), "arrays are accepted");
 }
 
 #[tokio::test]
