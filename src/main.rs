@@ -175,10 +175,10 @@ struct ServeArgs {
     /// Cluster mode: this node's own base URL as written in --nodes (default: http://<listen>).
     #[arg(long, env = "SHANGLIANG_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Directory of the built web client (`npm --prefix web-client ci && npm --prefix web-client
-    /// run build` makes `web-client/dist`).
-    #[arg(long, default_value = "web-client/dist", env = "SHANGLIANG_WEB_DIR")]
-    web_dir: PathBuf,
+    /// Serve the web client from this directory instead of the one embedded in the binary
+    /// (`build.rs` builds it; `npm --prefix web-client run build` makes `web-client/dist`).
+    #[arg(long, env = "SHANGLIANG_WEB_DIR")]
+    web_dir: Option<PathBuf>,
     /// Address the SFU's UDP socket binds to (a wildcard needs --rtc-announced-ip).
     #[arg(long, default_value = "127.0.0.1", env = "SHANGLIANG_RTC_BIND_IP")]
     rtc_bind_ip: std::net::IpAddr,

@@ -129,13 +129,13 @@ async fn watch_page_streams_comments_and_resumes_after_a_network_cut() {
     // The page posts 300 comments and then a burst of 1,000 right after: give the poster room for
     // both (the burst is about delivery, not the rate limit, which tests/bad_input.rs covers).
     let hub = TestHub::start(|cfg| {
-        cfg.web_dir = web.clone();
+        cfg.web_dir = Some(web.clone());
         cfg.comments_per_minute = 600_000;
     })
     .await;
     // Another hub with its own record (another epoch, another signing key) and three comments:
     // the page is moved to it at the end and must show its snapshot instead of its list.
-    let other = TestHub::start(|cfg| cfg.web_dir = web.clone()).await;
+    let other = TestHub::start(|cfg| cfg.web_dir = Some(web.clone())).await;
     let mut member = other.client(Role::Member, "李委员").await;
     for i in 0..3 {
         member.post_ok(&common::demo(), &format!("另一个记录-{i}")).await;
@@ -146,7 +146,7 @@ async fn watch_page_streams_comments_and_resumes_after_a_network_cut() {
 #[tokio::test]
 async fn without_a_built_client_the_hub_explains_how_to_build_it() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(|cfg| cfg.web_dir = dir.path().join("missing")).await;
+    let hub = TestHub::start(|cfg| cfg.web_dir = Some(dir.path().join("missing"))).await;
     let page = reqwest::get(hub.http("/live/demo")).await.unwrap().text().await.unwrap();
     assert!(page.contains("npm --prefix web-client ci &amp;&amp; npm --prefix web-client run build"), "{page}");
     let api = reqwest::get(hub.http("/api/activities")).await.unwrap();
@@ -158,7 +158,7 @@ async fn without_a_built_client_the_hub_explains_how_to_build_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderation_floor_questions_and_hiding_work_across_the_three_faces() {
     prerequisites();
-    let hub = TestHub::start(|cfg| cfg.web_dir = root().join("web-client/dist")).await;
+    let hub = TestHub::start(|cfg| cfg.web_dir = Some(root().join("web-client/dist"))).await;
     drive(&hub, "moderation.mjs", &[]).await;
 }
 
@@ -168,7 +168,7 @@ async fn moderation_floor_questions_and_hiding_work_across_the_three_faces() {
 /// member token (李委员) is passed as `SHANGLIANG_MEMBER2_TOKEN`.
 async fn issue13(script: &str, scenario: &str) {
     prerequisites();
-    let hub = TestHub::start(|cfg| cfg.web_dir = root().join("web-client/dist")).await;
+    let hub = TestHub::start(|cfg| cfg.web_dir = Some(root().join("web-client/dist"))).await;
     let env = [("SHANGLIANG_SCENARIO", scenario.to_string()), ("SHANGLIANG_MEMBER2_TOKEN", hub.token(Role::Member, "李委员"))];
     drive(&hub, script, &env).await;
 }

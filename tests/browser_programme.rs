@@ -61,7 +61,7 @@ async fn the_watch_page_plays_the_programme_with_hls_js_and_follows_the_floor_to
     let chromium = prerequisites();
     let web = root().join("web-client/dist");
     let h = TestHub::start(|c| {
-        c.web_dir = web.clone();
+        c.web_dir = Some(web.clone());
         // (The SFU takes one ephemeral UDP port.)
         // A node with no room for WebRTC viewers: the player's "低延迟" must fall back to HLS.
         c.sfu.max_viewers_per_node = 0;

@@ -65,6 +65,7 @@ async fn main(args: Args) {
                 max_text_chars: shangliang_signaling::limits::MAX_TEXT_CHARS as u32,
                 comments_per_minute: 1_000_000,
                 idle_timeout_ms: 60_000,
+                frames_per_second: 1_000_000,
             },
         },
     );

@@ -30,7 +30,7 @@ fn harness() -> &'static Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
         cfg.viewer_tokens_per_minute = u32::MAX;
-        cfg.web_dir = dir.path().join("no-web-client");
+        cfg.web_dir = Some(dir.path().join("no-web-client"));
         let hub = rt.block_on(async { Hub::start(cfg) }).unwrap();
         let router = shangliang::server::router(hub.clone());
         Harness { rt, router, _hub: hub, _dir: dir }

@@ -117,6 +117,11 @@ pub struct AnnouncedLimits {
     pub comments_per_minute: u32,
     /// The server closes a connection that sent nothing (not even `ping`) for this long.
     pub idle_timeout_ms: u32,
+    /// Frames the client may send per second, sustained (bursts of twice that); frames over it
+    /// are not processed (`rate_limited`) and 3 seconds over it close with 4429. Absent (0)
+    /// from servers older than this field.
+    #[serde(default)]
+    pub frames_per_second: u32,
 }
 
 /// Messages the server sends.

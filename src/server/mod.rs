@@ -76,9 +76,10 @@ pub struct ServeConfig {
     pub demo: bool,
     /// The fan-out core's settings.
     pub fanout: FanoutConfig,
-    /// Directory of the built web client, served for every path no API route takes (relative
-    /// paths are resolved against the working directory).
-    pub web_dir: PathBuf,
+    /// A directory to serve the web client from instead of the one embedded in the binary
+    /// (`build.rs` builds `web-client/` into it), for every path no API route takes; relative
+    /// paths are resolved against the working directory. `None`: the embedded client.
+    pub web_dir: Option<PathBuf>,
     /// The SFU's settings (UDP bind/announced address, its one port, room and viewer limits).
     pub sfu: shangliang_sfu::SfuConfig,
     /// Cluster mode (NATS + PostgreSQL); `None`: the embedded single node.
@@ -108,7 +109,7 @@ impl ServeConfig {
             socket_send_buffer: None,
             demo: true,
             fanout: FanoutConfig::default(),
-            web_dir: PathBuf::from("web-client/dist"),
+            web_dir: None,
             sfu: shangliang_sfu::SfuConfig::default(),
             cluster: None,
             edge: edge::EdgeConfig::default(),
@@ -315,6 +316,11 @@ impl Hub {
         self.cluster.as_ref()?.home_elsewhere(activity)
     }
 
+    /// Where the web client is served from.
+    pub fn web_source(&self) -> http::WebSource {
+        self.cfg.web_dir.clone().map_or(http::WebSource::Embedded, http::WebSource::Dir)
+    }
+
     /// Current number of websocket connections.
     pub fn connections(&self) -> usize {
         self.connections.get()
@@ -369,7 +375,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(ws::routes(Arc::new(hub.ws())))
         .merge(media::routes(hub.media_state()))
         .merge(hls::routes().with_state(hub.clone()))
-        .fallback_service(http::web_client(&hub.cfg.web_dir))
+        .fallback_service(http::web_client(&hub.web_source()))
 }
 
 /// The demo activities of a first run: (id, title, kind).
@@ -434,12 +440,13 @@ fn print_banner(hub: &Hub, addr: SocketAddr) {
             println!("    console        {base}/console/{}", a.id);
         }
     }
-    if hub.cfg.web_dir.join("index.html").is_file() {
-        println!("  web client       {base}/ (from {})", hub.cfg.web_dir.display());
+    let web = hub.web_source();
+    if web.is_built() {
+        println!("  web client       {base}/ ({})", web.describe());
     } else {
         println!(
-            "  web client       not built ({} is missing): npm --prefix web-client ci && npm --prefix web-client run build",
-            hub.cfg.web_dir.display()
+            "  web client       not built ({}): install Node.js and build again, or npm --prefix web-client ci && npm --prefix web-client run build and --web-dir web-client/dist",
+            web.describe()
         );
     }
     println!("  metrics          {base}/metrics");

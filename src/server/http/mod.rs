@@ -27,7 +27,7 @@ use crate::consult::text::normalize_line;
 use crate::fanout::Fanout;
 use crate::record::{Activity, Record};
 
-pub use web::web_client;
+pub use web::{NOT_BUILT_MARKER, WebSource, web_client};
 
 /// What the API's handlers need.
 #[derive(Clone)]

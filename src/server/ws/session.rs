@@ -175,6 +175,7 @@ where
                 max_text_chars: limits::MAX_TEXT_CHARS as u32,
                 comments_per_minute: state.limits.comments_per_minute,
                 idle_timeout_ms: state.limits.idle_timeout.as_millis() as u32,
+                frames_per_second: state.limits.frames_per_second,
             },
         };
         if session.send_msg(&welcome).await.is_err() {
