@@ -114,3 +114,18 @@ async fn a_viewer_that_stops_reading_is_sent_4408_before_it_is_disconnected() {
     }
     eventually("closed_total{code=4408} counts it", || closed("4408") > closed_before).await;
 }
+
+#[tokio::test]
+async fn the_fan_out_shard_writes_to_the_sockets_of_the_hub() {
+    let hub = TestHub::start(|_| {}).await;
+    let before = counter("shangliang_ws_sessions_total", "writer=\"shard\"");
+    let mut v = hub.client(Role::Viewer, "direct").await;
+    let offset = match v.sub(&demo(), None).await {
+        shangliang_signaling::ServerMsg::Subscribed { offset, .. } => offset,
+        other => panic!("expected subscribed, got {other:?}"),
+    };
+    assert!(counter("shangliang_ws_sessions_total", "writer=\"shard\"") > before, "the session was not given a wire");
+    let mut poster = hub.client(Role::Member, "m").await;
+    let seq = poster.post_ok(&demo(), "straight from the shard").await;
+    assert_eq!(v.collect(offset, 1).await, [(seq, "straight from the shard".to_string())]);
+}

@@ -35,6 +35,9 @@ pub(crate) struct ConnShared {
     /// Either way the close comes before any queued frame, with no extra wake-up machinery
     /// on the hot path.
     close: OnceLock<(u16, &'static str)>,
+    /// Wakes the receiver of a connection whose shard writes to its socket ([`super::Wire`]):
+    /// there is no queue whose sender could be dropped. Used once, for the close.
+    closed: tokio::sync::Notify,
 }
 
 impl ConnShared {
@@ -42,7 +45,7 @@ impl ConnShared {
         self.gens[slot as usize].fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    fn current(&self, slot: u8, gen_: u32) -> bool {
+    pub(crate) fn current(&self, slot: u8, gen_: u32) -> bool {
         self.gens[slot as usize].load(Ordering::Acquire) == gen_
     }
 
@@ -50,6 +53,7 @@ impl ConnShared {
     /// (the shard) must drop the queue's sender right after.
     pub(crate) fn close(&self, code: u16, reason: &'static str) {
         let _ = self.close.set((code, reason));
+        self.closed.notify_one();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -58,10 +62,13 @@ impl ConnShared {
 }
 
 /// The receiving end of a connection's bounded queue. Read it from the connection's session
-/// task and write what it yields to the socket, in order.
+/// task and write what it yields to the socket, in order. For a connection whose shard writes
+/// to the socket itself ([`super::Fanout::connect_wire`]) there is no queue: the receiver only
+/// ever yields the close.
 #[derive(Debug)]
 pub struct ConnReceiver {
-    pub(crate) rx: mpsc::Receiver<Queued>,
+    /// `None` for a wire connection.
+    pub(crate) rx: Option<mpsc::Receiver<Queued>>,
     pub(crate) shared: std::sync::Arc<ConnShared>,
     pub(crate) done: bool,
 }
@@ -74,7 +81,11 @@ impl ConnReceiver {
             if let Some(out) = self.poll_close() {
                 return out;
             }
-            match self.rx.recv().await {
+            let Some(rx) = self.rx.as_mut() else {
+                self.shared.closed.notified().await;
+                continue;
+            };
+            match rx.recv().await {
                 Some((slot, gen_, frame)) => {
                     if self.shared.current(slot, gen_) && !self.shared.is_closed() {
                         return Some(Outbound::Frame(frame));
@@ -95,7 +106,8 @@ impl ConnReceiver {
         if let Some(out) = self.poll_close() {
             return out;
         }
-        while let Ok((slot, gen_, frame)) = self.rx.try_recv() {
+        let rx = self.rx.as_mut()?;
+        while let Ok((slot, gen_, frame)) = rx.try_recv() {
             if self.shared.current(slot, gen_) {
                 return Some(Outbound::Frame(frame));
             }

@@ -106,6 +106,7 @@ mod ring;
 mod shard;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -120,10 +121,11 @@ use shangliang_signaling::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use conn::{ConnReceiver, Outbound};
+pub use wire::{Opcode, Wire, WireSocket};
 use conn::ConnShared;
 use policy::{AdaptiveInterval, Thinning, is_thinnable};
 use ring::{Entry, Ring, VFS, View, vf, vf_parts};
-use shard::{FrameSet, Shard, ShardCmd};
+use shard::{FrameSet, Shard, ShardCmd, Sink};
 
 /// A resume further behind than this many items becomes a `reset` with `history_gone`.
 pub const MAX_CATCH_UP: u64 = 100_000;
@@ -441,20 +443,56 @@ impl Fanout {
     /// Registers a websocket connection: its frames arrive in the returned receiver, in a
     /// bounded queue of `queue_frames` frames shared by all its subscriptions.
     pub fn connect(&self, form: Form) -> (ConnHandle, ConnReceiver) {
+        let (tx, rx) = mpsc::channel(self.inner.cfg.queue_frames);
+        self.register(form, Sink::Queue(tx), Some(rx), Arc::new(ConnShared::default()))
+    }
+
+    /// Registers a websocket connection whose shard writes its frames straight to the socket
+    /// (see [`Wire`]): a delivery is a non-blocking write, with no queue and no wake-up of the
+    /// session. The session writes its own frames through the same `wire`, and must call
+    /// [`Fanout::release`] after writing a subscription's catch-up (until then the shard holds
+    /// the subscription's live frames). The receiver yields only the close.
+    pub fn connect_wire(&self, form: Form, wire: Arc<Wire>) -> (ConnHandle, ConnReceiver) {
+        let shared = Arc::new(ConnShared::default());
+        wire.attach(Arc::clone(&shared));
+        self.register(form, Sink::Wire(wire), None, shared)
+    }
+
+    fn register(
+        &self,
+        form: Form,
+        sink: Sink,
+        rx: Option<mpsc::Receiver<conn::Queued>>,
+        shared: Arc<ConnShared>,
+    ) -> (ConnHandle, ConnReceiver) {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let shard = (id % self.inner.shards.len() as u64) as usize;
-        let (tx, rx) = mpsc::channel(self.inner.cfg.queue_frames);
-        let shared = Arc::new(ConnShared::default());
-        let _ = self.inner.shards[shard].send(ShardCmd::Connect { conn: id, tx, shared: Arc::clone(&shared) });
+        let wire = matches!(sink, Sink::Wire(_));
+        let _ = self.inner.shards[shard].send(ShardCmd::Connect { conn: id, sink, shared: Arc::clone(&shared) });
         let handle = ConnHandle {
             id,
             shard,
             form,
+            wire,
             shared: Arc::clone(&shared),
             subs: Mutex::new(Default::default()),
             inner: Arc::clone(&self.inner),
         };
         (handle, ConnReceiver { rx, shared, done: false })
+    }
+
+    /// Lets a wire connection's subscription to `topic` receive its live frames, after the
+    /// session has written `subscribed` and the catch-up (the frames held meanwhile go first).
+    /// Nothing to do for a queue connection: its session writes the catch-up before it reads
+    /// the queue again.
+    pub fn release(&self, conn: &ConnHandle, topic: &ActivityId) {
+        if !conn.wire {
+            return;
+        }
+        let subs = lock(&conn.subs);
+        if let Some(rec) = subs.iter().flatten().find(|s| s.topic.name == *topic) {
+            let _ = self.inner.shards[conn.shard].send(ShardCmd::Release { conn: conn.id, topic: rec.topic.id });
+        }
     }
 
     /// Subscribes a connection to a topic, atomically with respect to publishes and flushes:
@@ -494,6 +532,7 @@ impl Fanout {
             vf: new_vf,
             slot: slot as u8,
             gen_,
+            held: conn.wire,
         });
         let epoch = st.epoch;
         drop(st);
@@ -653,6 +692,8 @@ pub struct ConnHandle {
     id: u64,
     shard: usize,
     form: Form,
+    /// The shard writes to the socket ([`Fanout::connect_wire`]).
+    wire: bool,
     shared: Arc<ConnShared>,
     subs: Mutex<[Option<SubRec>; MAX_SUBSCRIPTIONS]>,
     inner: Arc<Inner>,

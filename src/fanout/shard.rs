@@ -1,6 +1,14 @@
-//! A shard: one task that owns the subscriptions of its connections and hands shared frames to
-//! their queues. Fed only by its command channel, so the order in which commands are sent is
-//! the order in which they take effect.
+//! A shard: one task that owns the subscriptions of its connections and writes shared frames
+//! to them: straight into the socket for a connection registered with a [`Wire`] (a
+//! non-blocking write; what does not fit waits in the wire's buffer, which the shard writes out
+//! when the socket is writable again), or into the connection's queue otherwise. Fed only by
+//! its command channel, so the order in which commands are sent is the order in which they take
+//! effect.
+//!
+//! ```text
+//! loop { poll: every wire with pending bytes (write what the socket takes; else wait for it)
+//!        and the command channel → handle_cmd(cmd, now) }
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +20,9 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::conn::{ConnShared, Queued};
 use super::policy::LagTracker;
-use super::ring::{VFS, Vf};
+use super::ring::{VFS, Vf, vf_parts};
+use super::wire::{Opcode, Wire, Written};
+use shangliang_signaling::Form;
 
 /// The frames of one topic for one flush: one per (view, form) that had subscribers.
 #[derive(Debug)]
@@ -23,11 +33,24 @@ pub(crate) struct FrameSet {
     pub(crate) first_published: Instant,
 }
 
+/// Where a connection's frames go.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    /// A bounded queue that the session task reads and writes to the socket.
+    Queue(mpsc::Sender<Queued>),
+    /// The socket itself.
+    Wire(Arc<Wire>),
+}
+
 #[derive(Debug)]
 pub(crate) enum ShardCmd {
-    Connect { conn: u64, tx: mpsc::Sender<Queued>, shared: Arc<ConnShared> },
-    /// Subscribe (or re-subscribe, replacing the previous subscription to the topic).
-    Add { conn: u64, topic: u64, vf: Vf, slot: u8, gen_: u32 },
+    Connect { conn: u64, sink: Sink, shared: Arc<ConnShared> },
+    /// Subscribe (or re-subscribe, replacing the previous subscription to the topic). A `held`
+    /// subscription keeps its frames (up to `queue_frames`) until `Release`: the session is
+    /// still writing its catch-up to the same socket.
+    Add { conn: u64, topic: u64, vf: Vf, slot: u8, gen_: u32, held: bool },
+    /// The session has written the catch-up: write the held frames, then deliver as usual.
+    Release { conn: u64, topic: u64 },
     Remove { conn: u64, topic: u64 },
     Disconnect { conn: u64 },
     Deliver(Arc<FrameSet>),
@@ -65,16 +88,57 @@ struct SubRef {
     conn: u32,
     slot: u8,
     gen_: u32,
+    /// Frames kept while the subscription is held (see `ShardCmd::Add`).
+    held: Option<Vec<Bytes>>,
 }
 
 #[derive(Debug)]
 struct ConnEntry {
     id: u64,
-    tx: mpsc::Sender<Queued>,
+    sink: Sink,
     shared: Arc<ConnShared>,
     lag: LagTracker,
     /// (topic, vf, position in that topic's list)
     subs: Vec<(u64, Vf, usize)>,
+    /// In the shard's list of wires with pending bytes.
+    pending: bool,
+}
+
+/// What one frame handed to a connection came to.
+enum Outcome {
+    /// Taken (by the socket, its buffer, the queue or the held list); `free` more fit.
+    Taken { free: usize, backlogged: bool },
+    Full,
+    Gone,
+}
+
+fn opcode(vf: Vf) -> Opcode {
+    if vf_parts(vf).1 == Form::Json { Opcode::Text } else { Opcode::Binary }
+}
+
+/// Hands `frame` to connection `c`: the socket (or its buffer) for a wire, else the queue.
+fn send_to(c: &mut ConnEntry, op: Opcode, frame: &Bytes, slot: u8, gen_: u32, cap: usize) -> Outcome {
+    match &c.sink {
+        Sink::Queue(tx) => {
+            let backlogged = tx.capacity() < tx.max_capacity();
+            match tx.try_send((slot, gen_, frame.clone())) {
+                Ok(()) => Outcome::Taken { free: tx.capacity(), backlogged },
+                Err(TrySendError::Full(_)) => Outcome::Full,
+                // The session is gone; its handle's drop will disconnect it.
+                Err(TrySendError::Closed(_)) => Outcome::Gone,
+            }
+        }
+        Sink::Wire(w) => match w.write_frame(op, frame, (slot, gen_), cap) {
+            Written::Sent => Outcome::Taken { free: cap, backlogged: false },
+            Written::Queued { free } => {
+                c.pending = true;
+                Outcome::Taken { free, backlogged: true }
+            }
+            Written::Full => Outcome::Full,
+            // The socket failed: the session finds out when it reads.
+            Written::Failed => Outcome::Gone,
+        },
+    }
 }
 
 /// The state of one shard. Pure bookkeeping apart from `try_send` into the queues.
@@ -87,6 +151,8 @@ pub(crate) struct Shard {
     queue_frames: usize,
     lag_close_after: Duration,
     backlog: Arc<Backlog>,
+    /// Connections (indices) whose wire has bytes pending.
+    pending: Vec<u32>,
 }
 
 impl Shard {
@@ -105,23 +171,65 @@ impl Shard {
             queue_frames,
             lag_close_after,
             backlog: Arc::default(),
+            pending: Vec::new(),
         }
     }
 
     /// The shard task: handles commands until every sender is gone.
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ShardCmd>) {
         let mut cmds = Vec::with_capacity(256);
-        while rx.recv_many(&mut cmds, 256).await > 0 {
-            for cmd in cmds.drain(..) {
-                self.handle_cmd(cmd, tokio::time::Instant::now().into_std());
+        loop {
+            let n = std::future::poll_fn(|cx| {
+                self.poll_wires(cx);
+                rx.poll_recv_many(cx, &mut cmds, 256)
+            })
+            .await;
+            if n == 0 {
+                return;
             }
+            let now = tokio::time::Instant::now().into_std();
+            for cmd in cmds.drain(..) {
+                self.handle_cmd(cmd, now);
+            }
+        }
+    }
+
+    /// Writes out the wires with pending bytes as far as their sockets take them; a wire that
+    /// is still pending has registered this task to be woken when its socket is writable.
+    fn poll_wires(&mut self, cx: &mut std::task::Context<'_>) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let ci = self.pending[i] as usize;
+            let done = match self.conns[ci].as_ref() {
+                Some(ConnEntry { sink: Sink::Wire(w), .. }) => w.poll_drain(cx).is_ready(),
+                _ => true,
+            };
+            if done {
+                self.pending.swap_remove(i);
+                if let Some(c) = self.conns[ci].as_mut() {
+                    c.pending = false;
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Notes a connection whose wire was left with pending bytes.
+    fn note_pending(&mut self, ci: u32) {
+        if let Some(c) = self.conns[ci as usize].as_mut()
+            && c.pending
+            && !self.pending.contains(&ci)
+        {
+            self.pending.push(ci);
         }
     }
 
     pub(crate) fn handle_cmd(&mut self, cmd: ShardCmd, now: Instant) {
         match cmd {
-            ShardCmd::Connect { conn, tx, shared } => {
-                let entry = ConnEntry { id: conn, tx, shared, lag: LagTracker::default(), subs: Vec::new() };
+            ShardCmd::Connect { conn, sink, shared } => {
+                let entry =
+                    ConnEntry { id: conn, sink, shared, lag: LagTracker::default(), subs: Vec::new(), pending: false };
                 let idx = match self.free.pop() {
                     Some(i) => {
                         self.conns[i as usize] = Some(entry);
@@ -134,14 +242,19 @@ impl Shard {
                 };
                 self.by_id.insert(conn, idx);
             }
-            ShardCmd::Add { conn, topic, vf, slot, gen_ } => {
+            ShardCmd::Add { conn, topic, vf, slot, gen_, held } => {
                 let Some(&ci) = self.by_id.get(&conn) else { return };
                 self.remove_sub(ci, topic);
                 let lists = self.topics.entry(topic).or_default();
-                lists[vf].push(SubRef { conn: ci, slot, gen_ });
+                lists[vf].push(SubRef { conn: ci, slot, gen_, held: held.then(Vec::new) });
                 let pos = lists[vf].len() - 1;
                 if let Some(c) = self.conns[ci as usize].as_mut() {
                     c.subs.push((topic, vf, pos));
+                }
+            }
+            ShardCmd::Release { conn, topic } => {
+                if let Some(&ci) = self.by_id.get(&conn) {
+                    self.release(ci, topic, now);
                 }
             }
             ShardCmd::Remove { conn, topic } => {
@@ -179,9 +292,52 @@ impl Shard {
         }
     }
 
+    /// Writes a held subscription's frames and lets it receive directly from now on.
+    fn release(&mut self, ci: u32, topic: u64, now: Instant) {
+        let Some(c) = self.conns[ci as usize].as_ref() else { return };
+        let Some(&(_, vf, pos)) = c.subs.iter().find(|s| s.0 == topic) else { return };
+        let Some(sub) = self.topics.get_mut(&topic).and_then(|l| l[vf].get_mut(pos)) else { return };
+        let Some(held) = sub.held.take() else { return };
+        let (slot, gen_) = (sub.slot, sub.gen_);
+        let mut slow = false;
+        for frame in &held {
+            let c = self.conns[ci as usize].as_mut().expect("checked above");
+            let outcome = send_to(c, opcode(vf), frame, slot, gen_, self.queue_frames);
+            slow |= self.take_outcome(ci, outcome, now).1;
+        }
+        self.note_pending(ci);
+        if slow {
+            self.close_slow(ci);
+        }
+    }
+
+    /// Applies an outcome to the connection's lag; returns (taken, lagged out).
+    fn take_outcome(&mut self, ci: u32, outcome: Outcome, now: Instant) -> (bool, bool) {
+        let Some(c) = self.conns[ci as usize].as_mut() else { return (false, false) };
+        match outcome {
+            Outcome::Taken { free, .. } => {
+                c.lag.handle_sent(free, self.queue_frames);
+                (true, false)
+            }
+            Outcome::Full => (false, c.lag.handle_drop(now, self.lag_close_after)),
+            Outcome::Gone => (false, false),
+        }
+    }
+
+    fn close_slow(&mut self, ci: u32) {
+        if let Some(c) = self.conns[ci as usize].as_ref() {
+            c.shared.close(shangliang_signaling::close::SLOW_CONSUMER, "slow consumer");
+            metrics::counter!("shangliang_fanout_slow_closed_total").increment(1);
+        }
+        self.drop_conn(ci);
+    }
+
     fn drop_conn(&mut self, ci: u32) {
         while let Some(&(topic, _, _)) = self.conns[ci as usize].as_ref().and_then(|c| c.subs.first()) {
             self.remove_sub(ci, topic);
+        }
+        if self.conns[ci as usize].as_ref().is_some_and(|c| c.pending) {
+            self.pending.retain(|&p| p != ci);
         }
         if let Some(c) = self.conns[ci as usize].take() {
             self.by_id.remove(&c.id);
@@ -190,29 +346,41 @@ impl Shard {
     }
 
     fn deliver(&mut self, set: &FrameSet, now: Instant) {
-        let Some(lists) = self.topics.get(&set.topic) else { return };
+        let Some(lists) = self.topics.get_mut(&set.topic) else { return };
+        let cap = self.queue_frames;
         let (mut delivered, mut dropped, mut backlogged) = (0u64, 0u64, 0u64);
         let mut slow: Vec<u32> = Vec::new();
         for (vf, frame) in set.frames.iter().enumerate() {
             let Some(frame) = frame else { continue };
-            for s in &lists[vf] {
+            let op = opcode(vf);
+            for s in lists[vf].iter_mut() {
                 let Some(c) = self.conns[s.conn as usize].as_mut() else { continue };
-                if c.tx.capacity() < c.tx.max_capacity() {
-                    backlogged += 1;
-                }
-                match c.tx.try_send((s.slot, s.gen_, frame.clone())) {
-                    Ok(()) => {
-                        delivered += 1;
-                        c.lag.handle_sent(c.tx.capacity(), self.queue_frames);
+                let was_pending = c.pending;
+                let outcome = match s.held.as_mut() {
+                    Some(held) if held.len() < cap => {
+                        held.push(frame.clone());
+                        Outcome::Taken { free: cap - held.len(), backlogged: true }
                     }
-                    Err(TrySendError::Full(_)) => {
+                    Some(_) => Outcome::Full,
+                    None => send_to(c, op, frame, s.slot, s.gen_, cap),
+                };
+                match outcome {
+                    Outcome::Taken { free, backlogged: b } => {
+                        delivered += 1;
+                        backlogged += u64::from(b);
+                        c.lag.handle_sent(free, cap);
+                    }
+                    Outcome::Full => {
                         dropped += 1;
+                        backlogged += 1;
                         if c.lag.handle_drop(now, self.lag_close_after) {
                             slow.push(s.conn);
                         }
                     }
-                    // The session is gone; its handle's drop will disconnect it.
-                    Err(TrySendError::Closed(_)) => {}
+                    Outcome::Gone => {}
+                }
+                if c.pending && !was_pending {
+                    self.pending.push(s.conn);
                 }
             }
         }
@@ -224,11 +392,9 @@ impl Shard {
             metrics::counter!("shangliang_fanout_dropped_frames_total").increment(dropped);
         }
         for ci in slow {
-            if let Some(c) = self.conns[ci as usize].as_ref() {
-                c.shared.close(shangliang_signaling::close::SLOW_CONSUMER, "slow consumer");
-                metrics::counter!("shangliang_fanout_slow_closed_total").increment(1);
+            if self.conns[ci as usize].is_some() {
+                self.close_slow(ci);
             }
-            self.drop_conn(ci);
         }
     }
 }
@@ -242,13 +408,13 @@ mod tests {
     fn conn(shard: &mut Shard, id: u64, cap: usize, now: Instant) -> ConnReceiver {
         let (tx, rx) = mpsc::channel(cap);
         let shared = Arc::new(ConnShared::default());
-        shard.handle_cmd(ShardCmd::Connect { conn: id, tx, shared: Arc::clone(&shared) }, now);
-        ConnReceiver { rx, shared, done: false }
+        shard.handle_cmd(ShardCmd::Connect { conn: id, sink: Sink::Queue(tx), shared: Arc::clone(&shared) }, now);
+        ConnReceiver { rx: Some(rx), shared, done: false }
     }
 
     fn subscribe(shard: &mut Shard, r: &ConnReceiver, id: u64, topic: u64, now: Instant) {
         let gen_ = r.shared.bump(0);
-        shard.handle_cmd(ShardCmd::Add { conn: id, topic, vf: 0, slot: 0, gen_ }, now);
+        shard.handle_cmd(ShardCmd::Add { conn: id, topic, vf: 0, slot: 0, gen_, held: false }, now);
     }
 
     fn frames(topic: u64, n: u8, now: Instant) -> ShardCmd {
@@ -297,7 +463,7 @@ mod tests {
         shard.handle_cmd(ShardCmd::Disconnect { conn: 0 }, t0);
         // Re-subscribing moves a subscriber within the list.
         let gen_ = rs[3].shared.bump(0);
-        shard.handle_cmd(ShardCmd::Add { conn: 3, topic: 3, vf: 0, slot: 0, gen_ }, t0);
+        shard.handle_cmd(ShardCmd::Add { conn: 3, topic: 3, vf: 0, slot: 0, gen_, held: false }, t0);
         shard.handle_cmd(frames(3, 42, t0), t0);
         let got: Vec<Vec<u8>> = rs.iter_mut().map(drain).collect();
         assert_eq!(got, [vec![], vec![], vec![42], vec![42]]);

@@ -437,12 +437,17 @@ fn clock() -> u64 {
 }
 
 /// A socket that notes when it last moved a byte, for the idle watchdog.
-struct Tracked {
+pub(crate) struct Tracked {
     inner: TcpStream,
     last: Arc<AtomicU64>,
 }
 
 impl Tracked {
+    /// The TCP stream, for a websocket whose fan-out shard writes to it (`server::ws`).
+    pub(crate) fn into_tcp(self) -> TcpStream {
+        self.inner
+    }
+
     fn touch(&self, progressed: bool) {
         if progressed {
             self.last.store(clock(), Ordering::Relaxed);

@@ -3,7 +3,8 @@
 //! Names (all prefixed `shangliang_`): `connections` (gauge), `connections_total`,
 //! `comments_accepted_total`, `comments_refused_total{code}`, `frames_refused_total{code}`,
 //! `closed_total{code}` (the close code on the wire, the client's for a client's close, `abrupt` for
-//! a connection that ended without a closing handshake), `record_append_seconds` (a comment's commit, as the driver sees it),
+//! a connection that ended without a closing handshake), `ws_sessions_total{writer}` (`shard`: the fan-out shard writes to the socket; `session`: a
+//! connection that is not a plain TCP stream, fed by a queue), `record_append_seconds` (a comment's commit, as the driver sees it),
 //! `consult_persist_retries_total`, `consult_persist_failed_total`,
 //! `consult_audit_unwritten{activity}`; the fan-out core adds its own
 //! (`fanout_deliveries_total`, `fanout_dropped_frames_total`, `fanout_flush_seconds`,

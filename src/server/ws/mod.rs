@@ -4,6 +4,7 @@
 mod session;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,12 +13,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use shangliang_signaling::limits;
 
 use super::auth::TokenKeys;
 use super::inbox::Inboxes;
@@ -90,7 +90,7 @@ pub fn routes(state: Arc<WsState>) -> Router {
 async fn websocket(
     State(state): State<Arc<WsState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
     if state.connections.get() >= state.limits.max_connections {
         let body = json!({
@@ -99,12 +99,27 @@ async fn websocket(
         });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    // Small buffers: tungstenite's defaults (128 KiB each) would cost 256 KiB per viewer. The
-    // write buffer lets frames queued while the connection waited go out in one syscall.
-    ws.read_buffer_size(1024)
-        .write_buffer_size(8 * 1024)
-        .max_write_buffer_size(256 * 1024)
-        .max_message_size(limits::MAX_CLIENT_FRAME_BYTES)
-        .max_frame_size(limits::MAX_CLIENT_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(state, socket, peer))
+    // The upgrade by hand (see `wire`): the session keeps the TCP stream's read side, the
+    // fan-out shard writes to it.
+    let answer = match wire::handshake(req.headers()) {
+        Ok(answer) => answer,
+        Err(refusal) => return refusal,
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return (StatusCode::UPGRADE_REQUIRED, "Connection is not upgradable").into_response();
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        match wire::websocket(upgraded).await {
+            wire::Upgraded::Wire(ws, w) => {
+                metrics::counter!("shangliang_ws_sessions_total", "writer" => "shard").increment(1);
+                session::run_wire(state, ws, peer, w).await
+            }
+            wire::Upgraded::Other(ws) => {
+                metrics::counter!("shangliang_ws_sessions_total", "writer" => "session").increment(1);
+                session::run(state, ws, peer).await
+            }
+        }
+    });
+    answer
 }

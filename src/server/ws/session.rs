@@ -42,7 +42,7 @@ use crate::server::inbox::Direct;
 use crate::server::media::MediaConn;
 use crate::server::moderation::{DriverMsg, PostReply};
 use tokio::sync::mpsc::error::TrySendError;
-use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound};
+use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound, Wire};
 
 /// Time allowed between the upgrade and a valid `auth`.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,8 +55,25 @@ const MAX_FRAMES_PER_FLUSH: usize = 16;
 
 type SendError = axum::Error;
 
-/// Runs one connection to its end.
+/// Runs one connection to its end; its fan-out frames come through a queue that the session
+/// writes to the socket.
 pub async fn run<S>(state: Arc<WsState>, socket: S, peer: SocketAddr)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
+{
+    run_with(state, socket, peer, None).await
+}
+
+/// Runs one connection whose fan-out shard writes the live frames to the socket through
+/// `wire`; `socket` writes through the same wire.
+pub async fn run_wire<S>(state: Arc<WsState>, socket: S, peer: SocketAddr, wire: Arc<Wire>)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
+{
+    run_with(state, socket, peer, Some(wire)).await
+}
+
+async fn run_with<S>(state: Arc<WsState>, socket: S, peer: SocketAddr, wire: Option<Arc<Wire>>)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
@@ -65,7 +82,7 @@ where
     metrics::counter!("shangliang_connections_total").increment(1);
     // Boxed: an async fn keeps room for its moved-out arguments, so nesting the session inline
     // would hold the socket twice in the task.
-    let end = Box::pin(Session::start(&state, socket, peer)).await;
+    let end = Box::pin(Session::start(&state, socket, peer, wire)).await;
     metrics::counter!("shangliang_closed_total", "code" => end.label()).increment(1);
     metrics::gauge!("shangliang_connections").decrement(1.0);
     state.connections.closed();
@@ -130,7 +147,7 @@ impl<'h, S> Session<'h, S>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
 {
-    async fn start(state: &'h Arc<WsState>, mut socket: S, peer: SocketAddr) -> End {
+    async fn start(state: &'h Arc<WsState>, mut socket: S, peer: SocketAddr, wire: Option<Arc<Wire>>) -> End {
         let (form, claims) = match Box::pin(authenticate(state, &mut socket)).await {
             Ok(ok) => ok,
             Err(end) => {
@@ -139,7 +156,10 @@ where
                 return end;
             }
         };
-        let (conn, rx) = state.fanout.connect(form);
+        let (conn, rx) = match wire {
+            Some(wire) => state.fanout.connect_wire(form, wire),
+            None => state.fanout.connect(form),
+        };
         let (_inbox_guard, inbox_tx, inbox_rx) = state.inboxes.register(claims.act.clone(), claims.sub.clone());
         let fps = NonZeroU32::new(state.limits.frames_per_second.max(1)).unwrap();
         let burst = fps.saturating_mul(NonZeroU32::new(2).unwrap());
@@ -367,7 +387,15 @@ where
         Ok(())
     }
 
+    /// Subscribes, writes `subscribed`, the state and the catch-up, then lets the live frames
+    /// follow (a wire connection's shard holds them until then).
     async fn subscribe(&mut self, topic: ActivityId, resume: Option<Position>) {
+        self.subscribe_and_catch_up(&topic, resume).await;
+        self.state.fanout.release(&self.conn, &topic);
+    }
+
+    async fn subscribe_and_catch_up(&mut self, topic: &ActivityId, resume: Option<Position>) {
+        let topic = topic.clone();
         if let Err((code, m)) = self.check_activity(&topic) {
             return self.send_error(None, code, m).await;
         }
