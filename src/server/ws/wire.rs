@@ -245,6 +245,6 @@ fn accept_key(key: &[u8]) -> String {
 mod tests {
     #[test]
     fn the_accept_key_is_the_one_of_rfc_6455() {
-        assert_eq!(super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kXoo+xGdbpRMtE=");
+        assert_eq!(super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 }
