@@ -471,4 +471,108 @@ mod tests {
         shard.handle_cmd(ShardCmd::Disconnect { conn: 3 }, t0);
         assert!(shard.topics.is_empty(), "no empty topic lists are kept");
     }
+
+    mod wire {
+        use super::*;
+        use crate::fanout::wire::tests::FakeSocket;
+
+        fn wire_conn(shard: &mut Shard, id: u64, room: usize, now: Instant) -> (Arc<FakeSocket>, Arc<ConnShared>) {
+            let socket = FakeSocket::with_room(room);
+            let wire = Arc::new(Wire::new(socket.clone()));
+            let shared = Arc::new(ConnShared::default());
+            wire.attach(shared.clone());
+            shard.handle_cmd(ShardCmd::Connect { conn: id, sink: Sink::Wire(wire), shared: shared.clone() }, now);
+            (socket, shared)
+        }
+
+        fn add(shard: &mut Shard, shared: &ConnShared, id: u64, topic: u64, held: bool, now: Instant) {
+            let gen_ = shared.bump(0);
+            shard.handle_cmd(ShardCmd::Add { conn: id, topic, vf: 0, slot: 0, gen_, held }, now);
+        }
+
+        fn payloads(s: &FakeSocket) -> Vec<u8> {
+            s.frames().into_iter().map(|(op, p)| {
+                assert_eq!(op, 2, "MessagePack frames are binary");
+                p[0]
+            }).collect()
+        }
+
+        #[test]
+        fn a_delivery_is_written_to_the_socket_with_nothing_kept_pending() {
+            let t0 = Instant::now();
+            let mut shard = Shard::new(4, Duration::from_secs(5));
+            let (a, sa) = wire_conn(&mut shard, 1, 1 << 16, t0);
+            let (b, sb) = wire_conn(&mut shard, 2, 1 << 16, t0);
+            add(&mut shard, &sa, 1, 9, false, t0);
+            add(&mut shard, &sb, 2, 9, false, t0);
+            for i in 0..3 {
+                shard.handle_cmd(frames(9, i, t0), t0);
+            }
+            assert_eq!(payloads(&a), [0, 1, 2]);
+            assert_eq!(payloads(&b), [0, 1, 2]);
+            assert!(shard.pending.is_empty(), "no connection is left with pending bytes");
+        }
+
+        #[test]
+        fn a_held_subscription_gets_its_frames_after_the_release_in_order() {
+            let t0 = Instant::now();
+            let mut shard = Shard::new(4, Duration::from_secs(5));
+            let (s, shared) = wire_conn(&mut shard, 1, 1 << 16, t0);
+            add(&mut shard, &shared, 1, 9, true, t0);
+            shard.handle_cmd(frames(9, 1, t0), t0);
+            shard.handle_cmd(frames(9, 2, t0), t0);
+            assert!(payloads(&s).is_empty(), "nothing reaches the socket while the catch-up is written");
+            shard.handle_cmd(ShardCmd::Release { conn: 1, topic: 9 }, t0);
+            shard.handle_cmd(frames(9, 3, t0), t0);
+            assert_eq!(payloads(&s), [1, 2, 3]);
+        }
+
+        #[test]
+        fn a_socket_that_stops_taking_frames_is_closed_after_the_lag_and_the_rest_go_on() {
+            let t0 = Instant::now();
+            let mut shard = Shard::new(2, Duration::from_secs(5));
+            let (stuck, s1) = wire_conn(&mut shard, 1, 0, t0);
+            let (fine, s2) = wire_conn(&mut shard, 2, 1 << 16, t0);
+            add(&mut shard, &s1, 1, 7, false, t0);
+            add(&mut shard, &s2, 2, 7, false, t0);
+            for i in 0..10u8 {
+                shard.handle_cmd(frames(7, i, t0), t0 + Duration::from_secs(i.into()));
+            }
+            assert_eq!(payloads(&fine), (0..10).collect::<Vec<_>>());
+            // Frames 0 and 1 wait in the stuck wire; 2 starts the lag at t0+2s; 7 closes it.
+            assert!(s1.is_closed(), "the slow connection is told to close");
+            assert!(!shard.by_id.contains_key(&1), "the shard forgot the slow connection");
+            assert!(shard.pending.is_empty(), "the forgotten connection is not polled");
+            assert!(payloads(&stuck).is_empty());
+        }
+
+        #[tokio::test]
+        async fn the_shard_writes_pending_bytes_once_the_socket_is_writable() {
+            let fanout_like = |shard: Shard| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let task = tokio::spawn(shard.run(rx));
+                (tx, task)
+            };
+            let t0 = Instant::now();
+            let mut shard = Shard::new(8, Duration::from_secs(5));
+            let (s, shared) = wire_conn(&mut shard, 1, 2, t0);
+            add(&mut shard, &shared, 1, 9, false, t0);
+            let (tx, task) = fanout_like(shard);
+            for i in 0..3 {
+                tx.send(frames(9, i, t0)).unwrap();
+            }
+            let (done_tx, done_rx) = oneshot::channel();
+            tx.send(ShardCmd::Barrier(done_tx)).unwrap();
+            done_rx.await.unwrap();
+            assert!(payloads(&s).is_empty(), "2 bytes of room: not even one whole frame");
+            s.open(1 << 16); // wakes the shard, which writes the rest
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while payloads(&s).len() < 3 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(payloads(&s), [0, 1, 2]);
+            drop(tx);
+            task.await.unwrap();
+        }
+    }
 }
