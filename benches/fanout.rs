@@ -11,6 +11,12 @@
 //!   subscriber task serialises every item itself (`rmp_serde::to_vec_named`), one frame per
 //!   comment.
 //!
+//! - **sharded_wire**: the same core with every connection registered by `connect_wire`, as
+//!   the hub does since issue 11 step 4: the shard writes each frame into the connection's
+//!   socket itself — here a socket that takes everything and notes `to` (the kernel's side of
+//!   a real write is not measured; `benches/load` measures that) — with no per-viewer queue push
+//!   and no subscriber task to wake.
+//!
 //! Criterion reports wall time per round; the summary lines at the end report comment
 //! deliveries (comments × subscribers) per second of process CPU time (`CLOCK_PROCESS_CPUTIME_ID`,
 //! all threads) and the ratio. Run: `cargo bench --bench fanout`.
@@ -22,7 +28,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
-use shangliang::fanout::{ConnHandle, Fanout, FanoutConfig, Outbound};
+use shangliang::fanout::{ConnHandle, Fanout, FanoutConfig, Outbound, Wire, WireSocket};
 use shangliang_signaling::{ActivityId, Author, Epoch, Form, Item, ItemBody, Role, Seq};
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, broadcast};
@@ -134,6 +140,26 @@ fn record(name: &str, t: Tally) {
     }
 }
 
+/// A socket that takes every byte at once: the payload of a whole frame is the second slice
+/// of the shard's `writev` (the first is the websocket header).
+struct NullSocket(Arc<Done>);
+
+impl WireSocket for NullSocket {
+    fn try_write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        if let [header, payload] = bufs
+            && header.len() <= 10
+            && !payload.is_empty()
+        {
+            self.0.reached(peek_to(payload));
+        }
+        Ok(bufs.iter().map(|b| b.len()).sum())
+    }
+
+    fn poll_write_ready(&self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 struct Sharded {
     fanout: Fanout,
     topics: Vec<ActivityId>,
@@ -144,7 +170,7 @@ struct Sharded {
 }
 
 impl Sharded {
-    fn setup(rt: &Runtime, topics: usize, subs_per_topic: usize) -> Sharded {
+    fn setup(rt: &Runtime, topics: usize, subs_per_topic: usize, wire: bool) -> Sharded {
         rt.block_on(async {
             let fanout = Fanout::new(FanoutConfig { shards: 2, ..FanoutConfig::default() });
             let done = Done::new();
@@ -154,6 +180,14 @@ impl Sharded {
             for t in &topics {
                 fanout.open_topic(t.clone(), Epoch(1), Seq(0));
                 for _ in 0..subs_per_topic {
+                    if wire {
+                        let socket = Wire::new(NullSocket(Arc::clone(&done)));
+                        let (h, _rx) = fanout.connect_wire(Form::MsgPack, Arc::new(socket));
+                        fanout.subscribe(&h, t, false, None).unwrap();
+                        fanout.release(&h, t);
+                        conns.push(h);
+                        continue;
+                    }
                     let (h, mut rx) = fanout.connect(Form::MsgPack);
                     fanout.subscribe(&h, t, false, None).unwrap();
                     let done = Arc::clone(&done);
@@ -278,22 +312,24 @@ fn run(c: &mut Criterion, rt: &Runtime, sc: &Scenario) {
     group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
 
-    let sharded_name = format!("{}/sharded", sc.name);
-    let mut s = Sharded::setup(rt, sc.topics, sc.subs_per_topic);
-    group.bench_function("sharded", |b| {
-        b.iter_custom(|iters| {
-            let mut wall = Duration::ZERO;
-            for _ in 0..iters {
-                let t = s.round(rt, sc.k_sharded, sc.chunk);
-                wall += t.wall;
-                record(&sharded_name, t);
-            }
-            wall
-        })
-    });
-    let latency: Vec<Duration> = (0..LATENCY_ROUNDS).map(|_| s.round(rt, 1, 0).wall).collect();
-    record_latency(&sharded_name, latency);
-    drop(s);
+    for (design, wire) in [("sharded", false), ("sharded_wire", true)] {
+        let name = format!("{}/{design}", sc.name);
+        let mut s = Sharded::setup(rt, sc.topics, sc.subs_per_topic, wire);
+        group.bench_function(design, |b| {
+            b.iter_custom(|iters| {
+                let mut wall = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = s.round(rt, sc.k_sharded, sc.chunk);
+                    wall += t.wall;
+                    record(&name, t);
+                }
+                wall
+            })
+        });
+        let latency: Vec<Duration> = (0..LATENCY_ROUNDS).map(|_| s.round(rt, 1, 0).wall).collect();
+        record_latency(&name, latency);
+        drop(s);
+    }
 
     let naive_name = format!("{}/naive", sc.name);
     let mut n = Naive::setup(rt, sc.topics, sc.subs_per_topic, (sc.k_naive as usize + 16).next_power_of_two());
@@ -332,6 +368,19 @@ fn main() {
     for sc in &scenarios {
         let get = |d: &str| all.iter().find(|(n, _)| *n == format!("{}/{d}", sc.name)).map(|(_, t)| *t);
         let (Some(s), Some(n)) = (get("sharded"), get("naive")) else { continue };
+        if let Some(w) = get("sharded_wire") {
+            println!(
+                "SUMMARY {}: sharded_wire (shards write to the sockets) {:.3e} deliveries/CPU-s (wall {:.1} ms per round, {} rounds) | \
+                 ratio to naive {:.0}x, to sharded with queues {:.1}x | one comment to every subscriber, median wall {:.1} ms",
+                sc.name,
+                w.per_cpu_sec(),
+                w.wall_per_round().as_secs_f64() * 1e3,
+                w.rounds,
+                w.per_cpu_sec() / n.per_cpu_sec(),
+                w.per_cpu_sec() / s.per_cpu_sec(),
+                median_ms(&format!("{}/sharded_wire", sc.name)),
+            );
+        }
         println!(
             "SUMMARY {}: sharded {:.3e} deliveries/CPU-s (wall {:.1} ms per round of {} comments/topic, {} rounds) | \
              naive {:.3e} deliveries/CPU-s (wall {:.1} ms per round of {} comments/topic, {} rounds) | ratio {:.0}x | \
