@@ -9,21 +9,24 @@
 //! open_topic(topic, epoch, last_seq)    topic with an empty ring at last_seq
 //! record commits item → publish(..)     check seq == last_seq+1, encode once (MsgPack now,
 //!                                       JSON on first use), thin?, append to the ring
-//! ws connects → connect(form)           (ConnHandle, ConnReceiver), conn placed on shard
-//!                                       conn_id % shards
+//! ws connects → connect_wire(form, wire) (ConnHandle, ConnReceiver), conn placed on shard
+//!   (or connect(form): a queue instead)  conn_id % shards; with a wire the shard writes to
+//!                                       the socket and the receiver yields only the close
 //! client `sub` → subscribe(..)          under the topic lock: catch-up up to the flushed edge,
 //!                                       and registration on the shard (see "Atomic subscribe")
-//!   send `subscribed`, then the catch-up (CatchUp), then loop:
+//!   send `subscribed`, then the catch-up (CatchUp), then release(conn, topic) (a wire
+//!   subscription is held until then), then loop:
 //!   session: while let Some(out) = rx.recv().await { write frame / close }
 //!
 //! flusher task, every `interval`:           shard task i (owns its connections):
 //!   for each dirty topic, under its lock:     loop { cmd = channel.recv().await;
 //!     build ONE batch frame per (view,form)     Add/Remove/Connect/Disconnect: bookkeeping
 //!       that has subscribers (encode_batch)     Deliver(frames): for each subscriber
-//!     send Deliver(frames) to the shards           try_send(frame.clone()) into its queue;
-//!       that hold subscribers                      full ⇒ frame dropped, lag tracked;
-//!   wait until every shard has handled it          lagging ≥ lag_close_after ⇒ Close }
-//!   interval = adaptive(flush time)
+//!     send Deliver(frames) to the shards           wire: writev(header, frame) into the
+//!       that hold subscribers                      socket, the rest pending (queue: try_send);
+//!   wait until every shard has handled it          full ⇒ frame dropped, lag tracked;
+//!   interval = adaptive(flush time)                lagging ≥ lag_close_after ⇒ Close;
+//!                                                writes out pending wires when writable }
 //! ```
 //!
 //! A session, as the server drives it:

@@ -5,9 +5,14 @@
 //! the client's frames, the connection's fan-out queue, its inbox (direct messages: acks,
 //! media events) and the idle timer.
 //!
+//! On the hub's sockets the fan-out shard writes the live frames itself (`run_wire`, see
+//! `wire.rs`): the fan-out receiver then yields only the close, and the session never wakes for
+//! a delivery. Connections fed by a queue (`run`: the unit tests, a router served another way)
+//! write the queued frames here.
+//!
 //! ```text
 //! auth (within AUTH_TIMEOUT) → welcome → loop select! {
-//!     fan-out queue  → write up to MAX_FRAMES_PER_FLUSH frames, one flush
+//!     fan-out queue  → write up to MAX_FRAMES_PER_FLUSH frames, one flush (wire: only the close)
 //!     inbox          → write (acks of posts, replies for one participant, media events)
 //!     client frame   → rate limit → decode → sub | post | cmd | media | ping
 //!     idle timer     → close
