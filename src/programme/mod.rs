@@ -24,6 +24,7 @@ pub mod h264;
 pub mod opus;
 pub mod packager;
 pub mod playlist;
+pub mod replay;
 pub mod reorder;
 pub mod store;
 pub mod switcher;

@@ -18,6 +18,8 @@
 //! directory. Errors are JSON `{"error", "message"}` with `Cache-Control: no-store`, so a cache
 //! never keeps a refusal.
 
+pub mod replay;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +54,8 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/hls/{activity}/index.m3u8", get(live_playlist))
         .route("/hls/{activity}/recording.m3u8", get(recording_playlist))
         .route("/hls/{activity}/programme.json", get(status))
+        .route("/hls/{activity}/replay.json", get(replay::replay))
+        .route("/hls/{activity}/comments.json", get(replay::comments))
         .route("/hls/{activity}/{file}", get(media_file))
         .route("/api/activities/{id}/programme/pin", post(pin))
         .layer(cors())
