@@ -51,7 +51,7 @@ impl WebSource {
 }
 
 /// The web client's routes: the files (hashed assets cached for a year), and `index.html` for
-/// the app's routes `/`, `/live/*`, `/room/*`, `/console/*` (the app routes in the browser).
+/// the app's routes `/`, `/live/*`, `/room/*`, `/console/*`, `/replay/*` (the app routes in the browser).
 /// Without a built client every page answers a short note saying how to build it.
 pub fn web_client(source: &WebSource) -> Router {
     if !source.is_built() {
@@ -68,7 +68,7 @@ pub fn web_client(source: &WebSource) -> Router {
 fn is_app_route(path: &str) -> bool {
     path == "/"
         || path == "/index.html"
-        || ["/live/", "/room/", "/console/"].iter().any(|p| path.starts_with(p) && path.len() > p.len())
+        || ["/live/", "/room/", "/console/", "/replay/"].iter().any(|p| path.starts_with(p) && path.len() > p.len())
 }
 
 async fn embedded(uri: Uri, headers: HeaderMap) -> Response {
@@ -110,6 +110,7 @@ fn from_dir(dir: &std::path::Path) -> Router {
         .route_service("/live/{*rest}", ServeFile::new(&index))
         .route_service("/room/{*rest}", ServeFile::new(&index))
         .route_service("/console/{*rest}", ServeFile::new(&index))
+        .route_service("/replay/{*rest}", ServeFile::new(&index))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             header::HeaderValue::from_static("no-cache"),

@@ -89,7 +89,7 @@ function s(key: keyof (typeof STRINGS)['en'], vars: Record<string, string> = {})
 type HlsCtor = typeof HlsType;
 let hlsModule: Promise<HlsCtor> | null = null;
 /** hls.js (the light build: no subtitles, DRM or alternate audio) is fetched on first use. */
-function loadHls(): Promise<HlsCtor> {
+export function loadHls(): Promise<HlsCtor> {
   hlsModule ??= import('hls.js/light').then((m) => m.default);
   return hlsModule;
 }
