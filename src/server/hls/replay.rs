@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use shangliang_signaling::{ActivityId, ItemBody, Seq};
 
-use super::{HlsError, livestream, read_recording};
+use super::{HlsError, livestream, read_recording, redirect_home};
 use crate::consult::SessionSummary;
 use crate::programme::replay::{Timeline, Turn, chapters};
 use crate::programme::store::Recording;
@@ -56,6 +56,10 @@ async fn recording(hub: &Hub, id: &ActivityId) -> Result<Recording, HlsError> {
 /// `replay.json`: what the replay page draws before it plays.
 pub async fn replay(State(hub): State<Arc<Hub>>, Path(activity): Path<String>) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
+    // Cluster mode: the recording lies on the activity's home node.
+    if let Some(r) = redirect_home(&hub, &id, "replay.json", None) {
+        return Ok(r);
+    }
     metrics::counter!("shangliang_hls_requests_total", "kind" => "replay").increment(1);
     let rec = recording(&hub, &id).await?;
     let timeline = Timeline::from_segments(&rec.segments);
@@ -116,6 +120,9 @@ fn page_params(query: Option<&str>) -> Result<(u64, u64), HlsError> {
 pub async fn comments(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, RawQuery(query): RawQuery) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
     let (after, limit) = page_params(query.as_deref())?;
+    if let Some(r) = redirect_home(&hub, &id, "comments.json", query.as_deref()) {
+        return Ok(r);
+    }
     metrics::counter!("shangliang_hls_requests_total", "kind" => "replay_comments").increment(1);
     let rec = recording(&hub, &id).await?;
     let timeline = Timeline::from_segments(&rec.segments);
