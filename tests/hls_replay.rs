@@ -151,4 +151,27 @@ async fn a_recorded_session_replays_with_chapters_by_floor_turn_and_comments_at_
     let probed_ms = (probed["format"]["duration"].as_str().unwrap().parse::<f64>().unwrap() * 1000.0) as u64;
     assert!(probed_ms.abs_diff(duration) <= 1_500, "ffprobe sees {probed_ms} ms, replay.json says {duration} ms");
     assert!(b_at < probed_ms, "b's chapter lies inside the recording");
+
+    // `shangliang export` names the recording: where to watch it, its length, the chapters.
+    let (exe, dir) = (env!("CARGO_BIN_EXE_shangliang"), h.dir.path().to_str().unwrap().to_owned());
+    let export = |format: &str| {
+        let out = std::process::Command::new(exe).args(["export", "--format", format, "--activity", "demo", "--data-dir", &dir]).output().unwrap();
+        assert!(out.status.success(), "export {format}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let clock = |ms: u64| format!("{}:{:02}", ms / 60_000, ms / 1000 % 60);
+    let md = export("md");
+    let section = md.split("## 六、录像 (Recording)").nth(1).unwrap_or_else(|| panic!("no recording section:\n{md}"));
+    assert!(section.contains("`/replay/demo`") && section.contains("`/hls/demo/recording.m3u8`"), "{section}");
+    assert!(section.contains(&format!("时长 (Duration): {}", clock(duration))), "{section}");
+    assert!(section.contains(&format!("| 1 | 0:00 | {a} |")) && section.contains(&format!("| 2 | {} | {b} |", clock(b_at))), "{section}");
+    assert!(!section.contains("仍在进行"), "the livestream ended: {section}");
+    let js: Value = serde_json::from_str(&export("json")).unwrap();
+    assert_eq!(js["recording"]["duration_ms"], duration);
+    assert_eq!(js["recording"]["ended"], true);
+    assert_eq!(js["recording"]["chapters"], r["chapters"], "the export and the replay page agree");
+    assert_eq!(js["turns"].as_array().unwrap().len(), 2, "the summary itself is unchanged");
+    let csv = export("csv");
+    assert!(csv.contains(&format!("recording,/hls/demo/recording.m3u8,,,,0,{duration},{duration},complete,/replay/demo\n")), "{csv}");
+    assert!(csv.contains(&format!("chapter,2,{},{b},,{b_at},", pid(b).as_str())), "{csv}");
 }

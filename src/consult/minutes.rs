@@ -557,6 +557,54 @@ impl SessionSummary {
     }
 }
 
+/// The recording's section of the minutes and its CSV rows (`shangliang export` adds them when the
+/// livestream was recorded; see [`crate::programme::replay::RecordingInfo`]).
+impl SessionSummary {
+    /// `## 六、录像 (Recording)`: where to watch it, how long it is, the chapters by floor turn.
+    pub fn recording_markdown(&self, r: &crate::programme::replay::RecordingInfo) -> String {
+        let mut m = String::new();
+        let _ = writeln!(m, "\n## 六、录像 (Recording)\n");
+        let _ = writeln!(m, "- 回放 (Replay): `{}`（点播列表 (VOD playlist) `{}`）", r.replay_url, r.playlist_url);
+        let _ = writeln!(
+            m,
+            "- 时长 (Duration): {}，自 {} 北京时间起，{} 个分片 (segments){}{}",
+            dur(r.duration_ms),
+            bj(r.start_ms),
+            r.segments,
+            if r.runs > 1 { format!("，中断后续录 {} 次 (resumed after {} interruptions)", r.runs - 1, r.runs - 1) } else { String::new() },
+            if r.ended { "" } else { "；直播仍在进行，录像未完 (still live: incomplete)" }
+        );
+        let _ = writeln!(m);
+        if r.chapters.is_empty() {
+            let _ = writeln!(m, "（无发言章节 (no chapters)）");
+        } else {
+            let _ = writeln!(m, "| # | 录像位置 (At) | 发言人 (Speaker) | 开始 (From) | 长度 (Length) |\n|---|---|---|---|---|");
+            for (i, c) in r.chapters.iter().enumerate() {
+                let _ = writeln!(m, "| {} | {} | {} | {} | {} |", i + 1, dur(c.offset_ms), cell(&c.name), bj_time(c.start_ms), dur(c.duration_ms));
+            }
+        }
+        m
+    }
+
+    /// The recording as CSV rows in the columns of [`Self::to_csv`] (without the header): one
+    /// `recording` row, one `chapter` row per floor turn (`start_ms`/`end_ms`: offsets in the VOD).
+    pub fn recording_csv(&self, r: &crate::programme::replay::RecordingInfo) -> String {
+        let mut out = String::new();
+        let mut row = |f: [&str; 10]| {
+            let line: Vec<String> = f.iter().map(|x| csv(x)).collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        };
+        let status = if r.ended { "complete" } else { "live" };
+        row(["recording", &r.playlist_url, "", "", "", "0", &r.duration_ms.to_string(), &r.duration_ms.to_string(), status, &r.replay_url]);
+        for (i, c) in r.chapters.iter().enumerate() {
+            let end = c.offset_ms + c.duration_ms;
+            row(["chapter", &(i + 1).to_string(), &c.holder, &c.name, "", &c.offset_ms.to_string(), &end.to_string(), &c.duration_ms.to_string(), "", &c.start_ms.to_string()]);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,47 @@ pub fn chapters(turns: &[Turn], timeline: &Timeline) -> Vec<Chapter> {
     out
 }
 
+/// The recording of a livestream as the session record names it (`shangliang export`: the
+/// minutes' recording section, the JSON's `recording`, the CSV's `recording`/`chapter` rows).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordingInfo {
+    /// The replay page, a path on the hub (`/replay/{activity}`).
+    pub replay_url: String,
+    /// The VOD playlist, a path on the hub (`/hls/{activity}/recording.m3u8`).
+    pub playlist_url: String,
+    /// Wall-clock time of the first frame, ms.
+    pub start_ms: u64,
+    /// Length of the VOD, ms.
+    pub duration_ms: u64,
+    /// Segments recorded.
+    pub segments: usize,
+    /// Stretches recorded without interruption (more than one: the programme stopped between).
+    pub runs: usize,
+    /// Whether the livestream ended (the VOD is complete).
+    pub ended: bool,
+    /// One per floor turn the recording shows.
+    pub chapters: Vec<Chapter>,
+}
+
+impl RecordingInfo {
+    /// What the record says of `activity`'s recording, read from its index (`segments`) and
+    /// the floor turns; `None` when nothing was recorded.
+    pub fn new(activity: &str, segments: &[SegmentEntry], ended: bool, turns: &[Turn]) -> Option<Self> {
+        let timeline = Timeline::from_segments(segments);
+        let start_ms = timeline.start_ms()?;
+        Some(RecordingInfo {
+            replay_url: format!("/replay/{activity}"),
+            playlist_url: format!("/hls/{activity}/recording.m3u8"),
+            start_ms,
+            duration_ms: timeline.duration_ms,
+            segments: segments.len(),
+            runs: timeline.runs.len(),
+            ended,
+            chapters: chapters(turns, &timeline),
+        })
+    }
+}
+
 /// `h:mm:ss` (or `m:ss`) of a duration in ms, as the export and the replay page show it.
 pub fn clock(ms: u64) -> String {
     let s = ms / 1000;
@@ -198,6 +239,17 @@ mod tests {
         assert_eq!((ch[1].offset_ms, ch[1].duration_ms), (12_000, 18_000), "an open turn runs to the end");
         assert_eq!(clock(ch[1].offset_ms), "0:12");
         assert_eq!(clock(3_725_000), "1:02:05");
+    }
+
+    #[test]
+    fn the_record_names_the_recording_with_its_chapters() {
+        let segs: Vec<_> = (0..3).map(|i| seg(i, T + i * 2000, 2000, false)).collect();
+        let turns = [Turn { holder: "member:a".into(), name: "甲".into(), start_ms: T + 1000, end_ms: None }];
+        let info = RecordingInfo::new("demo", &segs, true, &turns).unwrap();
+        assert_eq!((info.replay_url.as_str(), info.playlist_url.as_str()), ("/replay/demo", "/hls/demo/recording.m3u8"));
+        assert_eq!((info.start_ms, info.duration_ms, info.segments, info.runs, info.ended), (T, 6000, 3, 1, true));
+        assert_eq!((info.chapters[0].offset_ms, info.chapters[0].duration_ms), (1000, 5000));
+        assert_eq!(RecordingInfo::new("demo", &[], false, &turns), None, "nothing recorded: nothing to name");
     }
 
     proptest! {

@@ -119,16 +119,24 @@ pub fn export_with_key(
         stored.summary.ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
     let summary: crate::consult::SessionSummary = serde_json::from_str(&json)?;
     let head = stored.head.as_ref().map(|h| head_json(h, key));
+    // A recorded livestream: the record names its recording (programme/replay.rs).
+    let recording = recording_info(source, activity, &summary)?;
     Ok(match format {
         ExportFormat::Json => {
             let mut v: serde_json::Value = serde_json::from_str(&summary.to_json())?;
             if let (Some(head), Some(o)) = (head, v.as_object_mut()) {
                 o.insert("tree_head".into(), head);
             }
+            if let (Some(r), Some(o)) = (&recording, v.as_object_mut()) {
+                o.insert("recording".into(), serde_json::to_value(r)?);
+            }
             serde_json::to_string_pretty(&v)?
         }
         ExportFormat::Csv => {
             let mut out = summary.to_csv();
+            if let Some(r) = &recording {
+                out.push_str(&summary.recording_csv(r));
+            }
             if let Some(h) = &stored.head {
                 out.push_str(&format!(
                     "\n# tree_head\nlog,size,root,ts_ms,sig,public_key\n{},{},{},{},{},{}\n",
@@ -144,6 +152,9 @@ pub fn export_with_key(
         }
         ExportFormat::Markdown => {
             let mut out = summary.to_markdown();
+            if let Some(r) = &recording {
+                out.push_str(&summary.recording_markdown(r));
+            }
             if let Some(head) = head {
                 out.push_str(&format!(
                     "\n## 记录签名 / Signed record head\n\nThe hub's signed Merkle tree head of this record when it was exported. Keep it: `shangliang verify-record --head FILE` later proves the record still extends it.\n\n```json\n{head}\n```\n"
@@ -152,6 +163,16 @@ pub fn export_with_key(
             out
         }
     })
+}
+
+/// The recording of `activity` in the data directory (`recordings/{activity}/index.jsonl`), if
+/// any. A cluster's recordings lie in the data directory of each activity's home node, not in
+/// the database: exporting from `--database` names none.
+fn recording_info(source: &RecordSource, activity: &ActivityId, summary: &crate::consult::SessionSummary) -> anyhow::Result<Option<crate::programme::replay::RecordingInfo>> {
+    let RecordSource::Dir(data_dir) = source else { return Ok(None) };
+    let rec = crate::programme::store::Recording::read(&crate::programme::store::recording_dir(data_dir, activity.as_str()))?;
+    let turns = crate::server::hls::replay::turns(summary);
+    Ok(crate::programme::replay::RecordingInfo::new(activity.as_str(), &rec.segments, rec.ended, &turns))
 }
 
 /// What `verify-record` found.
