@@ -399,6 +399,13 @@ pub enum Command {
     },
     /// Mute all but the moderators.
     MuteAll,
+    /// Pin whose camera the livestream programme shows (`None` unpins: the floor decides
+    /// again). Moderators only; audited as `programme_pinned` / `programme_unpinned`.
+    PinProgramme {
+        /// The participant (subject) to show, or `None`.
+        #[serde(default)]
+        participant: Option<ParticipantId>,
+    },
     /// Ask a question.
     SubmitQuestion {
         /// The text.

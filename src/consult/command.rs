@@ -42,6 +42,9 @@ impl Consultation {
                 Reply::Done
             }
             MuteAll => self.handle_mute_all(g, now_ms).map(|()| Reply::Done)?,
+            PinProgramme { participant } => self
+                .handle_pin_programme(g, participant.as_ref(), now_ms)
+                .map(|()| Reply::Done)?,
             SubmitQuestion { text, anonymous } => Reply::QuestionSubmitted {
                 id: self.handle_submit_question(g, &text, anonymous, now_ms)?,
             },

@@ -524,6 +524,31 @@ impl Consultation {
         Ok(())
     }
 
+    /// A moderator pins whose camera the livestream programme shows (`None`: the floor decides
+    /// again). The pin itself lives in the programme (the server hands it over through
+    /// `FloorHook::set_pin` once this succeeded); here it is authorised (floor control) and
+    /// audited. Only someone who could be given the floor can be pinned: a member, guest or
+    /// moderator who has joined the session (present now or not; viewers never).
+    pub fn handle_pin_programme(
+        &mut self,
+        g: &Grants,
+        participant: Option<&ParticipantId>,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        authorize_in(g, &self.activity, Action::GrantFloor)?;
+        if let Some(p) = participant {
+            let eligible = self.people.get(p).is_some_and(|a| a.role != Role::Viewer);
+            if !eligible {
+                return Err(ConsultError::NotEligible(p.clone()));
+            }
+        }
+        match participant {
+            Some(p) => self.log(g, now_ms, "programme_pinned", p.as_str(), "", None),
+            None => self.log(g, now_ms, "programme_unpinned", "", "", None),
+        }
+        Ok(())
+    }
+
     /// Time passes: ends an expired turn (and auto-advances).
     pub fn handle_tick(&mut self, now_ms: u64) {
         if self.rejoin_until.is_some_and(|t| t <= now_ms) {

@@ -226,6 +226,10 @@ impl FloorHook for ProgrammeFloor {
         self.0.shared.floor.entry(activity.clone()).or_default().turn = Some((holder.clone(), open));
         self.0.send(activity, Msg::Turn(holder, open));
     }
+
+    fn set_pin(&self, activity: &ActivityId, pin: Option<&ParticipantId>) {
+        self.0.pin(activity, pin.cloned());
+    }
 }
 
 /// Two floor hooks as one: the SFU's gates and the programme's choice follow the same calls.
@@ -240,6 +244,11 @@ impl FloorHook for Tee {
     fn set_turn(&self, activity: &ActivityId, holder: Option<&ParticipantId>, open: bool) {
         self.0.set_turn(activity, holder, open);
         self.1.set_turn(activity, holder, open);
+    }
+
+    fn set_pin(&self, activity: &ActivityId, pin: Option<&ParticipantId>) {
+        self.0.set_pin(activity, pin);
+        self.1.set_pin(activity, pin);
     }
 }
 

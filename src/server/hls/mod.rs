@@ -377,8 +377,17 @@ async fn pin(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, headers:
         return Err(HlsError(StatusCode::MISDIRECTED_REQUEST, "not_home", "pin on the activity's home node".into()));
     }
     tracing::info!(activity = %id, by = %claims.sub, pin = ?req.participant, "programme pin");
-    hub.programmes.pin(&id, req.participant.clone().map(ParticipantId::new));
-    Ok(axum::Json(json!({ "pin": req.participant })).into_response())
+    // An alias of the moderation command `pin_programme`: the activity's driver authorises and
+    // audits it, then hands it to the programme (the same path as over the websocket).
+    let cmd = shangliang_signaling::consult::Command::PinProgramme { participant: req.participant.clone().map(ParticipantId::new) };
+    let unavailable = || HlsError(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the activity's moderation is not available; retry".into());
+    let tx = hub.moderation.sender(&id).ok_or_else(unavailable)?;
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    tx.send(super::moderation::DriverMsg::Command { grants: claims.grants(), cmd, reply }).await.map_err(|_| unavailable())?;
+    match rx.await.map_err(|_| unavailable())? {
+        Ok(_) => Ok(axum::Json(json!({ "pin": req.participant })).into_response()),
+        Err((code, message)) => Err(HlsError(StatusCode::UNPROCESSABLE_ENTITY, "refused", format!("{code:?}: {message}"))),
+    }
 }
 
 #[cfg(test)]

@@ -360,7 +360,16 @@ impl ModerationDriver {
             Command::HideComment { seq, .. } => Some(*seq),
             _ => None,
         };
+        let pin = match &cmd {
+            Command::PinProgramme { participant } => Some(participant.clone()),
+            _ => None,
+        };
         let result = self.c.handle_command(&grants, cmd, now);
+        // The programme's pin, once authorised and audited.
+        if let (Ok(_), Some(pin)) = (&result, pin) {
+            let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();
+            hook.set_pin(&self.activity, pin.as_ref());
+        }
         self.summary_due
             .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
         // A moderation whose effect is an item of the topic answers once that item is durable.

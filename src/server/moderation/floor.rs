@@ -23,6 +23,10 @@ pub trait FloorHook: Send + Sync + 'static {
     /// The livestream programme follows it to choose whose camera is on air; the SFU needs only
     /// the gates, hence the default that does nothing.
     fn set_turn(&self, _activity: &ActivityId, _holder: Option<&ParticipantId>, _open: bool) {}
+
+    /// A moderator pinned (`Some`) or unpinned whose camera the livestream programme shows
+    /// (`Command::PinProgramme`, audited by the session first). The SFU ignores it.
+    fn set_pin(&self, _activity: &ActivityId, _pin: Option<&ParticipantId>) {}
 }
 
 /// The default hook: media is not wired.
