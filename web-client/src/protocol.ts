@@ -200,6 +200,7 @@ export type Command =
   | { c: 'set_floor_mode'; mode: FloorMode }
   | { c: 'set_auto_advance'; limit_ms?: number | null }
   | { c: 'mute_all' }
+  | { c: 'pin_programme'; participant: string | null }
   | { c: 'submit_question'; text: string; anonymous?: boolean }
   | { c: 'vote_question'; id: QuestionId; up: boolean }
   | ({ c: 'moderate_question'; id: QuestionId } & QuestionOp)
