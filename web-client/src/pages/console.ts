@@ -4,6 +4,7 @@
 // comment policy with slow mode, the timeouts in force with undo, and a readable audit log.
 
 import { getActivity, urlToken } from '../api';
+import { programmeNotice } from '../media/programmeNotice';
 import { auditLine } from '../auditText';
 import { CommentList, type Comment } from '../commentList';
 import { Connection, PostError } from '../connection';
@@ -251,7 +252,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
         list.root,
         composer(() => conn, () => conn?.limits?.max_text_chars ?? 500),
       ),
-      h('div', { class: 'stage' }, reviewSlot.el, videoSlot.el, floor.el, questions.el, policy.el, sanctions.el, audit.el),
+      h('div', { class: 'stage' }, programmeNotice(activity), reviewSlot.el, videoSlot.el, floor.el, questions.el, policy.el, sanctions.el, audit.el),
     ),
   );
   const heldCount = root.querySelector('.held-count') as HTMLElement;
