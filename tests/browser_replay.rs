@@ -52,7 +52,7 @@ fn prerequisites() -> PathBuf {
 async fn the_replay_page_plays_from_the_start_with_chapters_that_seek_and_comments_at_their_moments() {
     let chromium = prerequisites();
     let web = root().join("web-client/dist");
-    let h = TestHub::start(|c| c.web_dir = web.clone()).await;
+    let h = TestHub::start(|c| c.web_dir = Some(web.clone())).await;
     let (a, b) = ("甲委员", "乙委员");
     let pid = |name: &str| ParticipantId::new(format!("member:{name}"));
     let mut chair = h.client(Role::Moderator, "主持人").await;
