@@ -137,7 +137,7 @@ async fn origin_counts(h: &TestHub) -> BTreeMap<String, u64> {
 /// The newest part listed and the preload hint (`msn`, `part`) of a live playlist.
 fn newest_part_and_hint(text: &str) -> (Option<String>, Option<(u64, u32)>) {
     let uri = |l: &str| l.split("URI=\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_owned);
-    let newest = text.lines().filter(|l| l.starts_with("#EXT-X-PART:")).filter_map(uri).last();
+    let newest = text.lines().filter(|l| l.starts_with("#EXT-X-PART:")).filter_map(uri).next_back();
     let hint = text.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:")).and_then(uri).and_then(|u| {
         let mut it = u.trim_end_matches(".m4s").split('.');
         Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
