@@ -60,6 +60,7 @@ pub(crate) enum Cmd {
     Close { id: SessionId, reply: Reply<bool> },
     ViewerLayer { id: SessionId, layer: usize, reply: Reply<()> },
     Floor { room: String, participant: String, audio: bool, video: bool },
+    Evict { room: String, participant: String },
     TapOpen { room: String, sink: crate::tap::TapSink },
     TapClose { room: String, id: u64 },
     KeyframeFor { room: String, participant: String, reply: Reply<bool> },

@@ -360,7 +360,16 @@ impl ModerationDriver {
             Command::HideComment { seq, .. } => Some(*seq),
             _ => None,
         };
+        let ban = match &cmd {
+            Command::Ban { who, .. } => Some(who.clone()),
+            _ => None,
+        };
         let result = self.c.handle_command(&grants, cmd, now);
+        if let (Ok(_), Some(who)) = (&result, ban) {
+            // A banned participant's media ends now (new media is refused on its own check).
+            let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();
+            hook.banned(&self.activity, &who);
+        }
         self.summary_due
             .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
         // A moderation whose effect is an item of the topic answers once that item is durable.

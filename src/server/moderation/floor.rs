@@ -23,6 +23,10 @@ pub trait FloorHook: Send + Sync + 'static {
     /// The livestream programme follows it to choose whose camera is on air; the SFU needs only
     /// the gates, hence the default that does nothing.
     fn set_turn(&self, _activity: &ActivityId, _holder: Option<&ParticipantId>, _open: bool) {}
+
+    /// A moderator banned `participant`: the media plane ends their participation and
+    /// ingests in `activity` (a join or WHIP afterwards is refused by its own check).
+    fn banned(&self, _activity: &ActivityId, _participant: &ParticipantId) {}
 }
 
 /// The default hook: media is not wired.
