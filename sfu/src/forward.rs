@@ -456,7 +456,7 @@ mod tests {
                         }
                         let seq = in_seq[l];
                         in_seq[l] = seq.wrapping_add(1);
-                        let d = f.handle_packet(&pkt(A, l as u8, 3, seq, t % 5 == 0, true), now);
+                        let d = f.handle_packet(&pkt(A, l as u8, 3, seq, t.is_multiple_of(5), true), now);
                         if let Verdict::Forward { seq: out, .. } = d.verdict {
                             prop_assert!(l <= target, "layer {} above the chosen {}", l, target);
                             if let Some(prev) = last_out {
