@@ -1,5 +1,6 @@
-//! A banned member gets no media: `join`, a publish offer and WHIP are refused while the ban
-//! holds (the media plane asks the activity's moderation), and allowed again once it is lifted.
+//! A banned member gets no media: the ban ends their participation and WHIP ingests; `join`,
+//! a publish offer and WHIP are refused while it holds (the media plane asks the activity's
+//! moderation), and allowed again once it is lifted.
 #![allow(missing_docs)]
 
 mod common;
@@ -52,13 +53,31 @@ async fn a_banned_member_cannot_join_publish_or_whip_until_unbanned() {
         let mut alice = h.client(Role::Member, "alice").await;
         assert!(matches!(media(&mut alice, 1, MediaRequest::Join).await, MediaEvent::Joined { .. }), "before the ban");
         let alice_token = h.token(Role::Member, "alice");
+        let (_b0, offer) = sending_offer(10).await;
+        assert_eq!(whip(&h, &alice_token, offer).await.0, 201, "a WHIP ingest before the ban");
+        assert_eq!(h.hub.media.sfu.stats().sessions, 2);
 
         cmd(&mut moderator, Command::Ban { who: "member:alice".into(), reason: "disruption".into() }).await.expect("ban");
+        // What she had going ends: her WHIP ingest and her participation (the SFU says she left).
+        for _ in 0..100 {
+            if h.hub.media.sfu.stats().sessions == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(h.hub.media.sfu.stats().sessions, 0, "the ban ends her media");
+        let left = loop {
+            match alice.recv().await {
+                ServerMsg::Media { id: None, ev: MediaEvent::Left } => break true,
+                ServerMsg::Media { .. } => continue,
+                _ => continue,
+            }
+        };
+        assert!(left);
+        let ev = media(&mut alice, 5, MediaRequest::Join).await;
+        assert!(banned(&ev), "join again on the same connection: {ev:?}");
 
-        // Her participation from before the ban cannot publish.
         let (_b1, offer) = sending_offer(11).await;
-        let ev = media(&mut alice, 2, MediaRequest::PublishOffer { sdp: offer.clone() }).await;
-        assert!(banned(&ev), "publish offer of a banned member: {ev:?}");
         // A new join (on another connection) is refused.
         let mut alice2 = h.client(Role::Member, "alice").await;
         let ev = media(&mut alice2, 3, MediaRequest::Join).await;

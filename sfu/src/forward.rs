@@ -106,13 +106,24 @@ impl Decision {
     }
 }
 
+/// A simulcast layer not heard for this long has stopped flowing (a publisher's encoder drops
+/// its top layer when its bandwidth estimate falls; a camera may stop one).
+pub const LAYER_STALE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Forwarding state of one outgoing track of one subscriber.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     seq: SeqRewriter,
     ts: TsRewriter,
     selector: LayerSelector,
+    /// The layer chosen for the subscriber.
     target_layer: usize,
+    /// The layer the selector aims at: the chosen one, or while it has stopped flowing, the
+    /// best layer below it still flowing (layer fallback).
+    goal: usize,
+    /// When each layer of the source was last heard, and when the source's first packet came.
+    heard: [Option<Instant>; 8],
+    first_heard: Option<Instant>,
     source: Option<Source>,
     connected: bool,
     /// The floor was closed for the last packet seen.
@@ -130,6 +141,9 @@ impl Forwarder {
             ts: TsRewriter::new(clock_rate, first_ts),
             selector: LayerSelector::new(1, target_layer),
             target_layer,
+            goal: target_layer,
+            heard: [None; 8],
+            first_heard: None,
             source: None,
             connected: false,
             muted: false,
@@ -144,7 +158,7 @@ impl Forwarder {
 
     fn restart(&mut self) {
         let layers = self.source.map_or(1, |s| s.layers);
-        self.selector = LayerSelector::new(layers, self.target_layer);
+        self.selector = LayerSelector::new(layers, self.goal);
         self.seq.handle_switch();
         self.ts.handle_switch();
         self.switching = true;
@@ -157,6 +171,9 @@ impl Forwarder {
             return false;
         }
         self.source = source;
+        self.heard = [None; 8];
+        self.first_heard = None;
+        self.goal = self.target_layer;
         self.restart();
         self.source.is_some()
     }
@@ -174,8 +191,22 @@ impl Forwarder {
     /// The subscriber (or policy) chose simulcast layer `layer`.
     pub fn handle_target_layer(&mut self, layer: usize) -> bool {
         self.target_layer = layer;
+        self.goal = layer; // the next packet falls back again if this layer is not flowing
         self.selector.handle_set_target(layer);
         self.source.is_some() && self.selector.wants_keyframe()
+    }
+
+    /// Layer fallback: the layer to aim at given what has been heard — the chosen layer while
+    /// it flows (or while the source is too new to tell), else the best layer below it heard
+    /// in the last [`LAYER_STALE`] (the chosen one if none is).
+    fn fallback_goal(&self, layers: usize, now: Instant) -> usize {
+        let want = self.target_layer.min(layers.saturating_sub(1)).min(self.heard.len() - 1);
+        let fresh = |i: usize| self.heard[i].is_some_and(|t| now.saturating_duration_since(t) < LAYER_STALE);
+        let young = self.first_heard.is_none_or(|t| now.saturating_duration_since(t) < LAYER_STALE);
+        if fresh(want) || (young && self.heard[want].is_none()) {
+            return want;
+        }
+        (0..want).rev().find(|&i| fresh(i)).unwrap_or(want)
     }
 
     /// The subscriber's receiver report: `fraction_lost` / 256.
@@ -198,6 +229,11 @@ impl Forwarder {
         if !src.codec_matches {
             return Decision::drop(DropReason::Codec);
         }
+        // Which layers flow is known from every packet, forwarded or not.
+        if let Some(h) = self.heard.get_mut(p.layer as usize) {
+            *h = Some(now);
+        }
+        self.first_heard.get_or_insert(now);
         if !self.connected {
             return Decision::drop(DropReason::NotConnected);
         }
@@ -213,6 +249,14 @@ impl Forwarder {
             request_keyframe = true;
         }
         self.selector.handle_layers(p.layers);
+        if p.layers > 1 {
+            let goal = self.fallback_goal(p.layers, now);
+            if goal != self.goal {
+                self.goal = goal;
+                self.selector.handle_set_target(goal);
+                request_keyframe |= self.selector.wants_keyframe();
+            }
+        }
         match self.selector.handle_packet(p.layer as usize, p.keyframe) {
             LayerDecision::Drop => {
                 return Decision { verdict: Verdict::Drop(DropReason::AwaitingKeyframe), request_keyframe };
@@ -377,6 +421,55 @@ mod tests {
                         target = l;
                     }
                     Step::Floor(open) => gate = open,
+                }
+            }
+        }
+
+        /// Layers of a simulcast source stop and resume at random (every flowing layer sends a
+        /// keyframe every 5 ticks). The forwarded stream stays continuous and never above the
+        /// chosen layer, and once the set of flowing layers has been stable for longer than
+        /// [`LAYER_STALE`] plus a keyframe interval, the viewer gets the best layer still
+        /// flowing at or below the chosen one.
+        #[test]
+        fn a_viewer_falls_back_to_the_best_layer_still_flowing(
+            first in any::<u16>(),
+            target in 0usize..3,
+            phases in proptest::collection::vec((proptest::array::uniform3(any::<bool>()), 1usize..60), 1..8),
+        ) {
+            let tick = Duration::from_millis(20);
+            let settle = (LAYER_STALE.as_millis() / tick.as_millis()) as usize + 5 + 2;
+            let mut f = Forwarder::new(90_000, first, 7, target);
+            f.handle_source(src(A, 3));
+            f.handle_connected();
+            let mut in_seq = [100u16, 20_000, 40_000];
+            let mut now = Instant::now();
+            let mut last_out: Option<u16> = None;
+            let mut t = 0usize;
+            for (alive, ticks) in phases {
+                for k in 0..ticks {
+                    now += tick;
+                    t += 1;
+                    let mut forwarded_layer = None;
+                    for l in 0..3usize {
+                        if !alive[l] {
+                            continue;
+                        }
+                        let seq = in_seq[l];
+                        in_seq[l] = seq.wrapping_add(1);
+                        let d = f.handle_packet(&pkt(A, l as u8, 3, seq, t.is_multiple_of(5), true), now);
+                        if let Verdict::Forward { seq: out, .. } = d.verdict {
+                            prop_assert!(l <= target, "layer {} above the chosen {}", l, target);
+                            if let Some(prev) = last_out {
+                                prop_assert_eq!(out, prev.wrapping_add(1), "gap or repeat");
+                            }
+                            last_out = Some(out);
+                            forwarded_layer = Some(l);
+                        }
+                    }
+                    let best = (0..=target).rev().find(|&l| alive[l]);
+                    if k >= settle && best.is_some() {
+                        prop_assert_eq!(forwarded_layer, best, "tick {} of a phase with {:?}: not the best flowing layer", k, alive);
+                    }
                 }
             }
         }

@@ -467,6 +467,13 @@ impl Sfu {
         self.inner.send(Cmd::Floor { room: room.to_owned(), participant: participant.to_owned(), audio, video });
     }
 
+    /// End every session `participant` has in `room` (a member's participation, WHIP
+    /// ingests): a moderator banned them. Their tracks are unpublished at once; a member's
+    /// event stream ends, so its signaling learns it has left.
+    pub fn evict(&self, room: &str, participant: &str) {
+        self.inner.send(Cmd::Evict { room: room.to_owned(), participant: participant.to_owned() });
+    }
+
     /// The room's stage as a stream of events (see [`tap`]). While a tap is open the room is a
     /// stage: kept when idle, and its members' publisher connections prefer H.264.
     pub fn stage_tap(&self, room: &str) -> StageTap {

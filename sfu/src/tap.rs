@@ -21,8 +21,14 @@
 //! layer heard in the last half second (the top one once the sender's bandwidth estimate allows
 //! it), switched at that layer's keyframe, with sequence numbers and timestamps rewritten so the
 //! tapped track stays one continuous stream — a [`Forwarder`] does it, as for a subscriber;
-//! other tracks keep the publisher's numbers. `arrival` is when the SFU's socket read the packet
-//! (kept monotonic per tap).
+//! other tracks keep the publisher's numbers. `arrival` is when the driver's wake-up that read
+//! the packet from the socket began (within that wake-up's reading, well under a millisecond):
+//! all packets a wake-up reads are handed to the taps before the next one, so arrival times are
+//! non-decreasing per tap by construction, across tracks and publishers. (The per-packet read
+//! time cannot be used as is: the driver drains connections one after the other, so a second
+//! publisher's packet read earlier in a wake-up would reach the tap after a newer one of the
+//! first. Before the single-port core, each tapped track's task stamped `Instant::now()` and then
+//! sent into the shared channel, and two tracks' tasks raced: that was the test's flake.)
 //!
 //! While a room has a tap it is a *stage*: it is kept even when idle (so the tap keeps seeing it)
 //! and its publishers are asked for H.264 first (the offer's H.264 formats are moved first), the
@@ -178,7 +184,6 @@ pub(crate) struct TapSink {
     tx: mpsc::UnboundedSender<StageEvent>,
     queued: Arc<AtomicUsize>,
     lost: Arc<AtomicU64>,
-    last_arrival: Option<Instant>,
     follow: HashMap<TrackId, Follow>,
 }
 
@@ -227,15 +232,11 @@ impl TapSink {
     }
 
     /// A packet, unless the tap holds too many unread. False once the tap is gone.
-    fn packet(&mut self, mut p: TapPacket) -> bool {
+    fn packet(&mut self, p: TapPacket) -> bool {
         if self.queued.load(Ordering::Relaxed) >= TAP_QUEUE {
             self.lost.fetch_add(1, Ordering::Relaxed);
             return !self.tx.is_closed();
         }
-        if let Some(last) = self.last_arrival {
-            p.arrival = p.arrival.max(last);
-        }
-        self.last_arrival = Some(p.arrival);
         self.queued.fetch_add(1, Ordering::Relaxed);
         self.tx.send(StageEvent::Packet(p)).is_ok()
     }
@@ -247,7 +248,7 @@ pub(crate) fn open(inner: &Arc<Inner>, room: &str) -> StageTap {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let lost = Arc::new(AtomicU64::new(0));
-    let sink = TapSink { id, tx, queued: Arc::clone(&queued), lost: Arc::clone(&lost), last_arrival: None, follow: HashMap::new() };
+    let sink = TapSink { id, tx, queued: Arc::clone(&queued), lost: Arc::clone(&lost), follow: HashMap::new() };
     inner.send(Cmd::TapOpen { room: room.to_owned(), sink });
     StageTap { rx, queued, lost, guard: TapGuard { inner: Arc::clone(inner), room: room.to_owned(), id } }
 }

@@ -332,3 +332,51 @@ async fn a_whep_viewer_who_arrives_before_the_stages_h264_publisher_gets_its_vid
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_arrival_times_never_go_back_across_two_publishers() {
+    // The driver drains connections one after the other: stamped with each packet's own read
+    // time, a second publisher's packet read earlier in a wake-up would reach the tap after a
+    // newer one of the first. Stamped with the wake-up, arrival is non-decreasing by construction.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = sfu(10, 10);
+        let mut tap = sfu.stage_tap("stage");
+        let a = Publisher::start(&sfu, "stage", "a", 30, 4, 300).await;
+        let b = Publisher::start(&sfu, "stage", "b", 30, 4, 300).await;
+        let mut owner = std::collections::HashMap::new();
+        let mut from = std::collections::HashSet::new();
+        let mut last: Option<Instant> = None;
+        let mut packets = 0;
+        let end = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::Instant::now() < end {
+            let Ok(Some(ev)) = tokio::time::timeout_at(end, tap.recv()).await else { break };
+            match ev {
+                StageEvent::TrackAdded { track, participant, .. } => {
+                    owner.insert(track, participant);
+                }
+                StageEvent::Packet(p) => {
+                    let seen = Instant::now();
+                    assert!(p.arrival <= seen, "stamped in the future");
+                    assert!(seen.duration_since(p.arrival) < Duration::from_secs(1), "a stale stamp: {:?}", seen.duration_since(p.arrival));
+                    if let Some(l) = last {
+                        assert!(p.arrival >= l, "arrival went back by {:?}", l - p.arrival);
+                    }
+                    last = Some(p.arrival);
+                    if let Some(who) = owner.get(&p.track) {
+                        from.insert(who.clone());
+                    }
+                    packets += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(packets > 200, "{packets} packets");
+        assert_eq!(from.len(), 2, "both publishers' packets reached the tap: {from:?}");
+        for p in [&a, &b] {
+            p.stop().await;
+            sfu.close_session(p.session).await;
+        }
+    })
+    .await
+    .expect("test timed out");
+}

@@ -250,6 +250,11 @@ impl FloorHook for Tee {
         self.0.set_pin(activity, pin);
         self.1.set_pin(activity, pin);
     }
+
+    fn banned(&self, activity: &ActivityId, participant: &ParticipantId) {
+        self.0.banned(activity, participant);
+        self.1.banned(activity, participant);
+    }
 }
 
 /// Store jobs, done in order by the programme's writer thread.

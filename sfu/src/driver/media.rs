@@ -243,7 +243,8 @@ impl Driver {
 
     /// One publisher packet to every subscriber of its track (and the room's taps).
     fn forward_packet(&mut self, id: TrackId, from: PcKey, pkt: rtp::Packet, now: Instant) {
-        let Self { tracks, pcs, dirty, counters, rooms, .. } = self;
+        let Self { tracks, pcs, dirty, counters, rooms, woke, .. } = self;
+        let woke = *woke;
         let Some(t) = tracks.get_mut(&id) else { return };
         // Only media SSRCs that opened: RTX/FEC streams are not forwarded.
         let Some(&(_, layer)) = t.layers.iter().find(|(s, _)| *s == pkt.header.ssrc) else { return };
@@ -273,7 +274,10 @@ impl Driver {
             && !r.taps.is_empty()
         {
             r.taps.retain_mut(|tap| {
-                let (alive, want) = tap.media(&meta, t.codec.clock_rate, pkt.header.marker, &pkt.payload, now);
+                // Stamped with the wake-up, not `now` (this packet's own read): connections are
+                // drained one after the other, so a later connection's packets read earlier in
+                // the same wake-up would reach the tap after a newer packet of the first.
+                let (alive, want) = tap.media(&meta, t.codec.clock_rate, pkt.header.marker, &pkt.payload, woke);
                 tap_wants_key |= want;
                 alive
             });

@@ -60,6 +60,7 @@ pub(crate) enum Cmd {
     Close { id: SessionId, reply: Reply<bool> },
     ViewerLayer { id: SessionId, layer: usize, reply: Reply<()> },
     Floor { room: String, participant: String, audio: bool, video: bool },
+    Evict { room: String, participant: String },
     TapOpen { room: String, sink: crate::tap::TapSink },
     TapClose { room: String, id: u64 },
     KeyframeFor { room: String, participant: String, reply: Reply<bool> },
@@ -196,6 +197,8 @@ pub(crate) struct Driver {
     next_pc: u64,
     next_session: u64,
     next_track: u64,
+    /// When the current wake-up began: the taps' arrival time of the packets it reads.
+    pub(super) woke: Instant,
     /// WHEP viewers, pending ones included.
     viewers: usize,
     /// WHEP viewers whose connection is not up yet.
@@ -236,6 +239,7 @@ impl Driver {
             next_session: 1,
             next_track: 1,
             cfg,
+            woke: Instant::now(),
             viewers: 0,
             pending_viewers: 0,
             limiter,
@@ -267,6 +271,10 @@ impl Driver {
                     _ = sleep => Wake::Timer,
                 }
             };
+            // Every packet this wake-up reads reaches the taps stamped with this instant, and
+            // all of them are handed over in the flush below, before the next wake-up: arrival
+            // times are non-decreasing per tap by construction (see `tap`).
+            self.woke = Instant::now();
             match wake {
                 Wake::Readable => self.read(),
                 Wake::Cmd(None) => break,

@@ -164,6 +164,13 @@ impl Driver {
                 }
                 let _ = reply.send(Ok(!cameras.is_empty()));
             }
+            Cmd::Evict { room, participant } => {
+                let theirs: Vec<SessionId> =
+                    self.sessions.iter().filter(|(_, s)| s.publisher_of().is_some_and(|(r, p)| r == room && p == participant)).map(|(id, _)| *id).collect();
+                for id in theirs {
+                    self.close_session(id, "evicted");
+                }
+            }
             Cmd::Floor { room, participant, audio, video } => {
                 let r = self.rooms.entry(room.clone()).or_default();
                 let p = r.participants.entry(participant.clone()).or_default();

@@ -152,5 +152,9 @@ impl FloorHook for SfuFloor {
         self.0
             .set_forwarding(RoomId::of(activity).as_str(), participant.as_str(), audio, video);
     }
+
+    fn banned(&self, activity: &ActivityId, participant: &ParticipantId) {
+        self.0.evict(RoomId::of(activity).as_str(), participant.as_str());
+    }
 }
 

@@ -364,11 +364,20 @@ impl ModerationDriver {
             Command::PinProgramme { participant } => Some(participant.clone()),
             _ => None,
         };
+        let ban = match &cmd {
+            Command::Ban { who, .. } => Some(who.clone()),
+            _ => None,
+        };
         let result = self.c.handle_command(&grants, cmd, now);
         // The programme's pin, once authorised and audited.
         if let (Ok(_), Some(pin)) = (&result, pin) {
             let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();
             hook.set_pin(&self.activity, pin.as_ref());
+        }
+        if let (Ok(_), Some(who)) = (&result, ban) {
+            // A banned participant's media ends now (new media is refused on its own check).
+            let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();
+            hook.banned(&self.activity, &who);
         }
         self.summary_due
             .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);

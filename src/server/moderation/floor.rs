@@ -27,6 +27,10 @@ pub trait FloorHook: Send + Sync + 'static {
     /// A moderator pinned (`Some`) or unpinned whose camera the livestream programme shows
     /// (`Command::PinProgramme`, audited by the session first). The SFU ignores it.
     fn set_pin(&self, _activity: &ActivityId, _pin: Option<&ParticipantId>) {}
+
+    /// A moderator banned `participant`: the media plane ends their participation and
+    /// ingests in `activity` (a join or WHIP afterwards is refused by its own check).
+    fn banned(&self, _activity: &ActivityId, _participant: &ParticipantId) {}
 }
 
 /// The default hook: media is not wired.
