@@ -84,7 +84,8 @@ fn rechain(db: &Connection) {
     let mut stmt = db
         .prepare("SELECT idx, ts_ms, actor, action, target, detail, reason FROM audit_log WHERE activity='demo' ORDER BY idx")
         .unwrap();
-    let rows: Vec<(i64, i64, String, String, Option<String>, Option<String>, Option<String>)> = stmt
+    type Row = (i64, i64, String, String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
         .unwrap()
         .collect::<Result<_, _>>()
