@@ -252,13 +252,15 @@ impl From<TextError> for ConsultError {
 ///
 /// | action | roles |
 /// |---|---|
-/// | join, lower own hand, yield, submit/vote question, post comment | everyone |
+/// | join, yield, submit/vote question, post comment | everyone |
 /// | raise hand | member, guest (a moderator already may speak; a viewer does not publish) |
+/// | lower own hand | member, guest, moderator (a viewer has no hand to lower) |
 /// | everything else (floor control, moderation, discipline, record) | moderator |
 pub fn authorize(grants: &Grants, action: Action) -> Result<(), ConsultError> {
     use Action::*;
     let ok = match action {
-        Join | LowerOwnHand | YieldFloor | SubmitQuestion | VoteQuestion | PostComment => true,
+        Join | YieldFloor | SubmitQuestion | VoteQuestion | PostComment => true,
+        LowerOwnHand => grants.role != Role::Viewer,
         RaiseHand => matches!(grants.role, Role::Member | Role::Guest),
         LowerHandOf | GrantFloor | ExtendFloor | RevokeFloor | SetFloorMode | MuteAll
         | ModerateQuestion | ViewAllQuestions | ModerateComment | SetCommentPolicy | Discipline
@@ -311,6 +313,14 @@ pub(crate) mod tests {
         );
         assert!(authorize(&v, Action::PostComment).is_ok());
         assert!(authorize(&v, Action::VoteQuestion).is_ok());
+    }
+
+    #[test]
+    fn a_viewer_cannot_lower_a_hand_as_the_protocol_says() {
+        assert_eq!(authorize(&grants("v", Role::Viewer), Action::LowerOwnHand), Err(ConsultError::Forbidden));
+        for role in [Role::Member, Role::Guest, Role::Moderator] {
+            assert!(authorize(&grants("x", role), Action::LowerOwnHand).is_ok(), "{role:?}");
+        }
     }
 
     #[test]

@@ -94,11 +94,27 @@ fn state_zh(s: QuestionState) -> &'static str {
     }
 }
 
-/// Escapes a Markdown table cell.
+/// Escapes text from participants (names, question and comment texts, moderators' reasons) for
+/// the minutes: one line (a table cell), no raw HTML (`<`, `>`, `&` as entities, so
+/// `<img src=x onerror=…>` stays text) and no Markdown syntax (`[`, `]`, `` ` ``, `*`, `_`, `~`,
+/// `|`, `\` backslash-escaped, so `[x](javascript:…)` is not a link and nothing can break out of
+/// its cell). Every embedding point of such text goes through it.
 fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\r', '\n'], " ")
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\r' | '\n' => out.push(' '),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '|' | '[' | ']' | '`' | '*' | '_' | '~' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Quotes a CSV field when needed (RFC 4180). A leading `= + - @` is prefixed with `'` so a
@@ -625,5 +641,62 @@ mod tests {
         assert_eq!(csv("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(cell("a|b"), "a\\|b");
+    }
+
+    #[test]
+    fn minutes_escape_html_and_links_in_questions_comments_and_reasons() {
+        use crate::consult::comments::HiddenComment;
+        use crate::consult::questions::Question;
+        use crate::consult::{Consultation, ConsultationConfig, ParticipantId};
+        use shangliang_signaling::consult::{AuditEntry, QuestionId, QuestionState};
+        use shangliang_signaling::{ActivityId, Author, Seq};
+        let img = "<img src=x onerror=alert(1)>";
+        let link = "[点我](javascript:alert(document.cookie))";
+        let activity = ActivityId::new("demo").unwrap();
+        let mut s = Consultation::new(activity, ConsultationConfig::default(), 0).summary(1);
+        let author = Author { id: "viewer:x".into(), name: format!("名{img}"), role: Role::Viewer, verified: false };
+        s.questions.push(Question {
+            id: QuestionId(1),
+            asker: author.clone(),
+            anonymous: false,
+            text: format!("问{img}{link}"),
+            submitted_at_ms: 0,
+            state: QuestionState::Rejected,
+            voters: Default::default(),
+            pinned: false,
+            decided_by: None,
+            decided_at_ms: None,
+            reason: Some(format!("因{link}")),
+            staged_at_ms: None,
+            answer: None,
+        });
+        s.hidden_comments.push(HiddenComment {
+            seq: Seq(5),
+            author: Some(author),
+            text: Some(format!("评{link}{img}")),
+            reason: format!("理由{img}"),
+            by: ParticipantId::new("moderator:主持人"),
+            at_ms: 0,
+        });
+        s.audit.push(AuditEntry {
+            index: 0,
+            at_ms: 0,
+            actor: ParticipantId::new("moderator:主持人"),
+            action: "comment_hidden".into(),
+            target: "#5".into(),
+            detail: "`code` *em*".into(),
+            reason: Some(format!("{link} {img}")),
+            prev_hash: String::new(),
+            hash: String::new(),
+        });
+        let md = s.to_markdown();
+        assert!(!md.contains("<img"), "no live HTML:\n{md}");
+        let live_link = md.match_indices("](javascript:").any(|(i, _)| !md[..i].ends_with('\\'));
+        assert!(!live_link, "no live link:\n{md}");
+        assert!(md.contains("&lt;img src=x onerror=alert(1)&gt;"), "the text stays readable:\n{md}");
+        assert!(md.contains("\\[点我\\](javascript:alert(document.cookie))"), "{md}");
+        assert!(md.contains("\\`code\\` \\*em\\*"), "{md}");
+        // Each row stays one row of its table.
+        assert_eq!(md.lines().filter(|l| l.contains("onerror")).count(), 3, "{md}");
     }
 }

@@ -39,7 +39,7 @@ pub fn normalize_line(raw: &str, max_chars: usize) -> Result<String, TextError> 
     }
     let text: String = raw.nfc().collect();
     let text = text.trim();
-    if text.is_empty() {
+    if text.chars().all(|c| c.is_whitespace() || invisible(c)) {
         return Err(TextError::Empty);
     }
     if text
@@ -54,6 +54,36 @@ pub fn normalize_line(raw: &str, max_chars: usize) -> Result<String, TextError> 
     Ok(text.to_owned())
 }
 
+/// Characters that render as nothing: zero-width spaces and joiners, direction marks, the BOM,
+/// invisible operators, fillers, variation selectors, tags (Unicode's Default_Ignorable_Code_Point
+/// set, by range, plus the Hangul and braille blanks). A text made only of these and white space
+/// counts as empty. Hand-listed: the crates that expose the property (`unicode-properties`) do
+/// not include Default_Ignorable_Code_Point; the list is the derived property's ranges of
+/// Unicode 15.
+pub fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +93,17 @@ mod tests {
         // "e" + combining acute becomes the single precomposed character.
         assert_eq!(normalize_line("  cafe\u{301}  ", 10).unwrap(), "caf\u{e9}");
         assert_eq!(normalize_line("城乡融合", 4).unwrap(), "城乡融合");
+    }
+
+    #[test]
+    fn a_text_of_invisible_characters_only_is_empty() {
+        for t in ["\u{200B}", "\u{FEFF}\u{FEFF}", "\u{200E}", " \u{200B}\u{200C}\u{200D} ", "\u{2060}\u{3164}", "\u{E0041}\u{FE0F}"] {
+            assert_eq!(normalize_line(t, 10), Err(TextError::Empty), "{t:?}");
+        }
+        // Visible text with invisible characters in it stays (an emoji's variation selector, a
+        // joiner inside a word).
+        assert_eq!(normalize_line("\u{2764}\u{FE0F}", 10).unwrap(), "\u{2764}\u{FE0F}");
+        assert!(normalize_line("a\u{200D}b", 10).is_ok());
     }
 
     #[test]

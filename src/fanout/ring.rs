@@ -48,13 +48,25 @@ pub(crate) struct Entry {
     pub(crate) at: Instant,
     msgpack: Bytes,
     json: OnceLock<Bytes>,
+    /// Set when a later hide in the ring targets this comment: what the public view gets in
+    /// its place (`record::tombstone`: a hide of its own seq, no text). Moderators keep the
+    /// original.
+    tombstone: Option<Box<Entry>>,
 }
 
 impl Entry {
     /// Encodes the MessagePack form now; the JSON form is encoded on first use.
     pub(crate) fn new(item: Item, public: bool, thinned: bool, at: Instant) -> Self {
         let msgpack = encode_item(Form::MsgPack, &item);
-        Entry { item, public, thinned, at, msgpack, json: OnceLock::new() }
+        Entry { item, public, thinned, at, msgpack, json: OnceLock::new(), tombstone: None }
+    }
+
+    /// What `view` gets for this item: the item, or its tombstone in the public view if hidden.
+    pub(crate) fn for_view(&self, view: View) -> &Entry {
+        match (&self.tombstone, view) {
+            (Some(t), View::Public) => t,
+            _ => self,
+        }
     }
 
     pub(crate) fn encoded(&self, form: Form) -> &[u8] {
@@ -96,6 +108,14 @@ impl Ring {
     /// Appends the next item; the caller has checked its seq.
     pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.item.seq.0, self.first.0 + self.entries.len() as u64);
+        if let shangliang_signaling::ItemBody::Hide { target } = entry.item.body
+            && target >= self.first
+            && let Some(hidden) = self.entries.get_mut((target.0 - self.first.0) as usize)
+            && matches!(hidden.item.body, shangliang_signaling::ItemBody::Comment { .. })
+        {
+            let t = crate::record::tombstone(&hidden.item);
+            hidden.tombstone = Some(Box::new(Entry::new(t, hidden.public, hidden.thinned, hidden.at)));
+        }
         self.entries.push_back(entry);
     }
 
@@ -129,7 +149,7 @@ impl Ring {
         let mut items: Vec<&[u8]> = Vec::new();
         for e in self.range(from, to) {
             if e.visible(view) {
-                items.push(e.encoded(form));
+                items.push(e.for_view(view).encoded(form));
             } else if view == View::Public && e.public && e.thinned {
                 thinned += 1;
             }
@@ -169,7 +189,7 @@ impl Ring {
             .rev()
             .filter(|e| e.visible(view))
             .take(n)
-            .map(|e| e.item.clone())
+            .map(|e| e.for_view(view).item.clone())
             .collect();
         items.reverse();
         items

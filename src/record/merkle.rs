@@ -792,7 +792,7 @@ mod hex_hash {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let text = <&str>::deserialize(d)?;
+        let text = String::deserialize(d)?;
         let mut h = [0u8; 32];
         hex::decode_to_slice(text, &mut h).map_err(D::Error::custom)?;
         Ok(h)
@@ -834,7 +834,7 @@ mod hex_sig {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let text = <&str>::deserialize(d)?;
+        let text = String::deserialize(d)?;
         let mut sig = [0u8; 64];
         hex::decode_to_slice(text, &mut sig).map_err(D::Error::custom)?;
         Ok(sig)

@@ -335,6 +335,24 @@ pub trait Record: Send + Sync + 'static {
     async fn log_dump(&self, activity: &ActivityId) -> Result<proof::LogDump, RecordError>;
 }
 
+/// What the public gets in place of a hidden comment: an item at the comment's seq (so the
+/// topic stays contiguous) that is itself a hide of that seq, with no text. A client removes
+/// it like any hide (there is nothing to remove) and never sees the original.
+pub fn tombstone(hidden: &Item) -> Item {
+    Item { seq: hidden.seq, ts: hidden.ts, body: ItemBody::Hide { target: hidden.seq } }
+}
+
+/// Replaces, for the public view, every item whose seq is in `hidden` with its [`tombstone`].
+/// Both records' `items(public_only = true)` answer through it, so a resume read from the
+/// record (after a restart, or beyond the in-memory history) never re-sends a hidden text.
+pub(crate) fn tombstone_hidden(items: &mut [StoredItem], hidden: &std::collections::HashSet<Seq>) {
+    for s in items.iter_mut() {
+        if matches!(s.item.body, ItemBody::Comment { .. }) && hidden.contains(&s.item.seq) {
+            s.item = tombstone(&s.item);
+        }
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

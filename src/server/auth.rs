@@ -89,6 +89,9 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_exp = true;
+        // A token may say from when it holds (`nbf`, RFC 7519 §4.1.5); without one it holds
+        // from its issue.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -135,6 +138,7 @@ impl TokenKeys {
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::Invalid("token not valid yet (nbf is in the future)".into()),
                 _ => TokenError::Invalid(e.to_string()),
             })
     }
@@ -199,6 +203,22 @@ mod tests {
         let keys = TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef");
         let c = claims(now_secs() + 60);
         assert_eq!(keys.verify(&keys.mint(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn a_token_whose_nbf_is_in_the_future_is_refused_until_then() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let keys = TokenKeys::from_secret(secret);
+        let with_nbf = |nbf: u64| {
+            let mut v = serde_json::to_value(claims(now_secs() + 3600)).unwrap();
+            v["nbf"] = nbf.into();
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &v, &EncodingKey::from_secret(secret)).unwrap()
+        };
+        match keys.verify(&with_nbf(now_secs() + 600)) {
+            Err(TokenError::Invalid(m)) => assert!(m.contains("nbf"), "{m}"),
+            other => panic!("a token not valid yet was accepted: {other:?}"),
+        }
+        assert!(keys.verify(&with_nbf(now_secs() - 1)).is_ok(), "valid once nbf has passed");
     }
 
     #[test]

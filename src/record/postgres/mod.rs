@@ -428,7 +428,8 @@ impl Record for PgRecord {
             ],
         ))
         .await?;
-        rows.iter()
+        let mut items = rows
+            .iter()
             .map(|r| {
                 let seq: i64 = r.get(0);
                 let ts: i64 = r.get(1);
@@ -444,7 +445,20 @@ impl Record for PgRecord {
                     public: r.get(2),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, RecordError>>()?;
+        if public_only && !items.is_empty() {
+            // The public gets tombstones for hidden comments: the targets of the hides after
+            // `from` (a hide always comes after its target).
+            let hides = timed(c.query(
+                "SELECT (body::jsonb ->> 'target')::bigint FROM items
+                 WHERE activity = $1 AND seq > $2 AND body::jsonb ->> 'k' = 'hide'",
+                &[&activity.as_str(), &(from.0 as i64)],
+            ))
+            .await?;
+            let hidden = hides.iter().filter_map(|r| r.get::<_, Option<i64>>(0)).map(|t| Seq(t as u64)).collect();
+            crate::record::tombstone_hidden(&mut items, &hidden);
+        }
+        Ok(items)
     }
 
     /// Appends a moderator action to its activity's audit log; answers once committed. The

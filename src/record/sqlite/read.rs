@@ -137,7 +137,25 @@ pub(super) fn items(
         let item = decode_item(row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?)?;
         out.push(StoredItem { item, public });
     }
+    if public_only && !out.is_empty() {
+        let hidden = hidden_after(conn, id, from)?;
+        crate::record::tombstone_hidden(&mut out, &hidden);
+    }
     Ok(out)
+}
+
+/// The seqs hidden by the hide items after `from` (a hide always comes after its target).
+fn hidden_after(conn: &Connection, id: &ActivityId, from: Seq) -> Result<std::collections::HashSet<Seq>, RecordError> {
+    let mut stmt = conn.prepare_cached("SELECT body FROM items WHERE activity = ?1 AND seq > ?2 AND kind = 'hide'")?;
+    let mut rows = stmt.query(params![id.as_str(), sql_int(from.0)])?;
+    let mut hidden = std::collections::HashSet::new();
+    while let Some(row) = rows.next()? {
+        let item = decode_item(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?;
+        if let shangliang_signaling::ItemBody::Hide { target } = item.body {
+            hidden.insert(target);
+        }
+    }
+    Ok(hidden)
 }
 
 fn hash_from_blob(v: Vec<u8>) -> rusqlite::Result<AuditHash> {
