@@ -10,6 +10,8 @@
 //! is detected (compare-and-swap on the stored document) and the call is tried again, a few
 //! times at most.
 
+pub mod gate;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -128,6 +130,15 @@ impl Organisers {
             staff_tokens: StaffTokens::from_hub_secret(secret),
             invitation_keys: Arc::new(InvitationKeys::from_hub_secret(secret)),
         })
+    }
+
+    /// Over the organisers' tables in `<data_dir>/shangliang.sqlite3` (the SQLite record's
+    /// file), keys from the hub secret, production argon2 parameters.
+    pub fn open_sqlite(data_dir: &Path, record: Arc<dyn Record>) -> std::result::Result<Self, RecordError> {
+        let store = crate::record::sqlite::admin::SqliteAdminStore::open(&data_dir.join("shangliang.sqlite3"))?;
+        let secret = hub_secret(data_dir).map_err(|e| RecordError::Unavailable(format!("hub secret: {e}")))?;
+        Organisers::new(Arc::new(store), record, &secret, HashParams::PRODUCTION)
+            .map_err(|e| RecordError::Unavailable(e.to_string()))
     }
 
     /// The store (for tests and the CLI's listings).
