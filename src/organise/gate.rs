@@ -3,9 +3,10 @@
 //! that is not live (a scheduled one shows its waiting page; a closed one is read-only).
 //! Watching, subscribing and reading the state are not gated.
 //!
-//! The record's state is read at most once per [`RECHECK`] per driver (the comment path must
-//! not query SQLite per comment), so a comment may still be taken up to that long after the
-//! organisers closed the activity. Paused is `live` in the record: during a pause the hub
+//! While live, the record's state is read at most once per [`RECHECK`] per driver (the comment
+//! path must not query SQLite per comment), so a comment may still be taken up to that long
+//! after the organisers closed the activity; before it opens, every attempt reads it again, so
+//! the first comment after `open` is taken. Paused is `live` in the record: during a pause the hub
 //! still takes comments (the organisers' pause does not reach the running session yet).
 
 use std::time::{Duration, Instant};
@@ -36,14 +37,14 @@ pub struct SessionGate {
 impl SessionGate {
     /// Why a comment or command must be refused now, if it must.
     pub fn refusal(&mut self, record: &dyn Record, activity: &ActivityId, now: Instant) -> Option<(ErrorCode, String)> {
-        let state = match self.checked {
-            Some((at, s)) if now.duration_since(at) < RECHECK => s,
-            _ => {
-                let s = record.activity(activity).ok().flatten().map(|a| a.state);
-                self.checked = Some((now, s));
-                s
-            }
-        };
+        // Only "live" is trusted for a while: an activity that opens takes comments at once.
+        if let Some((at, Some(ActivityState::Live))) = self.checked
+            && now.duration_since(at) < RECHECK
+        {
+            return None;
+        }
+        let state = record.activity(activity).ok().flatten().map(|a| a.state);
+        self.checked = Some((now, state));
         refusal_for(state)
     }
 }
