@@ -3,13 +3,14 @@
 //! [`Record`] (an activity scheduled here is created in the record in state `scheduled`, so
 //! `GET /api/activities`, tokens, the websocket `sub` and the media join know it; `open` makes
 //! it `live`, `close` makes it `ended`). The REST API ([`crate::server::http::admin`]) and the
-//! CLI both go through it, so they cannot disagree about a rule.
+//! CLI ([`cli`]) both go through it, so they cannot disagree about a rule.
 //!
 //! Each call: read the current value, let the domain decide (authorisation, rules), store the
 //! result with its audit notes in one transaction; a concurrent change between read and store
 //! is detected (compare-and-swap on the stored document) and the call is tried again, a few
 //! times at most.
 
+pub mod cli;
 pub mod gate;
 
 use std::path::Path;
