@@ -166,7 +166,24 @@ async fn an_activity_is_scheduled_run_and_archived_by_its_committee_only() {
     assert_eq!(v["state"], "open");
     let r: Value = reqwest::get(h.http("/api/activities/urban-rural")).await.unwrap().json().await.unwrap();
     assert_eq!(r["state"], "live");
-    wang.post_ok(&id, "支持以县城为载体").await;
+    let seq = wang.post_ok(&id, "支持以县城为载体").await;
+
+    // The moderator takes the console with a moderator token for this activity only; the
+    // city organiser gets none.
+    let (s, console) = api.post("/api/admin/activities/urban-rural/console-token", Some(&moderator), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{console}");
+    refused_pair(api.post("/api/admin/activities/urban-rural/console-token", Some(&city), json!({})).await, 403, "committee_forbidden");
+    let mut chair = member(&h, console["token"].as_str().unwrap(), &id).await;
+    let hide = shangliang_signaling::consult::Command::HideComment { seq, reason: "测试".into() };
+    chair.send(&shangliang_signaling::ClientMsg::Cmd { id: 7, topic: id.clone(), cmd: hide }).await;
+    let t = Instant::now();
+    loop {
+        match chair.recv().await {
+            ServerMsg::Reply { id: 7, .. } => break,
+            ServerMsg::Error { id: Some(7), code, message } => panic!("the console's command was refused: {code:?} {message}"),
+            _ => assert!(t.elapsed() < Duration::from_secs(10), "no answer to the console's command"),
+        }
+    }
 
     // Settings during the session: applied, noted.
     let (s, v) = api.call(reqwest::Method::PATCH, "/api/admin/activities/urban-rural/settings", Some(&prov), Some(json!({"slow_mode_ms": 15_000}))).await;

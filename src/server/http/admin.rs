@@ -42,6 +42,7 @@ pub fn routes(hub: Arc<Hub>) -> Router {
         .route("/api/admin/activities/{id}", get(get_activity).patch(update_activity).delete(delete_activity))
         .route("/api/admin/activities/{id}/settings", get(get_settings).patch(update_settings))
         .route("/api/admin/activities/{id}/audit", get(audit))
+        .route("/api/admin/activities/{id}/console-token", post(console_token))
         .route("/api/admin/activities/{id}/invitations", get(list_invitations).post(create_invitation))
         .route("/api/admin/activities/{id}/invitations/{inv}/revoke", post(revoke_invitation))
         .route("/api/admin/activities/{id}/{action}", post(transition))
@@ -356,15 +357,48 @@ async fn redeem(State(hub): State<Arc<Hub>>, bytes: Bytes) -> ApiResult<Json<Red
     }))
 }
 
+/// `POST /api/admin/activities/{id}/console-token` answers this.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConsoleToken {
+    /// A participant token with the moderator role for this activity (the moderator console's).
+    pub token: String,
+    /// Seconds it is valid.
+    pub expires_in: u64,
+}
+
+/// How long a console token lasts.
+const CONSOLE_TOKEN_SECS: u64 = 4 * 3600;
+
+#[utoipa::path(post, path = "/api/admin/activities/{id}/console-token", tag = "activities", security(("staff" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ConsoleToken), (status = "4XX", body = ErrorBody)))]
+async fn console_token(State(hub): State<Arc<Hub>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<ConsoleToken>> {
+    let actor = actor(&hub, &headers)?;
+    let Actor::Staff(staff) = &actor else { return Err(AdminError::RoleForbidden.into()) };
+    let (a, d) = organisers(&hub)?.get(&actor, &parse_id(&id)?)?;
+    a.check_access(&actor, &d, crate::admin::Access::Moderate)?;
+    let now = super::super::auth::now_secs();
+    let claims = Claims {
+        sub: ParticipantId::from(format!("staff:{}", staff.user)),
+        name: staff.name.clone(),
+        role: shangliang_signaling::Role::Moderator,
+        act: a.id().clone(),
+        org: d.get(&staff.committee).map(|c| c.org()),
+        verified: true,
+        iat: now,
+        exp: now + CONSOLE_TOKEN_SECS,
+    };
+    Ok(Json(ConsoleToken { token: hub.keys.mint(&claims), expires_in: CONSOLE_TOKEN_SECS }))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "shangliang organisers' API", description = "Activities, settings, committees, staff accounts and invitations. Every error is an ErrorBody."),
     paths(
         sign_in, list_committees, create_committee, create_user, list_activities, create_activity, get_activity,
         update_activity, delete_activity, transition, get_settings, update_settings, audit, list_invitations,
-        create_invitation, revoke_invitation, redeem
+        create_invitation, revoke_invitation, redeem, console_token
     ),
-    components(schemas(crate::record::admin::StoredNote)),
+    components(schemas(crate::record::admin::StoredNote, ConsoleToken)),
     modifiers(&StaffAuth)
 )]
 struct PathsDoc;
