@@ -15,6 +15,7 @@ pub mod bus;
 pub mod consensus;
 pub mod consult;
 pub mod fanout;
+pub mod organise;
 pub mod programme;
 pub mod record;
 pub mod server;

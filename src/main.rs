@@ -31,6 +31,9 @@ enum Command {
     /// Check an activity's record against its signed Merkle tree heads (and audit chain); exit
     /// code 1 if it was altered.
     VerifyRecord(VerifyArgs),
+    /// The organisers' commands: committee, user, activity, invite (src/organise/cli.rs).
+    #[command(flatten)]
+    Admin(shangliang::organise::cli::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -293,6 +296,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
+        Command::Admin(cmd) => shangliang::organise::cli::run(cmd),
         Command::Export(a) => {
             use shangliang::server::moderation::export;
             let act = ActivityId::new(&a.activity)?;

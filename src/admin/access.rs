@@ -25,92 +25,25 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
+pub use super::committee::require_organiser_of;
 use super::committee::Directory;
 use super::error::AdminError;
-use super::ids::{CommitteeId, UserId};
+use super::ids::CommitteeId;
+use super::lifecycle::LifecycleAction;
+pub use super::roles::{Access, Actor, Share, Staff, StaffRole};
 
-/// A staff member's role in their committee.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StaffRole {
-    /// 组织者: schedules activities, sets them up, invites people, archives them.
-    Organiser,
-    /// 主持人: runs sessions (open, pause, close, floor, questions, comments).
-    Moderator,
-}
-
-impl StaffRole {
-    /// The name in the API and the record.
-    pub fn as_str(self) -> &'static str {
+impl LifecycleAction {
+    /// The access it needs: running the session is the moderators' job; archiving and
+    /// deleting are the organisers'.
+    pub fn needs(self) -> Access {
         match self {
-            StaffRole::Organiser => "organiser",
-            StaffRole::Moderator => "moderator",
+            LifecycleAction::Open | LifecycleAction::Pause | LifecycleAction::Resume | LifecycleAction::Close => {
+                Access::Run
+            }
+            LifecycleAction::Archive | LifecycleAction::Unarchive | LifecycleAction::Delete => Access::Organise,
         }
     }
-}
 
-/// A signed-in staff member: what a verified staff session token says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Staff {
-    /// Their account.
-    pub user: UserId,
-    /// Display name (for the audit log and the minutes).
-    pub name: String,
-    /// Their committee.
-    pub committee: CommitteeId,
-    /// Their role in it.
-    pub role: StaffRole,
-}
-
-/// Whoever asks the organisers' side for something.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Actor {
-    /// A signed-in staff member.
-    Staff(Staff),
-    /// The local operator (the CLI, working on the data directory). `name` goes into the audit
-    /// log (e.g. `cli:root`).
-    Operator {
-        /// Who, for the audit log.
-        name: String,
-    },
-}
-
-impl Actor {
-    /// How the audit log names the actor: the user id, or `operator:<name>`.
-    pub fn audit_name(&self) -> String {
-        match self {
-            Actor::Staff(s) => s.user.to_string(),
-            Actor::Operator { name } => format!("operator:{name}"),
-        }
-    }
-}
-
-/// What a share gives another committee on one activity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Share {
-    /// See the activity, its settings and minutes.
-    See,
-    /// Also moderate it (the console; session settings while it runs). Linked sub-venues.
-    Moderate,
-}
-
-/// How far an actor may go with one activity; each level includes the ones before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Access {
-    /// Nothing: the activity is not listed for them.
-    None,
-    /// Read it, its settings and minutes.
-    See,
-    /// Also take the moderator's console and change session settings while it runs.
-    Moderate,
-    /// Also open, pause, resume and close it.
-    Run,
-    /// Also create, edit, schedule, invite, share, archive and delete.
-    Organise,
 }
 
 /// The access `actor` has to an activity owned by `owner` and shared as `shares`.
@@ -159,22 +92,6 @@ pub fn require(
     }
 }
 
-/// Whether `actor` may create activities for, or manage the staff accounts of, `committee`:
-/// the operator; an organiser of that committee or of one above it (so the province sets up a
-/// city's first organiser, a city its counties').
-pub fn require_organiser_of(actor: &Actor, committee: &CommitteeId, directory: &Directory) -> Result<(), AdminError> {
-    let s = match actor {
-        Actor::Operator { .. } => return Ok(()),
-        Actor::Staff(s) => s,
-    };
-    let related = &s.committee == committee || directory.is_above(&s.committee, committee);
-    match (related, s.role) {
-        (false, _) => Err(AdminError::CommitteeForbidden),
-        (true, StaffRole::Moderator) => Err(AdminError::RoleForbidden),
-        (true, StaffRole::Organiser) => Ok(()),
-    }
-}
-
 /// Whether `actor` may create activities **owned by** `committee`: only its own organisers and
 /// the operator. (A province organiser may set up a city's accounts, but the city schedules its
 /// own activities.)
@@ -191,6 +108,7 @@ pub fn require_own_organiser(actor: &Actor, committee: &CommitteeId) -> Result<(
 pub(crate) mod tests {
     use super::*;
     use crate::admin::committee::tests::shaanxi;
+    use crate::admin::ids::UserId;
 
     pub(crate) fn staff(committee: &str, role: StaffRole) -> Actor {
         Actor::Staff(Staff {

@@ -29,9 +29,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::access::{Access, Actor, Share, access, require, require_own_organiser};
+pub use super::audit::AuditNote;
 use super::committee::{Directory, Level};
 use super::error::AdminError;
 use super::ids::CommitteeId;
+pub use super::lifecycle::{ActivityKind, LifecycleAction, LifecycleState};
 use super::settings::{ActivitySettings, MissingInput, SessionInput, SettingChange, SettingsPatch};
 use super::text;
 use crate::consult::{Command, ConsultationConfig};
@@ -57,164 +59,6 @@ pub const OPEN_EARLY_MS: u64 = 3_600_000;
 /// Most committees one activity may be shared with (a province session with every county of
 /// the province as a sub-venue is about 110).
 pub const MAX_SHARES: usize = 200;
-
-/// Room or livestream (the same names as the record's `kind` column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ActivityKind {
-    /// 视频会商室: members join with camera and microphone.
-    Room,
-    /// 网络协商议政直播: a stage of speakers watched by the public.
-    Livestream,
-}
-
-impl ActivityKind {
-    /// The name in the API and the record.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivityKind::Room => "room",
-            ActivityKind::Livestream => "livestream",
-        }
-    }
-}
-
-/// Where an activity is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LifecycleState {
-    /// Announced, not started: a waiting page with a countdown.
-    Scheduled,
-    /// Live.
-    Open,
-    /// Live but on hold: nobody but the moderators is heard, no comments or questions.
-    Paused,
-    /// Over: read-only, the record exported, the replay linked.
-    Closed,
-    /// Closed and hidden from lists.
-    Archived,
-}
-
-impl LifecycleState {
-    /// The name in the API and the record.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleState::Scheduled => "scheduled",
-            LifecycleState::Open => "open",
-            LifecycleState::Paused => "paused",
-            LifecycleState::Closed => "closed",
-            LifecycleState::Archived => "archived",
-        }
-    }
-
-    /// Whether the session runs (a moderation driver exists).
-    pub fn is_live(self) -> bool {
-        matches!(self, LifecycleState::Open | LifecycleState::Paused)
-    }
-
-    /// Whether nothing may change any more.
-    pub fn is_read_only(self) -> bool {
-        matches!(self, LifecycleState::Closed | LifecycleState::Archived)
-    }
-
-    /// Where `action` leads from this state, if the lifecycle allows it (`Some(None)`: the
-    /// activity is removed). The time rule of `open` is checked by [`Activity::handle_transition`].
-    pub fn after(self, action: LifecycleAction) -> Option<Option<LifecycleState>> {
-        use LifecycleAction as A;
-        use LifecycleState as S;
-        Some(Some(match (self, action) {
-            (S::Scheduled, A::Open) => S::Open,
-            (S::Scheduled, A::Delete) => return Some(None),
-            (S::Open, A::Pause) => S::Paused,
-            (S::Paused, A::Resume) => S::Open,
-            (S::Open | S::Paused, A::Close) => S::Closed,
-            (S::Closed, A::Archive) => S::Archived,
-            (S::Archived, A::Unarchive) => S::Closed,
-            _ => return None,
-        }))
-    }
-}
-
-impl std::fmt::Display for LifecycleState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A lifecycle request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LifecycleAction {
-    /// scheduled → open.
-    Open,
-    /// open → paused.
-    Pause,
-    /// paused → open.
-    Resume,
-    /// open or paused → closed.
-    Close,
-    /// closed → archived.
-    Archive,
-    /// archived → closed.
-    Unarchive,
-    /// scheduled → removed (only before it ever opened).
-    Delete,
-}
-
-impl LifecycleAction {
-    /// Every action, for tables and tests.
-    pub const ALL: [LifecycleAction; 7] = [
-        LifecycleAction::Open,
-        LifecycleAction::Pause,
-        LifecycleAction::Resume,
-        LifecycleAction::Close,
-        LifecycleAction::Archive,
-        LifecycleAction::Unarchive,
-        LifecycleAction::Delete,
-    ];
-
-    /// The name in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleAction::Open => "open",
-            LifecycleAction::Pause => "pause",
-            LifecycleAction::Resume => "resume",
-            LifecycleAction::Close => "close",
-            LifecycleAction::Archive => "archive",
-            LifecycleAction::Unarchive => "unarchive",
-            LifecycleAction::Delete => "delete",
-        }
-    }
-
-    /// The access it needs: running the session is the moderators' job; archiving and
-    /// deleting are the organisers'.
-    pub fn needs(self) -> Access {
-        match self {
-            LifecycleAction::Open | LifecycleAction::Pause | LifecycleAction::Resume | LifecycleAction::Close => {
-                Access::Run
-            }
-            LifecycleAction::Archive | LifecycleAction::Unarchive | LifecycleAction::Delete => Access::Organise,
-        }
-    }
-
-    /// The audit log's action name.
-    fn audit_action(self) -> &'static str {
-        match self {
-            LifecycleAction::Open => "activity_opened",
-            LifecycleAction::Pause => "activity_paused",
-            LifecycleAction::Resume => "activity_resumed",
-            LifecycleAction::Close => "activity_closed",
-            LifecycleAction::Archive => "activity_archived",
-            LifecycleAction::Unarchive => "activity_unarchived",
-            LifecycleAction::Delete => "activity_deleted",
-        }
-    }
-}
-
-impl std::fmt::Display for LifecycleAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What an organiser fills in to schedule an activity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,31 +95,6 @@ pub struct ActivityPatch {
     pub scheduled_start_ms: Option<u64>,
     /// New planned end (also while live: a session that runs long).
     pub planned_end_ms: Option<u64>,
-}
-
-/// One entry for the activity's audit log, in the shape of
-/// [`crate::consult::AuditLog::append`]: the wiring appends it to the same hash chain as the
-/// moderators' actions (through the driver while the session runs, to the record otherwise).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditNote {
-    /// When, ms since the Unix epoch.
-    pub at_ms: u64,
-    /// Who ([`Actor::audit_name`]; for an invitation's use, the person).
-    pub actor: String,
-    /// What, snake_case (`activity_opened`, `invitation_issued`, `settings_changed` …).
-    pub action: &'static str,
-    /// To what (a setting, an invitation id, a committee), or empty.
-    pub target: String,
-    /// Parameters (a new value, a state change `open->paused`), or empty.
-    pub detail: String,
-    /// Why, when the actor gave a reason.
-    pub reason: Option<String>,
-}
-
-impl AuditNote {
-    pub(crate) fn new(at_ms: u64, actor: String, action: &'static str, target: impl Into<String>, detail: impl Into<String>) -> Self {
-        AuditNote { at_ms, actor, action, target: target.into(), detail: detail.into(), reason: None }
-    }
 }
 
 /// What the hub must do after a transition (decisions as values, STYLE habit 12).

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use shangliang_signaling::{Org, OrgLevel};
 
-use super::access::{Actor, require_organiser_of};
-use super::activity::AuditNote;
+use super::audit::AuditNote;
+use super::roles::{Actor, StaffRole};
 use super::error::AdminError;
 use super::ids::CommitteeId;
 use super::text;
@@ -218,6 +218,22 @@ impl Directory {
     /// `id` and every committee below it.
     pub fn subtree(&self, id: &CommitteeId) -> Vec<&Committee> {
         self.committees.values().filter(|c| &c.id == id || self.is_above(id, &c.id)).collect()
+    }
+}
+
+/// Whether `actor` may create activities for, or manage the staff accounts of, `committee`:
+/// the operator; an organiser of that committee or of one above it (so the province sets up a
+/// city's first organiser, a city its counties').
+pub fn require_organiser_of(actor: &Actor, committee: &CommitteeId, directory: &Directory) -> Result<(), AdminError> {
+    let s = match actor {
+        Actor::Operator { .. } => return Ok(()),
+        Actor::Staff(s) => s,
+    };
+    let related = &s.committee == committee || directory.is_above(&s.committee, committee);
+    match (related, s.role) {
+        (false, _) => Err(AdminError::CommitteeForbidden),
+        (true, StaffRole::Moderator) => Err(AdminError::RoleForbidden),
+        (true, StaffRole::Organiser) => Ok(()),
     }
 }
 

@@ -5,7 +5,7 @@
 //! response, answering `{"error": code, "message": …}` like `server::http::ApiError`. The
 //! message is English, for people, and may change between versions; the code may not.
 
-use super::activity::{LifecycleAction, LifecycleState};
+use super::lifecycle::{LifecycleAction, LifecycleState};
 
 /// Why an organisers'-side request was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,7 +51,7 @@ pub enum AdminError {
         /// Where the activity is.
         state: LifecycleState,
     },
-    /// Opening more than [`super::activity::OPEN_EARLY_MS`] before the scheduled start.
+    /// Opening more than `activity::OPEN_EARLY_MS` before the scheduled start.
     #[error("too early to open: it may open from {opens_from_ms} (ms since the Unix epoch)")]
     TooEarly {
         /// The earliest time it may be opened.

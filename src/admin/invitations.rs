@@ -213,6 +213,12 @@ impl InvitationKeys {
         InvitationKeys { key: PurposeKey::derive(secret, "invitation") }
     }
 
+    /// The activity a genuine link (signature verified, expiry not checked) is for: where to
+    /// look up the invitations [`redeem`] checks it against. `None` for a forged link.
+    pub fn activity_of(&self, token: &str) -> Option<ActivityId> {
+        self.key.verify::<InvitationClaims>(token, 0).ok().map(|c| c.act)
+    }
+
     fn mint(&self, inv: &Invitation) -> String {
         self.key.mint(&InvitationClaims {
             jti: inv.id.clone(),

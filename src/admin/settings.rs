@@ -45,7 +45,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::activity::ActivityKind;
+use super::lifecycle::ActivityKind;
 use super::error::AdminError;
 use super::ids::PersonId;
 use super::text;

@@ -25,6 +25,7 @@
 //! a call costs one boxed future (`async_trait`), which is nothing next to an fsync or a
 //! network round trip, and the hot path ([`Record::append`]) is not async at all.
 
+pub mod admin;
 pub mod audit;
 pub mod merkle;
 pub mod postgres;

@@ -153,6 +153,9 @@ pub struct Hub {
     pub moderation: Registry,
     /// The livestream programmes (LL-HLS, recording), one driver per live livestream.
     pub programmes: programme::Programmes,
+    /// The organisers' side (issue 14): activities, committees, accounts, invitations, in the
+    /// SQLite record's file. `None` in cluster mode (no PostgreSQL tables for it yet).
+    pub organisers: Option<crate::organise::Organisers>,
     connections: Connections,
     viewer_tokens: Arc<ViewerTokens>,
     /// The control-plane runtime (one thread): the moderation drivers (which decide and append
@@ -268,6 +271,10 @@ impl Hub {
         let moderation = Registry::new(record.clone(), outlets, cluster.clone(), control.clone(), cfg.comments_per_minute);
         let media = Arc::new(Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?));
         let programmes = programme::Programmes::default();
+        let organisers = match cluster {
+            None => Some(crate::organise::Organisers::open_sqlite(&cfg.data_dir, record.clone())?),
+            Some(_) => None,
+        };
         // The floor reaches the media plane: may-speak changes gate forwarding in the SFU ...
         // and the livestream programme follows the same floor.
         moderation.set_floor_hook(Arc::new(programme::Tee(media.floor_hook(), programmes.floor_hook())));
@@ -281,6 +288,7 @@ impl Hub {
             media,
             moderation,
             programmes,
+            organisers,
             connections: Connections::default(),
             viewer_tokens: ViewerTokens::new(cfg.viewer_tokens_per_minute, cfg.viewer_token_ttl_secs),
             control,
@@ -372,6 +380,7 @@ impl Hub {
 /// All routes of `hub`; every other path is the web client.
 pub fn router(hub: Arc<Hub>) -> Router {
     http::routes(hub.api())
+        .merge(http::admin::routes(hub.clone()))
         .merge(ws::routes(Arc::new(hub.ws())))
         .merge(media::routes(hub.media_state()))
         .merge(hls::routes().with_state(hub.clone()))

@@ -57,6 +57,7 @@
 //! The hook and every `AppendDone` run on the writer thread: they must never wait for the
 //! record, or the writer would wait for itself.
 
+pub mod admin;
 mod log;
 mod read;
 mod schema;

@@ -1,6 +1,7 @@
 //! The REST API: health, metrics, the activities, anonymous viewer tokens; and the built web
 //! client ([`web`]) for every path no route takes.
 
+pub mod admin;
 mod web;
 
 use std::net::IpAddr;

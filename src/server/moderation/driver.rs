@@ -161,6 +161,7 @@ pub(super) fn spawn(
         present: HashMap::new(),
         speaking: HashMap::new(),
         fence: None,
+        gate: Default::default(),
     };
     control.spawn(async move { on_end(driver.run(rx).await) });
     tx
@@ -189,6 +190,8 @@ struct ModerationDriver {
     speaking: HashMap<ParticipantId, bool>,
     /// The proof that no other node runs this activity's moderation (see [`Record::fence`]).
     fence: Option<Fence>,
+    /// Comments and commands only while the activity is live (issue 14).
+    gate: crate::organise::gate::SessionGate,
 }
 
 impl ModerationDriver {
@@ -342,9 +345,15 @@ impl ModerationDriver {
                 topic,
                 text,
                 reply,
-            } => self.handle_post(grants, &topic, &text, reply, now),
+            } => match self.gate.refusal(self.deps.record.as_ref(), &self.activity, Instant::now()) {
+                Some(e) => reply.send(Err(e)),
+                None => self.handle_post(grants, &topic, &text, reply, now),
+            },
             DriverMsg::Command { grants, cmd, reply } => {
-                self.handle_command(grants, cmd, reply, now)
+                match self.gate.refusal(self.deps.record.as_ref(), &self.activity, Instant::now()) {
+                    Some(e) => drop(reply.send(Err(e))),
+                    None => self.handle_command(grants, cmd, reply, now),
+                }
             }
         }
     }
