@@ -59,6 +59,7 @@
 
 pub mod admin;
 mod log;
+mod pool;
 mod read;
 mod schema;
 mod writer;
@@ -83,7 +84,7 @@ use super::{
     Activity, ActivityKind, ActivityState, AppendDone, CommitHook, Fence, QUEUE_CAPACITY, Record,
     RecordError, StoredItem,
 };
-use read::ReadPool;
+use pool::ReadPool;
 use writer::{Op, Reply, Request, Value, WriterDriver};
 
 /// Tuning of a [`SqliteRecord`].
