@@ -617,7 +617,7 @@ impl Record for PgRecord {
     }
 
     async fn log_dump(&self, _activity: &ActivityId) -> Result<crate::record::proof::LogDump, RecordError> {
-        Err(RecordError::Unavailable("the PostgreSQL record keeps no Merkle log yet (only the SQLite record does)".into()))
+        Err(RecordError::Unavailable("the PostgreSQL record keeps no Merkle log yet (only the SQLite record does; verify-record --chain-only checks its audit chain)".into()))
     }
 }
 
