@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use shangliang::fanout::FanoutConfig;
 use shangliang::record::merkle::{LogKey, LogPublicKey};
 use shangliang::server::auth::{TokenKeys, now_secs};
@@ -31,6 +31,20 @@ enum Command {
     /// Check an activity's record against its signed Merkle tree heads (and audit chain); exit
     /// code 1 if it was altered.
     VerifyRecord(VerifyArgs),
+    /// The configuration file of `serve --config` (src/config.rs).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file: syntax, unknown keys, bad values (with line numbers).
+    Check {
+        /// The file (TOML).
+        file: PathBuf,
+    },
+    /// Print a documented configuration file with every key at its default.
+    Example,
 }
 
 #[derive(clap::Args)]
@@ -113,6 +127,11 @@ fn parse_format(s: &str) -> Result<shangliang::server::moderation::export::Expor
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// A TOML configuration file: one key per flag (`shangliang config example`); flags and
+    /// SHANGLIANG_* environment variables override it.
+    #[arg(long, env = "SHANGLIANG_CONFIG")]
+    #[allow(dead_code)] // read by shangliang::config::expand_args before clap parses
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "SHANGLIANG_LISTEN")]
     listen: SocketAddr,
@@ -290,7 +309,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let args = shangliang::config::expand_args(&Cli::command(), std::env::args_os()).map_err(anyhow::Error::msg)?;
+    match Cli::parse_from(args).command {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Export(a) => {
@@ -298,6 +318,22 @@ fn main() -> anyhow::Result<()> {
             let act = ActivityId::new(&a.activity)?;
             let key = public_key(None, a.record_key, &a.data_dir).ok();
             print!("{}", export::export_with_key(&source(a.data_dir, a.database), &act, a.format, key.as_ref())?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", shangliang::config::example(&Cli::command()));
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let problems = shangliang::config::check(&Cli::command(), &text);
+            for p in &problems {
+                println!("{}: {p}", file.display());
+            }
+            if !problems.is_empty() {
+                std::process::exit(1);
+            }
+            println!("{}: ok", file.display());
             Ok(())
         }
         Command::VerifyRecord(a) => {
