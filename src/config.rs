@@ -140,10 +140,30 @@ pub fn check(cli: &clap::Command, text: &str) -> Vec<Problem> {
     problems
 }
 
-/// Reads the file of `serve --config FILE` (or env `SHANGLIANG_CONFIG`) and inserts its keys
-/// into `args` as flags, under the user's own flags and set environment variables. Returns the
-/// arguments unchanged for other commands or without a file.
+/// The environment variable of a `serve` flag: its own (`env = …` in the CLI), else
+/// `SHANGLIANG_` and the key in capitals (`comments_per_minute` → `SHANGLIANG_COMMENTS_PER_MINUTE`).
+pub fn env_name(arg: &clap::Arg) -> Option<String> {
+    if let Some(e) = arg.get_env() {
+        return Some(e.to_string_lossy().into_owned());
+    }
+    let long = arg.get_long()?;
+    (!NOT_KEYS.contains(&long)).then(|| format!("SHANGLIANG_{}", long.replace('-', "_").to_uppercase()))
+}
+
+/// [`expand_with`] with the process's environment.
 pub fn expand_args(cli: &clap::Command, args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, String> {
+    expand_with(cli, args, |k| std::env::var_os(k))
+}
+
+/// For `serve`: inserts into `args`, before the user's own flags, the flags that come from
+/// environment variables clap does not read itself (flags without `env = …`), and those of the
+/// file of `--config FILE` (or env `SHANGLIANG_CONFIG`) that neither the command line nor the
+/// environment sets. Other commands' arguments are returned unchanged.
+pub fn expand_with(
+    cli: &clap::Command,
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Vec<OsString>, String> {
     let args: Vec<OsString> = args.into_iter().collect();
     let Some(serve_at) = args.iter().position(|a| a == "serve") else { return Ok(args) };
     let user = &args[serve_at + 1..];
@@ -156,15 +176,6 @@ pub fn expand_args(cli: &clap::Command, args: impl IntoIterator<Item = OsString>
             file = user.get(i + 1).cloned();
         }
     }
-    let Some(file) = file.or_else(|| std::env::var_os("SHANGLIANG_CONFIG")) else { return Ok(args) };
-    let path = Path::new(&file);
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
-    let problems = check(cli, &text);
-    if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(|p| format!("  {}: {p}", path.display())).collect();
-        return Err(format!("the configuration file has problems:\n{}", list.join("\n")));
-    }
-    let table = parse(&text).map_err(|p| p.to_string())?;
     let serve = serve_command(cli);
     let given = |long: &str| {
         user.iter().any(|a| {
@@ -172,14 +183,44 @@ pub fn expand_args(cli: &clap::Command, args: impl IntoIterator<Item = OsString>
             s == format!("--{long}") || s.starts_with(&format!("--{long}="))
         })
     };
-    let mut inserted = Vec::new();
-    for (key, value) in &table {
-        let arg = key_arg(&serve, key).expect("checked");
-        let long = arg.get_long().expect("keys are long flags");
-        if given(long) || arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) {
+    let mut inserted: Vec<OsString> = Vec::new();
+    let mut from_env = std::collections::HashSet::new();
+    // The environment, for the flags clap has no `env` for.
+    for arg in serve.get_arguments() {
+        let (Some(long), Some(name)) = (arg.get_long(), env_name(arg)) else { continue };
+        let Some(value) = env(&name) else { continue };
+        from_env.insert(long.to_string());
+        if arg.get_env().is_some() || given(long) {
             continue;
         }
-        inserted.extend(key_args(arg, value).expect("checked").into_iter().map(OsString::from));
+        let value = value.to_string_lossy().into_owned();
+        if arg.get_action().takes_values() {
+            inserted.extend([OsString::from(format!("--{long}")), OsString::from(value)]);
+        } else {
+            match value.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => inserted.push(OsString::from(format!("--{long}"))),
+                "" | "0" | "false" | "no" | "off" => {}
+                _ => return Err(format!("{name}={value}: want true or false")),
+            }
+        }
+    }
+    if let Some(file) = file.or_else(|| env("SHANGLIANG_CONFIG")) {
+        let path = Path::new(&file);
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+        let problems = check(cli, &text);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(|p| format!("  {}: {p}", path.display())).collect();
+            return Err(format!("the configuration file has problems:\n{}", list.join("\n")));
+        }
+        let table = parse(&text).map_err(|p| p.to_string())?;
+        for (key, value) in &table {
+            let arg = key_arg(&serve, key).expect("checked");
+            let long = arg.get_long().expect("keys are long flags");
+            if given(long) || from_env.contains(long) {
+                continue;
+            }
+            inserted.extend(key_args(arg, value).expect("checked").into_iter().map(OsString::from));
+        }
     }
     let mut out = args[..=serve_at].to_vec();
     out.extend(inserted);
@@ -208,8 +249,8 @@ pub fn example(cli: &clap::Command) -> String {
         for line in help.lines() {
             let _ = writeln!(out, "# {line}");
         }
-        if let Some(env) = arg.get_env() {
-            let _ = writeln!(out, "# env: {}", env.to_string_lossy());
+        if let Some(env) = env_name(arg) {
+            let _ = writeln!(out, "# env: {env}");
         }
         let takes_value = arg.get_action().takes_values();
         let defaults: Vec<String> = arg.get_default_values().iter().map(|d| d.to_string_lossy().into_owned()).collect();
@@ -283,6 +324,37 @@ mod tests {
         assert!(s.get_flag("no_demo"), "the file fills in the rest");
         let nodes: Vec<&String> = s.get_many::<String>("nodes").unwrap().collect();
         assert_eq!(nodes, ["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn the_command_line_beats_the_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1111\"\nflush_ms = 50\nno_demo = true\n").unwrap();
+        let env = |k: &str| match k {
+            "SHANGLIANG_TEST_LISTEN" => Some(OsString::from("127.0.0.1:2222")),
+            "SHANGLIANG_FLUSH_MS" => Some(OsString::from("60")),
+            "SHANGLIANG_CONFIG" => Some(path.clone().into_os_string()),
+            _ => None,
+        };
+        let matches = |argv: &[&str]| {
+            let out = expand_with(&cli(), args(argv), env).unwrap();
+            // (clap reads SHANGLIANG_TEST_LISTEN itself; the test gives it on the command line
+            // where clap would find it in the environment.)
+            let out = if argv.contains(&"--listen") { out } else { [out, args(&["--listen", "127.0.0.1:2222"])].concat() };
+            cli().try_get_matches_from(out).unwrap()
+        };
+        let m = matches(&["shangliang", "serve"]);
+        let s = m.subcommand_matches("serve").unwrap();
+        assert_eq!(s.get_one::<u64>("flush_ms"), Some(&60), "the derived SHANGLIANG_FLUSH_MS beats the file");
+        assert!(s.get_flag("no_demo"), "the file (found by SHANGLIANG_CONFIG) fills in the rest");
+        let m = matches(&["shangliang", "serve", "--flush-ms", "7", "--listen", "127.0.0.1:3333"]);
+        let s = m.subcommand_matches("serve").unwrap();
+        assert_eq!(s.get_one::<u64>("flush_ms"), Some(&7), "the command line beats the environment");
+        assert_eq!(s.get_one::<std::net::SocketAddr>("listen").unwrap().port(), 3333);
+        // The file's listen is not inserted while the flag's own environment variable is set.
+        let out = expand_with(&cli(), args(&["shangliang", "serve"]), env).unwrap();
+        assert!(!out.iter().any(|a| a == "127.0.0.1:1111"), "{out:?}");
     }
 
     #[test]
