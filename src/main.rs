@@ -16,6 +16,9 @@ use shangliang_signaling::{ActivityId, NodeId, Org, OrgLevel, Role};
 #[derive(Parser)]
 #[command(name = "shangliang", version, about = "Real-time hub of an online consultation platform")]
 struct Cli {
+    /// Log format on stderr: text, or json (one JSON object per line, for log collectors).
+    #[arg(long, global = true, default_value = "text", env = "SHANGLIANG_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -303,14 +306,19 @@ fn parse_level(s: &str) -> Result<OrgLevel, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let args = shangliang::config::expand_args(&Cli::command(), std::env::args_os()).map_err(anyhow::Error::msg)?;
+    let cli = Cli::parse_from(args);
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = shangliang::config::expand_args(&Cli::command(), std::env::args_os()).map_err(anyhow::Error::msg)?;
-    match Cli::parse_from(args).command {
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Export(a) => {
