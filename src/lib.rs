@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod bus;
+pub mod config;
 pub mod consensus;
 pub mod consult;
 pub mod fanout;

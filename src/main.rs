@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use shangliang::fanout::FanoutConfig;
 use shangliang::record::merkle::{LogKey, LogPublicKey};
 use shangliang::server::auth::{TokenKeys, now_secs};
@@ -16,6 +16,9 @@ use shangliang_signaling::{ActivityId, NodeId, Org, OrgLevel, Role};
 #[derive(Parser)]
 #[command(name = "shangliang", version, about = "Real-time hub of an online consultation platform")]
 struct Cli {
+    /// Log format on stderr: text, or json (one JSON object per line, for log collectors).
+    #[arg(long, global = true, default_value = "text", env = "SHANGLIANG_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +37,20 @@ enum Command {
     /// The organisers' commands: committee, user, activity, invite (src/organise/cli.rs).
     #[command(flatten)]
     Admin(shangliang::organise::cli::AdminCommand),
+    /// The configuration file of `serve --config` (src/config.rs).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file: syntax, unknown keys, bad values (with line numbers).
+    Check {
+        /// The file (TOML).
+        file: PathBuf,
+    },
+    /// Print a documented configuration file with every key at its default.
+    Example,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +138,11 @@ fn parse_format(s: &str) -> Result<shangliang::server::moderation::export::Expor
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// A TOML configuration file: one key per flag (`shangliang config example`); flags and
+    /// SHANGLIANG_* environment variables override it.
+    #[arg(long, env = "SHANGLIANG_CONFIG")]
+    #[allow(dead_code)] // read by shangliang::config::expand_args before clap parses
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "SHANGLIANG_LISTEN")]
     listen: SocketAddr,
@@ -292,13 +314,19 @@ fn parse_level(s: &str) -> Result<OrgLevel, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let args = shangliang::config::expand_args(&Cli::command(), std::env::args_os()).map_err(anyhow::Error::msg)?;
+    let cli = Cli::parse_from(args);
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Admin(cmd) => shangliang::organise::cli::run(cmd),
@@ -307,6 +335,22 @@ fn main() -> anyhow::Result<()> {
             let act = ActivityId::new(&a.activity)?;
             let key = public_key(None, a.record_key, &a.data_dir).ok();
             print!("{}", export::export_with_key(&source(a.data_dir, a.database), &act, a.format, key.as_ref())?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", shangliang::config::example(&Cli::command()));
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let problems = shangliang::config::check(&Cli::command(), &text);
+            for p in &problems {
+                println!("{}: {p}", file.display());
+            }
+            if !problems.is_empty() {
+                std::process::exit(1);
+            }
+            println!("{}: ok", file.display());
             Ok(())
         }
         Command::VerifyRecord(a) => {
