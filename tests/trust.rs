@@ -4,12 +4,13 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Client, TestHub, demo, ok};
 use serde_json::{Value, json};
 use shangliang_signaling::consult::{Command, ParticipantId};
-use shangliang_signaling::{ErrorCode, Form, Role, ServerMsg};
+use shangliang_signaling::{ClientMsg, ErrorCode, Form, ItemBody, Role, Seq, ServerMsg};
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
@@ -87,4 +88,124 @@ async fn only_a_valid_viewer_token_of_the_same_activity_is_renewed() {
     let (s2, b) = viewer_token(&hub, json!({"name": "甲"})).await;
     assert_eq!((s1, s2), (200, 200));
     assert_ne!(a["subject"], b["subject"]);
+}
+
+// ---- 2. a newcomer after a restart sees the stream's history ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_shangliang");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A hub process on `dir` (so it can be killed and started again on the same record).
+struct HubProcess(Child);
+
+impl HubProcess {
+    async fn start(dir: &std::path::Path, port: u16) -> HubProcess {
+        let child = Process::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000", "--frames-per-second", "10000"])
+            .arg("--data-dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hub");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+                && r.status().is_success()
+            {
+                return HubProcess(child);
+            }
+            assert!(Instant::now() < deadline, "hub did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli_token(dir: &std::path::Path, role: &str, name: &str) -> String {
+    let out = Process::new(BIN)
+        .args(["token", "--activity", "demo", "--role", role, "--name", name])
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run token command");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Subscribes with `last` and gathers what the catch-up brings: the `subscribed` offset, the
+/// comments on screen (hides applied) and the live edge reached, checking that batches are
+/// contiguous from the offset on.
+async fn newcomer(c: &mut Client, last: Option<u32>, edge: Seq) -> (Seq, Vec<String>) {
+    c.send(&ClientMsg::Sub { topic: demo(), resume: None, last }).await;
+    let offset = loop {
+        match c.recv().await {
+            ServerMsg::Subscribed { offset, .. } => break offset,
+            ServerMsg::Error { code, message, .. } => panic!("{code:?}: {message}"),
+            _ => {}
+        }
+    };
+    let mut shown: Vec<(Seq, String)> = Vec::new();
+    let mut at = offset;
+    while at < edge {
+        if let ServerMsg::Batch { from, to, items, .. } = c.recv().await {
+            assert_eq!(from, at.next(), "batches continue the subscribed offset without a gap");
+            at = to;
+            for i in items {
+                match i.body {
+                    ItemBody::Comment { text, .. } => shown.push((i.seq, text)),
+                    ItemBody::Hide { target } => shown.retain(|(s, _)| *s != target),
+                    _ => {}
+                }
+            }
+        }
+    }
+    (offset, shown.into_iter().map(|(_, t)| t).collect())
+}
+
+#[tokio::test]
+async fn a_newcomer_after_a_hub_restart_gets_the_last_comments_from_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let hub = HubProcess::start(dir.path(), port).await;
+    let mut member = Client::connect(&url, Form::MsgPack).await;
+    member.auth(&cli_token(dir.path(), "member", "王委员")).await;
+    let mut seqs = Vec::new();
+    for i in 0..120 {
+        seqs.push(member.post_ok(&demo(), &format!("第{i}条")).await);
+    }
+    // One of the recent ones is hidden: the newcomer must not see it.
+    let mut chair = Client::connect(&url, Form::MsgPack).await;
+    chair.auth(&cli_token(dir.path(), "moderator", "主持人")).await;
+    ok(&mut chair, Command::HideComment { seq: seqs[115], reason: "广告".into() }).await;
+    drop((member, chair, hub));
+
+    let _hub = HubProcess::start(dir.path(), port).await;
+    let edge = Seq(121); // 120 comments and the hide
+    let mut fresh = Client::connect(&url, Form::MsgPack).await;
+    fresh.auth(&cli_token(dir.path(), "viewer", "新来的")).await;
+    let (offset, shown) = newcomer(&mut fresh, Some(50), edge).await;
+    assert_eq!(offset, Seq(71), "50 items before the edge");
+    let want: Vec<String> = (71..120).filter(|i| *i != 115).map(|i| format!("第{i}条")).collect();
+    assert_eq!(shown, want, "the last comments, read from the record after the restart, the hidden one left out");
+
+    // More than the cap is served as the cap; without `last` the stream starts at the live edge.
+    let mut greedy = Client::connect(&url, Form::MsgPack).await;
+    greedy.auth(&cli_token(dir.path(), "viewer", "贪心")).await;
+    let (offset, _) = newcomer(&mut greedy, Some(1_000_000), edge).await;
+    assert_eq!(offset, Seq(121 - u64::from(shangliang_signaling::limits::MAX_SUB_LAST)));
+    let mut plain = Client::connect(&url, Form::MsgPack).await;
+    plain.auth(&cli_token(dir.path(), "viewer", "普通")).await;
+    let (offset, shown) = newcomer(&mut plain, None, edge).await;
+    assert_eq!((offset, shown.len()), (edge, 0));
 }

@@ -213,8 +213,9 @@ mod tests {
             ClientMsg::Sub {
                 topic: ActivityId::new("a-1").unwrap(),
                 resume: Some(Position { epoch: Epoch(3), offset: Seq(10) }),
+                last: None,
             },
-            ClientMsg::Sub { topic: ActivityId::new("a").unwrap(), resume: None },
+            ClientMsg::Sub { topic: ActivityId::new("a").unwrap(), resume: None, last: Some(50) },
             ClientMsg::Unsub { topic: ActivityId::new("a").unwrap() },
             ClientMsg::Post { id: 7, topic: ActivityId::new("a").unwrap(), text: "你好".into() },
             ClientMsg::Ping { id: 1 },

@@ -46,6 +46,23 @@ async function rename(page, name) {
 }
 
 const scenarios = {
+  // 2. After a restart (the Rust side posted 60 comments to the record, then restarted the hub),
+  //    a newcomer's watch page and console show the recent ones.
+  async history(context, c) {
+    const viewer = await watchPage(context, base, c);
+    const want = Array.from({ length: 49 }, (_, i) => `重启前的意见${i + 11}`);
+    await until(viewer, 'the recent comments on a fresh watch page', (w) => {
+      const texts = window.__shangliang.list.snapshot().map((x) => x.text);
+      return w.every((t) => texts.includes(t));
+    }, want);
+    const texts = await viewer.evaluate(() => window.__shangliang.list.snapshot().map((x) => x.text));
+    check(!texts.includes('重启前的意见0'), `more than the last 50 items shown: ${texts.length}`);
+    await shot(viewer, 'trust-history-after-restart');
+    const chair = await moderatorConsole(context, base, tokM, c);
+    await until(chair, 'the recent comments in a fresh console', (t) => window.__shangliang.list.snapshot().some((x) => x.text === t), want.at(-1));
+    log('a newcomer sees the history after the restart');
+  },
+
   // 1. A viewer timed out from the console changes nickname and is still timed out.
   async rename(context, c) {
     const chair = await moderatorConsole(context, base, tokM, c);

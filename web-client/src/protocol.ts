@@ -59,7 +59,7 @@ export function isHide(b: ItemBody): b is HideBody {
 
 export type ClientMsg =
   | { t: 'auth'; v: number; token: string }
-  | { t: 'sub'; topic: string; resume?: Position }
+  | { t: 'sub'; topic: string; resume?: Position; last?: number }
   | { t: 'unsub'; topic: string }
   | { t: 'post'; id: number; topic: string; text: string }
   | { t: 'cmd'; id: number; topic: string; cmd: Command }
