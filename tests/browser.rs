@@ -296,3 +296,8 @@ async fn a_newcomer_to_the_watch_page_after_a_hub_restart_sees_the_recent_commen
     .await;
     drive(&hub, "trust.mjs", &[("SHANGLIANG_SCENARIO", "history".to_string())]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_queue_follows_the_servers_marks_rejects_releases_on_review_off_and_shows_no_duplicate() {
+    issue13("trust.mjs", "review").await;
+}
