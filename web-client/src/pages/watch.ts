@@ -131,12 +131,11 @@ export function watch(root: HTMLElement, activity: string): void {
   });
 
   // One's own held comments, as the server lists them (state.held, comment_held): shown as 审核中
-  // once the stream has passed their seq (the list keeps seq order), until approved or rejected.
+  // until approved (the public copy replaces it) or rejected.
   const ownHeld = new Map<number, HeldComment>();
   const showOwnHeld = () => {
-    const at = conn?.position()?.offset ?? 0;
     for (const c of ownHeld.values()) {
-      if (c.seq <= at) list.insertPending({ seq: c.seq, ts: c.at_ms, authorId: c.author.id, name: c.author.name, role: c.author.role, verified: !!c.author.verified, text: c.text });
+      list.insertPending({ seq: c.seq, ts: c.at_ms, authorId: c.author.id, name: c.author.name, role: c.author.role, verified: !!c.author.verified, text: c.text });
     }
   };
   const dropOwnHeld = (seq: number) => {
