@@ -247,9 +247,11 @@ impl HubProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn hub");
+        // Owned at once, so the panic below still kills and reaps it.
+        let hub = HubProcess(child, port);
         for _ in 0..400 {
             if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
-                return HubProcess(child, port);
+                return hub;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -290,7 +292,7 @@ async fn a_newcomer_to_the_watch_page_after_a_hub_restart_sees_the_recent_commen
     }
     let data = dir.path().to_path_buf();
     let hub = TestHub::start(|cfg| {
-        cfg.web_dir = root().join("web-client/dist");
+        cfg.web_dir = Some(root().join("web-client/dist"));
         cfg.data_dir = data;
     })
     .await;

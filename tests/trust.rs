@@ -111,12 +111,14 @@ impl HubProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn hub");
+        // Owned at once, so a panic below still kills and reaps it.
+        let hub = HubProcess(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
                 && r.status().is_success()
             {
-                return HubProcess(child);
+                return hub;
             }
             assert!(Instant::now() < deadline, "hub did not become healthy");
             tokio::time::sleep(Duration::from_millis(50)).await;
