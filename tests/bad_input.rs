@@ -83,7 +83,7 @@ async fn oversized_frame_closes_with_1009_and_others_are_unaffected() {
 async fn frames_before_auth_are_unauthorised_with_4401() {
     let hub = TestHub::start(|_| {}).await;
     let mut c = Client::connect(&hub.url(), Form::MsgPack).await;
-    c.send(&ClientMsg::Sub { topic: demo(), resume: None }).await;
+    c.send(&ClientMsg::Sub { topic: demo(), resume: None, last: None }).await;
     assert_eq!(error_code(&c.recv().await), ErrorCode::Unauthenticated);
     assert_eq!(c.ended().await, Ended::Closed(close::UNAUTHENTICATED, "unauthenticated".into()));
 }

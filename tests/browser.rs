@@ -232,3 +232,74 @@ async fn the_watch_page_stays_within_the_phone_script_budget_and_reports_its_thr
 async fn a_viewer_timed_out_in_the_console_is_still_timed_out_after_changing_nickname() {
     issue13("trust.mjs", "rename").await;
 }
+
+/// A hub process on `dir`, stopped (killed) when dropped: the record outlives it.
+struct HubProcess(std::process::Child, u16);
+
+impl HubProcess {
+    async fn start(dir: &Path) -> HubProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_shangliang"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000", "--frames-per-second", "10000"])
+            .arg("--data-dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hub");
+        // Owned at once, so the panic below still kills and reaps it.
+        let hub = HubProcess(child, port);
+        for _ in 0..400 {
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+                return hub;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("hub did not become healthy");
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_to_the_watch_page_after_a_hub_restart_sees_the_recent_comments() {
+    prerequisites();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let before = HubProcess::start(dir.path()).await;
+        let keys = shangliang::server::auth::TokenKeys::load_or_create(dir.path()).unwrap();
+        let now = shangliang::server::auth::now_secs();
+        let token = keys.mint(&shangliang::server::auth::Claims {
+            sub: "member:王委员".into(),
+            name: "王委员".into(),
+            role: Role::Member,
+            act: common::demo(),
+            org: None,
+            verified: false,
+            iat: now,
+            exp: now + 600,
+        });
+        let mut member = common::Client::connect(&format!("ws://127.0.0.1:{}/ws", before.1), shangliang_signaling::Form::MsgPack).await;
+        member.auth(&token).await;
+        for i in 0..60 {
+            member.post_ok(&common::demo(), &format!("重启前的意见{i}")).await;
+        }
+    }
+    let data = dir.path().to_path_buf();
+    let hub = TestHub::start(|cfg| {
+        cfg.web_dir = Some(root().join("web-client/dist"));
+        cfg.data_dir = data;
+    })
+    .await;
+    drive(&hub, "trust.mjs", &[("SHANGLIANG_SCENARIO", "history".to_string())]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_queue_follows_the_servers_marks_rejects_releases_on_review_off_and_shows_no_duplicate() {
+    issue13("trust.mjs", "review").await;
+}

@@ -214,6 +214,7 @@ impl Viewer {
         let sub = ClientMsg::Sub {
             topic: self.topic.clone(),
             resume: None,
+            last: None,
         };
         ws.send(Message::Binary(encode_client(Form::MsgPack, &sub)))
             .await

@@ -213,8 +213,9 @@ mod tests {
             ClientMsg::Sub {
                 topic: ActivityId::new("a-1").unwrap(),
                 resume: Some(Position { epoch: Epoch(3), offset: Seq(10) }),
+                last: None,
             },
-            ClientMsg::Sub { topic: ActivityId::new("a").unwrap(), resume: None },
+            ClientMsg::Sub { topic: ActivityId::new("a").unwrap(), resume: None, last: Some(50) },
             ClientMsg::Unsub { topic: ActivityId::new("a").unwrap() },
             ClientMsg::Post { id: 7, topic: ActivityId::new("a").unwrap(), text: "你好".into() },
             ClientMsg::Ping { id: 1 },
@@ -346,6 +347,12 @@ mod consult_tests {
                     comment_modes: CommentModes { review: true, slow_mode_ms: Some(5), verified_only: false, lockdown: false },
                     present: vec![PresentRow { id: ParticipantId::new("wang"), name: "王".into(), role: Role::Member }],
                     viewers: 7,
+                    held: vec![crate::consult::HeldComment {
+                        seq: crate::Seq(4),
+                        author: crate::Author { id: ParticipantId::new("v-1"), name: "网友".into(), role: Role::Viewer, verified: false },
+                        text: "待审".into(),
+                        at_ms: 9,
+                    }],
                 },
             },
         ];

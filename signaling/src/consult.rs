@@ -256,6 +256,18 @@ pub enum ConsultEvent {
         /// Its sequence number.
         seq: Seq,
     },
+    /// A comment was stored held for review (to moderators and to its author): the server's
+    /// mark, so no client has to guess which comments of its full view await a moderator.
+    CommentHeld {
+        /// The held comment.
+        comment: HeldComment,
+    },
+    /// A held comment was rejected (to moderators and to its author); a `hide` item follows in
+    /// the moderators' view. The public never saw it.
+    CommentRejected {
+        /// Its sequence number.
+        seq: Seq,
+    },
     /// The comment modes changed (clients show "slow mode 10 s", "review on" ...).
     CommentModes {
         /// The modes now.
@@ -351,6 +363,10 @@ pub struct Snapshot {
     pub present: Vec<PresentRow>,
     /// Viewers present.
     pub viewers: u64,
+    /// Comments held for review, oldest first: all of them for moderators, one's own for
+    /// everyone else (shown to the author as 审核中).
+    #[serde(default)]
+    pub held: Vec<HeldComment>,
 }
 
 /// A request to an activity. Serialized tagged by `c`.
@@ -439,6 +455,17 @@ pub enum Command {
         /// The comment.
         seq: Seq,
     },
+    /// Reject a held comment (it never becomes public; a `hide` item takes it out of the
+    /// moderators' view). `not_held` for a comment that is not held.
+    RejectComment {
+        /// The comment.
+        seq: Seq,
+        /// Why (kept in the audit log).
+        reason: String,
+    },
+    /// Approve every held comment at once (bulk approval; releasing the queue when review
+    /// mode is turned off).
+    ApproveAllHeld,
     /// Hide a comment.
     HideComment {
         /// The comment.
@@ -504,6 +531,11 @@ pub enum Reply {
     Approved {
         /// It.
         comment: HeldComment,
+    },
+    /// How many held comments were approved by `approve_all_held`.
+    ApprovedAll {
+        /// The number.
+        count: usize,
     },
 }
 impl fmt::Display for QuestionId {

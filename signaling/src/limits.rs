@@ -17,5 +17,7 @@ pub const MAX_REASON_CHARS: usize = 200;
 pub const MAX_SUBSCRIPTIONS: usize = 16;
 /// Most items in the snapshot of a `reset`.
 pub const SNAPSHOT_ITEMS: usize = 50;
+/// The most items a fresh `sub` may ask for with `last` (more is served as this many).
+pub const MAX_SUB_LAST: u32 = 100;
 /// Longest SDP (offer or answer), in bytes.
 pub const MAX_SDP_BYTES: usize = 12 * 1024;

@@ -67,6 +67,11 @@ pub enum ClientMsg {
         /// Resume after this position instead of starting at the live edge.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<Position>,
+        /// Without `resume`: start this many items before the live edge (at most
+        /// [`crate::limits::MAX_SUB_LAST`]), so a newcomer sees the recent comments, from
+        /// memory or from the durable record (after a restart too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<u32>,
     },
     /// Stop receiving a topic.
     Unsub {

@@ -62,6 +62,13 @@ impl Consultation {
             ApproveComment { seq } => Reply::Approved {
                 comment: self.handle_approve_comment(g, seq, now_ms)?,
             },
+            RejectComment { seq, reason } => {
+                self.handle_reject_comment(g, seq, &reason, now_ms)?;
+                Reply::Done
+            }
+            ApproveAllHeld => Reply::ApprovedAll {
+                count: self.handle_approve_all_held(g, now_ms)?.len(),
+            },
             HideComment { seq, reason } => {
                 self.handle_hide_comment(g, seq, &reason, now_ms)?;
                 Reply::Done

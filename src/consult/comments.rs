@@ -108,8 +108,11 @@ pub struct CommentCounts {
     pub held: u64,
     /// Held comments a moderator approved.
     pub approved: u64,
-    /// Comments hidden by a moderator.
+    /// Comments hidden by a moderator (rejected held comments included).
     pub hidden: u64,
+    /// Held comments a moderator rejected.
+    #[serde(default)]
+    pub rejected: u64,
     /// Refusals by [`ConsultError::code`].
     pub refused: BTreeMap<String, u64>,
 }
@@ -170,6 +173,11 @@ impl CommentPolicy {
     /// Comments awaiting review, oldest first.
     pub fn held(&self) -> impl Iterator<Item = &HeldComment> {
         self.held.values()
+    }
+
+    /// The held comment `seq`, if it is held.
+    pub fn held_comment(&self, seq: Seq) -> Option<&HeldComment> {
+        self.held.get(&seq)
     }
 
     /// Hidden comments in sequence order.
@@ -378,6 +386,24 @@ impl CommentPolicy {
         Ok(self.hidden.entry(seq).or_insert(h))
     }
 
+    /// A moderator rejects a held comment: it is hidden (with the reason, its original kept
+    /// for the record) without ever having been public. `NotHeld` unless it is held.
+    pub fn handle_reject(
+        &mut self,
+        seq: Seq,
+        reason: &str,
+        by: &ParticipantId,
+        now_ms: u64,
+    ) -> Result<&HiddenComment, ConsultError> {
+        if !self.held.contains_key(&seq) {
+            return Err(ConsultError::NotHeld(seq));
+        }
+        // Check the reason before anything changes.
+        normalize_line(reason, MAX_REASON_CHARS)?;
+        self.counts.rejected += 1;
+        self.handle_hide(seq, reason, by, None, now_ms)
+    }
+
     /// Applies a moderator's change.
     pub fn handle_change(&mut self, change: &PolicyChange) -> Result<(), ConsultError> {
         match change {
@@ -520,6 +546,25 @@ mod tests {
         assert_eq!(p.held().count(), 0);
         assert_eq!(p.handle_approve(Seq(1)), Err(ConsultError::NotHeld(Seq(1))));
         assert_eq!((p.counts().held, p.counts().approved), (1, 1));
+    }
+
+    #[test]
+    fn a_rejected_comment_leaves_the_queue_hidden_with_its_reason_and_cannot_be_approved() {
+        let mut p = CommentPolicy::new();
+        p.handle_change(&PolicyChange::Review(true)).unwrap();
+        let v = grants("v", Role::Viewer);
+        let m = ParticipantId::new("m");
+        p.handle_committed(Seq(1), v.author(), "待审".into(), true, 0);
+        p.handle_committed(Seq(2), v.author(), "公开".into(), false, 0);
+        assert_eq!(p.handle_reject(Seq(2), "x", &m, 1), Err(ConsultError::NotHeld(Seq(2))), "only held comments are rejected");
+        assert!(p.handle_reject(Seq(1), " ", &m, 1).is_err(), "an empty reason is refused");
+        assert_eq!(p.held().count(), 1, "a refused rejection changes nothing");
+        let h = p.handle_reject(Seq(1), "与议题无关", &m, 2).unwrap();
+        assert_eq!((h.text.as_deref(), h.reason.as_str()), (Some("待审"), "与议题无关"));
+        assert_eq!(p.held().count(), 0);
+        assert!(p.is_hidden(Seq(1)));
+        assert_eq!(p.handle_approve(Seq(1)), Err(ConsultError::NotHeld(Seq(1))));
+        assert_eq!((p.counts().rejected, p.counts().hidden, p.counts().approved), (1, 1, 0));
     }
 
     #[test]

@@ -722,6 +722,11 @@ impl Consultation {
         self.last_seq = self.last_seq.max(Some(seq));
         self.comments
             .handle_committed(seq, g.author(), text, held, now_ms);
+        if let Some(c) = held.then(|| self.comments.held_comment(seq)).flatten() {
+            let event = ConsultEvent::CommentHeld { comment: c.clone() };
+            self.push(Audience::Moderators, event.clone());
+            self.push(Audience::Participant(g.subject.clone()), event);
+        }
     }
 
     /// The topic's last sequence number, for comments not posted through this object (so a
@@ -742,6 +747,44 @@ impl Consultation {
         self.log(g, now_ms, "comment_approved", &format!("#{seq}"), "", None);
         self.push(Audience::Everyone, ConsultEvent::CommentApproved { seq });
         Ok(c)
+    }
+
+    /// A moderator rejects a held comment, with a reason: it never becomes public. The server
+    /// appends a `hide` item for it (the moderators' view drops it), as for a hide.
+    pub fn handle_reject_comment(
+        &mut self,
+        g: &Grants,
+        seq: Seq,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        authorize_in(g, &self.activity, Action::ModerateComment)?;
+        let rejected = self.comments.handle_reject(seq, reason, &g.subject, now_ms)?;
+        let (reason, author) = (rejected.reason.clone(), rejected.author.clone());
+        self.log(g, now_ms, "comment_rejected", &format!("#{seq}"), "", Some(&reason));
+        self.push(Audience::Moderators, ConsultEvent::CommentRejected { seq });
+        if let Some(a) = author {
+            self.push(Audience::Participant(a.id), ConsultEvent::CommentRejected { seq });
+        }
+        Ok(())
+    }
+
+    /// A moderator approves every held comment (oldest first); the server appends a public
+    /// copy of each. One audit entry (`comment_approved_all`, `count=N`).
+    pub fn handle_approve_all_held(
+        &mut self,
+        g: &Grants,
+        now_ms: u64,
+    ) -> Result<Vec<HeldComment>, ConsultError> {
+        authorize_in(g, &self.activity, Action::ModerateComment)?;
+        let seqs: Vec<Seq> = self.comments.held().map(|c| c.seq).collect();
+        let mut approved = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            approved.push(self.comments.handle_approve(seq)?);
+            self.push(Audience::Everyone, ConsultEvent::CommentApproved { seq });
+        }
+        self.log(g, now_ms, "comment_approved_all", "", &format!("count={}", approved.len()), None);
+        Ok(approved)
     }
 
     /// A moderator hides a comment, with a reason.
@@ -994,6 +1037,12 @@ impl Consultation {
             comment_modes: self.comments.modes().clone(),
             present,
             viewers: self.viewer_stats.current,
+            held: self
+                .comments
+                .held()
+                .filter(|c| full || c.author.id == g.subject)
+                .cloned()
+                .collect(),
         })
     }
 

@@ -182,7 +182,7 @@ impl Client {
 
     /// Subscribes and returns the `subscribed` answer.
     pub async fn sub(&mut self, topic: &ActivityId, resume: Option<Position>) -> ServerMsg {
-        self.send(&ClientMsg::Sub { topic: topic.clone(), resume }).await;
+        self.send(&ClientMsg::Sub { topic: topic.clone(), resume, last: None }).await;
         loop {
             let m = self.recv().await;
             match m {

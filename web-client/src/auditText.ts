@@ -88,6 +88,10 @@ export function auditWhat(e: AuditEntry, look: AuditLookups): string {
       return t('audit_comment_approved', { c: c() });
     case 'comment_hidden':
       return t('audit_comment_hidden', { c: c() });
+    case 'comment_rejected':
+      return t('audit_comment_rejected', { c: c() });
+    case 'comment_approved_all':
+      return t('audit_comment_approved_all', { n: e.detail.match(/count=(\d+)/)?.[1] ?? '?' });
     case 'comment_policy_set':
       switch (e.target) {
         case 'review':

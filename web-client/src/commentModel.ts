@@ -83,6 +83,10 @@ export class CommentModel {
   insert(c: Comment): void {
     this.apply();
     if (this.indexOf(c.seq) >= 0) return;
+    this.insertSorted(c);
+  }
+
+  private insertSorted(c: Comment): void {
     let lo = 0;
     let hi = this.items.length;
     while (lo < hi) {
@@ -111,6 +115,10 @@ export class CommentModel {
       const last = this.items.length ? this.items[this.items.length - 1].seq : 0;
       if (c.seq > last) {
         this.items.push(c);
+        added++;
+      } else if (this.items[this.items.length - 1].pending && this.indexOf(c.seq) < 0) {
+        // One's own held comment was shown ahead of the stream: older comments still go in order.
+        this.insertSorted(c);
         added++;
       }
     }

@@ -276,8 +276,7 @@ export class Connection {
   }
 
   private subscribe(): void {
-    const { resume } = this.cursor.subscribeRequest();
-    this.send({ t: 'sub', topic: this.topic, resume });
+    this.send({ t: 'sub', topic: this.topic, ...this.cursor.subscribeRequest() });
   }
 
   private carryOut(d: Decision): void {

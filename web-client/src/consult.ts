@@ -117,6 +117,7 @@ export class ConsultStore {
         break;
       }
       case 'comment_approved':
+      case 'comment_rejected':
       case 'comment_hidden':
         this.settled.add(e.seq);
         break;

@@ -315,7 +315,12 @@ export function pinnedPanel(body: HTMLElement, store: ConsultStore): void {
 }
 
 /** Comment policy switches and slow mode, for moderators. */
-export function policyPanel(body: HTMLElement, store: ConsultStore, conn: () => Connection | null): void {
+/**
+ * The comment policy. `reviewOff`, when given, is asked before review mode is turned off (the
+ * console asks whether to release the comments still held); review goes off only if it resolves
+ * `true`.
+ */
+export function policyPanel(body: HTMLElement, store: ConsultStore, conn: () => Connection | null, reviewOff?: (anchor: HTMLElement) => Promise<boolean>): void {
   const box = h('div', { class: 'policy' });
   const msg = h('p', { class: 'panel-msg', role: 'alert' });
   const render = () => {
@@ -327,7 +332,13 @@ export function policyPanel(body: HTMLElement, store: ConsultStore, conn: () => 
       const id = `policy-${key}`;
       const cb = h('input', { type: 'checkbox', id, 'data-key': id });
       cb.checked = m[key];
-      cb.addEventListener('change', () => send(conn, msg, { c: 'set_comment_policy', change: { set: key, value: cb.checked } }));
+      cb.addEventListener('change', async () => {
+        if (key === 'review' && !cb.checked && reviewOff && !(await reviewOff(cb))) {
+          cb.checked = true;
+          return;
+        }
+        send(conn, msg, { c: 'set_comment_policy', change: { set: key, value: cb.checked } });
+      });
       return h('label', { class: 'check-row', for: id }, cb, h('span', {}, t(label)));
     };
     const slowId = 'policy-slow';

@@ -59,7 +59,7 @@ export function isHide(b: ItemBody): b is HideBody {
 
 export type ClientMsg =
   | { t: 'auth'; v: number; token: string }
-  | { t: 'sub'; topic: string; resume?: Position }
+  | { t: 'sub'; topic: string; resume?: Position; last?: number }
   | { t: 'unsub'; topic: string }
   | { t: 'post'; id: number; topic: string; text: string }
   | { t: 'cmd'; id: number; topic: string; cmd: Command }
@@ -177,6 +177,8 @@ export type ConsultEvent =
   | { t: 'question'; question: QuestionView }
   | { t: 'comment_approved'; seq: number }
   | { t: 'comment_hidden'; seq: number }
+  | { t: 'comment_held'; comment: HeldComment }
+  | { t: 'comment_rejected'; seq: number }
   | { t: 'comment_modes'; modes: CommentModes }
   | { t: 'presence'; participant: ParticipantId; name: string; role: Role; present: boolean }
   | { t: 'audit'; entry: AuditEntry };
@@ -207,6 +209,8 @@ export type Command =
   | { c: 'set_question_review'; review: boolean }
   | { c: 'approve_comment'; seq: number }
   | { c: 'hide_comment'; seq: number; reason: string }
+  | { c: 'reject_comment'; seq: number; reason: string }
+  | { c: 'approve_all_held' }
   | { c: 'set_comment_policy'; change: PolicyChange }
   | { c: 'timeout'; who: ParticipantId; until_ms: number; reason: string }
   | { c: 'ban'; who: ParticipantId; reason: string }
@@ -218,7 +222,8 @@ export type Reply =
   | { r: 'floor_extended'; deadline_ms: number }
   | { r: 'question_submitted'; id: QuestionId }
   | { r: 'votes'; votes: number }
-  | { r: 'approved'; comment: HeldComment };
+  | { r: 'approved'; comment: HeldComment }
+  | { r: 'approved_all'; count: number };
 
 export interface FloorSnapshot {
   mode: FloorMode;
@@ -242,6 +247,8 @@ export interface ConsultSnapshot {
   comment_modes: CommentModes;
   present: PresentRow[];
   viewers: number;
+  /** Held for review now: all for moderators, one's own for everyone else (older servers: absent). */
+  held?: HeldComment[];
 }
 
 // ---- server → client ----

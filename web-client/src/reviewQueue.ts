@@ -1,28 +1,35 @@
-// The moderator's review queue (先审后发) as far as the protocol lets a client know it.
-//
-// The server holds every comment of a viewer or guest while review mode is on (and comments with a
-// hold word at any time) and sends held comments to moderators in their batches, but it does not
-// mark them (docs/protocol.md §5.2). So the console infers: a viewer's or guest's comment that
-// arrives while review mode is on is *presumed held* until one of these settles it —
-//   - its public copy arrives (a comment whose `approves` names it), or `comment_approved`;
-//   - it is hidden (`hide` item or `comment_hidden`) — hiding a held comment is how it is rejected;
-//   - approving it answers `not_held` (it was public after all).
-// Comments held for a hold word while review is off are not seen as held (the server would have to
-// mark them). The queue is pure: the console feeds it and renders `held()`.
+// The moderator's review queue (先审后发), as the server marks it (docs/protocol.md §5.2): the
+// comments held now come in `state.held` (replacing what the queue held: after a reconnect the
+// state is the base again), each new one in a `comment_held` event; a comment leaves the queue
+// when it is approved (`comment_approved`, or its public copy — a comment whose `approves` names
+// it — arrives), rejected (`comment_rejected`) or hidden (`comment_hidden`, a `hide` item). No
+// guessing from the review mode: a comment held for a hold word while review is off is queued
+// like any other, and a comment that was public is never shown as held.
+// The queue is pure: the console feeds it and renders `held()`.
 
-import { isComment, isHide, type CommentModes, type Item } from './protocol';
-import { toComment, type Comment } from './commentModel';
+import { isComment, isHide, type CommentModes, type HeldComment, type Item } from './protocol';
+import type { Comment } from './commentModel';
+
+const fromHeld = (h: HeldComment): Comment => ({
+  seq: h.seq,
+  ts: h.at_ms,
+  authorId: h.author.id,
+  name: h.author.name,
+  role: h.author.role,
+  verified: !!h.author.verified,
+  text: h.text,
+});
 
 export class ReviewQueue {
   private review = false;
   private readonly queue = new Map<number, Comment>();
-  /** seqs known to be settled (approved, hidden, or public): never queued again, e.g. after a reconnect replays them. */
+  /** seqs settled since the last state: a `comment_held` that arrives late does not bring them back. */
   private readonly settled = new Set<number>();
 
   constructor(private readonly max = 1000) {}
 
-  /** Review mode on/off (from `state` and `comment_modes`). Turning it off keeps what is queued:
-   * the server keeps those comments held until a moderator approves or hides them. */
+  /** Review mode on/off (from `state` and `comment_modes`). Turning it off keeps the queue: the
+   * server keeps those comments held until a moderator approves or rejects them. */
   handleModes(m: CommentModes): void {
     this.review = m.review;
   }
@@ -31,36 +38,32 @@ export class ReviewQueue {
     return this.review;
   }
 
-  /** Items of the moderator's full view, in seq order (batches and `reset` snapshots alike). */
+  /** `state.held`: the comments held now, the base after every (re)subscription. */
+  handleState(held: HeldComment[] | undefined): void {
+    this.queue.clear();
+    this.settled.clear();
+    for (const h of held ?? []) this.add(h);
+  }
+
+  /** `comment_held`: a comment was stored held. */
+  handleHeld(h: HeldComment): void {
+    if (!this.settled.has(h.seq)) this.add(h);
+  }
+
+  private add(h: HeldComment): void {
+    this.queue.set(h.seq, fromHeld(h));
+    if (this.queue.size > this.max) this.queue.delete(this.queue.keys().next().value as number);
+  }
+
+  /** Items of the moderator's full view: public copies and hides settle their originals. */
   handleItems(items: Item[]): void {
     for (const i of items) {
-      if (isHide(i.body)) {
-        this.settle(i.body.target);
-        continue;
-      }
-      if (!isComment(i.body)) continue;
-      if (typeof i.body.approves === 'number') {
-        this.settle(i.body.approves);
-        // The public copy itself is public.
-        this.settled.add(i.seq);
-        continue;
-      }
-      const c = toComment(i);
-      if (!c || this.settled.has(c.seq) || this.queue.has(c.seq)) continue;
-      if (this.review && (c.role === 'viewer' || c.role === 'guest')) {
-        this.queue.set(c.seq, c);
-        if (this.queue.size > this.max) this.queue.delete(this.queue.keys().next().value as number);
-      }
+      if (isHide(i.body)) this.settle(i.body.target);
+      else if (isComment(i.body) && typeof i.body.approves === 'number') this.settle(i.body.approves);
     }
   }
 
-  /** A `reset` replaced the moderator's view: rebuild from the snapshot (settled seqs stay settled). */
-  handleReset(items: Item[]): void {
-    this.queue.clear();
-    this.handleItems(items);
-  }
-
-  /** `comment_approved` / `comment_hidden`, or an `approve_comment` answered `not_held`. */
+  /** `comment_approved` / `comment_rejected` / `comment_hidden`, or an answer `not_held`. */
   settle(seq: number): void {
     this.queue.delete(seq);
     this.settled.add(seq);

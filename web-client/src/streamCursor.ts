@@ -2,7 +2,7 @@
 // for it: the pure part of the exactly-once, in-order delivery (docs/protocol.md §2.4–2.5).
 // `Connection` feeds it the server's messages and carries out the decisions it returns.
 //
-//   const sub = cursor.subscribeRequest();      // send {t:'sub', topic, resume: sub.resume}
+//   const sub = cursor.subscribeRequest();      // send {t:'sub', topic, ...sub}
 //   cursor.handleSubscribed(msg);               // then for every reset/batch:
 //   const d = cursor.handleBatch(msg);          // deliver d.items, or resubscribe
 
@@ -13,6 +13,9 @@ export type Decision =
   | { do: 'deliver'; items: Item[] }
   | { do: 'reset'; items: Item[]; reason: Reset['reason'] | 'first' }
   | { do: 'resubscribe'; why: 'gap' | 'epoch' };
+
+/** How many items before the live edge a first visit asks for (`sub.last`, docs/protocol.md §2.4). */
+export const HISTORY_ITEMS = 50;
 
 export class StreamCursor {
   private pos: Position | null = null;
@@ -33,14 +36,14 @@ export class StreamCursor {
   }
 
   /**
-   * The `resume` for the next `sub`. Without a position it asks for one that cannot be honoured
-   * (epoch 0): the server answers `reset` with a snapshot of the latest visible comments, so a new
-   * viewer sees some context instead of an empty list.
+   * The next `sub`: `resume` from the position held, or, without one (a first visit), `last`: the
+   * server starts [`HISTORY_ITEMS`] items before the live edge (from the durable record after a
+   * restart), so a new viewer sees the recent comments instead of an empty list.
    */
-  subscribeRequest(): { resume: Position } {
+  subscribeRequest(): { resume?: Position; last?: number } {
     this.awaiting = true;
     this.first = this.pos === null;
-    return { resume: this.pos ? { ...this.pos } : { epoch: 0, offset: 0 } };
+    return this.pos ? { resume: { ...this.pos } } : { last: HISTORY_ITEMS };
   }
 
   handleSubscribed(s: Pick<Subscribed, 'topic' | 'epoch' | 'offset'>): boolean {

@@ -66,6 +66,19 @@ describe('CommentModel', () => {
     expect(m.all().some((x) => x.pending)).toBe(false);
   });
 
+  it("one's own held comment shown ahead of the stream does not push older comments out", () => {
+    const m = new CommentModel();
+    // After a reload the state (with one's held seq 9) comes before the history batches.
+    m.insert({ seq: 9, ts: 9, authorId: 'v-me', name: '我', role: 'viewer', verified: false, text: '待审', pending: true });
+    m.push([c(5), c(7), c(8)]);
+    m.apply();
+    expect(seqs(m)).toEqual([5, 7, 8, 9]);
+    // Replayed again (a reconnect): no duplicates; then the live stream goes on after it.
+    m.push([c(7), c(8), c(10)]);
+    m.apply();
+    expect(seqs(m)).toEqual([5, 7, 8, 9, 10]);
+  });
+
   it('finds comments by seq', () => {
     const m = new CommentModel();
     m.push([c(2), c(5), c(9)]);

@@ -71,16 +71,17 @@ async function connect(): Promise<FakeSocket> {
 }
 
 describe('Connection', () => {
-  it('authenticates, subscribes asking for a snapshot, and goes live', async () => {
-    const { conn, resets, states } = start();
+  it('authenticates, subscribes asking for the recent history, and goes live', async () => {
+    const { conn, got, resets, states } = start();
     const ws = await connect();
     expect(ws.sent[0]).toEqual({ t: 'auth', v: 1, token: 'token' });
     ws.deliver(welcome);
-    expect(ws.sent[1]).toEqual({ t: 'sub', topic: 'demo', resume: { epoch: 0, offset: 0 } });
-    ws.deliver({ t: 'subscribed', topic: 'demo', epoch: 5, offset: 2, full_view: false });
-    ws.deliver({ t: 'reset', topic: 'demo', epoch: 5, offset: 2, reason: 'epoch_changed', snapshot: [item(1), item(2)] });
+    expect(ws.sent[1]).toEqual({ t: 'sub', topic: 'demo', last: 50 });
+    ws.deliver({ t: 'subscribed', topic: 'demo', epoch: 5, offset: 0, full_view: false });
+    ws.deliver({ t: 'batch', topic: 'demo', epoch: 5, from: 1, to: 2, thinned: 0, items: [item(1), item(2)] });
     expect(states.at(-1)).toEqual({ kind: 'live' });
-    expect(resets).toEqual([[[item(1), item(2)], 'first']]);
+    expect(got).toEqual([item(1), item(2)]);
+    expect(resets).toEqual([]);
     expect(conn.position()).toEqual({ epoch: 5, offset: 2 });
     conn.stop();
   });

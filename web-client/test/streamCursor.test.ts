@@ -1,19 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { StreamCursor, backoffMs } from '../src/streamCursor';
+import { HISTORY_ITEMS, StreamCursor, backoffMs } from '../src/streamCursor';
 import type { Item } from '../src/protocol';
 
 const c = (seq: number, text = `c${seq}`): Item => ({ seq, ts: seq, body: { k: 'comment', author: { id: 'v-1', name: '网友', role: 'viewer' }, text } });
 const batch = (from: number, to: number, items: Item[], epoch = 7) => ({ topic: 'demo', epoch, from, to, items });
 
 describe('StreamCursor', () => {
-  it('a first visit asks for an impossible resume and shows the reset snapshot as the first view', () => {
+  it('a first visit asks for the last items before the edge and takes their batch as its first view', () => {
     const k = new StreamCursor('demo');
-    expect(k.subscribeRequest().resume).toEqual({ epoch: 0, offset: 0 });
-    expect(k.handleSubscribed({ topic: 'demo', epoch: 7, offset: 40 })).toBe(true);
-    const d = k.handleReset({ topic: 'demo', epoch: 7, offset: 40, reason: 'epoch_changed', snapshot: [c(39), c(40)] });
-    expect(d).toEqual({ do: 'reset', items: [c(39), c(40)], reason: 'first' });
+    expect(k.subscribeRequest()).toEqual({ last: HISTORY_ITEMS });
+    expect(k.handleSubscribed({ topic: 'demo', epoch: 7, offset: 38 })).toBe(true);
+    expect(k.handleBatch(batch(39, 40, [c(39), c(40)]))).toEqual({ do: 'deliver', items: [c(39), c(40)] });
     expect(k.stats.resets).toBe(0);
     expect(k.position()).toEqual({ epoch: 7, offset: 40 });
+    // A reset (the server could not honour anything) is still the first view, not a lost stream.
+    const k2 = new StreamCursor('demo');
+    k2.subscribeRequest();
+    k2.handleSubscribed({ topic: 'demo', epoch: 7, offset: 40 });
+    expect(k2.handleReset({ topic: 'demo', epoch: 7, offset: 40, reason: 'epoch_changed', snapshot: [c(40)] })).toEqual({ do: 'reset', items: [c(40)], reason: 'first' });
+    expect(k2.stats.resets).toBe(0);
   });
 
   it('delivers each item once and in order across overlapping batches', () => {

@@ -365,8 +365,11 @@ impl ModerationDriver {
         reply: oneshot::Sender<Result<Reply, WireError>>,
         now: u64,
     ) {
+        if matches!(cmd, Command::ApproveAllHeld) {
+            return self.handle_approve_all(grants, reply, now);
+        }
         let hide = match &cmd {
-            Command::HideComment { seq, .. } => Some(*seq),
+            Command::HideComment { seq, .. } | Command::RejectComment { seq, .. } => Some(*seq),
             _ => None,
         };
         let pin = match &cmd {
@@ -423,6 +426,56 @@ impl ModerationDriver {
                 }
             }),
         );
+    }
+
+    /// `approve_all_held`: a public copy of every held comment, answered once all are durable
+    /// (or `unavailable` if one could not be stored).
+    fn handle_approve_all(&mut self, grants: Grants, reply: oneshot::Sender<Result<Reply, WireError>>, now: u64) {
+        let approved = match self.c.handle_approve_all_held(&grants, now) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = reply.send(Err(wire(&e)));
+                return;
+            }
+        };
+        self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+        let count = approved.len();
+        if count == 0 {
+            let _ = reply.send(Ok(Reply::ApprovedAll { count }));
+            return;
+        }
+        // (comments still to be stored, whether one failed, the reply)
+        type Waiting = (usize, bool, Option<oneshot::Sender<Result<Reply, WireError>>>);
+        let waiting: Arc<std::sync::Mutex<Waiting>> = Arc::new(std::sync::Mutex::new((count, false, Some(reply))));
+        for c in approved {
+            let body = ItemBody::Comment { author: c.author, text: c.text, approves: Some(c.seq) };
+            let (done, activity, waiting) = (self.done_tx.clone(), self.activity.clone(), Arc::clone(&waiting));
+            self.append(
+                body,
+                true,
+                Box::new(move |r: Result<Item, RecordError>| {
+                    let mut w = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                    match r {
+                        Ok(item) => {
+                            let _ = done.send(Done::Item(item.seq));
+                        }
+                        Err(e) => {
+                            let _ = done.send(Done::Failed);
+                            tracing::error!(%activity, "approved copy not stored: {e}");
+                            w.1 = true;
+                        }
+                    }
+                    w.0 -= 1;
+                    if w.0 == 0 && let Some(reply) = w.2.take() {
+                        let _ = reply.send(if w.1 {
+                            Err((ErrorCode::Unavailable, "the approval was logged but not every copy could be stored; retry".into()))
+                        } else {
+                            Ok(Reply::ApprovedAll { count })
+                        });
+                    }
+                }),
+            );
+        }
     }
 
     /// A posted comment: decided here, appended without waiting, answered once durable.

@@ -361,7 +361,12 @@ where
                 let _ = self.send_msg(&ServerMsg::Pong { id }).await;
             }
             // Rare and large futures are boxed so the per-connection task stays small.
-            ClientMsg::Sub { topic, resume } => Box::pin(self.subscribe(topic, resume)).await,
+            ClientMsg::Sub { topic, resume, last } => {
+                // A newcomer's `last: N`: the resume of a client that held everything up to N
+                // items before the live edge, so the catch-up (ring, else the record) serves them.
+                let resume = resume.or_else(|| last_n(&self.state.fanout, &topic, last?));
+                Box::pin(self.subscribe(topic, resume)).await
+            }
             ClientMsg::Unsub { topic } => {
                 self.state.fanout.unsubscribe(&self.conn, &topic);
                 self.subscriptions.retain(|t| *t != topic);
@@ -510,6 +515,14 @@ where
             Err(TrySendError::Closed(msg)) => refuse_post(msg),
         }
     }
+}
+
+/// The position `n` items (at most [`limits::MAX_SUB_LAST`]) before `topic`'s live edge; `None`
+/// for `n = 0` or an unknown topic (the subscription then starts at the live edge or is refused).
+fn last_n(fanout: &crate::fanout::Fanout, topic: &ActivityId, n: u32) -> Option<Position> {
+    let info = fanout.topic_info(topic)?;
+    let n = u64::from(n.min(limits::MAX_SUB_LAST));
+    (n > 0).then(|| Position { epoch: info.epoch, offset: shangliang_signaling::Seq(info.last_seq.0.saturating_sub(n)) })
 }
 
 fn unavailable() -> (ErrorCode, String) {

@@ -63,6 +63,7 @@ struct Client {
 }
 
 #[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a test helper; ServerMsg::State grew with `held`
 enum Got {
     Msg(ServerMsg),
     Closed(u16, String),
@@ -233,7 +234,7 @@ async fn ten_malformed_frames_in_a_row_close_with_4400() {
 async fn a_subscriber_gets_subscribed_then_the_state_then_new_comments_in_a_batch() {
     let b = bench(|_| {}).await;
     let mut c = b.authed(Role::Viewer, "戊").await;
-    c.send(&ClientMsg::Sub { topic: demo(), resume: None });
+    c.send(&ClientMsg::Sub { topic: demo(), resume: None, last: None });
     assert!(matches!(c.msg().await, ServerMsg::Subscribed { offset: Seq(0), full_view: false, .. }));
     assert!(matches!(c.msg().await, ServerMsg::State { .. }));
     let mut poster = b.authed(Role::Member, "己").await;

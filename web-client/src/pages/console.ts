@@ -1,6 +1,6 @@
-// The moderator console: the full comment view (held comments included) with per-row actions
-// (approve a held comment; hide or time out with a reason chosen on that row), the review queue
-// (待审) with keyboard shortcuts, the room's video, the floor with a turn length, the questions,
+// The moderator console: the full comment view (held comments included, marked as the server
+// marks them) with per-row actions (approve or reject a held comment; hide or time out with a
+// reason chosen on that row), the review queue (待审) with keyboard shortcuts and bulk approval, the room's video, the floor with a turn length, the questions,
 // comment policy with slow mode, the timeouts in force with undo, and a readable audit log.
 
 import { getActivity, urlToken } from '../api';
@@ -43,6 +43,40 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
       refreshAll();
     }, fail);
   };
+  /** Rejects a held comment (it never becomes public). */
+  const reject = (seq: number, reason: string) => {
+    if (!store.available || !conn) return;
+    hideMsg.textContent = '';
+    conn.cmd({ c: 'reject_comment', seq, reason }).then(
+      () => {
+        review.settle(seq);
+        refreshAll();
+      },
+      (e: unknown) => {
+        if (e instanceof PostError && e.code === 'not_held') {
+          review.settle(seq);
+          refreshAll();
+        } else fail(e);
+      },
+    );
+  };
+  const approveAllHeld = () => {
+    if (!store.available || !conn) return Promise.resolve();
+    hideMsg.textContent = '';
+    return conn.cmd({ c: 'approve_all_held' }).then(() => refreshAll(), fail);
+  };
+  /** Before review goes off with comments waiting: release them all, or keep them in 待审. */
+  const reviewOff = async (anchor: HTMLElement): Promise<boolean> => {
+    if (!review.size) return true;
+    const n = review.size;
+    const pick = await choose(anchor, t('reviewOffAsk', { n }), [
+      { label: t('reviewOffRelease', { n }), value: 'release' as const },
+      { label: t('reviewOffKeep'), value: 'keep' as const },
+    ]);
+    if (pick === null) return false;
+    if (pick === 'release') await approveAllHeld();
+    return true;
+  };
   const approve = (seq: number) => {
     if (!store.available || !conn) return Promise.resolve();
     hideMsg.textContent = '';
@@ -82,7 +116,9 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
       actions.append(held, ok, hideBtn, mute);
       hideBtn.addEventListener('click', () => {
         const c = current();
-        if (c && store.available) void chooseReason(hideBtn, t('hideWhy')).then((r) => r && hide(c.seq, r));
+        if (!c || !store.available) return;
+        const held = review.isHeld(c.seq);
+        void chooseReason(hideBtn, held ? t('rejectWhy') : t('hideWhy')).then((r) => r && (held ? reject(c.seq, r) : hide(c.seq, r)));
       });
       mute.addEventListener('click', () => {
         const c = current();
@@ -117,9 +153,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   const reviewHelp = h('p', { class: 'muted review-help' });
   const approveAll = h('button', { type: 'button', class: 'btn small', 'data-key': 'approve-all' });
   reviewSlot.body.append(h('div', { class: 'review-bar' }, approveAll, reviewHelp), reviewList);
-  approveAll.addEventListener('click', () => {
-    for (const c of review.held()) void approve(c.seq);
-  });
+  approveAll.addEventListener('click', () => void approveAllHeld());
   const renderReview = () => {
     const items = review.held();
     reviewSlot.el.querySelector('h2')!.textContent = t('reviewQueueN', { n: items.length });
@@ -140,7 +174,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
         const ok = h('button', { type: 'button', class: 'btn small primary', 'data-key': `approve-${c.seq}` }, t('approve'));
         const no = h('button', { type: 'button', class: 'btn small', 'data-key': `reject-${c.seq}`, 'aria-haspopup': 'menu' }, t('reject'));
         ok.addEventListener('click', () => void approve(c.seq));
-        no.addEventListener('click', () => void chooseReason(no, t('rejectWhy')).then((r) => r && hide(c.seq, r)));
+        no.addEventListener('click', () => void chooseReason(no, t('rejectWhy')).then((r) => r && reject(c.seq, r)));
         li.append(h('div', { class: 'q-actions' }, ok, no));
         return li;
       }),
@@ -165,7 +199,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     } else if (k === 'r') {
       e.preventDefault();
       const no = li.querySelector<HTMLButtonElement>(`[data-key="reject-${seq}"]`)!;
-      void chooseReason(no, t('rejectWhy')).then((r) => r && hide(seq, r));
+      void chooseReason(no, t('rejectWhy')).then((r) => r && reject(seq, r));
     } else if (k === 'j' || e.key === 'ArrowDown') {
       e.preventDefault();
       (li.nextElementSibling as HTMLElement | null)?.focus();
@@ -231,7 +265,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
 
   const commentsH = h('h2', { id: 'console-comments-h' });
   const who = { id: () => conn?.you?.id ?? null, moderator: true };
-  policyPanel(policy.body, store, () => conn);
+  policyPanel(policy.body, store, () => conn, reviewOff);
   questionsPanel(questions.body, store, () => conn, who, activity);
   floorPanel(floor.body, store, () => conn, who);
   sanctionsPanel(sanctions.body, store, () => conn);
@@ -321,17 +355,26 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     },
     reset: (items) => {
       learn(items);
-      review.handleReset(items);
+      review.handleItems(items);
       list.replace(items);
       counts();
     },
     consultState: (st) => {
       store.applyState(st);
       review.handleModes(st.comment_modes);
+      review.handleState(st.held);
+      list.refresh();
+      counts();
     },
     consultEvent: (e) => {
       if (e.t === 'comment_modes') review.handleModes(e.modes);
+      if (e.t === 'comment_held') review.handleHeld(e.comment);
+      if (e.t === 'comment_rejected') review.settle(e.seq);
       store.applyEvent(e);
+      if (e.t === 'comment_held' || e.t === 'comment_rejected') {
+        list.refresh();
+        counts();
+      }
     },
     mediaEvent: (e) => void roomMedia?.handle(e),
   });

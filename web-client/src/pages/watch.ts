@@ -11,6 +11,7 @@ import { ConsultStore } from '../consult';
 import { pinnedPanel, questionsPanel } from '../consultUi';
 import { t, type I18nKey } from '../i18n';
 import { composeRule } from '../rules';
+import type { HeldComment } from '../protocol';
 import { composer, errorText, formatCount, h, header, i18n, slot, statusLine } from '../ui';
 import { VideoBox } from '../videoBox';
 
@@ -94,7 +95,9 @@ export function watch(root: HTMLElement, activity: string): void {
     // One's own held comment is shown to oneself (the server sends it to moderators only).
     sent: (ack, text) => {
       const you = conn?.you;
-      if (ack.held && you) list.insertPending({ seq: ack.seq, ts: Date.now(), authorId: you.id, name: you.name, role: you.role, verified: !!you.verified, text: text.trim() });
+      if (!ack.held || !you) return;
+      ownHeld.set(ack.seq, { seq: ack.seq, at_ms: Date.now(), author: { id: you.id, name: you.name, role: you.role, verified: you.verified }, text: text.trim() });
+      showOwnHeld();
     },
   });
   store.onChange(() => compose.refresh());
@@ -127,18 +130,48 @@ export function watch(root: HTMLElement, activity: string): void {
     box.setSpeaker(holder ? store.nameOf(holder) : null, p ? t(`role_${p.role}` as I18nKey) : '');
   });
 
+  // One's own held comments, as the server lists them (state.held, comment_held): shown as 审核中
+  // until approved (the public copy replaces it) or rejected.
+  const ownHeld = new Map<number, HeldComment>();
+  const showOwnHeld = () => {
+    for (const c of ownHeld.values()) {
+      list.insertPending({ seq: c.seq, ts: c.at_ms, authorId: c.author.id, name: c.author.name, role: c.author.role, verified: !!c.author.verified, text: c.text });
+    }
+  };
+  const dropOwnHeld = (seq: number) => {
+    if (!ownHeld.delete(seq)) return;
+    list.push([{ seq: 0, ts: Date.now(), body: { k: 'hide', target: seq } }]);
+  };
   conn = new Connection(activity, tokens, {
-    consultState: (st) => store.applyState(st),
-    consultEvent: (e) => store.applyEvent(e),
+    consultState: (st) => {
+      store.applyState(st);
+      ownHeld.clear();
+      for (const c of st.held ?? []) if (c.author.id === conn?.you?.id) ownHeld.set(c.seq, c);
+      showOwnHeld();
+    },
+    consultEvent: (e) => {
+      if (e.t === 'comment_held' && e.comment.author.id === conn?.you?.id) {
+        ownHeld.set(e.comment.seq, e.comment);
+        showOwnHeld();
+      }
+      // Approved: its public copy replaces it in the list; rejected: it goes.
+      if (e.t === 'comment_approved') ownHeld.delete(e.seq);
+      if (e.t === 'comment_rejected') dropOwnHeld(e.seq);
+      store.applyEvent(e);
+    },
     state: (s) => {
       status.update(s);
       // The count includes this page once it is subscribed: refresh it then.
       if (s.kind === 'live') window.setTimeout(() => void refreshViewers(), 500);
       compose.refresh();
     },
-    items: (items) => list.push(items),
+    items: (items) => {
+      list.push(items);
+      if (ownHeld.size) showOwnHeld();
+    },
     reset: (items, reason) => {
       list.replace(items);
+      showOwnHeld();
       resetNote.hidden = reason === 'first';
       resetNote.textContent = t('resetNotice');
     },
