@@ -36,6 +36,7 @@ use crate::consensus::{
     PollState, PollTally, PollView, ResultsVisibility, StatementId, StatementState, StatementView,
     TierSet, Vote, VoteOutcome, YouAreHere,
 };
+use crate::consensus::polls::{MAX_COUNTDOWN_MS, MIN_COUNTDOWN_MS};
 use crate::consult::{Audience, Consultation, Grants, QuestionId};
 use crate::fanout::Views;
 
@@ -279,6 +280,12 @@ impl ConsensusSide {
         let countdown = |s: Option<u32>| s.map(|s| u64::from(s) * 1000);
         let answer = match req {
             R::PollCreate { spec, countdown_s } => {
+                // Checked here too, so that a bad countdown is refused before the poll exists.
+                if let Some(ms) = countdown(countdown_s)
+                    && !(MIN_COUNTDOWN_MS..=MAX_COUNTDOWN_MS).contains(&ms)
+                {
+                    return Err(refuse(&ConsensusError::BadDuration { min_ms: MIN_COUNTDOWN_MS, max_ms: MAX_COUNTDOWN_MS }));
+                }
                 let detail = format!("{} {}", kind_name(&spec), spec.question);
                 let reply = command(self, c, ModeratorCommand::CreatePoll { spec }, ("poll_created", String::new(), detail))?;
                 let CommandReply::PollCreated { poll } = reply else { unreachable!("create answers poll_created") };
