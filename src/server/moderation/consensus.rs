@@ -18,6 +18,21 @@
 //! event is one [`Fanout::broadcast`](crate::fanout::Fanout::broadcast): encoded once per form
 //! and shared by every subscriber's queue, like a batch.
 //!
+//! # Durability
+//! Every input that changed something (a moderator command as executed, a poll answer, a
+//! statement vote) is kept in a [`Journal`] with the caller's grants and its time. The journal
+//! goes into the driver's checkpoint (key `consensus` of the checkpoint JSON, beside the
+//! `Consultation`'s fields, which ignore it) and the [`ConsensusSummary`](crate::consensus::ConsensusSummary) into the session
+//! summary (key `consensus`), both written by the driver's persist task on the summary
+//! debounce (200 ms). After a restart the driver replays the journal into a fresh core at the
+//! inputs' own times, which gives the same polls, tallies, statements, votes and — the
+//! recompute being deterministic for a matrix and seed — the same groups. An answer is
+//! acknowledged before its checkpoint is written: a crash loses at most the last debounce's
+//! votes (the comment stream's items are durable before their ack; votes are not). The
+//! journal grows with the votes (about 60 bytes a vote), and the whole checkpoint is rewritten
+//! on each debounce: fine for thousands of voters, not for 100k (a table of its own, appended
+//! per vote, is the way there; see `docs/architecture.md`).
+//!
 //! # Limits
 //! In a cluster the requests are answered `unavailable` by the router (not relayed yet), and
 //! events reach only the home node's connections.
@@ -201,6 +216,41 @@ pub struct ConsensusState {
     pub console: Option<Box<GroupSummary>>,
 }
 
+/// One input that changed the core, as the journal keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "i", rename_all = "snake_case")]
+enum Input {
+    Command { at: u64, who: u32, cmd: ModeratorCommand },
+    Answer { at: u64, who: u32, poll: PollId, answer: PollAnswer },
+    Vote { at: u64, who: u32, statement: StatementId, vote: Vote },
+}
+
+/// Every input that changed the core, in order, to replay after a restart (module docs).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct Journal {
+    /// The grants of the callers (each distinct grants once).
+    who: Vec<Grants>,
+    inputs: Vec<Input>,
+    /// Countdowns given at `poll_create`.
+    #[serde(default)]
+    countdowns: Vec<(PollId, u64)>,
+    #[serde(skip)]
+    index: HashMap<crate::consult::ParticipantId, Vec<u32>>,
+}
+
+impl Journal {
+    fn who(&mut self, g: &Grants) -> u32 {
+        let known = self.index.entry(g.subject.clone()).or_default();
+        if let Some(i) = known.iter().find(|i| self.who[**i as usize] == *g) {
+            return *i;
+        }
+        self.who.push(g.clone());
+        let i = (self.who.len() - 1) as u32;
+        known.push(i);
+        i
+    }
+}
+
 /// A finished (or failed) recompute coming back to the driver.
 pub(super) type RecomputeResult = Option<GroupReport>;
 
@@ -214,6 +264,9 @@ pub(super) struct ConsensusSide {
     results_tx: mpsc::UnboundedSender<RecomputeResult>,
     /// Finished recomputes; the driver waits on it beside its messages.
     pub results: mpsc::UnboundedReceiver<RecomputeResult>,
+    journal: Journal,
+    /// The journal grew since the last checkpoint.
+    changed: bool,
 }
 
 /// The seed of an activity's random choices: the configured seed mixed with the activity id
@@ -236,12 +289,78 @@ impl ConsensusSide {
             recent: BTreeMap::new(),
             results_tx,
             results,
+            journal: Journal::default(),
+            changed: false,
         }
     }
 
-    /// The core (read only).
-    pub(super) fn core(&self) -> &Consensus {
-        &self.core
+    /// Whether something changed since the last call (the driver then schedules a checkpoint).
+    pub(super) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    fn journal(&mut self, g: &Grants, input: impl FnOnce(u32) -> Input) {
+        let who = self.journal.who(g);
+        self.journal.inputs.push(input(who));
+        self.changed = true;
+    }
+
+    /// The session summary JSON with the consensus summary added (key `consensus`), and the
+    /// checkpoint JSON with the journal added (key `consensus`).
+    pub(super) fn annotate(&mut self, summary: String, checkpoint: String, now: u64) -> (String, String) {
+        self.journal.countdowns = self.countdowns.iter().map(|(p, ms)| (*p, *ms)).collect();
+        let add = |json: String, part: serde_json::Value| match serde_json::from_str::<serde_json::Value>(&json) {
+            Ok(serde_json::Value::Object(mut o)) => {
+                o.insert("consensus".into(), part);
+                serde_json::Value::Object(o).to_string()
+            }
+            _ => json,
+        };
+        let summary_part = serde_json::to_value(self.core.summary(now)).unwrap_or_default();
+        let journal_part = serde_json::to_value(&self.journal).unwrap_or_default();
+        (add(summary, summary_part), add(checkpoint, journal_part))
+    }
+
+    /// Continues from a checkpoint: replays its journal (if any) into a fresh core, each input
+    /// at its own time. Events the replay makes are dropped (clients ask for `state`).
+    pub(super) fn restore(&mut self, checkpoint: &str, now: u64) {
+        let journal = match serde_json::from_str::<serde_json::Value>(checkpoint).map(|mut v| v["consensus"].take()) {
+            Ok(serde_json::Value::Null) => return,
+            Ok(v) => match serde_json::from_value::<Journal>(v) {
+                Ok(j) => j,
+                Err(e) => return tracing::error!("stored consensus journal unreadable ({e}); starting without it"),
+            },
+            Err(_) => return,
+        };
+        let mut failed = 0;
+        for input in &journal.inputs {
+            let (at, who) = match input {
+                Input::Command { at, who, .. } | Input::Answer { at, who, .. } | Input::Vote { at, who, .. } => (*at, *who),
+            };
+            let Some(g) = journal.who.get(who as usize) else {
+                failed += 1;
+                continue;
+            };
+            self.core.handle_tick(at);
+            let ok = match input.clone() {
+                Input::Command { cmd, .. } => self.core.handle_command(g, cmd, at).is_ok(),
+                Input::Answer { poll, answer, .. } => self.core.handle_poll_answer(g, poll, answer, at).is_ok(),
+                Input::Vote { statement, vote, .. } => self.core.handle_statement_vote(g, statement, vote, at).is_ok(),
+            };
+            failed += usize::from(!ok);
+        }
+        self.core.handle_tick(now);
+        while self.core.poll_event(now).is_some() {}
+        if failed > 0 {
+            tracing::error!(failed, "consensus journal: some inputs no longer apply");
+        }
+        self.countdowns = journal.countdowns.iter().copied().collect();
+        let mut journal = journal;
+        for (i, g) in journal.who.iter().enumerate() {
+            journal.index.entry(g.subject.clone()).or_default().push(i as u32);
+        }
+        tracing::info!(inputs = journal.inputs.len(), "polls and statements continued from the checkpoint");
+        self.journal = journal;
     }
 
     /// When the driver must step next for the consensus part.
@@ -268,7 +387,8 @@ impl ConsensusSide {
     ) -> Result<ConsensusAnswer, WireError> {
         use ConsensusRequest as R;
         let command = |side: &mut Self, c: &mut Consultation, cmd: ModeratorCommand, audit: (&str, String, String)| {
-            let reply = side.core.handle_command(g, cmd, now).map_err(|e| refuse(&e))?;
+            let reply = side.core.handle_command(g, cmd.clone(), now).map_err(|e| refuse(&e))?;
+            side.journal(g, |who| Input::Command { at: now, who, cmd });
             let target = match &reply {
                 CommandReply::PollCreated { poll } => poll.to_string(),
                 CommandReply::StatementCreated { statement } => statement.to_string(),
@@ -292,6 +412,7 @@ impl ConsensusSide {
                 if let Some(ms) = countdown(countdown_s) {
                     self.countdowns.insert(poll, ms);
                 }
+                self.changed = true;
                 ConsensusAnswer::PollCreated { poll }
             }
             R::PollLaunch { poll, countdown_s } => {
@@ -313,7 +434,10 @@ impl ConsensusSide {
             }
             R::PollAnswer { poll, answer } => {
                 c.comments().check_standing(&g.subject, g.role, now).map_err(|e| wire(&e))?;
-                let outcome = self.core.handle_poll_answer(g, poll, answer, now).map_err(|e| refuse(&e))?;
+                let outcome = self.core.handle_poll_answer(g, poll, answer.clone(), now).map_err(|e| refuse(&e))?;
+                if outcome != AnswerOutcome::Unchanged {
+                    self.journal(g, |who| Input::Answer { at: now, who, poll, answer });
+                }
                 ConsensusAnswer::Answered { outcome }
             }
             R::StatementPromote { seq, question, text } => {
@@ -357,6 +481,9 @@ impl ConsensusSide {
             R::StatementVote { statement, vote } => {
                 c.comments().check_standing(&g.subject, g.role, now).map_err(|e| wire(&e))?;
                 let outcome = self.core.handle_statement_vote(g, statement, vote, now).map_err(|e| refuse(&e))?;
+                if outcome != VoteOutcome::Unchanged {
+                    self.journal(g, |who| Input::Vote { at: now, who, statement, vote });
+                }
                 ConsensusAnswer::Voted { outcome }
             }
             R::StatementNext { n } => {
@@ -417,7 +544,11 @@ impl ConsensusSide {
     /// A recompute came back.
     pub(super) fn handle_result(&mut self, result: RecomputeResult, now: u64) {
         match result {
-            Some(report) => self.core.handle_groups(report, now),
+            Some(report) => {
+                self.core.handle_groups(report, now);
+                // The summary's groups changed.
+                self.changed = true;
+            }
             None => self.core.handle_recompute_failed(),
         }
     }

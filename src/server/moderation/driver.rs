@@ -228,6 +228,7 @@ impl ModerationDriver {
                         c.set_comment_rate(self.deps.comments_per_minute);
                         self.c = c;
                         tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
+                        self.cons.restore(&state, now_ms());
                     }
                     Err(e) => tracing::error!(
                         activity = %self.activity,
@@ -296,6 +297,9 @@ impl ModerationDriver {
             let now = now_ms();
             self.c.handle_tick(now);
             self.cons.step(now, &self.activity, &self.deps.outlets);
+            if self.cons.take_changed() {
+                self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            }
             self.drain(now);
         }
         // The hub is going away (or, in a cluster, the activity's home moved and the new home
@@ -304,11 +308,8 @@ impl ModerationDriver {
         self.flush_questions();
         let still_home = self.deps.cluster.as_ref().is_none_or(|c| c.home_elsewhere(&self.activity).is_none());
         if self.fence.is_some() && still_home {
-            self.persist.send(Persist::Summary {
-                json: self.c.summary(now_ms()).to_json(),
-                head: self.c.audit().head(),
-                state: self.c.checkpoint(),
-            });
+            let persist = self.summary_persist(now_ms());
+            self.persist.send(persist);
         }
         if let Some(f) = self.fence.take() {
             // Released only after everything this driver persisted is written: the persist
@@ -539,15 +540,18 @@ impl ModerationDriver {
             // Appends still in flight are not in this checkpoint: look again shortly (their
             // `Done`s are applied at the start of every step, and no message may come).
             self.summary_due = (self.in_flight > 0).then_some(now + SUMMARY_DEBOUNCE.as_millis() as u64);
-            self.persist.send(Persist::Summary {
-                json: self.c.summary(now).to_json(),
-                head: self.c.audit().head(),
-                state: self.c.checkpoint(),
-            });
+            let persist = self.summary_persist(now);
+            self.persist.send(persist);
         }
         if floor_changed || self.speaking.len() != self.present.len() {
             self.update_forwarding();
         }
+    }
+
+    /// The summary and checkpoint to write: the moderation's, with the consensus part added.
+    fn summary_persist(&mut self, now: u64) -> Persist {
+        let (json, state) = self.cons.annotate(self.c.summary(now).to_json(), self.c.checkpoint(), now);
+        Persist::Summary { json, head: self.c.audit().head(), state }
     }
 
     fn flush_questions(&mut self) {
