@@ -14,6 +14,7 @@ import { t } from '../i18n';
 import { RoomMedia } from '../media/room';
 import { isComment, type Item } from '../protocol';
 import { ReviewQueue } from '../reviewQueue';
+import { ConsensusStore, consensusConsole, consensusTitles } from '../consensus';
 import { RoomGrid } from '../roomGrid';
 import { choose, composer, errorText, h, header, i18n, slot, statusLine } from '../ui';
 
@@ -236,6 +237,9 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   floorPanel(floor.body, store, () => conn, who);
   sanctionsPanel(sanctions.body, store, () => conn);
 
+  const consensus = new ConsensusStore();
+  const consensusSlot = slot('consensus', consensusTitles.console, () => '');
+  consensusConsole(consensusSlot.body, consensus, () => conn);
   const pageHeader = header(() => (title ? `${title} · ${t('consoleTitle')}` : t('consoleTitle')));
   root.replaceChildren(
     pageHeader,
@@ -252,7 +256,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
         list.root,
         composer(() => conn, () => conn?.limits?.max_text_chars ?? 500),
       ),
-      h('div', { class: 'stage' }, programmeNotice(activity), reviewSlot.el, videoSlot.el, floor.el, questions.el, policy.el, sanctions.el, audit.el),
+      h('div', { class: 'stage' }, programmeNotice(activity), reviewSlot.el, videoSlot.el, floor.el, questions.el, consensusSlot.el, policy.el, sanctions.el, audit.el),
     ),
   );
   const heldCount = root.querySelector('.held-count') as HTMLElement;
@@ -328,7 +332,9 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     consultState: (st) => {
       store.applyState(st);
       review.handleModes(st.comment_modes);
+      if (conn) void consensus.refresh(conn).catch(() => undefined);
     },
+    consensusEvent: (e) => consensus.applyEvent(e),
     consultEvent: (e) => {
       if (e.t === 'comment_modes') review.handleModes(e.modes);
       store.applyEvent(e);
@@ -342,5 +348,5 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     state: () => undefined,
   });
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, review, grid, tiles: () => grid.describe() };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, consensus, review, grid, tiles: () => grid.describe() };
 }

@@ -13,6 +13,7 @@ import { t, type I18nKey } from '../i18n';
 import { composeRule } from '../rules';
 import { composer, errorText, formatCount, h, header, i18n, slot, statusLine } from '../ui';
 import { VideoBox } from '../videoBox';
+import { ConsensusStore, consensusTitles, pollCard, statementCard } from '../consensus';
 
 // Every viewer polls: 100k viewers at 20 s ≈ 5k cheap GETs per second across the cluster.
 const VIEWER_POLL_MS = 20_000;
@@ -127,8 +128,13 @@ export function watch(root: HTMLElement, activity: string): void {
     box.setSpeaker(holder ? store.nameOf(holder) : null, p ? t(`role_${p.role}` as I18nKey) : '');
   });
 
+  const consensus = new ConsensusStore();
   conn = new Connection(activity, tokens, {
-    consultState: (st) => store.applyState(st),
+    consensusEvent: (e) => consensus.applyEvent(e),
+    consultState: (st) => {
+      store.applyState(st);
+      if (conn) void consensus.refresh(conn).catch(() => undefined);
+    },
     consultEvent: (e) => store.applyEvent(e),
     state: (s) => {
       status.update(s);
@@ -186,7 +192,11 @@ export function watch(root: HTMLElement, activity: string): void {
   );
   questions.el.id = 'panel-questions';
   questions.el.setAttribute('role', 'tabpanel');
-  main.append(video.el, pinned.el, tabs, comments, questions.el);
+  const pollSlot = slot('poll', consensusTitles.poll, () => '');
+  const statementSlot = slot('statement', consensusTitles.statement, () => '');
+  pollCard(pollSlot.body, consensus, () => conn);
+  statementCard(statementSlot.body, consensus, () => conn);
+  main.append(video.el, pinned.el, pollSlot.el, statementSlot.el, tabs, comments, questions.el);
   const pageHeader = header(() => title || t('loading'));
   root.replaceChildren(pageHeader, main);
   const renderTabs = () => {
@@ -224,5 +234,5 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   void poll();
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, box, player, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, consensus, box, player, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
 }
