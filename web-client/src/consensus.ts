@@ -12,15 +12,20 @@ import { h, i18n } from './ui';
 
 type Json = { [field: string]: unknown };
 
-export interface PollView {
-  id: number;
-  question: string;
+/** How a poll is answered (tagged by `kind`). */
+export interface PollKind {
   kind: 'single_choice' | 'multiple_choice' | 'rating' | 'open_word';
   options?: string[];
   max_choices?: number;
   min?: number;
   max?: number;
   max_words?: number;
+}
+
+export interface PollView {
+  id: number;
+  question: string;
+  kind: PollKind;
   state: 'prepared' | 'open' | 'closed';
   opened_at_ms?: number | null;
   closes_at_ms?: number | null;
@@ -212,10 +217,11 @@ export class ConsensusStore {
 }
 
 function labels(p: PollView): string[] {
-  if (p.options) return p.options;
-  if (p.kind === 'rating' && p.min !== undefined && p.max !== undefined) {
+  const k = p.kind;
+  if (k.options) return k.options;
+  if (k.kind === 'rating' && k.min !== undefined && k.max !== undefined) {
     const out = [];
-    for (let v = p.min; v <= p.max; v++) out.push(String(v));
+    for (let v = k.min; v <= k.max; v++) out.push(String(v));
     return out;
   }
   return [];
@@ -229,7 +235,7 @@ function failText(e: unknown): string {
 function results(p: PollView, t: PollTally | undefined): HTMLElement {
   const box = h('div', { class: 'poll-results', 'data-voters': String(t?.voters ?? 0) });
   box.append(h('p', { class: 'poll-voters', text: s('pollVoters', { n: t?.voters ?? 0 }) }));
-  if (p.kind === 'open_word') {
+  if (p.kind.kind === 'open_word') {
     box.append(h('p', { class: 'poll-words', text: (t?.words ?? []).map((w) => `${w.word} ${w.count}`).join(' · ') }));
     return box;
   }
@@ -285,13 +291,14 @@ export function pollCard(el: HTMLElement, store: ConsensusStore, conn: () => Con
     const t = store.tallies.get(p.id);
     if (p.state === 'open' && !answered.has(p.id)) {
       const controls = h('div', { class: 'poll-controls' });
-      if (p.kind === 'single_choice' || p.kind === 'rating') {
+      const kind = p.kind.kind;
+      if (kind === 'single_choice' || kind === 'rating') {
         labels(p).forEach((label, i) => {
           const b = h('button', { type: 'button', class: 'poll-option', 'data-option': String(i), text: label });
-          b.addEventListener('click', () => send(p.id, p.kind === 'rating' ? { a: 'rating', value: (p.min ?? 0) + i } : { a: 'choice', option: i }));
+          b.addEventListener('click', () => send(p.id, kind === 'rating' ? { a: 'rating', value: (p.kind.min ?? 0) + i } : { a: 'choice', option: i }));
           controls.append(b);
         });
-      } else if (p.kind === 'multiple_choice') {
+      } else if (kind === 'multiple_choice') {
         const boxes = labels(p).map((label, i) => {
           const cb = h('input', { type: 'checkbox', 'data-option': String(i) });
           controls.append(h('label', { class: 'poll-option' }, cb, label));
