@@ -448,7 +448,10 @@ export function consensusConsole(el: HTMLElement, store: ConsensusStore, conn: (
   const divisive = h('ol', { class: 'console-divisive' });
   const labelled = (label: () => string, input: HTMLElement) => {
     const l = h('label', {}, h('span'), input);
-    i18n(() => ((l.firstChild as HTMLElement).textContent = label()));
+    i18n(() => {
+      (l.firstChild as HTMLElement).textContent = label();
+      input.setAttribute('aria-label', label());
+    });
     return l;
   };
   const form = h(
