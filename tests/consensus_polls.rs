@@ -255,3 +255,38 @@ async fn a_countdown_closes_the_poll_by_itself_for_everyone() {
     let summary = ask(&mut m, json!({"c": "state"}), &mut seen).await.unwrap();
     assert_eq!(summary["polls"][0]["state"], "closed");
 }
+
+// Known defect, not fixed in this branch: 8,000 nested arrays in a client frame overflow the
+// stack of the thread that decodes it (serde buffers an internally tagged enum's fields into
+// `Content` recursively before `rmp_serde`'s depth limit takes effect), which aborts the hub. Run
+// with `--ignored` once `decode_client` bounds the nesting depth before decoding.
+#[ignore = "stack overflow in decode_client on deeply nested frames: see the comment"]
+#[tokio::test]
+async fn a_deeply_nested_consensus_request_is_refused_and_the_connection_stays() {
+    use tokio_tungstenite::tungstenite::Message;
+    let hub = TestHub::start(|_| {}).await;
+    let mut v = joined(&hub, Role::Viewer, "看客", false).await;
+    // {"t": "consensus", "id": 1, "topic": "demo", "req": [[[[...]]]]}: 8,000 nested one-element
+    // arrays (MessagePack 0x91), well inside the frame limit.
+    let mut frame = vec![0x84];
+    for (k, v) in [("t", "consensus"), ("topic", "demo")] {
+        frame.extend(rmp_serde::to_vec(k).unwrap());
+        frame.extend(rmp_serde::to_vec(v).unwrap());
+    }
+    frame.extend(rmp_serde::to_vec("id").unwrap());
+    frame.push(0x01);
+    frame.extend(rmp_serde::to_vec("req").unwrap());
+    frame.extend(std::iter::repeat_n(0x91u8, 8_000));
+    frame.push(0xc0);
+    v.send_raw(Message::Binary(frame.into())).await;
+    loop {
+        match v.recv().await {
+            ServerMsg::Error { code, .. } => break assert_eq!(code, ErrorCode::BadFrame),
+            ServerMsg::State { .. } => continue,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    // Still served.
+    let state = ask(&mut v, json!({"c": "state"}), &mut Seen::default()).await.unwrap();
+    assert_eq!(state["r"], "state");
+}
