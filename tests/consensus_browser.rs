@@ -50,7 +50,7 @@ fn prerequisites() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_answers_a_live_poll_on_the_watch_page_and_votes_on_a_statement() {
     prerequisites();
-    let hub = TestHub::start(|cfg| cfg.web_dir = root().join("web-client/dist")).await;
+    let hub = TestHub::start(|cfg| cfg.web_dir = Some(root().join("web-client/dist"))).await;
     let shots = root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let child = tokio::process::Command::new("node")
