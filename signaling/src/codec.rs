@@ -30,7 +30,7 @@ pub enum DecodeError {
     Malformed(String),
 }
 
-const CLIENT_TYPES: &[&str] = &["auth", "sub", "unsub", "post", "cmd", "ping", "media"];
+const CLIENT_TYPES: &[&str] = &["auth", "sub", "unsub", "post", "cmd", "ping", "media", "consensus"];
 
 #[derive(Deserialize)]
 struct TagOnly {

@@ -109,6 +109,18 @@ pub enum ClientMsg {
         /// The request.
         req: crate::media::MediaRequest,
     },
+    /// A request of the consensus part (polls, statements; `docs/protocol.md` §10): answered
+    /// by `consensus_reply` or `error`, both carrying `id`. `req` is an object tagged by `c`
+    /// (`poll_create`, `poll_answer`, `statement_vote`, ...); its shapes are the hub's
+    /// (`shangliang::server::moderation::ConsensusRequest`), so this crate carries it as JSON.
+    Consensus {
+        /// Client-chosen request id, echoed in the answer.
+        id: u32,
+        /// The activity.
+        topic: ActivityId,
+        /// The request, tagged by `c`.
+        req: serde_json::Value,
+    },
 }
 
 /// Limits the server announces in `welcome`.
@@ -247,6 +259,22 @@ pub enum ServerMsg {
         /// The answer or event.
         ev: crate::media::MediaEvent,
     },
+    /// Answer to a successful `consensus` request: an object tagged by `r`.
+    ConsensusReply {
+        /// The request id of the `consensus` request.
+        id: u32,
+        /// The answer, tagged by `r`.
+        reply: serde_json::Value,
+    },
+    /// Something happened in an activity's polls or statements: a poll changed, its coalesced
+    /// tally (at most one per poll per interval), a statement, the opinion groups. An object
+    /// tagged by `k`. Not sequenced; `consensus` `{c: "state"}` gives the base.
+    Consensus {
+        /// The activity.
+        topic: ActivityId,
+        /// What happened, tagged by `k`.
+        event: serde_json::Value,
+    },
 }
 
 /// Why a resume became a `reset`.
@@ -337,4 +365,18 @@ pub enum ErrorCode {
     AlreadyHidden,
     /// Moderators cannot be timed out or banned.
     CannotDisciplineModerator,
+    /// No such poll (or one the caller may not see yet).
+    NoSuchPoll,
+    /// The poll is not in a state that allows this (answer a closed poll, launch one twice).
+    BadPollState,
+    /// The poll does not let an answer be changed and this identity answered already.
+    AlreadyAnswered,
+    /// The answer does not fit the poll, or the poll or statement being made is malformed.
+    InvalidAnswer,
+    /// No such statement, or it was withdrawn.
+    NoSuchStatement,
+    /// This comment or question is already a statement.
+    AlreadyPromoted,
+    /// The activity holds the most polls, statements or voters it may.
+    LimitReached,
 }

@@ -176,7 +176,8 @@ pub struct PollView {
 }
 
 impl PollView {
-    fn of(p: &Poll) -> PollView {
+    /// The view of a poll.
+    pub fn of(p: &Poll) -> PollView {
         PollView {
             id: p.id,
             question: p.spec.question.clone(),

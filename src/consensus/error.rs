@@ -74,6 +74,25 @@ impl From<TextError> for ConsensusError {
 }
 
 impl ConsensusError {
+    /// The wire protocol's code for this refusal.
+    pub fn wire_code(&self) -> shangliang_signaling::ErrorCode {
+        use shangliang_signaling::ErrorCode as E;
+        match self {
+            ConsensusError::Forbidden | ConsensusError::WrongActivity => E::Forbidden,
+            ConsensusError::NoSuchPoll(_) => E::NoSuchPoll,
+            ConsensusError::BadPollState { .. } => E::BadPollState,
+            ConsensusError::AlreadyAnswered => E::AlreadyAnswered,
+            ConsensusError::InvalidAnswer(_) | ConsensusError::InvalidPoll(_) => E::InvalidAnswer,
+            ConsensusError::BadDuration { .. } => E::BadTimeLimit,
+            ConsensusError::NoSuchStatement(_) | ConsensusError::StatementWithdrawn(_) => E::NoSuchStatement,
+            ConsensusError::AlreadyPromoted(_) => E::AlreadyPromoted,
+            ConsensusError::TooManyPolls(_) | ConsensusError::TooManyStatements(_) | ConsensusError::TooManyParticipants(_) => E::LimitReached,
+            ConsensusError::Text(TextError::Empty) => E::TextEmpty,
+            ConsensusError::Text(TextError::TooLong(_)) => E::TextTooLong,
+            ConsensusError::Text(TextError::Control) => E::TextInvalid,
+        }
+    }
+
     /// A stable snake_case code.
     pub fn code(&self) -> &'static str {
         match self {

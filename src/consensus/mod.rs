@@ -37,6 +37,7 @@ pub mod error;
 pub mod groups;
 pub mod ids;
 pub mod matrix;
+pub mod minutes;
 pub mod pca;
 pub mod polls;
 pub mod routing;

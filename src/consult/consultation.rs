@@ -236,6 +236,13 @@ impl Consultation {
         Ok(())
     }
 
+    /// Logs a moderator action taken in another part of the activity (its polls and
+    /// statements, `crate::consensus`) into this activity's one audit chain. The caller has
+    /// authorised it.
+    pub fn handle_log_action(&mut self, g: &Grants, now_ms: u64, action: &str, target: &str, detail: &str) {
+        self.log(g, now_ms, action, target, detail, None);
+    }
+
     /// The audit log (read only).
     pub fn audit(&self) -> &AuditLog {
         &self.audit

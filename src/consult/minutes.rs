@@ -38,7 +38,7 @@ fn datetime(ms: u64, offset_ms: i64) -> String {
     )
 }
 
-fn bj(ms: u64) -> String {
+pub(crate) fn bj(ms: u64) -> String {
     datetime(ms, BEIJING_OFFSET_MS)
 }
 
@@ -99,7 +99,7 @@ fn state_zh(s: QuestionState) -> &'static str {
 /// `<img src=x onerror=…>` stays text) and no Markdown syntax (`[`, `]`, `` ` ``, `*`, `_`, `~`,
 /// `|`, `\` backslash-escaped, so `[x](javascript:…)` is not a link and nothing can break out of
 /// its cell). Every embedding point of such text goes through it.
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

@@ -91,6 +91,8 @@ pub struct ServeConfig {
     /// The Ed25519 key file that signs the record's Merkle tree heads (`None`:
     /// `record-signing.key` in the data directory, created 0600 if missing).
     pub record_key: Option<PathBuf>,
+    /// Polls, statements and opinion groups: tally interval, recompute interval, method.
+    pub consensus: crate::consensus::ConsensusConfig,
 }
 
 impl ServeConfig {
@@ -115,6 +117,7 @@ impl ServeConfig {
             edge: edge::EdgeConfig::default(),
             programme: programme::ProgrammeSettings::default(),
             record_key: None,
+            consensus: crate::consensus::ConsensusConfig::default(),
         }
     }
 }
@@ -269,6 +272,7 @@ impl Hub {
         let inboxes = Arc::new(Inboxes::default());
         let outlets = Outlets { fanout: fanout.clone(), inboxes: inboxes.clone() };
         let moderation = Registry::new(record.clone(), outlets, cluster.clone(), control.clone(), cfg.comments_per_minute);
+        moderation.set_consensus_config(cfg.consensus);
         let media = Arc::new(Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?));
         let programmes = programme::Programmes::default();
         let organisers = match cluster {

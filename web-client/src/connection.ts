@@ -48,6 +48,8 @@ export interface ConnectionEvents {
   consultEvent?(e: ConsultEvent): void;
   /** A media event the server sent on its own (subscriber offers, ICE, tracks, speaker). */
   mediaEvent?(e: MediaEvent): void;
+  /** A polls-and-statements event (docs/protocol.md §8.2), tagged by `k`. */
+  consensusEvent?(e: { k: string; [field: string]: unknown }): void;
   /** Messages this module does not handle. */
   other?(m: UnknownMsg): void;
 }
@@ -181,6 +183,17 @@ export class Connection {
         },
         reject,
       }),
+    );
+  }
+
+  /** Sends a polls-and-statements request; resolves with its `reply` (tagged by `r`), rejects with the error code. */
+  consensus(req: { c: string; [field: string]: unknown }): Promise<{ r: string; [field: string]: unknown }> {
+    const id = this.nextId++;
+    if (!this.send({ t: 'consensus', id, topic: this.topic, req })) {
+      return Promise.reject(new PostError('not_connected', 'not connected'));
+    }
+    return new Promise((resolve, reject) =>
+      this.pending.set(id, { resolve: (m) => resolve((m as unknown as { reply: { r: string } }).reply), reject }),
     );
   }
 
@@ -384,6 +397,20 @@ export class Connection {
       case 'pong':
         window.clearTimeout(this.pongTimer);
         return;
+      case 'consensus_reply': {
+        const r = m as unknown as { id: number };
+        const p = this.pending.get(r.id);
+        if (p) {
+          this.pending.delete(r.id);
+          p.resolve(m as unknown as ReplyMsg);
+        }
+        return;
+      }
+      case 'consensus': {
+        const e = m as unknown as { topic: string; event: { k: string } };
+        if (e.topic === this.topic) this.ev.consensusEvent?.(e.event);
+        return;
+      }
       default:
         this.ev.other?.(m as UnknownMsg);
     }

@@ -64,7 +64,9 @@ export type ClientMsg =
   | { t: 'post'; id: number; topic: string; text: string }
   | { t: 'cmd'; id: number; topic: string; cmd: Command }
   | { t: 'media'; id: number; req: MediaRequest }
-  | { t: 'ping'; id: number };
+  | { t: 'ping'; id: number }
+  /** Polls and statements (docs/protocol.md §8); `req` is tagged by `c` (see consensus.ts). */
+  | { t: 'consensus'; id: number; topic: string; req: { c: string; [field: string]: unknown } };
 
 // ---- media signalling for room members (`media` req → `media` ev with the same id; events without id) ----
 

@@ -51,6 +51,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::deliver::Outlets;
 use super::floor::FloorHook;
 use super::msg::{Acked, DriverMsg, PostReply, WireError, wire};
+use super::consensus::ConsensusSide;
 use super::persist::{Persist, Persister};
 use super::relay::EventRelay;
 use crate::bus::Cluster;
@@ -80,6 +81,8 @@ pub(super) struct DriverDeps {
     pub hook: Arc<RwLock<Arc<dyn FloorHook>>>,
     /// Comments one identity may post per minute (moderators are exempt).
     pub comments_per_minute: u32,
+    /// Timing and method of the consensus part (read when a driver starts).
+    pub consensus: Arc<RwLock<crate::consensus::ConsensusConfig>>,
 }
 
 /// What the record made durable, for the driver (see the module docs).
@@ -146,7 +149,9 @@ pub(super) fn spawn(
     c.handle_topic_seq(head);
     c.set_comment_rate(deps.comments_per_minute);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let consensus_config = *deps.consensus.read().unwrap_or_else(|e| e.into_inner());
     let driver = ModerationDriver {
+        cons: ConsensusSide::new(&activity, consensus_config),
         persist: Persister::spawn(control, deps.record.clone(), activity.clone()),
         activity,
         c,
@@ -192,6 +197,8 @@ struct ModerationDriver {
     fence: Option<Fence>,
     /// Comments and commands only while the activity is live (issue 14).
     gate: crate::organise::gate::SessionGate,
+    /// Polls, statements and opinion groups of the activity.
+    cons: ConsensusSide,
 }
 
 impl ModerationDriver {
@@ -221,6 +228,7 @@ impl ModerationDriver {
                         c.set_comment_rate(self.deps.comments_per_minute);
                         self.c = c;
                         tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
+                        self.cons.restore(&state, now_ms());
                     }
                     Err(e) => tracing::error!(
                         activity = %self.activity,
@@ -250,7 +258,7 @@ impl ModerationDriver {
         }
         loop {
             let now = now_ms();
-            let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due]
+            let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due, self.cons.wake()]
                 .into_iter()
                 .flatten()
                 .min();
@@ -262,6 +270,10 @@ impl ModerationDriver {
                     Some(m) => Some(m),
                     None => break,
                 },
+                Some(groups) = self.cons.results.recv() => {
+                    self.cons.handle_result(groups, now_ms());
+                    None
+                }
                 _ = tokio::time::sleep(sleep) => None,
             };
             if self.fence.is_some_and(|f| !self.deps.record.fence_held(f)) {
@@ -284,6 +296,10 @@ impl ModerationDriver {
             }
             let now = now_ms();
             self.c.handle_tick(now);
+            self.cons.step(now, &self.activity, &self.deps.outlets);
+            if self.cons.take_changed() {
+                self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            }
             self.drain(now);
         }
         // The hub is going away (or, in a cluster, the activity's home moved and the new home
@@ -292,11 +308,8 @@ impl ModerationDriver {
         self.flush_questions();
         let still_home = self.deps.cluster.as_ref().is_none_or(|c| c.home_elsewhere(&self.activity).is_none());
         if self.fence.is_some() && still_home {
-            self.persist.send(Persist::Summary {
-                json: self.c.summary(now_ms()).to_json(),
-                head: self.c.audit().head(),
-                state: self.c.checkpoint(),
-            });
+            let persist = self.summary_persist(now_ms());
+            self.persist.send(persist);
         }
         if let Some(f) = self.fence.take() {
             // Released only after everything this driver persisted is written: the persist
@@ -354,6 +367,9 @@ impl ModerationDriver {
                     Some(e) => drop(reply.send(Err(e))),
                     None => self.handle_command(grants, cmd, reply, now),
                 }
+            }
+            DriverMsg::Consensus { grants, req, reply } => {
+                let _ = reply.send(self.cons.handle(&mut self.c, &grants, *req, now));
             }
         }
     }
@@ -526,6 +542,9 @@ impl ModerationDriver {
             self.in_flight = self.in_flight.saturating_sub(1);
             match d {
                 Done::Comment { seq, grants, text, held } => {
+                    if !held {
+                        self.cons.note_comment(seq, &text, now);
+                    }
                     self.c.handle_comment_committed(seq, &grants, text, held, now);
                     self.summary_due
                         .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
@@ -574,15 +593,18 @@ impl ModerationDriver {
             // Appends still in flight are not in this checkpoint: look again shortly (their
             // `Done`s are applied at the start of every step, and no message may come).
             self.summary_due = (self.in_flight > 0).then_some(now + SUMMARY_DEBOUNCE.as_millis() as u64);
-            self.persist.send(Persist::Summary {
-                json: self.c.summary(now).to_json(),
-                head: self.c.audit().head(),
-                state: self.c.checkpoint(),
-            });
+            let persist = self.summary_persist(now);
+            self.persist.send(persist);
         }
         if floor_changed || self.speaking.len() != self.present.len() {
             self.update_forwarding();
         }
+    }
+
+    /// The summary and checkpoint to write: the moderation's, with the consensus part added.
+    fn summary_persist(&mut self, now: u64) -> Persist {
+        let (json, state) = self.cons.annotate(self.c.summary(now).to_json(), self.c.checkpoint(), now);
+        Persist::Summary { json, head: self.c.audit().head(), state }
     }
 
     fn flush_questions(&mut self) {

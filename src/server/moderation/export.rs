@@ -119,6 +119,11 @@ pub fn export_with_key(
         stored.summary.ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
     let summary: crate::consult::SessionSummary = serde_json::from_str(&json)?;
     let head = stored.head.as_ref().map(|h| head_json(h, key));
+    // The consensus part (polls, statements, groups), stored beside the session's fields.
+    let consensus = match serde_json::from_str::<serde_json::Value>(&json)?["consensus"].take() {
+        serde_json::Value::Null => None,
+        v => Some(v),
+    };
     // A recorded livestream: the record names its recording (programme/replay.rs).
     let recording = recording_info(source, activity, &summary)?;
     Ok(match format {
@@ -129,6 +134,9 @@ pub fn export_with_key(
             }
             if let (Some(r), Some(o)) = (&recording, v.as_object_mut()) {
                 o.insert("recording".into(), serde_json::to_value(r)?);
+            }
+            if let (Some(c), Some(o)) = (consensus, v.as_object_mut()) {
+                o.insert("consensus".into(), c);
             }
             serde_json::to_string_pretty(&v)?
         }
@@ -152,6 +160,11 @@ pub fn export_with_key(
         }
         ExportFormat::Markdown => {
             let mut out = summary.to_markdown();
+            if let Some(c) = consensus {
+                let c: crate::consensus::ConsensusSummary = serde_json::from_value(c)?;
+                out.push('\n');
+                out.push_str(&c.to_markdown());
+            }
             if let Some(r) = &recording {
                 out.push_str(&summary.recording_markdown(r));
             }

@@ -11,10 +11,12 @@
 //! deliver.rs   where an event goes on this node (fan-out views, one participant's inboxes)
 //! floor.rs     the FloorHook into the media plane
 //! export.rs    `shangliang export` and `verify-record`
+//! consensus.rs the driver's consensus part: polls, statements, opinion groups (`crate::consensus`)
 //! ```
 //! Imports point one way: registry → driver → (persist, relay) and relay → (msg, deliver);
 //! the relay reaches the drivers through the `LocalDrivers` trait, not the registry.
 
+pub mod consensus;
 mod deliver;
 mod driver;
 pub mod export;

@@ -159,7 +159,19 @@ pub enum DriverMsg {
         /// Where the answer goes.
         reply: PostReply,
     },
+    /// A request of the consensus part (polls, statements): see `consensus.rs`.
+    Consensus {
+        /// The caller's grants.
+        grants: Grants,
+        /// The request.
+        req: Box<super::consensus::ConsensusRequest>,
+        /// The answer.
+        reply: ConsensusReply,
+    },
 }
+
+/// The answer to a consensus request.
+pub type ConsensusReply = oneshot::Sender<Result<super::consensus::ConsensusAnswer, WireError>>;
 
 /// The drivers running on this node, as the cluster relay reaches them (implemented by the
 /// registry; a trait so that the relay does not depend on the registry that starts it).

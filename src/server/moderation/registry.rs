@@ -62,6 +62,7 @@ impl Registry {
             events,
             hook: Arc::new(RwLock::new(Arc::new(NoFloorHook))),
             comments_per_minute,
+            consensus: Arc::default(),
         };
         Registry {
             local: Arc::new_cyclic(|me| Local {
@@ -78,6 +79,11 @@ impl Registry {
     /// Installs where the floor reaches the media plane.
     pub fn set_floor_hook(&self, hook: Arc<dyn FloorHook>) {
         *self.local.deps.hook.write().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    /// Sets the timing and method of the consensus part for drivers started from now on.
+    pub fn set_consensus_config(&self, cfg: crate::consensus::ConsensusConfig) {
+        *self.local.deps.consensus.write().unwrap_or_else(|e| e.into_inner()) = cfg;
     }
 
     /// This node's drivers, as the cluster relay reaches them.

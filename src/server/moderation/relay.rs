@@ -202,6 +202,14 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
         DriverMsg::Post { grants, topic, text, reply } => {
             (RelayMsg::Post { a, g: grants, topic, text }, Some(Answer::Post(reply)))
         }
+        DriverMsg::Consensus { reply, .. } => {
+            // Not relayed yet (see `consensus.rs`): only the home node's sessions reach it.
+            let _ = reply.send(Err((
+                shangliang_signaling::ErrorCode::Unavailable,
+                "polls and statements are only served by the activity's home node for now".into(),
+            )));
+            return;
+        }
     };
     // While NATS is down nothing reaches the home: answer at once rather than let messages
     // queue in the client (and sessions wait behind a full router). Joins and leaves of this

@@ -377,6 +377,13 @@ where
                 let _ = self.send_msg(&ServerMsg::Media { id: Some(id), ev }).await;
             }
             ClientMsg::Cmd { id, topic, cmd } => Box::pin(self.command(id, topic, cmd)).await,
+            ClientMsg::Consensus { id, topic, req } => {
+                let answer = match self.check_activity(&topic) {
+                    Err((code, m)) => ServerMsg::Error { id: Some(id), code, message: m.into() },
+                    Ok(()) => Box::pin(crate::server::moderation::consensus::request(self.driver(), self.grants.clone(), id, req)).await,
+                };
+                let _ = self.send_msg(&answer).await;
+            }
         }
         None
     }

@@ -14,6 +14,7 @@ import { t } from '../i18n';
 import { RoomMedia } from '../media/room';
 import { isComment, type Item } from '../protocol';
 import { ReviewQueue } from '../reviewQueue';
+import { ConsensusStore, consensusConsole, consensusTitles } from '../consensus';
 import { RoomGrid } from '../roomGrid';
 import { choose, composer, errorText, h, header, i18n, slot, statusLine } from '../ui';
 
@@ -270,6 +271,9 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
   floorPanel(floor.body, store, () => conn, who);
   sanctionsPanel(sanctions.body, store, () => conn);
 
+  const consensus = new ConsensusStore();
+  const consensusSlot = slot('consensus', consensusTitles.console, () => '');
+  consensusConsole(consensusSlot.body, consensus, () => conn);
   const pageHeader = header(() => (title ? `${title} · ${t('consoleTitle')}` : t('consoleTitle')));
   root.replaceChildren(
     pageHeader,
@@ -286,7 +290,7 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
         list.root,
         composer(() => conn, () => conn?.limits?.max_text_chars ?? 500),
       ),
-      h('div', { class: 'stage' }, programmeNotice(activity), reviewSlot.el, videoSlot.el, floor.el, questions.el, policy.el, sanctions.el, audit.el),
+      h('div', { class: 'stage' }, programmeNotice(activity), reviewSlot.el, videoSlot.el, floor.el, questions.el, consensusSlot.el, policy.el, sanctions.el, audit.el),
     ),
   );
   const heldCount = root.querySelector('.held-count') as HTMLElement;
@@ -365,7 +369,9 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
       review.handleState(st.held);
       list.refresh();
       counts();
+      if (conn) void consensus.refresh(conn).catch(() => undefined);
     },
+    consensusEvent: (e) => consensus.applyEvent(e),
     consultEvent: (e) => {
       if (e.t === 'comment_modes') review.handleModes(e.modes);
       if (e.t === 'comment_held') review.handleHeld(e.comment);
@@ -385,5 +391,5 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     state: () => undefined,
   });
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, review, grid, tiles: () => grid.describe() };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, consensus, review, grid, tiles: () => grid.describe() };
 }

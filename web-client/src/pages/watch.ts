@@ -14,6 +14,7 @@ import { composeRule } from '../rules';
 import type { HeldComment } from '../protocol';
 import { composer, errorText, formatCount, h, header, i18n, slot, statusLine } from '../ui';
 import { VideoBox } from '../videoBox';
+import { ConsensusStore, consensusTitles, pollCard, statementCard } from '../consensus';
 
 // Every viewer polls: 100k viewers at 20 s ≈ 5k cheap GETs per second across the cluster.
 const VIEWER_POLL_MS = 20_000;
@@ -142,12 +143,15 @@ export function watch(root: HTMLElement, activity: string): void {
     if (!ownHeld.delete(seq)) return;
     list.push([{ seq: 0, ts: Date.now(), body: { k: 'hide', target: seq } }]);
   };
+  const consensus = new ConsensusStore();
   conn = new Connection(activity, tokens, {
+    consensusEvent: (e) => consensus.applyEvent(e),
     consultState: (st) => {
       store.applyState(st);
       ownHeld.clear();
       for (const c of st.held ?? []) if (c.author.id === conn?.you?.id) ownHeld.set(c.seq, c);
       showOwnHeld();
+      if (conn) void consensus.refresh(conn).catch(() => undefined);
     },
     consultEvent: (e) => {
       if (e.t === 'comment_held' && e.comment.author.id === conn?.you?.id) {
@@ -219,7 +223,11 @@ export function watch(root: HTMLElement, activity: string): void {
   );
   questions.el.id = 'panel-questions';
   questions.el.setAttribute('role', 'tabpanel');
-  main.append(video.el, pinned.el, tabs, comments, questions.el);
+  const pollSlot = slot('poll', consensusTitles.poll, () => '');
+  const statementSlot = slot('statement', consensusTitles.statement, () => '');
+  pollCard(pollSlot.body, consensus, () => conn);
+  statementCard(statementSlot.body, consensus, () => conn);
+  main.append(video.el, pinned.el, pollSlot.el, statementSlot.el, tabs, comments, questions.el);
   const pageHeader = header(() => title || t('loading'));
   root.replaceChildren(pageHeader, main);
   const renderTabs = () => {
@@ -257,5 +265,5 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   void poll();
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, box, player, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
+  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, consensus, box, player, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
 }
