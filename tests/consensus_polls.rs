@@ -256,12 +256,10 @@ async fn a_countdown_closes_the_poll_by_itself_for_everyone() {
     assert_eq!(summary["polls"][0]["state"], "closed");
 }
 
-// Known defect (older than this branch: a `post` frame with the same nesting does it too), not
-// fixed here: 8,000 nested arrays in a client frame overflow the
-// stack of the thread that decodes it (serde buffers an internally tagged enum's fields into
-// `Content` recursively before `rmp_serde`'s depth limit takes effect), which aborts the hub. Run
-// with `--ignored` once `decode_client` bounds the nesting depth before decoding.
-#[ignore = "stack overflow in decode_client on deeply nested frames: see the comment"]
+// 8,000 nested arrays in a small client frame once overflowed the stack of the thread decoding it
+// (serde buffers an internally tagged enum's fields into `Content` recursively, before
+// `rmp_serde`'s depth limit), aborting the hub: `decode_client` now bounds the nesting first
+// (`MAX_CLIENT_NESTING`).
 #[tokio::test]
 async fn a_deeply_nested_consensus_request_is_refused_and_the_connection_stays() {
     use tokio_tungstenite::tungstenite::Message;

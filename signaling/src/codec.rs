@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ActivityId, Epoch, Seq};
-use crate::limits::MAX_CLIENT_FRAME_BYTES;
+use crate::limits::{MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_NESTING};
 use crate::messages::{ClientMsg, Item, ServerMsg};
 
 /// The two forms of a frame.
@@ -22,6 +22,9 @@ pub enum DecodeError {
     /// The frame is larger than [`MAX_CLIENT_FRAME_BYTES`].
     #[error("frame of {0} bytes is larger than the limit of {MAX_CLIENT_FRAME_BYTES}")]
     TooLarge(usize),
+    /// The frame nests arrays/maps deeper than [`MAX_CLIENT_NESTING`].
+    #[error("frame nests arrays or maps deeper than {MAX_CLIENT_NESTING} levels")]
+    TooDeep,
     /// The frame names a message type this protocol does not have.
     #[error("unknown message type {0:?}")]
     UnknownType(String),
@@ -58,6 +61,9 @@ pub fn decode_client(form: Form, frame: &[u8]) -> Result<ClientMsg, DecodeError>
     if frame.len() > MAX_CLIENT_FRAME_BYTES {
         return Err(DecodeError::TooLarge(frame.len()));
     }
+    if nesting_exceeds(form, frame, MAX_CLIENT_NESTING) {
+        return Err(DecodeError::TooDeep);
+    }
     from_form::<ClientMsg>(form, frame).map_err(|err| match from_form::<TagOnly>(form, frame) {
         Ok(tag) if !CLIENT_TYPES.contains(&tag.t.as_str()) => {
             let mut t = tag.t;
@@ -66,6 +72,112 @@ pub fn decode_client(form: Form, frame: &[u8]) -> Result<ClientMsg, DecodeError>
         }
         _ => DecodeError::Malformed(err),
     })
+}
+
+/// Whether `frame` nests arrays/maps deeper than `max`, found by one pass over its bytes without
+/// recursion (the decoders recurse once per level). Malformed or truncated frames answer `false`
+/// as far as they nest: the decoder then reports them.
+pub fn nesting_exceeds(form: Form, frame: &[u8], max: usize) -> bool {
+    match form {
+        Form::Json => json_nesting_exceeds(frame, max),
+        Form::MsgPack => msgpack_nesting_exceeds(frame, max),
+    }
+}
+
+fn json_nesting_exceeds(frame: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in frame {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn msgpack_nesting_exceeds(frame: &[u8], max: usize) -> bool {
+    // Elements still to read in each open container, innermost last; the frame is one value.
+    let mut open: Vec<u64> = Vec::new();
+    let mut i = 0usize;
+    let be = |at: usize, n: usize| -> Option<u64> {
+        let b = frame.get(at..at + n)?;
+        Some(b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+    };
+    loop {
+        let Some(&b) = frame.get(i) else { return false };
+        i += 1;
+        // (bytes to skip after the marker, elements of a container opened here)
+        let (skip, elems): (u64, Option<u64>) = match b {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0..=0xc3 => (0, None),
+            0x80..=0x8f => (0, Some(2 * u64::from(b & 0x0f))),
+            0x90..=0x9f => (0, Some(u64::from(b & 0x0f))),
+            0xa0..=0xbf => (u64::from(b & 0x1f), None),
+            0xc4 | 0xd9 => match be(i, 1) { Some(n) => (1 + n, None), None => return false },
+            0xc5 | 0xda => match be(i, 2) { Some(n) => (2 + n, None), None => return false },
+            0xc6 | 0xdb => match be(i, 4) { Some(n) => (4 + n, None), None => return false },
+            0xc7 => match be(i, 1) { Some(n) => (2 + n, None), None => return false },
+            0xc8 => match be(i, 2) { Some(n) => (3 + n, None), None => return false },
+            0xc9 => match be(i, 4) { Some(n) => (5 + n, None), None => return false },
+            0xca => (4, None),
+            0xcb => (8, None),
+            0xcc | 0xd0 => (1, None),
+            0xcd | 0xd1 => (2, None),
+            0xce | 0xd2 => (4, None),
+            0xcf | 0xd3 => (8, None),
+            0xd4 => (2, None),
+            0xd5 => (3, None),
+            0xd6 => (5, None),
+            0xd7 => (9, None),
+            0xd8 => (17, None),
+            0xdc => match be(i, 2) { Some(n) => (2, Some(n)), None => return false },
+            0xdd => match be(i, 4) { Some(n) => (4, Some(n)), None => return false },
+            0xde => match be(i, 2) { Some(n) => (2, Some(2 * n)), None => return false },
+            0xdf => match be(i, 4) { Some(n) => (4, Some(2 * n)), None => return false },
+        };
+        i = match usize::try_from(skip).ok().and_then(|s| i.checked_add(s)) {
+            Some(next) if next <= frame.len() => next,
+            _ => return false,
+        };
+        match elems {
+            Some(n) if n > 0 => {
+                open.push(n);
+                if open.len() > max {
+                    return true;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        // One value (a scalar or an empty container) is complete: close what it completes.
+        loop {
+            match open.last_mut() {
+                None => return false,
+                Some(left) => {
+                    *left -= 1;
+                    if *left > 0 {
+                        break;
+                    }
+                    open.pop();
+                }
+            }
+        }
+    }
 }
 
 /// Encodes a client message (for clients, tests and the load harness).
@@ -160,6 +272,81 @@ mod tests {
     use super::*;
     use crate::identity::*;
     use crate::messages::*;
+
+    fn nested_msgpack(depth: usize, leaf: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x91u8; depth];
+        f.extend_from_slice(leaf);
+        f
+    }
+
+    #[test]
+    fn a_frame_nested_deeper_than_the_limit_is_refused_before_decoding() {
+        // 8,000 levels would overflow the decoder's stack (it recurses once per level).
+        let mut mp = vec![0x82u8];
+        mp.extend(rmp_serde::to_vec("t").unwrap());
+        mp.extend(rmp_serde::to_vec("post").unwrap());
+        mp.extend(rmp_serde::to_vec("text").unwrap());
+        mp.extend(nested_msgpack(8_000, &[0xc0]));
+        assert_eq!(decode_client(Form::MsgPack, &mp), Err(DecodeError::TooDeep));
+        let json = format!(r#"{{"t":"post","text":{}1{}}}"#, "[".repeat(8_000), "]".repeat(8_000));
+        assert_eq!(decode_client(Form::Json, json.as_bytes()), Err(DecodeError::TooDeep));
+        // The big forms of arrays and maps count too.
+        let mut wide = Vec::new();
+        for _ in 0..40 {
+            wide.extend([0xdc, 0x00, 0x01]);
+        }
+        wide.push(0x01);
+        assert!(nesting_exceeds(Form::MsgPack, &wide, MAX_CLIENT_NESTING));
+        let mut maps = Vec::new();
+        for _ in 0..40 {
+            maps.extend([0xde, 0x00, 0x01, 0xa1, b'k']);
+        }
+        maps.push(0x01);
+        assert!(nesting_exceeds(Form::MsgPack, &maps, MAX_CLIENT_NESTING));
+    }
+
+    #[test]
+    fn nesting_is_counted_exactly_and_brackets_in_strings_do_not_count() {
+        for depth in [0, 1, 5, MAX_CLIENT_NESTING - 1, MAX_CLIENT_NESTING, MAX_CLIENT_NESTING + 1, 100] {
+            let want = depth > MAX_CLIENT_NESTING;
+            assert_eq!(nesting_exceeds(Form::MsgPack, &nested_msgpack(depth, &[0x01]), MAX_CLIENT_NESTING), want, "msgpack {depth}");
+            let json = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            assert_eq!(nesting_exceeds(Form::Json, json.as_bytes(), MAX_CLIENT_NESTING), want, "json {depth}");
+        }
+        // Siblings are not nesting: 100 arrays side by side inside one array are depth 2.
+        let mut side = vec![0xdc, 0x00, 100];
+        for _ in 0..100 {
+            side.extend([0x91, 0x01]);
+        }
+        assert!(!nesting_exceeds(Form::MsgPack, &side, 2));
+        assert!(nesting_exceeds(Form::MsgPack, &side, 1));
+        let text = format!(r#"{{"t":"post","id":1,"topic":"demo","text":"{}\"{}"}}"#, "[".repeat(200), "{".repeat(200));
+        assert!(!nesting_exceeds(Form::Json, text.as_bytes(), MAX_CLIENT_NESTING));
+        // Strings, binaries and numbers of every width are skipped whole.
+        let mut mixed = vec![0x9a];
+        mixed.extend([0xd9, 3, 0x91, 0x91, 0x91]); // str8 "\x91\x91\x91"
+        mixed.extend([0xc4, 2, 0x91, 0x91]); // bin8
+        mixed.extend([0xcb, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91]); // f64
+        mixed.extend([0xcf, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91]); // u64
+        mixed.extend([0xd8, 1, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91]); // fixext16
+        mixed.extend([0xc7, 2, 1, 0x91, 0x91]); // ext8
+        mixed.extend([0xa2, 0x91, 0x91]); // fixstr
+        mixed.extend([0x90, 0x80, 0xc0]); // empty array, empty map, nil
+        assert!(!nesting_exceeds(Form::MsgPack, &mixed, 1));
+        // Truncated frames are left to the decoder.
+        assert!(!nesting_exceeds(Form::MsgPack, &[0xdd, 0xff], 1));
+        assert!(!nesting_exceeds(Form::MsgPack, &[0xd9], 1));
+    }
+
+    #[test]
+    fn every_message_of_the_protocol_is_within_the_nesting_limit() {
+        let post = ClientMsg::Post { id: 7, topic: ActivityId::new("demo").unwrap(), text: "hi [x]".into() };
+        for form in [Form::MsgPack, Form::Json] {
+            let f = encode_client(form, &post);
+            assert!(!nesting_exceeds(form, &f, MAX_CLIENT_NESTING));
+            assert!(decode_client(form, &f).is_ok());
+        }
+    }
 
     fn sample_item(seq: u64) -> Item {
         Item {

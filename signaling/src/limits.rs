@@ -3,6 +3,10 @@
 /// Largest frame a client may send, in bytes (both forms). Larger frames close the connection
 /// with [`crate::close::TOO_BIG`].
 pub const MAX_CLIENT_FRAME_BYTES: usize = 16 * 1024;
+/// Deepest nesting of arrays and maps in a client frame (the deepest message is 4 levels): a
+/// frame nested deeper is `bad_frame`, checked before decoding, so that a small frame of
+/// thousands of nested arrays cannot exhaust the decoder's stack.
+pub const MAX_CLIENT_NESTING: usize = 32;
 /// Longest comment or question, in Unicode scalar values, after trimming and NFC normalisation.
 pub const MAX_TEXT_CHARS: usize = 500;
 /// Longest display name, in Unicode scalar values.
