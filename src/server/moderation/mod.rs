@@ -17,6 +17,7 @@
 //! the relay reaches the drivers through the `LocalDrivers` trait, not the registry.
 
 pub mod consensus;
+mod consensus_wire;
 mod deliver;
 mod driver;
 pub mod export;

@@ -164,14 +164,14 @@ pub enum DriverMsg {
         /// The caller's grants.
         grants: Grants,
         /// The request.
-        req: Box<super::consensus::ConsensusRequest>,
+        req: Box<super::consensus_wire::ConsensusRequest>,
         /// The answer.
         reply: ConsensusReply,
     },
 }
 
 /// The answer to a consensus request.
-pub type ConsensusReply = oneshot::Sender<Result<super::consensus::ConsensusAnswer, WireError>>;
+pub type ConsensusReply = oneshot::Sender<Result<super::consensus_wire::ConsensusAnswer, WireError>>;
 
 /// The drivers running on this node, as the cluster relay reaches them (implemented by the
 /// registry; a trait so that the relay does not depend on the registry that starts it).
