@@ -3,53 +3,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::{Client, demo};
 use serde_json::{Value, json};
 use shangliang_signaling::{ClientMsg, ErrorCode, Form, ServerMsg};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shangliang");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn spawn_hub(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000", "--frames-per-second", "10000"])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hub")
-}
-
-async fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "hub did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn cli_token(dir: &std::path::Path, role: &str, name: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--activity", "demo", "--role", role, "--name", name])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("run token command");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use common::process::{BIN, cli_token, spawn_hub, wait_healthy};
+use common::services::free_port;
 
 static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
@@ -77,7 +39,7 @@ async fn polls_statements_and_votes_survive_kill_9_and_the_minutes_cite_their_so
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("ws://127.0.0.1:{port}/ws");
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--frames-per-second", "10000"]);
     wait_healthy(port).await;
     let tokens: Vec<String> = (0..VOTERS).map(|i| cli_token(dir.path(), "viewer", &format!("v{i}"))).collect();
     let chair_token = cli_token(dir.path(), "moderator", "主持人");
@@ -122,7 +84,7 @@ async fn polls_statements_and_votes_survive_kill_9_and_the_minutes_cite_their_so
     hub.kill().unwrap();
     hub.wait().unwrap();
 
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--frames-per-second", "10000"]);
     wait_healthy(port).await;
     let mut v0 = connect(&tokens[0]).await;
     let state = req(&mut v0, json!({"c": "state"})).await.unwrap();

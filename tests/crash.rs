@@ -3,59 +3,20 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Client, demo};
 use shangliang_signaling::{ClientMsg, Form, ItemBody, Position, Seq, ServerMsg};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shangliang");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn spawn_hub(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000", "--frames-per-second", "10000"])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hub")
-}
-
-async fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "hub did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn cli_token(dir: &std::path::Path, role: &str, name: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--activity", "demo", "--role", role, "--name", name])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("run token command");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use common::process::{BIN, cli_token, spawn_hub, wait_healthy};
+use common::services::free_port;
 
 #[tokio::test]
 async fn acknowledged_comment_survives_kill_9_of_the_hub() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("ws://127.0.0.1:{port}/ws");
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--frames-per-second", "10000"]);
     wait_healthy(port).await;
 
     let mut watcher = Client::connect(&url, Form::MsgPack).await;
@@ -114,7 +75,7 @@ async fn acknowledged_comment_survives_kill_9_of_the_hub() {
         acked.insert(seq, text);
     }
 
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--frames-per-second", "10000"]);
     wait_healthy(port).await;
     let mut v = Client::connect(&url, Form::MsgPack).await;
     v.auth(&cli_token(dir.path(), "viewer", "after")).await;
@@ -155,7 +116,7 @@ async fn moderation_state_continues_after_kill_9_of_the_hub() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("ws://127.0.0.1:{port}/ws");
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--frames-per-second", "10000"]);
     wait_healthy(port).await;
     let connect = |role: &'static str, name: &'static str| {
         let (url, token) = (url.clone(), cli_token(dir.path(), role, name));
@@ -183,7 +144,7 @@ async fn moderation_state_continues_after_kill_9_of_the_hub() {
     hub.kill().unwrap();
     hub.wait().unwrap();
 
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--frames-per-second", "10000"]);
     wait_healthy(port).await;
     let mut chair = connect("moderator", "主持人").await;
     let (_, state) = sub_state(&mut chair).await;

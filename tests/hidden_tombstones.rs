@@ -5,54 +5,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Client, cmd, demo};
 use shangliang_signaling::consult::Command as ConsultCommand;
 use shangliang_signaling::{Epoch, Form, Item, ItemBody, Position, Seq, ServerMsg};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shangliang");
+use common::process::{cli_token, spawn_hub, wait_healthy};
+use common::services::free_port;
 const SECRET: &str = "加微信领红包 13800000000";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn spawn_hub(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--comments-per-minute", "100000", "--no-programme"])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hub")
-}
-
-async fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "hub did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn cli_token(dir: &std::path::Path, role: &str, name: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--activity", "demo", "--role", role, "--name", name])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("run token command");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 async fn client(port: u16, dir: &std::path::Path, role: &str, name: &str) -> Client {
     let mut c = Client::connect(&format!("ws://127.0.0.1:{port}/ws"), Form::Json).await;
@@ -91,7 +52,7 @@ fn assert_tombstoned(items: &[Item], hidden: Seq, path: &str) {
 async fn a_hidden_comment_reaches_the_public_as_a_tombstone_on_resume_reset_and_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--no-programme"]);
     wait_healthy(port).await;
 
     let mut chair = client(port, dir.path(), "moderator", "主持人").await;
@@ -129,7 +90,7 @@ async fn a_hidden_comment_reaches_the_public_as_a_tombstone_on_resume_reset_and_
     drop((chair, member, v, m, r));
     hub.kill().unwrap();
     hub.wait().unwrap();
-    let mut hub = spawn_hub(dir.path(), port);
+    let mut hub = spawn_hub(dir.path(), port, &["--comments-per-minute", "100000", "--no-programme"]);
     wait_healthy(port).await;
     let mut v = client(port, dir.path(), "viewer", "观众丙").await;
     v.sub(&demo(), Some(Position { epoch, offset: Seq(0) })).await;
