@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::services::Nginx;
 use common::{Client, TestHub, demo};
 use shangliang_signaling::{Form, ServerMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -378,64 +379,16 @@ async fn a_request_body_dripped_a_byte_at_a_time_is_cut_at_the_request_timeout()
 }
 
 /// nginx in front of `hub_port`, listening on its own port, appending the client to
-/// `X-Forwarded-For` as the usual configuration does. Killed on drop.
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    /// SIGTERM to the master, which stops its workers and exits (SIGKILL would orphan the
-    /// workers); SIGKILL only if it does not go within 5 s.
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Nginx {
-    async fn start(hub_port: u16) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let d = dir.path().display();
-        let conf = format!(
-            "worker_processes 1;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
-                 proxy_pass http://127.0.0.1:{hub_port};\n\
-                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx (apt-get install nginx)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "nginx did not start: {:?}", std::fs::read_to_string(dir.path().join("error.log")));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Nginx { child, port, _dir: dir }
-    }
+/// `X-Forwarded-For` as the usual configuration does.
+async fn nginx_in_front(hub_port: u16) -> Nginx {
+    Nginx::start(|_, port| {
+        format!(
+            "  access_log off;\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+             proxy_pass http://127.0.0.1:{hub_port};\n\
+             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n"
+        )
+    })
+    .await
 }
 
 #[tokio::test]
@@ -445,7 +398,7 @@ async fn behind_nginx_every_client_keeps_its_own_viewer_token_bucket() {
         cfg.edge.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
-    let nginx = Nginx::start(hub.addr.port()).await;
+    let nginx = nginx_in_front(hub.addr.port()).await;
     let via_nginx = |src: [u8; 4], claim: Option<&'static str>| {
         let port = nginx.port;
         async move {

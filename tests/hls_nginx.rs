@@ -14,21 +14,17 @@ mod common;
 mod whip_publisher;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestHub;
+use common::services::Nginx;
 use shangliang_signaling::Role;
 use whip_publisher::{WhipPublisher, encode};
 
 /// Players at once, and how many parts each plays.
 const PLAYERS: usize = 50;
 const PARTS_EACH: usize = 8;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The `http {}` snippet of docs/operations.md, between its markers, without the code fence.
 fn documented_config() -> String {
@@ -37,88 +33,20 @@ fn documented_config() -> String {
     block.trim().trim_start_matches("```nginx").trim_end_matches("```").to_owned()
 }
 
-/// nginx with the documented configuration in front of the hub at `hub_port`. Killed on drop.
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    /// SIGTERM to the master, which stops its workers and exits; SIGKILL only if it does not go
-    /// within 5 s.
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// nginx with the documented configuration in front of the hub at `hub_port`.
+async fn nginx_in_front(hub_port: u16) -> Nginx {
+    let snippet = documented_config();
+    for must in ["proxy_cache_lock on;", "proxy_cache_key $scheme$proxy_host$request_uri;", "server 127.0.0.1:8080;", "listen 80;", "/var/cache/nginx/shangliang"] {
+        assert!(snippet.contains(must), "the documented configuration lost {must:?}");
     }
-}
-
-impl Nginx {
-    async fn start(hub_port: u16) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let d = dir.path().display().to_string();
-        let snippet = documented_config();
-        for must in ["proxy_cache_lock on;", "proxy_cache_key $scheme$proxy_host$request_uri;", "server 127.0.0.1:8080;", "listen 80;", "/var/cache/nginx/shangliang"] {
-            assert!(snippet.contains(must), "the documented configuration lost {must:?}");
-        }
+    Nginx::start(|d, port| {
         let snippet = snippet
             .replace("server 127.0.0.1:8080;", &format!("server 127.0.0.1:{hub_port};"))
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
             .replace("/var/cache/nginx/shangliang", &format!("{d}/cache"));
-        // Running as root (CI), nginx's workers would otherwise become `nobody`.
-        let user = if is_root() { "user root;\n" } else { "" };
-        let conf = format!(
-            "worker_processes 1;\n{user}pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{snippet}\n}}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), &conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx (apt-get install nginx)");
-        let mut n = Nginx { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if let Ok(Some(status)) = n.child.try_wait() {
-                panic!("nginx exited ({status}): {}\n{conf}", n.log());
-            }
-            assert!(Instant::now() < deadline, "nginx did not start: {}", n.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        n
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-fn is_root() -> bool {
-    // `id -u` rather than libc: one process at start.
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+        format!("  access_log {d}/access.log;\n{snippet}")
+    })
+    .await
 }
 
 /// The hub's `shangliang_hls_requests_total` by kind.
@@ -201,7 +129,7 @@ async fn behind_nginx_fifty_ll_hls_players_cost_the_hub_about_one_request_per_pa
         assert!(t.elapsed() < Duration::from_secs(30), "not on air in 30 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let nginx = Nginx::start(h.addr.port()).await;
+    let nginx = nginx_in_front(h.addr.port()).await;
 
     let before = origin_counts(&h).await;
     let base = nginx.url("/hls/demo");

@@ -238,3 +238,87 @@ impl Drop for Postgres {
     }
 }
 
+
+/// nginx as a local process (`nginx -p DIR -g 'daemon off;'`) on its own loopback port, with
+/// everything it writes (pid, logs, temp files, caches) in a temporary directory. Stopped on drop.
+pub struct Nginx {
+    child: Child,
+    /// Where it listens (127.0.0.1).
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx with `http(dir, port)` as the body of its `http {}` block (`dir`: its
+    /// temporary directory; `port`: the port it must `listen` on) and waits (≤ 10 s) until it
+    /// accepts connections.
+    pub async fn start(http: impl FnOnce(&str, u16) -> String) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display().to_string();
+        let body = http(&d, port);
+        // Running as root (CI), nginx's workers would otherwise become `nobody`.
+        let user = if is_root() { "user root;\n" } else { "" };
+        let conf = format!(
+            "worker_processes 1;\n{user}pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{body}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), &conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx (apt-get install nginx)");
+        let mut n = Nginx { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = n.child.try_wait() {
+                panic!("nginx exited ({status}): {}\n{conf}", n.log());
+            }
+            assert!(Instant::now() < deadline, "nginx did not start: {}", n.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        n
+    }
+
+    /// Its error log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers and exits (SIGKILL would orphan the
+    /// workers); SIGKILL only if it does not go within 5 s.
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the tests run as root (`id -u` rather than libc: one process at start).
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
