@@ -13,36 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::browser::{prerequisites, root, run};
 use common::{Client, TestHub, ok};
 use shangliang_signaling::consult::{Command, GrantTarget, ParticipantId};
 use shangliang_signaling::Role;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(dir: &Path, program: &str, args: &[&str]) {
-    let status = std::process::Command::new(program).args(args).current_dir(dir).status().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(status.success(), "`{program} {}` in {} failed: {status}", args.join(" "), dir.display());
-}
-
-fn prerequisites() -> PathBuf {
-    let chromium = std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(chromium.is_file(), "needs Chromium at {} (apt-get install -y chromium, or set CHROMIUM)", chromium.display());
-    let web = root().join("web-client");
-    if !web.join("dist/index.html").is_file() {
-        if !web.join("node_modules").is_dir() {
-            run(&web, "npm", &["ci", "--no-audit", "--no-fund"]);
-        }
-        run(&web, "npm", &["run", "build"]);
-    }
-    let driver = root().join("tests/browser");
-    if !driver.join("node_modules/playwright-core").is_dir() {
-        run(&driver, "npm", &["ci", "--no-audit", "--no-fund"]);
-    }
-    chromium
-}
 
 /// A y4m file Chromium's fake capture loops: a noisy solid colour (so a viewer can tell the
 /// cameras apart by the picture) of the given size.

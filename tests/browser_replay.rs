@@ -12,41 +12,15 @@ mod common;
 #[path = "support/whip_publisher.rs"]
 mod whip_publisher;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::browser::{prerequisites, root};
 use common::{TestHub, demo, ok};
 use shangliang::record::ActivityState;
 use shangliang_signaling::Role;
 use shangliang_signaling::consult::{Command, GrantTarget, ParticipantId};
 use whip_publisher::{WhipPublisher, encode};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(dir: &Path, program: &str, args: &[&str]) {
-    let status = std::process::Command::new(program).args(args).current_dir(dir).status().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(status.success(), "`{program} {}` in {} failed: {status}", args.join(" "), dir.display());
-}
-
-fn prerequisites() -> PathBuf {
-    let chromium = std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(chromium.is_file(), "needs Chromium at {} (apt-get install -y chromium, or set CHROMIUM)", chromium.display());
-    let web = root().join("web-client");
-    if !web.join("dist/index.html").is_file() {
-        if !web.join("node_modules").is_dir() {
-            run(&web, "npm", &["ci", "--no-audit", "--no-fund"]);
-        }
-        run(&web, "npm", &["run", "build"]);
-    }
-    let driver = root().join("tests/browser");
-    if !driver.join("node_modules/playwright-core").is_dir() {
-        run(&driver, "npm", &["ci", "--no-audit", "--no-fund"]);
-    }
-    chromium
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replay_page_plays_from_the_start_with_chapters_that_seek_and_comments_at_their_moments() {

@@ -2,6 +2,7 @@
 //! and a small websocket client speaking the protocol.
 #![allow(dead_code, missing_docs)]
 
+pub mod browser;
 pub mod process;
 pub mod services;
 
