@@ -61,7 +61,8 @@ struct ExportArgs {
     /// json, csv or md.
     #[arg(long, default_value = "md", value_parser = parse_format)]
     format: shangliang::server::moderation::export::ExportFormat,
-    /// Directory of the record (as given to serve).
+    /// Directory of the record (as given to serve). With --database: the node's data directory,
+    /// where a livestream's recording is looked for (it is on the activity's home node).
     #[arg(long, default_value = "data", env = "SHANGLIANG_DATA_DIR")]
     data_dir: PathBuf,
     /// A cluster's PostgreSQL database instead of --data-dir (postgres://user@host:port/db).
@@ -404,7 +405,11 @@ fn main() -> anyhow::Result<()> {
 
 fn source(data_dir: PathBuf, database: Option<String>) -> shangliang::server::moderation::export::RecordSource {
     use shangliang::server::moderation::export::RecordSource;
-    database.map_or(RecordSource::Dir(data_dir), RecordSource::Database)
+    match database {
+        None => RecordSource::Dir(data_dir),
+        // A cluster's recordings are in its nodes' data directories: the given one is looked in.
+        Some(url) => RecordSource::Database(url, Some(data_dir)),
+    }
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {

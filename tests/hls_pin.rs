@@ -104,3 +104,64 @@ async fn a_moderator_pins_a_camera_with_an_audited_command_and_the_programme_fol
     pa.stop().await;
     pb.stop().await;
 }
+
+/// The moderation checkpoint in the hub's SQLite record (read-only, beside the running hub).
+fn stored_checkpoint(dir: &std::path::Path) -> Option<String> {
+    let db = rusqlite::Connection::open_with_flags(dir.join("shangliang.sqlite3"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    db.query_row("SELECT state FROM summaries WHERE activity = 'demo'", [], |r| r.get::<_, Option<String>>(0)).ok().flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_programme_pin_survives_kill_9_of_the_hub() {
+    use common::process::{cli_token, spawn_hub, wait_healthy};
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::services::free_port();
+    let mut hub = spawn_hub(dir.path(), port, &["--rtc-udp-port", "0"]);
+    wait_healthy(port).await;
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let connect = |role: &'static str, name: &'static str| {
+        let (url, token) = (url.clone(), cli_token(dir.path(), role, name));
+        async move {
+            let mut c = common::Client::connect(&url, shangliang_signaling::Form::MsgPack).await;
+            c.auth(&token).await;
+            c
+        }
+    };
+    let b = ParticipantId::new("member:乙委员");
+    let pin_shown = |want: Option<&'static str>| async move {
+        let t = Instant::now();
+        loop {
+            let v: Value = reqwest::get(format!("http://127.0.0.1:{port}/hls/demo/programme.json")).await.unwrap().json().await.unwrap();
+            if v["programme"]["pin"].as_str() == want {
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "the programme never showed pin {want:?}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let mut chair = connect("moderator", "主持人").await;
+    let _member = connect("member", "乙委员").await;
+    ok(&mut chair, Command::PinProgramme { participant: Some(b.clone()) }).await;
+    pin_shown(Some("member:乙委员")).await;
+    // The checkpoint (written shortly after a change) holds the pin.
+    let t = Instant::now();
+    while !stored_checkpoint(dir.path()).is_some_and(|s| s.contains("\"programme_pin\":\"member:乙委员\"")) {
+        assert!(t.elapsed() < Duration::from_secs(10), "no checkpoint with the pin: {:?}", stored_checkpoint(dir.path()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+    drop((chair, _member));
+
+    let mut hub = spawn_hub(dir.path(), port, &["--rtc-udp-port", "0"]);
+    wait_healthy(port).await;
+    // The people come back (as after any restart), which continues the activity's moderation
+    // from its checkpoint: the programme shows the pinned camera again, unpinned only by a
+    // moderator.
+    let mut chair = connect("moderator", "主持人").await;
+    pin_shown(Some("member:乙委员")).await;
+    ok(&mut chair, Command::PinProgramme { participant: None }).await;
+    pin_shown(None).await;
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+}

@@ -144,6 +144,11 @@ pub struct Consultation {
     viewers_seen: HashSet<ParticipantId>,
     viewer_stats: ViewerStats,
     last_seq: Option<Seq>,
+    /// Whose camera a moderator pinned for the livestream programme (`pin_programme`), kept
+    /// in the checkpoint so a restarted hub (or a new home) shows the same camera. `default`:
+    /// checkpoints written before it restore as unpinned.
+    #[serde(default)]
+    programme_pin: Option<ParticipantId>,
     /// After a restore: until when connections may be announced again before the people
     /// still counted absent are taken as gone (spans closed, floor released).
     #[serde(skip)]
@@ -172,9 +177,15 @@ impl Consultation {
             viewers_seen: HashSet::new(),
             viewer_stats: ViewerStats::default(),
             last_seq: None,
+            programme_pin: None,
             rejoin_until: None,
             events: VecDeque::new(),
         }
+    }
+
+    /// Whose camera the livestream programme is pinned to, if a moderator pinned one.
+    pub fn programme_pin(&self) -> Option<&ParticipantId> {
+        self.programme_pin.as_ref()
     }
 
     /// The activity.
@@ -553,6 +564,7 @@ impl Consultation {
             Some(p) => self.log(g, now_ms, "programme_pinned", p.as_str(), "", None),
             None => self.log(g, now_ms, "programme_unpinned", "", "", None),
         }
+        self.programme_pin = participant.cloned();
         Ok(())
     }
 

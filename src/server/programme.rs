@@ -105,6 +105,8 @@ struct Shared {
     hub: OnceLock<Weak<Hub>>,
     running: DashMap<ActivityId, ProgrammeHandle>,
     floor: DashMap<ActivityId, FloorCache>,
+    /// Cluster mode: the programmes made on other nodes, relayed to this node's players.
+    relay: Arc<super::hls::relay::Relay>,
 }
 
 /// The programme drivers of this node.
@@ -115,7 +117,7 @@ pub struct Programmes {
 
 impl Default for Programmes {
     fn default() -> Self {
-        Self { shared: Arc::new(Shared { hub: OnceLock::new(), running: DashMap::new(), floor: DashMap::new() }) }
+        Self { shared: Arc::new(Shared { hub: OnceLock::new(), running: DashMap::new(), floor: DashMap::new(), relay: Arc::default() }) }
     }
 }
 
@@ -184,6 +186,11 @@ impl Programmes {
             *entry = spawn_driver(&hub, activity, floor);
         }
         Some(entry.clone())
+    }
+
+    /// The relay that serves this node's players the programmes of activities homed elsewhere.
+    pub fn relay(&self) -> &Arc<super::hls::relay::Relay> {
+        &self.shared.relay
     }
 
     /// The programme of `activity` if one ran on this node since the hub started (ended ones

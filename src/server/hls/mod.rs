@@ -17,7 +17,12 @@
 //! rendered. Parts and the newest segments come from memory; older files from the recording's
 //! directory. Errors are JSON `{"error", "message"}` with `Cache-Control: no-store`, so a cache
 //! never keeps a refusal.
+//!
+//! In a cluster every node answers these GETs: the programme is made on the activity's home
+//! node, and the others relay the home's answers (`relay.rs`; one fetch per URL whatever the
+//! number of players, cached as the home's `Cache-Control` says). The pin is the home's.
 
+pub mod relay;
 pub mod replay;
 
 use std::sync::Arc;
@@ -102,12 +107,27 @@ fn livestream(hub: &Hub, id: &str) -> Result<ActivityId, HlsError> {
     }
 }
 
-/// Cluster mode: the programme is made on the activity's home node; send the player there.
-fn redirect_home(hub: &Hub, activity: &ActivityId, rest: &str, query: Option<&str>) -> Option<Response> {
+/// Cluster mode: the programme is made on the activity's home node; this node answers its
+/// players with the home's answer through the relay (`relay.rs`: cached, one fetch per URL at a
+/// time). `headers`: the player's, for a byte range of a relayed media file (`range`). A request
+/// that is itself a relay's is not relayed again: two nodes that disagree for a moment on the
+/// home would otherwise pass it back and forth.
+async fn from_home(hub: &Hub, activity: &ActivityId, rest: &str, query: Option<&str>, headers: &HeaderMap, range: bool) -> Option<Response> {
     let node = hub.home_elsewhere(activity)?;
+    if headers.contains_key(relay::RELAYED) {
+        return Some(HlsError(StatusCode::SERVICE_UNAVAILABLE, "not_home", "relayed to a node that is not the home; retry".into()).into_response());
+    }
     let q = query.map(|q| format!("?{q}")).unwrap_or_default();
-    let location = format!("{}/hls/{activity}/{rest}{q}", node.as_str().trim_end_matches('/'));
-    Some((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location), (header::CACHE_CONTROL, "no-store".to_owned())]).into_response())
+    let url = format!("{}/hls/{activity}/{rest}{q}", node.as_str().trim_end_matches('/'));
+    let f = hub.programmes.relay().get(&url).await;
+    if range && f.status == StatusCode::OK && headers.contains_key(header::RANGE) {
+        return Some(media_response(f.body.clone(), headers));
+    }
+    let mut r = (f.status, f.body.clone()).into_response();
+    for (k, v) in &f.headers {
+        r.headers_mut().insert(k, v.clone());
+    }
+    Some(r)
 }
 
 /// `_HLS_msn` and `_HLS_part`, strictly: decimal numbers, each at most once.
@@ -165,9 +185,9 @@ fn playlist_response(body: Bytes, cache: &'static str) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, PLAYLIST_TYPE), (header::CACHE_CONTROL, cache)], body).into_response()
 }
 
-async fn live_playlist(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, RawQuery(query): RawQuery) -> Result<Response, HlsError> {
+async fn live_playlist(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
-    if let Some(r) = redirect_home(&hub, &id, "index.m3u8", query.as_deref()) {
+    if let Some(r) = from_home(&hub, &id, "index.m3u8", query.as_deref(), &headers, false).await {
         return Ok(r);
     }
     let (msn, part) = blocking_params(query.as_deref())?;
@@ -202,9 +222,9 @@ async fn read_recording(hub: &Hub, id: &ActivityId) -> Result<Recording, HlsErro
         .map_err(|e| HlsError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
-async fn recording_playlist(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, RawQuery(query): RawQuery) -> Result<Response, HlsError> {
+async fn recording_playlist(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
-    if let Some(r) = redirect_home(&hub, &id, "recording.m3u8", query.as_deref()) {
+    if let Some(r) = from_home(&hub, &id, "recording.m3u8", query.as_deref(), &headers, false).await {
         return Ok(r);
     }
     metrics::counter!("shangliang_hls_requests_total", "kind" => "recording").increment(1);
@@ -215,8 +235,11 @@ async fn recording_playlist(State(hub): State<Arc<Hub>>, Path(activity): Path<St
     Ok(playlist_response(Bytes::from(rec.playlist()), if rec.ended { "public, max-age=3600" } else { "public, max-age=2" }))
 }
 
-async fn status(State(hub): State<Arc<Hub>>, Path(activity): Path<String>) -> Result<Response, HlsError> {
+async fn status(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, headers: HeaderMap) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
+    if let Some(r) = from_home(&hub, &id, "programme.json", None, &headers, false).await {
+        return Ok(r);
+    }
     let snap = hub.programmes.ensure(&id).map(|h| Arc::clone(&h.live.borrow()));
     let body = match snap {
         Some(s) => json!({
@@ -266,7 +289,7 @@ fn in_memory(s: &LiveSnapshot, f: File) -> Option<Bytes> {
 async fn media_file(State(hub): State<Arc<Hub>>, Path((activity, name)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
     let file = parse_file(&name).ok_or_else(|| not_found("not_found", "no such file"))?;
-    if let Some(r) = redirect_home(&hub, &id, &name, None) {
+    if let Some(r) = from_home(&hub, &id, &name, None, &headers, true).await {
         return Ok(r);
     }
     metrics::counter!("shangliang_hls_requests_total", "kind" => match file { File::Init(_) => "init", File::Segment(_) => "segment", File::Part(..) => "part" }).increment(1);

@@ -17,12 +17,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use shangliang_signaling::{ActivityId, ItemBody, Seq};
 
-use super::{HlsError, livestream, read_recording, redirect_home};
+use super::{HlsError, from_home, livestream, read_recording};
 use crate::consult::SessionSummary;
 use crate::programme::replay::{Timeline, Turn, chapters};
 use crate::programme::store::Recording;
@@ -54,10 +54,10 @@ async fn recording(hub: &Hub, id: &ActivityId) -> Result<Recording, HlsError> {
 }
 
 /// `replay.json`: what the replay page draws before it plays.
-pub async fn replay(State(hub): State<Arc<Hub>>, Path(activity): Path<String>) -> Result<Response, HlsError> {
+pub async fn replay(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, headers: HeaderMap) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
     // Cluster mode: the recording lies on the activity's home node.
-    if let Some(r) = redirect_home(&hub, &id, "replay.json", None) {
+    if let Some(r) = from_home(&hub, &id, "replay.json", None, &headers, false).await {
         return Ok(r);
     }
     metrics::counter!("shangliang_hls_requests_total", "kind" => "replay").increment(1);
@@ -117,10 +117,10 @@ fn page_params(query: Option<&str>) -> Result<(u64, u64), HlsError> {
 }
 
 /// `comments.json`: public comments after seq `after`, at most `limit`, with their offsets.
-pub async fn comments(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, RawQuery(query): RawQuery) -> Result<Response, HlsError> {
+pub async fn comments(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response, HlsError> {
     let id = livestream(&hub, &activity)?;
     let (after, limit) = page_params(query.as_deref())?;
-    if let Some(r) = redirect_home(&hub, &id, "comments.json", query.as_deref()) {
+    if let Some(r) = from_home(&hub, &id, "comments.json", query.as_deref(), &headers, false).await {
         return Ok(r);
     }
     metrics::counter!("shangliang_hls_requests_total", "kind" => "replay_comments").increment(1);

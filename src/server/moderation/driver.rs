@@ -229,6 +229,11 @@ impl ModerationDriver {
                         self.c = c;
                         tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
                         self.cons.restore(&state, now_ms());
+                        // The programme shows the pinned camera again (the pin is part of the state).
+                        if let Some(pin) = self.c.programme_pin() {
+                            let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();
+                            hook.set_pin(&self.activity, Some(pin));
+                        }
                     }
                     Err(e) => tracing::error!(
                         activity = %self.activity,

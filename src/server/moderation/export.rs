@@ -28,8 +28,10 @@ pub enum ExportFormat {
 pub enum RecordSource {
     /// A single hub's data directory (its SQLite file).
     Dir(std::path::PathBuf),
-    /// A cluster's PostgreSQL database (connection string).
-    Database(String),
+    /// A cluster's PostgreSQL database (connection string), and where to look for the
+    /// activity's recording: a cluster keeps recordings in the data directory of each
+    /// activity's home node, not in the database (`export` on that node names it).
+    Database(String, Option<std::path::PathBuf>),
 }
 
 /// A stored session record: the summary (JSON, audit head), if any, the audit log, the latest
@@ -57,7 +59,7 @@ fn read_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<S
                 let opts = RecordOptions { key: Some(Arc::new(LogKey::generate())), ..RecordOptions::default() };
                 Arc::new(SqliteRecord::open(&path, opts, nothing())?)
             }
-            RecordSource::Database(url) => Arc::new(PgRecord::connect(url, nothing()).await?),
+            RecordSource::Database(url, _) => Arc::new(PgRecord::connect(url, nothing()).await?),
         };
         anyhow::ensure!(record.activity(activity)?.is_some(), "no activity {activity} in the record");
         Ok(StoredRecord {
@@ -180,9 +182,10 @@ pub fn export_with_key(
 
 /// The recording of `activity` in the data directory (`recordings/{activity}/index.jsonl`), if
 /// any. A cluster's recordings lie in the data directory of each activity's home node, not in
-/// the database: exporting from `--database` names none.
+/// the database: exporting from `--database` names the recording when the data directory given
+/// beside it (the home node's) holds it.
 fn recording_info(source: &RecordSource, activity: &ActivityId, summary: &crate::consult::SessionSummary) -> anyhow::Result<Option<crate::programme::replay::RecordingInfo>> {
-    let RecordSource::Dir(data_dir) = source else { return Ok(None) };
+    let (RecordSource::Dir(data_dir) | RecordSource::Database(_, Some(data_dir))) = source else { return Ok(None) };
     let rec = crate::programme::store::Recording::read(&crate::programme::store::recording_dir(data_dir, activity.as_str()))?;
     let turns = crate::server::hls::replay::turns(summary);
     Ok(crate::programme::replay::RecordingInfo::new(activity.as_str(), &rec.segments, rec.ended, &turns))
