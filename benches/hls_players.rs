@@ -89,8 +89,9 @@ pub struct Args {
     /// trusted by the hub as the proxy).
     #[arg(long, default_value_t = 10)]
     pub first_src: u8,
-    /// The stage camera: an ffmpeg lavfi source.
-    #[arg(long, default_value = "testsrc2=size=1280x720")]
+    /// The stage camera: an ffmpeg lavfi source (640x360 test pattern: ~1.3 Mbit/s of H.264 with a
+    /// keyframe every 0.5 s, about a real stage camera's rate).
+    #[arg(long, default_value = "testsrc2=size=640x360")]
     pub source: String,
     /// Extra argument for the hub's `serve` (repeatable).
     #[arg(long, allow_hyphen_values = true)]
@@ -109,21 +110,28 @@ pub struct Args {
     /// Internal: `players`.
     #[arg(long, hide = true)]
     pub role: Option<String>,
+    /// Internal: the players' base URL (`http://127.0.0.1:PORT/hls/demo`).
     #[arg(long, hide = true, default_value = "")]
     pub url: String,
     /// Internal: players in this load process.
     #[arg(long, hide = true, default_value_t = 0)]
     pub count: usize,
+    /// Internal: the source address the process binds.
     #[arg(long, hide = true)]
     pub src_ip: Option<Ipv4Addr>,
+    /// Internal: when the first player starts (µs since the Unix epoch).
     #[arg(long, hide = true, default_value_t = 0)]
     pub start_us: u64,
+    /// Internal: seconds over which the process's players start.
     #[arg(long, hide = true, default_value_t = 0.0)]
     pub ramp: f64,
+    /// Internal: the measurement window's start (µs since the Unix epoch).
     #[arg(long, hide = true, default_value_t = 0)]
     pub window_start_us: u64,
+    /// Internal: the window's end; the players stop there.
     #[arg(long, hide = true, default_value_t = 0)]
     pub window_end_us: u64,
+    /// Internal: static mode (wait for a line on stdin instead of a blocking reload).
     #[arg(long, hide = true)]
     pub notified: bool,
 }
@@ -138,6 +146,7 @@ pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
 }
 
+/// A histogram, V2-serialised and base64, for the report line.
 pub fn hist_to_b64(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
     V2Serializer::new().serialize(h, &mut buf).expect("serialise histogram");
