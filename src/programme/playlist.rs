@@ -261,6 +261,12 @@ impl LiveWindow {
                 if newest_complete.is_some_and(|m| m > msn) {
                     return true;
                 }
+                // The segment is complete and lists the part (its last parts come with the
+                // segment's end): waiting for the next segment's first part would hold the
+                // answer a part duration too long.
+                if self.segments.back().is_some_and(|s| s.msn == msn && s.parts.len() as u32 > p) {
+                    return true;
+                }
                 match &self.current {
                     Some((s, parts)) => s.msn > msn || (s.msn == msn && parts.len() as u32 > p),
                     None => false,
@@ -505,6 +511,16 @@ mod tests {
         let fresh = LiveWindow::starting_at(PlaylistConfig::default(), 500);
         assert_eq!(fresh.check_request(Some(501), Some(0)), Ok(()), "a restarted programme's next numbers wait");
         assert!(fresh.check_request(Some(503), None).is_err());
+        // The segment ends with its last part: a reload for that part is answered at once, one
+        // for the part after it waits for the next segment's first part.
+        for i in 1..4 {
+            w.handle_part(&start, part(i, 480, false));
+        }
+        assert!(!w.satisfies(102, Some(4)));
+        w.handle_segment(SegmentEntry { msn: 102, epoch: 0, duration_us: 1_920_000, pdt_ms: 0, discontinuity: false, parts: (0..4).map(|i| part(i, 480, i == 0)).collect(), video_source: None });
+        assert!(w.satisfies(102, Some(3)), "the segment's last part is listed");
+        assert!(w.satisfies(102, None));
+        assert!(!w.satisfies(102, Some(4)), "no part 4: the next segment's part 0 answers it");
         w.handle_end();
         assert!(w.satisfies(1_000, Some(3)));
         let text = w.render();
