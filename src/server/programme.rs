@@ -374,7 +374,11 @@ impl ProgrammeDriver {
                 msg = rx.recv() => match msg {
                     Some(Msg::Audible(who, a)) => p.handle_audible(who, a, now()),
                     Some(Msg::Turn(h, open)) => p.handle_turn(h, open, now()),
-                    Some(Msg::Pin(who)) => p.handle_pin(who, now()),
+                    Some(Msg::Pin(who)) => {
+                        p.handle_pin(who, now());
+                        // The status shows the pin even while nobody publishes (no on-air change).
+                        self.status_dirty = true;
+                    }
                     None => break,
                 },
                 _ = sleep => {}
