@@ -43,6 +43,10 @@ fn prerequisites() -> PathBuf {
 async fn two_members_see_each_other_and_an_mdns_only_whep_viewer_watches_the_stage() {
     let chromium = prerequisites();
     let h = TestHub::start(|_| {}).await; // the SFU on an ephemeral port
+    // "demo" is a livestream: the public (the WHEP viewer below) sees only who is on stage. The
+    // chair seats 甲委员 before they arrive (issue 13: the stage behind the chair).
+    let mut chair = h.client(Role::Moderator, "主持人").await;
+    common::ok(&mut chair, shangliang_signaling::consult::Command::SetStage { participant: shangliang_signaling::consult::ParticipantId::new("member:甲委员"), on: true }).await;
     let shots = root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let child = tokio::process::Command::new("node")

@@ -10,6 +10,7 @@
 //! Sfu::join(room, participant)        → (ParticipantHandle, events)  member: publisher + subscriber legs
 //! Sfu::close_session(id)                                      DELETE of a WHIP/WHEP resource
 //! Sfu::set_forwarding(room, participant, audio, video)        the floor, enforced in the media plane
+//! Sfu::set_public(room, participant, public)                  the stage: who reaches WHEP viewers and taps
 //! Sfu::stage_tap(room)                → StageTap              the stage as events (the hub's programme)
 //! Sfu::request_keyframe(room, participant)                    PLI to a publisher's cameras
 //! ```
@@ -465,6 +466,16 @@ impl Sfu {
     /// Takes effect on the next packet; re-opening video waits for a keyframe.
     pub fn set_forwarding(&self, room: &str, participant: &str, audio: bool, video: bool) {
         self.inner.send(Cmd::Floor { room: room.to_owned(), participant: participant.to_owned(), audio, video });
+    }
+
+    /// The public gate of a livestream: whether `participant`'s tracks reach the *public* —
+    /// WHEP viewers' slots and the stage taps (the programme) — while members in the room keep
+    /// receiving them (under the floor gates above). Unknown participants are public, as with
+    /// the floor gates. Closing it takes their tracks off every viewer slot and removes them from
+    /// the taps (`TrackRemoved`) at once; opening it offers them again (`TrackAdded`, and a
+    /// keyframe request when a slot switches to them).
+    pub fn set_public(&self, room: &str, participant: &str, public: bool) {
+        self.inner.send(Cmd::Public { room: room.to_owned(), participant: participant.to_owned(), public });
     }
 
     /// End every session `participant` has in `room` (a member's participation, WHIP

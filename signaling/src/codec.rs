@@ -478,6 +478,7 @@ mod consult_tests {
             Command::MuteAll,
             Command::PinProgramme { participant: Some(ParticipantId::new("member:王委员")) },
             Command::PinProgramme { participant: None },
+            Command::SetStage { participant: ParticipantId::new("member:王委员"), on: true },
             Command::SubmitQuestion { text: "问".into(), anonymous: true },
             Command::VoteQuestion { id: QuestionId(3), up: true },
             Command::ModerateQuestion { id: QuestionId(3), op: QuestionOp::Reject { reason: Some("重复".into()) } },

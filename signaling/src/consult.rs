@@ -284,6 +284,15 @@ pub enum ConsultEvent {
         /// Whether present now.
         present: bool,
     },
+    /// Who is on the livestream's stage and who is on air now (the stage, the floor holder
+    /// and a pinned camera): sent to everyone whenever either list changes. Only those on air
+    /// reach the public (WHEP viewers, the programme); a member shows "直播中" while on air.
+    Stage {
+        /// Granted 上台 by a moderator, in order of the grant.
+        stage: Vec<ParticipantId>,
+        /// On air now (sorted).
+        on_air: Vec<ParticipantId>,
+    },
     /// A moderator action was logged (for other moderators' consoles).
     Audit {
         /// The entry.
@@ -367,6 +376,15 @@ pub struct Snapshot {
     /// everyone else (shown to the author as 审核中).
     #[serde(default)]
     pub held: Vec<HeldComment>,
+    /// A livestream's stage: granted 上台, in order of the grant (empty in a room).
+    #[serde(default)]
+    pub stage: Vec<ParticipantId>,
+    /// Who is on air now (the stage, the floor holder, a pinned camera; empty in a room).
+    #[serde(default)]
+    pub on_air: Vec<ParticipantId>,
+    /// The activity is a livestream (it has a stage; `set_stage` works).
+    #[serde(default)]
+    pub livestream: bool,
 }
 
 /// A request to an activity. Serialized tagged by `c`.
@@ -421,6 +439,18 @@ pub enum Command {
         /// The participant (subject) to show, or `None`.
         #[serde(default)]
         participant: Option<ParticipantId>,
+    },
+    /// 上台 (`on`) or 下台 (`!on`): whether `participant`'s camera and microphone may reach the
+    /// public of a livestream (WHEP viewers and the programme). Members in the livestream's
+    /// room always see each other; the public sees only who is on air (on the stage, holding
+    /// the floor, or pinned). Moderators only; audited as `stage_granted` / `stage_revoked`;
+    /// `not_eligible` for a viewer or in an activity that is not a livestream. 下台 of the
+    /// floor holder also ends their turn.
+    SetStage {
+        /// The participant (subject).
+        participant: ParticipantId,
+        /// 上台 (true) or 下台 (false).
+        on: bool,
     },
     /// Ask a question.
     SubmitQuestion {

@@ -45,6 +45,9 @@ impl Consultation {
             PinProgramme { participant } => self
                 .handle_pin_programme(g, participant.as_ref(), now_ms)
                 .map(|()| Reply::Done)?,
+            SetStage { participant, on } => self
+                .handle_set_stage(g, &participant, on, now_ms)
+                .map(|()| Reply::Done)?,
             SubmitQuestion { text, anonymous } => Reply::QuestionSubmitted {
                 id: self.handle_submit_question(g, &text, anonymous, now_ms)?,
             },

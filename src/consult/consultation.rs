@@ -144,17 +144,24 @@ pub struct Consultation {
     viewers_seen: HashSet<ParticipantId>,
     viewer_stats: ViewerStats,
     last_seq: Option<Seq>,
-    /// Whose camera a moderator pinned for the livestream programme (`pin_programme`), kept
-    /// in the checkpoint so a restarted hub (or a new home) shows the same camera. `default`:
-    /// checkpoints written before it restore as unpinned.
-    #[serde(default)]
-    programme_pin: Option<ParticipantId>,
     /// After a restore: until when connections may be announced again before the people
     /// still counted absent are taken as gone (spans closed, floor released).
     #[serde(skip)]
     rejoin_until: Option<u64>,
     #[serde(skip)]
     events: VecDeque<Addressed>,
+    /// A livestream (its public sees only who is on air); set by the driver from the record.
+    #[serde(default)]
+    livestream: bool,
+    /// Granted 上台, in order of the grant (kept across a restart: it is in the checkpoint).
+    #[serde(default)]
+    stage: Vec<ParticipantId>,
+    /// The camera a moderator pinned on the programme (audited here, applied by the programme).
+    #[serde(default)]
+    programme_pin: Option<ParticipantId>,
+    /// The stage lists last announced (`ConsultEvent::Stage`), to announce only changes.
+    #[serde(skip)]
+    announced_stage: Option<(Vec<ParticipantId>, Vec<ParticipantId>)>,
 }
 
 /// After a restore, how long members have to be announced again (by their node, or by
@@ -177,15 +184,49 @@ impl Consultation {
             viewers_seen: HashSet::new(),
             viewer_stats: ViewerStats::default(),
             last_seq: None,
-            programme_pin: None,
             rejoin_until: None,
             events: VecDeque::new(),
+            livestream: false,
+            stage: Vec::new(),
+            programme_pin: None,
+            announced_stage: None,
         }
     }
 
-    /// Whose camera the livestream programme is pinned to, if a moderator pinned one.
+    /// Whether the activity is a livestream (the driver reads its kind from the record). Only
+    /// a livestream has a stage: in a room [`Consultation::on_air`] is empty and `set_stage` is
+    /// refused.
+    pub fn set_livestream(&mut self, livestream: bool) {
+        self.livestream = livestream;
+        self.flush();
+    }
+
+    /// The camera a moderator pinned on the programme, as audited here.
     pub fn programme_pin(&self) -> Option<&ParticipantId> {
         self.programme_pin.as_ref()
+    }
+
+    /// Granted 上台, in order of the grant.
+    pub fn stage(&self) -> &[ParticipantId] {
+        &self.stage
+    }
+
+    /// Who may reach the public of a livestream now: on the stage, holding the floor, or
+    /// pinned on the programme — each a moderator's decision to put them on air. Sorted; empty
+    /// in a room. The media plane forwards nobody else to WHEP viewers and the programme.
+    pub fn on_air(&self) -> Vec<ParticipantId> {
+        if !self.livestream {
+            return Vec::new();
+        }
+        let mut v: Vec<ParticipantId> = self.stage.iter().chain(self.floor.holder()).chain(self.programme_pin.as_ref()).cloned().collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Whether `who` is on air (see [`Consultation::on_air`]).
+    pub fn is_on_air(&self, who: &ParticipantId) -> bool {
+        self.livestream && (self.stage.contains(who) || self.floor.holder() == Some(who) || self.programme_pin.as_ref() == Some(who))
     }
 
     /// The activity.
@@ -565,6 +606,46 @@ impl Consultation {
             None => self.log(g, now_ms, "programme_unpinned", "", "", None),
         }
         self.programme_pin = participant.cloned();
+        self.flush();
+        Ok(())
+    }
+
+    /// A moderator puts `who` on the livestream's stage (上台, `on`) or takes them off (下台):
+    /// whether their camera and microphone may reach the public. A participant need not be
+    /// present (the chair may seat a speaker before they arrive) but may not be a viewer.
+    /// 下台 of the floor holder also ends their turn (revoked), so they leave the public stream
+    /// at once. Audited `stage_granted` / `stage_revoked` when something changed.
+    pub fn handle_set_stage(
+        &mut self,
+        g: &Grants,
+        who: &ParticipantId,
+        on: bool,
+        now_ms: u64,
+    ) -> Result<(), ConsultError> {
+        authorize_in(g, &self.activity, Action::GrantFloor)?;
+        if !self.livestream || self.role_of(who) == Some(Role::Viewer) {
+            return Err(ConsultError::NotEligible(who.clone()));
+        }
+        let was = self.stage.contains(who);
+        if on && !was {
+            self.stage.push(who.clone());
+            self.log(g, now_ms, "stage_granted", who.as_str(), "", None);
+        }
+        if !on {
+            if was {
+                self.stage.retain(|p| p != who);
+                self.log(g, now_ms, "stage_revoked", who.as_str(), "", None);
+            }
+            if self.floor.holder() == Some(who) {
+                let holder = self.floor.handle_revoke(now_ms)?;
+                self.log(g, now_ms, "floor_revoked", holder.as_str(), "", Some("下台"));
+            }
+            if self.programme_pin.as_ref() == Some(who) {
+                self.programme_pin = None;
+                self.log(g, now_ms, "programme_unpinned", "", "", Some("下台"));
+            }
+        }
+        self.flush();
         Ok(())
     }
 
@@ -979,6 +1060,14 @@ impl Consultation {
         while let Some(ev) = self.floor.poll_event() {
             self.push(Audience::Everyone, ConsultEvent::Floor(ev));
         }
+        if self.livestream {
+            let now = (self.stage.clone(), self.on_air());
+            if self.announced_stage.as_ref() != Some(&now) {
+                self.announced_stage = Some(now.clone());
+                let (stage, on_air) = now;
+                self.push(Audience::Everyone, ConsultEvent::Stage { stage, on_air });
+            }
+        }
         let mut changed: Vec<QuestionId> = Vec::new();
         while let Some(id) = self.questions.poll_changed() {
             if !changed.contains(&id) {
@@ -1062,6 +1151,9 @@ impl Consultation {
                 .filter(|c| full || c.author.id == g.subject)
                 .cloned()
                 .collect(),
+            stage: if self.livestream { self.stage.clone() } else { Vec::new() },
+            on_air: self.on_air(),
+            livestream: self.livestream,
         })
     }
 
@@ -1272,6 +1364,49 @@ mod tests {
 
     fn drain(c: &mut Consultation) -> Vec<Addressed> {
         std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    #[test]
+    fn the_stage_is_the_chairs_audited_and_survives_a_checkpoint() {
+        let (mut c, m, a, b, v) = setup();
+        // A room has no stage.
+        assert_eq!(c.handle_set_stage(&m, &a.subject, true, T0), Err(ConsultError::NotEligible(a.subject.clone())));
+        assert!(c.on_air().is_empty());
+        c.set_livestream(true);
+        drain(&mut c);
+        assert_eq!(c.handle_set_stage(&a, &a.subject, true, T0), Err(ConsultError::Forbidden));
+        assert_eq!(c.handle_set_stage(&m, &v.subject, true, T0), Err(ConsultError::NotEligible(v.subject.clone())));
+        assert!(!c.is_on_air(&a.subject));
+        c.handle_set_stage(&m, &a.subject, true, T0 + 1).unwrap();
+        let events = drain(&mut c);
+        assert!(events.iter().any(|e| e.audience == Audience::Everyone
+            && e.event == ConsultEvent::Stage { stage: vec![a.subject.clone()], on_air: vec![a.subject.clone()] }));
+        assert_eq!(c.audit().entries().last().unwrap().action, "stage_granted");
+        // Granting twice changes nothing and logs nothing.
+        let logged = c.audit().entries().len();
+        c.handle_set_stage(&m, &a.subject, true, T0 + 2).unwrap();
+        assert_eq!(c.audit().entries().len(), logged);
+        assert!(drain(&mut c).is_empty());
+        // The floor holder is on air too.
+        c.handle_grant_floor(&m, GrantTarget::Participant(b.subject.clone()), None, T0 + 3).unwrap();
+        assert!(c.is_on_air(&b.subject));
+        let mut both = vec![a.subject.clone(), b.subject.clone()];
+        both.sort();
+        assert_eq!(c.on_air(), both);
+        // A restart: the stage and the snapshot a reconnecting member gets are the same.
+        let mut d = Consultation::restore(&c.checkpoint(), T0 + 4).unwrap();
+        d.set_livestream(true);
+        d.handle_join(&a, T0 + 5).unwrap();
+        let snap = d.snapshot(&a).unwrap();
+        assert_eq!(snap.stage, vec![a.subject.clone()]);
+        assert!(snap.livestream && snap.on_air.contains(&a.subject));
+        // 下台 of the floor holder ends the turn: off the public stream at once.
+        c.handle_set_stage(&m, &b.subject, false, T0 + 6).unwrap();
+        assert_eq!(c.floor().holder(), None);
+        assert_eq!(c.on_air(), vec![a.subject.clone()]);
+        c.handle_set_stage(&m, &a.subject, false, T0 + 7).unwrap();
+        assert!(c.on_air().is_empty());
+        assert_eq!(c.audit().entries().last().unwrap().action, "stage_revoked");
     }
 
     #[test]

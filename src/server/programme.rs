@@ -262,6 +262,11 @@ impl FloorHook for Tee {
         self.0.banned(activity, participant);
         self.1.banned(activity, participant);
     }
+
+    fn set_public(&self, activity: &ActivityId, participant: &ParticipantId, public: bool) {
+        self.0.set_public(activity, participant, public);
+        self.1.set_public(activity, participant, public);
+    }
 }
 
 /// Store jobs, done in order by the programme's writer thread.

@@ -72,6 +72,10 @@ export function auditWhat(e: AuditEntry, look: AuditLookups): string {
       return ms ? t('audit_auto_advance_on', { dur: formatDuration(ms) }) : t('audit_auto_advance_off');
     case 'muted_all':
       return t('audit_muted_all');
+    case 'stage_granted':
+      return t('audit_stage_granted', { name: who(e.target) });
+    case 'stage_revoked':
+      return t('audit_stage_revoked', { name: who(e.target) });
     case 'hand_lowered':
       return t('audit_hand_lowered', { name: who(e.target) });
     case 'question_published':

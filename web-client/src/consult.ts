@@ -23,6 +23,11 @@ export class ConsultStore {
   modes: CommentModes = { review: false, verified_only: false, lockdown: false };
   present = new Map<string, PresentRow>();
   viewers = 0;
+  /** A livestream's stage (granted 上台) and who is on air (reaches the public) now. */
+  stage: string[] = [];
+  onAir = new Set<string>();
+  /** The activity has a stage (a livestream). */
+  livestream = false;
   audit: AuditEntry[] = [];
   /** seqs approved or hidden since the last state (the console drops them from its review queue). */
   settled = new Set<number>();
@@ -74,6 +79,9 @@ export class ConsultStore {
     for (const p of s.present) this.learnName(p.id, p.name);
     for (const q of s.questions) if (q.asker) this.learnName(q.asker.id, q.asker.name);
     this.viewers = s.viewers;
+    this.stage = [...(s.stage ?? [])];
+    this.onAir = new Set(s.on_air ?? []);
+    this.livestream = !!s.livestream;
     this.settled.clear();
     this.changed();
   }
@@ -128,6 +136,10 @@ export class ConsultStore {
         this.learnName(e.participant, e.name);
         if (e.present) this.present.set(e.participant, { id: e.participant, name: e.name, role: e.role });
         else this.present.delete(e.participant);
+        break;
+      case 'stage':
+        this.stage = [...e.stage];
+        this.onAir = new Set(e.on_air);
         break;
       case 'audit':
         this.noteSanction(e.entry);

@@ -129,7 +129,23 @@ export function floorPanel(body: HTMLElement, store: ConsultStore, conn: () => C
       out.push(bar);
       const present = [...store.present.values()];
       if (present.length) {
-        out.push(h('h3', {}, t('present', { n: present.length })), h('ul', { class: 'present' }, ...present.map((p) => h('li', {}, `${p.name}（${t(`role_${p.role}` as I18nKey)}）`))));
+        // A livestream's stage: 直播中 beside whoever reaches the public; 上台/下台 for moderators.
+        const row = (p: (typeof present)[number]) => {
+          const li = h('li', { 'data-id': p.id }, `${p.name}（${t(`role_${p.role}` as I18nKey)}）`);
+          if (!store.livestream) return li;
+          if (store.onAir.has(p.id)) li.append(' ', h('span', { class: 'on-air-tag' }, t('onAirTag')));
+          if (who.moderator) {
+            const on = store.stage.includes(p.id);
+            li.append(
+              ' ',
+              on
+                ? button(`stage-${p.id}`, t('stageOff'), () => cmd({ c: 'set_stage', participant: p.id, on: false }), { title: t('stageOffLabel', { name: p.name }) })
+                : button(`stage-${p.id}`, t('stageOn'), () => cmd({ c: 'set_stage', participant: p.id, on: true }), { title: t('stageOnLabel', { name: p.name }) }),
+            );
+          }
+          return li;
+        };
+        out.push(h('h3', {}, t('present', { n: present.length })), h('ul', { class: 'present' }, ...present.map(row)));
       }
       return out;
     });

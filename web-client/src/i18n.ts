@@ -288,6 +288,16 @@ const zh = {
   youAreSpeaking: '你正在发言',
   youHaveFloorMicOff: '你已获得发言权，请打开麦克风',
   youTile: '你',
+  // ---- the stage behind the chair (issue 13, item 4) ----
+  onAirTag: '直播中',
+  onAirYou: '直播中：公众正在看到你的画面',
+  offAirYou: '未上台：只有会场内的人能看到你；主持人请你上台后，公众才能看到你。',
+  stageOn: '上台',
+  stageOff: '下台',
+  stageOnLabel: '请 {name} 上台（公众可看到）',
+  stageOffLabel: '请 {name} 下台（离开公开直播）',
+  audit_stage_granted: '请 {name} 上台',
+  audit_stage_revoked: '请 {name} 下台',
 };
 
 type Key = keyof typeof zh;
@@ -569,6 +579,16 @@ const en: Record<Key, string> = {
   youAreSpeaking: 'You are speaking',
   youHaveFloorMicOff: 'You have the floor: turn your microphone on',
   youTile: 'You',
+  // ---- the stage behind the chair (issue 13, item 4) ----
+  onAirTag: 'LIVE',
+  onAirYou: 'LIVE: the public sees your picture',
+  offAirYou: 'Not on stage: only people in the room see you; the public sees you once the chair puts you on stage.',
+  stageOn: 'On stage',
+  stageOff: 'Off stage',
+  stageOnLabel: 'Put {name} on stage (seen by the public)',
+  stageOffLabel: 'Take {name} off stage (off the public stream)',
+  audit_stage_granted: 'put {name} on stage',
+  audit_stage_revoked: 'took {name} off stage',
 };
 
 const tables: Record<Lang, Record<Key, string>> = { 'zh-CN': zh, en };

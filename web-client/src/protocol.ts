@@ -183,6 +183,8 @@ export type ConsultEvent =
   | { t: 'comment_rejected'; seq: number }
   | { t: 'comment_modes'; modes: CommentModes }
   | { t: 'presence'; participant: ParticipantId; name: string; role: Role; present: boolean }
+  /** A livestream's stage (上台) and who is on air now (the stage, the floor holder, a pin). */
+  | { t: 'stage'; stage: ParticipantId[]; on_air: ParticipantId[] }
   | { t: 'audit'; entry: AuditEntry };
 
 export type QuestionOp =
@@ -205,6 +207,7 @@ export type Command =
   | { c: 'set_auto_advance'; limit_ms?: number | null }
   | { c: 'mute_all' }
   | { c: 'pin_programme'; participant: string | null }
+  | { c: 'set_stage'; participant: ParticipantId; on: boolean }
   | { c: 'submit_question'; text: string; anonymous?: boolean }
   | { c: 'vote_question'; id: QuestionId; up: boolean }
   | ({ c: 'moderate_question'; id: QuestionId } & QuestionOp)
@@ -251,6 +254,12 @@ export interface ConsultSnapshot {
   viewers: number;
   /** Held for review now: all for moderators, one's own for everyone else (older servers: absent). */
   held?: HeldComment[];
+  /** A livestream's stage: granted 上台 (older servers: absent). */
+  stage?: ParticipantId[];
+  /** Who reaches the public now (older servers: absent). */
+  on_air?: ParticipantId[];
+  /** The activity is a livestream: it has a stage (older servers: absent). */
+  livestream?: boolean;
 }
 
 // ---- server → client ----

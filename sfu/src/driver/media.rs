@@ -50,6 +50,8 @@ pub(crate) struct Published {
     pli: PliThrottle,
     /// The floor lets this track through (mirrors the room's gate for the participant).
     pub gate: bool,
+    /// The stage lets this track reach the public (mirrors the room's public gate).
+    pub public: bool,
     /// Who receives it: `(subscriber pc, index of its outgoing track)`.
     subscribers: Vec<(PcKey, usize)>,
 }
@@ -188,6 +190,7 @@ impl Driver {
             rids,
             pli: PliThrottle::new(PLI_INTERVAL),
             gate: if kind == MediaKind::Audio { gates.audio } else { gates.video },
+            public: gates.public,
             subscribers: Vec::new(),
         };
         self.tracks.insert(id, t);
@@ -236,7 +239,8 @@ impl Driver {
 
     /// The tap event announcing track `id`.
     pub(super) fn stage_track_added(&self, id: TrackId) -> Option<StageEvent> {
-        let t = self.tracks.get(&id)?;
+        // Taps (the programme) see only public tracks.
+        let t = self.tracks.get(&id).filter(|t| t.public)?;
         let codec = TapCodec { mime_type: t.codec.mime_type.clone(), clock_rate: t.codec.clock_rate, channels: t.codec.channels, fmtp: t.codec.sdp_fmtp_line.clone() };
         Some(StageEvent::TrackAdded { track: id, participant: t.participant.clone(), kind: t.kind, codec })
     }
@@ -272,6 +276,7 @@ impl Driver {
         let mut tap_wants_key = false;
         if let Some(r) = rooms.get_mut(&t.room)
             && !r.taps.is_empty()
+            && t.public
         {
             r.taps.retain_mut(|tap| {
                 // Stamped with the wake-up, not `now` (this packet's own read): connections are
@@ -424,6 +429,39 @@ impl Driver {
                 t.gate = if t.kind == MediaKind::Audio { g.audio } else { g.video };
             }
         }
+    }
+
+    /// The public gate changed for `participant` in `room`: mirror it into their tracks, tell
+    /// the taps (added / removed) and re-choose every viewer's slots.
+    pub(super) fn apply_public(&mut self, room: &str, participant: &str, now: Instant) {
+        let Some(r) = self.rooms.get(room) else { return };
+        let public = r.gates(participant).public;
+        let mut changed = Vec::new();
+        for id in &r.tracks {
+            if let Some(t) = self.tracks.get_mut(id)
+                && t.participant == participant
+                && t.public != public
+            {
+                t.public = public;
+                changed.push((t.id, t.kind));
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let events: Vec<StageEvent> = changed
+            .iter()
+            .filter_map(|&(id, kind)| if public { self.stage_track_added(id) } else { Some(StageEvent::TrackRemoved { track: id, participant: participant.to_owned(), kind }) })
+            .collect();
+        if let Some(r) = self.rooms.get_mut(room) {
+            for tap in r.taps.iter_mut() {
+                for &(id, _) in &changed {
+                    tap.forget(id);
+                }
+            }
+            r.taps.retain(|tap| events.iter().all(|ev| tap.event(ev.clone())));
+        }
+        self.reassign_viewers(room, now);
     }
 
     /// The published tracks of `room`, in publication order: `(id, participant, kind)`.

@@ -60,6 +60,8 @@ pub(crate) enum Cmd {
     Close { id: SessionId, reply: Reply<bool> },
     ViewerLayer { id: SessionId, layer: usize, reply: Reply<()> },
     Floor { room: String, participant: String, audio: bool, video: bool },
+    /// The public gate of a livestream (see `Sfu::set_public`).
+    Public { room: String, participant: String, public: bool },
     Evict { room: String, participant: String },
     TapOpen { room: String, sink: crate::tap::TapSink },
     TapClose { room: String, id: u64 },

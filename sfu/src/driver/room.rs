@@ -15,11 +15,13 @@ pub(crate) struct Presence {
     pub sessions: usize,
     pub audio: bool,
     pub video: bool,
+    /// Reaches the public (WHEP viewers, stage taps): a livestream's stage gate.
+    pub public: bool,
 }
 
 impl Default for Presence {
     fn default() -> Self {
-        Self { sessions: 0, audio: true, video: true }
+        Self { sessions: 0, audio: true, video: true, public: true }
     }
 }
 
@@ -60,7 +62,7 @@ impl Room {
         };
         if gone {
             self.detector.handle_remove(&participant.to_owned());
-            if self.participants.get(participant).is_some_and(|p| p.audio && p.video) {
+            if self.participants.get(participant).is_some_and(|p| p.audio && p.video && p.public) {
                 // A closed gate is remembered (the floor holds across a rejoin); an open one is
                 // the default and need not be kept.
                 self.participants.remove(participant);
@@ -87,7 +89,7 @@ impl Room {
     pub fn is_idle(&self) -> bool {
         self.taps.is_empty()
             && self.viewers == 0
-            && self.tracks.is_empty() && self.sessions.is_empty() && self.participants.values().all(|p| p.sessions == 0 && p.audio && p.video)
+            && self.tracks.is_empty() && self.sessions.is_empty() && self.participants.values().all(|p| p.sessions == 0 && p.audio && p.video && p.public)
     }
 }
 
@@ -110,7 +112,7 @@ mod tests {
     #[test]
     fn a_withheld_floor_outlives_the_participant() {
         let mut r = Room::default();
-        r.participants.insert("a".into(), Presence { sessions: 0, audio: false, video: true });
+        r.participants.insert("a".into(), Presence { sessions: 0, audio: false, video: true, public: true });
         assert!(!r.is_idle(), "a closed gate keeps the room");
         r.enter("r", "a", 5).unwrap();
         r.leave("a");

@@ -171,6 +171,12 @@ impl Driver {
                     self.close_session(id, "evicted");
                 }
             }
+            Cmd::Public { room, participant, public } => {
+                let r = self.rooms.entry(room.clone()).or_default();
+                r.participants.entry(participant.clone()).or_default().public = public;
+                self.apply_public(&room, &participant, now);
+                self.forget_room_if_idle(&room);
+            }
             Cmd::Floor { room, participant, audio, video } => {
                 let r = self.rooms.entry(room.clone()).or_default();
                 let p = r.participants.entry(participant.clone()).or_default();
@@ -554,13 +560,24 @@ impl Driver {
         }
     }
 
+    /// Re-choose the slots of every viewer of `room` (after its public gates changed).
+    pub(super) fn reassign_viewers(&mut self, room: &str, now: Instant) {
+        let ids: Vec<SessionId> = self.rooms.get(room).map(|r| r.sessions.clone()).unwrap_or_default();
+        for id in ids {
+            if matches!(self.sessions.get(&id), Some(Session::Viewer(_))) {
+                self.assign_viewer_slots(id, now);
+            }
+        }
+    }
+
     /// Pick the source for each viewer slot: per kind, the active speaker's tracks first, then in
     /// publication order.
     fn assign_viewer_slots(&mut self, id: SessionId, now: Instant) {
         let Some(Session::Viewer(v)) = self.sessions.get(&id) else { return };
         let (pc, slots, room) = (v.pc, v.slots.clone(), v.room.clone());
         let speaker = self.rooms.get(&room).and_then(|r| r.speaker.clone());
-        let tracks = self.room_tracks(&room);
+        // Only public tracks (a livestream's stage gate, `Sfu::set_public`) reach a viewer.
+        let tracks: Vec<_> = self.room_tracks(&room).into_iter().filter(|t| self.tracks.get(&t.0).is_some_and(|p| p.public)).collect();
         for kind in [MediaKind::Audio, MediaKind::Video] {
             let mut cands: Vec<&(TrackId, String, MediaKind)> = tracks.iter().filter(|t| t.2 == kind).collect();
             cands.sort_by_key(|t| Some(&t.1) != speaker.as_ref());

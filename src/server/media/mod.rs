@@ -9,6 +9,7 @@
 //! POST   /whip/{activity}            Bearer token (member/guest/moderator) + offer → 201 answer
 //! DELETE /whip/{activity}/{resource}
 //! floor: moderation driver → FloorHook::set_forwarding → SfuFloor → Sfu::set_forwarding
+//! stage: moderation driver → FloorHook::set_public     → SfuFloor → Sfu::set_public (livestreams)
 //! ws  {"t":"media","id","req"}       → MediaConn::handle → {"t":"media","id","ev"}
 //!     SfuEvent stream                → pump task → the session's inbox → {"t":"media","ev"}
 //! ```
@@ -151,6 +152,10 @@ impl FloorHook for SfuFloor {
     ) {
         self.0
             .set_forwarding(RoomId::of(activity).as_str(), participant.as_str(), audio, video);
+    }
+
+    fn set_public(&self, activity: &ActivityId, participant: &ParticipantId, public: bool) {
+        self.0.set_public(RoomId::of(activity).as_str(), participant.as_str(), public);
     }
 
     fn banned(&self, activity: &ActivityId, participant: &ParticipantId) {

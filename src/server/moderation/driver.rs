@@ -146,6 +146,9 @@ pub(super) fn spawn(
         ..ConsultationConfig::default()
     };
     let mut c = Consultation::new(activity.clone(), config, now_ms());
+    // A livestream's public sees only who is on air (the stage); the kind does not change.
+    let livestream = deps.record.activity(&activity).ok().flatten().is_some_and(|a| a.kind == crate::record::ActivityKind::Livestream);
+    c.set_livestream(livestream);
     c.handle_topic_seq(head);
     c.set_comment_rate(deps.comments_per_minute);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -165,6 +168,8 @@ pub(super) fn spawn(
         audited: 0,
         present: HashMap::new(),
         speaking: HashMap::new(),
+        public: HashMap::new(),
+        livestream,
         fence: None,
         gate: Default::default(),
     };
@@ -193,6 +198,10 @@ struct ModerationDriver {
     present: HashMap<ParticipantId, u32>,
     /// What the floor hook was last told.
     speaking: HashMap<ParticipantId, bool>,
+    /// What the floor hook was last told of the stage (`set_public`; livestreams only).
+    public: HashMap<ParticipantId, bool>,
+    /// The activity is a livestream (it has a stage).
+    livestream: bool,
     /// The proof that no other node runs this activity's moderation (see [`Record::fence`]).
     fence: Option<Fence>,
     /// Comments and commands only while the activity is live (issue 14).
@@ -226,6 +235,7 @@ impl ModerationDriver {
                     Ok(mut c) => {
                         c.handle_topic_seq(self.deps.record.head(&self.activity).unwrap_or_default());
                         c.set_comment_rate(self.deps.comments_per_minute);
+                        c.set_livestream(self.livestream);
                         self.c = c;
                         tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
                         self.cons.restore(&state, now_ms());
@@ -346,6 +356,7 @@ impl ModerationDriver {
                     if *n == 0 {
                         self.present.remove(&who);
                         self.speaking.remove(&who);
+                        self.public.remove(&who);
                     }
                 }
                 self.summary_due
@@ -401,7 +412,13 @@ impl ModerationDriver {
             Command::Ban { who, .. } => Some(who.clone()),
             _ => None,
         };
+        let pin_before = self.c.programme_pin().cloned();
         let result = self.c.handle_command(&grants, cmd, now);
+        if result.is_ok() && pin.is_none() && self.c.programme_pin() != pin_before.as_ref() {
+            // 下台 of the pinned participant unpinned them: the programme follows.
+            let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();
+            hook.set_pin(&self.activity, None);
+        }
         // The programme's pin, once authorised and audited.
         if let (Ok(_), Some(pin)) = (&result, pin) {
             let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -565,7 +582,7 @@ impl ModerationDriver {
         while let Some(out) = self.c.poll_event() {
             floor_changed |= matches!(
                 out.event,
-                ConsultEvent::Floor(_) | ConsultEvent::Presence { .. }
+                ConsultEvent::Floor(_) | ConsultEvent::Presence { .. } | ConsultEvent::Stage { .. }
             );
             let key = match (&out.event, &out.audience) {
                 (ConsultEvent::Question { question }, Audience::Everyone) => Some((0, question.id)),
@@ -601,7 +618,7 @@ impl ModerationDriver {
             let persist = self.summary_persist(now);
             self.persist.send(persist);
         }
-        if floor_changed || self.speaking.len() != self.present.len() {
+        if floor_changed || self.speaking.len() != self.present.len() || (self.livestream && self.public.len() != self.present.len()) {
             self.update_forwarding();
         }
     }
@@ -627,6 +644,12 @@ impl ModerationDriver {
             let may = self.c.may_speak(who);
             if self.speaking.insert(who.clone(), may) != Some(may) {
                 hook.set_forwarding(&self.activity, who, may, true);
+            }
+            if self.livestream {
+                let on_air = self.c.is_on_air(who);
+                if self.public.insert(who.clone(), on_air) != Some(on_air) {
+                    hook.set_public(&self.activity, who, on_air);
+                }
             }
         }
     }

@@ -28,6 +28,13 @@ pub trait FloorHook: Send + Sync + 'static {
     /// (`Command::PinProgramme`, audited by the session first). The SFU ignores it.
     fn set_pin(&self, _activity: &ActivityId, _pin: Option<&ParticipantId>) {}
 
+    /// A livestream's stage: whether `participant`'s media may reach the public (WHEP viewers,
+    /// the programme). The driver calls it for every present member, guest or moderator of a
+    /// livestream whose `Consultation::is_on_air` changed (and once when they join, closed
+    /// until a moderator puts them on air); never in a room. The SFU gates its viewer slots and
+    /// stage taps with it (`Sfu::set_public`); members in the room are not affected.
+    fn set_public(&self, _activity: &ActivityId, _participant: &ParticipantId, _public: bool) {}
+
     /// A moderator banned `participant`: the media plane ends their participation and
     /// ingests in `activity` (a join or WHIP afterwards is refused by its own check).
     fn banned(&self, _activity: &ActivityId, _participant: &ParticipantId) {}

@@ -43,7 +43,9 @@ export function room(root: HTMLElement, activity: string): void {
   const camBtn = h('button', { type: 'button', class: 'btn media-btn', 'data-media': 'camera', 'aria-pressed': 'false' });
   const screenBtn = h('button', { type: 'button', class: 'btn media-btn', 'data-media': 'screen', 'aria-pressed': 'false' });
   const mediaMsg = h('p', { class: 'media-msg', role: 'status', 'aria-live': 'polite' });
-  const stageNote = h('p', { class: 'stage-note', hidden: true });
+  // In a livestream's room: 直播中 while this member reaches the public (on the stage, holding
+  // the floor, or pinned), else a note that only the room sees them.
+  const stageNote = h('p', { class: 'stage-note', role: 'status', 'aria-live': 'polite', hidden: true });
   const apply = () => {
     micBtn.setAttribute('aria-pressed', String(!!mic));
     camBtn.setAttribute('aria-pressed', String(!!camera));
@@ -132,9 +134,24 @@ export function room(root: HTMLElement, activity: string): void {
   store.onChange(renderTurn);
   window.setInterval(renderTurn, 500);
 
+  const renderStage = () => {
+    const live = kind === 'livestream' || store.livestream;
+    const id = me();
+    const onAir = live && !!id && store.onAir.has(id);
+    stageNote.textContent = !live ? '' : onAir ? t('onAirYou') : store.available ? t('offAirYou') : t('livestreamRoomNote');
+    stageNote.classList.toggle('on-air', onAir);
+    stageNote.dataset.onAir = String(onAir);
+    stageNote.hidden = !live;
+  };
   const controls = h('div', { class: 'controls', role: 'toolbar' }, micBtn, camBtn, screenBtn);
   const floor = slot('floor', () => t('floor'), () => t('loading'));
-  floorPanel(floor.body, store, () => conn, { id: me, moderator: false });
+  // A moderator in the room chairs from here too (上台/下台, the floor).
+  floorPanel(floor.body, store, () => conn, {
+    id: me,
+    get moderator() {
+      return conn?.you?.role === 'moderator';
+    },
+  });
   const commentsH = h('h2', { id: 'room-comments-h' });
   const pageHeader = header(() => (title ? `${title} · ${t('roomTitle')}` : t('roomTitle')));
   const labels = () => {
@@ -146,8 +163,7 @@ export function room(root: HTMLElement, activity: string): void {
     screenBtn.textContent = screen ? t('screenStop') : t('screenStart');
     controls.setAttribute('aria-label', t('mediaControls'));
     commentsH.textContent = t('comments');
-    stageNote.textContent = kind === 'livestream' ? t('livestreamRoomNote') : '';
-    stageNote.hidden = kind !== 'livestream';
+    renderStage();
     if (conn?.you) you.textContent = t('you', { name: conn.you.name, role: t(`role_${conn.you.role}`) });
     list.relabel();
     renderTurn();
@@ -164,6 +180,7 @@ export function room(root: HTMLElement, activity: string): void {
   );
   i18n(labels);
   store.onChange(() => grid.relabel());
+  store.onChange(() => renderStage());
   void getActivity(activity)
     .then((a) => {
       title = a.title;

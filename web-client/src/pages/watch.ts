@@ -126,9 +126,13 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   window.addEventListener('pagehide', () => void player.stop());
   store.onChange(() => {
+    // The lower-third names who the public sees: the floor holder if on air, else the one
+    // participant on air (a livestream's stage; a room or an older hub: the floor holder).
     const holder = store.floor.holder;
-    const p = holder ? store.present.get(holder) : undefined;
-    box.setSpeaker(holder ? store.nameOf(holder) : null, p ? t(`role_${p.role}` as I18nKey) : '');
+    const onAir = [...store.onAir];
+    const shown = !store.livestream ? holder : holder && store.onAir.has(holder) ? holder : onAir.length === 1 ? onAir[0] : null;
+    const p = shown ? store.present.get(shown) : undefined;
+    box.setSpeaker(shown ? store.nameOf(shown) : null, p ? t(`role_${p.role}` as I18nKey) : '');
   });
 
   // One's own held comments, as the server lists them (state.held, comment_held): shown as 审核中
