@@ -532,7 +532,7 @@ mod consult_tests {
                     questions: vec![view],
                     on_stage: None,
                     pinned: vec![QuestionId(1)],
-                    comment_modes: CommentModes { review: true, slow_mode_ms: Some(5), verified_only: false, lockdown: false },
+                    comment_modes: CommentModes { review: true, slow_mode_ms: Some(5), verified_only: false, lockdown: false, ..Default::default() },
                     present: vec![PresentRow { id: ParticipantId::new("wang"), name: "王".into(), role: Role::Member }],
                     viewers: 7,
                     held: vec![crate::consult::HeldComment {

@@ -176,6 +176,17 @@ pub struct CommentModes {
     pub verified_only: bool,
     /// Only members, guests and moderators may post.
     pub lockdown: bool,
+    /// The organisers paused the session: no comments, questions, votes or hands from anyone
+    /// but the moderators until they resume it (refused with `paused`). Absent from older
+    /// servers: `false`.
+    #[serde(default)]
+    pub paused: bool,
+    /// The organisers closed comments for now (refused with `interaction_closed`).
+    #[serde(default)]
+    pub comments_closed: bool,
+    /// The organisers closed questions for now (refused with `interaction_closed`).
+    #[serde(default)]
+    pub questions_closed: bool,
 }
 
 /// A moderator's change to the policy.

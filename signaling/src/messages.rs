@@ -379,4 +379,9 @@ pub enum ErrorCode {
     AlreadyPromoted,
     /// The activity holds the most polls, statements or voters it may.
     LimitReached,
+    /// The organisers paused the session: nobody but the moderators may comment, ask, vote
+    /// or raise a hand until it resumes.
+    Paused,
+    /// The organisers closed comments (or questions) for now.
+    InteractionClosed,
 }

@@ -323,6 +323,12 @@ impl Activity {
         self.closed_ms
     }
 
+    /// The state its running session must be in (settings, and paused or not), for the
+    /// moderation driver.
+    pub fn session_settings(&self) -> crate::consult::SessionSettings {
+        self.settings.session_settings(self.state == LifecycleState::Paused)
+    }
+
     /// The access `actor` has to it.
     pub fn access_of(&self, actor: &Actor, directory: &Directory) -> Access {
         access(actor, &self.committee, &self.shares, directory)

@@ -49,7 +49,7 @@ use super::lifecycle::ActivityKind;
 use super::error::AdminError;
 use super::ids::PersonId;
 use super::text;
-use crate::consult::{Command, ConsultationConfig, FloorMode, PolicyChange};
+use crate::consult::{Command, ConsultationConfig, FloorMode, OvertimeRule, ParticipantId, PolicyChange, SessionSettings};
 
 /// Shortest default turn: 30 s.
 pub const MIN_TURN_MS: u64 = 30_000;
@@ -369,6 +369,40 @@ impl ActivitySettings {
             add(SettingChange::Stage(self.stage.clone()));
         }
         (config, inputs)
+    }
+
+    /// The whole state a running session must be in with these settings (`paused`: the
+    /// activity is paused), for the moderation driver to reconcile with
+    /// ([`crate::consult::Consultation::handle_session_settings`]). This is what the hub sends:
+    /// after every change and when a driver starts; [`SettingChange::session_inputs`] remains
+    /// the per-change description of the same mapping.
+    pub fn session_settings(&self, paused: bool) -> SessionSettings {
+        SessionSettings {
+            floor_mode: self.discussion.into(),
+            default_turn_ms: self.turn_ms,
+            overtime: match self.overtime {
+                Overtime::Hard => OvertimeRule::Hard,
+                Overtime::Grace { grace_ms } => OvertimeRule::Grace { grace_ms },
+                Overtime::Soft => OvertimeRule::Soft,
+            },
+            auto_advance: self.auto_advance,
+            question_review: self.question_review,
+            review: self.comment_review == CommentReview::All,
+            slow_mode_ms: (self.slow_mode_ms != 0).then_some(self.slow_mode_ms),
+            verified_only: self.commenters == Commenters::Verified,
+            lockdown: self.commenters == Commenters::MembersOnly,
+            block_words: self.block_words.clone(),
+            hold_words: if self.comment_review == CommentReview::Off { Vec::new() } else { self.hold_words.clone() },
+            comments_open: self.comments_open,
+            questions_open: self.questions_open,
+            stage: match &self.stage {
+                StageLineup::AnyInvited => None,
+                StageLineup::Listed(people) => {
+                    Some(people.iter().map(|p| ParticipantId::new(p.as_str())).collect())
+                }
+            },
+            paused,
+        }
     }
 }
 

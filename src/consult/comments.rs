@@ -267,6 +267,12 @@ impl CommentPolicy {
             let text = normalize_line(raw_text, MAX_TEXT_CHARS)?;
             return Ok(CommentDecision::Accept { public: true, text });
         }
+        if self.modes.paused {
+            return Err(ConsultError::Paused);
+        }
+        if self.modes.comments_closed {
+            return Err(ConsultError::InteractionClosed("comments"));
+        }
         self.check_standing(&g.subject, role, now_ms)?;
         if self.modes.lockdown && role == Role::Viewer {
             return Err(ConsultError::Lockdown);
@@ -420,6 +426,16 @@ impl CommentPolicy {
             PolicyChange::HoldWords(ws) => self.hold_words = Self::words(ws)?,
         }
         Ok(())
+    }
+
+    /// The organisers' switches (pause, comments and questions open), which moderators'
+    /// policy changes do not touch; returns whether anything changed.
+    pub fn set_session(&mut self, paused: bool, comments_closed: bool, questions_closed: bool) -> bool {
+        let before = (self.modes.paused, self.modes.comments_closed, self.modes.questions_closed);
+        self.modes.paused = paused;
+        self.modes.comments_closed = comments_closed;
+        self.modes.questions_closed = questions_closed;
+        before != (paused, comments_closed, questions_closed)
     }
 
     fn words(ws: &[String]) -> Result<Vec<String>, ConsultError> {

@@ -37,7 +37,8 @@ use super::comments::{
     CommentCounts, CommentDecision, CommentModes, CommentPolicy, HeldComment, HiddenComment,
     PolicyChange,
 };
-use super::floor::{Floor, FloorMode, GrantTarget, TurnEnd};
+use super::floor::{Floor, FloorMode, GrantTarget, Turn, TurnEnd};
+use super::session::{Changed, SessionSettings};
 use super::grants::{Action, ConsultError, Grants, authorize_in};
 use super::ids::{ParticipantId, QuestionId};
 use super::questions::{Question, QuestionState, Questions};
@@ -144,6 +145,10 @@ pub struct Consultation {
     viewers_seen: HashSet<ParticipantId>,
     viewer_stats: ViewerStats,
     last_seq: Option<Seq>,
+    /// The organisers' stage line-up: `None` every member and guest may raise a hand and be
+    /// granted the floor; `Some` only these (see [`Consultation::handle_session_settings`]).
+    #[serde(default)]
+    stage: Option<Vec<ParticipantId>>,
     /// After a restore: until when connections may be announced again before the people
     /// still counted absent are taken as gone (spans closed, floor released).
     #[serde(skip)]
@@ -184,6 +189,7 @@ impl Consultation {
             viewers_seen: HashSet::new(),
             viewer_stats: ViewerStats::default(),
             last_seq: None,
+            stage: None,
             rejoin_until: None,
             events: VecDeque::new(),
             livestream: false,
@@ -293,6 +299,12 @@ impl Consultation {
     /// authorised it.
     pub fn handle_log_action(&mut self, g: &Grants, now_ms: u64, action: &str, target: &str, detail: &str) {
         self.log(g, now_ms, action, target, detail, None);
+    }
+
+    /// Logs an action the organisers took (a lifecycle step, a changed setting; issue 14) into
+    /// this activity's one audit chain, with its reason. The caller has authorised it.
+    pub fn handle_log_note(&mut self, g: &Grants, now_ms: u64, action: &str, target: &str, detail: &str, reason: Option<&str>) {
+        self.log(g, now_ms, action, target, detail, reason);
     }
 
     /// The audit log (read only).
@@ -420,7 +432,10 @@ impl Consultation {
     /// `g` raises their hand (members and guests who are present and in good standing).
     pub fn handle_raise_hand(&mut self, g: &Grants, now_ms: u64) -> Result<(), ConsultError> {
         authorize_in(g, &self.activity, Action::RaiseHand)?;
-        if !self.is_present(&g.subject) {
+        if self.comments.modes().paused {
+            return Err(ConsultError::Paused);
+        }
+        if !self.is_present(&g.subject) || !self.on_stage(&g.subject, g.role) {
             return Err(ConsultError::NotEligible(g.subject.clone()));
         }
         self.comments.check_standing(&g.subject, g.role, now_ms)?;
@@ -462,11 +477,14 @@ impl Consultation {
         now_ms: u64,
     ) -> Result<ParticipantId, ConsultError> {
         authorize_in(g, &self.activity, Action::GrantFloor)?;
+        if self.comments.modes().paused {
+            return Err(ConsultError::Paused);
+        }
         if let GrantTarget::Participant(p) = &target {
             let eligible = self
                 .people
                 .get(p)
-                .is_some_and(|a| a.connections > 0 && a.role != Role::Viewer);
+                .is_some_and(|a| a.connections > 0 && a.role != Role::Viewer && self.on_stage(p, a.role));
             if !eligible {
                 return Err(ConsultError::NotEligible(p.clone()));
             }
@@ -682,6 +700,15 @@ impl Consultation {
         now_ms: u64,
     ) -> Result<QuestionId, ConsultError> {
         authorize_in(g, &self.activity, Action::SubmitQuestion)?;
+        if !g.role.is_moderator() {
+            let m = self.comments.modes();
+            if m.paused {
+                return Err(ConsultError::Paused);
+            }
+            if m.questions_closed {
+                return Err(ConsultError::InteractionClosed("questions"));
+            }
+        }
         self.comments.check_standing(&g.subject, g.role, now_ms)?;
         let id = self.questions.handle_submit(
             g.author(),
@@ -703,6 +730,9 @@ impl Consultation {
         now_ms: u64,
     ) -> Result<usize, ConsultError> {
         authorize_in(g, &self.activity, Action::VoteQuestion)?;
+        if self.comments.modes().paused && !g.role.is_moderator() {
+            return Err(ConsultError::Paused);
+        }
         self.comments.check_standing(&g.subject, g.role, now_ms)?;
         let n = if up {
             self.questions.handle_vote(&g.subject, id)?
@@ -950,6 +980,121 @@ impl Consultation {
         Ok(())
     }
 
+    /// Reconciles the session with what the organisers set ([`SessionSettings`], the whole
+    /// desired state): applies every difference, announces what clients show
+    /// (`comment_modes`; the floor's `mode_changed`, `muted_all`, `hands_changed`) and answers
+    /// which fields changed. Logs nothing itself: the driver appends the organisers' own notes
+    /// (who changed which setting, who paused) to this activity's hash chain, one per change.
+    ///
+    /// Pausing mutes everyone but the moderators (the open turn ends as revoked, the floor is
+    /// chaired) and refuses comments, questions, votes and hands of everyone else with
+    /// [`ConsultError::Paused`]; raised hands stay raised. Resuming restores the floor mode the
+    /// settings say. A stage line-up that leaves someone out lowers their raised hand (an open
+    /// turn stays with the moderator's decision).
+    pub fn handle_session_settings(
+        &mut self,
+        g: &Grants,
+        s: &SessionSettings,
+        now_ms: u64,
+    ) -> Result<Vec<Changed>, ConsultError> {
+        authorize_in(g, &self.activity, Action::SetCommentPolicy)?;
+        if s.default_turn_ms == 0 || s.slow_mode_ms == Some(0) {
+            return Err(ConsultError::BadTimeLimit);
+        }
+        let mut changed: Vec<Changed> = Vec::new();
+        let modes_before = self.comments.modes().clone();
+        if s.paused != modes_before.paused {
+            if s.paused {
+                self.floor.handle_mute_all(now_ms);
+            }
+            changed.push("paused");
+        }
+        let mode = if s.paused { FloorMode::Chaired } else { s.floor_mode };
+        if self.floor.handle_set_mode(mode, now_ms) {
+            changed.push("floor_mode");
+        }
+        if self.config.default_turn_ms != s.default_turn_ms {
+            self.config.default_turn_ms = s.default_turn_ms;
+            changed.push("default_turn_ms");
+        }
+        if self.floor.handle_set_overtime(s.overtime) {
+            changed.push("overtime");
+        }
+        let auto = s.auto_advance.then_some(s.default_turn_ms);
+        if self.floor.auto_advance() != auto {
+            self.floor.handle_set_auto_advance(auto)?;
+            changed.push("auto_advance");
+        }
+        if self.questions.review() != s.question_review {
+            self.questions.set_review(s.question_review);
+            changed.push("question_review");
+        }
+        let words = (self.comments.block_words().to_vec(), self.comments.hold_words().to_vec());
+        for change in [
+            PolicyChange::Review(s.review),
+            PolicyChange::SlowMode(s.slow_mode_ms),
+            PolicyChange::VerifiedOnly(s.verified_only),
+            PolicyChange::Lockdown(s.lockdown),
+            PolicyChange::BlockWords(s.block_words.clone()),
+            PolicyChange::HoldWords(s.hold_words.clone()),
+        ] {
+            self.comments.handle_change(&change)?;
+        }
+        self.comments.set_session(s.paused, !s.comments_open, !s.questions_open);
+        let m = self.comments.modes().clone();
+        for (field, differs) in [
+            ("review", m.review != modes_before.review),
+            ("slow_mode_ms", m.slow_mode_ms != modes_before.slow_mode_ms),
+            ("verified_only", m.verified_only != modes_before.verified_only),
+            ("lockdown", m.lockdown != modes_before.lockdown),
+            ("comments_open", m.comments_closed != modes_before.comments_closed),
+            ("questions_open", m.questions_closed != modes_before.questions_closed),
+            ("block_words", self.comments.block_words() != words.0.as_slice()),
+            ("hold_words", self.comments.hold_words() != words.1.as_slice()),
+        ] {
+            if differs {
+                changed.push(field);
+            }
+        }
+        if m != modes_before {
+            self.push(Audience::Everyone, ConsultEvent::CommentModes { modes: m });
+        }
+        if self.stage != s.stage {
+            self.stage.clone_from(&s.stage);
+            let off: Vec<ParticipantId> = self
+                .floor
+                .hands()
+                .iter()
+                .filter(|h| {
+                    let role = self.people.get(*h).map_or(Role::Member, |a| a.role);
+                    !self.on_stage(h, role)
+                })
+                .cloned()
+                .collect();
+            for h in off {
+                self.floor.handle_lower_hand(&h, now_ms);
+            }
+            changed.push("stage");
+        }
+        self.flush();
+        Ok(changed)
+    }
+
+    /// Whether the stage line-up lets `who` (in `role`) raise a hand and hold the floor.
+    fn on_stage(&self, who: &ParticipantId, role: Role) -> bool {
+        role.is_moderator() || self.stage.as_ref().is_none_or(|list| list.contains(who))
+    }
+
+    /// The stage line-up (`None`: every member and guest).
+    pub fn stage(&self) -> Option<&[ParticipantId]> {
+        self.stage.as_deref()
+    }
+
+    /// The limit of a grant that names none, ms.
+    pub fn default_turn_ms(&self) -> u64 {
+        self.config.default_turn_ms
+    }
+
     fn role_of(&self, who: &ParticipantId) -> Option<Role> {
         self.people
             .get(who)
@@ -1137,7 +1282,7 @@ impl Consultation {
                 hands: self.floor.hands().to_vec(),
                 holder: self.floor.holder().cloned(),
                 granted_at_ms: self.floor.current().map(|t| t.granted_at_ms),
-                deadline_ms: self.floor.poll_timeout(),
+                deadline_ms: self.floor.current().map(Turn::deadline_ms),
             },
             questions,
             on_stage: self.questions.on_stage().map(|q| q.id),

@@ -70,6 +70,22 @@ impl Turn {
     }
 }
 
+/// What the floor does when a turn's time is up (the organisers' overtime rule).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum OvertimeRule {
+    /// Taken back at the deadline.
+    #[default]
+    Hard,
+    /// Taken back `grace_ms` after the deadline (clients show the overtime meanwhile).
+    Grace {
+        /// How long after the deadline.
+        grace_ms: u64,
+    },
+    /// Never taken back by the clock: the moderator decides.
+    Soft,
+}
+
 /// The floor of one activity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Floor {
@@ -82,6 +98,9 @@ pub struct Floor {
     past: Vec<Turn>,
     /// When set, an expired or yielded turn passes to the next hand with this limit.
     auto_advance_ms: Option<u64>,
+    /// When an expired turn ends (absent from older checkpoints: hard).
+    #[serde(default)]
+    overtime: OvertimeRule,
     #[serde(skip)]
     events: VecDeque<FloorEvent>,
 }
@@ -101,6 +120,7 @@ impl Floor {
             current: None,
             past: Vec::new(),
             auto_advance_ms: None,
+            overtime: OvertimeRule::Hard,
             events: VecDeque::new(),
         }
     }
@@ -153,9 +173,28 @@ impl Floor {
         }
     }
 
-    /// When [`Floor::handle_tick`] must be called at the latest: the open turn's deadline.
+    /// When [`Floor::handle_tick`] must be called at the latest: when the open turn is taken
+    /// back (its deadline, plus the grace of [`OvertimeRule::Grace`]; never under
+    /// [`OvertimeRule::Soft`]).
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.current.as_ref().map(Turn::deadline_ms)
+        let t = self.current.as_ref()?;
+        match self.overtime {
+            OvertimeRule::Hard => Some(t.deadline_ms()),
+            OvertimeRule::Grace { grace_ms } => Some(t.deadline_ms().saturating_add(grace_ms)),
+            OvertimeRule::Soft => None,
+        }
+    }
+
+    /// The overtime rule.
+    pub fn overtime(&self) -> OvertimeRule {
+        self.overtime
+    }
+
+    /// Sets the overtime rule (for the open turn too); returns whether it changed.
+    pub fn handle_set_overtime(&mut self, rule: OvertimeRule) -> bool {
+        let changed = self.overtime != rule;
+        self.overtime = rule;
+        changed
     }
 
     /// The next event to broadcast.
@@ -253,11 +292,7 @@ impl Floor {
     pub fn handle_tick(&mut self, now_ms: u64) {
         // The turn ends, and the next begins, at the tick: the holder was heard until then
         // (`may_speak` has no clock), so the record says so; lateness shows as overtime.
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|t| now_ms >= t.deadline_ms())
-        {
+        if self.poll_timeout().is_some_and(|due| now_ms >= due) {
             self.end_current(TurnEnd::Expired, now_ms);
             self.advance(now_ms);
         }

@@ -176,6 +176,12 @@ pub enum ConsultError {
     /// Moderators cannot be disciplined.
     #[error("moderators cannot be timed out or banned")]
     CannotDisciplineModerator,
+    /// The organisers paused the session (only moderators act until it resumes).
+    #[error("the session is paused")]
+    Paused,
+    /// The organisers closed comments or questions for now (`what`: `comments`, `questions`).
+    #[error("the organisers have closed {0} for now")]
+    InteractionClosed(&'static str),
 }
 
 impl ConsultError {
@@ -208,6 +214,8 @@ impl ConsultError {
             ConsultError::NotHeld(_) => "not_held",
             ConsultError::AlreadyHidden(_) => "already_hidden",
             ConsultError::CannotDisciplineModerator => "cannot_discipline_moderator",
+            ConsultError::Paused => "paused",
+            ConsultError::InteractionClosed(_) => "interaction_closed",
         }
     }
 
@@ -238,6 +246,8 @@ impl ConsultError {
             ConsultError::NotHeld(_) => ErrorCode::NotHeld,
             ConsultError::AlreadyHidden(_) => ErrorCode::AlreadyHidden,
             ConsultError::CannotDisciplineModerator => ErrorCode::CannotDisciplineModerator,
+            ConsultError::Paused => ErrorCode::Paused,
+            ConsultError::InteractionClosed(_) => ErrorCode::InteractionClosed,
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - [`questions`]: the public's questions, votes and their fate.
 //! - [`comments`]: what happens to a posted comment (topic, text, rate, the moderators' rules);
 //!   holds, hides, bans, modes.
+//! - [`session`]: the organisers' settings and pause as one desired state the session
+//!   reconciles itself with.
 //! - [`rate`]: the per-identity comment rate limit (GCRA, time as an argument).
 //! - [`audit`]: the hash-chained log and [`audit::verify`].
 //! - [`minutes`]: the session record as JSON, CSV and Markdown minutes.
@@ -33,12 +35,14 @@ pub mod consultation;
 pub mod minutes;
 pub mod questions;
 pub mod rate;
+pub mod session;
 pub mod text;
 
 pub use audit::{AuditEntry, AuditLog, BrokenLink, verify, verify_head};
 pub use command::{Command, Reply};
 pub use comments::{CommentDecision, CommentModes, HoldReason, PolicyChange};
-pub use floor::{FloorEvent, FloorMode, GrantTarget, TurnEnd};
+pub use floor::{FloorEvent, FloorMode, GrantTarget, OvertimeRule, TurnEnd};
+pub use session::SessionSettings;
 pub use grants::{Action, ConsultError, Grants, authorize};
 pub use ids::{ParticipantId, QuestionId};
 pub use questions::{QuestionState, QuestionView};

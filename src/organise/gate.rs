@@ -6,8 +6,10 @@
 //! While live, the record's state is read at most once per [`RECHECK`] per driver (the comment
 //! path must not query SQLite per comment), so a comment may still be taken up to that long
 //! after the organisers closed the activity; before it opens, every attempt reads it again, so
-//! the first comment after `open` is taken. Paused is `live` in the record: during a pause the hub
-//! still takes comments (the organisers' pause does not reach the running session yet).
+//! the first comment after `open` is taken. A change made over the organisers' REST API reaches the
+//! driver at once (`DriverMsg::Organise`), which forgets its cached state, so a close takes effect
+//! for the next comment. Paused is `live` in the record: the pause itself is the session's
+//! (`Consultation::handle_session_settings`), which refuses with `paused`.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,12 @@ pub struct SessionGate {
 }
 
 impl SessionGate {
+    /// Forgets the state read: the next attempt reads it again (the organisers just changed
+    /// it, e.g. closed the activity, and told the driver).
+    pub fn invalidate(&mut self) {
+        self.checked = None;
+    }
+
     /// Why a comment or command must be refused now, if it must.
     pub fn refusal(&mut self, record: &dyn Record, activity: &ActivityId, now: Instant) -> Option<(ErrorCode, String)> {
         // Only "live" is trusted for a while: an activity that opens takes comments at once.

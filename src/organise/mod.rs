@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod gate;
+pub mod minutes;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -149,11 +150,7 @@ impl Organisers {
 
     /// The committees, as a tree (parents are stored before their children).
     pub fn directory(&self) -> Result<Directory> {
-        let mut d = Directory::new();
-        for c in self.store.committees()? {
-            d.handle_add(c.id, &c.name, c.level, c.parent)?;
-        }
-        Ok(d)
+        directory_of(self.store.as_ref())
     }
 
     /// Adds a committee (a province only by the operator; see [`Directory::handle_create`]).
@@ -364,6 +361,64 @@ impl Organisers {
     /// A committee's notes (its creation, its accounts).
     pub fn committee_notes(&self, id: &CommitteeId) -> Result<Vec<StoredNote>> {
         Ok(self.store.notes(&committee_scope(id))?)
+    }
+}
+
+/// The committees of `store` as a tree (parents are stored before their children).
+pub fn directory_of(store: &dyn AdminStore) -> Result<Directory> {
+    let mut d = Directory::new();
+    for c in store.committees()? {
+        d.handle_add(c.id, &c.name, c.level, c.parent)?;
+    }
+    Ok(d)
+}
+
+/// The organisers' part of an activity's minutes, if the organisers manage it (`None` for the
+/// demo activities): committee, topic, the invited people and their attendance in `summary`.
+pub fn minutes_of(store: &dyn AdminStore, id: &ActivityId, summary: Option<&crate::consult::SessionSummary>) -> Result<Option<minutes::OrganisersMinutes>> {
+    let Some(a) = store.activity(id)? else { return Ok(None) };
+    let d = directory_of(store)?;
+    let invitations = store.invitations(id)?;
+    Ok(Some(minutes::OrganisersMinutes::of(&a, &d, &invitations, summary)))
+}
+
+impl crate::server::moderation::SessionSource for Organisers {
+    fn session_settings(&self, activity: &ActivityId) -> Option<crate::consult::SessionSettings> {
+        match self.store.activity(activity) {
+            Ok(a) => a.map(|a| a.session_settings()),
+            Err(e) => {
+                tracing::error!(%activity, "the organisers' settings cannot be read: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// The grants under which an organiser's change reaches a running session and is logged in
+/// its hash chain: a moderator of the activity named `staff:<user>` (the subject the
+/// moderator console's token has too) or `operator:<name>`.
+pub fn organiser_grants(actor: &Actor, activity: &ActivityId) -> crate::consult::Grants {
+    let (subject, name) = match actor {
+        Actor::Staff(s) => (format!("staff:{}", s.user), s.name.clone()),
+        Actor::Operator { name } => (format!("operator:{name}"), name.clone()),
+    };
+    crate::consult::Grants {
+        subject: crate::consult::ParticipantId::new(subject),
+        name,
+        role: shangliang_signaling::Role::Moderator,
+        org: None,
+        verified: true,
+        activity: activity.clone(),
+    }
+}
+
+/// An organisers' note in the shape the moderation driver appends to the hash chain.
+pub fn chain_note(n: &crate::admin::AuditNote) -> crate::server::moderation::OrganiserNote {
+    crate::server::moderation::OrganiserNote {
+        action: n.action.to_owned(),
+        target: n.target.clone(),
+        detail: n.detail.clone(),
+        reason: n.reason.clone(),
     }
 }
 

@@ -279,6 +279,10 @@ impl Hub {
             None => Some(crate::organise::Organisers::open_sqlite(&cfg.data_dir, record.clone())?),
             Some(_) => None,
         };
+        if let Some(o) = &organisers {
+            // A driver that starts takes up what the organisers set (settings, pause).
+            moderation.set_session_source(Arc::new(o.clone()));
+        }
         // The floor reaches the media plane: may-speak changes gate forwarding in the SFU ...
         // and the livestream programme follows the same floor.
         moderation.set_floor_hook(Arc::new(programme::Tee(media.floor_hook(), programmes.floor_hook())));

@@ -145,6 +145,10 @@ export interface CommentModes {
   slow_mode_ms?: number | null;
   verified_only: boolean;
   lockdown: boolean;
+  /** The organisers paused the session (protocol.md §5.7); absent from older servers. */
+  paused?: boolean;
+  comments_closed?: boolean;
+  questions_closed?: boolean;
 }
 
 export type PolicyChange =
@@ -309,7 +313,9 @@ export type ErrorCode =
   | 'no_such_comment'
   | 'not_held'
   | 'already_hidden'
-  | 'cannot_discipline_moderator';
+  | 'cannot_discipline_moderator'
+  | 'paused'
+  | 'interaction_closed';
 
 export interface Welcome {
   t: 'welcome';

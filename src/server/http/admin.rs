@@ -42,6 +42,7 @@ pub fn routes(hub: Arc<Hub>) -> Router {
         .route("/api/admin/activities/{id}", get(get_activity).patch(update_activity).delete(delete_activity))
         .route("/api/admin/activities/{id}/settings", get(get_settings).patch(update_settings))
         .route("/api/admin/activities/{id}/audit", get(audit))
+        .route("/api/admin/activities/{id}/audit-chain", get(audit_chain))
         .route("/api/admin/activities/{id}/console-token", post(console_token))
         .route("/api/admin/activities/{id}/invitations", get(list_invitations).post(create_invitation))
         .route("/api/admin/activities/{id}/invitations/{inv}/revoke", post(revoke_invitation))
@@ -129,6 +130,43 @@ fn ensure_topic(hub: &Hub, id: &ActivityId) -> ApiResult<()> {
         hub.fanout.open_topic(r.id, r.epoch, head);
     }
     Ok(())
+}
+
+/// How long a REST call waits for the running session to take up an organisers' change.
+const SESSION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Carries an organisers' change into the running session (issue 14): the whole desired
+/// session state of `a` and the change's notes (for the hash chain) go to the activity's
+/// moderation driver, which reconciles and announces it to every client before this returns.
+/// Only for a live activity, and for the close (its note ends the chain). A session that
+/// cannot be reached is logged, not answered as a failure: the change is stored, and a driver
+/// that starts takes up the stored settings.
+async fn reach_session(hub: &Hub, actor: &Actor, a: &Activity, notes: &[crate::admin::AuditNote]) {
+    let closing = notes.iter().any(|n| n.action == "activity_closed");
+    if !(a.state().is_live() || closing) {
+        return;
+    }
+    let Some(tx) = hub.moderation.sender(a.id()) else { return };
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    let msg = crate::server::moderation::DriverMsg::Organise {
+        grants: crate::organise::organiser_grants(actor, a.id()),
+        settings: Box::new(a.session_settings()),
+        notes: notes.iter().map(crate::organise::chain_note).collect(),
+        reply,
+    };
+    let outcome = match tokio::time::timeout(SESSION_WAIT, async move {
+        tx.send(msg).await.map_err(|_| "the driver stopped".to_owned())?;
+        rx.await.map_err(|_| "no answer".to_owned())?.map_err(|(_, m)| m)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err("no answer in time".into()),
+    };
+    match outcome {
+        Ok(changed) => tracing::info!(activity = %a.id(), ?changed, "organisers' change reached the session"),
+        Err(e) => tracing::warn!(activity = %a.id(), "organisers' change stored but not taken up by the session: {e}"),
+    }
 }
 
 async fn openapi_json() -> Response {
@@ -266,6 +304,7 @@ async fn transition(State(hub): State<Arc<Hub>>, headers: HeaderMap, Path((id, a
         ensure_topic(&hub, &id)?;
     }
     let a = done.activity.ok_or_else(|| AdminApiError::new(500, "internal", "the activity is gone"))?;
+    reach_session(&hub, &actor, &a, std::slice::from_ref(&done.transition.audit)).await;
     Ok(Json(view(&a, &actor, &o.directory()?)))
 }
 
@@ -284,6 +323,9 @@ async fn update_settings(State(hub): State<Arc<Hub>>, headers: HeaderMap, Path(i
     let actor = actor(&hub, &headers)?;
     let patch: crate::admin::SettingsPatch = body(&bytes)?;
     let (outcome, a) = organisers(&hub)?.settings(&actor, &parse_id(&id)?, &patch)?;
+    if !outcome.changes.is_empty() {
+        reach_session(&hub, &actor, &a, &outcome.audit).await;
+    }
     Ok(Json(SettingsResponse { settings: a.settings().clone(), changes: outcome.changes }))
 }
 
@@ -292,6 +334,63 @@ async fn update_settings(State(hub): State<Arc<Hub>>, headers: HeaderMap, Path(i
 async fn audit(State(hub): State<Arc<Hub>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Vec<crate::record::admin::StoredNote>>> {
     let actor = actor(&hub, &headers)?;
     Ok(Json(organisers(&hub)?.notes(&actor, &parse_id(&id)?)?))
+}
+
+/// One entry of an activity's hash-chained audit log (the moderators' and the organisers'
+/// actions in the running session, as `verify-record` checks them).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ChainEntryView {
+    /// Position, from 0.
+    pub index: u64,
+    /// When, ms.
+    pub at_ms: u64,
+    /// Who (`staff:<user>` for an organiser, a participant id for a moderator).
+    pub actor: String,
+    /// What (`activity_paused`, `settings_changed`, `comment_hidden` …).
+    pub action: String,
+    /// To what (a setting's name, a comment `#12`), or empty.
+    pub target: String,
+    /// Parameters (a setting's new value), or empty.
+    pub detail: String,
+    /// Why, if given.
+    pub reason: Option<String>,
+    /// Hex SHA-256 of this entry (chained to the previous one).
+    pub hash: String,
+}
+
+/// `GET /api/admin/activities/{id}/audit-chain` answers this.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditChainResponse {
+    /// Oldest first.
+    pub entries: Vec<ChainEntryView>,
+    /// Whether every link verifies.
+    pub verified: bool,
+}
+
+#[utoipa::path(get, path = "/api/admin/activities/{id}/audit-chain", tag = "activities", security(("staff" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = AuditChainResponse), (status = "4XX", body = ErrorBody), (status = "5XX", body = ErrorBody)))]
+async fn audit_chain(State(hub): State<Arc<Hub>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<AuditChainResponse>> {
+    let actor = actor(&hub, &headers)?;
+    let id = parse_id(&id)?;
+    organisers(&hub)?.get(&actor, &id)?;
+    let entries = hub.record.audit_log(&id).await.map_err(OrganiseError::from)?;
+    let verified = crate::consult::verify(&entries).is_ok();
+    Ok(Json(AuditChainResponse {
+        verified,
+        entries: entries
+            .into_iter()
+            .map(|e| ChainEntryView {
+                index: e.index,
+                at_ms: e.at_ms,
+                actor: e.actor.to_string(),
+                action: e.action,
+                target: e.target,
+                detail: e.detail,
+                reason: e.reason,
+                hash: e.hash,
+            })
+            .collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/admin/activities/{id}/invitations", tag = "invitations", security(("staff" = [])), params(("id" = String, Path)),
@@ -395,10 +494,10 @@ async fn console_token(State(hub): State<Arc<Hub>>, headers: HeaderMap, Path(id)
     info(title = "shangliang organisers' API", description = "Activities, settings, committees, staff accounts and invitations. Every error is an ErrorBody."),
     paths(
         sign_in, list_committees, create_committee, create_user, list_activities, create_activity, get_activity,
-        update_activity, delete_activity, transition, get_settings, update_settings, audit, list_invitations,
+        update_activity, delete_activity, transition, get_settings, update_settings, audit, audit_chain, list_invitations,
         create_invitation, revoke_invitation, redeem, console_token
     ),
-    components(schemas(crate::record::admin::StoredNote, ConsoleToken)),
+    components(schemas(crate::record::admin::StoredNote, ConsoleToken, ChainEntryView, AuditChainResponse)),
     modifiers(&StaffAuth)
 )]
 struct PathsDoc;

@@ -50,7 +50,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::deliver::Outlets;
 use super::floor::FloorHook;
-use super::msg::{Acked, DriverMsg, PostReply, WireError, wire};
+use super::msg::{Acked, DriverMsg, OrganiserNote, PostReply, SessionSource, WireError, wire};
 use super::consensus::ConsensusSide;
 use super::persist::{Persist, Persister};
 use super::relay::EventRelay;
@@ -83,6 +83,8 @@ pub(super) struct DriverDeps {
     pub comments_per_minute: u32,
     /// Timing and method of the consensus part (read when a driver starts).
     pub consensus: Arc<RwLock<crate::consensus::ConsensusConfig>>,
+    /// Where a starting driver reads the organisers' settings of its activity (issue 14).
+    pub sessions: Arc<RwLock<Option<Arc<dyn SessionSource>>>>,
 }
 
 /// What the record made durable, for the driver (see the module docs).
@@ -271,6 +273,7 @@ impl ModerationDriver {
                 tracing::error!(activity = %self.activity, "cannot read the stored audit log: {e}")
             }
         }
+        self.apply_organisers_settings();
         loop {
             let now = now_ms();
             let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due, self.cons.wake()]
@@ -384,10 +387,58 @@ impl ModerationDriver {
                     None => self.handle_command(grants, cmd, reply, now),
                 }
             }
+            DriverMsg::Organise { grants, settings, notes, reply } => {
+                // The lifecycle may have changed too (closed): read it again for the next post.
+                self.gate.invalidate();
+                let _ = reply.send(self.handle_organise(&grants, &settings, notes, now));
+            }
             DriverMsg::Consensus { grants, req, reply } => {
                 let _ = reply.send(self.cons.handle(&mut self.c, &grants, *req, now));
             }
         }
+    }
+
+    /// What the organisers set, as this driver starts (fresh or from a checkpoint): the state
+    /// machine catches up in one step, and if that changed anything one audit entry
+    /// (`session_configured`, by `organisers`) says which fields.
+    fn apply_organisers_settings(&mut self) {
+        let source = self.deps.sessions.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(settings) = source.and_then(|s| s.session_settings(&self.activity)) else { return };
+        let g = Grants {
+            subject: crate::consult::ParticipantId::new("organisers"),
+            name: "organisers".into(),
+            role: Role::Moderator,
+            org: None,
+            verified: true,
+            activity: self.activity.clone(),
+        };
+        let now = now_ms();
+        match self.c.handle_session_settings(&g, &settings, now) {
+            Ok(changed) if !changed.is_empty() => {
+                self.c.handle_log_action(&g, now, "session_configured", "", &changed.join(","));
+                self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(activity = %self.activity, "the organisers' settings do not apply: {e}"),
+        }
+    }
+
+    /// An organisers' update: their notes go into the hash chain (under their subject), then
+    /// the state machine is reconciled with the desired state; the events reach every client
+    /// in this step's drain.
+    fn handle_organise(
+        &mut self,
+        g: &Grants,
+        settings: &crate::consult::SessionSettings,
+        notes: Vec<OrganiserNote>,
+        now: u64,
+    ) -> Result<Vec<String>, WireError> {
+        let changed = self.c.handle_session_settings(g, settings, now).map_err(|e| wire(&e))?;
+        for n in notes {
+            self.c.handle_log_note(g, now, &n.action, &n.target, &n.detail, n.reason.as_deref());
+        }
+        self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
+        Ok(changed.into_iter().map(str::to_owned).collect())
     }
 
     fn handle_command(

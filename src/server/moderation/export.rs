@@ -128,6 +128,8 @@ pub fn export_with_key(
     };
     // A recorded livestream: the record names its recording (programme/replay.rs).
     let recording = recording_info(source, activity, &summary)?;
+    // The organisers' part (issue 14): committee, topic, invited people and their attendance.
+    let organisers = organisers_minutes(source, activity, &summary)?;
     Ok(match format {
         ExportFormat::Json => {
             let mut v: serde_json::Value = serde_json::from_str(&summary.to_json())?;
@@ -139,6 +141,9 @@ pub fn export_with_key(
             }
             if let (Some(c), Some(o)) = (consensus, v.as_object_mut()) {
                 o.insert("consensus".into(), c);
+            }
+            if let (Some(m), Some(o)) = (&organisers, v.as_object_mut()) {
+                o.insert("organisers".into(), serde_json::to_value(m)?);
             }
             serde_json::to_string_pretty(&v)?
         }
@@ -162,6 +167,9 @@ pub fn export_with_key(
         }
         ExportFormat::Markdown => {
             let mut out = summary.to_markdown();
+            if let Some(m) = &organisers {
+                out = m.insert_into(&out);
+            }
             if let Some(c) = consensus {
                 let c: crate::consensus::ConsensusSummary = serde_json::from_value(c)?;
                 out.push('\n');
@@ -189,6 +197,14 @@ fn recording_info(source: &RecordSource, activity: &ActivityId, summary: &crate:
     let rec = crate::programme::store::Recording::read(&crate::programme::store::recording_dir(data_dir, activity.as_str()))?;
     let turns = crate::server::hls::replay::turns(summary);
     Ok(crate::programme::replay::RecordingInfo::new(activity.as_str(), &rec.segments, rec.ended, &turns))
+}
+
+/// The organisers' part of the minutes from the organisers' tables beside the record (SQLite:
+/// the same file; a cluster's database has none yet), if they manage `activity`.
+fn organisers_minutes(source: &RecordSource, activity: &ActivityId, summary: &crate::consult::SessionSummary) -> anyhow::Result<Option<crate::organise::minutes::OrganisersMinutes>> {
+    let RecordSource::Dir(data_dir) = source else { return Ok(None) };
+    let store = crate::record::sqlite::admin::SqliteAdminStore::open(&data_dir.join("shangliang.sqlite3"))?;
+    Ok(crate::organise::minutes_of(&store, activity, Some(summary))?)
 }
 
 /// What `verify-record` found.

@@ -31,6 +31,6 @@ mod tests;
 
 pub use deliver::Outlets;
 pub use floor::{FloorHook, NoFloorHook};
-pub use msg::{Acked, DriverMsg, LocalDrivers, PostAnswer, PostReply, WireError};
+pub use msg::{Acked, DriverMsg, LocalDrivers, OrganiseReply, OrganiserNote, PostAnswer, PostReply, SessionSource, WireError};
 pub use registry::Registry;
 pub use relay::{RELAY_TIMEOUT, start as start_relay};

@@ -159,6 +159,19 @@ pub enum DriverMsg {
         /// Where the answer goes.
         reply: PostReply,
     },
+    /// The organisers changed the activity's settings or paused/resumed/opened/closed it: the
+    /// whole desired session state (the driver reconciles the state machine with it, bypassing
+    /// the lifecycle gate) and their notes for the hash chain, logged under `grants`' subject.
+    Organise {
+        /// The organiser's grants (a moderator of the activity, subject `staff:<user>`).
+        grants: Grants,
+        /// The desired state.
+        settings: Box<crate::consult::SessionSettings>,
+        /// The notes to append to the audit chain.
+        notes: Vec<OrganiserNote>,
+        /// What changed.
+        reply: OrganiseReply,
+    },
     /// A request of the consensus part (polls, statements): see `consensus.rs`.
     Consensus {
         /// The caller's grants.
@@ -168,6 +181,31 @@ pub enum DriverMsg {
         /// The answer.
         reply: ConsensusReply,
     },
+}
+
+/// One of the organisers' audit notes, for the activity's hash-chained log (the driver appends
+/// it as an entry by the organiser: `activity_paused`, `settings_changed` …).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrganiserNote {
+    /// What, snake_case.
+    pub action: String,
+    /// To what (a setting's name), or empty.
+    pub target: String,
+    /// Parameters (a new value), or empty.
+    pub detail: String,
+    /// Why, when given.
+    pub reason: Option<String>,
+}
+
+/// The answer to an organisers' update: the fields of the session that changed.
+pub type OrganiseReply = oneshot::Sender<Result<Vec<String>, WireError>>;
+
+/// Where a moderation driver that starts reads what the organisers set for its activity
+/// (implemented by [`crate::organise::Organisers`]); `None` for an activity they do not
+/// manage (the demo activities), which keeps the state machine's defaults.
+pub trait SessionSource: Send + Sync + 'static {
+    /// The desired session state of `activity`, if the organisers manage it.
+    fn session_settings(&self, activity: &ActivityId) -> Option<crate::consult::SessionSettings>;
 }
 
 /// The answer to a consensus request.

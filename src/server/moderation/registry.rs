@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::deliver::Outlets;
 use super::driver::{self, DriverDeps, Ended};
 use super::floor::{FloorHook, NoFloorHook};
-use super::msg::{DriverMsg, LocalDrivers};
+use super::msg::{DriverMsg, LocalDrivers, SessionSource};
 use super::relay::{self, EventRelay};
 use crate::bus::Cluster;
 use crate::record::Record;
@@ -63,6 +63,7 @@ impl Registry {
             hook: Arc::new(RwLock::new(Arc::new(NoFloorHook))),
             comments_per_minute,
             consensus: Arc::default(),
+            sessions: Arc::default(),
         };
         Registry {
             local: Arc::new_cyclic(|me| Local {
@@ -84,6 +85,11 @@ impl Registry {
     /// Sets the timing and method of the consensus part for drivers started from now on.
     pub fn set_consensus_config(&self, cfg: crate::consensus::ConsensusConfig) {
         *self.local.deps.consensus.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+    }
+
+    /// Installs where drivers read the organisers' settings of their activity when they start.
+    pub fn set_session_source(&self, source: Arc<dyn SessionSource>) {
+        *self.local.deps.sessions.write().unwrap_or_else(|e| e.into_inner()) = Some(source);
     }
 
     /// This node's drivers, as the cluster relay reaches them.

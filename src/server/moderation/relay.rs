@@ -38,7 +38,7 @@ use shangliang_signaling::{ActivityId, ErrorCode, NodeId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::deliver::Outlets;
-use super::msg::{DriverMsg, LocalDrivers, PostAnswer, PostReply, WireError};
+use super::msg::{DriverMsg, LocalDrivers, OrganiseReply, OrganiserNote, PostAnswer, PostReply, WireError};
 use crate::bus::Cluster;
 use crate::consult::{Audience, Grants, ParticipantId};
 
@@ -61,6 +61,7 @@ enum RelayMsg {
     State { a: ActivityId, g: Grants },
     Banned { a: ActivityId, who: ParticipantId },
     Post { a: ActivityId, g: Grants, topic: ActivityId, text: String },
+    Organise { a: ActivityId, g: Grants, s: Box<crate::consult::SessionSettings>, notes: Vec<OrganiserNote> },
 }
 
 impl RelayMsg {
@@ -71,7 +72,8 @@ impl RelayMsg {
             | RelayMsg::Command { a, .. }
             | RelayMsg::State { a, .. }
             | RelayMsg::Banned { a, .. }
-            | RelayMsg::Post { a, .. } => a,
+            | RelayMsg::Post { a, .. }
+            | RelayMsg::Organise { a, .. } => a,
         }
     }
 }
@@ -84,6 +86,7 @@ enum RelayReply {
     State(Result<Snapshot, WireError>),
     Banned(Result<bool, WireError>),
     Post(PostAnswer),
+    Organised(Result<Vec<String>, WireError>),
     /// The receiver is not the activity's home (as it sees the cluster): the named node is.
     NotHome(NodeId),
 }
@@ -202,6 +205,9 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
         DriverMsg::Post { grants, topic, text, reply } => {
             (RelayMsg::Post { a, g: grants, topic, text }, Some(Answer::Post(reply)))
         }
+        DriverMsg::Organise { grants, settings, notes, reply } => {
+            (RelayMsg::Organise { a, g: grants, s: settings, notes }, Some(Answer::Organised(reply)))
+        }
         DriverMsg::Consensus { reply, .. } => {
             // Not relayed yet (see `consensus.rs`): only the home node's sessions reach it.
             let _ = reply.send(Err((
@@ -250,6 +256,7 @@ enum Answer {
     State(oneshot::Sender<Result<Snapshot, WireError>>),
     Banned(oneshot::Sender<Result<bool, WireError>>),
     Post(PostReply),
+    Organised(OrganiseReply),
 }
 
 impl Answer {
@@ -275,6 +282,13 @@ impl Answer {
             Answer::Banned(tx) => {
                 let _ = tx.send(match r {
                     Ok(RelayReply::Banned(x)) => x,
+                    Ok(_) => Err(moving()),
+                    Err(e) => Err(e),
+                });
+            }
+            Answer::Organised(tx) => {
+                let _ = tx.send(match r {
+                    Ok(RelayReply::Organised(x)) => x,
                     Ok(_) => Err(moving()),
                     Err(e) => Err(e),
                 });
@@ -381,6 +395,13 @@ async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: a
             let _ = driver.send(DriverMsg::Banned { who, reply }).await;
             tokio::spawn(async move {
                 respond(RelayReply::Banned(rx.await.unwrap_or_else(|_| Err(moving())))).await;
+            });
+        }
+        RelayMsg::Organise { g, s, notes, .. } => {
+            let (reply, rx) = oneshot::channel();
+            let _ = driver.send(DriverMsg::Organise { grants: g, settings: s, notes, reply }).await;
+            tokio::spawn(async move {
+                respond(RelayReply::Organised(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
         }
         RelayMsg::Post { g, topic, text, .. } => {
