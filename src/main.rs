@@ -221,6 +221,23 @@ struct ServeArgs {
     /// (logged); given explicitly, the port is required.
     #[arg(long, env = "SHANGLIANG_RTC_UDP_PORT")]
     rtc_udp_port: Option<u16>,
+    /// Also listen for ICE-TCP (RFC 6544 passive candidate) on this TCP port, on the same
+    /// address as the UDP socket, for clients whose network blocks UDP (0: the OS chooses).
+    /// Without it the node offers no TCP candidate.
+    #[arg(long, env = "SHANGLIANG_RTC_TCP_PORT")]
+    rtc_tcp_port: Option<u16>,
+    /// A TURN/STUN server URL handed to media clients (`turn:HOST:3478?transport=udp`,
+    /// `turns:HOST:5349?transport=tcp`); repeatable. Needs --turn-secret.
+    #[arg(long = "turn-url", value_name = "URL", env = "SHANGLIANG_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn `use-auth-secret` +
+    /// `static-auth-secret`): clients get credentials `{expiry}:{subject}` /
+    /// base64(HMAC-SHA1(secret, username)) valid for --turn-ttl-secs.
+    #[arg(long, env = "SHANGLIANG_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// How long handed-out TURN credentials stay valid.
+    #[arg(long, default_value_t = 12 * 3600, env = "SHANGLIANG_TURN_TTL_SECS")]
+    turn_ttl_secs: u64,
     /// Most participants (joined or publishing) per room.
     #[arg(long, default_value_t = 50)]
     max_room_participants: usize,
@@ -427,9 +444,15 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         announced_ip: a.rtc_announced_ip,
         udp_port: a.rtc_udp_port.unwrap_or(50_000),
         any_port_if_taken: a.rtc_udp_port.is_none(),
+        tcp_port: a.rtc_tcp_port,
         max_participants_per_room: a.max_room_participants,
         max_viewers_per_node: a.max_viewers_per_node,
         ..shangliang_sfu::SfuConfig::default()
+    };
+    cfg.turn = match (a.turn_secret.as_deref(), a.turn_urls.is_empty()) {
+        (None, true) => None,
+        (None, false) => anyhow::bail!("--turn-url needs --turn-secret (the secret shared with the TURN server)"),
+        (Some(secret), _) => Some(shangliang::server::media::turn::TurnConfig::new(a.turn_urls, secret, Duration::from_secs(a.turn_ttl_secs)).map_err(anyhow::Error::msg)?),
     };
     cfg.edge = shangliang::server::edge::EdgeConfig {
         header_timeout: Duration::from_secs(a.header_timeout_secs.max(1)),

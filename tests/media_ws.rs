@@ -68,8 +68,8 @@ async fn two_members_exchange_media_over_the_websocket_and_the_chaired_floor_gat
         let alice = Member::connect(&h, "alice", Role::Member).await;
         let mut bob = Member::connect(&h, "bob", Role::Guest).await;
         let alice = Arc::new(tokio::sync::Mutex::new(alice));
-        assert_eq!(alice.lock().await.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: "member:alice".into() });
-        assert_eq!(bob.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: "guest:bob".into() });
+        assert_eq!(alice.lock().await.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: "member:alice".into(), ice_servers: vec![] });
+        assert_eq!(bob.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: "guest:bob".into(), ice_servers: vec![] });
 
         // Alice publishes through her websocket.
         let a = Arc::clone(&alice);

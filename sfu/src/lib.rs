@@ -58,6 +58,12 @@ pub struct SfuConfig {
     /// hub sets it for its default port only, so a second hub on a development machine starts;
     /// a port given explicitly is required.
     pub any_port_if_taken: bool,
+    /// The ICE-TCP port (RFC 6544 passive candidate, on `bind_ip`, announced like the UDP one):
+    /// clients whose network blocks UDP connect over TCP to it. `None`: no TCP candidate; `0`:
+    /// any free port (read it back with [`Sfu::tcp_addr`]).
+    pub tcp_port: Option<u16>,
+    /// ICE-TCP connections open at once, at most (each belongs to one peer connection).
+    pub max_tcp_connections: usize,
     /// Distinct publishing/joined participants per room.
     pub max_participants_per_room: usize,
     /// Receive-only (WHEP) viewers on this node.
@@ -85,6 +91,8 @@ impl Default for SfuConfig {
             announced_ip: None,
             udp_port: 0,
             any_port_if_taken: false,
+            tcp_port: None,
+            max_tcp_connections: 10_000,
             max_participants_per_room: 50,
             max_viewers_per_node: 5_000,
             ice_timeout: Duration::from_secs(30),
@@ -226,6 +234,10 @@ pub struct IoStats {
     pub unrouted: u64,
     /// Datagrams per GSO send this socket allows (1: the kernel has no `UDP_SEGMENT`).
     pub max_gso_segments: u64,
+    /// ICE-TCP connections open now.
+    pub tcp_connections: usize,
+    /// ICE-TCP connections closed at accept because `max_tcp_connections` were open.
+    pub tcp_refused: u64,
 }
 
 /// Everything that can go wrong, one enum (map to HTTP/websocket codes at the edge).
@@ -248,7 +260,7 @@ pub enum SfuError {
         /// The limit.
         max: usize,
     },
-    /// The node's UDP port could not be bound (see [`Sfu::bind`]). Peer connections no longer
+    /// The node's UDP port (or its ICE-TCP port) could not be bound (see [`Sfu::bind`]). Peer connections no longer
     /// take a port each, so sessions never fail with it.
     #[error("the SFU's UDP port is not available")]
     NoPorts,
@@ -298,6 +310,8 @@ pub(crate) struct Counters {
     pub datagrams_received: AtomicU64,
     pub unrouted: AtomicU64,
     pub max_gso_segments: AtomicU64,
+    pub tcp_connections: AtomicUsize,
+    pub tcp_refused: AtomicU64,
     pub rooms: AtomicUsize,
     pub sessions: AtomicUsize,
     pub pcs: AtomicUsize,
@@ -313,6 +327,7 @@ pub(crate) struct Inner {
     cmds: mpsc::UnboundedSender<Cmd>,
     counters: Arc<Counters>,
     local_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
 }
 
 impl Inner {
@@ -382,10 +397,23 @@ impl Sfu {
         };
         let local_addr = socket.local_addr().map_err(|_| SfuError::NoPorts)?;
         let candidate = SocketAddr::new(announced, local_addr.port());
+        let tcp = match cfg.tcp_port {
+            None => None,
+            Some(port) => {
+                let at = SocketAddr::new(cfg.bind_ip, port);
+                let listener = io::tcp::bind(at).map_err(|e| {
+                    tracing::error!("SFU: cannot listen on TCP {at} for ICE-TCP: {e}");
+                    SfuError::NoPorts
+                })?;
+                let bound = listener.local_addr().map_err(|_| SfuError::NoPorts)?;
+                Some(driver::TcpListen { listener, candidate: SocketAddr::new(announced, bound.port()) })
+            }
+        };
+        let tcp_addr = tcp.as_ref().and_then(|t| t.listener.local_addr().ok());
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::unbounded_channel();
-        driver::spawn(cfg.clone(), socket, candidate, rx, Arc::clone(&counters))?;
-        Ok(Sfu { inner: Arc::new(Inner { cfg, cmds: tx, counters, local_addr }) })
+        driver::spawn(cfg.clone(), socket, candidate, tcp, rx, Arc::clone(&counters))?;
+        Ok(Sfu { inner: Arc::new(Inner { cfg, cmds: tx, counters, local_addr, tcp_addr }) })
     }
 
     /// The node's configuration.
@@ -396,6 +424,11 @@ impl Sfu {
     /// The node's UDP socket address (its one port).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The node's ICE-TCP listener address, if it has one ([`SfuConfig::tcp_port`]).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.inner.tcp_addr
     }
 
     /// A receive-only viewer of the room's stage (WHEP). The offer must be receive-only; each of
@@ -531,6 +564,8 @@ impl Sfu {
             datagrams_received: r(&c.datagrams_received),
             unrouted: r(&c.unrouted),
             max_gso_segments: r(&c.max_gso_segments),
+            tcp_connections: c.tcp_connections.load(Ordering::Relaxed),
+            tcp_refused: r(&c.tcp_refused),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Building one sans-I/O `rtc` 0.21 peer connection the way the SFU needs it, and the SDP
 //! helpers the sessions use.
 //!
-//! Every connection of the node is an ICE-lite agent (RFC 8445 §2.5) with exactly one local
-//! candidate, the node's shared UDP socket, added before any description is created so every
+//! Every connection of the node is an ICE-lite agent (RFC 8445 §2.5) with the node's local
+//! candidates only, the shared UDP socket and (if configured) the passive ICE-TCP listener, added before any description is created so every
 //! offer and answer carries it (gathering is complete at once: there is nothing to gather).
 //! mDNS is off (the agent would otherwise send multicast queries from our socket). An
 //! interceptor hands PLI/FIR/RR from subscribers to the driver (the default chain consumes
@@ -88,16 +88,17 @@ impl Interceptor for RtcpToApp {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-/// Builds the node's peer connections: codecs, interceptors, ICE-lite and the one candidate.
+/// Builds the node's peer connections: codecs, interceptors, ICE-lite and the node's candidates.
 pub(crate) struct PcFactory {
     media_engine: MediaEngine,
-    candidate: RTCIceCandidateInit,
+    candidates: Vec<RTCIceCandidateInit>,
 }
 
 impl PcFactory {
-    /// Connections whose one host candidate is `candidate` (the announced address of the shared
-    /// socket).
-    pub fn new(candidate: SocketAddr) -> Result<Self, SfuError> {
+    /// Connections whose host candidates are `candidate` (the announced address of the shared
+    /// UDP socket) and, if given, `tcp` (the node's ICE-TCP listener, a passive TCP candidate,
+    /// RFC 6544; its priority is below the UDP one's, so a client that can use both prefers UDP).
+    pub fn new(candidate: SocketAddr, tcp: Option<SocketAddr>) -> Result<Self, SfuError> {
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(SfuError::webrtc)?;
         me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)
@@ -114,8 +115,23 @@ impl PcFactory {
         }
         .new_candidate_host()
         .map_err(SfuError::webrtc)?;
-        let candidate = RTCIceCandidate::from(&host).to_json().map_err(SfuError::webrtc)?;
-        Ok(Self { media_engine: me, candidate })
+        let mut candidates = vec![RTCIceCandidate::from(&host).to_json().map_err(SfuError::webrtc)?];
+        if let Some(tcp) = tcp {
+            let passive = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "tcp".to_owned(),
+                    address: tcp.ip().to_string(),
+                    port: tcp.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type: rtc::ice::tcp_type::TcpType::Passive,
+            }
+            .new_candidate_host()
+            .map_err(SfuError::webrtc)?;
+            candidates.push(RTCIceCandidate::from(&passive).to_json().map_err(SfuError::webrtc)?);
+        }
+        Ok(Self { media_engine: me, candidates })
     }
 
     /// A new connection for media flowing `dir`, its candidate added and gathering complete.
@@ -130,7 +146,9 @@ impl PcFactory {
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(SfuError::webrtc)?;
-        pc.add_local_candidate(self.candidate.clone()).map_err(SfuError::webrtc)?;
+        for c in &self.candidates {
+            pc.add_local_candidate(c.clone()).map_err(SfuError::webrtc)?;
+        }
         // End of candidates: gathering is complete, every description carries the candidate.
         pc.add_local_candidate(RTCIceCandidateInit::default()).map_err(SfuError::webrtc)?;
         Ok(pc)
@@ -362,11 +380,25 @@ a=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=104\r\na=rtpmap:45 AV1/90000\r\n";
 
     #[test]
     fn a_built_connection_offers_ice_lite_with_the_shared_candidate() {
-        let f = PcFactory::new("127.0.0.1:40123".parse().unwrap()).unwrap();
+        let f = PcFactory::new("127.0.0.1:40123".parse().unwrap(), None).unwrap();
         let mut pc = f.build(Direction::Send, Instant::now()).unwrap();
         pc.add_transceiver_from_kind(RtpCodecKind::Audio, None).unwrap();
         let offer = pc.create_offer(None).unwrap();
         assert!(offer.sdp.contains("a=ice-lite"), "{}", offer.sdp);
         assert!(offer.sdp.contains("127.0.0.1 40123 typ host"), "{}", offer.sdp);
+        assert!(!offer.sdp.contains(" tcp "), "no ICE-TCP unless configured: {}", offer.sdp);
+    }
+
+    #[test]
+    fn with_an_ice_tcp_port_the_offer_carries_a_passive_tcp_candidate_below_the_udp_one() {
+        let f = PcFactory::new("127.0.0.1:40123".parse().unwrap(), Some("127.0.0.1:40124".parse().unwrap())).unwrap();
+        let mut pc = f.build(Direction::Send, Instant::now()).unwrap();
+        pc.add_transceiver_from_kind(RtpCodecKind::Audio, None).unwrap();
+        let offer = pc.create_offer(None).unwrap();
+        let cands: Vec<&str> = offer.sdp.lines().filter(|l| l.starts_with("a=candidate:")).collect();
+        let tcp = cands.iter().find(|l| l.contains("127.0.0.1 40124 typ host tcptype passive")).unwrap_or_else(|| panic!("{cands:?}"));
+        let udp = cands.iter().find(|l| l.contains("127.0.0.1 40123 typ host")).unwrap();
+        let prio = |l: &str| l.split_whitespace().nth(3).unwrap().parse::<u32>().unwrap();
+        assert!(prio(udp) > prio(tcp), "UDP preferred: {cands:?}");
     }
 }

@@ -36,6 +36,21 @@ pub struct IceCandidate {
     pub sdp_mline_index: Option<u16>,
 }
 
+/// A STUN/TURN server for the client's `RTCPeerConnection` (`RTCIceServer`): the hub's TURN
+/// relay with time-limited credentials, for networks where neither UDP nor ICE-TCP to the
+/// node gets through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `turn:`, `turns:` or `stun:` URLs.
+    pub urls: Vec<String>,
+    /// `{expiry}:{subject}` (TURN REST credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// base64 HMAC-SHA1 of the username with the secret the TURN server shares with the hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// Audio or video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,6 +133,10 @@ pub enum MediaEvent {
     Joined {
         /// The participant id the others see (the token's subject).
         participant: ParticipantId,
+        /// STUN/TURN servers for both peer connections (`new RTCPeerConnection({iceServers})`);
+        /// empty when the hub has no TURN relay configured.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Answer to `publish_offer`.
     PublishAnswer {
@@ -233,6 +252,18 @@ mod tests {
                     id: Some(1),
                     ev: MediaEvent::Joined {
                         participant: "member:a".into(),
+                        ice_servers: vec![],
+                    },
+                },
+                ServerMsg::Media {
+                    id: Some(2),
+                    ev: MediaEvent::Joined {
+                        participant: "member:a".into(),
+                        ice_servers: vec![IceServer {
+                            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+                            username: Some("1700000000:member:a".into()),
+                            credential: Some("c2VjcmV0".into()),
+                        }],
                     },
                 },
                 ServerMsg::Media {

@@ -82,6 +82,8 @@ pub struct ServeConfig {
     pub web_dir: Option<PathBuf>,
     /// The SFU's settings (UDP bind/announced address, its one port, room and viewer limits).
     pub sfu: shangliang_sfu::SfuConfig,
+    /// TURN servers handed to media clients with time-limited credentials (`None`: none).
+    pub turn: Option<media::turn::TurnConfig>,
     /// Cluster mode (NATS + PostgreSQL); `None`: the embedded single node.
     pub cluster: Option<ClusterConfig>,
     /// HTTP timeouts, pending-connection caps and trusted proxies (`edge.rs`).
@@ -113,6 +115,7 @@ impl ServeConfig {
             fanout: FanoutConfig::default(),
             web_dir: None,
             sfu: shangliang_sfu::SfuConfig::default(),
+            turn: None,
             cluster: None,
             edge: edge::EdgeConfig::default(),
             programme: programme::ProgrammeSettings::default(),
@@ -287,6 +290,9 @@ impl Hub {
         // and the livestream programme follows the same floor.
         moderation.set_floor_hook(Arc::new(programme::Tee(media.floor_hook(), programmes.floor_hook())));
         media.set_moderation(moderation.clone());
+        if let Some(t) = &cfg.turn {
+            media.set_turn(t.clone());
+        }
         let hub = Arc::new(Hub {
             keys,
             record,

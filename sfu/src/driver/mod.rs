@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::forward::Forwarder;
 use crate::io::batch::SendBatch;
 use crate::io::demux::{Demux, Proto};
+use crate::io::tcp::{TcpConns, TcpEvent};
 use crate::io::udp::UdpIo;
 use crate::peer::PcFactory;
 use crate::{Counters, IceCandidate, MediaKind, Pc, SessionId, SfuConfig, SfuError, SfuEvent, TrackId};
@@ -149,15 +150,22 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// recvmmsg calls per wake-up before the flush (32 datagrams each, more with GRO).
 const RECV_BATCHES: usize = 8;
 
+/// The node's ICE-TCP listener and its candidate address, handed to the driver.
+pub(crate) struct TcpListen {
+    pub listener: std::net::TcpListener,
+    pub candidate: SocketAddr,
+}
+
 /// Start the driver thread.
 pub(crate) fn spawn(
     cfg: SfuConfig,
     socket: std::net::UdpSocket,
     candidate: SocketAddr,
+    tcp: Option<TcpListen>,
     cmds: mpsc::UnboundedReceiver<Cmd>,
     counters: Arc<Counters>,
 ) -> Result<(), SfuError> {
-    let factory = PcFactory::new(candidate)?;
+    let factory = PcFactory::new(candidate, tcp.as_ref().map(|t| t.candidate))?;
     std::thread::Builder::new()
         .name("sfu-driver".into())
         .spawn(move || {
@@ -171,7 +179,14 @@ pub(crate) fn spawn(
                     Err(e) => return tracing::error!("SFU driver: socket: {e}"),
                 };
                 tracing::info!("SFU on udp {} (candidate {candidate}, {} segments per GSO send)", io.local_addr(), io.max_gso_segments());
-                let d = Driver::new(cfg, io, candidate, factory, counters);
+                let tcp = match tcp.map(|t| TcpConns::new(t.listener, t.candidate, cfg.max_tcp_connections)).transpose() {
+                    Ok(t) => t,
+                    Err(e) => return tracing::error!("SFU driver: ICE-TCP listener: {e}"),
+                };
+                if let Some(t) = &tcp {
+                    tracing::info!("SFU ICE-TCP on tcp {} (passive candidate {})", t.listen_addr().map_or_else(|_| "?".into(), |a| a.to_string()), t.local);
+                }
+                let d = Driver::new(cfg, io, tcp, candidate, factory, counters);
                 d.run(cmds).await;
             });
         })
@@ -182,6 +197,8 @@ pub(crate) fn spawn(
 pub(crate) struct Driver {
     cfg: SfuConfig,
     io: UdpIo,
+    /// The ICE-TCP connections, if the node listens for them.
+    tcp: Option<TcpConns>,
     batch: SendBatch,
     /// The candidate address: what the connections know as their local address.
     local: SocketAddr,
@@ -214,17 +231,19 @@ pub(crate) struct Driver {
 
 enum Wake {
     Readable,
+    Tcp(crate::io::tcp::Wake),
     Cmd(Option<Cmd>),
     Timer,
 }
 
 impl Driver {
-    fn new(cfg: SfuConfig, io: UdpIo, local: SocketAddr, factory: PcFactory, counters: Arc<Counters>) -> Self {
+    fn new(cfg: SfuConfig, io: UdpIo, tcp: Option<TcpConns>, local: SocketAddr, factory: PcFactory, counters: Arc<Counters>) -> Self {
         let batch = SendBatch::new(io.max_gso_segments(), 60_000);
         counters.max_gso_segments.store(io.max_gso_segments() as u64, Ordering::Relaxed);
         let limiter = crate::admission::AddressLimiter::new(cfg.whep_per_address_per_minute, cfg.whep_burst, ADDRESSES_REMEMBERED);
         Self {
             io,
+            tcp,
             batch,
             local,
             factory,
@@ -255,6 +274,13 @@ impl Driver {
             let next = [self.timers.peek(), self.deadlines.peek()].into_iter().flatten().map(|Reverse((t, _))| *t).min();
             let wake = {
                 let io = &self.io;
+                let tcp = &mut self.tcp;
+                let tcp_next = async {
+                    match tcp {
+                        Some(t) => t.next().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let sleep = async {
                     match next {
                         Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -270,6 +296,7 @@ impl Driver {
                         }
                     },
                     c = cmds.recv() => Wake::Cmd(c),
+                    t = tcp_next => Wake::Tcp(t),
                     _ = sleep => Wake::Timer,
                 }
             };
@@ -279,6 +306,7 @@ impl Driver {
             self.woke = Instant::now();
             match wake {
                 Wake::Readable => self.read(),
+                Wake::Tcp(t) => self.tcp_wake(t),
                 Wake::Cmd(None) => break,
                 Wake::Cmd(Some(c)) => {
                     self.handle_cmd(c);
@@ -339,6 +367,46 @@ impl Driver {
                 mark(dirty, key, pc);
             }
         }
+    }
+
+    /// An ICE-TCP connection was accepted, sent a frame, or ended.
+    fn tcp_wake(&mut self, wake: crate::io::tcp::Wake) {
+        let Some(tcp) = self.tcp.as_mut() else { return };
+        match wake {
+            crate::io::tcp::Wake::Accepted(Ok((stream, peer))) => {
+                if !tcp.accepted(stream, peer) {
+                    self.counters.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                    self.refused("ice_tcp_too_many_connections", Instant::now());
+                }
+            }
+            crate::io::tcp::Wake::Accepted(Err(e)) => tracing::debug!("SFU ICE-TCP accept: {e}"),
+            crate::io::tcp::Wake::Event(TcpEvent::Closed(peer)) => tcp.closed(peer),
+            crate::io::tcp::Wake::Event(TcpEvent::Frame(peer, bytes)) => {
+                let now = Instant::now();
+                self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
+                let Some(key) = self.demux.route(Proto::Tcp, peer, &bytes) else {
+                    // Not a check naming one of our ufrags, from a connection no pc owns: an
+                    // ICE-TCP connection is for one pc, so this one is closed.
+                    self.counters.unrouted.fetch_add(1, Ordering::Relaxed);
+                    tcp.close(peer);
+                    return;
+                };
+                let local_addr = tcp.local;
+                let Some(pc) = self.pcs.get_mut(&key) else { return };
+                let msg = TaggedBytesMut {
+                    now,
+                    transport: TransportContext { local_addr, peer_addr: peer, ecn: None, transport_protocol: TransportProtocol::TCP },
+                    message: bytes,
+                };
+                match contain(|| pc.rtc.handle_read(msg)) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => tracing::trace!("pc {key:?} handle_read (tcp): {e}"),
+                    None => self.poisoned.push(key),
+                }
+                mark(&mut self.dirty, key, pc);
+            }
+        }
+        self.counters.tcp_connections.store(self.tcp.as_ref().map_or(0, TcpConns::len), Ordering::Relaxed);
     }
 
     /// Handle every due connection timer and ICE deadline.
@@ -437,14 +505,10 @@ impl Driver {
     /// Move a connection's datagrams into the send batch and re-arm its timer.
     fn drain_writes(&mut self, key: PcKey, now: Instant) {
         let Some(pc) = self.pcs.get_mut(&key) else { return };
-        let batch = &mut self.batch;
+        let (batch, tcp, counters) = (&mut self.batch, &mut self.tcp, &self.counters);
         let next = contain(|| {
             while let Some(w) = pc.rtc.poll_write() {
-                // Only UDP pairs exist; an ICE-TCP pair's output would go to its connection's
-                // framed writer here.
-                if w.transport.transport_protocol == TransportProtocol::UDP {
-                    batch.push(w.transport.peer_addr, &w.message);
-                }
+                write_out(batch, tcp, counters, w.transport, &w.message);
             }
             pc.rtc.poll_timeout()
         });
@@ -521,11 +585,16 @@ impl Driver {
         let published: Vec<TrackId> = pc.ins.iter().map(|i| i.track).collect();
         let _ = pc.rtc.close();
         while let Some(w) = pc.rtc.poll_write() {
-            if w.transport.transport_protocol == TransportProtocol::UDP {
-                self.batch.push(w.transport.peer_addr, &w.message);
+            write_out(&mut self.batch, &mut self.tcp, &self.counters, w.transport, &w.message);
+        }
+        // Its ICE-TCP connections carried only it: closed (after the goodbye queued above).
+        for (proto, addr) in self.demux.forget(key) {
+            if proto == Proto::Tcp
+                && let Some(tcp) = self.tcp.as_mut()
+            {
+                tcp.close(addr);
             }
         }
-        self.demux.forget(key);
         self.counters.pcs.store(self.pcs.len(), Ordering::SeqCst);
         for t in published {
             self.unpublish(t);
@@ -579,6 +648,25 @@ impl Driver {
         self.counters.sessions.store(self.sessions.len(), Ordering::SeqCst);
         self.counters.rooms.store(self.rooms.len(), Ordering::SeqCst);
         self.counters.pcs.store(self.pcs.len(), Ordering::SeqCst);
+    }
+}
+
+/// One datagram a connection produced: into the UDP send batch, or framed onto its ICE-TCP
+/// connection.
+fn write_out(batch: &mut SendBatch, tcp: &mut Option<TcpConns>, counters: &Counters, transport: TransportContext, message: &[u8]) {
+    match transport.transport_protocol {
+        TransportProtocol::UDP => batch.push(transport.peer_addr, message),
+        TransportProtocol::TCP => {
+            let sent = tcp.as_mut().is_some_and(|t| t.send(transport.peer_addr, message));
+            if sent {
+                counters.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        _ => {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

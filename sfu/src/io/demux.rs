@@ -72,8 +72,8 @@ pub(crate) fn classify(buf: &[u8]) -> Kind<'_> {
 pub(crate) enum Proto {
     /// The shared UDP socket.
     Udp,
-    /// A framed ICE-TCP connection (not served yet; the table already keys by it).
-    #[allow(dead_code)]
+    /// A framed ICE-TCP connection (RFC 4571 framing, RFC 6544): one accepted connection of the
+    /// node's TCP listener, named by its remote address.
     Tcp,
 }
 
@@ -141,8 +141,9 @@ impl<K: Copy + Eq + Hash> Demux<K> {
         self.owned.entry(key).or_default().addrs.push(k);
     }
 
-    /// Drop every entry of `key` (the connection closed).
-    pub fn forget(&mut self, key: K) {
+    /// Drop every entry of `key` (the connection closed); returns the remote addresses it had.
+    pub fn forget(&mut self, key: K) -> Vec<(Proto, SocketAddr)> {
+        let mut gone = Vec::new();
         if let Some(o) = self.owned.remove(&key) {
             for u in o.ufrags {
                 if self.by_ufrag.get(&u) == Some(&key) {
@@ -152,9 +153,11 @@ impl<K: Copy + Eq + Hash> Demux<K> {
             for a in o.addrs {
                 if self.by_addr.get(&a) == Some(&key) {
                     self.by_addr.remove(&a);
+                    gone.push(a);
                 }
             }
         }
+        gone
     }
 
     /// Entries held (ufrags, addresses), for leak checks.
@@ -208,7 +211,7 @@ mod tests {
         // A reused port now belongs to connection 1.
         assert_eq!(d.route(Proto::Udp, addr(5000), &binding_request("aaaa:e")), Some(1));
         assert_eq!(d.route(Proto::Udp, addr(5000), &[0x80]), Some(1));
-        d.forget(1);
+        assert_eq!(d.forget(1), vec![(Proto::Udp, addr(5000))], "the addresses it had");
         assert_eq!(d.route(Proto::Udp, addr(5000), &[0x80]), None);
         d.forget(2);
         assert_eq!(d.len(), (0, 0), "nothing left behind");
@@ -242,7 +245,7 @@ mod tests {
                 match op {
                     0 => d.handle_ufrag(&format!("u{port}"), key),
                     1 => { d.route(Proto::Udp, addr(port), &binding_request(&format!("u{port}:x"))); }
-                    _ => d.forget(key),
+                    _ => { d.forget(key); }
                 }
             }
             for key in 0..4 {

@@ -108,6 +108,16 @@ pub struct Bot {
 }
 
 pub async fn bot() -> Bot {
+    bot_on(false).await
+}
+
+/// A bot whose only candidates are ICE-TCP (active, RFC 6544): as a client on a network that
+/// blocks UDP.
+pub async fn tcp_bot() -> Bot {
+    bot_on(true).await
+}
+
+async fn bot_on(tcp_only: bool) -> Bot {
     let mut me = MediaEngine::default();
     me.register_default_codecs().unwrap();
     me.register_header_extension(
@@ -121,16 +131,22 @@ pub async fn bot() -> Bot {
     let (g, gathered) = watch::channel(false);
     let (s, state) = watch::channel(RTCPeerConnectionState::New);
     let (t, tracks) = mpsc::unbounded_channel();
-    let pc = PeerConnectionBuilder::new()
+    let mut se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    if tcp_only {
+        se = se.with_network_types(vec![rtc::ice::network_type::NetworkType::Tcp4]);
+    }
+    let b = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(me)
-        .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build())
+        .with_setting_engine(se.build())
         .with_interceptor_registry(reg)
-        .with_handler(Arc::new(BotHandler { gathered: g, state: s, tracks: t }) as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await
-        .unwrap();
+        .with_handler(Arc::new(BotHandler { gathered: g, state: s, tracks: t }) as Arc<dyn PeerConnectionEventHandler>);
+    let b = if tcp_only {
+        b.with_tcp_addrs(vec!["127.0.0.1:0".to_owned()]).with_udp_addrs(Vec::<String>::new())
+    } else {
+        b.with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+    };
+    let pc = b.build().await.unwrap();
     Bot { pc: Arc::new(pc), gathered, state, tracks }
 }
 
@@ -396,12 +412,26 @@ pub struct Viewer {
 
 impl Viewer {
     pub async fn start(sfu: &Sfu, room: &str) -> Viewer {
-        let mut bot = bot().await;
+        Self::start_with(sfu, room, bot().await).await
+    }
+
+    /// A viewer whose only candidates are ICE-TCP.
+    pub async fn start_tcp(sfu: &Sfu, room: &str) -> Viewer {
+        Self::start_with(sfu, room, tcp_bot().await).await
+    }
+
+    async fn start_with(sfu: &Sfu, room: &str, mut bot: Bot) -> Viewer {
         bot.recv_only(RtpCodecKind::Audio).await;
         bot.recv_only(RtpCodecKind::Video).await;
         let offer = bot.offer().await;
         let (session, answer) = sfu.whep(room, &offer).await.expect("whep");
-        bot.accept_answer(answer).await;
+        bot.accept_answer(answer.clone()).await;
+        // webrtc 0.21 dials a passive TCP candidate only when it is trickled
+        // (`add_ice_candidate`), not when it comes in the SDP: hand it the node's again.
+        for line in answer.lines().filter(|l| l.contains(" tcp ") && l.contains("tcptype passive") && l.split_whitespace().nth(1) == Some("1")) {
+            let init = webrtc::peer_connection::RTCIceCandidateInit { candidate: line.trim().trim_start_matches("a=").to_owned(), sdp_mid: Some("0".into()), sdp_mline_index: Some(0), ..Default::default() };
+            bot.pc.add_ice_candidate(init).await.expect("the node's TCP candidate");
+        }
         bot.wait_connected().await;
         let rx = collect_tracks(&mut bot);
         Viewer { bot, session, rx }

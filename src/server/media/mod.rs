@@ -19,6 +19,7 @@
 //! session on its own (a vanished viewer).
 
 pub mod room;
+pub mod turn;
 pub mod whip;
 
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct Media {
     resource_key: [u8; 32],
     /// Where bans are looked up (installed when the hub starts; unset, nobody is banned).
     moderation: std::sync::OnceLock<Registry>,
+    /// TURN servers handed to clients (installed when the hub starts; unset, none).
+    turn: std::sync::OnceLock<turn::TurnConfig>,
 }
 
 /// Why the moderation state refuses someone media.
@@ -78,7 +81,23 @@ impl Media {
             sfu,
             resource_key: rand::random(),
             moderation: std::sync::OnceLock::new(),
+            turn: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs the TURN servers handed to clients with time-limited credentials.
+    pub fn set_turn(&self, turn: turn::TurnConfig) {
+        let _ = self.turn.set(turn);
+    }
+
+    /// The ICE servers for `subject`'s peer connections now (empty without TURN).
+    pub fn ice_servers(&self, subject: &str) -> Vec<shangliang_signaling::media::IceServer> {
+        self.turn.get().map(|t| vec![t.ice_server(subject, crate::server::auth::now_secs())]).unwrap_or_default()
+    }
+
+    /// The `Link: …; rel="ice-server"` values of a WHIP/WHEP answer for `subject`.
+    pub(crate) fn ice_links(&self, subject: &str) -> Vec<String> {
+        self.turn.get().map(|t| t.link_headers(subject, crate::server::auth::now_secs())).unwrap_or_default()
     }
 
     /// Installs where bans are checked before a `join`, a publish offer or a WHIP ingest.

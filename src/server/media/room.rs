@@ -263,6 +263,7 @@ impl MediaConn {
         self.joined = Some(Joined { handle, pump });
         MediaEvent::Joined {
             participant: claims.sub.clone(),
+            ice_servers: state.media.ice_servers(claims.sub.as_str()),
         }
     }
 

@@ -20,9 +20,9 @@ use crate::server::edge::ClientAddr;
 /// The WHIP/WHEP routes, before their state.
 pub(super) fn routes() -> Router<MediaState> {
     Router::new()
-        .route("/whep/{activity}", post(whep_post))
+        .route("/whep/{activity}", post(whep_post).options(ice_servers_options))
         .route("/whep/{activity}/{resource}", delete(whep_delete))
-        .route("/whip/{activity}", post(whip_post))
+        .route("/whip/{activity}", post(whip_post).options(ice_servers_options))
         .route("/whip/{activity}/{resource}", delete(whip_delete))
         .layer(cors())
 }
@@ -188,8 +188,10 @@ async fn sdp_body(headers: &HeaderMap, body: Body) -> Result<String, HttpError> 
     })
 }
 
-fn created(location: String, answer: String) -> Response {
-    (
+/// `201 Created` with the answer, its resource, and the TURN servers (`Link: <url>;
+/// rel="ice-server"`, RFC 9725 §4.6) the client may add with `setConfiguration` for an ICE restart.
+fn created(location: String, answer: String, links: Vec<String>) -> Response {
+    let mut r = (
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
@@ -197,7 +199,27 @@ fn created(location: String, answer: String) -> Response {
         ],
         answer,
     )
-        .into_response()
+        .into_response();
+    for l in links {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&l) {
+            r.headers_mut().append(header::LINK, v);
+        }
+    }
+    r
+}
+
+/// `OPTIONS /whep/{activity}` (or `/whip/…`) outside a CORS pre-flight: `204` with the TURN
+/// servers as `Link: <url>; rel="ice-server"` headers (RFC 9725 §4.6), so a client can build its
+/// `RTCPeerConnection` with them before it makes its offer. The credentials expire after the
+/// configured TTL and name no one (`anonymous`): anyone may watch a livestream anyway.
+async fn ice_servers_options(State(state): State<MediaState>) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    for l in state.media.ice_links("anonymous") {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&l) {
+            r.headers_mut().append(header::LINK, v);
+        }
+    }
+    r
 }
 
 /// Cluster mode: the activity's media lives on its home node; the client is sent there with
@@ -248,7 +270,8 @@ async fn whep_post(
         "/whep/{activity}/{}",
         state.media.resource("whep", &activity, session)
     );
-    Ok(created(location, answer))
+    let links = state.media.ice_links(&format!("whep-{}", session.0));
+    Ok(created(location, answer, links))
 }
 
 /// WHIP: ingest onto the activity's stage, for members, guests and moderators of it.
@@ -283,7 +306,8 @@ async fn whip_post(
         "/whip/{activity}/{}",
         state.media.resource("whip", &activity, session)
     );
-    Ok(created(location, answer))
+    let links = state.media.ice_links(claims.sub.as_str());
+    Ok(created(location, answer, links))
 }
 
 /// A banned participant may not publish (403 `banned`).
