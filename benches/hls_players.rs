@@ -212,7 +212,8 @@ async fn parent(args: Args) -> Result<(), String> {
     log(format!("working directory {}", dir.display()));
 
     // The hub, with room for every player's connection.
-    let (hub, hub_port) = origin::spawn_hub(&args.hub_bin, &dir, (most + 2000).min(19_000), &args.hub_arg).await?;
+    // A quarter more than the players: the edge keeps its last eighth for addresses holding few.
+    let (hub, hub_port) = origin::spawn_hub(&args.hub_bin, &dir, (most * 5 / 4 + 2000).min(19_000), &args.hub_arg).await?;
     let hub_addr: SocketAddr = ([127, 0, 0, 1], hub_port).into();
     log(format!("hub pid {} on {hub_addr}", hub.child.id()));
 
