@@ -89,7 +89,7 @@ pub struct Args {
     /// trusted by the hub as the proxy).
     #[arg(long, default_value_t = 10)]
     pub first_src: u8,
-    /// The stage camera: an ffmpeg lavfi source (640x360 test pattern: ~1.3 Mbit/s of H.264 with a
+    /// The stage camera: an ffmpeg lavfi source (640x360 test pattern: ~1.5 Mbit/s of H.264 with a
     /// keyframe every 0.5 s, about a real stage camera's rate).
     #[arg(long, default_value = "testsrc2=size=640x360")]
     pub source: String,
