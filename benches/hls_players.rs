@@ -89,7 +89,7 @@ pub struct Args {
     /// trusted by the hub as the proxy).
     #[arg(long, default_value_t = 10)]
     pub first_src: u8,
-    /// The stage camera: an ffmpeg lavfi source (640x360 test pattern: ~1.3 Mbit/s of H.264 with a
+    /// The stage camera: an ffmpeg lavfi source (640x360 test pattern: ~1.5 Mbit/s of H.264 with a
     /// keyframe every 0.5 s, about a real stage camera's rate).
     #[arg(long, default_value = "testsrc2=size=640x360")]
     pub source: String,
@@ -212,7 +212,8 @@ async fn parent(args: Args) -> Result<(), String> {
     log(format!("working directory {}", dir.display()));
 
     // The hub, with room for every player's connection.
-    let (hub, hub_port) = origin::spawn_hub(&args.hub_bin, &dir, (most + 2000).min(19_000), &args.hub_arg).await?;
+    // A quarter more than the players: the edge keeps its last eighth for addresses holding few.
+    let (hub, hub_port) = origin::spawn_hub(&args.hub_bin, &dir, (most * 5 / 4 + 2000).min(19_000), &args.hub_arg).await?;
     let hub_addr: SocketAddr = ([127, 0, 0, 1], hub_port).into();
     log(format!("hub pid {} on {hub_addr}", hub.child.id()));
 
