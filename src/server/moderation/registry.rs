@@ -64,8 +64,6 @@ impl Registry {
             comments_per_minute,
             consensus: Arc::default(),
             sessions: Arc::default(),
-    }
-
             votes: Arc::default(),
         };
         Registry {
