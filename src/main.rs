@@ -159,6 +159,17 @@ struct ServeArgs {
     /// Anonymous viewer tokens one address may mint per minute.
     #[arg(long, default_value_t = 10)]
     viewer_tokens_per_minute: u32,
+    /// Anonymous viewer tokens one address block (IPv4 /24, IPv6 /64) may mint per minute
+    /// (default: three times --viewer-tokens-per-minute).
+    #[arg(long)]
+    viewer_tokens_per_block_per_minute: Option<u32>,
+    /// Most standing anonymous votes on one question from one address block (IPv4 /24,
+    /// IPv6 /64); verified and member votes are not capped.
+    #[arg(long, default_value_t = 10)]
+    anonymous_votes_per_question_per_block: u32,
+    /// Most anonymous question votes one address block may cast per minute.
+    #[arg(long, default_value_t = 30)]
+    anonymous_votes_per_minute_per_block: u32,
     /// Most concurrent websocket connections on this node.
     #[arg(long, default_value_t = 19_000)]
     max_connections: usize,
@@ -433,6 +444,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = ServeConfig::new(a.listen, a.data_dir);
     cfg.comments_per_minute = a.comments_per_minute;
     cfg.viewer_tokens_per_minute = a.viewer_tokens_per_minute;
+    cfg.viewer_tokens_per_block_per_minute = a.viewer_tokens_per_block_per_minute;
+    cfg.votes = shangliang::consult::votes::VoteRules {
+        per_question_per_block: a.anonymous_votes_per_question_per_block.max(1),
+        per_block_per_minute: a.anonymous_votes_per_minute_per_block.max(1),
+    };
     cfg.frames_per_second = a.frames_per_second;
     cfg.max_connections = a.max_connections;
     cfg.idle_timeout = Duration::from_secs(a.idle_timeout_secs);

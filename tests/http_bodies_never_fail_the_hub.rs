@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use shangliang::server::edge::ClientAddr;
 use tower::ServiceExt;
 
-const PREFIXES: [&str; 9] = [
+const PREFIXES: [&str; 16] = [
     "/api/activities/demo/viewer-token",
     "/api/activities/",
     "/api/activities",
@@ -25,6 +25,15 @@ const PREFIXES: [&str; 9] = [
     "/whep/demo/",
     "/healthz",
     "/ws",
+    // The JSON bodies of the organisers' API and of the programme pin (issue 12: every body
+    // the hub parses): reached directly, not only by chance through "/api/".
+    "/api/admin/sign-in",
+    "/api/invitations/redeem",
+    "/api/admin/activities",
+    "/api/admin/activities/demo/settings",
+    "/api/admin/activities/demo/invitations",
+    "/api/admin/committees",
+    "/api/activities/demo/programme/pin",
 ];
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -36,6 +45,11 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         Just(br#"{"name":"\u200b\ufeff\u200e"}"#.to_vec()),
         Just(br#"{"name":"a","name":"b","extra":[1,2,{"x":null}]}"#.to_vec()),
         Just(b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\n".to_vec()),
+        // The shapes the organisers' API and the programme pin read, with any values.
+        (any::<String>(), any::<String>()).prop_map(|(u, p)| serde_json::json!({ "username": u, "password": p }).to_string().into_bytes()),
+        any::<String>().prop_map(|t| serde_json::json!({ "token": t }).to_string().into_bytes()),
+        any::<Option<String>>().prop_map(|p| serde_json::json!({ "participant": p }).to_string().into_bytes()),
+        any::<String>().prop_map(|t| serde_json::json!({ "title": t, "kind": "livestream" }).to_string().into_bytes()),
     ]
 }
 

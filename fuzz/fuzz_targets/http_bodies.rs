@@ -37,7 +37,7 @@ fn harness() -> &'static Harness {
     })
 }
 
-const PREFIXES: [&str; 9] = [
+const PREFIXES: [&str; 16] = [
     "/api/activities/demo/viewer-token",
     "/api/activities/",
     "/api/activities",
@@ -47,6 +47,15 @@ const PREFIXES: [&str; 9] = [
     "/whep/demo/",
     "/healthz",
     "/ws",
+    // The JSON bodies of the organisers' API and of the programme pin (issue 12: every body
+    // the hub parses): reached directly, not only by chance through "/api/".
+    "/api/admin/sign-in",
+    "/api/invitations/redeem",
+    "/api/admin/activities",
+    "/api/admin/activities/demo/settings",
+    "/api/admin/activities/demo/invitations",
+    "/api/admin/committees",
+    "/api/activities/demo/programme/pin",
 ];
 
 fn request(u: &mut Unstructured) -> Result<Option<Request<Body>>> {

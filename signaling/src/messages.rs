@@ -384,4 +384,7 @@ pub enum ErrorCode {
     Paused,
     /// The organisers closed comments (or questions) for now.
     InteractionClosed,
+    /// This question holds as many anonymous votes from the caller's address block (IPv4 /24,
+    /// IPv6 /64) as it may take; a verified or member identity's vote still counts.
+    VoteCapped,
 }

@@ -6,13 +6,27 @@
 
 use super::grants::{ConsultError, Grants};
 use super::consultation::Consultation;
+use super::votes::NetBlock;
 pub use shangliang_signaling::consult::{Command, Reply};
 
 impl Consultation {
-    /// Runs a command for `g` at `now_ms`; the same as calling the matching `handle_*`.
+    /// Runs a command for `g` at `now_ms`; the same as calling the matching `handle_*`. The
+    /// address a vote came from is not known: see [`Consultation::handle_command_from`].
     pub fn handle_command(
         &mut self,
         g: &Grants,
+        cmd: Command,
+        now_ms: u64,
+    ) -> Result<Reply, ConsultError> {
+        self.handle_command_from(g, None, cmd, now_ms)
+    }
+
+    /// Runs a command for `g`, sent from the address block `from` (the server's client
+    /// address: anonymous votes are capped per block, `super::votes`).
+    pub fn handle_command_from(
+        &mut self,
+        g: &Grants,
+        from: Option<NetBlock>,
         cmd: Command,
         now_ms: u64,
     ) -> Result<Reply, ConsultError> {
@@ -52,7 +66,7 @@ impl Consultation {
                 id: self.handle_submit_question(g, &text, anonymous, now_ms)?,
             },
             VoteQuestion { id, up } => Reply::Votes {
-                votes: self.handle_vote_question(g, id, up, now_ms)?,
+                votes: self.handle_vote_question(g, from, id, up, now_ms)?,
             },
             ModerateQuestion { id, op } => {
                 self.handle_moderate_question(g, id, op, now_ms)?;

@@ -44,6 +44,7 @@ use super::ids::{ParticipantId, QuestionId};
 use super::questions::{Question, QuestionState, Questions};
 use super::rate::Rate;
 use super::text::normalize_line;
+use super::votes::{Ballot, NetBlock, VoteRules};
 pub use shangliang_signaling::consult::{ConsultEvent, QuestionOp, FloorSnapshot, PresentRow, Snapshot};
 
 /// Who an outbound event is for.
@@ -280,6 +281,7 @@ impl Consultation {
         }
         c.viewer_stats.current = 0;
         c.rejoin_until = Some(now_ms + REJOIN_GRACE_MS);
+        c.questions.rebuild_vote_counts();
         Ok(c)
     }
 
@@ -667,6 +669,30 @@ impl Consultation {
         Ok(())
     }
 
+    /// The hub stops gracefully (SIGTERM): everyone still present leaves now — their spans
+    /// close at `now_ms`, a turn at the floor ends as `left`, no viewer is counted present — so
+    /// the minutes do not show people "在场" (present) in a session that ended. Connections that
+    /// join afterwards (the process is going away) open new spans as usual.
+    pub fn handle_shutdown(&mut self, now_ms: u64) {
+        self.rejoin_until = None;
+        let present: Vec<ParticipantId> = self
+            .people
+            .iter()
+            .filter(|(_, a)| a.connections > 0 || a.spans.last().is_some_and(|s| s.left_at_ms.is_none()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in present {
+            // One connection left, then the ordinary leave closes the span and the floor.
+            if let Some(a) = self.people.get_mut(&id) {
+                a.connections = 1;
+            }
+            self.handle_leave(&id, now_ms);
+        }
+        self.viewer_conns.clear();
+        self.viewer_stats.current = 0;
+        self.flush();
+    }
+
     /// Time passes: ends an expired turn (and auto-advances).
     pub fn handle_tick(&mut self, now_ms: u64) {
         if self.rejoin_until.is_some_and(|t| t <= now_ms) {
@@ -721,10 +747,12 @@ impl Consultation {
         Ok(id)
     }
 
-    /// `g` upvotes (`up`) or withdraws their vote.
+    /// `g` upvotes (`up`) or withdraws their vote, from the address block `from` (the
+    /// server's client address; `super::votes`: anonymous votes are capped per block).
     pub fn handle_vote_question(
         &mut self,
         g: &Grants,
+        from: Option<NetBlock>,
         id: QuestionId,
         up: bool,
         now_ms: u64,
@@ -735,7 +763,7 @@ impl Consultation {
         }
         self.comments.check_standing(&g.subject, g.role, now_ms)?;
         let n = if up {
-            self.questions.handle_vote(&g.subject, id)?
+            self.questions.handle_vote(&g.subject, Ballot::of(g, from), id, now_ms)?
         } else {
             self.questions.handle_unvote(&g.subject, id)?
         };
@@ -832,6 +860,12 @@ impl Consultation {
             return CommentDecision::Refuse(e);
         }
         self.comments.handle_post(g, topic, raw_text, now_ms)
+    }
+
+    /// Sets the limits on anonymous question votes (`super::votes`). Not part of a checkpoint:
+    /// the server sets it after `new` and `restore`.
+    pub fn set_vote_rules(&mut self, rules: VoteRules) {
+        self.questions.set_vote_rules(rules);
     }
 
     /// Limits each identity to `per_minute` comments (with a small burst; moderators are never
@@ -1555,6 +1589,31 @@ mod tests {
     }
 
     #[test]
+    fn a_graceful_shutdown_closes_every_open_attendance_span_and_the_turn_at_the_floor() {
+        let (mut c, m, a, _b, v) = setup();
+        c.handle_join(&a, T0 + 5).unwrap(); // a second connection of one member
+        c.handle_raise_hand(&a, T0 + 10).unwrap();
+        c.handle_grant_floor(&m, GrantTarget::NextHand, Some(60_000), T0 + 20).unwrap();
+        let end = T0 + 30_000;
+        c.handle_shutdown(end);
+        let events = drain(&mut c);
+        let s = c.summary(end);
+        assert_eq!(s.participants.len(), 3);
+        for p in &s.participants {
+            assert_eq!(p.spans.last().and_then(|sp| sp.left_at_ms), Some(end), "{p:?}");
+        }
+        assert_eq!(s.turns.last().map(|t| (t.end, t.ended_at_ms)), Some((Some(TurnEnd::Left), Some(end))));
+        assert_eq!((s.viewers.current, s.viewers.distinct), (0, 1));
+        assert!(events.iter().any(|e| matches!(&e.event, ConsultEvent::Presence { present: false, .. })));
+        assert!(!c.is_present(&a.subject) && !c.may_speak(&a.subject));
+        // A late leave of a connection that was open changes nothing.
+        c.handle_leave(&a.subject, end + 1);
+        c.handle_leave(&v.subject, end + 1);
+        assert_eq!(c.summary(end + 2).participants, s.participants);
+        assert_eq!(c.summary(end + 2).viewers.current, 0);
+    }
+
+    #[test]
     fn viewer_cannot_grant_the_floor() {
         let (mut c, _m, a, _b, v) = setup();
         let r = c.handle_grant_floor(&v, GrantTarget::Participant(a.subject.clone()), None, T0);
@@ -1733,14 +1792,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            c.handle_vote_question(&v, id, true, T0),
+            c.handle_vote_question(&v, None, id, true, T0),
             Err(ConsultError::NoSuchQuestion(id))
         );
         c.handle_moderate_question(&m, id, QuestionOp::Publish, T0 + 1)
             .unwrap();
-        assert_eq!(c.handle_vote_question(&v, id, true, T0 + 2), Ok(1));
+        assert_eq!(c.handle_vote_question(&v, None, id, true, T0 + 2), Ok(1));
         assert_eq!(
-            c.handle_vote_question(&v, id, true, T0 + 3),
+            c.handle_vote_question(&v, None, id, true, T0 + 3),
             Err(ConsultError::AlreadyVoted)
         );
     }
@@ -2132,7 +2191,7 @@ mod tests {
                     Op::Leave(i) => { c.handle_leave(&gs[i as usize].subject, now); false }
                     Op::Join(i) => { c.handle_join(&gs[i as usize], now).unwrap(); false }
                     Op::Ask(i, anon) => { let _ = c.handle_submit_question(&gs[i as usize], "问题", anon, now); false }
-                    Op::Vote(i, q, up) => { let _ = c.handle_vote_question(&gs[i as usize], QuestionId(q as u64), up, now); false }
+                    Op::Vote(i, q, up) => { let _ = c.handle_vote_question(&gs[i as usize], None, QuestionId(q as u64), up, now); false }
                     Op::Moderate(i, q, k) => {
                         let op = match k {
                             0 => QuestionOp::Publish,

@@ -182,6 +182,19 @@ pub enum ConsultError {
     /// The organisers closed comments or questions for now (`what`: `comments`, `questions`).
     #[error("the organisers have closed {0} for now")]
     InteractionClosed(&'static str),
+    /// The question holds as many anonymous votes from this address block as it may
+    /// (`super::votes`).
+    #[error("this question already counts {cap} anonymous votes from your network; a verified identity's vote still counts")]
+    VoteCapped {
+        /// The cap per question and address block.
+        cap: u32,
+    },
+    /// Too many anonymous votes from this address block (`super::votes`).
+    #[error("too many votes from your network; try again in {retry_after_ms} ms")]
+    VotesRateLimited {
+        /// In how many ms the next vote would be allowed.
+        retry_after_ms: u64,
+    },
 }
 
 impl ConsultError {
@@ -216,6 +229,8 @@ impl ConsultError {
             ConsultError::CannotDisciplineModerator => "cannot_discipline_moderator",
             ConsultError::Paused => "paused",
             ConsultError::InteractionClosed(_) => "interaction_closed",
+            ConsultError::VoteCapped { .. } => "vote_capped",
+            ConsultError::VotesRateLimited { .. } => "rate_limited",
         }
     }
 
@@ -248,6 +263,8 @@ impl ConsultError {
             ConsultError::CannotDisciplineModerator => ErrorCode::CannotDisciplineModerator,
             ConsultError::Paused => ErrorCode::Paused,
             ConsultError::InteractionClosed(_) => ErrorCode::InteractionClosed,
+            ConsultError::VoteCapped { .. } => ErrorCode::VoteCapped,
+            ConsultError::VotesRateLimited { .. } => ErrorCode::RateLimited,
         }
     }
 }

@@ -252,7 +252,17 @@ impl SessionSummary {
                 &opt(q.answer.as_ref().map(|a| a.at_ms).or(q.decided_at_ms)),
                 "",
                 q.state.as_str(),
-                &format!("votes={}{answered_by}{reason} text={}", q.votes(), q.text),
+                &{
+                    let t = q.votes_by_tier();
+                    format!(
+                        "votes={} verified={} member={} anonymous={}{answered_by}{reason} text={}",
+                        q.votes(),
+                        t.verified,
+                        t.member,
+                        t.anonymous,
+                        q.text
+                    )
+                },
             ]);
         }
         let c = &self.comments;
@@ -443,7 +453,7 @@ impl SessionSummary {
         } else {
             let _ = writeln!(
                 m,
-                "| 编号 (No.) | 问题 (Question) | 提问人 (Asked by) | 点赞 (Votes) | 结果 (Outcome) | 回答人 (Answered by) |\n|---|---|---|---|---|---|"
+                "| 编号 (No.) | 问题 (Question) | 提问人 (Asked by) | 点赞 (Votes) | 实名 (Verified) | 委员 (Member) | 匿名 (Anonymous) | 结果 (Outcome) | 回答人 (Answered by) |\n|---|---|---|---|---|---|---|---|---|"
             );
             for q in &self.questions {
                 let asker = if q.anonymous {
@@ -461,17 +471,25 @@ impl SessionSummary {
                     .and_then(|a| a.by.as_ref())
                     .map(|b| self.name_of(b.as_str()))
                     .unwrap_or_default();
+                let t = q.votes_by_tier();
                 let _ = writeln!(
                     m,
-                    "| {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     q.id,
                     cell(&q.text),
                     cell(&asker),
                     q.votes(),
+                    t.verified,
+                    t.member,
+                    t.anonymous,
                     cell(&outcome),
                     cell(&by)
                 );
             }
+            let _ = writeln!(
+                m,
+                "\n点赞按身份计：实名与委员（含特邀嘉宾、工作人员）每人一票；匿名观众的点赞按网段（IPv4 /24、IPv6 /64）限额。(Votes by identity: verified viewers and members, guests and staff count one each; anonymous viewers' votes are capped per address block, IPv4 /24 or IPv6 /64.)"
+            );
             m.push('\n');
         }
 

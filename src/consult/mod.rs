@@ -8,6 +8,7 @@
 //! - [`command`]: every request as one serde enum, for a driver fed by a channel.
 //! - [`floor`]: the hand queue and who may speak ([`floor::Floor::may_speak`] is the SFU's hook).
 //! - [`questions`]: the public's questions, votes and their fate.
+//! - [`votes`]: which votes count: tiers of identities, the caps on anonymous address blocks.
 //! - [`comments`]: what happens to a posted comment (topic, text, rate, the moderators' rules);
 //!   holds, hides, bans, modes.
 //! - [`session`]: the organisers' settings and pause as one desired state the session
@@ -37,6 +38,7 @@ pub mod questions;
 pub mod rate;
 pub mod session;
 pub mod text;
+pub mod votes;
 
 pub use audit::{AuditEntry, AuditLog, BrokenLink, verify, verify_head};
 pub use command::{Command, Reply};

@@ -19,14 +19,15 @@
 //! Sans-I/O: inputs are `handle_*` with `now_ms`; the ids of changed questions are drained with
 //! [`Questions::poll_changed`]; the session turns them into views for each audience.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use shangliang_signaling::{Author, limits::MAX_REASON_CHARS, limits::MAX_TEXT_CHARS};
 
 use super::grants::ConsultError;
 use super::ids::{ParticipantId, QuestionId};
 use super::text::normalize_line;
+use super::votes::{Ballot, TierCounts, VoteGate, VoteRules};
 pub use shangliang_signaling::consult::{QuestionState, QuestionView};
 
 /// Who answered a question, and when.
@@ -55,8 +56,10 @@ pub struct Question {
     pub submitted_at_ms: u64,
     /// Where it stands.
     pub state: QuestionState,
-    /// Identities that upvoted it; the vote count is its size.
-    pub voters: BTreeSet<ParticipantId>,
+    /// Identities that upvoted it, each with how its vote counts (tier, and for anonymous
+    /// votes the address block; `super::votes`); the vote count is its size.
+    #[serde(deserialize_with = "ballots_compat")]
+    pub voters: BTreeMap<ParticipantId, Ballot>,
     /// Whether a moderator pinned it.
     pub pinned: bool,
     /// The moderator who last moved it (publish, reject, stage, dismiss), and when.
@@ -77,6 +80,11 @@ impl Question {
         self.voters.len()
     }
 
+    /// Its votes by tier (the minutes show them).
+    pub fn votes_by_tier(&self) -> TierCounts {
+        TierCounts::of(self.voters.values())
+    }
+
     /// What a reader sees: moderators (`full`) see the asker of an anonymous question; others
     /// do not.
     pub fn view(&self, full: bool) -> QuestionView {
@@ -94,6 +102,21 @@ impl Question {
     }
 }
 
+/// `voters` as stored: a map of ballots, or — in records written before votes had tiers — a
+/// list of identities (their tier is then unrecorded).
+fn ballots_compat<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<ParticipantId, Ballot>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Ballots(BTreeMap<ParticipantId, Ballot>),
+        Bare(Vec<ParticipantId>),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Ballots(b) => b,
+        Stored::Bare(ids) => ids.into_iter().map(|id| (id, Ballot { tier: None, block: None })).collect(),
+    })
+}
+
 /// The questions of one activity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Questions {
@@ -105,6 +128,9 @@ pub struct Questions {
     review: bool,
     #[serde(skip)]
     changed: VecDeque<QuestionId>,
+    /// Which votes count (`super::votes`): rebuilt from the ballots after a restore.
+    #[serde(skip)]
+    gate: VoteGate,
 }
 
 impl Default for Questions {
@@ -127,7 +153,24 @@ impl Questions {
             pins: Vec::new(),
             review,
             changed: VecDeque::new(),
+            gate: VoteGate::default(),
         }
+    }
+
+    /// Sets the limits on anonymous votes (not part of a checkpoint: the server sets them).
+    pub fn set_vote_rules(&mut self, rules: VoteRules) {
+        self.gate.set_rules(rules);
+    }
+
+    /// The limits on anonymous votes in force.
+    pub fn vote_rules(&self) -> VoteRules {
+        self.gate.rules()
+    }
+
+    /// Counts the standing anonymous votes again from the ballots (after a restore).
+    pub fn rebuild_vote_counts(&mut self) {
+        let ballots = self.items.values().flat_map(|q| q.voters.values().map(move |b| (q.id, b)));
+        self.gate.rebuild(ballots);
     }
 
     /// Whether questions wait for review.
@@ -222,7 +265,7 @@ impl Questions {
                 text,
                 submitted_at_ms: now_ms,
                 state,
-                voters: BTreeSet::new(),
+                voters: BTreeMap::new(),
                 pinned: false,
                 decided_by: None,
                 decided_at_ms: None,
@@ -235,32 +278,39 @@ impl Questions {
         Ok(id)
     }
 
-    /// Upvotes a published (or on-stage) question, once per identity.
+    /// Upvotes a published (or on-stage) question, once per identity, if the vote rule lets
+    /// `ballot` count (`super::votes`: anonymous votes are capped per address block).
     pub fn handle_vote(
         &mut self,
         voter: &ParticipantId,
+        ballot: Ballot,
         id: QuestionId,
+        now_ms: u64,
     ) -> Result<usize, ConsultError> {
-        let q = self.votable(id)?;
-        if !q.voters.insert(voter.clone()) {
+        let gate = &mut self.gate;
+        let q = Self::votable(&mut self.items, id)?;
+        if q.voters.contains_key(voter) {
             return Err(ConsultError::AlreadyVoted);
         }
+        gate.handle_vote(&ballot, id, now_ms)?;
+        q.voters.insert(voter.clone(), ballot);
         let n = q.votes();
         self.changed.push_back(id);
         Ok(n)
     }
 
-    /// Withdraws an upvote.
+    /// Withdraws an upvote (its place under the anonymous cap is free again).
     pub fn handle_unvote(
         &mut self,
         voter: &ParticipantId,
         id: QuestionId,
     ) -> Result<usize, ConsultError> {
-        let q = self.votable(id)?;
-        if !q.voters.remove(voter) {
+        let q = Self::votable(&mut self.items, id)?;
+        let Some(ballot) = q.voters.remove(voter) else {
             return Err(ConsultError::NotVoted);
-        }
+        };
         let n = q.votes();
+        self.gate.handle_unvote(&ballot, id);
         self.changed.push_back(id);
         Ok(n)
     }
@@ -398,9 +448,8 @@ impl Questions {
         self.pins.retain(|p| *p != id);
     }
 
-    fn votable(&mut self, id: QuestionId) -> Result<&mut Question, ConsultError> {
-        let q = self
-            .items
+    fn votable(items: &mut BTreeMap<QuestionId, Question>, id: QuestionId) -> Result<&mut Question, ConsultError> {
+        let q = items
             .get_mut(&id)
             .ok_or(ConsultError::NoSuchQuestion(id))?;
         match q.state {
@@ -456,6 +505,7 @@ impl Questions {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
     use shangliang_signaling::Role;
 
     fn author(id: &str) -> Author {
@@ -470,6 +520,8 @@ mod tests {
         ParticipantId::new(s)
     }
     const M: &str = "mod";
+    /// A member's ballot: never capped.
+    const B: Ballot = Ballot { tier: Some(super::super::votes::VoteTier::Member), block: None };
 
     #[test]
     fn pending_question_is_published_by_a_moderator() {
@@ -480,11 +532,11 @@ mod tests {
         assert_eq!(qs.get(id).unwrap().state, QuestionState::Pending);
         assert_eq!(qs.get(id).unwrap().text, "城乡融合怎么推进？");
         assert_eq!(
-            qs.handle_vote(&p("b"), id),
+            qs.handle_vote(&p("b"), B, id, 0),
             Err(ConsultError::NoSuchQuestion(id))
         );
         qs.handle_publish(id, &p(M), 20).unwrap();
-        assert_eq!(qs.handle_vote(&p("b"), id), Ok(1));
+        assert_eq!(qs.handle_vote(&p("b"), B, id, 0), Ok(1));
         assert!(matches!(
             qs.handle_publish(id, &p(M), 21),
             Err(ConsultError::BadQuestionState { .. })
@@ -510,13 +562,13 @@ mod tests {
     fn upvote_once_per_identity_and_unvote() {
         let mut qs = Questions::new(false);
         let id = qs.handle_submit(author("a"), "q", false, false, 0).unwrap();
-        assert_eq!(qs.handle_vote(&p("b"), id), Ok(1));
-        assert_eq!(qs.handle_vote(&p("b"), id), Err(ConsultError::AlreadyVoted));
-        assert_eq!(qs.handle_vote(&p("c"), id), Ok(2));
+        assert_eq!(qs.handle_vote(&p("b"), B, id, 0), Ok(1));
+        assert_eq!(qs.handle_vote(&p("b"), B, id, 0), Err(ConsultError::AlreadyVoted));
+        assert_eq!(qs.handle_vote(&p("c"), B, id, 0), Ok(2));
         assert_eq!(qs.handle_unvote(&p("b"), id), Ok(1));
         assert_eq!(qs.handle_unvote(&p("b"), id), Err(ConsultError::NotVoted));
         assert_eq!(
-            qs.handle_vote(&p("b"), QuestionId(99)),
+            qs.handle_vote(&p("b"), B, QuestionId(99), 0),
             Err(ConsultError::NoSuchQuestion(QuestionId(99)))
         );
     }
@@ -527,7 +579,7 @@ mod tests {
         let a = qs.handle_submit(author("a"), "a", false, false, 1).unwrap();
         let b = qs.handle_submit(author("b"), "b", false, false, 2).unwrap();
         let c = qs.handle_submit(author("c"), "c", false, false, 3).unwrap();
-        qs.handle_vote(&p("x"), c).unwrap();
+        qs.handle_vote(&p("x"), B, c, 0).unwrap();
         let order: Vec<_> = qs.published_by_votes().iter().map(|q| q.id).collect();
         assert_eq!(order, vec![c, a, b]);
     }
@@ -582,6 +634,42 @@ mod tests {
         assert!(!json.contains("alice"), "{json}");
     }
 
+    #[test]
+    fn anonymous_votes_of_one_block_are_capped_and_tallied_by_tier() {
+        use super::super::votes::{NetBlock, VoteTier};
+        let mut qs = Questions::new(false);
+        qs.set_vote_rules(VoteRules { per_question_per_block: 2, per_block_per_minute: 600 });
+        let id = qs.handle_submit(author("a"), "q", false, false, 0).unwrap();
+        let from = |host: u8| Ballot { tier: Some(VoteTier::Anonymous), block: Some(NetBlock::of([192, 0, 2, host].into())) };
+        assert_eq!(qs.handle_vote(&p("v1"), from(1), id, 0), Ok(1));
+        assert_eq!(qs.handle_vote(&p("v2"), from(2), id, 0), Ok(2));
+        assert_eq!(qs.handle_vote(&p("v3"), from(3), id, 0), Err(ConsultError::VoteCapped { cap: 2 }));
+        assert_eq!(qs.handle_vote(&p("v1"), from(1), id, 0), Err(ConsultError::AlreadyVoted), "a repeat is a repeat, not a cap");
+        let verified = Ballot { tier: Some(VoteTier::Verified), block: None };
+        assert_eq!(qs.handle_vote(&p("real"), verified, id, 0), Ok(3));
+        assert_eq!(qs.handle_vote(&p("m"), B, id, 0), Ok(4));
+        let t = qs.get(id).unwrap().votes_by_tier();
+        assert_eq!((t.verified, t.member, t.anonymous, t.unrecorded), (1, 1, 2, 0));
+        // A checkpoint and back: the cap still holds, a withdrawal frees a place.
+        let mut back: Questions = serde_json::from_str(&serde_json::to_string(&qs).unwrap()).unwrap();
+        back.set_vote_rules(qs.vote_rules());
+        back.rebuild_vote_counts();
+        assert_eq!(back.handle_vote(&p("v3"), from(3), id, 0), Err(ConsultError::VoteCapped { cap: 2 }));
+        assert_eq!(back.handle_unvote(&p("v2"), id), Ok(3));
+        assert_eq!(back.handle_vote(&p("v3"), from(3), id, 0), Ok(4));
+    }
+
+    #[test]
+    fn votes_stored_as_bare_identities_still_read_with_an_unrecorded_tier() {
+        let mut qs = Questions::new(false);
+        let id = qs.handle_submit(author("a"), "q", false, false, 0).unwrap();
+        let mut v = serde_json::to_value(qs.get(id).unwrap()).unwrap();
+        v["voters"] = serde_json::json!(["x", "y"]);
+        let old: Question = serde_json::from_value(v).unwrap();
+        assert_eq!(old.votes(), 2);
+        assert_eq!(old.votes_by_tier().unrecorded, 2);
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Vote(u8, u8),
@@ -607,7 +695,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Vote(v, q) => {
-                        let r = qs.handle_vote(&p(&format!("v{v}")), ids[q as usize]);
+                        let r = qs.handle_vote(&p(&format!("v{v}")), B, ids[q as usize], 0);
                         if r.is_ok() { prop_assert!(model.insert((v, q))); }
                         if r == Err(ConsultError::AlreadyVoted) { prop_assert!(model.contains(&(v, q))); }
                     }

@@ -14,6 +14,7 @@
 //! because its state belongs to the activity's driver, not to a process-wide limiter.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use super::ids::ParticipantId;
 
@@ -45,15 +46,22 @@ impl Rate {
 /// How long apart sweeps of finished identities are.
 const SWEEP_MS: u64 = 60_000;
 
-/// The rate limit of one activity's comments, per identity. Default: no limit.
-#[derive(Clone, Debug, Default)]
-pub struct RateLimiter {
+/// A rate limit per key: per identity for the comments of one activity, per address block for
+/// anonymous votes (`super::votes`). Default: no limit.
+#[derive(Clone, Debug)]
+pub struct RateLimiter<K = ParticipantId> {
     rate: Option<Rate>,
-    tat: HashMap<ParticipantId, u64>,
+    tat: HashMap<K, u64>,
     last_sweep_ms: u64,
 }
 
-impl RateLimiter {
+impl<K> Default for RateLimiter<K> {
+    fn default() -> Self {
+        RateLimiter { rate: None, tat: HashMap::new(), last_sweep_ms: 0 }
+    }
+}
+
+impl<K: Eq + Hash + Clone> RateLimiter<K> {
     /// Sets (or, with `None`, lifts) the limit; what identities already used is kept.
     pub fn set_rate(&mut self, rate: Option<Rate>) {
         self.rate = rate;
@@ -66,7 +74,7 @@ impl RateLimiter {
 
     /// A comment of `who` at `now_ms`: `Ok` (and counted) if it conforms, else `Err(ms)` to
     /// wait before the next one would.
-    pub fn handle_post(&mut self, who: &ParticipantId, now_ms: u64) -> Result<(), u64> {
+    pub fn handle_post(&mut self, who: &K, now_ms: u64) -> Result<(), u64> {
         let Some(rate) = self.rate else {
             return Ok(());
         };

@@ -61,6 +61,11 @@ pub struct ServeConfig {
     pub frames_per_second: u32,
     /// Viewer tokens one address may mint per minute.
     pub viewer_tokens_per_minute: u32,
+    /// Viewer tokens one address block (IPv4 /24, IPv6 /64) may mint per minute; `None`: three
+    /// times `viewer_tokens_per_minute`.
+    pub viewer_tokens_per_block_per_minute: Option<u32>,
+    /// The limits on anonymous question votes per address block (`consult::votes`).
+    pub votes: crate::consult::votes::VoteRules,
     /// Lifetime of anonymous viewer tokens, in seconds.
     pub viewer_token_ttl_secs: u64,
     /// A connection that sends nothing for this long is closed.
@@ -106,6 +111,8 @@ impl ServeConfig {
             comments_per_minute: 20,
             frames_per_second: 20,
             viewer_tokens_per_minute: 10,
+            viewer_tokens_per_block_per_minute: None,
+            votes: crate::consult::votes::VoteRules::default(),
             viewer_token_ttl_secs: 4 * 3600,
             idle_timeout: Duration::from_secs(90),
             write_timeout: Duration::from_secs(10),
@@ -276,6 +283,7 @@ impl Hub {
         let outlets = Outlets { fanout: fanout.clone(), inboxes: inboxes.clone() };
         let moderation = Registry::new(record.clone(), outlets, cluster.clone(), control.clone(), cfg.comments_per_minute);
         moderation.set_consensus_config(cfg.consensus);
+        moderation.set_vote_rules(cfg.votes);
         let media = Arc::new(Media::new(shangliang_sfu::Sfu::bind(cfg.sfu.clone())?));
         let programmes = programme::Programmes::default();
         let organisers = match cluster {
@@ -304,7 +312,11 @@ impl Hub {
             programmes,
             organisers,
             connections: Connections::default(),
-            viewer_tokens: ViewerTokens::new(cfg.viewer_tokens_per_minute, cfg.viewer_token_ttl_secs),
+            viewer_tokens: ViewerTokens::new(
+                cfg.viewer_tokens_per_minute,
+                cfg.viewer_tokens_per_block_per_minute.unwrap_or(cfg.viewer_tokens_per_minute.saturating_mul(3)),
+                cfg.viewer_token_ttl_secs,
+            ),
             control,
             _control_stop: control_stop,
             cfg,
@@ -429,7 +441,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         None => Hub::start(cfg)?,
     };
     print_banner(&hub, addr);
-    run(listener, hub, shutdown_signal()).await?;
+    run(listener, hub.clone(), shutdown_signal()).await?;
+    // Graceful: the minutes do not leave people present in a session that ended.
+    hub.moderation.shutdown(Duration::from_secs(10)).await;
     Ok(())
 }
 

@@ -406,7 +406,7 @@ async fn pin(State(hub): State<Arc<Hub>>, Path(activity): Path<String>, headers:
     let unavailable = || HlsError(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the activity's moderation is not available; retry".into());
     let tx = hub.moderation.sender(&id).ok_or_else(unavailable)?;
     let (reply, rx) = tokio::sync::oneshot::channel();
-    tx.send(super::moderation::DriverMsg::Command { grants: claims.grants(), cmd, reply }).await.map_err(|_| unavailable())?;
+    tx.send(super::moderation::DriverMsg::Command { grants: claims.grants(), from: None, cmd, reply }).await.map_err(|_| unavailable())?;
     match rx.await.map_err(|_| unavailable())? {
         Ok(_) => Ok(axum::Json(json!({ "pin": req.participant })).into_response()),
         Err((code, message)) => Err(HlsError(StatusCode::UNPROCESSABLE_ENTITY, "refused", format!("{code:?}: {message}"))),

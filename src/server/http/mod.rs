@@ -25,6 +25,7 @@ use super::edge::ClientAddr;
 use super::ws::Connections;
 use crate::bus::Cluster;
 use crate::consult::text::normalize_line;
+use crate::consult::votes::NetBlock;
 use crate::fanout::Fanout;
 use crate::record::{Activity, Record};
 
@@ -47,20 +48,25 @@ pub struct ApiState {
     pub viewer_tokens: Arc<ViewerTokens>,
 }
 
-/// Anonymous viewer tokens: how many one address may mint, and for how long they hold.
+/// Anonymous viewer tokens: how many one address and one address block may mint, and for how
+/// long they hold.
 pub struct ViewerTokens {
+    /// Per address (an IPv6 address counts by its /64, as the edge's caps do).
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Per block (IPv4 /24, IPv6 /64): one client rarely holds one address only (issue 12).
+    blocks: DefaultKeyedRateLimiter<NetBlock>,
     ttl_secs: u64,
 }
 
 impl ViewerTokens {
-    /// `per_minute` tokens per address, each valid `ttl_secs`. The limiter keeps a cell per
-    /// address: a task on the current runtime drops the idle ones every minute while the
-    /// returned value lives.
-    pub fn new(per_minute: u32, ttl_secs: u64) -> Arc<ViewerTokens> {
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("non-zero"));
+    /// `per_minute` tokens per address and `per_block` per address block, each valid
+    /// `ttl_secs`. The limiters keep a cell per key: a task on the current runtime drops the
+    /// idle ones every minute while the returned value lives.
+    pub fn new(per_minute: u32, per_block: u32, ttl_secs: u64) -> Arc<ViewerTokens> {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("non-zero"));
         let t = Arc::new(ViewerTokens {
-            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            limiter: DefaultKeyedRateLimiter::keyed(quota(per_minute)),
+            blocks: DefaultKeyedRateLimiter::keyed(quota(per_block)),
             ttl_secs,
         });
         let weak = Arc::downgrade(&t);
@@ -71,6 +77,8 @@ impl ViewerTokens {
                 let Some(t) = weak.upgrade() else { break };
                 t.limiter.retain_recent();
                 t.limiter.shrink_to_fit();
+                t.blocks.retain_recent();
+                t.blocks.shrink_to_fit();
             }
         });
         t
@@ -227,11 +235,16 @@ async fn viewer_token(
     body: Result<Json<ViewerTokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ViewerTokenResponse>, ApiError> {
     // The client's address, not the TCP peer: behind a trusted proxy every peer is the proxy.
-    if hub.viewer_tokens.limiter.check_key(&client).is_err() {
+    let block = NetBlock::of(client);
+    let address = match client.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
+        IpAddr::V6(_) => block.network(),
+    };
+    if hub.viewer_tokens.limiter.check_key(&address).is_err() || hub.viewer_tokens.blocks.check_key(&block).is_err() {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            "too many viewer tokens from this address; try again in a minute",
+            "too many viewer tokens from this address or its network; try again in a minute",
         ));
     }
     let id = parse_id(&id)?;

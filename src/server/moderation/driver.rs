@@ -59,6 +59,7 @@ use crate::consult::{
     Addressed, Audience, Command, CommentDecision, ConsultEvent, Consultation, ConsultationConfig,
     Grants, QuestionId, Reply,
 };
+use crate::consult::votes::NetBlock;
 use crate::record::{Fence, Record, RecordError};
 
 /// How long vote-driven question updates to many connections are held back and merged.
@@ -85,6 +86,8 @@ pub(super) struct DriverDeps {
     pub consensus: Arc<RwLock<crate::consensus::ConsensusConfig>>,
     /// Where a starting driver reads the organisers' settings of its activity (issue 14).
     pub sessions: Arc<RwLock<Option<Arc<dyn SessionSource>>>>,
+    /// The limits on anonymous question votes (read when a driver starts).
+    pub votes: Arc<RwLock<crate::consult::votes::VoteRules>>,
 }
 
 /// What the record made durable, for the driver (see the module docs).
@@ -153,6 +156,7 @@ pub(super) fn spawn(
     c.set_livestream(livestream);
     c.handle_topic_seq(head);
     c.set_comment_rate(deps.comments_per_minute);
+    c.set_vote_rules(*deps.votes.read().unwrap_or_else(|e| e.into_inner()));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let consensus_config = *deps.consensus.read().unwrap_or_else(|e| e.into_inner());
     let driver = ModerationDriver {
@@ -238,6 +242,7 @@ impl ModerationDriver {
                         c.handle_topic_seq(self.deps.record.head(&self.activity).unwrap_or_default());
                         c.set_comment_rate(self.deps.comments_per_minute);
                         c.set_livestream(self.livestream);
+                        c.set_vote_rules(*self.deps.votes.read().unwrap_or_else(|e| e.into_inner()));
                         self.c = c;
                         tracing::info!(activity = %self.activity, "moderation state continued from its checkpoint");
                         self.cons.restore(&state, now_ms());
@@ -381,10 +386,10 @@ impl ModerationDriver {
                 Some(e) => reply.send(Err(e)),
                 None => self.handle_post(grants, &topic, &text, reply, now),
             },
-            DriverMsg::Command { grants, cmd, reply } => {
+            DriverMsg::Command { grants, from, cmd, reply } => {
                 match self.gate.refusal(self.deps.record.as_ref(), &self.activity, Instant::now()) {
                     Some(e) => drop(reply.send(Err(e))),
-                    None => self.handle_command(grants, cmd, reply, now),
+                    None => self.handle_command(grants, from, cmd, reply, now),
                 }
             }
             DriverMsg::Organise { grants, settings, notes, reply } => {
@@ -394,6 +399,17 @@ impl ModerationDriver {
             }
             DriverMsg::Consensus { grants, req, reply } => {
                 let _ = reply.send(self.cons.handle(&mut self.c, &grants, *req, now));
+            }
+            DriverMsg::Shutdown { done } => {
+                self.apply_done(now);
+                self.c.handle_shutdown(now);
+                self.drain(now);
+                self.flush_questions();
+                if self.fence.is_some() {
+                    let persist = self.summary_persist(now);
+                    self.persist.send(persist);
+                }
+                self.persist.send(Persist::Flush(done));
             }
         }
     }
@@ -444,6 +460,7 @@ impl ModerationDriver {
     fn handle_command(
         &mut self,
         grants: Grants,
+        from: Option<NetBlock>,
         cmd: Command,
         reply: oneshot::Sender<Result<Reply, WireError>>,
         now: u64,
@@ -464,7 +481,7 @@ impl ModerationDriver {
             _ => None,
         };
         let pin_before = self.c.programme_pin().cloned();
-        let result = self.c.handle_command(&grants, cmd, now);
+        let result = self.c.handle_command_from(&grants, from, cmd, now);
         if result.is_ok() && pin.is_none() && self.c.programme_pin() != pin_before.as_ref() {
             // 下台 of the pinned participant unpinned them: the programme follows.
             let hook = self.deps.hook.read().unwrap_or_else(|e| e.into_inner()).clone();

@@ -37,6 +37,8 @@ pub enum RecordSource {
 /// A stored session record: the summary (JSON, audit head), if any, the audit log, the latest
 /// signed tree head and the Merkle log's rows.
 struct StoredRecord {
+    /// The activity as the record lists it (title, creation time).
+    activity: crate::record::Activity,
     summary: Option<(String, String)>,
     audit: Vec<AuditEntry>,
     head: Option<SignedTreeHead>,
@@ -61,8 +63,11 @@ fn read_record(source: &RecordSource, activity: &ActivityId) -> anyhow::Result<S
             }
             RecordSource::Database(url, _) => Arc::new(PgRecord::connect(url, nothing()).await?),
         };
-        anyhow::ensure!(record.activity(activity)?.is_some(), "no activity {activity} in the record");
+        let Some(listed) = record.activity(activity)? else {
+            anyhow::bail!("no activity {activity} in the record");
+        };
         Ok(StoredRecord {
+            activity: listed,
             summary: record.summary(activity).await?,
             audit: record.audit_log(activity).await?,
             head: record.tree_head(activity).await?,
@@ -117,8 +122,16 @@ pub fn export_with_key(
     key: Option<&LogPublicKey>,
 ) -> anyhow::Result<String> {
     let stored = read_record(source, activity)?;
-    let (json, _head) =
-        stored.summary.ok_or_else(|| anyhow::anyhow!("no session record for activity {activity}"))?;
+    // An activity nobody has joined yet has no stored summary: its minutes are empty, not an
+    // error (an unknown activity is one, in `read_record`).
+    let json = match stored.summary {
+        Some((json, _head)) => json,
+        None => {
+            let config = crate::consult::ConsultationConfig { title: stored.activity.title.clone(), ..Default::default() };
+            let fresh = crate::consult::Consultation::new(activity.clone(), config, stored.activity.created_ms);
+            fresh.summary(stored.activity.created_ms).to_json()
+        }
+    };
     let summary: crate::consult::SessionSummary = serde_json::from_str(&json)?;
     let head = stored.head.as_ref().map(|h| head_json(h, key));
     // The consensus part (polls, statements, groups), stored beside the session's fields.

@@ -4,6 +4,7 @@
 use shangliang_signaling::{ActivityId, ErrorCode, ParticipantId, Seq, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::consult::votes::NetBlock;
 use crate::consult::{Command, ConsultError, Grants, Reply, Snapshot};
 use crate::server::inbox::Direct;
 
@@ -127,6 +128,10 @@ pub enum DriverMsg {
     Command {
         /// The caller's grants (from the verified token).
         grants: Grants,
+        /// The address block the command came from (the edge's client address, trusted-proxy
+        /// aware): anonymous question votes are capped per block (`consult::votes`). `None`:
+        /// not known (such votes share one allowance).
+        from: Option<NetBlock>,
         /// The command.
         cmd: Command,
         /// The answer, once its effects are durable.
@@ -171,6 +176,13 @@ pub enum DriverMsg {
         notes: Vec<OrganiserNote>,
         /// What changed.
         reply: OrganiseReply,
+    },
+    /// The hub stops gracefully (SIGTERM): close every open attendance span and the turn at
+    /// the floor, write the final summary, and answer `done` once it is durable. Never relayed:
+    /// each node shuts down its own drivers.
+    Shutdown {
+        /// Answered once the final summary is written.
+        done: oneshot::Sender<()>,
     },
     /// A request of the consensus part (polls, statements): see `consensus.rs`.
     Consensus {

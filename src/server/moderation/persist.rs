@@ -51,6 +51,9 @@ pub(super) enum Persist {
     },
     /// Give the moderation fence back (the driver stopped).
     Release(Fence),
+    /// Answered once everything queued before it is written (or refused): a graceful
+    /// shutdown waits for the final summary with it.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// What the driver sees of its writer.
@@ -124,6 +127,13 @@ async fn run(
             queue.push_back(p);
         }
         let Some(p) = queue.pop_front() else { continue };
+        let p = match p {
+            Persist::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            p => p,
+        };
         // A later summary replaces this one (it is written after every entry before it, too).
         if matches!(p, Persist::Summary { .. }) && queue.iter().any(|q| matches!(q, Persist::Summary { .. })) {
             continue;
@@ -167,6 +177,7 @@ async fn write_until_done(record: &dyn Record, activity: &ActivityId, p: &Persis
                 record.unfence(*fence).await;
                 Ok(())
             }
+            Persist::Flush(_) => Ok(()),
         };
         match res {
             Ok(()) => return Ok(()),

@@ -64,6 +64,7 @@ impl Registry {
             comments_per_minute,
             consensus: Arc::default(),
             sessions: Arc::default(),
+            votes: Arc::default(),
         };
         Registry {
             local: Arc::new_cyclic(|me| Local {
@@ -90,6 +91,37 @@ impl Registry {
     /// Installs where drivers read the organisers' settings of their activity when they start.
     pub fn set_session_source(&self, source: Arc<dyn SessionSource>) {
         *self.local.deps.sessions.write().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    /// The limits on anonymous question votes (read when a driver starts).
+    pub fn set_vote_rules(&self, rules: crate::consult::votes::VoteRules) {
+        *self.local.deps.votes.write().unwrap_or_else(|e| e.into_inner()) = rules;
+    }
+
+    /// A graceful stop (SIGTERM) on a single node: every driver of this node closes the open
+    /// attendance spans and the turn at the floor and writes its final summary; waits until
+    /// all are durable or `wait` has passed (then logs which were not). In a cluster the
+    /// activities' next home continues their attendance from the checkpoint instead (people
+    /// still connected elsewhere are still present), so nothing is closed.
+    pub async fn shutdown(&self, wait: Duration) {
+        if self.local.deps.cluster.is_some() {
+            return;
+        }
+        let drivers: Vec<(ActivityId, mpsc::Sender<DriverMsg>)> =
+            self.local.map.iter().map(|e| (e.key().clone(), e.value().clone())).collect();
+        let mut pending = Vec::new();
+        for (activity, tx) in drivers {
+            let (done, rx) = tokio::sync::oneshot::channel();
+            if tx.send(DriverMsg::Shutdown { done }).await.is_ok() {
+                pending.push((activity, rx));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        for (activity, rx) in pending {
+            if tokio::time::timeout_at(deadline, rx).await.is_err() {
+                tracing::warn!(%activity, "the final session record was not written before the shutdown deadline");
+            }
+        }
     }
 
     /// This node's drivers, as the cluster relay reaches them.

@@ -57,7 +57,14 @@ const ROUTER_QUEUE: usize = 4096;
 enum RelayMsg {
     Join { a: ActivityId, g: Grants },
     Leave { a: ActivityId, who: ParticipantId },
-    Command { a: ActivityId, g: Grants, cmd: Command },
+    Command {
+        a: ActivityId,
+        g: Grants,
+        /// The address block of the caller (`DriverMsg::Command::from`).
+        #[serde(default)]
+        from: Option<crate::consult::votes::NetBlock>,
+        cmd: Command,
+    },
     State { a: ActivityId, g: Grants },
     Banned { a: ActivityId, who: ParticipantId },
     Post { a: ActivityId, g: Grants, topic: ActivityId, text: String },
@@ -195,8 +202,8 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
     let (wire, answer): (RelayMsg, Option<Answer>) = match msg {
         DriverMsg::Join(g) => (RelayMsg::Join { a, g }, None),
         DriverMsg::Leave(who) => (RelayMsg::Leave { a, who }, None),
-        DriverMsg::Command { grants, cmd, reply } => {
-            (RelayMsg::Command { a, g: grants, cmd }, Some(Answer::Reply(reply)))
+        DriverMsg::Command { grants, from, cmd, reply } => {
+            (RelayMsg::Command { a, g: grants, from, cmd }, Some(Answer::Reply(reply)))
         }
         DriverMsg::State { grants, reply } => {
             (RelayMsg::State { a, g: grants }, Some(Answer::State(reply)))
@@ -207,6 +214,11 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
         }
         DriverMsg::Organise { grants, settings, notes, reply } => {
             (RelayMsg::Organise { a, g: grants, s: settings, notes }, Some(Answer::Organised(reply)))
+        }
+        // Each node stops its own drivers; another node's is not ours to stop.
+        DriverMsg::Shutdown { done } => {
+            drop(done);
+            return;
         }
         DriverMsg::Consensus { reply, .. } => {
             // Not relayed yet (see `consensus.rs`): only the home node's sessions reach it.
@@ -376,9 +388,9 @@ async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: a
         RelayMsg::Leave { who, .. } => {
             let _ = driver.send(DriverMsg::Leave(who)).await;
         }
-        RelayMsg::Command { g, cmd, .. } => {
+        RelayMsg::Command { g, from, cmd, .. } => {
             let (reply, rx) = oneshot::channel();
-            let _ = driver.send(DriverMsg::Command { grants: g, cmd, reply }).await;
+            let _ = driver.send(DriverMsg::Command { grants: g, from, cmd, reply }).await;
             tokio::spawn(async move {
                 respond(RelayReply::Reply(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
@@ -493,10 +505,12 @@ mod tests {
         let msg = RelayMsg::Command {
             a: ActivityId::new("demo").unwrap(),
             g,
+            from: Some(crate::consult::votes::NetBlock::of([203, 0, 113, 9].into())),
             cmd: Command::LowerHand { target: Some(ParticipantId::new("x")) },
         };
         let back: RelayMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
         assert!(matches!(back, RelayMsg::Command { cmd: Command::LowerHand { target: Some(_) }, .. }));
+        assert!(matches!(back, RelayMsg::Command { from: Some(b), .. } if b.to_string() == "203.0.113.0/24"), "the vote's address block crosses the relay");
         let r = RelayReply::Post(Ok(super::super::msg::Acked { seq: Seq(7), held: true }));
         let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert!(matches!(back, RelayReply::Post(Ok(a)) if a.seq == Seq(7) && a.held));

@@ -64,7 +64,7 @@ impl Bench {
 
     async fn cmd(&self, g: &Grants, cmd: Command) -> Result<Reply, (ErrorCode, String)> {
         let (reply, rx) = oneshot::channel();
-        self.driver().send(DriverMsg::Command { grants: g.clone(), cmd, reply }).await.unwrap();
+        self.driver().send(DriverMsg::Command { grants: g.clone(), from: None, cmd, reply }).await.unwrap();
         tokio::time::timeout(WAIT, rx).await.expect("answered").expect("not dropped")
     }
 

@@ -20,6 +20,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::auth::TokenKeys;
+use super::edge::ClientAddr;
 use super::inbox::Inboxes;
 use super::media::MediaState;
 use super::moderation::Registry;
@@ -90,8 +91,11 @@ pub fn routes(state: Arc<WsState>) -> Router {
 async fn websocket(
     State(state): State<Arc<WsState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     mut req: Request,
 ) -> Response {
+    // The session's per-address rules (anonymous votes) take the client, not a proxy.
+    let peer = SocketAddr::new(client, peer.port());
     if state.connections.get() >= state.limits.max_connections {
         let body = json!({
             "error": "overloaded",

@@ -112,6 +112,8 @@ struct Session<'h, S> {
     last_flood: Option<Instant>,
     /// This connection's participation in a room's media, if any.
     media: MediaConn,
+    /// The client's address (trusted-proxy aware: `edge::ClientAddr`), for per-address rules.
+    peer: SocketAddr,
 }
 
 type CloseCode = u16;
@@ -190,6 +192,7 @@ where
             flood_seconds: 0,
             last_flood: None,
             media: MediaConn::default(),
+            peer,
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -487,7 +490,8 @@ where
             return self.send_error(Some(id), ErrorCode::NoSuchTopic, "no such activity").await;
         };
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let sent = tx.send(DriverMsg::Command { grants: self.grants.clone(), cmd, reply }).await;
+        let from = Some(crate::consult::votes::NetBlock::of(self.peer.ip()));
+        let sent = tx.send(DriverMsg::Command { grants: self.grants.clone(), from, cmd, reply }).await;
         match (sent, rx.await) {
             (Ok(()), Ok(Ok(reply))) => {
                 let _ = self.send_msg(&ServerMsg::Reply { id, reply }).await;
