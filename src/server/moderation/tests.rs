@@ -75,7 +75,7 @@ impl Bench {
 }
 
 async fn answer(rx: &mut mpsc::Receiver<Direct>) -> ServerMsg {
-    *tokio::time::timeout(WAIT, rx.recv()).await.expect("an answer in time").expect("inbox open")
+    tokio::time::timeout(WAIT, rx.recv()).await.expect("an answer in time").expect("inbox open").msg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

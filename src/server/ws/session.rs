@@ -47,7 +47,7 @@ use crate::server::inbox::Direct;
 use crate::server::media::MediaConn;
 use crate::server::moderation::{DriverMsg, PostReply};
 use tokio::sync::mpsc::error::TrySendError;
-use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound, Wire};
+use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Opcode, Outbound, Wire};
 
 /// Time allowed between the upgrade and a valid `auth`.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,6 +112,9 @@ struct Session<'h, S> {
     last_flood: Option<Instant>,
     /// This connection's participation in a room's media, if any.
     media: MediaConn,
+    /// The connection's write side when its shard writes to the socket: the session's own data
+    /// frames and the acks go straight into it (see [`Session::send_frame`]).
+    wire: Option<Arc<Wire>>,
 }
 
 type CloseCode = u16;
@@ -161,7 +164,7 @@ where
                 return end;
             }
         };
-        let (conn, rx) = match wire {
+        let (conn, rx) = match wire.clone() {
             Some(wire) => state.fanout.connect_wire(form, wire),
             None => state.fanout.connect(form),
         };
@@ -190,6 +193,7 @@ where
             flood_seconds: 0,
             last_flood: None,
             media: MediaConn::default(),
+            wire,
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -211,6 +215,10 @@ where
         session.media.leave().await;
         if let Some(tx) = session.driver() {
             let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
+        }
+        if let Some(wire) = &session.wire {
+            // Nothing after the Close: no batch from the shard, no late ack.
+            wire.seal();
         }
         finish(&mut session.socket, end, state.limits.write_timeout).await;
         end
@@ -238,8 +246,12 @@ where
                     None => return End::Close(close::GOING_AWAY, "server shutting down"),
                 },
                 Some(direct) = inbox.recv() => {
-                    if self.send_msg(&direct).await.is_err() {
+                    let sent = if direct.written { self.flush_wire().await } else { self.send_msg(&direct).await };
+                    if sent.is_err() {
                         return End::Abrupt;
+                    }
+                    if let Some(trace) = &direct.trace {
+                        trace.written();
                     }
                 }
                 msg = self.socket.next() => {
@@ -295,7 +307,32 @@ where
 
     async fn send_msg(&mut self, msg: &ServerMsg) -> Result<(), SendError> {
         let frame = encode_server(self.form, msg);
-        self.socket.send(frame_message(self.form, frame)).await
+        self.send_frame(frame).await
+    }
+
+    /// Writes one encoded data frame. On the wire path it goes straight into the socket through
+    /// the wire (behind the shard's pending bytes, never inside them), not through tungstenite,
+    /// whose outgoing buffer would keep the capacity of the largest frame ever written (a
+    /// catch-up batch, a state) for the connection's whole life. What the socket does not take
+    /// at once is flushed within the write timeout.
+    async fn send_frame(&mut self, frame: Bytes) -> Result<(), SendError> {
+        let Some(wire) = &self.wire else {
+            return self.socket.send(frame_message(self.form, frame)).await;
+        };
+        let op = if self.form == Form::Json { Opcode::Text } else { Opcode::Binary };
+        match wire.write_own(op, &frame) {
+            Ok(true) => Ok(()),
+            Ok(false) => self.flush_wire().await,
+            Err(e) => Err(SendError::new(e)),
+        }
+    }
+
+    /// Waits, at most the write timeout, until the wire's pending bytes are in the socket.
+    async fn flush_wire(&mut self) -> Result<(), SendError> {
+        match tokio::time::timeout(self.state.limits.write_timeout, self.socket.flush()).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::new(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timeout"))),
+        }
     }
 
     async fn send_error(&mut self, id: Option<u32>, code: ErrorCode, message: impl Into<String>) {
@@ -470,7 +507,7 @@ where
             }
         };
         for f in frames {
-            if self.socket.send(frame_message(self.form, f)).await.is_err() {
+            if self.send_frame(f).await.is_err() {
                 return;
             }
         }
@@ -504,7 +541,11 @@ where
     /// through this connection's inbox once the comment is durable: the session does not wait,
     /// so posts from one connection are pipelined and the session keeps reading.
     fn post(&mut self, id: u32, topic: ActivityId, text: String) {
-        let reply = PostReply::inbox(id, self.inbox_tx.clone());
+        let reply = match self.wire.as_ref().filter(|_| self.state.limits.acks_on_wire) {
+            Some(wire) => PostReply::inbox_wire(id, self.inbox_tx.clone(), wire.clone(), self.form),
+            None => PostReply::inbox(id, self.inbox_tx.clone()),
+        };
+        reply.span().in_scope(|| tracing::debug!(%topic, "post read"));
         let Some(tx) = self.driver() else {
             return reply.send(Err(unavailable()));
         };

@@ -128,6 +128,7 @@ async fn bench(tune: impl FnOnce(&mut SessionLimits)) -> Bench {
         write_timeout: Duration::from_secs(10),
         comments_per_minute: 600,
         max_connections: 100,
+        acks_on_wire: true,
     };
     tune(&mut limits);
     let state = Arc::new(WsState {
