@@ -174,7 +174,7 @@ where
         let grants = claims.grants();
         let driver = state.moderation.sender(&claims.act);
         if let Some(tx) = &driver {
-            let _ = tx.send(DriverMsg::Join(grants.clone())).await;
+            let _ = Box::pin(tx.send(DriverMsg::Join(grants.clone()))).await;
         }
         let mut session = Session {
             driver,
@@ -207,20 +207,20 @@ where
                 frames_per_second: state.limits.frames_per_second,
             },
         };
-        if session.send_msg(&welcome).await.is_err() {
+        if Box::pin(session.send_msg(&welcome)).await.is_err() {
             return End::Abrupt;
         }
         let end = session.serve(rx, inbox_rx).await;
         // Leaving the room frees its connections before the socket closes.
-        session.media.leave().await;
+        Box::pin(session.media.leave()).await;
         if let Some(tx) = session.driver() {
-            let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
+            let _ = Box::pin(tx.send(DriverMsg::Leave(session.grants.subject.clone()))).await;
         }
         if let Some(wire) = &session.wire {
             // Nothing after the Close: no batch from the shard, no late ack.
             wire.seal();
         }
-        finish(&mut session.socket, end, state.limits.write_timeout).await;
+        Box::pin(finish(&mut session.socket, end, state.limits.write_timeout)).await;
         end
     }
 
@@ -238,7 +238,7 @@ where
                 biased;
                 out = rx.recv() => match out {
                     Some(Outbound::Frame(frame)) => {
-                        if let Err(end) = self.write_frames(frame, &mut rx).await {
+                        if let Err(end) = Box::pin(self.write_frames(frame, &mut rx)).await {
                             return end;
                         }
                     }
@@ -246,7 +246,7 @@ where
                     None => return End::Close(close::GOING_AWAY, "server shutting down"),
                 },
                 Some(direct) = inbox.recv() => {
-                    let sent = if direct.written { self.flush_wire().await } else { self.send_msg(&direct).await };
+                    let sent = if direct.written { Box::pin(self.flush_wire()).await } else { Box::pin(self.send_msg(&direct)).await };
                     if sent.is_err() {
                         return End::Abrupt;
                     }
@@ -258,7 +258,9 @@ where
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     match msg {
                         Some(Ok(msg)) => {
-                            if let Some(end) = self.handle_message(msg).await {
+                            // Boxed: the handling of a frame is a large future, and an idle
+                            // connection's task would otherwise hold room for it all its life.
+                            if let Some(end) = Box::pin(self.handle_message(msg)).await {
                                 return end;
                             }
                         }
@@ -563,6 +565,16 @@ where
             Err(TrySendError::Closed(msg)) => refuse_post(msg),
         }
     }
+}
+
+/// The size of one connection's session future (what its task holds for the connection's
+/// life, beside the heap it points to), for the test that keeps it small.
+#[cfg(test)]
+pub(super) fn session_future_size<S>(state: &Arc<WsState>, socket: S) -> usize
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
+{
+    std::mem::size_of_val(&Session::start(state, socket, "127.0.0.1:9".parse().unwrap(), None))
 }
 
 /// The position `n` items (at most [`limits::MAX_SUB_LAST`]) before `topic`'s live edge; `None`
