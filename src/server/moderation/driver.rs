@@ -104,6 +104,9 @@ enum Done {
 }
 
 /// How a driver ended.
+// Made once per driver's life, so the size of its variants does not matter (`Stale` carries
+// the message a post's trace made larger).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Ended {
     /// It did not start: another node holds the activity's fence (`held_elsewhere`), or the

@@ -19,7 +19,9 @@
 //! }
 //! ```
 //! A `post` is handed to the activity's moderation driver and not waited for: the driver
-//! decides, appends, and the ack reaches the inbox once the comment is durable.
+//! decides, appends, and once the comment is durable the record's writer writes the ack into
+//! this connection's socket through its wire (on the wire path; the session only flushes what
+//! the socket did not take at once), or into the inbox (the queue path).
 //!
 //! Refusals (see `docs/protocol.md`): a frame larger than the limit closes with 1009; a
 //! malformed or unknown frame gets an `error` and the connection stays, unless
