@@ -179,6 +179,14 @@ struct ServeArgs {
     /// Fan-out shards (default: one per core).
     #[arg(long)]
     shards: Option<usize>,
+    /// Run the fan-out shards as tasks of the main runtime, as before they had threads of their
+    /// own (to measure one against the other; docs/performance.md §11).
+    #[arg(long, hide = true)]
+    shards_on_runtime: bool,
+    /// Answer posts through the session task, as before acks were written where they are
+    /// known (to measure one against the other; docs/performance.md §11).
+    #[arg(long, hide = true)]
+    acks_via_session: bool,
     /// Shortest flush interval in milliseconds.
     #[arg(long, default_value_t = 20)]
     flush_ms: u64,
@@ -451,6 +459,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     cfg.frames_per_second = a.frames_per_second;
     cfg.max_connections = a.max_connections;
+    cfg.acks_on_wire = !a.acks_via_session;
     cfg.idle_timeout = Duration::from_secs(a.idle_timeout_secs);
     cfg.demo = !a.no_demo;
     cfg.socket_send_buffer = a.socket_send_buffer;
@@ -493,6 +502,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         queue_frames: a.queue_frames,
         lag_close_after: Duration::from_secs(a.lag_close_secs),
         public_max_per_sec: a.thinning_max_per_sec,
+        shard_threads: !a.shards_on_runtime,
     };
     if let (Some(nats_url), Some(database_url)) = (a.nats, a.database) {
         let public_url = a.public_url.unwrap_or_else(|| format!("http://{}", a.listen));

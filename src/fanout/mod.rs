@@ -152,6 +152,12 @@ pub struct FanoutConfig {
     pub lag_close_after: Duration,
     /// Thinnable items per second and topic in the public view; 0 turns thinning off (default).
     pub public_max_per_sec: u32,
+    /// Run each shard on a thread of its own (with a one-thread runtime) instead of as a task
+    /// of the caller's runtime. The hub does: a shard writing one flush to 10,000 sockets holds
+    /// its thread for ~100 ms, and as a task it would hold a worker of the runtime the sessions
+    /// read on — every post and ack would wait behind the delivery. On threads of their own the
+    /// OS interleaves them. Default false (the tests drive shards on the test's runtime).
+    pub shard_threads: bool,
 }
 
 impl Default for FanoutConfig {
@@ -164,6 +170,7 @@ impl Default for FanoutConfig {
             queue_frames: 64,
             lag_close_after: Duration::from_secs(5),
             public_max_per_sec: 0,
+            shard_threads: false,
         }
     }
 }
@@ -305,6 +312,19 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// Runs `shard` on a thread of its own until its command channel closes (the fan-out is
+/// dropped). The sockets it writes stay registered with the runtime that accepted them: their
+/// readiness wakes the shard's task wherever it runs.
+fn spawn_shard_thread(i: usize, shard: Shard, rx: mpsc::UnboundedReceiver<shard::ShardCmd>) {
+    std::thread::Builder::new()
+        .name(format!("fanout-shard-{i}"))
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("a one-thread runtime for a fan-out shard");
+            rt.block_on(shard.run(rx))
+        })
+        .expect("spawn a fan-out shard thread");
+}
+
 impl Fanout {
     /// Starts the shard tasks and the flusher. Must be called inside a tokio runtime.
     pub fn new(cfg: FanoutConfig) -> Fanout {
@@ -313,11 +333,14 @@ impl Fanout {
         cfg.queue_frames = cfg.queue_frames.max(1);
         let mut shards = Vec::with_capacity(cfg.shards);
         let backlog = Arc::new(shard::Backlog::default());
-        for _ in 0..cfg.shards {
+        for i in 0..cfg.shards {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(
-                Shard::new(cfg.queue_frames, cfg.lag_close_after).with_backlog(backlog.clone()).run(rx),
-            );
+            let shard = Shard::new(cfg.queue_frames, cfg.lag_close_after).with_backlog(backlog.clone());
+            if cfg.shard_threads {
+                spawn_shard_thread(i, shard, rx);
+            } else {
+                tokio::spawn(shard.run(rx));
+            }
             shards.push(tx);
         }
         let adaptive = AdaptiveInterval::new(cfg.flush_interval, cfg.max_flush_interval);

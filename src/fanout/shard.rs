@@ -155,6 +155,19 @@ pub(crate) struct Shard {
     pending: Vec<u32>,
 }
 
+impl Drop for Shard {
+    /// The fan-out is going away (every sender of the shard's channel is gone): a queue's
+    /// receiver learns it from its closed queue; a wire connection has no queue, so it is told
+    /// to close with 1001 — the same close its session gives a queue that ended.
+    fn drop(&mut self) {
+        for c in self.conns.iter().flatten() {
+            if matches!(c.sink, Sink::Wire(_)) {
+                c.shared.close(shangliang_signaling::close::GOING_AWAY, "server shutting down");
+            }
+        }
+    }
+}
+
 impl Shard {
     /// Reports backlog into `backlog` (shared with the flusher).
     pub(crate) fn with_backlog(mut self, backlog: Arc<Backlog>) -> Self {
@@ -544,6 +557,20 @@ mod tests {
             assert!(!shard.by_id.contains_key(&1), "the shard forgot the slow connection");
             assert!(shard.pending.is_empty(), "the forgotten connection is not polled");
             assert!(payloads(&stuck).is_empty());
+        }
+
+        #[tokio::test]
+        async fn a_wire_connection_is_told_to_close_when_the_fan_out_goes_away() {
+            let t0 = Instant::now();
+            let mut shard = Shard::new(4, Duration::from_secs(5));
+            let (_s, shared) = wire_conn(&mut shard, 1, 1 << 16, t0);
+            let mut rx = ConnReceiver { rx: None, shared, done: false };
+            let (tx, cmds) = mpsc::unbounded_channel();
+            let task = tokio::spawn(shard.run(cmds));
+            drop(tx); // the fan-out is dropped: the shard ends
+            task.await.unwrap();
+            let out = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("not left waiting");
+            assert_eq!(out, Some(Outbound::Close { code: shangliang_signaling::close::GOING_AWAY, reason: "server shutting down" }));
         }
 
         #[tokio::test]

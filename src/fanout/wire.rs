@@ -94,6 +94,8 @@ struct State {
     frames: usize,
     /// A write failed: the connection is gone.
     failed: bool,
+    /// The session is closing (its Close frame goes next): nothing else may be written.
+    sealed: bool,
 }
 
 /// A connection's write side, shared by its shard (fan-out frames) and its session (its own
@@ -148,7 +150,7 @@ impl Wire {
     /// Writes a fan-out frame for subscription `tag`, keeping at most `cap` such frames pending.
     pub(crate) fn write_frame(&self, op: Opcode, frame: &Bytes, tag: (u8, u32), cap: usize) -> Written {
         let mut st = self.lock();
-        if st.failed || self.drain_locked(&mut st).is_err() {
+        if st.failed || st.sealed || self.drain_locked(&mut st).is_err() {
             return Written::Failed;
         }
         let (header, hlen) = header(op, frame.len());
@@ -197,6 +199,41 @@ impl Wire {
             st.pending.push_back(Chunk { header: [0; 10], hlen: 0, payload, done: 0, tag: None });
         }
         Ok(())
+    }
+
+    /// Writes one whole data frame of the connection's own (an ack, a reply: not a fan-out
+    /// frame, so never dropped and not counted against `queue_frames`) behind whatever is
+    /// pending, from any thread, without waiting. `Ok(true)`: nothing is left pending;
+    /// `Ok(false)`: bytes wait in the buffer, and whoever wrote must see them flushed (the
+    /// session's flush, or the shard's next write). Refused once the wire is sealed.
+    pub fn write_own(&self, op: Opcode, payload: &Bytes) -> io::Result<bool> {
+        let mut st = self.lock();
+        if st.failed || st.sealed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.drain_locked(&mut st)?;
+        let (header, hlen) = header(op, payload.len());
+        let mut chunk = Chunk { header, hlen, payload: payload.clone(), done: 0, tag: None };
+        if st.pending.is_empty() {
+            let [a, b] = chunk.slices();
+            match self.socket.try_write_vectored(&[IoSlice::new(a), IoSlice::new(b)]) {
+                Ok(n) if n == chunk.len() => return Ok(true),
+                Ok(n) => chunk.done = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    st.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        st.pending.push_back(chunk);
+        Ok(false)
+    }
+
+    /// The session is about to write its Close frame (through [`Wire::write_raw`], which stays
+    /// open for it): from now on shards and other threads write nothing more.
+    pub fn seal(&self) {
+        self.lock().sealed = true;
     }
 
     /// Whether nothing is pending.
@@ -432,6 +469,35 @@ pub(crate) mod tests {
         let got: Vec<Vec<u8>> = s.frames().into_iter().map(|(_, p)| p).collect();
         assert_eq!(got, [vec![1u8; 10], vec![3u8; 10]]);
         assert_eq!(w.pending_frames(), 0);
+    }
+
+    #[test]
+    fn an_own_frame_goes_behind_pending_fan_out_frames_and_is_never_dropped() {
+        let s = FakeSocket::with_room(3);
+        let w = Wire::new(s.clone());
+        let f = |b: u8| Bytes::from(vec![b; 10]);
+        assert_eq!(w.write_frame(Opcode::Binary, &f(1), (0, 1), 1), Written::Queued { free: 0 });
+        // The fan-out's cap is reached, but the connection's own frames (acks) still go in.
+        assert!(!w.write_own(Opcode::Binary, &Bytes::from_static(b"ack")).unwrap());
+        assert_eq!(w.write_frame(Opcode::Binary, &f(2), (0, 1), 1), Written::Full);
+        s.open(1000);
+        assert!(w.try_drain().unwrap());
+        let got: Vec<Vec<u8>> = s.frames().into_iter().map(|(_, p)| p).collect();
+        assert_eq!(got, [vec![1u8; 10], b"ack".to_vec()]);
+        // With nothing pending, an own frame the socket takes leaves nothing behind.
+        assert!(w.write_own(Opcode::Text, &Bytes::from_static(b"{}")).unwrap());
+        assert_eq!(s.frames().last().unwrap(), &(1, b"{}".to_vec()));
+    }
+
+    #[test]
+    fn a_sealed_wire_takes_only_the_sessions_close() {
+        let s = FakeSocket::with_room(1 << 16);
+        let w = Wire::new(s.clone());
+        w.seal();
+        assert_eq!(w.write_frame(Opcode::Binary, &Bytes::from_static(b"batch"), (0, 1), 4), Written::Failed);
+        assert!(w.write_own(Opcode::Binary, &Bytes::from_static(b"ack")).is_err());
+        w.write_raw(&[0x88, 2, 0x03, 0xe8]).unwrap(); // Close 1000
+        assert_eq!(s.frames(), [(8, vec![0x03, 0xe8])]);
     }
 
     #[test]

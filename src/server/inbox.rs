@@ -17,7 +17,62 @@ pub const INBOX_CAPACITY: usize = 256;
 
 /// What an inbox carries. Boxed: tokio's channel allocates its first block of 32 slots when
 /// created, and a slot of a bare `ServerMsg` would cost every connection kilobytes up front.
-pub type Direct = Box<ServerMsg>;
+pub type Direct = Box<Envelope>;
+
+/// A message for one connection, and for a post's answer where its path was timed.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The message.
+    pub msg: ServerMsg,
+    /// An `ack` or a post's `error`: the comment's trace, for the last hop's histogram and span.
+    pub trace: Option<AnswerTrace>,
+    /// Already written into the connection's wire (by the record's writer, see
+    /// `moderation::PostReply`), but not wholly taken by the socket: the session only flushes.
+    pub written: bool,
+}
+
+/// How far a post's answer has come: when the session read the post, when the answer was known
+/// (the commit, or the refusal), and the comment's span (`tracing`, a no-op unless enabled).
+#[derive(Debug)]
+pub struct AnswerTrace {
+    /// The session read the post.
+    pub read_at: std::time::Instant,
+    /// The answer was known (durable, or refused).
+    pub answered_at: std::time::Instant,
+    /// The comment's span.
+    pub span: tracing::Span,
+}
+
+impl AnswerTrace {
+    /// The answer is in the poster's socket: the last hop's and the whole path's histograms.
+    pub fn written(&self) {
+        let now = std::time::Instant::now();
+        comment_hop("to_socket", now.saturating_duration_since(self.answered_at));
+        comment_hop("total", now.saturating_duration_since(self.read_at));
+        self.span.in_scope(|| tracing::debug!("answer written to the poster's socket"));
+    }
+}
+
+/// Records one hop of a comment's path in `shangliang_comment_hop_seconds{hop}`: `to_driver`
+/// (session read → the driver takes it), `decide` (the driver's decision and the append queued),
+/// `durable` (append queued → committed), `to_socket` (committed → the ack in the poster's
+/// socket), `total` (read → the ack in the socket).
+pub fn comment_hop(hop: &'static str, d: std::time::Duration) {
+    metrics::histogram!("shangliang_comment_hop_seconds", "hop" => hop).record(d.as_secs_f64());
+}
+
+impl From<ServerMsg> for Envelope {
+    fn from(msg: ServerMsg) -> Envelope {
+        Envelope { msg, trace: None, written: false }
+    }
+}
+
+impl std::ops::Deref for Envelope {
+    type Target = ServerMsg;
+    fn deref(&self) -> &ServerMsg {
+        &self.msg
+    }
+}
 
 type Key = (ActivityId, ParticipantId);
 
@@ -55,7 +110,7 @@ impl Inboxes {
         let Some(list) = self.map.get(&key) else { return 0 };
         let mut sent = 0;
         for tx in list.values() {
-            match tx.try_send(Box::new(msg.clone())) {
+            match tx.try_send(Box::new(msg.clone().into())) {
                 Ok(()) => sent += 1,
                 Err(_) => metrics::counter!("shangliang_inbox_dropped_total").increment(1),
             }

@@ -8,7 +8,11 @@
 //! `consult_persist_retries_total`, `consult_persist_failed_total`,
 //! `consult_audit_unwritten{activity}`; the fan-out core adds its own
 //! (`fanout_deliveries_total`, `fanout_dropped_frames_total`, `fanout_flush_seconds`,
-//! `fanout_publish_to_send_seconds`, ...).
+//! `fanout_publish_to_send_seconds`, ...); a comment's path hop by hop:
+//! `comment_hop_seconds{hop}` (`to_driver`, `decide`, `durable`, `to_socket`, `total`; see
+//! `inbox::comment_hop`); and `runtime_wait_seconds{runtime}`, how long a task woken from
+//! outside waits for a worker of the `main` (sessions, fan-out) or `control` (moderation)
+//! runtime, sampled every 20 ms ([`probe_runtimes`]).
 
 use std::sync::OnceLock;
 
@@ -46,4 +50,29 @@ pub fn install() {
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}
+
+/// Samples, every 20 ms while `alive` lives, how long a task spawned from outside each runtime
+/// waits for one of its workers (`shangliang_runtime_wait_seconds{runtime}`): what a session
+/// woken by its socket waits when the workers are busy. One thread for all of them.
+pub fn probe_runtimes<T: Send + Sync + 'static>(
+    alive: std::sync::Weak<T>,
+    runtimes: Vec<(&'static str, tokio::runtime::Handle)>,
+) {
+    let spawned = std::thread::Builder::new().name("runtime-probe".into()).spawn(move || {
+        while alive.strong_count() > 0 {
+            for (name, rt) in &runtimes {
+                let at = std::time::Instant::now();
+                let name = *name;
+                rt.spawn(async move {
+                    metrics::histogram!("shangliang_runtime_wait_seconds", "runtime" => name)
+                        .record(at.elapsed().as_secs_f64());
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("runtime probe not started: {e}");
+    }
 }

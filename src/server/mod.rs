@@ -74,6 +74,10 @@ pub struct ServeConfig {
     pub write_timeout: Duration,
     /// Most concurrent websocket connections.
     pub max_connections: usize,
+    /// A post's answer is written into the poster's socket by whoever knows it (the record's
+    /// writer, after the commit) rather than through the session task (default true; false is
+    /// the path before, kept to measure one against the other).
+    pub acks_on_wire: bool,
     /// SO_SNDBUF for accepted sockets (None: the kernel's autotuning). A small buffer makes a
     /// stalled client show up as a slow consumer sooner and caps kernel memory per viewer.
     pub socket_send_buffer: Option<usize>,
@@ -117,6 +121,7 @@ impl ServeConfig {
             idle_timeout: Duration::from_secs(90),
             write_timeout: Duration::from_secs(10),
             max_connections: 19_000,
+            acks_on_wire: true,
             socket_send_buffer: None,
             demo: true,
             fanout: FanoutConfig::default(),
@@ -397,6 +402,7 @@ impl Hub {
                 write_timeout: self.cfg.write_timeout,
                 comments_per_minute: self.cfg.comments_per_minute,
                 max_connections: self.cfg.max_connections,
+                acks_on_wire: self.cfg.acks_on_wire,
             },
             connections: self.connections.clone(),
         }
@@ -441,6 +447,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         None => Hub::start(cfg)?,
     };
     print_banner(&hub, addr);
+    metrics::probe_runtimes(
+        Arc::downgrade(&hub),
+        vec![("main", tokio::runtime::Handle::current()), ("control", hub.control.clone())],
+    );
     run(listener, hub.clone(), shutdown_signal()).await?;
     // Graceful: the minutes do not leave people present in a session that ended.
     hub.moderation.shutdown(Duration::from_secs(10)).await;

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::MediaState;
 use crate::server::auth::Claims;
-use crate::server::inbox::Direct;
+use crate::server::inbox::{Direct, Envelope};
 
 /// One websocket connection's media state: at most one participation.
 #[derive(Default)]
@@ -247,16 +247,16 @@ impl MediaConn {
                     id: None,
                     ev: event(ev),
                 };
-                if inbox.send(Box::new(msg)).await.is_err() {
+                if inbox.send(Box::new(msg.into())).await.is_err() {
                     return; // the connection is gone
                 }
             }
             // The SFU ended the participation (a connection failed or closed).
             let _ = inbox
-                .send(Box::new(ServerMsg::Media {
+                .send(Box::new(Envelope::from(ServerMsg::Media {
                     id: None,
                     ev: MediaEvent::Left,
-                }))
+                })))
                 .await;
         });
         metrics::counter!("shangliang_room_joins_total").increment(1);

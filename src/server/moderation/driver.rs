@@ -61,6 +61,7 @@ use crate::consult::{
 };
 use crate::consult::votes::NetBlock;
 use crate::record::{Fence, Record, RecordError};
+use crate::server::inbox::comment_hop;
 
 /// How long vote-driven question updates to many connections are held back and merged.
 const QUESTION_COALESCE: Duration = Duration::from_millis(100);
@@ -106,6 +107,9 @@ enum Done {
 }
 
 /// How a driver ended.
+// Made once per driver's life, so the size of its variants does not matter (`Stale` carries
+// the message a post's trace made larger).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Ended {
     /// It did not start: another node holds the activity's fence (`held_elsewhere`), or the
@@ -382,10 +386,17 @@ impl ModerationDriver {
                 topic,
                 text,
                 reply,
-            } => match self.gate.refusal(self.deps.record.as_ref(), &self.activity, Instant::now()) {
-                Some(e) => reply.send(Err(e)),
-                None => self.handle_post(grants, &topic, &text, reply, now),
-            },
+            } => {
+                let taken = Instant::now();
+                comment_hop("to_driver", taken.saturating_duration_since(reply.read_at()));
+                let span = reply.span().clone();
+                let _in = span.enter();
+                match self.gate.refusal(self.deps.record.as_ref(), &self.activity, taken) {
+                    Some(e) => reply.send(Err(e)),
+                    None => self.handle_post(grants, &topic, &text, reply, now),
+                }
+                comment_hop("decide", taken.elapsed());
+            }
             DriverMsg::Command { grants, from, cmd, reply } => {
                 match self.gate.refusal(self.deps.record.as_ref(), &self.activity, Instant::now()) {
                     Some(e) => drop(reply.send(Err(e))),
@@ -587,7 +598,10 @@ impl ModerationDriver {
     /// A posted comment: decided here, appended without waiting, answered once durable.
     fn handle_post(&mut self, grants: Grants, topic: &ActivityId, text: &str, reply: PostReply, now: u64) {
         let (text, held) = match self.c.handle_post_comment(&grants, topic, text, now) {
-            CommentDecision::Refuse(e) => return reply.send(Err(wire(&e))),
+            CommentDecision::Refuse(e) => {
+                tracing::debug!(code = ?e.wire_code(), "refused");
+                return reply.send(Err(wire(&e)));
+            }
             CommentDecision::Accept { public, text } => (text, !public),
             CommentDecision::Hold { text, .. } => (text, true),
         };
@@ -598,6 +612,7 @@ impl ModerationDriver {
             text: text.clone(),
             approves: None,
         };
+        tracing::debug!(held, "accepted; append queued");
         let (done, activity, started) = (self.done_tx.clone(), self.activity.clone(), Instant::now());
         self.append(
             body,
@@ -605,6 +620,8 @@ impl ModerationDriver {
             Box::new(move |r: Result<Item, RecordError>| match r {
                 Ok(item) => {
                     metrics::histogram!("shangliang_record_append_seconds").record(started.elapsed().as_secs_f64());
+                    comment_hop("durable", started.elapsed());
+                    reply.span().in_scope(|| tracing::debug!(seq = item.seq.0, held, "durable"));
                     // The driver's notice first, then the ack (see the module docs).
                     let _ = done.send(Done::Comment { seq: item.seq, grants, text, held });
                     reply.send(Ok(Acked { seq: item.seq, held }));

@@ -1,12 +1,16 @@
 //! What a moderation driver takes (the same messages whether a session on this node or the
 //! relay from another node sends them) and what answers look like.
 
-use shangliang_signaling::{ActivityId, ErrorCode, ParticipantId, Seq, ServerMsg};
+use std::sync::Arc;
+use std::time::Instant;
+
+use shangliang_signaling::{ActivityId, ErrorCode, Form, ParticipantId, Seq, ServerMsg, encode_server};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::consult::votes::NetBlock;
 use crate::consult::{Command, ConsultError, Grants, Reply, Snapshot};
-use crate::server::inbox::Direct;
+use crate::fanout::{Opcode, Wire};
+use crate::server::inbox::{AnswerTrace, Direct, Envelope, comment_hop};
 
 /// A refusal as the wire sends it.
 pub type WireError = (ErrorCode, String);
@@ -32,8 +36,24 @@ pub type PostAnswer = Result<Acked, WireError>;
 /// (a refusal in the driver, an ack on the record's writer right after the commit). One that
 /// is dropped unanswered — its driver stopped, the activity moved, the message never arrived —
 /// answers `unavailable` (retry) as it goes, so no post is left without an answer.
+///
+/// It also carries the comment's trace: when the session read the post and the comment's
+/// `tracing` span (`comment`, at debug level: entered by each hop, a no-op unless enabled), so
+/// that each hop can record its time in `shangliang_comment_hop_seconds{hop}`.
 #[derive(Debug)]
-pub struct PostReply(Option<ReplyTo>);
+pub struct PostReply(Option<ReplyTo>, Trace);
+
+#[derive(Debug)]
+struct Trace {
+    read_at: Instant,
+    span: tracing::Span,
+}
+
+impl Trace {
+    fn now(id: Option<u32>) -> Trace {
+        Trace { read_at: Instant::now(), span: tracing::debug_span!("comment", id, seq = tracing::field::Empty) }
+    }
+}
 
 #[derive(Debug)]
 enum ReplyTo {
@@ -45,6 +65,8 @@ enum ReplyTo {
         id: u32,
         inbox: mpsc::Sender<Direct>,
         runtime: Option<tokio::runtime::Handle>,
+        /// The connection's wire, if its socket is one: the answer is written straight into it.
+        wire: Option<(Arc<Wire>, Form)>,
     },
     /// A post relayed from another node: the relay answers it over NATS.
     Relay(oneshot::Sender<PostAnswer>),
@@ -55,18 +77,39 @@ impl PostReply {
     /// on the session's runtime (where a full inbox is waited for).
     pub fn inbox(id: u32, inbox: mpsc::Sender<Direct>) -> PostReply {
         let runtime = tokio::runtime::Handle::try_current().ok();
-        PostReply(Some(ReplyTo::Inbox { id, inbox, runtime }))
+        PostReply(Some(ReplyTo::Inbox { id, inbox, runtime, wire: None }), Trace::now(Some(id)))
+    }
+
+    /// Like [`PostReply::inbox`], for a connection whose socket is written through `wire`: the
+    /// answer is written into the socket by whoever knows it (the record's writer thread, right
+    /// after the commit), without waiting for the session task to be scheduled. The inbox is
+    /// used only if the socket did not take the whole frame at once (the session then flushes
+    /// it) — never for the answer itself, so it is written once.
+    pub fn inbox_wire(id: u32, inbox: mpsc::Sender<Direct>, wire: Arc<Wire>, form: Form) -> PostReply {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        PostReply(Some(ReplyTo::Inbox { id, inbox, runtime, wire: Some((wire, form)) }), Trace::now(Some(id)))
     }
 
     /// The answer goes back over the relay.
     pub fn relay(tx: oneshot::Sender<PostAnswer>) -> PostReply {
-        PostReply(Some(ReplyTo::Relay(tx)))
+        PostReply(Some(ReplyTo::Relay(tx)), Trace::now(None))
+    }
+
+    /// The comment's span (see the type's docs).
+    pub fn span(&self) -> &tracing::Span {
+        &self.1.span
+    }
+
+    /// When the session read the post (or the relay received it).
+    pub fn read_at(&self) -> Instant {
+        self.1.read_at
     }
 
     /// Sends the answer (never waits).
     pub fn send(mut self, answer: PostAnswer) {
         if let Some(to) = self.0.take() {
-            to.send(answer);
+            let trace = Trace { read_at: self.1.read_at, span: std::mem::replace(&mut self.1.span, tracing::Span::none()) };
+            to.send(answer, trace);
         }
     }
 }
@@ -74,18 +117,23 @@ impl PostReply {
 impl Drop for PostReply {
     fn drop(&mut self) {
         if let Some(to) = self.0.take() {
-            to.send(Err((
-                ErrorCode::Unavailable,
-                "the activity's moderation is not available; retry".into(),
-            )));
+            let trace = Trace { read_at: self.1.read_at, span: std::mem::replace(&mut self.1.span, tracing::Span::none()) };
+            to.send(
+                Err((ErrorCode::Unavailable, "the activity's moderation is not available; retry".into())),
+                trace,
+            );
         }
     }
 }
 
 impl ReplyTo {
-    fn send(self, answer: PostAnswer) {
+    fn send(self, answer: PostAnswer, trace: Trace) {
+        if let Ok(a) = &answer {
+            trace.span.record("seq", a.seq.0);
+        }
+        let trace = AnswerTrace { read_at: trace.read_at, answered_at: Instant::now(), span: trace.span };
         match self {
-            ReplyTo::Inbox { id, inbox, runtime } => {
+            ReplyTo::Inbox { id, inbox, runtime, wire } => {
                 let msg = match answer {
                     Ok(Acked { seq, held }) => {
                         metrics::counter!("shangliang_comments_accepted_total").increment(1);
@@ -96,7 +144,18 @@ impl ReplyTo {
                         ServerMsg::Error { id: Some(id), code, message }
                     }
                 };
-                match inbox.try_send(Box::new(msg)) {
+                let mut written = false;
+                if let Some((wire, form)) = wire {
+                    let op = if form == Form::Json { Opcode::Text } else { Opcode::Binary };
+                    match wire.write_own(op, &encode_server(form, &msg)) {
+                        Ok(true) => return trace.written(),
+                        // The rest waits in the wire: the session flushes it.
+                        Ok(false) => written = true,
+                        // The connection is closing or gone: nobody to tell.
+                        Err(_) => return,
+                    }
+                }
+                match inbox.try_send(Box::new(Envelope { msg, trace: Some(trace), written })) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(msg)) => match runtime {
                         Some(rt) => {
@@ -111,6 +170,8 @@ impl ReplyTo {
                 }
             }
             ReplyTo::Relay(tx) => {
+                // The relay's reply is the last hop this node sees.
+                comment_hop("total", trace.answered_at.saturating_duration_since(trace.read_at));
                 let _ = tx.send(answer);
             }
         }

@@ -75,7 +75,7 @@ impl Bench {
 }
 
 async fn answer(rx: &mut mpsc::Receiver<Direct>) -> ServerMsg {
-    *tokio::time::timeout(WAIT, rx.recv()).await.expect("an answer in time").expect("inbox open")
+    tokio::time::timeout(WAIT, rx.recv()).await.expect("an answer in time").expect("inbox open").msg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,3 +272,114 @@ async fn a_burst_of_posts_larger_than_the_inbox_gets_every_ack() {
     }
 }
 
+
+/// A socket for the wire path: takes `room` bytes, then nothing until given more.
+#[derive(Default)]
+struct Socket {
+    out: std::sync::Mutex<Vec<u8>>,
+    room: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::fanout::WireSocket for Arc<Socket> {
+    fn try_write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        let room = self.room.load(Ordering::SeqCst);
+        if room == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let mut out = self.out.lock().unwrap();
+        let mut n = 0;
+        for b in bufs {
+            let take = b.len().min(room - n);
+            out.extend_from_slice(&b[..take]);
+            n += take;
+        }
+        self.room.fetch_sub(n, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    fn poll_write_ready(&self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl Socket {
+    /// The payloads of the whole websocket frames written (all short, unmasked).
+    fn payloads(&self) -> Vec<Vec<u8>> {
+        let out = self.out.lock().unwrap();
+        let (mut at, mut got) = (0, Vec::new());
+        while at + 2 <= out.len() && at + 2 + (out[at + 1] as usize) <= out.len() {
+            let len = out[at + 1] as usize;
+            got.push(out[at + 2..at + 2 + len].to_vec());
+            at += 2 + len;
+        }
+        got
+    }
+}
+
+#[tokio::test]
+async fn an_ack_is_written_into_the_posters_socket_after_the_commit_without_the_inbox() {
+    let b = bench().await;
+    let socket = Arc::new(Socket::default());
+    socket.room.store(1 << 20, Ordering::SeqCst);
+    let wire = Arc::new(crate::fanout::Wire::new(socket.clone()));
+    let (tx, mut rx) = mpsc::channel(16);
+    b.record.hold_appends();
+    let reply = PostReply::inbox_wire(1, tx.clone(), wire.clone(), shangliang_signaling::Form::MsgPack);
+    let msg = DriverMsg::Post { grants: grants("网友", Role::Member), topic: demo(), text: "直达".into(), reply };
+    b.driver().send(msg).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.record.held() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the append did not reach the record");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(socket.payloads().is_empty(), "nothing is answered before the commit");
+    b.record.release();
+    while socket.payloads().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no ack in the socket");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = socket.payloads();
+    assert_eq!(got.len(), 1);
+    match shangliang_signaling::decode_server(shangliang_signaling::Form::MsgPack, &got[0]).unwrap() {
+        ServerMsg::Ack { id: 1, seq, held: false } => assert_eq!(seq, b.record.head(&demo()).unwrap()),
+        other => panic!("expected the ack, got {other:?}"),
+    }
+    assert!(rx.try_recv().is_err(), "the ack did not also go through the inbox");
+}
+
+#[tokio::test]
+async fn an_ack_the_socket_does_not_take_at_once_is_left_to_the_session_to_flush_once() {
+    let b = bench().await;
+    let socket = Arc::new(Socket::default()); // no room at all
+    let wire = Arc::new(crate::fanout::Wire::new(socket.clone()));
+    let (tx, mut rx) = mpsc::channel(16);
+    let reply = PostReply::inbox_wire(2, tx.clone(), wire.clone(), shangliang_signaling::Form::MsgPack);
+    b.driver().send(DriverMsg::Post { grants: grants("网友", Role::Member), topic: demo(), text: "稍后".into(), reply }).await.unwrap();
+    let env = tokio::time::timeout(WAIT, rx.recv()).await.expect("a notice in time").expect("inbox open");
+    assert!(env.written, "the ack is already in the wire: the session only flushes");
+    assert!(matches!(env.msg, ServerMsg::Ack { id: 2, .. }));
+    assert!(!wire.is_drained());
+    socket.room.store(1 << 20, Ordering::SeqCst);
+    assert!(wire.try_drain().unwrap());
+    assert_eq!(socket.payloads().len(), 1, "written once");
+}
+
+#[tokio::test]
+async fn a_closing_connection_gets_no_late_ack_and_the_comment_stays_stored() {
+    let b = bench().await;
+    let socket = Arc::new(Socket::default());
+    socket.room.store(1 << 20, Ordering::SeqCst);
+    let wire = Arc::new(crate::fanout::Wire::new(socket.clone()));
+    wire.seal();
+    let (tx, mut rx) = mpsc::channel(16);
+    let reply = PostReply::inbox_wire(3, tx.clone(), wire.clone(), shangliang_signaling::Form::MsgPack);
+    b.driver().send(DriverMsg::Post { grants: grants("网友", Role::Member), topic: demo(), text: "告别".into(), reply }).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.record.head(&demo()).unwrap() < Seq(1) {
+        assert!(tokio::time::Instant::now() < deadline, "the comment was not stored");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(socket.payloads().is_empty(), "nothing after the session's Close");
+    assert!(rx.try_recv().is_err());
+}

@@ -61,6 +61,8 @@ pub struct SessionLimits {
     pub comments_per_minute: u32,
     /// Most concurrent connections of this node.
     pub max_connections: usize,
+    /// Write a post's answer straight into the socket where it is known (see `PostReply`).
+    pub acks_on_wire: bool,
 }
 
 /// What a websocket session needs.

@@ -19,7 +19,9 @@
 //! }
 //! ```
 //! A `post` is handed to the activity's moderation driver and not waited for: the driver
-//! decides, appends, and the ack reaches the inbox once the comment is durable.
+//! decides, appends, and once the comment is durable the record's writer writes the ack into
+//! this connection's socket through its wire (on the wire path; the session only flushes what
+//! the socket did not take at once), or into the inbox (the queue path).
 //!
 //! Refusals (see `docs/protocol.md`): a frame larger than the limit closes with 1009; a
 //! malformed or unknown frame gets an `error` and the connection stays, unless
@@ -47,7 +49,7 @@ use crate::server::inbox::Direct;
 use crate::server::media::MediaConn;
 use crate::server::moderation::{DriverMsg, PostReply};
 use tokio::sync::mpsc::error::TrySendError;
-use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Outbound, Wire};
+use crate::fanout::{CatchUp, ConnHandle, ConnReceiver, Opcode, Outbound, Wire};
 
 /// Time allowed between the upgrade and a valid `auth`.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,6 +116,9 @@ struct Session<'h, S> {
     media: MediaConn,
     /// The client's address (trusted-proxy aware: `edge::ClientAddr`), for per-address rules.
     peer: SocketAddr,
+    /// The connection's write side when its shard writes to the socket: the session's own data
+    /// frames and the acks go straight into it (see [`Session::send_frame`]).
+    wire: Option<Arc<Wire>>,
 }
 
 type CloseCode = u16;
@@ -163,7 +168,7 @@ where
                 return end;
             }
         };
-        let (conn, rx) = match wire {
+        let (conn, rx) = match wire.clone() {
             Some(wire) => state.fanout.connect_wire(form, wire),
             None => state.fanout.connect(form),
         };
@@ -173,7 +178,7 @@ where
         let grants = claims.grants();
         let driver = state.moderation.sender(&claims.act);
         if let Some(tx) = &driver {
-            let _ = tx.send(DriverMsg::Join(grants.clone())).await;
+            let _ = Box::pin(tx.send(DriverMsg::Join(grants.clone()))).await;
         }
         let mut session = Session {
             driver,
@@ -193,6 +198,7 @@ where
             last_flood: None,
             media: MediaConn::default(),
             peer,
+            wire,
         };
         let welcome = ServerMsg::Welcome {
             v: PROTOCOL_VERSION,
@@ -206,16 +212,20 @@ where
                 frames_per_second: state.limits.frames_per_second,
             },
         };
-        if session.send_msg(&welcome).await.is_err() {
+        if Box::pin(session.send_msg(&welcome)).await.is_err() {
             return End::Abrupt;
         }
         let end = session.serve(rx, inbox_rx).await;
         // Leaving the room frees its connections before the socket closes.
-        session.media.leave().await;
+        Box::pin(session.media.leave()).await;
         if let Some(tx) = session.driver() {
-            let _ = tx.send(DriverMsg::Leave(session.grants.subject.clone())).await;
+            let _ = Box::pin(tx.send(DriverMsg::Leave(session.grants.subject.clone()))).await;
         }
-        finish(&mut session.socket, end, state.limits.write_timeout).await;
+        if let Some(wire) = &session.wire {
+            // Nothing after the Close: no batch from the shard, no late ack.
+            wire.seal();
+        }
+        Box::pin(finish(&mut session.socket, end, state.limits.write_timeout)).await;
         end
     }
 
@@ -233,7 +243,7 @@ where
                 biased;
                 out = rx.recv() => match out {
                     Some(Outbound::Frame(frame)) => {
-                        if let Err(end) = self.write_frames(frame, &mut rx).await {
+                        if let Err(end) = Box::pin(self.write_frames(frame, &mut rx)).await {
                             return end;
                         }
                     }
@@ -241,15 +251,21 @@ where
                     None => return End::Close(close::GOING_AWAY, "server shutting down"),
                 },
                 Some(direct) = inbox.recv() => {
-                    if self.send_msg(&direct).await.is_err() {
+                    let sent = if direct.written { Box::pin(self.flush_wire()).await } else { Box::pin(self.send_msg(&direct)).await };
+                    if sent.is_err() {
                         return End::Abrupt;
+                    }
+                    if let Some(trace) = &direct.trace {
+                        trace.written();
                     }
                 }
                 msg = self.socket.next() => {
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     match msg {
                         Some(Ok(msg)) => {
-                            if let Some(end) = self.handle_message(msg).await {
+                            // Boxed: the handling of a frame is a large future, and an idle
+                            // connection's task would otherwise hold room for it all its life.
+                            if let Some(end) = Box::pin(self.handle_message(msg)).await {
                                 return end;
                             }
                         }
@@ -298,7 +314,32 @@ where
 
     async fn send_msg(&mut self, msg: &ServerMsg) -> Result<(), SendError> {
         let frame = encode_server(self.form, msg);
-        self.socket.send(frame_message(self.form, frame)).await
+        self.send_frame(frame).await
+    }
+
+    /// Writes one encoded data frame. On the wire path it goes straight into the socket through
+    /// the wire (behind the shard's pending bytes, never inside them), not through tungstenite,
+    /// whose outgoing buffer would keep the capacity of the largest frame ever written (a
+    /// catch-up batch, a state) for the connection's whole life. What the socket does not take
+    /// at once is flushed within the write timeout.
+    async fn send_frame(&mut self, frame: Bytes) -> Result<(), SendError> {
+        let Some(wire) = &self.wire else {
+            return self.socket.send(frame_message(self.form, frame)).await;
+        };
+        let op = if self.form == Form::Json { Opcode::Text } else { Opcode::Binary };
+        match wire.write_own(op, &frame) {
+            Ok(true) => Ok(()),
+            Ok(false) => self.flush_wire().await,
+            Err(e) => Err(SendError::new(e)),
+        }
+    }
+
+    /// Waits, at most the write timeout, until the wire's pending bytes are in the socket.
+    async fn flush_wire(&mut self) -> Result<(), SendError> {
+        match tokio::time::timeout(self.state.limits.write_timeout, self.socket.flush()).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::new(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timeout"))),
+        }
     }
 
     async fn send_error(&mut self, id: Option<u32>, code: ErrorCode, message: impl Into<String>) {
@@ -473,7 +514,7 @@ where
             }
         };
         for f in frames {
-            if self.socket.send(frame_message(self.form, f)).await.is_err() {
+            if self.send_frame(f).await.is_err() {
                 return;
             }
         }
@@ -508,7 +549,11 @@ where
     /// through this connection's inbox once the comment is durable: the session does not wait,
     /// so posts from one connection are pipelined and the session keeps reading.
     fn post(&mut self, id: u32, topic: ActivityId, text: String) {
-        let reply = PostReply::inbox(id, self.inbox_tx.clone());
+        let reply = match self.wire.as_ref().filter(|_| self.state.limits.acks_on_wire) {
+            Some(wire) => PostReply::inbox_wire(id, self.inbox_tx.clone(), wire.clone(), self.form),
+            None => PostReply::inbox(id, self.inbox_tx.clone()),
+        };
+        reply.span().in_scope(|| tracing::debug!(%topic, "post read"));
         let Some(tx) = self.driver() else {
             return reply.send(Err(unavailable()));
         };
@@ -526,6 +571,16 @@ where
             Err(TrySendError::Closed(msg)) => refuse_post(msg),
         }
     }
+}
+
+/// The size of one connection's session future (what its task holds for the connection's
+/// life, beside the heap it points to), for the test that keeps it small.
+#[cfg(test)]
+pub(super) fn session_future_size<S>(state: &Arc<WsState>, socket: S) -> usize
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = SendError> + Unpin,
+{
+    std::mem::size_of_val(&Session::start(state, socket, "127.0.0.1:9".parse().unwrap(), None))
 }
 
 /// The position `n` items (at most [`limits::MAX_SUB_LAST`]) before `topic`'s live edge; `None`

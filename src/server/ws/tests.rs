@@ -128,6 +128,7 @@ async fn bench(tune: impl FnOnce(&mut SessionLimits)) -> Bench {
         write_timeout: Duration::from_secs(10),
         comments_per_minute: 600,
         max_connections: 100,
+        acks_on_wire: true,
     };
     tune(&mut limits);
     let state = Arc::new(WsState {
@@ -291,4 +292,15 @@ async fn a_client_that_vanishes_gets_no_close_frame_and_frees_its_slot() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(b.state.connections.get(), 0, "the session's slot is given back");
+}
+
+#[tokio::test]
+async fn a_connected_sessions_future_stays_small() {
+    let b = bench(|_| {}).await;
+    let (_ctx, from_client) = mpsc::unbounded_channel();
+    let (to_client, _crx) = mpsc::unbounded_channel();
+    let size = session::session_future_size(&b.state, ChannelSocket { from_client, to_client });
+    // Every connection's task holds this for its whole life (its rare, large parts are boxed).
+    eprintln!("session future: {size} bytes");
+    assert!(size <= 2304, "the session future grew to {size} bytes (it was 2,000 in a dev build)");
 }
