@@ -5,6 +5,7 @@
 // live. Screenshots: organiser-*.png.
 //   node organiser.mjs <base> <shots>   env: SHANGLIANG_STAFF_USER, SHANGLIANG_STAFF_PASSWORD
 
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { startRun } from './harness.mjs';
 import { ARGS, problemCollector, until } from './faces.mjs';
@@ -16,6 +17,19 @@ if (!base || !shotDir || !user || !password) {
   console.error('usage: SHANGLIANG_STAFF_USER=.. SHANGLIANG_STAFF_PASSWORD=.. node organiser.mjs <base-url> <screenshot-dir>');
   process.exit(2);
 }
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/** Serious or critical axe-core violations of the page as it is now (as a11y.mjs counts them). */
+async function serious(page) {
+  await page.addScriptTag({ path: axePath });
+  const v = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((x) => ({ id: x.id, impact: x.impact, nodes: x.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  return v.filter((x) => x.impact === 'serious' || x.impact === 'critical').map((x) => `${x.id} (${x.nodes.join(', ')})`);
+}
+
 const { log, check, launch, run } = startRun({ shotDir, totalMs: 120_000 });
 const shot = (p, name) => p.bringToFront().then(() => p.screenshot({ path: path.join(shotDir, `${name}.png`), fullPage: true }));
 const local = (ms) => {
@@ -75,6 +89,19 @@ async function main() {
   const memberLink = await org.inputValue('li[data-person="m-wang"] input.org-link');
   check(memberLink.startsWith(`${base}/join/${id}?invite=`), `member link ${memberLink}`);
   await shot(org, 'organiser-invitations');
+  // The signed-in console with its lists and forms, in both languages and on a phone.
+  for (const size of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+    await org.setViewportSize(size);
+    for (const lang of ['zh-CN', 'en']) {
+      if ((await org.getAttribute('html', 'lang')) !== lang) await org.click('header button.lang');
+      await until(org, `html lang ${lang}`, (l) => document.documentElement.lang === l, lang);
+      const bad = await serious(org);
+      check(!bad.length, `organiser console ${lang} ${size.width}px: serious or critical accessibility violations: ${bad.join('; ')}`);
+      log(`axe: organiser console ${lang} ${size.width}px clean`);
+    }
+  }
+  await org.setViewportSize({ width: 1280, height: 900 });
+  if ((await org.getAttribute('html', 'lang')) !== 'zh-CN') await org.click('header button.lang');
 
   // The public page before the opening: not started.
   const pub = await context.newPage();
