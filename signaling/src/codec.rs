@@ -541,6 +541,9 @@ mod consult_tests {
                         text: "待审".into(),
                         at_ms: 9,
                     }],
+                    stage: vec![],
+                    on_air: vec![],
+                    livestream: false,
                 },
             },
         ];
