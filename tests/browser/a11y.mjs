@@ -1,4 +1,5 @@
 // Accessibility audit (issue 13): axe-core (npm) in Chromium on the landing page, the watch page,
+// the organiser's sign-in (issue 14; its signed-in console is audited by organiser.mjs),
 // the member room and the moderator console, in Chinese and in English, at desktop and phone
 // sizes. Fails on any violation of impact "serious" or "critical"; moderate and minor ones are
 // printed. Screenshots: a11y-<page>-<lang>.png.
@@ -24,6 +25,7 @@ const PAGES = [
   ['watch', '/live/demo', null],
   ['room', '/room/demo', tokA],
   ['console', '/console/demo', tokM],
+  ['organise', '/organise', null],
 ];
 
 async function audit(page) {
@@ -63,6 +65,7 @@ async function main() {
         if (token) q.set('token', token);
         await p.goto(`${base}${url}?${q}`);
         if (name === 'landing') await p.waitForSelector('.activity');
+        else if (name === 'organise') await p.waitForSelector('#org-user');
         else {
           await p.waitForSelector('.status[data-state="live"]', { state: 'attached', timeout: 15_000 });
           await p.waitForFunction(() => window.__shangliang.store.available, null, { timeout: 10_000 });

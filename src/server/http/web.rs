@@ -68,7 +68,8 @@ pub fn web_client(source: &WebSource) -> Router {
 fn is_app_route(path: &str) -> bool {
     path == "/"
         || path == "/index.html"
-        || ["/live/", "/room/", "/console/", "/replay/"].iter().any(|p| path.starts_with(p) && path.len() > p.len())
+        || path == "/organise"
+        || ["/live/", "/room/", "/console/", "/replay/", "/join/"].iter().any(|p| path.starts_with(p) && path.len() > p.len())
 }
 
 async fn embedded(uri: Uri, headers: HeaderMap) -> Response {
@@ -111,6 +112,8 @@ fn from_dir(dir: &std::path::Path) -> Router {
         .route_service("/room/{*rest}", ServeFile::new(&index))
         .route_service("/console/{*rest}", ServeFile::new(&index))
         .route_service("/replay/{*rest}", ServeFile::new(&index))
+        .route_service("/join/{*rest}", ServeFile::new(&index))
+        .route_service("/organise", ServeFile::new(&index))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             header::HeaderValue::from_static("no-cache"),
