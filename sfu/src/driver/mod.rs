@@ -147,6 +147,9 @@ const ADDRESSES_REMEMBERED: usize = 65_536;
 /// A refusal kind (rate limited, pending full, ICE deadline ...) is logged at most this often.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// ICE-TCP frames (and accepts/closes) taken per wake-up before the flush.
+const TCP_EVENTS_PER_WAKE: usize = 256;
+
 /// recvmmsg calls per wake-up before the flush (32 datagrams each, more with GRO).
 const RECV_BATCHES: usize = 8;
 
@@ -369,8 +372,18 @@ impl Driver {
         }
     }
 
-    /// An ICE-TCP connection was accepted, sent a frame, or ended.
+    /// An ICE-TCP connection was accepted, sent a frame, or ended; then whatever else the
+    /// connections have queued (bounded), before the flush.
     fn tcp_wake(&mut self, wake: crate::io::tcp::Wake) {
+        self.tcp_one(wake);
+        for _ in 0..TCP_EVENTS_PER_WAKE {
+            let Some(e) = self.tcp.as_mut().and_then(TcpConns::try_event) else { break };
+            self.tcp_one(crate::io::tcp::Wake::Event(e));
+        }
+        self.counters.tcp_connections.store(self.tcp.as_ref().map_or(0, TcpConns::len), Ordering::Relaxed);
+    }
+
+    fn tcp_one(&mut self, wake: crate::io::tcp::Wake) {
         let Some(tcp) = self.tcp.as_mut() else { return };
         match wake {
             crate::io::tcp::Wake::Accepted(Ok((stream, peer))) => {
@@ -406,7 +419,6 @@ impl Driver {
                 mark(&mut self.dirty, key, pc);
             }
         }
-        self.counters.tcp_connections.store(self.tcp.as_ref().map_or(0, TcpConns::len), Ordering::Relaxed);
     }
 
     /// Handle every due connection timer and ICE deadline.
