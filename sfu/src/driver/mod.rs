@@ -144,6 +144,8 @@ pub(crate) struct PcState {
 
 /// Client addresses the WHEP rate limit remembers at most (a few MB).
 const ADDRESSES_REMEMBERED: usize = 65_536;
+/// Activities the per-activity WHEP rate limit remembers at most.
+const ACTIVITIES_REMEMBERED: usize = 16_384;
 /// A refusal kind (rate limited, pending full, ICE deadline ...) is logged at most this often.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -227,6 +229,8 @@ pub(crate) struct Driver {
     pending_viewers: usize,
     /// Unauthenticated WHEP offers per client address.
     limiter: crate::admission::AddressLimiter,
+    /// Unauthenticated WHEP offers per activity (room), all addresses together.
+    activity_limiter: crate::admission::RateLimiter<String>,
     /// One line per refusal kind per interval.
     refusals: crate::admission::RefusalLog,
     counters: Arc<Counters>,
@@ -244,6 +248,7 @@ impl Driver {
         let batch = SendBatch::new(io.max_gso_segments(), 60_000);
         counters.max_gso_segments.store(io.max_gso_segments() as u64, Ordering::Relaxed);
         let limiter = crate::admission::AddressLimiter::new(cfg.whep_per_address_per_minute, cfg.whep_burst, ADDRESSES_REMEMBERED);
+        let activity_limiter = crate::admission::RateLimiter::new(cfg.whep_per_activity_per_minute, cfg.whep_activity_burst, ACTIVITIES_REMEMBERED);
         Self {
             io,
             tcp,
@@ -267,6 +272,7 @@ impl Driver {
             viewers: 0,
             pending_viewers: 0,
             limiter,
+            activity_limiter,
             refusals: crate::admission::RefusalLog::new(REFUSAL_LOG_INTERVAL),
             counters,
         }
