@@ -6,6 +6,9 @@
 //!   AddressLimiter::check(from, now)   GCRA per address (an IPv6 /64 is one address); a bounded
 //!                                      table: when full, addresses whose allowance is back to
 //!                                      full are forgotten first, else the offer is refused
+//!   RateLimiter::check(room, now)      GCRA per activity (room), whatever the addresses: a
+//!                                      flood spread over many addresses (a botnet, IPv6
+//!                                      prefixes) cannot take one livestream's capacity
 //!   connected < max_viewers            (the driver)      else NodeFull
 //!   pending   < max_pending            (the driver)      else TooManyPending
 //!   ICE + DTLS within pending_timeout  (the driver's deadline heap), else released quietly
@@ -35,62 +38,94 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A per-address rate limit (GCRA: the same semantics as a token bucket of `burst` tokens
-/// refilled at `per_minute`), keeping at most `max_addresses` addresses.
+/// A rate limit per key (GCRA: the same semantics as a token bucket of `burst` tokens refilled
+/// at `per_minute`), keeping at most `max_keys` keys: the per-activity limit keys it by room.
 #[derive(Debug)]
-pub struct AddressLimiter {
+pub struct RateLimiter<K> {
     /// Time between two admissions at the sustained rate.
     interval: Duration,
     /// How far ahead of `now` the theoretical arrival time may run (burst − 1 intervals).
     tolerance: Duration,
-    max_addresses: usize,
-    /// Theoretical arrival time of the next admission, per address key.
-    tat: HashMap<IpAddr, Instant>,
+    max_keys: usize,
+    /// Theoretical arrival time of the next admission, per key.
+    tat: HashMap<K, Instant>,
 }
+
+impl<K: std::hash::Hash + Eq + Clone> RateLimiter<K> {
+    /// `per_minute` admissions per key sustained, `burst` at once; `per_minute == 0` disables
+    /// the limit.
+    pub fn new(per_minute: u32, burst: u32, max_keys: usize) -> Self {
+        let interval = if per_minute == 0 { Duration::ZERO } else { Duration::from_secs(60) / per_minute };
+        Self { interval, tolerance: interval * burst.max(1).saturating_sub(1), max_keys: max_keys.max(1), tat: HashMap::new() }
+    }
+
+    /// Whether `key` may be admitted at `now` (and counts it if so).
+    pub fn check(&mut self, key: &K, now: Instant) -> bool {
+        if self.interval.is_zero() {
+            return true;
+        }
+        if !self.tat.contains_key(key) && self.tat.len() >= self.max_keys {
+            self.prune(now);
+            if self.tat.len() >= self.max_keys {
+                // Every remembered key is still limited: a new one waits for room rather
+                // than evicting one that is being limited.
+                return false;
+            }
+        }
+        let tat = self.tat.get(key).copied().unwrap_or(now).max(now);
+        if tat > now + self.tolerance {
+            return false;
+        }
+        self.tat.insert(key.clone(), tat + self.interval);
+        true
+    }
+
+    /// Forget the keys whose allowance is back to full.
+    pub fn prune(&mut self, now: Instant) {
+        self.tat.retain(|_, t| *t > now);
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.tat.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.tat.is_empty()
+    }
+}
+
+/// A per-address rate limit ([`RateLimiter`] keyed by [`address_key`]: an IPv6 /64 is one
+/// address).
+#[derive(Debug)]
+pub struct AddressLimiter(RateLimiter<IpAddr>);
 
 impl AddressLimiter {
     /// `per_minute` offers per address sustained, `burst` at once; `per_minute == 0` disables
     /// the limit.
     pub fn new(per_minute: u32, burst: u32, max_addresses: usize) -> Self {
-        let interval = if per_minute == 0 { Duration::ZERO } else { Duration::from_secs(60) / per_minute };
-        Self { interval, tolerance: interval * burst.max(1).saturating_sub(1), max_addresses: max_addresses.max(1), tat: HashMap::new() }
+        Self(RateLimiter::new(per_minute, burst, max_addresses))
     }
 
     /// Whether an offer from `ip` is admitted at `now` (and counts it if so).
     pub fn check(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if self.interval.is_zero() {
-            return true;
-        }
-        let key = address_key(ip);
-        if !self.tat.contains_key(&key) && self.tat.len() >= self.max_addresses {
-            self.prune(now);
-            if self.tat.len() >= self.max_addresses {
-                // Every remembered address is still limited: a new one waits for room rather
-                // than evicting someone who is being limited.
-                return false;
-            }
-        }
-        let tat = self.tat.get(&key).copied().unwrap_or(now).max(now);
-        if tat > now + self.tolerance {
-            return false;
-        }
-        self.tat.insert(key, tat + self.interval);
-        true
+        self.0.check(&address_key(ip), now)
     }
 
     /// Forget the addresses whose allowance is back to full.
     pub fn prune(&mut self, now: Instant) {
-        self.tat.retain(|_, t| *t > now);
+        self.0.prune(now);
     }
 
     /// Addresses remembered now.
     pub fn len(&self) -> usize {
-        self.tat.len()
+        self.0.len()
     }
 
     /// Whether no address is remembered.
     pub fn is_empty(&self) -> bool {
-        self.tat.is_empty()
+        self.0.is_empty()
     }
 }
 
@@ -189,6 +224,17 @@ mod tests {
         assert_eq!(log.note("pending_full", t0), Some(0), "another kind has its own line");
         assert_eq!(log.note("rate_limited", t0 + Duration::from_secs(10)), Some(99));
         assert_eq!(log.note("rate_limited", t0 + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn an_activity_limit_holds_whatever_the_addresses() {
+        let mut l: RateLimiter<String> = RateLimiter::new(60, 2, 10);
+        let t0 = Instant::now();
+        let stage = "stage".to_owned();
+        assert!(l.check(&stage, t0) && l.check(&stage, t0), "the burst");
+        assert!(!l.check(&stage, t0), "past the burst, from any address");
+        assert!(l.check(&"other".to_owned(), t0), "another activity is not affected");
+        assert!(l.check(&stage, t0 + Duration::from_secs(1)), "then one a second");
     }
 
     proptest! {

@@ -82,6 +82,13 @@ pub struct SfuConfig {
     pub whep_per_address_per_minute: u32,
     /// Offers one address may make at once before the per-minute rate applies.
     pub whep_burst: u32,
+    /// Unauthenticated WHEP offers per minute to one activity (room) from all addresses
+    /// together ([`SfuError::ActivityRateLimited`]): a flood spread over many addresses cannot
+    /// take one livestream's capacity; 0: no limit.
+    pub whep_per_activity_per_minute: u32,
+    /// Offers one activity may take at once before its per-minute rate applies (the start of a
+    /// livestream, when its audience arrives together).
+    pub whep_activity_burst: u32,
 }
 
 impl Default for SfuConfig {
@@ -100,6 +107,8 @@ impl Default for SfuConfig {
             pending_timeout: Duration::from_secs(5),
             whep_per_address_per_minute: 60,
             whep_burst: 10,
+            whep_per_activity_per_minute: 6_000,
+            whep_activity_burst: 1_000,
         }
     }
 }
@@ -211,6 +220,8 @@ pub struct SfuStats {
     pub pending_viewers: usize,
     /// WHEP offers refused: too many from one address ([`SfuError::RateLimited`]).
     pub refused_rate_limited: u64,
+    /// WHEP offers refused: too many to one activity ([`SfuError::ActivityRateLimited`]).
+    pub refused_activity_rate_limited: u64,
     /// WHEP offers refused: too many pending ([`SfuError::TooManyPending`]).
     pub refused_pending: u64,
     /// WHEP offers refused: the node's connected viewers are at their limit ([`SfuError::NodeFull`]).
@@ -267,6 +278,10 @@ pub enum SfuError {
     /// Too many WHEP offers from this client address; retry later.
     #[error("too many offers from this address; retry in a minute")]
     RateLimited,
+    /// Too many unauthenticated WHEP offers to this activity from all addresses together; retry
+    /// in a few seconds.
+    #[error("too many viewers are arriving at this activity; retry in a few seconds")]
+    ActivityRateLimited,
     /// Too many viewers are connecting at once (admitted, not connected yet); retry shortly.
     #[error("too many viewers are connecting ({max}); retry in a few seconds")]
     TooManyPending {
@@ -317,6 +332,7 @@ pub(crate) struct Counters {
     pub pcs: AtomicUsize,
     pub pending_viewers: AtomicUsize,
     pub refused_rate_limited: AtomicU64,
+    pub refused_activity_rate_limited: AtomicU64,
     pub refused_pending: AtomicU64,
     pub refused_node_full: AtomicU64,
     pub expired_pending: AtomicU64,
@@ -545,6 +561,7 @@ impl Sfu {
             keyframe_requests_in: c.keyframe_requests_in.load(Ordering::Relaxed),
             pending_viewers: c.pending_viewers.load(Ordering::SeqCst),
             refused_rate_limited: c.refused_rate_limited.load(Ordering::Relaxed),
+            refused_activity_rate_limited: c.refused_activity_rate_limited.load(Ordering::Relaxed),
             refused_pending: c.refused_pending.load(Ordering::Relaxed),
             refused_node_full: c.refused_node_full.load(Ordering::Relaxed),
             expired_pending: c.expired_pending.load(Ordering::Relaxed),

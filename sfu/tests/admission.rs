@@ -82,3 +82,36 @@ async fn unconnected_offers_cannot_starve_members_or_a_real_viewer() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_spread_over_many_addresses_meets_the_activity_limit() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let sfu = Sfu::new(SfuConfig {
+            max_pending_viewers: 20,
+            whep_per_address_per_minute: 60,
+            whep_burst: 10,
+            whep_per_activity_per_minute: 60,
+            whep_activity_burst: 3,
+            ..SfuConfig::default()
+        });
+        let mut b = bot().await;
+        b.recv_only(RtpCodecKind::Audio).await;
+        let offer = b.offer().await;
+        let _ = b.pc.close().await;
+        // Every offer from its own address: each address is far from its own limit.
+        for i in 1..=3 {
+            sfu.whep_from("stage", &offer, addr(&format!("198.51.100.{i}"))).await.expect("within the activity's burst");
+        }
+        for i in 4..=9 {
+            let r = sfu.whep_from("stage", &offer, addr(&format!("198.51.100.{i}"))).await;
+            assert!(matches!(r, Err(SfuError::ActivityRateLimited)), "offer {i}: {r:?}");
+        }
+        // Another activity has its own allowance; an authenticated viewer is not limited.
+        sfu.whep_from("other", &offer, addr("198.51.100.10")).await.expect("another activity");
+        sfu.whep_from("stage", &offer, None).await.expect("authenticated WHEP is not rate-limited");
+        let st = sfu.stats();
+        assert_eq!((st.refused_activity_rate_limited, st.refused_rate_limited, st.pending_viewers), (6, 0, 5), "{st:?}");
+    })
+    .await
+    .expect("bounded");
+}

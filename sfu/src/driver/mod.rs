@@ -144,8 +144,13 @@ pub(crate) struct PcState {
 
 /// Client addresses the WHEP rate limit remembers at most (a few MB).
 const ADDRESSES_REMEMBERED: usize = 65_536;
+/// Activities the per-activity WHEP rate limit remembers at most.
+const ACTIVITIES_REMEMBERED: usize = 16_384;
 /// A refusal kind (rate limited, pending full, ICE deadline ...) is logged at most this often.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// ICE-TCP frames (and accepts/closes) taken per wake-up before the flush.
+const TCP_EVENTS_PER_WAKE: usize = 256;
 
 /// recvmmsg calls per wake-up before the flush (32 datagrams each, more with GRO).
 const RECV_BATCHES: usize = 8;
@@ -224,6 +229,8 @@ pub(crate) struct Driver {
     pending_viewers: usize,
     /// Unauthenticated WHEP offers per client address.
     limiter: crate::admission::AddressLimiter,
+    /// Unauthenticated WHEP offers per activity (room), all addresses together.
+    activity_limiter: crate::admission::RateLimiter<String>,
     /// One line per refusal kind per interval.
     refusals: crate::admission::RefusalLog,
     counters: Arc<Counters>,
@@ -241,6 +248,7 @@ impl Driver {
         let batch = SendBatch::new(io.max_gso_segments(), 60_000);
         counters.max_gso_segments.store(io.max_gso_segments() as u64, Ordering::Relaxed);
         let limiter = crate::admission::AddressLimiter::new(cfg.whep_per_address_per_minute, cfg.whep_burst, ADDRESSES_REMEMBERED);
+        let activity_limiter = crate::admission::RateLimiter::new(cfg.whep_per_activity_per_minute, cfg.whep_activity_burst, ACTIVITIES_REMEMBERED);
         Self {
             io,
             tcp,
@@ -264,6 +272,7 @@ impl Driver {
             viewers: 0,
             pending_viewers: 0,
             limiter,
+            activity_limiter,
             refusals: crate::admission::RefusalLog::new(REFUSAL_LOG_INTERVAL),
             counters,
         }
@@ -369,8 +378,18 @@ impl Driver {
         }
     }
 
-    /// An ICE-TCP connection was accepted, sent a frame, or ended.
+    /// An ICE-TCP connection was accepted, sent a frame, or ended; then whatever else the
+    /// connections have queued (bounded), before the flush.
     fn tcp_wake(&mut self, wake: crate::io::tcp::Wake) {
+        self.tcp_one(wake);
+        for _ in 0..TCP_EVENTS_PER_WAKE {
+            let Some(e) = self.tcp.as_mut().and_then(TcpConns::try_event) else { break };
+            self.tcp_one(crate::io::tcp::Wake::Event(e));
+        }
+        self.counters.tcp_connections.store(self.tcp.as_ref().map_or(0, TcpConns::len), Ordering::Relaxed);
+    }
+
+    fn tcp_one(&mut self, wake: crate::io::tcp::Wake) {
         let Some(tcp) = self.tcp.as_mut() else { return };
         match wake {
             crate::io::tcp::Wake::Accepted(Ok((stream, peer))) => {
@@ -406,7 +425,6 @@ impl Driver {
                 mark(&mut self.dirty, key, pc);
             }
         }
-        self.counters.tcp_connections.store(self.tcp.as_ref().map_or(0, TcpConns::len), Ordering::Relaxed);
     }
 
     /// Handle every due connection timer and ICE deadline.

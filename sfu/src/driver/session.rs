@@ -242,6 +242,12 @@ impl Driver {
             self.refused("rate_limited", now);
             return Err(SfuError::RateLimited);
         }
+        // Then the activity's allowance, which an address past its own limit does not spend.
+        if from.is_some() && !self.activity_limiter.check(&room.to_owned(), now) {
+            self.counters.refused_activity_rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.refused("activity_rate_limited", now);
+            return Err(SfuError::ActivityRateLimited);
+        }
         // Connected viewers against the node's limit; pending ones against their own.
         let max = self.cfg.max_viewers_per_node;
         if self.viewers - self.pending_viewers >= max {

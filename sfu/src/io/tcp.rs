@@ -92,6 +92,12 @@ impl TcpConns {
         }
     }
 
+    /// A task event already queued, without waiting (the driver takes a bounded batch per
+    /// wake-up, as it does with `recvmmsg`).
+    pub fn try_event(&mut self) -> Option<TcpEvent> {
+        self.events.try_recv().ok()
+    }
+
     /// Take a new connection (or close it at once when there are too many): false if refused.
     pub fn accepted(&mut self, stream: TcpStream, peer: SocketAddr) -> bool {
         if self.writers.len() >= self.max_connections {

@@ -39,6 +39,7 @@ fn media_error(e: SfuError) -> MediaEvent {
         SfuError::NodeFull { .. }
         | SfuError::NoPorts
         | SfuError::RateLimited
+        | SfuError::ActivityRateLimited
         | SfuError::TooManyPending { .. } => MediaErrorCode::NodeFull,
         SfuError::NotAllowed(_) => MediaErrorCode::NotAllowed,
         SfuError::Closed | SfuError::NoSuchSession(_) => MediaErrorCode::Closed,

@@ -58,6 +58,7 @@ fn sfu_http_error(e: SfuError) -> HttpError {
     }
     match e {
         e @ SfuError::RateLimited => HttpError(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
+        e @ SfuError::ActivityRateLimited => HttpError(StatusCode::TOO_MANY_REQUESTS, "activity_busy", e.to_string()),
         e @ SfuError::TooManyPending { .. } => {
             HttpError(StatusCode::SERVICE_UNAVAILABLE, "node_busy", e.to_string())
         }
@@ -89,6 +90,7 @@ fn sfu_http_error(e: SfuError) -> HttpError {
 fn refusal_reason(e: &SfuError) -> Option<&'static str> {
     match e {
         SfuError::RateLimited => Some("rate_limited"),
+        SfuError::ActivityRateLimited => Some("activity_rate_limited"),
         SfuError::TooManyPending { .. } => Some("pending_full"),
         SfuError::NodeFull { .. } | SfuError::NoPorts => Some("node_full"),
         SfuError::RoomFull { .. } => Some("room_full"),
