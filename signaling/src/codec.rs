@@ -519,6 +519,7 @@ mod consult_tests {
             },
             ServerMsg::Event { topic: topic(), event: ConsultEvent::Question { question: view.clone() } },
             ServerMsg::Event { topic: topic(), event: ConsultEvent::CommentModes { modes: CommentModes::default() } },
+            ServerMsg::Event { topic: topic(), event: ConsultEvent::Stage { stage: vec![ParticipantId::new("wang")], on_air: vec![ParticipantId::new("wang")] } },
             ServerMsg::State {
                 topic: topic(),
                 state: Snapshot {

@@ -3,7 +3,9 @@
 // throttled phone profile — Chromium's CPU throttled ×4 and a slow-4G network (150 ms RTT,
 // 1.6 Mbit/s down, 750 kbit/s up, no cache), 390×844 — the first contentful paint, the time until
 // the connection is live and the time until the first comment shows.
-//   node perf.mjs <base> <shots> [runs]     env: SHANGLIANG_WEB_DIST (default ../../web-client/dist)
+//   node perf.mjs <base> <shots> [runs]     env: SHANGLIANG_WEB_DIST (default ../../web-client/dist),
+//                                           SHANGLIANG_NETWORK=slow4g (default) | slow3g
+// slow3g is Chrome DevTools' "Slow 3G" preset: 2 s RTT, 400 kbit/s down and up.
 // Prints one `PERF` line per run and a median line. Fails only if the size budget is exceeded.
 
 import { readFileSync } from 'node:fs';
@@ -21,8 +23,16 @@ if (!base || !shotDir) {
 const RUNS = Number(runsArg ?? 1);
 const BUDGET_KB = 60;
 const dist = process.env.SHANGLIANG_WEB_DIST ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '../../web-client/dist');
-const { log, check, launch, run } = startRun({ shotDir, totalMs: 60_000 + RUNS * 60_000 });
-const SLOW_4G = { offline: false, latency: 150, downloadThroughput: (1.6 * 1024 * 1024) / 8, uploadThroughput: (750 * 1024) / 8 };
+const { log, check, launch, run } = startRun({ shotDir, totalMs: 60_000 + RUNS * 150_000 });
+const PROFILES = {
+  slow4g: { offline: false, latency: 150, downloadThroughput: (1.6 * 1024 * 1024) / 8, uploadThroughput: (750 * 1024) / 8 },
+  slow3g: { offline: false, latency: 2000, downloadThroughput: (500 * 1000 * 0.8) / 8, uploadThroughput: (500 * 1000 * 0.8) / 8 },
+};
+const NETWORK = process.env.SHANGLIANG_NETWORK ?? 'slow4g';
+if (!PROFILES[NETWORK]) {
+  console.error(`SHANGLIANG_NETWORK must be one of ${Object.keys(PROFILES).join(', ')}`);
+  process.exit(2);
+}
 const gz = (file) => gzipSync(readFileSync(file), { level: 9 }).length;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -49,7 +59,7 @@ async function main() {
     const cdp = await context.newCDPSession(page);
     await cdp.send('Network.enable');
     await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
-    await cdp.send('Network.emulateNetworkConditions', SLOW_4G);
+    await cdp.send('Network.emulateNetworkConditions', PROFILES[NETWORK]);
     await cdp.send('Emulation.setCPUThrottlingRate', { rate: 4 });
     await page.addInitScript(() => {
       const mark = () => {
@@ -60,7 +70,7 @@ async function main() {
       new MutationObserver(mark).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
     });
     await page.goto(`${base}/live/demo`, { waitUntil: 'commit' });
-    await page.waitForFunction(() => window.__perf.firstComment && window.__perf.live, null, { timeout: 45_000, polling: 100 });
+    await page.waitForFunction(() => window.__perf.firstComment && window.__perf.live, null, { timeout: NETWORK === 'slow3g' ? 120_000 : 45_000, polling: 100 });
     const m = await page.evaluate(() => {
       const fcp = performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null;
       const js = performance.getEntriesByType('resource').filter((r) => /\.js(\?|$)/.test(r.name)).map((r) => new URL(r.name).pathname);
@@ -68,7 +78,7 @@ async function main() {
     });
     const jsKb = m.js.reduce((n, p) => n + gz(path.join(dist, p)), 0) / 1024;
     results.push({ ...m, jsKb });
-    log(`PERF watch page run ${i + 1}: first script ${firstKb.toFixed(1)} KB gz; all JS ${jsKb.toFixed(1)} KB gz (${m.js.length} files); first contentful paint ${m.fcp?.toFixed(0)} ms; live ${m.live.toFixed(0)} ms; first comment ${m.firstComment.toFixed(0)} ms (CPU ×4, slow 4G, 390×844)`);
+    log(`PERF watch page run ${i + 1}: first script ${firstKb.toFixed(1)} KB gz; all JS ${jsKb.toFixed(1)} KB gz (${m.js.length} files); first contentful paint ${m.fcp?.toFixed(0)} ms; live ${m.live.toFixed(0)} ms; first comment ${m.firstComment.toFixed(0)} ms (CPU ×4, ${NETWORK}, 390×844)`);
     if (i === 0) await page.screenshot({ path: path.join(shotDir, 'perf-watch-phone.png') });
     await cdp.send('Emulation.setCPUThrottlingRate', { rate: 1 });
     await page.close();
