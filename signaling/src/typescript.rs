@@ -5,6 +5,11 @@
 //! order, so the output is the same on every build. The checked-in copy is
 //! `web-client/packages/client/src/generated/protocol.ts`; the test `signaling/tests/typescript.rs`
 //! fails when it differs and says how to regenerate it.
+//!
+//! ts-rs rather than specta: a derive that reads the serde attributes the wire types already
+//! carry (`tag`, `content`, `rename_all`, `flatten`, `default`, `skip_serializing_if`), with no
+//! type registry or exporter crate beside it, and carries the doc comments over; specta's
+//! TypeScript exporter is a second crate still in release candidates.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashSet};
