@@ -570,4 +570,26 @@ mod tests {
         let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert!(matches!(back, RelayReply::Post(Ok(a)) if a.seq == Seq(7) && a.held));
     }
+
+    #[test]
+    fn a_relayed_consensus_request_and_its_answer_survive_the_json_round_trip() {
+        let g = Grants {
+            subject: ParticipantId::new("v1"),
+            name: "观众".into(),
+            role: shangliang_signaling::Role::Viewer,
+            org: None,
+            verified: false,
+            activity: ActivityId::new("demo").unwrap(),
+        };
+        let req: ConsensusRequest = serde_json::from_value(serde_json::json!({"c": "statement_next", "n": 3})).unwrap();
+        let msg = RelayMsg::Consensus { a: ActivityId::new("demo").unwrap(), g, req: Box::new(req.clone()) };
+        let back: RelayMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
+        assert!(matches!(back, RelayMsg::Consensus { req: r, .. } if *r == req));
+        let r = RelayReply::Consensus(Err((ErrorCode::AlreadyAnswered, "once".into())));
+        let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert!(matches!(back, RelayReply::Consensus(Err((ErrorCode::AlreadyAnswered, _)))));
+        let w = ConsensusEventWire { origin: NodeId::new("http://a"), to: Audience::Everyone, event: serde_json::json!({"k": "poll_tally"}) };
+        let back: ConsensusEventWire = serde_json::from_slice(&serde_json::to_vec(&w).unwrap()).unwrap();
+        assert_eq!(back.event["k"], "poll_tally");
+    }
 }
