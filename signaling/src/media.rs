@@ -40,7 +40,7 @@ pub struct IceCandidate {
 /// A STUN/TURN server for the client's `RTCPeerConnection` (`RTCIceServer`): the hub's TURN
 /// relay with time-limited credentials, for networks where neither UDP nor ICE-TCP to the
 /// node gets through.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct IceServer {
     /// `turn:`, `turns:` or `stun:` URLs.
     pub urls: Vec<String>,

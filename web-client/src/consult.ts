@@ -20,7 +20,7 @@ export class ConsultStore {
   floor: FloorSnapshot = { mode: 'chaired', hands: [], holder: null, granted_at_ms: null, deadline_ms: null };
   questions = new Map<number, QuestionView>();
   onStage: number | null = null;
-  modes: CommentModes = { review: false, slow_mode_ms: null, verified_only: false, lockdown: false };
+  modes: CommentModes = { review: false, slow_mode_ms: null, verified_only: false, lockdown: false, paused: false, comments_closed: false, questions_closed: false };
   present = new Map<string, PresentRow>();
   /** Viewers present now: from the `state`, then from the pushed `audience` counts (never polled). */
   viewers = 0;
@@ -143,6 +143,7 @@ export class ConsultStore {
       case 'stage':
         this.stage = [...e.stage];
         this.onAir = new Set(e.on_air);
+        break;
       case 'audience':
         this.audience = e.counts;
         this.viewers = e.counts.viewers;

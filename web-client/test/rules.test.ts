@@ -7,7 +7,7 @@ import type { Author, CommentModes } from '../src/protocol';
 
 const viewer: Author = { id: 'v-1', name: '网友', role: 'viewer', verified: false };
 const member: Author = { id: 'member:王', name: '王', role: 'member', verified: true };
-const modes = (m: Partial<CommentModes> = {}): CommentModes => ({ review: false, slow_mode_ms: null, verified_only: false, lockdown: false, ...m });
+const modes = (m: Partial<CommentModes> = {}): CommentModes => ({ review: false, slow_mode_ms: null, verified_only: false, lockdown: false, paused: false, comments_closed: false, questions_closed: false, ...m });
 
 describe('the rules shown before typing', () => {
   it('lockdown closes the box for viewers only; verified-only for the unverified', () => {

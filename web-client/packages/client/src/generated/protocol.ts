@@ -234,7 +234,15 @@ limit_ms?: number | null, } | { "c": "mute_all" } | { "c": "pin_programme",
 /**
  * The participant (subject) to show, or `None`.
  */
-participant?: ParticipantId | null, } | { "c": "submit_question", 
+participant?: ParticipantId | null, } | { "c": "set_stage", 
+/**
+ * The participant (subject).
+ */
+participant: ParticipantId, 
+/**
+ * 上台 (true) or 下台 (false).
+ */
+on: boolean, } | { "c": "submit_question", 
 /**
  * The text.
  */
@@ -339,7 +347,21 @@ verified_only: boolean,
 /**
  * Only members, guests and moderators may post.
  */
-lockdown: boolean, };
+lockdown: boolean, 
+/**
+ * The organisers paused the session: no comments, questions, votes or hands from anyone
+ * but the moderators until they resume it (refused with `paused`). Absent from older
+ * servers: `false`.
+ */
+paused: boolean, 
+/**
+ * The organisers closed comments for now (refused with `interaction_closed`).
+ */
+comments_closed: boolean, 
+/**
+ * The organisers closed questions for now (refused with `interaction_closed`).
+ */
+questions_closed: boolean, };
 
 /**
  * An event the server delivers.
@@ -384,7 +406,15 @@ role: Role,
 /**
  * Whether present now.
  */
-present: boolean, } | { "t": "audit", 
+present: boolean, } | { "t": "stage", 
+/**
+ * Granted 上台 by a moderator, in order of the grant.
+ */
+stage: Array<ParticipantId>, 
+/**
+ * On air now (sorted).
+ */
+on_air: Array<ParticipantId>, } | { "t": "audit", 
 /**
  * The entry.
  */
@@ -404,7 +434,7 @@ export type Epoch = number;
 /**
  * Stable error codes. Clients switch on these; the message text is for people.
  */
-export type ErrorCode = "bad_frame" | "unknown_type" | "unauthenticated" | "invalid_token" | "token_expired" | "forbidden" | "version_unsupported" | "no_such_topic" | "too_many_subscriptions" | "text_empty" | "text_too_long" | "text_invalid" | "rate_limited" | "not_allowed" | "unavailable" | "internal" | "not_your_turn" | "no_floor_holder" | "no_hands" | "not_eligible" | "bad_time_limit" | "no_such_question" | "bad_question_state" | "too_many_questions" | "already_voted" | "not_voted" | "banned" | "timed_out" | "slow_mode" | "lockdown" | "verified_only" | "blocked" | "no_such_comment" | "not_held" | "already_hidden" | "cannot_discipline_moderator" | "no_such_poll" | "bad_poll_state" | "already_answered" | "invalid_answer" | "no_such_statement" | "already_promoted" | "limit_reached";
+export type ErrorCode = "bad_frame" | "unknown_type" | "unauthenticated" | "invalid_token" | "token_expired" | "forbidden" | "version_unsupported" | "no_such_topic" | "too_many_subscriptions" | "text_empty" | "text_too_long" | "text_invalid" | "rate_limited" | "not_allowed" | "unavailable" | "internal" | "not_your_turn" | "no_floor_holder" | "no_hands" | "not_eligible" | "bad_time_limit" | "no_such_question" | "bad_question_state" | "too_many_questions" | "already_voted" | "not_voted" | "banned" | "timed_out" | "slow_mode" | "lockdown" | "verified_only" | "blocked" | "no_such_comment" | "not_held" | "already_hidden" | "cannot_discipline_moderator" | "no_such_poll" | "bad_poll_state" | "already_answered" | "invalid_answer" | "no_such_statement" | "already_promoted" | "limit_reached" | "paused" | "interaction_closed";
 
 /**
  * What the server broadcasts to everyone in the activity.
@@ -541,6 +571,25 @@ sdp_mid?: string | null,
 sdp_mline_index?: number | null, };
 
 /**
+ * A STUN/TURN server for the client's `RTCPeerConnection` (`RTCIceServer`): the hub's TURN
+ * relay with time-limited credentials, for networks where neither UDP nor ICE-TCP to the
+ * node gets through.
+ */
+export type IceServer = { 
+/**
+ * `turn:`, `turns:` or `stun:` URLs.
+ */
+urls: Array<string>, 
+/**
+ * `{expiry}:{subject}` (TURN REST credentials).
+ */
+username?: string | null, 
+/**
+ * base64 HMAC-SHA1 of the username with the secret the TURN server shares with the hub.
+ */
+credential?: string | null, };
+
+/**
  * One item of a topic. Encoded once when it is accepted, then shared by every delivery.
  */
 export type Item = { 
@@ -608,7 +657,12 @@ export type MediaEvent = { "op": "joined",
 /**
  * The participant id the others see (the token's subject).
  */
-participant: ParticipantId, } | { "op": "publish_answer", 
+participant: ParticipantId, 
+/**
+ * STUN/TURN servers for both peer connections (`new RTCPeerConnection({iceServers})`);
+ * empty when the hub has no TURN relay configured.
+ */
+ice_servers?: Array<IceServer>, } | { "op": "publish_answer", 
 /**
  * The SDP answer (ICE gathering complete).
  */
@@ -1063,7 +1117,19 @@ viewers: number,
  * Comments held for review, oldest first: all of them for moderators, one's own for
  * everyone else (shown to the author as 审核中).
  */
-held: Array<HeldComment>, };
+held: Array<HeldComment>, 
+/**
+ * A livestream's stage: granted 上台, in order of the grant (empty in a room).
+ */
+stage: Array<ParticipantId>, 
+/**
+ * Who is on air now (the stage, the floor holder, a pinned camera; empty in a room).
+ */
+on_air: Array<ParticipantId>, 
+/**
+ * The activity is a livestream (it has a stage; `set_stage` works).
+ */
+livestream: boolean, };
 
 /**
  * Audio or video.
