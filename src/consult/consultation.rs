@@ -153,7 +153,7 @@ pub struct Consultation {
     /// The organisers' stage line-up: `None` every member and guest may raise a hand and be
     /// granted the floor; `Some` only these (see [`Consultation::handle_session_settings`]).
     #[serde(default)]
-    stage: Option<Vec<ParticipantId>>,
+    lineup: Option<Vec<ParticipantId>>,
     /// After a restore: until when connections may be announced again before the people
     /// still counted absent are taken as gone (spans closed, floor released).
     #[serde(skip)]
@@ -195,7 +195,7 @@ impl Consultation {
             viewer_levels: HashMap::new(),
             viewer_stats: ViewerStats::default(),
             last_seq: None,
-            stage: None,
+            lineup: None,
             rejoin_until: None,
             events: VecDeque::new(),
             livestream: false,
@@ -461,7 +461,7 @@ impl Consultation {
         if self.comments.modes().paused {
             return Err(ConsultError::Paused);
         }
-        if !self.is_present(&g.subject) || !self.on_stage(&g.subject, g.role) {
+        if !self.is_present(&g.subject) || !self.in_lineup(&g.subject, g.role) {
             return Err(ConsultError::NotEligible(g.subject.clone()));
         }
         self.comments.check_standing(&g.subject, g.role, now_ms)?;
@@ -510,7 +510,7 @@ impl Consultation {
             let eligible = self
                 .people
                 .get(p)
-                .is_some_and(|a| a.connections > 0 && a.role != Role::Viewer && self.on_stage(p, a.role));
+                .is_some_and(|a| a.connections > 0 && a.role != Role::Viewer && self.in_lineup(p, a.role));
             if !eligible {
                 return Err(ConsultError::NotEligible(p.clone()));
             }
@@ -1085,15 +1085,15 @@ impl Consultation {
         if m != modes_before {
             self.push(Audience::Everyone, ConsultEvent::CommentModes { modes: m });
         }
-        if self.stage != s.stage {
-            self.stage.clone_from(&s.stage);
+        if self.lineup != s.stage {
+            self.lineup.clone_from(&s.stage);
             let off: Vec<ParticipantId> = self
                 .floor
                 .hands()
                 .iter()
                 .filter(|h| {
                     let role = self.people.get(*h).map_or(Role::Member, |a| a.role);
-                    !self.on_stage(h, role)
+                    !self.in_lineup(h, role)
                 })
                 .cloned()
                 .collect();
@@ -1107,13 +1107,13 @@ impl Consultation {
     }
 
     /// Whether the stage line-up lets `who` (in `role`) raise a hand and hold the floor.
-    fn on_stage(&self, who: &ParticipantId, role: Role) -> bool {
-        role.is_moderator() || self.stage.as_ref().is_none_or(|list| list.contains(who))
+    fn in_lineup(&self, who: &ParticipantId, role: Role) -> bool {
+        role.is_moderator() || self.lineup.as_ref().is_none_or(|list| list.contains(who))
     }
 
     /// The stage line-up (`None`: every member and guest).
-    pub fn stage(&self) -> Option<&[ParticipantId]> {
-        self.stage.as_deref()
+    pub fn lineup(&self) -> Option<&[ParticipantId]> {
+        self.lineup.as_deref()
     }
 
     /// The limit of a grant that names none, ms.
