@@ -86,10 +86,15 @@ impl Raw {
         }
     }
 
+    /// The next message, skipping the live counts (`audience` events come every 2 s while the
+    /// audience changes, between anything else; §5.4.2 checks them with `next`).
     async fn recv(&mut self) -> Value {
-        match self.next(WAIT).await {
-            Got::Msg(v) => v,
-            other => panic!("expected a message, got {other:?}"),
+        loop {
+            match self.next(WAIT).await {
+                Got::Msg(v) if v["t"] == "event" && v["event"]["t"] == "audience" => continue,
+                Got::Msg(v) => return v,
+                other => panic!("expected a message, got {other:?}"),
+            }
         }
     }
 
