@@ -85,8 +85,8 @@ async fn the_public_gets_no_media_of_a_member_until_the_chair_puts_them_on_stage
         let mut bob = Member::connect(&h, "bob", Role::Member).await;
         let who = "member:alice";
         let alice = Arc::new(tokio::sync::Mutex::new(alice));
-        assert_eq!(alice.lock().await.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: who.into() });
-        assert_eq!(bob.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: "member:bob".into() });
+        assert_eq!(alice.lock().await.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: who.into(), ice_servers: vec![] });
+        assert_eq!(bob.ask(MediaRequest::Join).await, MediaEvent::Joined { participant: "member:bob".into(), ice_servers: vec![] });
         // The public path: the stage tap (what the programme packages) and a WHEP viewer.
         let mut tap = h.hub.media.sfu.stage_tap("demo");
         let mut tapped = Vec::new();

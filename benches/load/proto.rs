@@ -130,7 +130,7 @@ pub enum Frame {
     /// A `batch`.
     Batch(BatchView),
     /// Anything else, fully decoded.
-    Other(#[allow(dead_code)] ServerMsg),
+    Other(#[allow(dead_code)] Box<ServerMsg>),
 }
 
 /// Decodes a server frame (MessagePack), taking the fast path for batches unless `full`.
@@ -176,7 +176,7 @@ pub fn decode_frame(bytes: &[u8], full: bool, out: &mut Vec<(u64, u64)>) -> Opti
                 stamped: std::mem::take(out),
             }))
         }
-        other => Some(Frame::Other(other)),
+        other => Some(Frame::Other(Box::new(other))),
     }
 }
 
