@@ -782,3 +782,87 @@ async fn moderation_waits_while_another_node_holds_the_activitys_fence() {
         }
     }
 }
+
+/// A `consensus` request and its answer (`consensus_reply` or `error`), other messages skipped.
+async fn consensus(c: &mut Client, id: u32, req: serde_json::Value) -> Result<serde_json::Value, shangliang_signaling::ErrorCode> {
+    c.send(&shangliang_signaling::ClientMsg::Consensus { id, topic: demo(), req }).await;
+    loop {
+        match c.recv().await {
+            ServerMsg::ConsensusReply { id: i, reply } if i == id => return Ok(reply),
+            ServerMsg::Error { id: Some(i), code, .. } if i == id => return Err(code),
+            _ => continue,
+        }
+    }
+}
+
+/// Reads until the closed tally of `poll` arrives (bounded), returning it.
+async fn closed_tally(c: &mut Client, poll: &serde_json::Value) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        match c.try_recv(Duration::from_secs(1)).await {
+            Some(Ok(ServerMsg::Consensus { event, .. }))
+                if event["k"] == "poll_tally" && event["tally"]["poll"] == *poll && event["tally"]["state"] == "closed" =>
+            {
+                return event["tally"].clone();
+            }
+            Some(Err(e)) => panic!("connection ended: {e:?}"),
+            _ => continue,
+        }
+    }
+    panic!("no closed tally of poll {poll}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_are_one_state_across_nodes_and_their_tallies_reach_every_node() {
+    use common::sub_state;
+    use shangliang_signaling::ErrorCode;
+    use serde_json::json;
+    let _serial = SERIAL.lock().await;
+    let (nats, pg) = (Nats::start().await, Postgres::start().await);
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(root.path(), "a", &nats, &pg).await;
+    let b = Node::start(root.path(), "b", &nats, &pg).await;
+    let home = home_of(&[&a, &b]);
+    let away = if home.port == a.port { &b } else { &a };
+
+    // The chair is on the node that is not the activity's home: every request is relayed.
+    let mut chair = away.client(Role::Moderator, "主持人").await;
+    sub_state(&mut chair).await;
+    let spec = json!({"question": "跨节点投票？", "kind": "single_choice", "options": ["赞成", "反对"], "changeable": false});
+    // The first relayed request may meet the nodes still agreeing on the home: retried briefly.
+    let mut created = Err(ErrorCode::Unavailable);
+    for i in 0..40 {
+        created = consensus(&mut chair, 1 + i, json!({"c": "poll_create", "spec": spec})).await;
+        if created != Err(ErrorCode::Unavailable) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let created = created.expect("a poll created through the relay");
+    assert_eq!(created["r"], "poll_created", "{created}");
+    let poll = created["poll"].clone();
+    assert_eq!(consensus(&mut chair, 100, json!({"c": "poll_launch", "poll": poll})).await.unwrap()["r"], "done");
+
+    // One voter on each node; the same identity answering again on the other node is refused:
+    // one poll, one set of answers.
+    let mut voter_away = away.client(Role::Viewer, "远端观众").await;
+    sub_state(&mut voter_away).await;
+    let mut voter_home = home.client(Role::Viewer, "本地观众").await;
+    sub_state(&mut voter_home).await;
+    let answer = |option: u32| json!({"c": "poll_answer", "poll": poll, "answer": {"a": "choice", "option": option}});
+    assert_eq!(consensus(&mut voter_away, 1, answer(0)).await.unwrap(), json!({"r": "answered", "outcome": "new"}));
+    assert_eq!(consensus(&mut voter_home, 1, answer(1)).await.unwrap(), json!({"r": "answered", "outcome": "new"}));
+    let mut again = home.client(Role::Viewer, "远端观众").await;
+    assert_eq!(consensus(&mut again, 1, answer(1)).await, Err(ErrorCode::AlreadyAnswered));
+
+    // Closed from the away node; the closed tally reaches the connections of both nodes.
+    assert_eq!(consensus(&mut chair, 101, json!({"c": "poll_close", "poll": poll})).await.unwrap()["r"], "done");
+    for c in [&mut voter_away, &mut voter_home] {
+        let tally = closed_tally(c, &poll).await;
+        assert_eq!(tally["voters"], 2, "{tally}");
+        assert_eq!(tally["counts"], json!([1, 1]), "{tally}");
+    }
+    // The state read through the relay is the home's.
+    let state = consensus(&mut voter_away, 2, json!({"c": "state"})).await.unwrap();
+    assert_eq!(state["r"], "state", "{state}");
+}

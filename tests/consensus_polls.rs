@@ -289,3 +289,34 @@ async fn a_deeply_nested_consensus_request_is_refused_and_the_connection_stays()
     let state = ask(&mut v, json!({"c": "state"}), &mut Seen::default()).await.unwrap();
     assert_eq!(state["r"], "state");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_answer_is_refused_while_the_activity_is_not_live_and_reading_the_state_is_not() {
+    use shangliang::record::ActivityState;
+    let hub = TestHub::start(|_| {}).await;
+    let mut moderator = joined(&hub, Role::Moderator, "主持", false).await;
+    let mut viewer = joined(&hub, Role::Viewer, "观众", false).await;
+    let mut seen = Seen::default();
+    let spec = json!({"question": "开始了吗？", "kind": "single_choice", "options": ["是", "否"], "changeable": true});
+    let poll = poll_id(&ask(&mut moderator, json!({"c": "poll_create", "spec": spec}), &mut seen).await.unwrap());
+    assert_eq!(ask(&mut moderator, json!({"c": "poll_launch", "poll": poll}), &mut seen).await.unwrap()["r"], "done");
+    let answer_req = json!({"c": "poll_answer", "poll": poll, "answer": {"a": "choice", "option": 0}});
+
+    // The organisers take the activity back to scheduled (the same holds for a closed one).
+    hub.hub.record.set_activity_state(&demo(), ActivityState::Scheduled).await.unwrap();
+    // A live state is trusted for `RECHECK` at most; after it, the gate reads the record again.
+    tokio::time::sleep(shangliang::organise::gate::RECHECK + Duration::from_millis(200)).await;
+    assert_eq!(ask(&mut viewer, answer_req.clone(), &mut seen).await, Err(ErrorCode::NotAllowed));
+    assert_eq!(
+        ask(&mut moderator, json!({"c": "poll_close", "poll": poll}), &mut seen).await,
+        Err(ErrorCode::NotAllowed),
+        "the chair's poll work is gated too"
+    );
+    let state = ask(&mut viewer, json!({"c": "state"}), &mut seen).await.unwrap();
+    assert_eq!(state["r"], "state", "reading is not gated: {state}");
+    ask(&mut viewer, json!({"c": "statement_next"}), &mut seen).await.expect("reading the next statements is not gated");
+
+    // Live again: the same answer is taken at once (an activity that opens takes input at once).
+    hub.hub.record.set_activity_state(&demo(), ActivityState::Live).await.unwrap();
+    assert_eq!(ask(&mut viewer, answer_req, &mut seen).await.unwrap(), json!({"r": "answered", "outcome": "new"}));
+}

@@ -86,10 +86,15 @@ impl Raw {
         }
     }
 
+    /// The next message, skipping the live counts (`audience` events come every 2 s while the
+    /// audience changes, between anything else; §5.4.2 checks them with `next`).
     async fn recv(&mut self) -> Value {
-        match self.next(WAIT).await {
-            Got::Msg(v) => v,
-            other => panic!("expected a message, got {other:?}"),
+        loop {
+            match self.next(WAIT).await {
+                Got::Msg(v) if v["t"] == "event" && v["event"]["t"] == "audience" => continue,
+                Got::Msg(v) => return v,
+                other => panic!("expected a message, got {other:?}"),
+            }
         }
     }
 
@@ -535,6 +540,64 @@ async fn s5_presence_goes_to_every_subscriber_when_a_member_authenticates() {
         announced |= m["t"] == "event" && m["event"]["t"] == "presence";
     }
     assert!(!announced, "viewers are not announced");
+}
+
+// ---- §5.4.2 Live counts ------------------------------------------------------------------------
+
+/// The `audience` events a connection receives until one says `viewers == want` (bounded), with
+/// when each arrived.
+async fn audience_until(c: &mut Raw, want: u64) -> Vec<(tokio::time::Instant, Value)> {
+    let deadline = tokio::time::Instant::now() + WAIT + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match c.next(left).await {
+            Got::Msg(m) if m["t"] == "event" && m["event"]["t"] == "audience" => {
+                let done = m["event"]["counts"]["viewers"] == want;
+                seen.push((tokio::time::Instant::now(), m["event"]["counts"].clone()));
+                if done {
+                    return seen;
+                }
+            }
+            Got::Msg(_) => continue,
+            other => panic!("expected audience events up to {want} viewers, got {other:?} after {seen:?}"),
+        }
+    }
+    panic!("no audience event with {want} viewers; got {seen:?}");
+}
+
+#[tokio::test]
+async fn s5_4_2_viewers_joining_together_give_one_pushed_count_not_one_per_join() {
+    let h = hub().await;
+    let (mut watcher, _) = Raw::authed(&h, Form::MsgPack, &h.token(Role::Viewer, "看客")).await;
+    watcher.send(json!({"t": "sub", "topic": "demo"})).await;
+    assert_eq!(watcher.recv_t("state").await["state"]["viewers"], 1);
+    // The watcher's own arrival is pushed within the period.
+    let first = audience_until(&mut watcher, 1).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].1, json!({"viewers": 1, "participants": 0, "by_level": {"province": 0, "city": 0, "county": 0}}));
+    // N viewers arrive at once (the counts per organisation level: src/consult unit tests).
+    const N: usize = 20;
+    let tokens: Vec<String> = (0..N).map(|i| h.token(Role::Viewer, &format!("观众{i}"))).collect();
+    let viewers = futures_util::future::join_all(tokens.iter().map(|t| Raw::authed(&h, Form::Json, t))).await;
+    let seen = audience_until(&mut watcher, N as u64 + 1).await;
+    // Coalesced: one item (two if the joins straddled a period on a slow machine), never N,
+    // and never two within the period.
+    assert!(seen.len() <= 2, "{} audience events for {N} joins: {seen:?}", seen.len());
+    for w in seen.windows(2) {
+        assert!(w[1].0 - w[0].0 >= Duration::from_millis(1_500), "two counts within one period: {seen:?}");
+    }
+    assert_eq!(seen.last().unwrap().1["participants"], 0);
+    // Nothing changes: nothing more is pushed.
+    let mut more = 0;
+    while let Got::Msg(m) = watcher.next(Duration::from_millis(2_600)).await {
+        more += usize::from(m["t"] == "event" && m["event"]["t"] == "audience");
+    }
+    assert_eq!(more, 0, "unchanged counts were pushed again");
+    // Leaving is counted the same way: all N go, one count of 1 follows.
+    drop(viewers);
+    let after = audience_until(&mut watcher, 1).await;
+    assert!(after.len() <= 2, "{after:?}");
 }
 
 // ---- The page and the crate cannot drift ---------------------------------------------------

@@ -5,6 +5,7 @@
 //! only says what they look like on the wire (`docs/protocol.md` §5).
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 use std::fmt;
 
 pub use crate::ids::ParticipantId;
@@ -12,12 +13,12 @@ use crate::ids::Seq;
 use crate::identity::{Author, Role};
 
 /// A question of one activity, numbered from 1 in order of submission.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(transparent)]
 pub struct QuestionId(pub u64);
 
 /// Who is heard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum FloorMode {
     /// Only the floor holder and the moderators are heard.
@@ -27,7 +28,7 @@ pub enum FloorMode {
 }
 
 /// How a turn ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnEnd {
     /// Its time ran out (taken back by a tick).
@@ -41,7 +42,7 @@ pub enum TurnEnd {
 }
 
 /// What the server broadcasts to everyone in the activity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum FloorEvent {
     /// The hand queue, in order (first is next).
@@ -93,7 +94,7 @@ pub enum FloorEvent {
 }
 
 /// Whom the floor goes to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantTarget {
     /// The oldest raised hand.
@@ -103,7 +104,7 @@ pub enum GrantTarget {
 }
 
 /// Where a question stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum QuestionState {
     /// Waiting for a moderator; only moderators (and the asker) see it.
@@ -143,7 +144,7 @@ impl QuestionState {
 }
 
 /// A question as sent to clients.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct QuestionView {
     /// Its id.
     pub id: QuestionId,
@@ -166,7 +167,7 @@ pub struct QuestionView {
 }
 
 /// The modes a moderator sets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct CommentModes {
     /// 先审后发: comments of viewers and guests wait for a moderator.
     pub review: bool,
@@ -190,7 +191,7 @@ pub struct CommentModes {
 }
 
 /// A moderator's change to the policy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "set", content = "value", rename_all = "snake_case")]
 pub enum PolicyChange {
     /// Review mode on/off.
@@ -208,7 +209,7 @@ pub enum PolicyChange {
 }
 
 /// A held comment awaiting a moderator.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct HeldComment {
     /// Its sequence number.
     pub seq: Seq,
@@ -221,7 +222,7 @@ pub struct HeldComment {
 }
 
 /// One moderator action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct AuditEntry {
     /// Position in the log, from 0.
     pub index: u64,
@@ -245,7 +246,7 @@ pub struct AuditEntry {
 }
 
 /// An event the server delivers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ConsultEvent {
     /// A floor event (`k` says which).
@@ -309,10 +310,55 @@ pub enum ConsultEvent {
         /// The entry.
         entry: AuditEntry,
     },
+    /// The live counts of the activity (docs/protocol.md §5.4.2): pushed to every subscriber at
+    /// most once per [`AUDIENCE_INTERVAL_MS`], and only when they changed — never per join or
+    /// leave. The `state` after `subscribed` carries the viewer count as the base.
+    Audience {
+        /// The counts.
+        counts: AudienceCounts,
+    },
+}
+
+/// How often, at most, the live counts are pushed (milliseconds).
+pub const AUDIENCE_INTERVAL_MS: u64 = 2_000;
+
+/// Who is present in an activity now, counted by identity (several connections of one token
+/// count once), across every node of a cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AudienceCounts {
+    /// Viewers (the public) present.
+    pub viewers: u64,
+    /// Members, guests and moderators present.
+    pub participants: u64,
+    /// Present identities (any role) whose token names an organisation, by its level; those
+    /// without one are only in the totals.
+    pub by_level: LevelCounts,
+}
+
+/// Counts per organisation level ([`crate::OrgLevel`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct LevelCounts {
+    /// 省
+    pub province: u64,
+    /// 市
+    pub city: u64,
+    /// 县
+    pub county: u64,
+}
+
+impl LevelCounts {
+    /// The count of `level`, to change it.
+    pub fn of_mut(&mut self, level: crate::OrgLevel) -> &mut u64 {
+        match level {
+            crate::OrgLevel::Province => &mut self.province,
+            crate::OrgLevel::City => &mut self.city,
+            crate::OrgLevel::County => &mut self.county,
+        }
+    }
 }
 
 /// A moderator's decision on a question.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum QuestionOp {
     /// pending → published.
@@ -320,6 +366,7 @@ pub enum QuestionOp {
     /// pending → rejected.
     Reject {
         /// Why (kept in the record).
+        #[ts(optional = nullable)]
         reason: Option<String>,
     },
     /// published → on stage (the previous one returns to published).
@@ -327,11 +374,13 @@ pub enum QuestionOp {
     /// → answered; `by` defaults to the floor holder.
     Answer {
         /// Who answered.
+        #[ts(optional = nullable)]
         by: Option<ParticipantId>,
     },
     /// → dismissed.
     Dismiss {
         /// Why.
+        #[ts(optional = nullable)]
         reason: Option<String>,
     },
     /// Pin.
@@ -341,7 +390,7 @@ pub enum QuestionOp {
 }
 
 /// The floor as a joining client needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct FloorSnapshot {
     /// Chaired or open.
     pub mode: FloorMode,
@@ -356,7 +405,7 @@ pub struct FloorSnapshot {
 }
 
 /// A member, guest or moderator who is present.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct PresentRow {
     /// Who.
     pub id: ParticipantId,
@@ -367,7 +416,7 @@ pub struct PresentRow {
 }
 
 /// The state of an activity as one client may see it; see [`Consultation::snapshot`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Snapshot {
     /// The floor.
     pub floor: FloorSnapshot,
@@ -399,7 +448,7 @@ pub struct Snapshot {
 }
 
 /// A request to an activity. Serialized tagged by `c`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "c", rename_all = "snake_case")]
 pub enum Command {
     /// Raise one's hand.
@@ -408,6 +457,7 @@ pub enum Command {
     LowerHand {
         /// Whose; `None` for one's own.
         #[serde(default)]
+        #[ts(optional = nullable)]
         target: Option<ParticipantId>,
     },
     /// Give the floor.
@@ -416,6 +466,7 @@ pub enum Command {
         target: GrantTarget,
         /// For how long; `None` for the activity's default.
         #[serde(default)]
+        #[ts(optional = nullable)]
         limit_ms: Option<u64>,
     },
     /// More time for the speaker.
@@ -427,6 +478,7 @@ pub enum Command {
     RevokeFloor {
         /// Why.
         #[serde(default)]
+        #[ts(optional = nullable)]
         reason: Option<String>,
     },
     /// Give up one's floor.
@@ -440,6 +492,7 @@ pub enum Command {
     SetAutoAdvance {
         /// Turn length, or `None` for off.
         #[serde(default)]
+        #[ts(optional = nullable)]
         limit_ms: Option<u64>,
     },
     /// Mute all but the moderators.
@@ -449,6 +502,7 @@ pub enum Command {
     PinProgramme {
         /// The participant (subject) to show, or `None`.
         #[serde(default)]
+        #[ts(optional = nullable)]
         participant: Option<ParticipantId>,
     },
     /// 上台 (`on`) or 下台 (`!on`): whether `participant`'s camera and microphone may reach the
@@ -469,6 +523,7 @@ pub enum Command {
         text: String,
         /// Hide the asker from other viewers.
         #[serde(default)]
+        #[ts(as = "Option<bool>", optional)]
         anonymous: bool,
     },
     /// Upvote (`up`) or withdraw a vote.
@@ -543,7 +598,7 @@ pub enum Command {
 }
 
 /// What a successful [`Command`] answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "r", rename_all = "snake_case")]
 pub enum Reply {
     /// Done; the effects arrive as events.

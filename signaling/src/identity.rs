@@ -4,11 +4,12 @@
 //! other for it.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::ids::ParticipantId;
 
 /// The role a token grants in an activity, from most to least powerful.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Chairs the session: floor, questions, comment moderation.
@@ -39,7 +40,7 @@ impl Role {
 }
 
 /// Level of an organisation of the consultation body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum OrgLevel {
     /// 省
@@ -51,7 +52,7 @@ pub enum OrgLevel {
 }
 
 /// The organisation a participant belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Org {
     /// Province, city or county.
     pub level: OrgLevel,
@@ -60,7 +61,7 @@ pub struct Org {
 }
 
 /// Who wrote an item, as every reader of the topic sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Author {
     /// Stable pseudonymous id of the identity (the token's subject).
     pub id: ParticipantId,

@@ -1,6 +1,7 @@
 //! Typed identifiers shared by every part of the hub.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 use std::fmt;
 use std::sync::Arc;
 
@@ -10,8 +11,9 @@ use crate::limits::MAX_ID_LEN;
 /// Its comment stream is the topic of the same name.
 ///
 /// 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 _ -`; cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(try_from = "String", into = "String")]
+#[ts(type = "string")]
 pub struct ActivityId(Arc<str>);
 
 /// The identifier was empty, too long or held a character outside `A-Z a-z 0-9 _ -`.
@@ -62,7 +64,8 @@ impl fmt::Debug for ActivityId {
 /// A participant: the token's subject (a stable, pseudonymous id of the identity). The same id
 /// names the identity in the moderation state, on its comments, in its connections' inboxes and
 /// in the SFU. Any text the token issuer chose is allowed (the token is signed); cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, TS)]
+#[ts(type = "string")]
 pub struct ParticipantId(Arc<str>);
 
 impl Serialize for ParticipantId {
@@ -127,7 +130,8 @@ impl fmt::Debug for ParticipantId {
 
 /// A node of a cluster: its public base URL as the node list names it (`http://10.0.0.5:8080`),
 /// which is how clients and the other nodes reach it. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, TS)]
+#[ts(type = "string")]
 pub struct NodeId(Arc<str>);
 
 impl Serialize for NodeId {
@@ -215,7 +219,7 @@ impl fmt::Debug for RoomId {
 
 /// Position of an item in a topic: the first item has `Seq(1)`; `Seq(0)` means "before the
 /// first item". Sequence numbers of a topic never repeat within one [`Epoch`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(transparent)]
 pub struct Seq(pub u64);
 
@@ -235,7 +239,7 @@ impl fmt::Display for Seq {
 /// A topic's history generation. It changes only when the topic's history is lost (for example
 /// the record was deleted); a resume position from another epoch cannot be honoured.
 /// Kept below 2^31 so that JavaScript clients hold it exactly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(transparent)]
 pub struct Epoch(pub u32);
 

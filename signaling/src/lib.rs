@@ -18,6 +18,7 @@ pub mod limits;
 pub mod media;
 mod messages;
 pub mod consult;
+pub mod typescript;
 
 pub use codec::{
     DecodeError, Form, decode_client, decode_server, encode_batch, encode_client, encode_item,

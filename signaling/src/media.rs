@@ -10,11 +10,12 @@
 //! the client answers).
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::ids::{NodeId, ParticipantId};
 
 /// Which of a member's two peer connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum PcKind {
     /// The connection the client sends on (client offers).
@@ -24,7 +25,7 @@ pub enum PcKind {
 }
 
 /// An ICE candidate (trickle), as `RTCIceCandidateInit` has it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct IceCandidate {
     /// The `candidate:...` attribute (without `a=`). Empty: end of candidates.
     pub candidate: String,
@@ -39,7 +40,7 @@ pub struct IceCandidate {
 /// A STUN/TURN server for the client's `RTCPeerConnection` (`RTCIceServer`): the hub's TURN
 /// relay with time-limited credentials, for networks where neither UDP nor ICE-TCP to the
 /// node gets through.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct IceServer {
     /// `turn:`, `turns:` or `stun:` URLs.
     pub urls: Vec<String>,
@@ -52,7 +53,7 @@ pub struct IceServer {
 }
 
 /// Audio or video.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackKind {
     /// Audio.
@@ -62,7 +63,7 @@ pub enum TrackKind {
 }
 
 /// What a member asks of the media plane.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MediaRequest {
     /// Join the room of the token's activity. Answered by `joined`; a `subscriber_offer` follows.
@@ -100,7 +101,7 @@ pub enum MediaRequest {
 }
 
 /// Why a media request failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaErrorCode {
     /// The role may not join rooms (viewers), or the token is for another activity.
@@ -126,7 +127,7 @@ pub enum MediaErrorCode {
 }
 
 /// What the media plane tells a member.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MediaEvent {
     /// Answer to `join`.

@@ -2,13 +2,14 @@
 //! topic are tagged by the field `k`. Optional fields may be omitted by either side.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::consult::{Command, ConsultEvent, Reply, Snapshot};
 use crate::identity::Author;
 use crate::ids::{ActivityId, Epoch, Seq};
 
 /// Where a subscriber stands in a topic: the epoch it saw and the last sequence number it holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Position {
     /// The topic's epoch the client saw.
     pub epoch: Epoch,
@@ -17,7 +18,7 @@ pub struct Position {
 }
 
 /// One item of a topic. Encoded once when it is accepted, then shared by every delivery.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Item {
     /// Its position in the topic.
     pub seq: Seq,
@@ -28,7 +29,7 @@ pub struct Item {
 }
 
 /// The kinds of item a topic carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum ItemBody {
     /// A live comment.
@@ -50,7 +51,7 @@ pub enum ItemBody {
 }
 
 /// Messages a client sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ClientMsg {
     /// First message of every connection: proves who the client is.
@@ -119,12 +120,13 @@ pub enum ClientMsg {
         /// The activity.
         topic: ActivityId,
         /// The request, tagged by `c`.
+        #[ts(type = "{ c: string; [field: string]: unknown }")]
         req: serde_json::Value,
     },
 }
 
 /// Limits the server announces in `welcome`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct AnnouncedLimits {
     /// Largest frame the client may send, in bytes.
     pub max_frame_bytes: u32,
@@ -142,7 +144,7 @@ pub struct AnnouncedLimits {
 }
 
 /// Messages the server sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// Answer to a valid `auth`.
@@ -264,6 +266,7 @@ pub enum ServerMsg {
         /// The request id of the `consensus` request.
         id: u32,
         /// The answer, tagged by `r`.
+        #[ts(type = "{ r: string; [field: string]: unknown }")]
         reply: serde_json::Value,
     },
     /// Something happened in an activity's polls or statements: a poll changed, its coalesced
@@ -273,12 +276,13 @@ pub enum ServerMsg {
         /// The activity.
         topic: ActivityId,
         /// What happened, tagged by `k`.
+        #[ts(type = "{ k: string; [field: string]: unknown }")]
         event: serde_json::Value,
     },
 }
 
 /// Why a resume became a `reset`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ResetReason {
     /// The client's epoch is not the topic's current epoch.
@@ -290,7 +294,7 @@ pub enum ResetReason {
 }
 
 /// Stable error codes. Clients switch on these; the message text is for people.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame is not valid MessagePack/JSON of a known message shape.

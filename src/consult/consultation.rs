@@ -30,7 +30,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
-use shangliang_signaling::{ActivityId, Org, Role, Seq};
+use shangliang_signaling::consult::AudienceCounts;
+use shangliang_signaling::{ActivityId, Org, OrgLevel, Role, Seq};
 
 use super::audit::{AuditEntry, AuditLog, BrokenLink};
 use super::comments::{
@@ -144,6 +145,10 @@ pub struct Consultation {
     /// audience): after a restore a returning viewer is counted again in `distinct`.
     #[serde(skip)]
     viewers_seen: HashSet<ParticipantId>,
+    /// The organisation level of present viewers whose token names one (for the live counts).
+    /// Not in a checkpoint, like `viewer_conns`.
+    #[serde(skip)]
+    viewer_levels: HashMap<ParticipantId, OrgLevel>,
     viewer_stats: ViewerStats,
     last_seq: Option<Seq>,
     /// The organisers' stage line-up: `None` every member and guest may raise a hand and be
@@ -188,6 +193,7 @@ impl Consultation {
             people: BTreeMap::new(),
             viewer_conns: HashMap::new(),
             viewers_seen: HashSet::new(),
+            viewer_levels: HashMap::new(),
             viewer_stats: ViewerStats::default(),
             last_seq: None,
             lineup: None,
@@ -348,6 +354,9 @@ impl Consultation {
             let n = self.viewer_conns.entry(g.subject.clone()).or_default();
             *n += 1;
             if *n == 1 {
+                if let Some(org) = &g.org {
+                    self.viewer_levels.insert(g.subject.clone(), org.level);
+                }
                 self.viewer_stats.current += 1;
                 self.viewer_stats.peak = self.viewer_stats.peak.max(self.viewer_stats.current);
             }
@@ -391,6 +400,22 @@ impl Consultation {
         Ok(())
     }
 
+    /// Who is present now, counted by identity: what the live counts push (the driver sends
+    /// them at most every [`shangliang_signaling::consult::AUDIENCE_INTERVAL_MS`], when changed).
+    pub fn audience(&self) -> AudienceCounts {
+        let mut counts = AudienceCounts { viewers: self.viewer_stats.current, ..AudienceCounts::default() };
+        for level in self.viewer_levels.values() {
+            *counts.by_level.of_mut(*level) += 1;
+        }
+        for a in self.people.values().filter(|a| a.connections > 0) {
+            counts.participants += 1;
+            if let Some(org) = &a.org {
+                *counts.by_level.of_mut(org.level) += 1;
+            }
+        }
+        counts
+    }
+
     /// A connection of `who` closed. When the last one closes, their hand is lowered and their
     /// turn at the floor ends.
     pub fn handle_leave(&mut self, who: &ParticipantId, now_ms: u64) {
@@ -398,6 +423,7 @@ impl Consultation {
             *n -= 1;
             if *n == 0 {
                 self.viewer_conns.remove(who);
+                self.viewer_levels.remove(who);
                 self.viewer_stats.current -= 1;
             }
             return;
@@ -1611,6 +1637,28 @@ mod tests {
         c.handle_leave(&v.subject, end + 1);
         assert_eq!(c.summary(end + 2).participants, s.participants);
         assert_eq!(c.summary(end + 2).viewers.current, 0);
+    }
+
+    #[test]
+    fn live_counts_count_identities_and_their_organisation_levels() {
+        let (mut c, m, a, _b, v) = setup();
+        let counts = c.audience();
+        assert_eq!((counts.viewers, counts.participants), (1, 3));
+        assert_eq!(counts.by_level, shangliang_signaling::consult::LevelCounts { city: 1, ..Default::default() });
+        // A second connection of the same viewer counts once; a county viewer counts under county.
+        c.handle_join(&v, T0).unwrap();
+        let mut county = grants("viewer2", Role::Viewer);
+        county.org = Some(Org { level: OrgLevel::County, name: "长安区政协".into() });
+        c.handle_join(&county, T0).unwrap();
+        let counts = c.audience();
+        assert_eq!((counts.viewers, counts.by_level.county, counts.by_level.city), (2, 1, 1));
+        // Leaving: the county viewer and the city member go, the chair's count is unchanged.
+        c.handle_leave(&county.subject, T0 + 1);
+        c.handle_leave(&a.subject, T0 + 1);
+        let counts = c.audience();
+        assert_eq!((counts.viewers, counts.participants), (1, 2));
+        assert_eq!(counts.by_level, Default::default());
+        assert!(c.is_present(&m.subject));
     }
 
     #[test]

@@ -9,6 +9,15 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
+/** Asks every page of `context` for the test hook `window.__shangliang` (production pages do
+ * not expose it otherwise: web-client/src/testHook.ts). */
+export async function withTestHook(context) {
+  await context.addInitScript(() => {
+    window.__SHANGLIANG_TEST__ = true;
+  });
+  return context;
+}
+
 /** Starts a run that fails by itself after `totalMs`; screenshots go to `shotDir`. */
 export function startRun({ shotDir, totalMs }) {
   if (!existsSync(CHROMIUM)) {
@@ -39,7 +48,7 @@ export function startRun({ shotDir, totalMs }) {
   const launch = async (options) => {
     userDir = mkdtempSync(path.join(os.tmpdir(), 'shangliang-chromium-'));
     context = await chromium.launchPersistentContext(userDir, { executablePath: CHROMIUM, ...options });
-    return context;
+    return withTestHook(context);
   };
   /** Runs `main`, then exits 0 with PASS, or 1 with the error. */
   const run = async (main) => {

@@ -11,6 +11,7 @@
 //        SHANGLIANG_PARTICIPANT_A, SHANGLIANG_PARTICIPANT_B, CHROMIUM
 
 import { chromium } from 'playwright-core';
+import { withTestHook } from './harness.mjs';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +47,7 @@ const opened = [];
 async function browser(name, fakeFile) {
   const dir = mkdtempSync(join(tmpdir(), `sl-prog-${name}-`));
   const args = fakeFile ? [...ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${fakeFile}`] : ARGS;
-  const ctx = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args, headless: true, viewport: { width: 960, height: 720 } });
+  const ctx = await withTestHook(await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args, headless: true, viewport: { width: 960, height: 720 } }));
   opened.push({ ctx, dir });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   page.on('console', (m) => log(`[${name}] ${m.text()}`));

@@ -8,6 +8,7 @@
 //   env: CHROMIUM, SHANGLIANG_COMMENT_1, SHANGLIANG_COMMENT_2 (the comments' texts), SHANGLIANG_SPEAKER_B
 
 import { chromium } from 'playwright-core';
+import { withTestHook } from './harness.mjs';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +31,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sl-replay-'));
 let ctx = null;
 let failed = false;
 try {
-  ctx = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1100, height: 760 } });
+  ctx = await withTestHook(await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1100, height: 760 } }));
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   page.on('console', (m) => log(`[replay] ${m.text()}`));
   page.on('pageerror', (e) => log(`[replay] page error: ${e.message}`));

@@ -347,7 +347,7 @@ export class Connection {
       }
       case 'error': {
         const e = m as ErrorMsg;
-        if (e.id !== undefined) {
+        if (e.id != null) {
           const p = this.pending.get(e.id);
           if (p) {
             this.pending.delete(e.id);
@@ -377,8 +377,8 @@ export class Connection {
       }
       case 'media': {
         const mm = m as MediaMsg;
-        const p = mm.id !== undefined ? this.pending.get(mm.id) : undefined;
-        if (p && mm.id !== undefined) {
+        const p = mm.id != null ? this.pending.get(mm.id) : undefined;
+        if (p && mm.id != null) {
           this.pending.delete(mm.id);
           p.resolve(mm);
         } else this.ev.mediaEvent?.(mm.ev);

@@ -3,7 +3,7 @@
 // never sends one, and the pages keep their placeholders).
 
 import { t } from './i18n';
-import type { AuditEntry, CommentModes, ConsultEvent, ConsultSnapshot, FloorSnapshot, PresentRow, QuestionView } from './protocol';
+import type { AudienceCounts, AuditEntry, CommentModes, ConsultEvent, ConsultSnapshot, FloorSnapshot, PresentRow, QuestionView } from './protocol';
 
 /** A timeout or ban this console has seen issued (audit events since it connected). */
 export interface Sanction {
@@ -17,17 +17,20 @@ export interface Sanction {
 
 export class ConsultStore {
   available = false;
-  floor: FloorSnapshot = { mode: 'chaired', hands: [] };
+  floor: FloorSnapshot = { mode: 'chaired', hands: [], holder: null, granted_at_ms: null, deadline_ms: null };
   questions = new Map<number, QuestionView>();
   onStage: number | null = null;
-  modes: CommentModes = { review: false, verified_only: false, lockdown: false };
+  modes: CommentModes = { review: false, slow_mode_ms: null, verified_only: false, lockdown: false, paused: false, comments_closed: false, questions_closed: false };
   present = new Map<string, PresentRow>();
+  /** Viewers present now: from the `state`, then from the pushed `audience` counts (never polled). */
   viewers = 0;
   /** A livestream's stage (granted 上台) and who is on air (reaches the public) now. */
   stage: string[] = [];
   onAir = new Set<string>();
   /** The activity has a stage (a livestream). */
   livestream = false;
+  /** The last pushed live counts (`audience` event, at most every 2 s; docs/protocol.md §5.4.2). */
+  audience: AudienceCounts | null = null;
   audit: AuditEntry[] = [];
   /** seqs approved or hidden since the last state (the console drops them from its review queue). */
   settled = new Set<number>();
@@ -140,6 +143,10 @@ export class ConsultStore {
       case 'stage':
         this.stage = [...e.stage];
         this.onAir = new Set(e.on_air);
+        break;
+      case 'audience':
+        this.audience = e.counts;
+        this.viewers = e.counts.viewers;
         break;
       case 'audit':
         this.noteSanction(e.entry);

@@ -41,7 +41,7 @@ class FakeSocket {
   }
 }
 
-const item = (seq: number): Item => ({ seq, ts: seq, body: { k: 'comment', author: { id: 'v-1', name: '网友', role: 'viewer' }, text: `c${seq}` } });
+const item = (seq: number): Item => ({ seq, ts: seq, body: { k: 'comment', author: { id: 'v-1', name: '网友', role: 'viewer' , verified: false }, text: `c${seq}` } });
 const welcome = { t: 'welcome', v: 1, you: { id: 'v-1', name: '网友', role: 'viewer' }, activity: 'demo', limits: { max_frame_bytes: 16384, max_text_chars: 500, comments_per_minute: 20, idle_timeout_ms: 90000 } };
 
 beforeEach(() => {

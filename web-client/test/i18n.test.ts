@@ -20,9 +20,10 @@ describe('i18n', () => {
   });
 
   it('every error code of the protocol has a message', () => {
-    const src = readFileSync(resolve(process.cwd(), 'src/protocol.ts'), 'utf8');
+    // The codes as generated from the Rust types (packages/client/src/generated/protocol.ts).
+    const src = readFileSync(resolve(process.cwd(), 'packages/client/src/generated/protocol.ts'), 'utf8');
     const union = /export type ErrorCode =([^;]+);/.exec(src)![1];
-    const codes = [...union.matchAll(/'(\w+)'/g)].map((m) => m[1]);
+    const codes = [...union.matchAll(/"(\w+)"/g)].map((m) => m[1]);
     expect(codes.length).toBeGreaterThan(30);
     // `internal` and the auth codes close the connection and are shown through the status line.
     const shownElsewhere = new Set(['bad_frame', 'unknown_type', 'unauthenticated', 'invalid_token', 'token_expired', 'version_unsupported', 'too_many_subscriptions', 'internal']);

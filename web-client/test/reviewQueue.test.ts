@@ -7,8 +7,8 @@ const c = (seq: number, role: Role = 'viewer', extra: Record<string, unknown> = 
   ts: seq,
   body: { k: 'comment', author: { id: `${role}-${seq}`, name: `${role}${seq}`, role }, text: `t${seq}`, ...extra },
 });
-const h = (seq: number): HeldComment => ({ seq, author: { id: `v-${seq}`, name: `网友${seq}`, role: 'viewer' }, text: `t${seq}`, at_ms: seq });
-const modes = (review: boolean) => ({ review, verified_only: false, lockdown: false });
+const h = (seq: number): HeldComment => ({ seq, author: { id: `v-${seq}`, name: `网友${seq}`, role: 'viewer', verified: false }, text: `t${seq}`, at_ms: seq });
+const modes = (review: boolean) => ({ review, slow_mode_ms: null, verified_only: false, lockdown: false, paused: false, comments_closed: false, questions_closed: false });
 const held = (q: ReviewQueue) => q.held().map((x) => x.seq);
 
 describe('ReviewQueue', () => {

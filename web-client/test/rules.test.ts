@@ -5,9 +5,9 @@ import { speakingState } from '../src/roomGrid';
 import { parseStreamId } from '../src/media/room';
 import type { Author, CommentModes } from '../src/protocol';
 
-const viewer: Author = { id: 'v-1', name: '网友', role: 'viewer' };
+const viewer: Author = { id: 'v-1', name: '网友', role: 'viewer', verified: false };
 const member: Author = { id: 'member:王', name: '王', role: 'member', verified: true };
-const modes = (m: Partial<CommentModes> = {}): CommentModes => ({ review: false, verified_only: false, lockdown: false, ...m });
+const modes = (m: Partial<CommentModes> = {}): CommentModes => ({ review: false, slow_mode_ms: null, verified_only: false, lockdown: false, paused: false, comments_closed: false, questions_closed: false, ...m });
 
 describe('the rules shown before typing', () => {
   it('lockdown closes the box for viewers only; verified-only for the unverified', () => {
@@ -33,7 +33,7 @@ describe('the speaker turn', () => {
     expect(turnView(floor, 'member:王', 155_000)).toMatchObject({ warn: true, over: false });
     expect(turnView(floor, 'member:王', 190_000)).toMatchObject({ warn: false, over: true, fraction: 0 });
     expect(turnView(floor, 'member:李', 90_000).mine).toBe(false);
-    expect(turnView({ mode: 'open', hands: [] }, 'member:王', 0)).toMatchObject({ holder: null, mine: false });
+    expect(turnView({ mode: 'open', hands: [], holder: null, granted_at_ms: null, deadline_ms: null }, 'member:王', 0)).toMatchObject({ holder: null, mine: false });
   });
   it('warns at a fifth of a short turn', () => {
     expect(turnView({ ...floor, deadline_ms: 60_000 }, 'member:王', 49_000).warn).toBe(true);

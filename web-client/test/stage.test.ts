@@ -3,12 +3,17 @@ import { ConsultStore } from '../src/consult';
 import type { ConsultSnapshot } from '../src/protocol';
 
 const snap = (extra: Partial<ConsultSnapshot> = {}): ConsultSnapshot => ({
-  floor: { mode: 'chaired', hands: [] },
+  floor: { mode: 'chaired', hands: [], holder: null, granted_at_ms: null, deadline_ms: null },
   questions: [],
+  on_stage: null,
   pinned: [],
-  comment_modes: { review: false, verified_only: false, lockdown: false },
+  comment_modes: { review: false, slow_mode_ms: null, verified_only: false, lockdown: false, paused: false, comments_closed: false, questions_closed: false },
   present: [{ id: 'member:王委员', name: '王委员', role: 'member' }],
   viewers: 0,
+  held: [],
+  stage: [],
+  on_air: [],
+  livestream: false,
   ...extra,
 });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { HISTORY_ITEMS, StreamCursor, backoffMs } from '../src/streamCursor';
 import type { Item } from '../src/protocol';
 
-const c = (seq: number, text = `c${seq}`): Item => ({ seq, ts: seq, body: { k: 'comment', author: { id: 'v-1', name: '网友', role: 'viewer' }, text } });
+const c = (seq: number, text = `c${seq}`): Item => ({ seq, ts: seq, body: { k: 'comment', author: { id: 'v-1', name: '网友', role: 'viewer' , verified: false }, text } });
 const batch = (from: number, to: number, items: Item[], epoch = 7) => ({ topic: 'demo', epoch, from, to, items });
 
 describe('StreamCursor', () => {

@@ -33,9 +33,10 @@
 //! on each debounce: fine for thousands of voters, not for 100k (a table of its own, appended
 //! per vote, is the way there; see `docs/architecture.md`).
 //!
-//! # Limits
-//! In a cluster the requests are answered `unavailable` by the router (not relayed yet), and
-//! events reach only the home node's connections.
+//! # Cluster
+//! In a cluster the driver runs on the activity's home node: other nodes' routers relay the
+//! requests to it over NATS like commands (`relay.rs`, one request/reply), and its events are
+//! published to the other nodes, which deliver them to their own connections.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -44,6 +45,7 @@ use shangliang_signaling::{ActivityId, ErrorCode, Seq, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 
 use super::deliver::Outlets;
+use super::relay::EventRelay;
 pub use super::consensus_wire::{ConsensusAnswer, ConsensusRequest, ConsensusState};
 use super::msg::{DriverMsg, WireError, wire};
 use crate::consensus::{
@@ -51,7 +53,6 @@ use crate::consensus::{
 };
 use crate::consensus::polls::{MAX_COUNTDOWN_MS, MIN_COUNTDOWN_MS};
 use crate::consult::{Audience, Consultation, Grants};
-use crate::fanout::Views;
 
 /// Comments kept (seq → text, accept time) so a moderator can promote one into a statement.
 const RECENT_COMMENTS: usize = 10_000;
@@ -396,7 +397,7 @@ impl ConsensusSide {
     }
 
     /// Countdowns, a due recompute (started off the driver), and the events due now.
-    pub(super) fn step(&mut self, now: u64, activity: &ActivityId, outlets: &Outlets) {
+    pub(super) fn step(&mut self, now: u64, activity: &ActivityId, outlets: &Outlets, events: Option<&EventRelay>) {
         self.core.handle_tick(now);
         if let Some(job) = self.core.poll_recompute(now) {
             let tx = self.results_tx.clone();
@@ -411,7 +412,7 @@ impl ConsensusSide {
             });
         }
         while let Some(out) = self.core.poll_event(now) {
-            deliver(outlets, activity, out.audience, &out.event);
+            deliver(outlets, events, activity, out.audience, &out.event);
         }
     }
 }
@@ -433,27 +434,17 @@ fn kind_name(spec: &PollSpec) -> &'static str {
     }
 }
 
-/// One `consensus` event to this node's connections of `activity` that `to` names: one
-/// broadcast, encoded once per form.
-fn deliver(outlets: &Outlets, activity: &ActivityId, to: Audience, event: &ConsensusEvent) {
+/// One `consensus` event to this node's connections of `activity` that `to` names and, in a
+/// cluster, to the other nodes' (the relay publishes it on NATS; they deliver it the same way).
+fn deliver(outlets: &Outlets, events: Option<&EventRelay>, activity: &ActivityId, to: Audience, event: &ConsensusEvent) {
     let event = match serde_json::to_value(event) {
         Ok(v) => v,
         Err(e) => return tracing::error!(%activity, "consensus event not encodable: {e}"),
     };
-    let msg = ServerMsg::Consensus { topic: activity.clone(), event };
-    let views = match to {
-        Audience::Everyone => Views::All,
-        Audience::Moderators => Views::Full,
-        Audience::NonModerators => Views::Public,
-        Audience::Participant(id) => {
-            outlets.inboxes.send_to(activity, &id, &msg);
-            return;
-        }
-    };
-    metrics::counter!("shangliang_consensus_events_total").increment(1);
-    if let Err(e) = outlets.fanout.broadcast(activity, views, &msg) {
-        tracing::warn!(%activity, "consensus event not broadcast: {e}");
+    if let Some(events) = events {
+        events.send_consensus(activity, to.clone(), event.clone());
     }
+    outlets.deliver_consensus(activity, to, event);
 }
 
 /// A session's `consensus` request: decoded, handed to the activity's driver, answered with

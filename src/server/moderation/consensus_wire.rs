@@ -108,6 +108,15 @@ pub enum ConsensusRequest {
     State,
 }
 
+impl ConsensusRequest {
+    /// Whether the request only reads (the state, the next statements to vote on): reads are
+    /// served whatever the activity's lifecycle; everything else only while it is live (the
+    /// organisers' gate, `crate::organise::gate`).
+    pub fn is_read(&self) -> bool {
+        matches!(self, ConsensusRequest::State | ConsensusRequest::StatementNext { .. })
+    }
+}
+
 /// The answer to a [`ConsensusRequest`] (`reply` of `consensus_reply`), tagged by `r`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case")]

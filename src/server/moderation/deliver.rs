@@ -40,4 +40,23 @@ impl Outlets {
             tracing::warn!(%activity, "event not broadcast: {e}");
         }
     }
+
+    /// Delivers a `consensus` event (polls, statements, groups; already JSON) to this node's
+    /// connections of `activity` that `to` names: one broadcast, encoded once per form.
+    pub fn deliver_consensus(&self, activity: &ActivityId, to: Audience, event: serde_json::Value) {
+        let msg = ServerMsg::Consensus { topic: activity.clone(), event };
+        let views = match to {
+            Audience::Everyone => Views::All,
+            Audience::Moderators => Views::Full,
+            Audience::NonModerators => Views::Public,
+            Audience::Participant(id) => {
+                self.inboxes.send_to(activity, &id, &msg);
+                return;
+            }
+        };
+        metrics::counter!("shangliang_consensus_events_total").increment(1);
+        if let Err(e) = self.fanout.broadcast(activity, views, &msg) {
+            tracing::warn!(%activity, "consensus event not broadcast: {e}");
+        }
+    }
 }

@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use shangliang_signaling::consult::{AUDIENCE_INTERVAL_MS, AudienceCounts};
 use shangliang_signaling::{ActivityId, ErrorCode, Item, ItemBody, ParticipantId, Role, Seq};
 use tokio::sync::{mpsc, oneshot};
 
@@ -174,6 +175,8 @@ pub(super) fn spawn(
         in_flight: 0,
         pending_questions: BTreeMap::new(),
         coalesce_due: None,
+        audience_sent: AudienceCounts::default(),
+        audience_due: None,
         summary_due: None,
         audited: 0,
         present: HashMap::new(),
@@ -201,6 +204,10 @@ struct ModerationDriver {
     /// Question events to many connections waiting to be merged: (audience, id) → latest.
     pending_questions: BTreeMap<(u8, QuestionId), Addressed>,
     coalesce_due: Option<u64>,
+    /// The live counts last pushed, and when the next may go (set by a join or leave: the
+    /// counts go out at most once per `AUDIENCE_INTERVAL_MS`, only when changed).
+    audience_sent: AudienceCounts,
+    audience_due: Option<u64>,
     summary_due: Option<u64>,
     /// Audit entries handed to the persist task (which writes them in order, retrying).
     audited: usize,
@@ -285,7 +292,7 @@ impl ModerationDriver {
         self.apply_organisers_settings();
         loop {
             let now = now_ms();
-            let wake = [self.c.poll_timeout(), self.coalesce_due, self.summary_due, self.cons.wake()]
+            let wake = [self.c.poll_timeout(), self.coalesce_due, self.audience_due, self.summary_due, self.cons.wake()]
                 .into_iter()
                 .flatten()
                 .min();
@@ -323,7 +330,7 @@ impl ModerationDriver {
             }
             let now = now_ms();
             self.c.handle_tick(now);
-            self.cons.step(now, &self.activity, &self.deps.outlets);
+            self.cons.step(now, &self.activity, &self.deps.outlets, self.deps.events.as_ref());
             if self.cons.take_changed() {
                 self.summary_due.get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
             }
@@ -358,11 +365,13 @@ impl ModerationDriver {
                 {
                     *self.present.entry(g.subject).or_default() += 1;
                 }
+                self.audience_due.get_or_insert(now + AUDIENCE_INTERVAL_MS);
                 self.summary_due
                     .get_or_insert(now + SUMMARY_DEBOUNCE.as_millis() as u64);
             }
             DriverMsg::Leave(who) => {
                 self.c.handle_leave(&who, now);
+                self.audience_due.get_or_insert(now + AUDIENCE_INTERVAL_MS);
                 if let Some(n) = self.present.get_mut(&who) {
                     *n -= 1;
                     if *n == 0 {
@@ -409,7 +418,17 @@ impl ModerationDriver {
                 let _ = reply.send(self.handle_organise(&grants, &settings, notes, now));
             }
             DriverMsg::Consensus { grants, req, reply } => {
-                let _ = reply.send(self.cons.handle(&mut self.c, &grants, *req, now));
+                // Answers, votes and the chair's poll work only while live, like comments and
+                // commands; reading the state is not gated.
+                let refused = if req.is_read() {
+                    None
+                } else {
+                    self.gate.refusal(self.deps.record.as_ref(), &self.activity, Instant::now())
+                };
+                let _ = reply.send(match refused {
+                    Some(e) => Err(e),
+                    None => self.cons.handle(&mut self.c, &grants, *req, now),
+                });
             }
             DriverMsg::Shutdown { done } => {
                 self.apply_done(now);
@@ -690,6 +709,14 @@ impl ModerationDriver {
         }
         if self.coalesce_due.is_some_and(|t| t <= now) {
             self.flush_questions();
+        }
+        if self.audience_due.is_some_and(|t| t <= now) {
+            self.audience_due = None;
+            let counts = self.c.audience();
+            if counts != self.audience_sent {
+                self.audience_sent = counts;
+                self.deliver(Addressed { audience: Audience::Everyone, event: ConsultEvent::Audience { counts } });
+            }
         }
         let entries = self.c.audit().entries();
         for e in &entries[self.audited.min(entries.len())..] {

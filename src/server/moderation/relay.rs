@@ -25,6 +25,10 @@
 //! "retry"), so two drivers never both accept work while the nodes agree. Requests time out
 //! after [`RELAY_TIMEOUT`]; while NATS is down, moderation and posts of activities homed
 //! elsewhere are refused with `unavailable`.
+//!
+//! Polls and statements (`consensus` requests) travel the same way (one request/reply to the
+//! home's driver); the home's `consensus` events go out on `shangliang.cevents.<activity>`
+//! beside the moderation events.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +42,8 @@ use shangliang_signaling::{ActivityId, ErrorCode, NodeId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::deliver::Outlets;
-use super::msg::{DriverMsg, LocalDrivers, OrganiseReply, OrganiserNote, PostAnswer, PostReply, WireError};
+use super::consensus_wire::{ConsensusAnswer, ConsensusRequest};
+use super::msg::{ConsensusReply, DriverMsg, LocalDrivers, OrganiseReply, OrganiserNote, PostAnswer, PostReply, WireError};
 use crate::bus::Cluster;
 use crate::consult::{Audience, Grants, ParticipantId};
 
@@ -48,6 +53,7 @@ pub const RELAY_TIMEOUT: Duration = Duration::from_secs(3);
 const HOME_CHECK: Duration = Duration::from_millis(500);
 const RELAY_PREFIX: &str = "shangliang.consult.";
 const EVENTS_PREFIX: &str = "shangliang.events.";
+const CONSENSUS_EVENTS_PREFIX: &str = "shangliang.cevents.";
 /// Messages routed to one activity's router before sessions wait.
 const ROUTER_QUEUE: usize = 4096;
 
@@ -69,6 +75,7 @@ enum RelayMsg {
     Banned { a: ActivityId, who: ParticipantId },
     Post { a: ActivityId, g: Grants, topic: ActivityId, text: String },
     Organise { a: ActivityId, g: Grants, s: Box<crate::consult::SessionSettings>, notes: Vec<OrganiserNote> },
+    Consensus { a: ActivityId, g: Grants, req: Box<ConsensusRequest> },
 }
 
 impl RelayMsg {
@@ -80,7 +87,8 @@ impl RelayMsg {
             | RelayMsg::State { a, .. }
             | RelayMsg::Banned { a, .. }
             | RelayMsg::Post { a, .. }
-            | RelayMsg::Organise { a, .. } => a,
+            | RelayMsg::Organise { a, .. }
+            | RelayMsg::Consensus { a, .. } => a,
         }
     }
 }
@@ -94,6 +102,7 @@ enum RelayReply {
     Banned(Result<bool, WireError>),
     Post(PostAnswer),
     Organised(Result<Vec<String>, WireError>),
+    Consensus(Result<ConsensusAnswer, WireError>),
     /// The receiver is not the activity's home (as it sees the cluster): the named node is.
     NotHome(NodeId),
 }
@@ -105,6 +114,21 @@ struct EventWire {
     origin: NodeId,
     to: Audience,
     event: ConsultEvent,
+}
+
+/// A `consensus` event of a home node's driver (polls, statements, groups), for the other
+/// nodes' connections; on its own subject prefix so the moderation events' wire is unchanged.
+#[derive(Debug, Serialize, Deserialize)]
+struct ConsensusEventWire {
+    origin: NodeId,
+    to: Audience,
+    event: serde_json::Value,
+}
+
+/// What the event relay publishes.
+enum Outgoing {
+    Consult(ConsultEvent),
+    Consensus(serde_json::Value),
 }
 
 /// The NATS subject a node receives relayed moderation on: a hash of its URL (URLs contain
@@ -220,13 +244,8 @@ async fn relay(cluster: &Arc<Cluster>, home: &NodeId, activity: &ActivityId, msg
             drop(done);
             return;
         }
-        DriverMsg::Consensus { reply, .. } => {
-            // Not relayed yet (see `consensus.rs`): only the home node's sessions reach it.
-            let _ = reply.send(Err((
-                shangliang_signaling::ErrorCode::Unavailable,
-                "polls and statements are only served by the activity's home node for now".into(),
-            )));
-            return;
+        DriverMsg::Consensus { grants, req, reply } => {
+            (RelayMsg::Consensus { a, g: grants, req }, Some(Answer::Consensus(reply)))
         }
     };
     // While NATS is down nothing reaches the home: answer at once rather than let messages
@@ -269,6 +288,7 @@ enum Answer {
     Banned(oneshot::Sender<Result<bool, WireError>>),
     Post(PostReply),
     Organised(OrganiseReply),
+    Consensus(ConsensusReply),
 }
 
 impl Answer {
@@ -310,6 +330,13 @@ impl Answer {
                 Ok(_) => Err(moving()),
                 Err(e) => Err(e),
             }),
+            Answer::Consensus(tx) => {
+                let _ = tx.send(match r {
+                    Ok(RelayReply::Consensus(x)) => x,
+                    Ok(_) => Err(moving()),
+                    Err(e) => Err(e),
+                });
+            }
         }
     }
 }
@@ -327,6 +354,7 @@ pub async fn start(
     let me = cluster.me().clone();
     let mut requests = nats.subscribe(relay_subject(&me)).await?;
     let mut events = nats.subscribe(format!("{EVENTS_PREFIX}>")).await?;
+    let mut consensus_events = nats.subscribe(format!("{CONSENSUS_EVENTS_PREFIX}>")).await?;
     // Make sure the server has the subscriptions before anyone is told this node is up.
     let _ = tokio::time::timeout(RELAY_TIMEOUT, nats.flush()).await;
     control.spawn(async move {
@@ -341,6 +369,10 @@ pub async fn start(
                 m = events.next() => {
                     let Some(m) = m else { break };
                     handle_event(&outlets, &me, m);
+                }
+                m = consensus_events.next() => {
+                    let Some(m) = m else { break };
+                    handle_consensus_event(&outlets, &me, m);
                 }
                 _ = check.tick() => {
                     drivers.retain(&|a| cluster.home(a) == me);
@@ -416,6 +448,13 @@ async fn handle_request(drivers: &dyn LocalDrivers, cluster: &Arc<Cluster>, m: a
                 respond(RelayReply::Organised(rx.await.unwrap_or_else(|_| Err(moving())))).await;
             });
         }
+        RelayMsg::Consensus { g, req, .. } => {
+            let (reply, rx) = oneshot::channel();
+            let _ = driver.send(DriverMsg::Consensus { grants: g, req, reply }).await;
+            tokio::spawn(async move {
+                respond(RelayReply::Consensus(rx.await.unwrap_or_else(|_| Err(moving())))).await;
+            });
+        }
         RelayMsg::Post { g, topic, text, .. } => {
             // Answered by the record's writer once the comment is durable (or by the driver
             // if it refuses it): the one round trip of a relayed post.
@@ -445,22 +484,47 @@ fn handle_event(outlets: &Outlets, me: &NodeId, m: async_nats::Message) {
     }
 }
 
-/// Publishes a home driver's events to the other nodes, in the order they were made.
+fn handle_consensus_event(outlets: &Outlets, me: &NodeId, m: async_nats::Message) {
+    let Some(activity) = m
+        .subject
+        .strip_prefix(CONSENSUS_EVENTS_PREFIX)
+        .and_then(|a| ActivityId::new(a).ok())
+    else {
+        return;
+    };
+    match serde_json::from_slice::<ConsensusEventWire>(&m.payload) {
+        Ok(w) if w.origin == *me => {}
+        Ok(w) => outlets.deliver_consensus(&activity, w.to, w.event),
+        Err(e) => tracing::warn!(subject = %m.subject, "undecodable relayed consensus event: {e}"),
+    }
+}
+
+/// Publishes a home driver's events to the other nodes, in the order they were made
+/// (moderation and consensus events through one queue).
 #[derive(Clone)]
 pub(super) struct EventRelay {
-    tx: mpsc::UnboundedSender<(ActivityId, Audience, ConsultEvent)>,
+    tx: mpsc::UnboundedSender<(ActivityId, Audience, Outgoing)>,
 }
 
 impl EventRelay {
     /// Starts the publishing task.
     pub(super) fn spawn(cluster: Arc<Cluster>, control: &tokio::runtime::Handle) -> EventRelay {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(ActivityId, Audience, ConsultEvent)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(ActivityId, Audience, Outgoing)>();
         control.spawn(async move {
             let origin = cluster.me().clone();
             while let Some((activity, to, event)) = rx.recv().await {
-                let w = EventWire { origin: origin.clone(), to, event };
-                let body = serde_json::to_vec(&w).expect("events serialize");
-                let subject = format!("{EVENTS_PREFIX}{activity}");
+                let origin = origin.clone();
+                let (body, subject) = match event {
+                    Outgoing::Consult(event) => (
+                        serde_json::to_vec(&EventWire { origin, to, event }),
+                        format!("{EVENTS_PREFIX}{activity}"),
+                    ),
+                    Outgoing::Consensus(event) => (
+                        serde_json::to_vec(&ConsensusEventWire { origin, to, event }),
+                        format!("{CONSENSUS_EVENTS_PREFIX}{activity}"),
+                    ),
+                };
+                let body = body.expect("events serialize");
                 if tokio::time::timeout(RELAY_TIMEOUT, cluster.nats().publish(subject, body.into()))
                     .await
                     .is_err()
@@ -474,7 +538,12 @@ impl EventRelay {
 
     /// Queues one event for the other nodes.
     pub(super) fn send(&self, activity: &ActivityId, to: Audience, event: ConsultEvent) {
-        let _ = self.tx.send((activity.clone(), to, event));
+        let _ = self.tx.send((activity.clone(), to, Outgoing::Consult(event)));
+    }
+
+    /// Queues one `consensus` event (already JSON) for the other nodes.
+    pub(super) fn send_consensus(&self, activity: &ActivityId, to: Audience, event: serde_json::Value) {
+        let _ = self.tx.send((activity.clone(), to, Outgoing::Consensus(event)));
     }
 }
 
@@ -514,5 +583,27 @@ mod tests {
         let r = RelayReply::Post(Ok(super::super::msg::Acked { seq: Seq(7), held: true }));
         let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert!(matches!(back, RelayReply::Post(Ok(a)) if a.seq == Seq(7) && a.held));
+    }
+
+    #[test]
+    fn a_relayed_consensus_request_and_its_answer_survive_the_json_round_trip() {
+        let g = Grants {
+            subject: ParticipantId::new("v1"),
+            name: "观众".into(),
+            role: shangliang_signaling::Role::Viewer,
+            org: None,
+            verified: false,
+            activity: ActivityId::new("demo").unwrap(),
+        };
+        let req: ConsensusRequest = serde_json::from_value(serde_json::json!({"c": "statement_next", "n": 3})).unwrap();
+        let msg = RelayMsg::Consensus { a: ActivityId::new("demo").unwrap(), g, req: Box::new(req.clone()) };
+        let back: RelayMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
+        assert!(matches!(back, RelayMsg::Consensus { req: r, .. } if *r == req));
+        let r = RelayReply::Consensus(Err((ErrorCode::AlreadyAnswered, "once".into())));
+        let back: RelayReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert!(matches!(back, RelayReply::Consensus(Err((ErrorCode::AlreadyAnswered, _)))));
+        let w = ConsensusEventWire { origin: NodeId::new("http://a"), to: Audience::Everyone, event: serde_json::json!({"k": "poll_tally"}) };
+        let back: ConsensusEventWire = serde_json::from_slice(&serde_json::to_vec(&w).unwrap()).unwrap();
+        assert_eq!(back.event["k"], "poll_tally");
     }
 }

@@ -17,6 +17,7 @@ import { ReviewQueue } from '../reviewQueue';
 import { ConsensusStore, consensusConsole, consensusTitles } from '../consensus';
 import { RoomGrid } from '../roomGrid';
 import { choose, composer, errorText, h, header, i18n, slot, statusLine } from '../ui';
+import { exposeForTests } from '../testHook';
 
 /** Timeout lengths offered per row (ms); 0 stands for a ban (the whole activity). */
 const TIMEOUTS = [10 * 60_000, 60 * 60_000, 0];
@@ -391,5 +392,5 @@ export function moderatorConsole(root: HTMLElement, activity: string): void {
     state: () => undefined,
   });
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, consensus, review, grid, tiles: () => grid.describe() };
+  exposeForTests({ conn, list, store, consensus, review, grid, tiles: () => grid.describe() });
 }

@@ -14,6 +14,7 @@ import type HlsType from 'hls.js';
 import { currentLang } from '../i18n';
 import { loadHls } from '../media/player';
 import { h, header, i18n } from '../ui';
+import { exposeForTests } from '../testHook';
 
 interface Chapter {
   holder: string;
@@ -320,7 +321,7 @@ export function replay(root: HTMLElement, activity: string): void {
   };
   void refresh();
 
-  (window as unknown as { __shangliang: unknown }).__shangliang = {
+  exposeForTests({
     replay: () => ({
       t: video.currentTime,
       frames: video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0,
@@ -331,5 +332,5 @@ export function replay(root: HTMLElement, activity: string): void {
       live: info?.live ?? null,
     }),
     hls: () => hls,
-  };
+  });
 }

@@ -17,6 +17,7 @@ import { RoomGrid } from '../roomGrid';
 import { turnView } from '../rules';
 import { composer, h, header, i18n, slot, statusLine } from '../ui';
 import { formatDuration } from '../auditText';
+import { exposeForTests } from '../testHook';
 
 export function room(root: HTMLElement, activity: string): void {
   const token = urlToken(activity);
@@ -214,12 +215,12 @@ export function room(root: HTMLElement, activity: string): void {
     state: () => undefined,
   }, simulcast);
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = {
+  exposeForTests({
     conn,
     list,
     store,
     grid,
     media: () => roomMedia,
     tiles: () => grid.describe(),
-  };
+  });
 }

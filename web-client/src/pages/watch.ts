@@ -15,8 +15,10 @@ import type { HeldComment } from '../protocol';
 import { composer, errorText, formatCount, h, header, i18n, slot, statusLine } from '../ui';
 import { VideoBox } from '../videoBox';
 import { ConsensusStore, consensusTitles, pollCard, statementCard } from '../consensus';
+import { exposeForTests } from '../testHook';
 
-// Every viewer polls: 100k viewers at 20 s ≈ 5k cheap GETs per second across the cluster.
+// Every viewer polls the activity (its state and title; the viewer count is pushed over the
+// websocket): 100k viewers at 20 s ≈ 5k cheap GETs per second across the cluster.
 const VIEWER_POLL_MS = 20_000;
 
 export function watch(root: HTMLElement, activity: string): void {
@@ -240,6 +242,13 @@ export function watch(root: HTMLElement, activity: string): void {
     tabQuestions.textContent = open ? t('tabQuestionsN', { n: open }) : t('tabQuestions');
   };
   store.onChange(renderTabs);
+  // The count is pushed over the websocket (`state`, then `audience` events; docs/protocol.md §5.4.2).
+  store.onChange(() => {
+    if (store.available && store.viewers !== viewerCount) {
+      viewerCount = store.viewers;
+      renderViewers();
+    }
+  });
   i18n(() => {
     commentsH.textContent = t('comments');
     renderViewers();
@@ -251,7 +260,6 @@ export function watch(root: HTMLElement, activity: string): void {
   const refreshViewers = async () => {
     try {
       const a = await getActivity(activity);
-      viewerCount = a.viewers;
       box.setActivityState(a.kind === 'livestream' ? a.state : a.state === 'ended' ? 'ended' : 'scheduled');
       if (a.kind === 'livestream' && a.state === 'live') startVideo();
       if (a.title !== title) {
@@ -269,5 +277,5 @@ export function watch(root: HTMLElement, activity: string): void {
   };
   void poll();
   conn.start();
-  (window as unknown as { __shangliang: unknown }).__shangliang = { conn, list, store, consensus, box, player, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() };
+  exposeForTests({ conn, list, store, consensus, box, player, video: () => videoState, videoDetail: () => videoDetail, boxState: () => box.current() });
 }

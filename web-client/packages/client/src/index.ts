@@ -249,8 +249,8 @@ export class ShangliangClient {
         return;
       }
       case 'error': {
-        const p = m.id !== undefined && m.id !== null ? this.pending.get(m.id) : undefined;
-        if (p && m.id !== undefined) {
+        const p = m.id != null ? this.pending.get(m.id) : undefined;
+        if (p && m.id != null) {
           this.pending.delete(m.id);
           p.reject(new ProtocolError(m.code, m.message));
         } else {

@@ -1,49 +1,17 @@
 // The messages of docs/protocol.md (JSON form), and a validator for everything the server
-// sends: the client never casts unvalidated data. The Rust crate `shangliang-signaling` is the
-// reference; test/hub.test.mjs drives a real hub so that a frame the validator refuses fails
-// the test (the types are checked against the hub's output, not generated from the Rust types).
+// sends: the client never casts unvalidated data. The types are generated from the Rust crate
+// `shangliang-signaling` by ts-rs (src/generated/protocol.ts; a Rust test fails in CI when the
+// file is out of date, and says how to regenerate it); test/hub.test.mjs drives a real hub so
+// that a frame the validator refuses fails the test.
+
+import type { AnnouncedLimits, ServerMsg } from './generated/protocol.js';
+
+export type * from './generated/protocol.js';
 
 export const PROTOCOL_VERSION = 1;
 
-export type Role = 'moderator' | 'member' | 'guest' | 'viewer';
-export interface Author { id: string; name: string; role: Role; verified: boolean }
-export interface Position { epoch: number; offset: number }
-
-export type ItemBody =
-  | { k: 'comment'; author: Author; text: string; approves?: number }
-  | { k: 'hide'; target: number }
-  | { k: string; [field: string]: unknown };
-export interface Item { seq: number; ts: number; body: ItemBody }
-
-export interface Limits {
-  max_frame_bytes: number;
-  max_text_chars: number;
-  comments_per_minute: number;
-  idle_timeout_ms: number;
-  /** Absent from hubs older than this field. */
-  frames_per_second?: number;
-}
-
-export type ClientMsg =
-  | { t: 'auth'; v: number; token: string }
-  | { t: 'sub'; topic: string; resume?: Position }
-  | { t: 'unsub'; topic: string }
-  | { t: 'post'; id: number; topic: string; text: string }
-  | { t: 'cmd'; id: number; topic: string; cmd: Record<string, unknown> }
-  | { t: 'ping'; id: number };
-
-export type ServerMsg =
-  | { t: 'welcome'; v: number; you: Author; activity: string; limits: Limits }
-  | { t: 'subscribed'; topic: string; epoch: number; offset: number; full_view: boolean }
-  | { t: 'batch'; topic: string; epoch: number; from: number; to: number; thinned: number; items: Item[] }
-  | { t: 'reset'; topic: string; epoch: number; offset: number; reason: 'epoch_changed' | 'history_gone' | 'offset_ahead'; snapshot: Item[] }
-  | { t: 'ack'; id: number; seq: number; held: boolean }
-  | { t: 'error'; id?: number; code: string; message: string }
-  | { t: 'reply'; id: number; reply: { r: string; [field: string]: unknown } }
-  | { t: 'event'; topic: string; event: { t: string; [field: string]: unknown } }
-  | { t: 'state'; topic: string; state: Record<string, unknown> }
-  | { t: 'pong'; id: number }
-  | { t: 'media'; id?: number; ev: { op: string; [field: string]: unknown } };
+/** The limits of `welcome` (the generated name is `AnnouncedLimits`). */
+export type Limits = AnnouncedLimits;
 
 export class ValidationError extends Error {}
 
@@ -153,6 +121,12 @@ export function validateServerMsg(v: unknown): ServerMsg | null {
       break;
     case 'media':
       optUint(m, 'id', p); tagged(m, 'ev', 'op', p);
+      break;
+    case 'consensus_reply':
+      uint(m, 'id', p); tagged(m, 'reply', 'r', p);
+      break;
+    case 'consensus':
+      str(m, 'topic', p); tagged(m, 'event', 'k', p);
       break;
     default:
       return null;
