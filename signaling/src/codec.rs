@@ -536,9 +536,6 @@ mod consult_tests {
                     comment_modes: CommentModes { review: true, slow_mode_ms: Some(5), verified_only: false, lockdown: false, ..Default::default() },
                     present: vec![PresentRow { id: ParticipantId::new("wang"), name: "王".into(), role: Role::Member }],
                     viewers: 7,
-                    stage: vec![],
-                    on_air: vec![],
-                    livestream: false,
                     held: vec![crate::consult::HeldComment {
                         seq: crate::Seq(4),
                         author: crate::Author { id: ParticipantId::new("v-1"), name: "网友".into(), role: Role::Viewer, verified: false },
