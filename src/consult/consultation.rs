@@ -1063,14 +1063,17 @@ impl Consultation {
         }
         let mut changed: Vec<Changed> = Vec::new();
         let modes_before = self.comments.modes().clone();
+        let floor_mode_before = self.floor.mode();
         if s.paused != modes_before.paused {
             if s.paused {
                 self.floor.handle_mute_all(now_ms);
             }
             changed.push("paused");
         }
+        // A pause's mute-all already makes the floor chaired: compare with the mode before it.
         let mode = if s.paused { FloorMode::Chaired } else { s.floor_mode };
-        if self.floor.handle_set_mode(mode, now_ms) {
+        self.floor.handle_set_mode(mode, now_ms);
+        if self.floor.mode() != floor_mode_before {
             changed.push("floor_mode");
         }
         if self.config.default_turn_ms != s.default_turn_ms {
@@ -1267,7 +1270,10 @@ impl Consultation {
         }
         if self.livestream {
             let now = (self.stage.clone(), self.on_air());
-            if self.announced_stage.as_ref() != Some(&now) {
+            // Nothing announced yet reads as an empty stage: a session that never had anyone on
+            // it sends no `stage` event (the state snapshot carries the lists anyway).
+            let before = self.announced_stage.as_ref().map_or((&[][..], &[][..]), |(s, a)| (&s[..], &a[..]));
+            if before != (&now.0[..], &now.1[..]) {
                 self.announced_stage = Some(now.clone());
                 let (stage, on_air) = now;
                 self.push(Audience::Everyone, ConsultEvent::Stage { stage, on_air });

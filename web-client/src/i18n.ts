@@ -308,6 +308,7 @@ const zh = {
   // ---- the organiser's console (pages/organiser.ts, issue 14) ----
   err_paused: '会议已暂停，请稍候',
   err_interaction_closed: '主办方暂时关闭了评论或提问',
+  err_vote_capped: '你所在网络的匿名投票已达本问题上限，请实名登录后再投票',
   org_title: '组织者工作台',
   org_signIn: '登录',
   org_username: '用户名',
@@ -684,6 +685,7 @@ const en: Record<Key, string> = {
 // ---- the organiser's console (pages/organiser.ts, issue 14) ----
   err_paused: 'The session is paused; please wait',
   err_interaction_closed: 'The organisers have closed comments or questions for now',
+  err_vote_capped: 'Your network has cast as many anonymous votes on this question as it may; sign in with a verified account to vote',
   org_title: "Organiser's console",
   org_signIn: 'Sign in',
   org_username: 'User name',
