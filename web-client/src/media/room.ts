@@ -49,6 +49,8 @@ export class RoomMedia {
   private pub: RTCPeerConnection | null = null;
   private sub: RTCPeerConnection | null = null;
   private joined = false;
+  /** STUN/TURN servers from the room's `joined` answer, for every peer connection after it. */
+  private iceServers: RTCIceServer[] = [];
   private tracks: Outgoing = { audio: null, video: null, screen: null };
   private tx: { audio: RTCRtpTransceiver; video: RTCRtpTransceiver; screen: RTCRtpTransceiver } | null = null;
   /** The screen waits until the camera flows (see `setTracks`). */
@@ -79,6 +81,15 @@ export class RoomMedia {
       const here = window.location;
       window.location.assign(`${answer.node.replace(/\/$/, '')}${here.pathname}${here.search}${here.hash}`);
       throw new Error(`the room is hosted on ${answer.node}`);
+    }
+    // The hub's TURN relay (time-limited credentials), when it has one: for networks where
+    // neither UDP nor ICE-TCP to the node gets through.
+    if (answer.op === 'joined') {
+      this.iceServers = (answer.ice_servers ?? []).map((s) => ({
+        urls: s.urls,
+        ...(s.username ? { username: s.username } : {}),
+        ...(s.credential ? { credential: s.credential } : {}),
+      }));
     }
     this.joined = true;
   }
@@ -216,7 +227,7 @@ export class RoomMedia {
   }
 
   private newPc(kind: PcKind): RTCPeerConnection {
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: this.iceServers });
     pc.onicecandidate = (ev) => {
       if (!ev.candidate || !ev.candidate.candidate) return;
       const candidate: IceCandidateMsg = { candidate: ev.candidate.candidate };
