@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::TestHub;
-use common::browser::{prerequisites, root};
+use common::browser::{prerequisites, root, run_driver};
 use common::services::{free_port, is_root, wait_port};
 use shangliang_signaling::Role;
 
@@ -44,26 +44,14 @@ async fn run_ice_script(h: &TestHub, base: &str, mode: &str, netns: Option<&str>
         }
         None => tokio::process::Command::new("node"),
     };
-    let child = cmd
-        .arg(script)
+    cmd.arg(script)
         .arg(base)
         .arg(&shots)
         .env("ICE_MODE", mode)
         .env("CHROMIUM", chromium)
         .env("SHANGLIANG_MEDIA_TOKEN_A", h.token(Role::Member, "甲委员"))
-        .env("SHANGLIANG_MEDIA_TOKEN_B", h.token(Role::Guest, "乙专家"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run node (is Node.js installed?)");
-    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-        .await
-        .expect("tests/browser/ice.mjs did not finish within 180 s")
-        .expect("node");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprintln!("{text}");
-    assert!(out.status.success(), "tests/browser/ice.mjs ({mode}) failed ({}):\n{text}", out.status);
+        .env("SHANGLIANG_MEDIA_TOKEN_B", h.token(Role::Guest, "乙专家"));
+    let text = run_driver(cmd, &format!("tests/browser/ice.mjs ({mode})"), Duration::from_secs(180)).await;
     assert!(text.contains(&format!("ice browser test ({mode}): ok")), "{text}");
     text
 }

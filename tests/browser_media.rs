@@ -10,10 +10,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestHub;
+use common::browser::run_driver;
 use shangliang_signaling::Role;
 
 fn root() -> PathBuf {
@@ -49,26 +49,15 @@ async fn two_members_see_each_other_and_an_mdns_only_whep_viewer_watches_the_sta
     common::ok(&mut chair, shangliang_signaling::consult::Command::SetStage { participant: shangliang_signaling::consult::ParticipantId::new("member:甲委员"), on: true }).await;
     let shots = root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let child = tokio::process::Command::new("node")
-        .arg(root().join("tests/browser/media.mjs"))
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(root().join("tests/browser/media.mjs"))
         .arg(format!("http://{}", h.addr))
         .arg(&shots)
         .env("CHROMIUM", chromium)
         .env("SHANGLIANG_MEDIA_ACTIVITY", "demo")
         .env("SHANGLIANG_MEDIA_TOKEN_A", h.token(Role::Member, "甲委员"))
-        .env("SHANGLIANG_MEDIA_TOKEN_B", h.token(Role::Guest, "乙专家"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run node (is Node.js installed?)");
-    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
-        .await
-        .expect("the browser media test did not finish within 240 s")
-        .expect("node");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprintln!("{text}");
-    assert!(out.status.success(), "tests/browser/media.mjs failed ({}):\n{text}", out.status);
+        .env("SHANGLIANG_MEDIA_TOKEN_B", h.token(Role::Guest, "乙专家"));
+    let text = run_driver(cmd, "tests/browser/media.mjs", Duration::from_secs(240)).await;
     assert!(text.contains("media browser test: ok"));
     // Everything the browsers opened is released once they are gone.
     let t = std::time::Instant::now();

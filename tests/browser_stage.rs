@@ -10,11 +10,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestHub;
-use common::browser::{prerequisites, root};
+use common::browser::{prerequisites, root, run_driver};
 use shangliang_signaling::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,25 +22,14 @@ async fn a_member_on_camera_reaches_the_public_only_after_the_chair_puts_them_on
     let h = TestHub::start(|c| c.web_dir = Some(root().join("web-client/dist"))).await;
     let shots = root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let child = tokio::process::Command::new("node")
-        .arg(root().join("tests/browser/stage.mjs"))
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(root().join("tests/browser/stage.mjs"))
         .arg(format!("http://{}", h.addr))
         .arg(&shots)
         .env("CHROMIUM", chromium)
         .env("SHANGLIANG_MEMBER_TOKEN", h.token(Role::Member, "王委员"))
         .env("SHANGLIANG_MEMBER2_TOKEN", h.token(Role::Member, "李委员"))
-        .env("SHANGLIANG_MODERATOR_TOKEN", h.token(Role::Moderator, "主持人"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run node (is Node.js installed?)");
-    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
-        .await
-        .expect("stage.mjs did not finish within 240 s")
-        .expect("node");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprintln!("{text}");
-    assert!(out.status.success(), "tests/browser/stage.mjs failed ({}):\n{text}", out.status);
+        .env("SHANGLIANG_MODERATOR_TOKEN", h.token(Role::Moderator, "主持人"));
+    let text = run_driver(cmd, "tests/browser/stage.mjs", Duration::from_secs(240)).await;
     assert!(text.contains("PASS"), "{text}");
 }

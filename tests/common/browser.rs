@@ -44,3 +44,24 @@ pub fn prerequisites() -> PathBuf {
     });
     chromium
 }
+
+/// Runs a Node driver script (`cmd`, its arguments and environment set by the caller) to the
+/// end, killed if the test ends first; returns its stdout and stderr, and panics with both
+/// unless it exits 0 within `limit`. `name` says which script in the messages.
+pub async fn run_driver(mut cmd: tokio::process::Command, name: &str, limit: std::time::Duration) -> String {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run node (is Node.js installed?)");
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not finish within {} s", limit.as_secs()))
+        .expect("node");
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success(), "{name} failed ({}):\n{text}", out.status);
+    text
+}
